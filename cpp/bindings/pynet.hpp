@@ -1,0 +1,46 @@
+// Shared by the binding files: a compiled network that keeps its numpy arrays alive
+// and exposes a NetworkView over them without copying.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "emlpress/network.hpp"
+
+namespace emlpress::py_glue {
+
+namespace py = pybind11;
+using F64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+class PyNet {
+  public:
+    PyNet(std::vector<F64Array> W, std::vector<F64Array> b) : W_(std::move(W)), b_(std::move(b)) {
+        if (W_.empty() || W_.size() != b_.size())
+            throw std::invalid_argument("need as many bias vectors as weight matrices (>= 1)");
+        for (std::size_t l = 0; l < W_.size(); ++l) {
+            if (W_[l].ndim() != 2 || b_[l].ndim() != 1 || b_[l].shape(0) != W_[l].shape(0))
+                throw std::invalid_argument("layer " + std::to_string(l) + ": bad shapes");
+            if (l > 0 && W_[l].shape(1) != W_[l - 1].shape(0))
+                throw std::invalid_argument("layer " + std::to_string(l) + ": shapes do not chain");
+            view_.add_layer(W_[l].data(), W_[l].shape(0), W_[l].shape(1), b_[l].data());
+        }
+    }
+    const NetworkView& view() const { return view_; }
+
+  private:
+    std::vector<F64Array> W_, b_;
+    NetworkView view_;
+};
+
+// Convert LayerBounds to a pair of lists of numpy vectors.
+inline py::tuple to_python(const LayerBounds& B) {
+    py::list lower, upper;
+    for (const auto& v : B.lower) lower.append(py::array_t<double>(v.size(), v.data()));
+    for (const auto& v : B.upper) upper.append(py::array_t<double>(v.size(), v.data()));
+    return py::make_tuple(lower, upper);
+}
+
+void register_network(py::module_& m);
+void register_bounds(py::module_& m);
+
+}  // namespace emlpress::py_glue

@@ -1,0 +1,35 @@
+#include <pybind11/eigen.h>
+#include <pybind11/stl.h>
+
+#include "emlpress/forward.hpp"
+#include "pynet.hpp"
+
+namespace emlpress::py_glue {
+
+void register_network(py::module_& m) {
+    py::class_<PyNet>(m, "Net")
+        .def(py::init<std::vector<F64Array>, std::vector<F64Array>>(), py::arg("weights"),
+             py::arg("biases"));
+    m.def(
+        "forward",
+        [](const PyNet& net, const Eigen::Ref<const RowMat>& X) {
+            if (X.cols() != net.view().n_in())
+                throw std::invalid_argument("input has " + std::to_string(X.cols()) +
+                                            " columns, the network expects " +
+                                            std::to_string(net.view().n_in()));
+            py::gil_scoped_release release;
+            return forward(net.view(), X);
+        },
+        py::arg("net"), py::arg("X"));
+    m.def(
+        "preactivations",
+        [](const PyNet& net, const Eigen::Ref<const RowMat>& X) {
+            if (X.cols() != net.view().n_in())
+                throw std::invalid_argument("input has the wrong number of columns");
+            py::gil_scoped_release release;
+            return preactivations(net.view(), X);
+        },
+        py::arg("net"), py::arg("X"));
+}
+
+}  // namespace emlpress::py_glue

@@ -1,0 +1,28 @@
+// Sound pre-activation bounds over an input box.
+#pragma once
+
+#include "emlpress/network.hpp"
+
+namespace emlpress {
+
+// Interval arithmetic (centre/radius form), one pass over each weight matrix.
+// Also returns, in `magnitude`, the per-neuron magnitude of terms used for the
+// rounding slack of every later method (see rounding.hpp).
+LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
+                     std::vector<Vec>* magnitude = nullptr);
+
+// Backward linear relaxation (CROWN / DeepPoly) with the adaptive lower slope
+// (slope 1 when u >= -l, else 0). Intermediate layers use the CROWN bounds of
+// the layers before them; neurons that interval arithmetic already proves
+// stable keep their interval bounds (their relaxation is exact), the output
+// layer is always bounded. The result is intersected with the interval bounds.
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi);
+
+// ReLU relaxation of one layer given its pre-activation bounds: upper line
+// a <= su z + tu, lower line a >= sl z. Stable neurons get exact lines.
+struct Relaxation {
+    Vec su, tu, sl;
+};
+Relaxation relu_relaxation(const Vec& l, const Vec& u);
+
+}  // namespace emlpress

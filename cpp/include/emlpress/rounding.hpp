@@ -1,0 +1,20 @@
+// Tolerance policy for floating-point soundness.
+//
+// Every bound is widened outward by gamma(n) * magnitude, where magnitude bounds
+// the sum of absolute values of all terms that produced it, ||W_i||_1 max_j |x_j|
+// + |b_i| over the layer's input box x, and gamma(n) = 2 (n + 3) u, u = 2^-53 the unit roundoff. Higham's
+// gamma_n = n u / (1 - n u) bounds the rounding error of an n-term float64 dot
+// product; the factor 2 covers the same error made by the forward pass that a
+// user compares against. After this widening, stability is decided at exactly 0.
+#pragma once
+
+#include <limits>
+
+namespace emlpress {
+
+inline double gamma_slack(double n_terms) {
+    constexpr double u = std::numeric_limits<double>::epsilon() / 2.0;
+    return 2.0 * (n_terms + 3.0) * u;
+}
+
+}  // namespace emlpress

@@ -1,0 +1,205 @@
+#include "emlpress/bounds.hpp"
+
+#include "emlpress/parallel.hpp"
+#include "emlpress/rounding.hpp"
+
+namespace emlpress {
+
+namespace {
+
+struct IntervalLayer {
+    Vec lower, upper, magnitude;
+};
+
+// One layer of interval arithmetic over the box [l, u] of its inputs. Each weight
+// row is read once (the second dot product finds it in L1): the kernel runs at the
+// speed of one matrix-vector product, which memory bandwidth limits.
+IntervalLayer interval_layer(const MatMap& W, const VecMap& b, const Vec& row_l1, const Vec& l,
+                             const Vec& u) {
+    const Vec c = 0.5 * (l + u);
+    const Vec r = 0.5 * (u - l);
+    const Eigen::Index n = W.rows();
+    Vec zc(n), zr(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+        const auto row = W.row(i);
+        zc[i] = row.dot(c);
+        zr[i] = row.cwiseAbs().dot(r);
+    }
+    const double xmax = l.cwiseAbs().cwiseMax(u.cwiseAbs()).maxCoeff();
+    IntervalLayer out;
+    out.magnitude = row_l1 * xmax + b.cwiseAbs();
+    const Vec slack = gamma_slack(static_cast<double>(W.cols())) * out.magnitude;
+    zc += b;
+    out.lower = zc - zr - slack;
+    out.upper = zc + zr + slack;
+    return out;
+}
+
+std::vector<Eigen::Index> unstable_rows(const Vec& l, const Vec& u) {
+    std::vector<Eigen::Index> idx;
+    for (Eigen::Index i = 0; i < l.size(); ++i)
+        if (l[i] < 0.0 && u[i] > 0.0) idx.push_back(i);
+    return idx;
+}
+
+// Weights and biases of layer j restricted to the neurons whose ReLU output is
+// not identically zero: inactive neurons contribute nothing to the backward pass.
+struct LiveLayer {
+    Relaxation rel;
+    std::vector<Eigen::Index> live;
+    RowMat W;  // W_j(live, :)
+    Vec b;     // b_j(live)
+};
+
+LiveLayer make_live_layer(const NetworkView& net, int j, const Vec& l, const Vec& u) {
+    LiveLayer L;
+    L.rel = relu_relaxation(l, u);
+    for (Eigen::Index q = 0; q < l.size(); ++q)
+        if (L.rel.su[q] != 0.0 || L.rel.sl[q] != 0.0) L.live.push_back(q);
+    L.W = net.W[j](L.live, Eigen::all);
+    L.b = net.b[j](L.live);
+    return L;
+}
+
+// Backward pass for the rows `idx` of layer k: CROWN lower and upper bounds.
+void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
+                   const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
+                   Vec& upper) {
+    const Eigen::Index m = static_cast<Eigen::Index>(idx.size());
+    // Rows [0, m) bound from above, rows [m, 2m) from below; one GEMM serves both.
+    RowMat M(2 * m, net.W[k].cols());
+    M.topRows(m) = net.W[k](idx, Eigen::all);
+    M.bottomRows(m) = M.topRows(m);
+    Vec cU = net.b[k](idx);
+    Vec cL = cU;
+    for (int j = k - 1; j >= 0; --j) {
+        const LiveLayer& L = live[j];
+        const Vec& su = L.rel.su;
+        const Vec& tu = L.rel.tu;
+        const Vec& sl = L.rel.sl;
+        const Eigen::Index nl = static_cast<Eigen::Index>(L.live.size());
+        RowMat S(2 * m, nl);
+        for (Eigen::Index i = 0; i < 2 * m; ++i) {
+            const bool up = i < m;
+            double acc = 0.0;
+            for (Eigen::Index p = 0; p < nl; ++p) {
+                const Eigen::Index q = L.live[p];
+                const double a = M(i, q);
+                // Upper rows take the upper line for a >= 0, lower rows for a < 0.
+                if ((a >= 0.0) == up) {
+                    acc += a * tu[q];
+                    S(i, p) = a * su[q];
+                } else {
+                    S(i, p) = a * sl[q];
+                }
+            }
+            if (up)
+                cU[i] += acc;
+            else
+                cL[i - m] += acc;
+        }
+        const Vec Sb = S * L.b;
+        cU += Sb.head(m);
+        cL += Sb.tail(m);
+        M.noalias() = S * L.W;
+    }
+    const auto top = M.topRows(m);
+    const auto bot = M.bottomRows(m);
+    upper = cU + top * xc + top.cwiseAbs() * xr;
+    lower = cL + bot * xc - bot.cwiseAbs() * xr;
+}
+
+// The target rows are independent: split them over threads, each with its own GEMMs.
+void backward(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
+              const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
+              Vec& upper) {
+    const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(idx.size());
+    lower.resize(m);
+    upper.resize(m);
+    parallel_chunks(m, 16, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+        const std::vector<Eigen::Index> part(idx.begin() + b, idx.begin() + e);
+        Vec lo_part, up_part;
+        backward_rows(net, k, part, live, xc, xr, lo_part, up_part);
+        lower.segment(b, e - b) = lo_part;
+        upper.segment(b, e - b) = up_part;
+    });
+}
+
+}  // namespace
+
+Relaxation relu_relaxation(const Vec& l, const Vec& u) {
+    const Eigen::Index n = l.size();
+    Relaxation R{Vec::Zero(n), Vec::Zero(n), Vec::Zero(n)};
+    for (Eigen::Index i = 0; i < n; ++i) {
+        if (u[i] <= 0.0) continue;  // inactive: a = 0
+        if (l[i] >= 0.0) {          // active: a = z
+            R.su[i] = 1.0;
+            R.sl[i] = 1.0;
+            continue;
+        }
+        const double s = u[i] / (u[i] - l[i]);
+        R.su[i] = s;
+        R.tu[i] = -s * l[i];
+        R.sl[i] = (u[i] >= -l[i]) ? 1.0 : 0.0;
+    }
+    return R;
+}
+
+LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
+                     std::vector<Vec>* magnitude) {
+    LayerBounds out;
+    Vec l = lo, u = hi;
+    for (int k = 0; k < net.n_layers(); ++k) {
+        IntervalLayer z = interval_layer(net.W[k], net.b[k], net.row_l1[k], l, u);
+        l = z.lower.cwiseMax(0.0);
+        u = z.upper.cwiseMax(0.0);
+        out.lower.push_back(std::move(z.lower));
+        out.upper.push_back(std::move(z.upper));
+        if (magnitude) magnitude->push_back(std::move(z.magnitude));
+    }
+    return out;
+}
+
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
+    std::vector<Vec> mag;
+    const LayerBounds plain = interval(net, lo, hi, &mag);
+    const Vec xc = 0.5 * (lo + hi);
+    const Vec xr = 0.5 * (hi - lo);
+    LayerBounds out;
+    out.lower.push_back(plain.lower[0]);  // the first layer's interval bounds are exact
+    out.upper.push_back(plain.upper[0]);
+    std::vector<LiveLayer> live;
+    double n_terms = static_cast<double>(net.W[0].cols());
+    for (int k = 1; k < net.n_layers(); ++k) {
+        live.push_back(make_live_layer(net, k - 1, out.lower[k - 1], out.upper[k - 1]));
+        n_terms += static_cast<double>(net.W[k].cols());
+        // Interval step from the tightened previous layer, intersected with plain interval.
+        const IntervalLayer step =
+            interval_layer(net.W[k], net.b[k], net.row_l1[k], out.lower[k - 1].cwiseMax(0.0),
+                           out.upper[k - 1].cwiseMax(0.0));
+        Vec l = step.lower.cwiseMax(plain.lower[k]);
+        Vec u = step.upper.cwiseMin(plain.upper[k]);
+        std::vector<Eigen::Index> idx;
+        if (k == net.n_layers() - 1) {
+            for (Eigen::Index i = 0; i < l.size(); ++i) idx.push_back(i);
+        } else {
+            idx = unstable_rows(l, u);
+        }
+        if (!idx.empty()) {
+            Vec cl, cu;
+            backward(net, k, idx, live, xc, xr, cl, cu);
+            const double g = gamma_slack(n_terms);
+            for (std::size_t p = 0; p < idx.size(); ++p) {
+                const Eigen::Index i = idx[p];
+                const double slack = g * mag[k][i];
+                l[i] = std::max(l[i], cl[static_cast<Eigen::Index>(p)] - slack);
+                u[i] = std::min(u[i], cu[static_cast<Eigen::Index>(p)] + slack);
+            }
+        }
+        out.lower.push_back(std::move(l));
+        out.upper.push_back(std::move(u));
+    }
+    return out;
+}
+
+}  // namespace emlpress

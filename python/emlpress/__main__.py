@@ -1,0 +1,5 @@
+import sys
+
+from emlpress.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: Goldstein-Price test function, transprecision computing, epidemics."""

@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+from hypothesis import given
+
+from emlpress import Network, bounds
+from strategies import interval_numpy, network_and_box, sample_box
+
+
+def assert_inside(b, net, X):
+    """Every pre-activation of every sampled input lies within the bounds (no tolerance:
+    the bounds carry their own rounding slack)."""
+    for l, z in enumerate(net.preactivations(X)):
+        below = z < b.lower[l]
+        above = z > b.upper[l]
+        if below.any() or above.any():
+            i, j = np.argwhere(below | above)[0]
+            pytest.fail(
+                f"{b.method}: layer {l} neuron {j}: value {z[i, j]!r} outside "
+                f"[{b.lower[l][j]!r}, {b.upper[l][j]!r}]"
+            )
+
+
+@given(network_and_box())
+def test_interval_is_sound(case):
+    net, lo, hi, seed = case
+    assert_inside(bounds.interval(net, lo, hi), net, sample_box(lo, hi, 2000, seed))
+
+
+@given(network_and_box())
+def test_crown_is_sound(case):
+    net, lo, hi, seed = case
+    assert_inside(bounds.crown(net, lo, hi), net, sample_box(lo, hi, 2000, seed))
+
+
+@given(network_and_box())
+def test_crown_never_looser_than_interval(case):
+    net, lo, hi, _ = case
+    bi, bc = bounds.interval(net, lo, hi), bounds.crown(net, lo, hi)
+    for l in range(net.n_layers):
+        assert np.all(bc.lower[l] >= bi.lower[l]), f"layer {l}"
+        assert np.all(bc.upper[l] <= bi.upper[l]), f"layer {l}"
+
+
+@given(network_and_box())
+def test_interval_equals_numpy(case):
+    """Layer by layer, from the same input box, emlpress' interval bounds equal textbook
+    interval arithmetic up to the documented outward rounding slack, and contain it."""
+    net, lo, hi, _ = case
+    b = bounds.interval(net, lo, hi)
+    l_in, u_in = lo, hi
+    eps = np.finfo(float).eps
+    for l, (W, bias) in enumerate(zip(net.weights, net.biases)):
+        (zl,), (zu,) = interval_numpy(Network([W], [bias]), l_in, u_in)
+        # the documented slack: 2 (n + 3) u (||W_i||_1 max_j |x_j| + |b_i|), u = eps / 2
+        mag = np.abs(W).sum(1) * np.max(np.maximum(np.abs(l_in), np.abs(u_in))) + np.abs(bias)
+        tol = 4 * (W.shape[1] + 3) * eps * mag
+        assert np.all(np.abs(b.lower[l] - zl) <= tol), f"layer {l}"
+        assert np.all(np.abs(b.upper[l] - zu) <= tol), f"layer {l}"
+        l_in, u_in = np.maximum(b.lower[l], 0), np.maximum(b.upper[l], 0)
+
+
+def test_first_layer_interval_is_exact_on_a_hand_example():
+    net = Network([np.array([[1.0, -2.0], [0.0, 0.0]]), np.array([[1.0, 1.0]])], [np.array([0.5, -1.0]), np.zeros(1)])
+    b = bounds.interval(net, [0, 0], [1, 1])
+    np.testing.assert_allclose(b.lower[0], [-1.5, -1.0])
+    np.testing.assert_allclose(b.upper[0], [1.5, -1.0])
+    assert b.stably_inactive(0).tolist() == [False, True]
+    assert b.stably_active(0).tolist() == [False, False]
+    np.testing.assert_allclose(b.upper[1], [1.5])
+
+
+def test_crown_tighter_than_interval_where_it_should_be():
+    # y = relu(x) - relu(x + 2) + 2 = relu(x) - x on x in [-1, 1], true range [0, 1].
+    # Interval arithmetic loses the correlation: [-1, 2]. CROWN keeps it and is exact here:
+    # upper line 0.5 x + 0.5 minus the exact active unit gives -0.5 x + 0.5 <= 1; the
+    # adaptive lower slope 1 gives x - x = 0.
+    net = Network([np.array([[1.0], [1.0]]), np.array([[1.0, -1.0]])], [np.array([0.0, 2.0]), np.array([2.0])])
+    bi, bc = bounds.interval(net, [-1], [1]), bounds.crown(net, [-1], [1])
+    assert bi.lower[1][0] == pytest.approx(-1.0) and bi.upper[1][0] == pytest.approx(2.0)
+    assert bc.lower[1][0] == pytest.approx(0.0, abs=1e-12)
+    assert bc.upper[1][0] == pytest.approx(1.0)
+
+
+def test_study_network_stability_counts(shared_data):
+    """The study network's stable neurons per method, as published beside it (seed_gp/README):
+    interval 1014; CROWN with adaptive slope 1212 (ours may settle a few more through its
+    extra interval step, never fewer), and never tighter than the reference LP bounds."""
+    net = Network.load(shared_data / "seed_gp" / "model.npz")
+    bi, bc = bounds.interval(net), bounds.crown(net)
+    assert [int(bi.stably_inactive(l).sum()) for l in range(4)] == [417, 73, 0, 0]
+    assert [int(bi.stably_active(l).sum()) for l in range(4)] == [477, 47, 0, 0]
+    assert bi.n_stable == 1014
+    assert 1212 <= bc.n_stable <= 1371
+    ref = np.load(shared_data / "seed_gp" / "lp_bounds.npz")
+    for l in range(net.n_layers):
+        assert np.all(bc.lower[l] <= ref[f"L{l}"] + 1e-9 * (1 + np.abs(ref[f"L{l}"])))
+        assert np.all(bc.upper[l] >= ref[f"U{l}"] - 1e-9 * (1 + np.abs(ref[f"U{l}"])))
+
+
+@pytest.mark.parametrize("method", [bounds.interval, bounds.crown])
+def test_bad_boxes(method):
+    net = Network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    with pytest.raises(ValueError, match=r"lo\[2\] = 1.0 > hi\[2\] = 0.0"):
+        method(net, [0, 0, 1], [1, 1, 0])
+    with pytest.raises(ValueError, match=r"lo has shape \(2,\), expected \(3,\)"):
+        method(net, [0, 0], [1, 1])
+    with pytest.raises(ValueError, match=r"hi\[1\] = nan"):
+        method(net, [0, 0, 0], [1, np.nan, 1])
+    with pytest.raises(ValueError, match="no input box"):
+        method(net)
+
+
+def test_float32_box_and_domain_default():
+    net = Network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], lo=[0, 0, 0], hi=[1, 1, 1])
+    b32 = bounds.crown(net, np.zeros(3, np.float32), np.ones(3, np.float32))
+    bd = bounds.crown(net)
+    for l in range(2):
+        np.testing.assert_array_equal(b32.lower[l], bd.lower[l])
+        np.testing.assert_array_equal(b32.upper[l], bd.upper[l])
+
+
+def test_summary_table():
+    rng = np.random.default_rng(3)
+    net = Network([rng.normal(size=(8, 2)), rng.normal(size=(5, 8)), rng.normal(size=(1, 5))], [rng.normal(size=8), rng.normal(size=5), rng.normal(size=1)])
+    b = bounds.crown(net, [-1, -1], [1, 1])
+    s = b.summary()
+    assert list(s.index) == ["1", "2", "output"]
+    assert list(s["units"]) == [8, 5, 1]
+    for l, name in enumerate(["1", "2"]):
+        row = s.loc[name]
+        assert row.stably_active == b.stably_active(l).sum()
+        assert row.stably_inactive == b.stably_inactive(l).sum()
+        assert row.stably_active + row.stably_inactive + row.unstable == row.units

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emlpress import Network
+from emlpress.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("method", ["interval", "crown"])
+def test_bounds_on_shipped_model(method, capsys):
+    assert main(["bounds", str(DATA / "goldstein_32x32.npz"), "--method", method]) == 0
+    out = capsys.readouterr().out
+    assert f"method: {method}" in out
+    for col in ("units", "stably_active", "stably_inactive", "unstable"):
+        assert col in out
+    assert "output" in out
+
+
+def test_bounds_explicit_box_and_broadcast(tmp_path, capsys):
+    net = Network([np.eye(3), np.ones((1, 3))], [np.array([-5.0, 5.0, 0.0]), np.zeros(1)])
+    net.save(tmp_path / "m.npz")
+    assert main(["bounds", str(tmp_path / "m.npz"), "--lo", "-1", "--hi", "1", "--method", "interval"]) == 0
+    out = capsys.readouterr().out
+    # unit 0 is always inactive, unit 1 always active, unit 2 unstable
+    line = [l for l in out.splitlines() if l.startswith("1 ")][0].split()
+    assert line[1:5] == ["3", "1", "1", "1"]
+
+
+def test_bounds_errors(tmp_path, capsys):
+    net = Network([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    net.save(tmp_path / "m.npz")
+    assert main(["bounds", str(tmp_path / "m.npz"), "--lo", "1", "--hi", "0"]) == 2
+    assert "lo[0] = 1.0 > hi[0] = 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no input domain"):
+        main(["bounds", str(tmp_path / "m.npz")])
+    assert main(["bounds", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    r = subprocess.run(
+        [sys.executable, "-m", "emlpress", "bounds", str(DATA / "goldstein_32x32.npz")],
+        capture_output=True, text=True, check=True,
+    )
+    assert "stable hidden units" in r.stdout
