@@ -11,11 +11,11 @@ from emlpress.cli import main
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.mark.parametrize("method", ["interval", "crown"])
+@pytest.mark.parametrize("method", ["interval", "crown", "lp", "milp", "progressive"])
 def test_bounds_on_shipped_model(method, capsys):
     assert main(["bounds", str(DATA / "goldstein_32x32.npz"), "--method", method]) == 0
     out = capsys.readouterr().out
-    assert f"method: {method}" in out
+    assert f"method: {method} (" in out
     for col in ("units", "stably_active", "stably_inactive", "unstable"):
         assert col in out
     assert "output" in out

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
     m.def("num_threads", &emlpress::num_threads);
     emlpress::py_glue::register_network(m);
     emlpress::py_glue::register_bounds(m);
+    emlpress::py_glue::register_lp(m);
 }

@@ -12,6 +12,7 @@ stable on the wrong side of 0.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 from emlpress import _core
 from emlpress.network import Network
 
-__all__ = ["Bounds", "interval", "crown"]
+__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,3 +154,123 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
     exact in every relaxation, so their bound values change nothing downstream.
     """
     return _run(_core.crown, "crown", net, lo, hi)
+
+
+def _check_init(init: Bounds, net: Network, lo, hi) -> None:
+    init.check(net)
+    if np.any(init.lo > lo) or np.any(init.hi < hi):
+        raise ValueError("init bounds were computed on a smaller box than the one asked for")
+
+
+def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
+    """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
+    from emlpress.relaxation import NeuronProblems
+
+    lo, hi = net.domain(lo, hi)
+    if init is None:
+        init = crown(net, lo, hi)
+    else:
+        _check_init(init, net, lo, hi)
+    n_threads = max(1, int(threads or _core.num_threads()))
+    lower = [np.array(a, dtype=np.float64) for a in init.lower]
+    upper = [np.array(a, dtype=np.float64) for a in init.upper]
+    settled = [np.array(a, dtype=object) for a in init.settled_by]
+    store = _core.LpRelaxation(lo, hi, integer)
+    workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
+    t0 = time.perf_counter()
+    layers = range(1, net.n_layers)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=net.n_layers - 1, desc=f"{method} bounds", unit="layer")
+    with ThreadPoolExecutor(n_threads) as pool:
+        for k in layers:
+            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
+            for w in workers:
+                w.add_block(blk)
+            hidden = k < net.n_layers - 1
+            if hidden and not full:
+                targets = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
+            else:
+                targets = np.arange(lower[k].size)
+
+            def run(t, k=k, targets=targets, hidden=hidden):
+                w = workers[t]
+                sign_only = hidden and not full
+                return [(i, *w.neuron(k, i, lower[k][i], upper[k][i], sign_only)) for i in targets[t::n_threads]]
+
+            for part in pool.map(run, range(n_threads)):
+                for i, lv, uv in part:
+                    if lv > lower[k][i] or uv < upper[k][i]:
+                        settled[k][i] = method
+                    lower[k][i], upper[k][i] = max(lower[k][i], lv), min(upper[k][i], uv)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(layer=k, solved=len(targets))
+    if bar is not None:
+        bar.close()
+    seconds = dict(init.seconds)
+    seconds[method] = time.perf_counter() - t0
+    return Bounds(tuple(lower), tuple(upper), lo, hi, method, tuple(settled), seconds)
+
+
+def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int | None = None,
+       full: bool = False, progress: bool = False) -> Bounds:
+    """LP-relaxation bounds, layer by layer: for each neuron, the min and max of its
+    pre-activation over the triangle relaxation of every earlier unstable ReLU (the LP
+    relaxation of the big-M encoding), using the tightest bounds known so far.
+
+    ``init`` (default :func:`crown`) gives the starting bounds; neurons they already prove
+    stable are not re-solved unless ``full=True``; without ``full`` a hidden neuron's
+    second LP is skipped once the first proves it stable (its value then stays at
+    ``init``'s) and the dual simplex stops as soon as the sign is proven. Stably inactive
+    units are eliminated from the LP, stably active ones substituted. Every value is made
+    rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
+    HiGHS instances (default: all cores) split each layer's neurons.
+    """
+    return _per_neuron(net, lo, hi, init, "lp", integer=False, threads=threads, full=full,
+                       time_limit=None, progress=progress)
+
+
+def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
+         threads: int | None = None, full: bool = False, progress: bool = False) -> Bounds:
+    """Exact bounds: per neuron, the min and max of its pre-activation with the earlier
+    ReLUs as big-M binaries. When the per-solve ``time_limit`` (seconds) is hit, HiGHS'
+    proven dual bound is used, so the result stays sound (then not exact).
+
+    Unlike :func:`lp`, whose values are rigorous from its duals, a MILP dual bound is only
+    as good as HiGHS' feasibility tolerance: it is solved with tolerance
+    ``relaxation.MIP_TOL`` and widened by that tolerance times a chain magnitude."""
+    return _per_neuron(net, lo, hi, init, "milp", integer=True, threads=threads, full=full,
+                       time_limit=time_limit, progress=progress)
+
+
+def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
+            use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
+            progress: bool = False) -> Bounds:
+    """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` or
+    ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
+    then, with ``use_milp``, MILP only for those still unstable). The result's
+    ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
+    time per stage."""
+    if method == "interval":
+        return interval(net, lo, hi)  # fast paths: no stage bookkeeping needed
+    if method == "crown":
+        return crown(net, lo, hi)
+    if method == "lp":
+        return lp(net, lo, hi, threads=threads, progress=progress)
+    if method == "milp":
+        return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
+    if method != "progressive":
+        raise ValueError(f"unknown bound method {method!r}: expected interval, crown, lp, milp or progressive")
+    bi = interval(net, lo, hi)
+    bc = crown(net, lo, hi)
+    settled = tuple(np.where((c_l > i_l) | (c_u < i_u), "crown", "interval").astype(object)
+                    for c_l, i_l, c_u, i_u in zip(bc.lower, bi.lower, bc.upper, bi.upper))
+    bc = Bounds(bc.lower, bc.upper, bc.lo, bc.hi, "crown", settled,
+                {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]})
+    b = lp(net, lo, hi, init=bc, threads=threads, progress=progress)
+    if use_milp:
+        b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress)
+    return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds)

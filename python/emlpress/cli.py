@@ -10,7 +10,7 @@ import numpy as np
 from emlpress import bounds as _bounds
 from emlpress.io import load_model
 
-BOUND_METHODS = {"interval": _bounds.interval, "crown": _bounds.crown}
+BOUND_METHODS = ("interval", "crown", "lp", "milp", "progressive")
 
 
 def _box(values, n: int, name: str):
@@ -30,11 +30,12 @@ def _cmd_bounds(args) -> int:
         raise SystemExit("emlpress: give both --lo and --hi, or neither")
     if lo is None and net.lo is None:
         raise SystemExit(f"emlpress: {args.model} has no input domain: pass --lo and --hi")
-    b = BOUND_METHODS[args.method](net, lo, hi)
+    b = _bounds.tighten(net, lo, hi, args.method, threads=args.threads,
+                        milp_time_limit=args.milp_time_limit, progress=args.method not in ("interval", "crown"))
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
-    print(f"method: {args.method}, {sum(b.seconds.values()) * 1e3:.2f} ms, stable hidden units: "
-          f"{b.n_stable} of {net.n_neurons}")
+    stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
+    print(f"method: {args.method} ({stages}), stable hidden units: {b.n_stable} of {net.n_neurons}")
     print(b.summary().to_string())
     return 0
 
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth")
     pb.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
     pb.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
-    pb.add_argument("--method", choices=sorted(BOUND_METHODS), default="crown")
+    pb.add_argument("--method", choices=BOUND_METHODS, default="crown")
+    pb.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
+    pb.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
     pb.set_defaults(func=_cmd_bounds)
     return p
 

@@ -1,0 +1,38 @@
+"""The trained Goldstein-Price regressors of the bound-tightening benchmarks, cached.
+
+`[2,1024,512,512,256,1]` and `[2,256,128,128,64,1]`, 40,000 seeded samples of the study's
+box, L1 regularisation 1e-3, a few epochs. Trained once and cached in benches/.cache
+(not committed).
+"""
+
+from pathlib import Path
+
+from emlpress import Network
+from emlpress.data import goldstein
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+HIDDEN = {"gp_2-1024-512-512-256-1": [1024, 512, 512, 256], "gp_2-256-128-128-64-1": [256, 128, 128, 64]}
+
+
+def trained(name: str) -> Network:
+    path = CACHE / f"{name}.npz"
+    if path.exists():
+        return Network.load(path)
+    from emlpress.train import fit_regressor
+
+    X, y = goldstein.sample(40_000, seed=0)
+    res = fit_regressor(X, y, HIDDEN[name], l1=1e-3, epochs=5, batch_size=64, seed=0,
+                        lo=goldstein.LO, hi=goldstein.HI)
+    CACHE.mkdir(exist_ok=True)
+    res.net.save(path)
+    return res.net
+
+
+if __name__ == "__main__":
+    import numpy as np
+
+    for name in HIDDEN:
+        net = trained(name)
+        Xt, yt = goldstein.sample(10_000, seed=1)
+        rmse = float(np.sqrt(np.mean((net.forward(Xt)[:, 0] - yt) ** 2)))
+        print(name, net, "test RMSE", rmse)

@@ -1,0 +1,71 @@
+#include <pybind11/stl.h>
+
+#include "emlpress/lp_rows.hpp"
+#include "pynet.hpp"
+
+namespace emlpress::py_glue {
+
+namespace {
+template <class T>
+py::array_t<T> as_array(const std::vector<T>& v) {
+    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+py::dict block_dict(const LpBlock& B) {
+    py::dict d;
+    d["cols"] = as_array(B.cols);
+    d["binary"] = as_array(B.binary);
+    d["col_lower"] = as_array(B.col_lower);
+    d["col_upper"] = as_array(B.col_upper);
+    d["row_lower"] = as_array(B.row_lower);
+    d["row_upper"] = as_array(B.row_upper);
+    d["starts"] = as_array(B.starts);
+    d["indices"] = as_array(B.indices);
+    d["values"] = as_array(B.values);
+    return d;
+}
+}  // namespace
+
+void register_lp(py::module_& m) {
+    py::class_<LpRelaxation>(m, "LpRelaxation")
+        .def(py::init([](const F64Array& lo, const F64Array& hi, bool integer) {
+                 return LpRelaxation(Eigen::Map<const Vec>(lo.data(), lo.size()),
+                                     Eigen::Map<const Vec>(hi.data(), hi.size()), integer);
+             }),
+             py::arg("lo"), py::arg("hi"), py::arg("integer") = false)
+        .def(
+            "add_layer",
+            [](LpRelaxation& R, const PyNet& net, int j, const F64Array& lower,
+               const F64Array& upper) {
+                const NetworkView& v = net.view();
+                if (j < 0 || j >= v.n_layers() - 1)
+                    throw std::invalid_argument("add_layer: layer must be a hidden layer");
+                if (lower.size() != v.width(j) || upper.size() != v.width(j) ||
+                    static_cast<Eigen::Index>(R.last_cols().size()) != v.W[j].cols())
+                    throw std::invalid_argument("add_layer: sizes do not match layer " +
+                                                std::to_string(j));
+                const Vec l = Eigen::Map<const Vec>(lower.data(), lower.size());
+                const Vec u = Eigen::Map<const Vec>(upper.data(), upper.size());
+                const LpBlock* B;
+                {
+                    py::gil_scoped_release release;
+                    B = &R.add_layer(v, j, l, u);
+                }
+                return block_dict(*B);
+            },
+            py::arg("net"), py::arg("layer"), py::arg("lower"), py::arg("upper"))
+        .def_property_readonly("last_cols", [](const LpRelaxation& R) { return as_array(R.last_cols()); })
+        .def_property_readonly("n_cols", &LpRelaxation::n_cols)
+        .def_property_readonly("n_rows", &LpRelaxation::n_rows)
+        .def(
+            "safe_bound",
+            [](const LpRelaxation& R, const std::vector<Index>& idx, const std::vector<double>& val,
+               const F64Array& y) {
+                py::gil_scoped_release release;
+                return R.safe_bound(idx, val, y.data(), static_cast<std::size_t>(y.size()));
+            },
+            py::arg("cost_indices"), py::arg("cost_values"), py::arg("row_duals"),
+            "Rigorous lower bound of min cost.x over the relaxation from any row multipliers.");
+}
+
+}  // namespace emlpress::py_glue

@@ -1,0 +1,192 @@
+"""LP / MILP / progressive bounds: sound, equal to independent solvers, monotone by stage."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from scipy.optimize import linprog
+
+from emlpress import Bounds, Network, bounds
+from emlpress.relaxation import BoundError
+from strategies import network_and_box, sample_box
+from test_bounds import assert_inside
+
+small_nets = network_and_box(max_depth=4, max_width=10, max_in=4)
+
+
+def scale_of(net, lo, hi):
+    return 1.0 + max(float(np.abs(u).max()) for u in bounds.interval(net, lo, hi).upper)
+
+
+@settings(max_examples=200)
+@given(small_nets)
+def test_lp_and_progressive_are_sound_and_monotone(case):
+    net, lo, hi, seed = case
+    X = sample_box(lo, hi, 1000, seed)
+    bi, bc = bounds.interval(net, lo, hi), bounds.crown(net, lo, hi)
+    bl = bounds.lp(net, lo, hi, init=bc)
+    bp = bounds.tighten(net, lo, hi, method="progressive")
+    for b in (bl, bp):
+        assert_inside(b, net, X)
+    for l in range(net.n_layers):
+        assert np.all(bc.lower[l] >= bi.lower[l]) and np.all(bc.upper[l] <= bi.upper[l])
+        assert np.all(bl.lower[l] >= bc.lower[l]) and np.all(bl.upper[l] <= bc.upper[l])
+    assert set(np.concatenate(bp.settled_by)) <= {"interval", "crown", "lp"}
+    assert {"interval", "crown", "lp"} <= set(bp.seconds)
+
+
+@settings(max_examples=40)
+@given(network_and_box(max_depth=3, max_width=5, max_in=3))
+def test_milp_is_sound_and_never_looser_than_lp(case):
+    net, lo, hi, seed = case
+    bl = bounds.lp(net, lo, hi)
+    bm = bounds.milp(net, lo, hi, init=bl)
+    assert_inside(bm, net, sample_box(lo, hi, 1000, seed))
+    for l in range(net.n_layers):
+        assert np.all(bm.lower[l] >= bl.lower[l]) and np.all(bm.upper[l] <= bl.upper[l])
+
+
+def scipy_lp_bounds(net, lo, hi, ref):
+    """Independent LP with explicit z and a variables, triangle relaxation of each earlier
+    unstable unit using the bounds `ref` of earlier layers; returns per-layer (min, max)."""
+    out_l, out_u = [ref.lower[0]], [ref.upper[0]]
+    for k in range(1, net.n_layers):
+        sizes = net.sizes[1:k + 1]  # hidden layers before k
+        n_x = net.n_in
+        offs, o = [], n_x
+        for n in sizes:
+            offs.append(o)
+            o += 2 * n  # z then a
+        n_var = o
+        A_eq, b_eq, A_ub, b_ub = [], [], [], []
+        bnds = [(lo[i], hi[i]) for i in range(n_x)] + [(None, None)] * (n_var - n_x)
+        prev = list(range(n_x))
+        for j, n in enumerate(sizes):
+            z0, a0 = offs[j], offs[j] + n
+            W, b = net.weights[j], net.biases[j]
+            for i in range(n):
+                row = np.zeros(n_var)
+                row[z0 + i] = 1
+                row[prev] -= W[i]
+                A_eq.append(row); b_eq.append(b[i])
+                l, u = ref.lower[j][i], ref.upper[j][i]
+                if u <= 0:
+                    bnds[a0 + i] = (0, 0)
+                elif l >= 0:
+                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -1
+                    A_eq.append(r); b_eq.append(0)
+                    bnds[z0 + i] = (l, u)
+                else:
+                    s = u / (u - l)
+                    bnds[a0 + i] = (0, None)
+                    r = np.zeros(n_var); r[z0 + i] = 1; r[a0 + i] = -1
+                    A_ub.append(r); b_ub.append(0)  # z <= a
+                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -s
+                    A_ub.append(r); b_ub.append(-s * l)  # a <= s (z - l)
+            prev = list(range(a0, a0 + n))
+        lows, ups = [], []
+        for i in range(net.sizes[k + 1]):
+            c = np.zeros(n_var)
+            c[prev] = net.weights[k][i]
+            kw = dict(A_ub=np.array(A_ub) if A_ub else None, b_ub=b_ub or None,
+                      A_eq=np.array(A_eq), b_eq=b_eq, bounds=bnds, method="highs")
+            rmin, rmax = linprog(c, **kw), linprog(-c, **kw)
+            assert rmin.status == 0 and rmax.status == 0
+            lows.append(rmin.fun + net.biases[k][i])
+            ups.append(-rmax.fun + net.biases[k][i])
+        out_l.append(np.array(lows)); out_u.append(np.array(ups))
+    return out_l, out_u
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lp_equals_independent_scipy_lp(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [2, 8, 6, 5, 2] if seed % 2 else [3, 7, 7, 1]
+    net = Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.5 for o in sizes[1:]])
+    lo, hi = -np.ones(sizes[0]), np.ones(sizes[0])
+    b = bounds.lp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True)
+    ref_l, ref_u = scipy_lp_bounds(net, lo, hi, b)
+    tol = 1e-7 * scale_of(net, lo, hi)
+    for l in range(net.n_layers):
+        np.testing.assert_allclose(b.lower[l], ref_l[l], atol=tol, rtol=0)
+        np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
+
+
+def true_extremes(net, lo, hi, k):
+    """Exact min/max of every pre-activation of layer k: enumerate the activation patterns
+    of all earlier hidden units; on each pattern's region the network is affine (an LP)."""
+    hidden = net.sizes[1:k + 1]
+    n_h = sum(hidden)
+    best_l = np.full(net.sizes[k + 1], np.inf)
+    best_u = np.full(net.sizes[k + 1], -np.inf)
+    for pattern in itertools.product([0, 1], repeat=n_h):
+        # affine maps of every pre-activation in terms of x under this pattern
+        A, c = np.eye(net.n_in), np.zeros(net.n_in)
+        A_ub, b_ub, p = [], [], 0
+        for j in range(k):
+            Z_A, Z_c = net.weights[j] @ A, net.weights[j] @ c + net.biases[j]
+            mask = np.array(pattern[p:p + hidden[j]], dtype=bool)
+            p += hidden[j]
+            for i in range(hidden[j]):  # active: z >= 0; inactive: z <= 0
+                sgn = -1.0 if mask[i] else 1.0
+                A_ub.append(sgn * Z_A[i]); b_ub.append(-sgn * Z_c[i])
+            A, c = Z_A * mask[:, None], Z_c * mask
+        Z_A, Z_c = net.weights[k] @ A, net.weights[k] @ c + net.biases[k]
+        for i in range(Z_A.shape[0]):
+            for sgn in (1, -1):
+                r = linprog(sgn * Z_A[i], A_ub=np.array(A_ub), b_ub=b_ub, bounds=list(zip(lo, hi)), method="highs")
+                if r.status == 2:
+                    break  # empty region
+                v = sgn * r.fun + Z_c[i]
+                best_l[i], best_u[i] = (min(best_l[i], v), best_u[i]) if sgn == 1 else (best_l[i], max(best_u[i], v))
+    return best_l, best_u
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_milp_equals_enumerated_extremes(seed):
+    rng = np.random.default_rng(100 + seed)
+    sizes = [2, 4, 3, 2]
+    net = Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.5 for o in sizes[1:]])
+    lo, hi = -np.ones(2), np.ones(2)
+    b = bounds.milp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True)
+    tol = 1e-5 * scale_of(net, lo, hi)
+    for k in range(1, net.n_layers):
+        tl, tu = true_extremes(net, lo, hi, k)
+        np.testing.assert_allclose(b.lower[k], tl, atol=tol, rtol=0)
+        np.testing.assert_allclose(b.upper[k], tu, atol=tol, rtol=0)
+
+
+def test_infeasible_problem_names_layer_and_neuron():
+    # Bounds claiming unit 0 of layer 0 is >= 5 although it is x in [-1, 1]: the LP of
+    # layer 1 has no feasible point, which must be an error, never a number.
+    net = Network([np.array([[1.0], [1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    lo, hi = np.array([-1.0]), np.array([1.0])
+    good = bounds.interval(net, lo, hi)
+    bad = Bounds((np.array([5.0, -1.0]), good.lower[1]), (np.array([6.0, 1.0]), good.upper[1]), lo, hi, "made-up")
+    with pytest.raises(BoundError, match=r"layer 1, neuron 0: the bound problem is infeasible"):
+        bounds.lp(net, lo, hi, init=bad)
+
+
+def test_tighten_rejects_unknown_method_and_foreign_init():
+    net = Network([np.ones((2, 1)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    with pytest.raises(ValueError, match="unknown bound method 'dual'"):
+        bounds.tighten(net, [0], [1], method="dual")
+    with pytest.raises(ValueError, match="smaller box"):
+        bounds.lp(net, [-2], [2], init=bounds.crown(net, [0], [1]))
+
+
+def test_study_network_lp_first_layers(shared_data):
+    """On the study network, LP with emlpress settles at least as many units of layer 2 as
+    the published reference LP bounds (156 inactive, 115 active) and never crosses them."""
+    net = Network.load(shared_data / "seed_gp" / "model.npz")
+    ref = np.load(shared_data / "seed_gp" / "lp_bounds.npz")
+    # LP on the first two hidden layers only: the sub-network up to layer 2's pre-activation
+    sub = Network(net.weights[:2], net.biases[:2], net.lo, net.hi)
+    b = bounds.lp(sub)
+    assert int(b.stably_inactive(1).sum()) >= 156 and int(b.stably_active(1).sum()) >= 115
+    # sound: never tighter than the reference beyond its own rounding
+    ok = b.unstable(1)
+    assert np.all(b.lower[1][ok] <= ref["L1"][ok] + 1e-6) and np.all(b.upper[1][ok] >= ref["U1"][ok] - 1e-6)
