@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 from emlpress import Network
@@ -71,3 +72,17 @@ def interval_numpy(net, lo, hi):
         uppers.append(zu)
         l, u = np.maximum(zl, 0), np.maximum(zu, 0)
     return lowers, uppers
+
+
+def assert_inside(b, net, X):
+    """Every pre-activation of every sampled input lies within the bounds (no tolerance:
+    the bounds carry their own rounding slack)."""
+    for l, z in enumerate(net.preactivations(X)):
+        below = z < b.lower[l]
+        above = z > b.upper[l]
+        if below.any() or above.any():
+            i, j = np.argwhere(below | above)[0]
+            pytest.fail(
+                f"{b.method}: layer {l} neuron {j}: value {z[i, j]!r} outside "
+                f"[{b.lower[l][j]!r}, {b.upper[l][j]!r}]"
+            )

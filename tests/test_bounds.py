@@ -3,21 +3,7 @@ import pytest
 from hypothesis import given
 
 from emlpress import Network, bounds
-from strategies import interval_numpy, network_and_box, sample_box
-
-
-def assert_inside(b, net, X):
-    """Every pre-activation of every sampled input lies within the bounds (no tolerance:
-    the bounds carry their own rounding slack)."""
-    for l, z in enumerate(net.preactivations(X)):
-        below = z < b.lower[l]
-        above = z > b.upper[l]
-        if below.any() or above.any():
-            i, j = np.argwhere(below | above)[0]
-            pytest.fail(
-                f"{b.method}: layer {l} neuron {j}: value {z[i, j]!r} outside "
-                f"[{b.lower[l][j]!r}, {b.upper[l][j]!r}]"
-            )
+from strategies import assert_inside, interval_numpy, network_and_box, sample_box
 
 
 @given(network_and_box())

@@ -9,8 +9,7 @@ from scipy.optimize import linprog
 
 from emlpress import Bounds, Network, bounds
 from emlpress.relaxation import BoundError
-from strategies import network_and_box, sample_box
-from test_bounds import assert_inside
+from strategies import assert_inside, network_and_box, sample_box
 
 small_nets = network_and_box(max_depth=4, max_width=10, max_in=4)
 

@@ -83,7 +83,7 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
                         const std::vector<double>& row_lower,
                         const std::vector<double>& row_upper, const std::vector<Index>& starts,
                         const std::vector<Index>& indices, const std::vector<double>& values,
-                        const std::vector<double>& y) {
+                        const double* y) {
     const std::size_t n_rows = row_lower.size(), n_cols = col_lower.size();
     double best = -kInf;
     for (double sign : {1.0, -1.0}) {
@@ -145,7 +145,7 @@ double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
     std::vector<double> cost(col_lower_.size(), 0.0);
     for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
     return safe_lower_bound(cost, col_lower_, col_upper_, row_lower_, row_upper_, starts_,
-                            indices_, values_, std::vector<double>(y, y + n_y));
+                            indices_, values_, y);
 }
 
 }  // namespace emlpress

@@ -40,7 +40,7 @@ class NeuronProblems:
         h.setOptionValue("output_flag", False)
         if not integer:
             h.setOptionValue("presolve", "off")  # presolve would discard the warm basis
-        if integer:  # exact bounds: close the gap completely (the dual bound is used anyway)
+        else:  # exact bounds: close the gap completely (the dual bound is used anyway)
             h.setOptionValue("mip_rel_gap", 0.0)
             h.setOptionValue("mip_abs_gap", 1e-9)
             h.setOptionValue("mip_feasibility_tolerance", MIP_TOL)
@@ -51,7 +51,16 @@ class NeuronProblems:
         self.h = h
         self.cost_idx = _EMPTY_I
         self.n_binary = 0
-        self._xmax = float(max(np.abs(lo).max(), np.abs(hi).max()))
+        xmax = float(max(np.abs(lo).max(), np.abs(hi).max()))
+        # MILP slack per layer k (see MIP_TOL), computed once
+        row_l1 = [max(1.0, float(np.abs(W).sum(1).max())) for W in net.weights]
+        self._mip_slack = [MIP_TOL * float(np.prod(row_l1[: k + 1])) * (k + 1) * (1.0 + xmax)
+                           for k in range(net.n_layers)]
+
+    @property
+    def _mip(self) -> bool:
+        """A MIP once binaries exist; before that HiGHS solves (and reports) a plain LP."""
+        return self.integer and self.n_binary > 0
 
     def add_block(self, blk: dict) -> None:
         h = self.h
@@ -86,7 +95,7 @@ class NeuronProblems:
         for attempt in range(2):
             run_status = h.run()
             status = h.modelStatusToString(h.getModelStatus())
-            if status in (_OK_MIP if self.integer and self.n_binary else _OK_LP):
+            if status in (_OK_MIP if self._mip else _OK_LP):
                 break
             if status == "Infeasible":
                 raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
@@ -97,12 +106,12 @@ class NeuronProblems:
             # Any row multipliers give a rigorous LP bound (safe_bound), so an LP whose
             # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
             # sound, if looser, value. Without valid duals, keep the starting bound.
-            if (self.integer and self.n_binary) or not h.getSolution().dual_valid:
+            if self._mip or not h.getSolution().dual_valid:
                 warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
                               "keeping the starting bound", RuntimeWarning, stacklevel=4)
                 h.clearSolver()
                 return -np.inf
-        if self.integer and self.n_binary:
+        if self._mip:
             return float(h.getInfo().mip_dual_bound) * scale
         # an LP (HiGHS sets no MIP dual bound without integer columns): rigorous from duals
         y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
@@ -117,10 +126,7 @@ class NeuronProblems:
         if not np.any(w):  # no live input: the pre-activation is the constant b
             return max(lower, b), min(upper, b)
         margin = 1e-9 * (1.0 + abs(b))
-        slack = 0.0
-        if self.integer:
-            chain = np.prod([max(1.0, float(np.abs(W).sum(1).max())) for W in self.net.weights[: k + 1]])
-            slack = MIP_TOL * chain * (k + 1) * (1.0 + self._xmax) + 1e-12 * abs(b)
+        slack = self._mip_slack[k] + 1e-12 * abs(b) if self.integer else 0.0
         lo_v, hi_v = lower, upper
         order = ("max", "min") if (sign_only and upper < -lower) else ("min", "max")
         for side in order:

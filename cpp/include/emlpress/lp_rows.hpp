@@ -45,7 +45,7 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
                         const std::vector<double>& row_lower,
                         const std::vector<double>& row_upper, const std::vector<Index>& starts,
                         const std::vector<Index>& indices, const std::vector<double>& values,
-                        const std::vector<double>& y);
+                        const double* y);
 
 // The LP relaxation built so far: input columns, then one block per hidden layer. Keeps
 // a CSR copy of every row so that safe bounds need only the cost and the multipliers.
