@@ -32,11 +32,14 @@ class PyNet {
     NetworkView view_;
 };
 
-// Convert LayerBounds to a pair of lists of numpy vectors.
+// Convert LayerBounds to a pair of tuples of numpy vectors (the layout of Bounds).
 inline py::tuple to_python(const LayerBounds& B) {
-    py::list lower, upper;
-    for (const auto& v : B.lower) lower.append(py::array_t<double>(v.size(), v.data()));
-    for (const auto& v : B.upper) upper.append(py::array_t<double>(v.size(), v.data()));
+    const auto n = B.lower.size();
+    py::tuple lower(n), upper(n);
+    for (std::size_t k = 0; k < n; ++k) {
+        lower[k] = py::array_t<double>(B.lower[k].size(), B.lower[k].data());
+        upper[k] = py::array_t<double>(B.upper[k].size(), B.upper[k].data());
+    }
     return py::make_tuple(lower, upper);
 }
 

@@ -1,5 +1,7 @@
 #include "emlpress/bounds.hpp"
 
+#include <cmath>
+
 #include "emlpress/parallel.hpp"
 #include "emlpress/rounding.hpp"
 
@@ -19,11 +21,23 @@ IntervalLayer interval_layer(const MatMap& W, const VecMap& b, const Vec& row_l1
     const Vec c = 0.5 * (l + u);
     const Vec r = 0.5 * (u - l);
     const Eigen::Index n = W.rows();
+    const Eigen::Index m = W.cols();
+    const double* pc = c.data();
+    const double* pr = r.data();
     Vec zc(n), zr(n);
+    // Not a matrix product any library offers: W c and |W| r in one pass over the row,
+    // so W streams from memory once (Eigen's two row dots cost ~12% more here, see
+    // benches/README.md). The simd reduction lets the compiler vectorise the two sums.
     for (Eigen::Index i = 0; i < n; ++i) {
-        const auto row = W.row(i);
-        zc[i] = row.dot(c);
-        zr[i] = row.cwiseAbs().dot(r);
+        const double* w = W.data() + i * m;
+        double sc = 0.0, sr = 0.0;
+#pragma omp simd reduction(+ : sc, sr)
+        for (Eigen::Index j = 0; j < m; ++j) {
+            sc += w[j] * pc[j];
+            sr += std::fabs(w[j]) * pr[j];
+        }
+        zc[i] = sc;
+        zr[i] = sr;
     }
     const double xmax = l.cwiseAbs().cwiseMax(u.cwiseAbs()).maxCoeff();
     IntervalLayer out;

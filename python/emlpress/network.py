@@ -12,8 +12,22 @@ from emlpress import _core
 __all__ = ["Network"]
 
 
+_ALIGN = 64  # bytes: one cache line, one AVX-512 vector
+
+
 def _frozen_f64(a: np.ndarray) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, order="C", copy=True)
+    """A read-only, C-ordered float64 copy of ``a`` starting on a cache-line boundary.
+
+    numpy only guarantees 16-byte alignment; the C++ kernels stream weights with 64-byte
+    vector loads, and a misaligned start makes every load straddle two cache lines (the
+    interval kernel ran ~20% slower on misaligned weights, see benches/README.md).
+    """
+    a = np.asarray(a)
+    n = a.size
+    buf = np.empty(n + _ALIGN // 8, dtype=np.float64)
+    start = (-buf.ctypes.data % _ALIGN) // 8
+    out = buf[start : start + n].reshape(a.shape)
+    out[...] = a
     out.setflags(write=False)
     return out
 
