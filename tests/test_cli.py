@@ -48,3 +48,29 @@ def test_console_script_runs():
         capture_output=True, text=True, check=True,
     )
     assert "stable hidden units" in r.stdout
+
+
+@pytest.mark.parametrize("method,suffix", [("interval", ".npz"), ("lp", ".npz"), ("crown", ".h5")])
+def test_compress_writes_an_equal_smaller_model(method, suffix, tmp_path, capsys):
+    from emlpress.io import load_model
+
+    out = tmp_path / f"small{suffix}"
+    src = DATA / "goldstein_32x32.npz"
+    assert main(["compress", str(src), "--bounds", method, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    for col in ("units_before", "units_after", "removed_inactive", "folded_dependent", "merged"):
+        assert col in text
+    assert f"wrote {out}" in text
+    net, small = Network.load(src), load_model(out)
+    assert small.n_neurons < net.n_neurons
+    X = np.random.default_rng(0).uniform(net.lo, net.hi, (5000, 2))
+    Y = net.forward(X)
+    assert np.abs(small.forward(X) - Y).max() <= 1e-9 * np.abs(Y).max()  # float64 in .h5 too
+
+
+def test_compress_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="must end in"):
+        main(["compress", str(DATA / "goldstein_32x32.npz"), "-o", str(tmp_path / "x.txt")])
+    assert main(["compress", str(DATA / "goldstein_32x32.npz"), "--lo", "0", "--hi", "-1",
+                 "-o", str(tmp_path / "x.npz")]) == 2
+    assert "lo[0] = 0.0 > hi[0] = -1.0" in capsys.readouterr().err

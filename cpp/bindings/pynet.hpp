@@ -46,5 +46,6 @@ inline py::tuple to_python(const LayerBounds& B) {
 void register_network(py::module_& m);
 void register_bounds(py::module_& m);
 void register_lp(py::module_& m);
+void register_lossless(py::module_& m);
 
 }  // namespace emlpress::py_glue

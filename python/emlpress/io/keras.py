@@ -83,13 +83,17 @@ def from_keras(model_or_path) -> Network:
     return build_network(ops, source)
 
 
-def to_keras(net: Network):
-    """A tf_keras Sequential model computing the same function as ``net``."""
+def to_keras(net: Network, dtype: str = "float64"):
+    """A tf_keras Sequential model computing the same function as ``net``.
+
+    ``dtype`` defaults to float64 so that an exported (e.g. losslessly compressed) network
+    keeps its exactness; pass ``"float32"`` for the usual Keras precision.
+    """
     keras = tf_keras()
-    layers = [keras.Input(shape=(net.n_in,))]
+    layers = [keras.Input(shape=(net.n_in,), dtype=dtype)]
     for l, W in enumerate(net.weights):
         last = l == net.n_layers - 1
-        layers.append(keras.layers.Dense(W.shape[0], activation=None if last else "relu"))
+        layers.append(keras.layers.Dense(W.shape[0], activation=None if last else "relu", dtype=dtype))
     model = keras.Sequential(layers)
     for dense, W, b in zip(model.layers, net.weights, net.biases):
         dense.set_weights([W.T.copy(), b.copy()])

@@ -1,0 +1,249 @@
+"""Lossless compression of ReLU networks (Serra, Kumar and Ramalingam, 2020).
+
+Per hidden layer, from the first (the formulas are derived in
+``cpp/include/emlpress/lossless.hpp``):
+
+* a stably inactive unit (``upper <= 0``) is removed;
+* a unit with an all-zero weight row outputs the constant ``relu(b)``: it is removed and the
+  constant goes into the next layer's biases;
+* a stably active unit (``lower >= 0``) whose weight row is a linear combination of the rows
+  of the stably active units kept so far is removed, its outgoing weights added, scaled, to
+  theirs and the bias difference folded into the next layer's biases;
+* a layer left with no unstable unit is affine on the box and is merged into the next layer
+  (the product of the two affine maps); a layer left with no unit at all makes the rest of
+  the network constant, which the same merge turns into an output layer with zero weights.
+
+Rank tolerance: a row is dependent when the Euclidean norm of its residual against the kept
+rows (Gram-Schmidt, re-orthogonalised once) is at most ``rank_tol`` times the largest row
+norm among the layer's stably active units. The default ``1e-12`` sits about 1,000 times
+above the rounding noise of the projection for rows of length ~1,000; a row it wrongly keeps
+costs only compression, a row it wrongly folds would show in the verification below.
+
+Verification: both networks are evaluated on ``n_points`` seeded uniform points of the box
+plus all its corners when the input has at most 12 dimensions; the largest absolute output
+difference must be at most ``1e-9`` times the output scale (the largest absolute output of
+the original on those points, at least the smallest normal float) or :class:`LosslessError`
+is raised. The compressed network keeps the box as its domain and comes with the carried-over
+bounds of its surviving neurons (``report.bounds``), valid for reuse by the MILP encoder: they
+are widened by a rigorous bound on how much folding and merging changed each pre-activation
+in float64 (computed from the actual residuals, see ``cpp/include/emlpress/lossless.hpp``)
+and by the compressed network's own forward rounding, so they stay sound, not just close.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from emlpress import _core
+from emlpress import bounds as _bounds
+from emlpress.bounds import Bounds
+from emlpress.network import Network
+
+__all__ = ["lossless", "LosslessReport", "LosslessError", "RANK_TOL", "VERIFY_RTOL"]
+
+RANK_TOL = 1e-12
+VERIFY_RTOL = 1e-9
+MAX_CORNER_DIMS = 12
+
+
+class LosslessError(RuntimeError):
+    """The compressed network differs from the original by more than the allowed amount."""
+
+
+@dataclass
+class LosslessReport:
+    """What :func:`lossless` did. ``layers`` has one row per hidden layer of the original."""
+
+    layers: pd.DataFrame
+    params_before: int
+    params_after: int
+    neurons_before: int
+    neurons_after: int
+    layers_before: int
+    layers_after: int
+    max_abs_diff: float
+    output_scale: float
+    n_points: int
+    bounds: Bounds
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def rel_diff(self) -> float:
+        return self.max_abs_diff / self.output_scale
+
+    def __str__(self) -> str:
+        head = (
+            f"neurons {self.neurons_before} -> {self.neurons_after}, "
+            f"parameters {self.params_before} -> {self.params_after}, "
+            f"affine layers {self.layers_before} -> {self.layers_after}\n"
+            f"max |difference| on {self.n_points} points: {self.max_abs_diff:.3g} "
+            f"(output scale {self.output_scale:.3g}, relative {self.rel_diff:.3g})"
+        )
+        return head + "\n" + self.layers.to_string()
+
+
+def _resolve_bounds(net: Network, lo, hi, bounds, threads) -> Bounds:
+    if isinstance(bounds, Bounds):
+        bounds.check(net)
+        if np.any(bounds.lo > lo) or np.any(bounds.hi < hi):
+            raise ValueError("the bounds were computed on a smaller box than the one to compress on")
+        return bounds
+    if not isinstance(bounds, str):
+        raise TypeError(f"bounds must be a Bounds object or a method name, got {type(bounds).__name__}")
+    kwargs = {"threads": threads} if bounds in ("lp", "milp", "progressive") else {}
+    return _bounds.tighten(net, lo, hi, method=bounds, **kwargs)
+
+
+def _check_points(net: Network, lo: np.ndarray, hi: np.ndarray, n_points: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = lo + (hi - lo) * rng.random((n_points, net.n_in))
+    if net.n_in <= MAX_CORNER_DIMS:
+        bits = (np.arange(2**net.n_in)[:, None] >> np.arange(net.n_in)) & 1
+        X = np.vstack([X, np.where(bits == 1, hi, lo)])
+    return X
+
+
+def verify_equal(original: Network, compressed: Network, lo, hi, n_points: int = 100_000,
+                 seed: int = 0) -> tuple[float, float, int]:
+    """Largest absolute output difference of two networks on ``n_points`` seeded uniform
+    points of the box plus its corners (input dimension <= 12); returns
+    ``(max_abs_diff, output_scale, points)``."""
+    X = _check_points(original, np.asarray(lo, float), np.asarray(hi, float), n_points, seed)
+    Y = original.forward(X)
+    Z = compressed.forward(X)
+    diff = float(np.max(np.abs(Y - Z)))
+    scale = max(float(np.max(np.abs(Y))), np.finfo(float).tiny)
+    return diff, scale, X.shape[0]
+
+
+def _up(v: np.ndarray) -> np.ndarray:
+    """Round a nonnegative error bound up past the rounding of the numpy arithmetic that
+    computed it (relative error below n u << 1e-9 for any realistic width n)."""
+    return v * (1.0 + 1e-9)
+
+
+def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bounds) -> Bounds:
+    """The original bounds of the surviving units, valid for the compressed network.
+
+    They hold for the original's pre-activations; the compressed network's differ by at
+    most ``delta`` (exactly computed), and its own float64 forward pass rounds by at most
+    gamma times the magnitude of its terms (the policy of :mod:`emlpress.bounds`). Both are
+    added outward, so the carried bounds are as sound as the originals.
+    """
+    lows, ups = [], []
+    xabs = np.maximum(np.abs(lo), np.abs(hi))
+    n_terms = 0
+    for l, (W, bias) in enumerate(zip(out.weights, out.biases)):
+        n_terms += W.shape[1]
+        mag = np.abs(W) @ xabs + np.abs(bias)
+        widen = _up(delta[l] + 2.0 * (n_terms + 3) * _U * mag)
+        lows.append(lowers[l] - widen)
+        ups.append(uppers[l] + widen)
+        xabs = np.maximum(ups[-1], 0.0)
+    return Bounds(tuple(lows), tuple(ups), lo, hi, f"{b.method} (carried over)", tuple(settled),
+                  dict(b.seconds))
+
+
+_U = np.finfo(np.float64).eps / 2.0  # unit roundoff, as in cpp/include/emlpress/rounding.hpp
+
+
+def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = RANK_TOL,
+             n_points: int = 100_000, verify: bool = True, seed: int = 0,
+             threads: int | None = None) -> tuple[Network, LosslessReport]:
+    """Compress ``net`` exactly on the box ``[lo, hi]`` (default: its domain).
+
+    ``bounds`` is a :class:`~emlpress.bounds.Bounds` valid on the box, or a method name for
+    :func:`emlpress.bounds.tighten` (``interval``, ``crown``, ``lp``, ``milp``,
+    ``progressive``). Returns the compressed :class:`Network` (with the box as its domain)
+    and a :class:`LosslessReport`. With ``verify`` (the default; ``n_points`` must then be
+    at least 100,000) the two networks are compared as described in the module docstring
+    and :class:`LosslessError` is raised when they differ.
+    """
+    lo, hi = net.domain(lo, hi)
+    if verify and n_points < 100_000:
+        raise ValueError(f"n_points = {n_points}: verification needs at least 100,000 points")
+    if not (0.0 <= rank_tol < 1.0):
+        raise ValueError(f"rank_tol = {rank_tol} must lie in [0, 1)")
+    t0 = time.perf_counter()
+    b = _resolve_bounds(net, lo, hi, bounds, threads)
+    t_bounds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    Ws = [np.asarray(W) for W in net.weights]
+    bs = [np.asarray(v) for v in net.biases]
+    lowers, uppers = list(b.lower), list(b.upper)
+    settled = list(b.settled_by)
+    # Working lists: layer j of the compressed network is (Ws[j], bs[j]), its bounds
+    # (lowers[j], uppers[j]); the original layer index of each is orig[j].
+    orig = list(range(net.n_layers))
+    # delta[j]: rigorous bound on |pre-activation of the compressed layer j - original|
+    # over the box (folding and merging round; see lossless.hpp); xabs: max |input| of
+    # the current layer in the original network.
+    delta = [np.zeros(W.shape[0]) for W in Ws]
+    xabs = np.maximum(np.abs(lo), np.abs(hi))
+    rows = []
+    j = 0
+    while j < len(Ws) - 1:
+        k = orig[j]
+        units = Ws[j].shape[0]
+        f = _core.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
+                             rank_tol)
+        kept = np.asarray(f["kept"], dtype=np.intp)
+        row = {
+            "layer": str(k + 1),
+            "units_before": units,
+            "units_after": int(kept.size),
+            "removed_inactive": int(f["n_inactive"]),
+            "removed_zero_weight": int(f["n_zero"]),
+            "folded_dependent": int(f["n_dependent"]),
+            "merged": False,
+        }
+        Ws[j + 1], bs[j + 1] = f["V"], f["c"]
+        # ReLU is 1-Lipschitz: errors of the kept units pass through |V'|.
+        delta[j + 1] = _up(f["resid"] + np.abs(f["V"]) @ delta[j][kept])
+        if not f["any_unstable"]:
+            # Affine on the box: (V, c) o (W, b) replaces both layers; the next layer's
+            # pre-activations, and so its bounds, are unchanged.
+            Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
+            delta[j + 1] = _up(delta[j + 1] + err)
+            row["units_after"] = 0
+            row["merged"] = True
+            del Ws[j], bs[j], lowers[j], uppers[j], settled[j], orig[j], delta[j]
+            Ws[j], bs[j] = Wm, bm
+        else:
+            Ws[j], bs[j] = f["W"], f["b"]
+            lowers[j], uppers[j] = lowers[j][kept], uppers[j][kept]
+            settled[j], delta[j] = settled[j][kept], delta[j][kept]
+            xabs = np.maximum(uppers[j], 0.0)
+            j += 1
+        rows.append(row)
+    out = Network(Ws, bs, lo, hi)
+    carried = _carried_bounds(out, lo, hi, lowers, uppers, delta, settled, b)
+    t_compress = time.perf_counter() - t0
+
+    seconds = {"bounds": t_bounds, "compress": t_compress}
+    diff, scale, npts = float("nan"), float("nan"), 0
+    if verify:
+        t0 = time.perf_counter()
+        diff, scale, npts = verify_equal(net, out, lo, hi, n_points, seed)
+        seconds["verify"] = time.perf_counter() - t0
+    layers = pd.DataFrame(rows, columns=["layer", "units_before", "units_after", "removed_inactive",
+                                         "removed_zero_weight", "folded_dependent", "merged"])
+    report = LosslessReport(
+        layers=layers.set_index("layer"),
+        params_before=net.n_params, params_after=out.n_params,
+        neurons_before=net.n_neurons, neurons_after=out.n_neurons,
+        layers_before=net.n_layers, layers_after=out.n_layers,
+        max_abs_diff=diff, output_scale=scale, n_points=npts, bounds=carried, seconds=seconds,
+    )
+    if verify and not diff <= VERIFY_RTOL * scale:
+        raise LosslessError(
+            f"compressed network differs from the original by {diff:.3g} on the box "
+            f"(output scale {scale:.3g}, allowed {VERIFY_RTOL:g} x scale); the bounds "
+            f"({b.method}) or rank_tol={rank_tol:g} are at fault\n{report}"
+        )
+    return out, report
