@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
     emlpress::py_glue::register_bounds(m);
     emlpress::py_glue::register_lp(m);
     emlpress::py_glue::register_lossless(m);
+    emlpress::py_glue::register_bigm(m);
 }

@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "emlpress/lp_rows.hpp"
 #include "emlpress/network.hpp"
 
 namespace emlpress::py_glue {
@@ -43,9 +44,31 @@ inline py::tuple to_python(const LayerBounds& B) {
     return py::make_tuple(lower, upper);
 }
 
+// Copy of a std::vector as a numpy array.
+template <class T>
+inline py::array_t<T> as_array(const std::vector<T>& v) {
+    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+// An LpBlock as a dict of numpy arrays (CSR rows).
+inline py::dict block_dict(const LpBlock& B) {
+    py::dict d;
+    d["cols"] = as_array(B.cols);
+    d["binary"] = as_array(B.binary);
+    d["col_lower"] = as_array(B.col_lower);
+    d["col_upper"] = as_array(B.col_upper);
+    d["row_lower"] = as_array(B.row_lower);
+    d["row_upper"] = as_array(B.row_upper);
+    d["starts"] = as_array(B.starts);
+    d["indices"] = as_array(B.indices);
+    d["values"] = as_array(B.values);
+    return d;
+}
+
 void register_network(py::module_& m);
 void register_bounds(py::module_& m);
 void register_lp(py::module_& m);
 void register_lossless(py::module_& m);
+void register_bigm(py::module_& m);
 
 }  // namespace emlpress::py_glue

@@ -5,27 +5,6 @@
 
 namespace emlpress::py_glue {
 
-namespace {
-template <class T>
-py::array_t<T> as_array(const std::vector<T>& v) {
-    return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
-}
-
-py::dict block_dict(const LpBlock& B) {
-    py::dict d;
-    d["cols"] = as_array(B.cols);
-    d["binary"] = as_array(B.binary);
-    d["col_lower"] = as_array(B.col_lower);
-    d["col_upper"] = as_array(B.col_upper);
-    d["row_lower"] = as_array(B.row_lower);
-    d["row_upper"] = as_array(B.row_upper);
-    d["starts"] = as_array(B.starts);
-    d["indices"] = as_array(B.indices);
-    d["values"] = as_array(B.values);
-    return d;
-}
-}  // namespace
-
 void register_lp(py::module_& m) {
     py::class_<LpRelaxation>(m, "LpRelaxation")
         .def(py::init([](const F64Array& lo, const F64Array& hi, bool integer) {

@@ -1,0 +1,355 @@
+"""Embedding trained ReLU networks in a HiGHS MILP (Empirical Model Learning).
+
+>>> import highspy
+>>> h = highspy.Highs()
+>>> x = h.addVariables(2, lb=net.lo, ub=net.hi)
+>>> nn = add_network(h, net, x)                  # big-M rows generated in C++, added in bulk
+>>> h.maximize(nn.outputs[0])                   # or h.setObjective / addConstr on outputs
+>>> sol = solve(h, time_limit=60)                # every network's solution is verified
+
+Encoding per hidden unit (``cpp/include/emlpress/bigm.hpp``): stably inactive units have no
+variable, stably active ones a continuous variable equal to their affine expression, unstable
+ones a continuous variable and a binary with the unit's own bounds as big-M. Bounds default to
+:func:`emlpress.bounds.crown` over the input variables' box; pass tighter ones (``lp``,
+``progressive``, or the ``report.bounds`` of a losslessly compressed network) to remove
+binaries and tighten M.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emlpress import _core
+from emlpress import bounds as _bounds
+from emlpress.bounds import Bounds
+from emlpress.network import Network
+
+__all__ = ["add_network", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL"]
+
+VERIFY_RTOL = 1e-6
+_REGISTRY_ATTR = "_emlpress_networks"
+
+
+def _highspy():
+    import highspy
+
+    return highspy
+
+
+def _column_indices(h, inputs) -> np.ndarray:
+    highspy = _highspy()
+    if isinstance(inputs, highspy.highs.highs_var) or np.isscalar(inputs):
+        inputs = [inputs]
+    cols = []
+    for k, v in enumerate(inputs):
+        if isinstance(v, highspy.highs.highs_var):
+            cols.append(int(v.index))
+        elif isinstance(v, (int, np.integer)):
+            cols.append(int(v))
+        else:
+            raise TypeError(f"input {k}: expected a highspy variable or a column index, got {type(v).__name__}")
+    cols = np.asarray(cols, dtype=np.int32)
+    n = h.getNumCol()
+    bad = np.flatnonzero((cols < 0) | (cols >= n))
+    if bad.size:
+        raise ValueError(f"input {bad[0]}: column {cols[bad[0]]} does not exist (the model has {n} columns)")
+    return cols
+
+
+def _col_name(h, c: int) -> str:
+    try:
+        status, name = h.getColName(int(c))
+        if name:
+            return f"column {c} ({name!r})"
+    except Exception:  # noqa: BLE001 - names are optional in HiGHS
+        pass
+    return f"column {c}"
+
+
+@dataclass
+class NetworkHandle:
+    """One network inside a HiGHS model. ``outputs``/``inputs`` are highspy variables;
+    ``layer_cols[l]`` the column of every unit of layer ``l`` (-1: no variable, the unit is
+    stably inactive), ``binary_cols[l]`` its binary (-1: none, the unit is stable)."""
+
+    name: str
+    net: Network
+    bounds: Bounds
+    input_cols: np.ndarray
+    layer_cols: list
+    binary_cols: list
+    n_vars: int
+    n_binaries: int
+    n_constraints: int
+    n_nonzeros: int
+    encode_s: float
+    _h: object = field(repr=False, default=None)
+
+    @property
+    def output_cols(self) -> np.ndarray:
+        return self.layer_cols[-1]
+
+    def _vars(self, cols):
+        highspy = _highspy()
+        return [highspy.highs.highs_var(int(c), self._h) for c in cols]
+
+    @property
+    def inputs(self) -> list:
+        return self._vars(self.input_cols)
+
+    @property
+    def outputs(self) -> list:
+        """Output variables, usable in highspy expressions (``h.maximize(nn.outputs[0])``)."""
+        return self._vars(self.output_cols)
+
+    def layer_vars(self, l: int) -> list:
+        """Variables of the units of layer ``l`` (``None`` for units without one)."""
+        highspy = _highspy()
+        return [None if c < 0 else highspy.highs.highs_var(int(c), self._h) for c in self.layer_cols[l]]
+
+    def stats(self) -> dict:
+        stable = self.bounds.n_stable
+        return {
+            "network": self.name,
+            "sizes": self.net.sizes,
+            "variables": self.n_vars,
+            "binaries": self.n_binaries,
+            "constraints": self.n_constraints,
+            "nonzeros": self.n_nonzeros,
+            "stable_units": stable,
+            "hidden_units": self.net.n_neurons,
+            "bounds": self.bounds.method,
+            "encode_ms": self.encode_s * 1e3,
+        }
+
+    def print_stats(self, file=None) -> None:
+        """One-paragraph summary of the encoding, like gurobi-ml's ``print_stats``."""
+        s = self.stats()
+        print(
+            f"Network {s['network']!r} {s['sizes']}: {s['variables']} variables "
+            f"({s['binaries']} binary), {s['constraints']} constraints, {s['nonzeros']} nonzeros; "
+            f"{s['stable_units']} of {s['hidden_units']} hidden units stable ({s['bounds']} bounds); "
+            f"encoded in {s['encode_ms']:.2f} ms",
+            file=file,
+        )
+
+    def start_values(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, values) of this network's inputs, units, binaries and outputs at the
+        input point ``x``, from a forward pass: a feasible partial MIP start."""
+        x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+        zs = [z[0] for z in self.net.preactivations(x)]
+        cols, vals = [self.input_cols], [x[0]]
+        for l, z in enumerate(zs):
+            hidden = l < len(zs) - 1
+            c = self.layer_cols[l]
+            m = c >= 0
+            cols.append(c[m])
+            vals.append(np.maximum(z[m], 0.0) if hidden else z[m])
+            if hidden:
+                bc = self.binary_cols[l]
+                mb = bc >= 0
+                cols.append(bc[mb])
+                vals.append((z[mb] > 0).astype(np.float64))
+        return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
+
+    def suggest(self, x) -> None:
+        """Give HiGHS a MIP start: this network evaluated at input ``x`` (HiGHS completes
+        the other columns of the model, if it can). Branch and bound on networks often
+        finds no incumbent for a long time; a start from any input fixes that."""
+        cols, vals = self.start_values(x)
+        self._h.setSolution(int(cols.size), cols, vals)
+
+    def values(self, solution: Solution) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, outputs) of this network in ``solution``."""
+        x = np.asarray(solution.col_values)
+        return x[self.input_cols], x[self.output_cols]
+
+    def verify(self, solution: Solution) -> float:
+        """Largest absolute difference between the MILP's outputs and ``net.forward`` at the
+        MILP's inputs (``nan`` when the solution has no values)."""
+        if solution.col_values is None:
+            return float("nan")
+        x, y = self.values(solution)
+        return float(np.max(np.abs(self.net.forward(x) - y)))
+
+
+def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, name: str = "nn",
+                names: bool = True) -> NetworkHandle:
+    """Add ``net`` to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
+    column indices, continuous or integer, with finite bounds) as its inputs.
+
+    ``bounds``: a :class:`~emlpress.bounds.Bounds` valid on a box that contains the input
+    variables' box, or a method name for :func:`emlpress.bounds.tighten` over that box
+    (default ``"crown"``). ``name`` prefixes the new columns' names (``names=False`` skips
+    naming) and must be unique within the model. Returns a :class:`NetworkHandle`.
+    """
+    t0 = time.perf_counter()
+    registry = h.__dict__.setdefault(_REGISTRY_ATTR, [])
+    if any(hd.name == name for hd in registry):
+        raise ValueError(f"a network named {name!r} is already in this model: pass another name=")
+    cols = _column_indices(h, inputs)
+    if cols.size != net.n_in:
+        raise ValueError(f"network {name!r} takes {net.n_in} inputs, got {cols.size}")
+    _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    for q in range(cols.size):
+        if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
+            raise ValueError(
+                f"network {name!r}, input {q} ({_col_name(h, cols[q])}): bounds [{lo[q]}, {hi[q]}] "
+                "must be finite for the big-M encoding"
+            )
+    if bounds is None or isinstance(bounds, str):
+        b = _bounds.tighten(net, lo, hi, method=bounds or "crown")
+    elif isinstance(bounds, Bounds):
+        b = bounds
+        b.check(net)
+        bad = np.flatnonzero((b.lo > lo) | (b.hi < hi))
+        if bad.size:
+            q = bad[0]
+            raise ValueError(
+                f"network {name!r}: the bounds hold on [{b.lo[q]}, {b.hi[q]}] for input {q} but "
+                f"{_col_name(h, cols[q])} ranges over [{lo[q]}, {hi[q]}]"
+            )
+    else:
+        raise TypeError(f"bounds must be a Bounds, a method name or None, got {type(bounds).__name__}")
+
+    first = h.getNumCol()
+    enc = _core.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
+    n_new = len(enc["col_lower"])
+    inf = _highspy().kHighsInf
+    zero = np.zeros(0)
+    h.addCols(n_new, np.zeros(n_new), enc["col_lower"], enc["col_upper"], 0,
+              np.zeros(0, np.int32), np.zeros(0, np.int32), zero)
+    binary = enc["binary"]
+    if binary.size:
+        h.changeColsIntegrality(int(binary.size), binary, np.ones(binary.size, np.uint8))
+    row_lower = np.where(np.isinf(enc["row_lower"]), -inf, enc["row_lower"])
+    row_upper = np.where(np.isinf(enc["row_upper"]), inf, enc["row_upper"])
+    n_rows = len(row_lower)
+    h.addRows(n_rows, row_lower, row_upper, len(enc["values"]), enc["starts"][:-1],
+              enc["indices"], enc["values"])
+    layer_cols = [np.asarray(c) for c in enc["unit_cols"]]
+    binary_cols = [np.asarray(c) for c in enc["binary_cols"]]
+    if names:
+        for l, lc in enumerate(layer_cols):
+            tag = "y" if l == len(layer_cols) - 1 else f"h{l + 1}_"
+            for i, c in enumerate(lc):
+                if c >= 0:
+                    h.passColName(int(c), f"{name}.{tag}{i}")
+        for l, bc in enumerate(binary_cols):
+            for i, c in enumerate(bc):
+                if c >= 0:
+                    h.passColName(int(c), f"{name}.d{l + 1}_{i}")
+    handle = NetworkHandle(
+        name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
+        binary_cols=binary_cols, n_vars=n_new, n_binaries=int(binary.size), n_constraints=n_rows,
+        n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
+    )
+    registry.append(handle)
+    return handle
+
+
+_STATUS = {
+    "kOptimal": "OPTIMAL",
+    "kInfeasible": "INFEASIBLE",
+    "kUnbounded": "UNBOUNDED",
+    "kUnboundedOrInfeasible": "INFEASIBLE_OR_UNBOUNDED",
+    "kTimeLimit": "TIME_LIMIT",
+    "kIterationLimit": "ITERATION_LIMIT",
+    "kSolutionLimit": "SOLUTION_LIMIT",
+    "kInterrupt": "INTERRUPTED",
+    "kHighsInterrupt": "INTERRUPTED",
+    "kObjectiveBound": "OBJECTIVE_BOUND",
+    "kObjectiveTarget": "OBJECTIVE_TARGET",
+    "kMemoryLimit": "MEMORY_LIMIT",
+    "kModelEmpty": "MODEL_EMPTY",
+}
+
+
+@dataclass
+class Solution:
+    """Result of :func:`solve`. ``status`` is a name such as ``OPTIMAL`` (within the MIP gap
+    asked for), ``INFEASIBLE``, ``TIME_LIMIT`` (with the incumbent when one was found:
+    ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``."""
+
+    status: str
+    objective: float
+    best_bound: float
+    gap: float
+    nodes: int
+    encode_s: float
+    solve_s: float
+    has_solution: bool
+    col_values: np.ndarray | None
+    inputs: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    verify_diff: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"Solution(status={self.status}, objective={self.objective:.6g}, "
+            f"best_bound={self.best_bound:.6g}, gap={self.gap:.3g}, nodes={self.nodes}, "
+            f"encode_s={self.encode_s:.4f}, solve_s={self.solve_s:.4f})"
+        )
+
+
+def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
+          threads: int | None = None, verbose: bool = False) -> Solution:
+    """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
+    inputs and outputs. Each network added with :func:`add_network` is verified against
+    its forward pass; a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
+    triggers a warning naming the network (the solver's tolerances can make an encoding
+    lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process."""
+    highspy = _highspy()
+    h.setOptionValue("output_flag", bool(verbose))
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    if mip_gap is not None:
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    t0 = time.perf_counter()
+    h.run()
+    solve_s = time.perf_counter() - t0
+    ms = h.getModelStatus()
+    status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    mip = bool(h.getLp().integrality_) and any(int(v) != 0 for v in h.getLp().integrality_)
+    col_values = np.asarray(h.getSolution().col_value) if has_solution else None
+    nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else 0
+    sense_max = h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+    best = info.mip_dual_bound if mip else info.objective_function_value
+    if status == "INFEASIBLE":
+        best = -np.inf if sense_max else np.inf
+    handles = h.__dict__.get(_REGISTRY_ATTR, [])
+    sol = Solution(
+        status=status,
+        objective=float(info.objective_function_value) if has_solution else float("nan"),
+        best_bound=float(best),
+        gap=float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf")),
+        nodes=nodes,
+        encode_s=float(sum(hd.encode_s for hd in handles)),
+        solve_s=solve_s,
+        has_solution=has_solution,
+        col_values=col_values,
+    )
+    if has_solution:
+        for hd in handles:
+            x, y = hd.values(sol)
+            sol.inputs[hd.name], sol.outputs[hd.name] = x, y
+            diff = hd.verify(sol)
+            sol.verify_diff[hd.name] = diff
+            scale = max(1.0, float(np.max(np.abs(hd.net.forward(x)))))
+            if diff > VERIFY_RTOL * scale:
+                warnings.warn(
+                    f"network {hd.name!r}: the MILP's outputs differ from the network's forward "
+                    f"pass by {diff:.3g} (relative {diff / scale:.3g}); the encoding is only as "
+                    "exact as the solver's feasibility tolerance",
+                    RuntimeWarning, stacklevel=2,
+                )
+    return sol
