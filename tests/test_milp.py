@@ -181,3 +181,19 @@ def test_bad_inputs():
     add_network(h, net, [0, 1], name="a")
     with pytest.raises(ValueError, match="already in this model"):
         add_network(h, net, [0, 1], name="a")
+
+
+def test_nearly_constant_network_is_not_declared_infeasible():
+    """A network whose output varies by ~1e-9 around 2.6e3 (like the over-regularised
+    trained benchmark network): HiGHS' presolve alone called it infeasible."""
+    rng = np.random.default_rng(12)
+    sizes = [2, 64, 64, 1]
+    Ws = [rng.normal(size=(o, i)) * 1e-6 for i, o in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(size=64) * 1e-2, np.abs(rng.normal(size=64)) * 1e-2, np.array([2600.0])]
+    Ws[-1] = rng.normal(size=(1, 64)) * 20.0
+    net = Network(Ws, bs, -np.ones(2), np.ones(2))
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        sol, nn = optimum(net, 0, MAX, "crown")
+    X = np.random.default_rng(0).uniform(-1, 1, (20000, 2))
+    assert sol.objective >= net.forward(X).max() - 1e-6 * 2600

@@ -17,11 +17,13 @@ void register_bigm(py::module_& m) {
                 B = bigm_network(net.view(), lower, upper, input_cols, first_col);
             }
             py::dict d = block_dict(B.rows);
-            py::list units, bins;
+            py::list units, bins, pres;
             for (const auto& c : B.unit_cols) units.append(as_array(c));
             for (const auto& c : B.binary_cols) bins.append(as_array(c));
+            for (const auto& c : B.pre_cols) pres.append(as_array(c));
             d["unit_cols"] = units;
             d["binary_cols"] = bins;
+            d["pre_cols"] = pres;
             return d;
         },
         py::arg("net"), py::arg("lower"), py::arg("upper"), py::arg("input_cols"),

@@ -1,22 +1,43 @@
 #include "emlpress/bigm.hpp"
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 namespace emlpress {
 
 namespace {
-void append(LpBlock& to, const LpBlock& from) {
-    to.binary.insert(to.binary.end(), from.binary.begin(), from.binary.end());
-    to.col_lower.insert(to.col_lower.end(), from.col_lower.begin(), from.col_lower.end());
-    to.col_upper.insert(to.col_upper.end(), from.col_upper.begin(), from.col_upper.end());
-    to.row_lower.insert(to.row_lower.end(), from.row_lower.begin(), from.row_lower.end());
-    to.row_upper.insert(to.row_upper.end(), from.row_upper.begin(), from.row_upper.end());
-    const Index offset = static_cast<Index>(to.indices.size());
-    for (std::size_t r = 1; r < from.starts.size(); ++r) to.starts.push_back(offset + from.starts[r]);
-    to.indices.insert(to.indices.end(), from.indices.begin(), from.indices.end());
-    to.values.insert(to.values.end(), from.values.begin(), from.values.end());
-}
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Writer {
+    LpBlock& B;
+    Index next;
+    Index col(double lo, double hi) {
+        B.col_lower.push_back(lo);
+        B.col_upper.push_back(hi);
+        return next++;
+    }
+    void entry(Index c, double v) {
+        B.indices.push_back(c);
+        B.values.push_back(v);
+    }
+    void end_row(double lo, double hi) {
+        B.row_lower.push_back(lo);
+        B.row_upper.push_back(hi);
+        B.starts.push_back(static_cast<Index>(B.indices.size()));
+    }
+    // x - W_i a_prev, over the nonzero weights with a column on the previous layer
+    void affine_row(Index x, const MatMap& W, Eigen::Index i, const std::vector<Index>& prev,
+                    double lo, double hi) {
+        entry(x, 1.0);
+        const double* w = W.data() + i * W.cols();
+        for (Eigen::Index q = 0; q < W.cols(); ++q) {
+            const Index pc = prev[static_cast<std::size_t>(q)];
+            if (pc >= 0 && w[q] != 0.0) entry(pc, -w[q]);
+        }
+        end_row(lo, hi);
+    }
+};
 }  // namespace
 
 BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
@@ -32,44 +53,47 @@ BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
             throw std::invalid_argument("bigm_network: bounds of layer " + std::to_string(j) +
                                         " do not match its width");
     BigMBlock out;
-    out.rows.starts.push_back(0);
+    LpBlock& B = out.rows;
+    std::size_t nnz = 0;
+    for (int j = 0; j < L; ++j) nnz += static_cast<std::size_t>(net.W[j].size()) + 4 * net.width(j);
+    B.indices.reserve(nnz);
+    B.values.reserve(nnz);
+    B.starts.push_back(0);
+    Writer w{B, first_col};
     std::vector<Index> prev = input_cols;
-    Index next = first_col;
-    for (int j = 0; j + 1 < L; ++j) {
-        const LpBlock B = lp_block(net.W[j], net.b[j], lower[j], upper[j], prev, next, true);
-        std::vector<Index> bin(B.cols.size(), -1);
-        for (std::size_t i = 0; i < B.cols.size(); ++i)
-            if (B.cols[i] >= 0 && !(lower[j][static_cast<Eigen::Index>(i)] >= 0.0)) bin[i] = B.cols[i] + 1;
-        next += static_cast<Index>(B.col_lower.size());
-        append(out.rows, B);
-        out.unit_cols.push_back(B.cols);
-        out.binary_cols.push_back(std::move(bin));
-        prev = B.cols;
-    }
-    // Output layer: y - W a_prev = b.
-    LpBlock O;
-    O.starts.push_back(0);
-    const MatMap& W = net.W[L - 1];
-    std::vector<Index> ycols;
-    for (Eigen::Index i = 0; i < W.rows(); ++i) {
-        const Index y = next++;
-        ycols.push_back(y);
-        O.col_lower.push_back(lower[L - 1][i]);
-        O.col_upper.push_back(upper[L - 1][i]);
-        O.indices.push_back(y);
-        O.values.push_back(1.0);
-        for (Eigen::Index q = 0; q < W.cols(); ++q) {
-            const Index pc = prev[static_cast<std::size_t>(q)];
-            if (pc < 0 || W(i, q) == 0.0) continue;
-            O.indices.push_back(pc);
-            O.values.push_back(-W(i, q));
+    for (int j = 0; j < L; ++j) {
+        const MatMap& W = net.W[j];
+        const bool hidden = j + 1 < L;
+        const auto n = static_cast<std::size_t>(W.rows());
+        std::vector<Index> cols(n, -1), bins(n, -1), pres(n, -1);
+        for (Eigen::Index i = 0; i < W.rows(); ++i) {
+            const double l = lower[j][i], u = upper[j][i], b = net.b[j][i];
+            const auto k = static_cast<std::size_t>(i);
+            if (!hidden || l >= 0.0) {  // output, or stably active: a = W_i a_prev + b_i
+                if (hidden && u <= 0.0) continue;
+                cols[k] = w.col(l, u);
+                w.affine_row(cols[k], W, i, prev, b, b);
+            } else if (u <= 0.0) {
+                continue;  // stably inactive: no column
+            } else {
+                const Index z = w.col(l, u), a = w.col(0.0, u), d = w.col(0.0, 1.0);
+                B.binary.push_back(d);
+                cols[k] = a;
+                bins[k] = d;
+                pres[k] = z;
+                w.affine_row(z, W, i, prev, b, b);
+                w.entry(a, 1.0), w.entry(z, -1.0), w.end_row(0.0, kInf);
+                w.entry(a, 1.0), w.entry(z, -1.0), w.entry(d, -l), w.end_row(-kInf, -l);
+                w.entry(a, 1.0), w.entry(d, -u), w.end_row(-kInf, 0.0);
+            }
         }
-        O.row_lower.push_back(net.b[L - 1][i]);
-        O.row_upper.push_back(net.b[L - 1][i]);
-        O.starts.push_back(static_cast<Index>(O.indices.size()));
+        out.unit_cols.push_back(cols);
+        if (hidden) {
+            out.binary_cols.push_back(std::move(bins));
+            out.pre_cols.push_back(std::move(pres));
+        }
+        prev = std::move(cols);
     }
-    append(out.rows, O);
-    out.unit_cols.push_back(std::move(ycols));
     return out;
 }
 

@@ -9,7 +9,8 @@
 
 Encoding per hidden unit (``cpp/include/emlpress/bigm.hpp``): stably inactive units have no
 variable, stably active ones a continuous variable equal to their affine expression, unstable
-ones a continuous variable and a binary with the unit's own bounds as big-M. Bounds default to
+ones a pre-activation variable, an output variable and a binary, with the unit's own bounds as
+big-M. Bounds default to
 :func:`emlpress.bounds.crown` over the input variables' box; pass tighter ones (``lp``,
 ``progressive``, or the ``report.bounds`` of a losslessly compressed network) to remove
 binaries and tighten M.
@@ -73,8 +74,9 @@ def _col_name(h, c: int) -> str:
 @dataclass
 class NetworkHandle:
     """One network inside a HiGHS model. ``outputs``/``inputs`` are highspy variables;
-    ``layer_cols[l]`` the column of every unit of layer ``l`` (-1: no variable, the unit is
-    stably inactive), ``binary_cols[l]`` its binary (-1: none, the unit is stable)."""
+    ``layer_cols[l]`` the column of every unit's output in layer ``l`` (-1: no variable, the
+    unit is stably inactive), ``binary_cols[l]`` its binary and ``pre_cols[l]`` its
+    pre-activation column (-1: none, the unit is stable)."""
 
     name: str
     net: Network
@@ -82,6 +84,7 @@ class NetworkHandle:
     input_cols: np.ndarray
     layer_cols: list
     binary_cols: list
+    pre_cols: list
     n_vars: int
     n_binaries: int
     n_constraints: int
@@ -150,10 +153,10 @@ class NetworkHandle:
             cols.append(c[m])
             vals.append(np.maximum(z[m], 0.0) if hidden else z[m])
             if hidden:
-                bc = self.binary_cols[l]
+                bc, pc = self.binary_cols[l], self.pre_cols[l]
                 mb = bc >= 0
-                cols.append(bc[mb])
-                vals.append((z[mb] > 0).astype(np.float64))
+                cols += [bc[mb], pc[mb]]
+                vals += [(z[mb] > 0).astype(np.float64), z[mb]]
         return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
 
     def suggest(self, x) -> None:
@@ -234,23 +237,30 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
               enc["indices"], enc["values"])
     layer_cols = [np.asarray(c) for c in enc["unit_cols"]]
     binary_cols = [np.asarray(c) for c in enc["binary_cols"]]
+    pre_cols = [np.asarray(c) for c in enc["pre_cols"]]
     if names:
         for l, lc in enumerate(layer_cols):
             tag = "y" if l == len(layer_cols) - 1 else f"h{l + 1}_"
             for i, c in enumerate(lc):
                 if c >= 0:
                     h.passColName(int(c), f"{name}.{tag}{i}")
-        for l, bc in enumerate(binary_cols):
-            for i, c in enumerate(bc):
-                if c >= 0:
-                    h.passColName(int(c), f"{name}.d{l + 1}_{i}")
+        for l, (bc, pc) in enumerate(zip(binary_cols, pre_cols)):
+            for i in np.flatnonzero(bc >= 0):
+                h.passColName(int(bc[i]), f"{name}.d{l + 1}_{i}")
+                h.passColName(int(pc[i]), f"{name}.z{l + 1}_{i}")
     handle = NetworkHandle(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
-        binary_cols=binary_cols, n_vars=n_new, n_binaries=int(binary.size), n_constraints=n_rows,
+        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=n_new, n_binaries=int(binary.size), n_constraints=n_rows,
         n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
     )
     registry.append(handle)
     return handle
+
+
+def _option(h, name):
+    """An option's value (highspy returns (status, value) or the value, by version)."""
+    v = h.getOptionValue(name)
+    return v[1] if isinstance(v, tuple) else v
 
 
 _STATUS = {
@@ -298,12 +308,19 @@ class Solution:
 
 
 def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
-          threads: int | None = None, verbose: bool = False) -> Solution:
+          threads: int | None = None, verbose: bool = False,
+          confirm_infeasible: bool = True) -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. Each network added with :func:`add_network` is verified against
     its forward pass; a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
     triggers a warning naming the network (the solver's tolerances can make an encoding
-    lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process."""
+    lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
+
+    With ``confirm_infeasible`` (default), an ``INFEASIBLE`` verdict is re-checked by a
+    second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
+    constant networks (bounds of width ~1e-9 on outputs of ~1e3) infeasible although every
+    forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
+    verdicts differ, the second one is returned with a warning."""
     highspy = _highspy()
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
@@ -314,9 +331,28 @@ def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
         h.setOptionValue("threads", int(threads))
     t0 = time.perf_counter()
     h.run()
-    solve_s = time.perf_counter() - t0
     ms = h.getModelStatus()
     status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
+    if confirm_infeasible and status in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
+        presolve = _option(h, "presolve")
+        h.setOptionValue("presolve", "off")
+        if time_limit is not None:
+            h.setOptionValue("time_limit", max(0.0, float(time_limit) - (time.perf_counter() - t0)))
+        h.clearSolver()
+        h.run()
+        h.setOptionValue("presolve", presolve)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(time_limit))
+        ms2 = h.getModelStatus()
+        status2 = _STATUS.get(ms2.name, ms2.name.removeprefix("k").upper())
+        if status2 != status:
+            warnings.warn(
+                f"HiGHS reported {status} with presolve and {status2} without; returning the "
+                "latter (presolve tolerances on nearly degenerate bounds)", RuntimeWarning,
+                stacklevel=2,
+            )
+            status = status2
+    solve_s = time.perf_counter() - t0
     info = h.getInfo()
     has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
     mip = bool(h.getLp().integrality_) and any(int(v) != 0 for v in h.getLp().integrality_)
