@@ -74,3 +74,13 @@ def test_compress_errors(tmp_path, capsys):
     assert main(["compress", str(DATA / "goldstein_32x32.npz"), "--lo", "0", "--hi", "-1",
                  "-o", str(tmp_path / "x.npz")]) == 2
     assert "lo[0] = 0.0 > hi[0] = -1.0" in capsys.readouterr().err
+
+
+def test_tpc_generate_and_run_errors(tmp_path, capsys):
+    assert main(["tpc", "generate", "--out", str(tmp_path), "--rows", "5", "--benchmarks", "Saxpy",
+                 "--hw", "t1", "--repeats", "1"]) == 0
+    assert (tmp_path / "Saxpy_t1.csv").exists()
+    assert main(["tpc", "run", "--data", str(tmp_path), "--topologies", "3-3-3"]) == 2
+    assert "unknown topology '3-3-3'" in capsys.readouterr().err
+    assert main(["tpc", "run", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -71,6 +71,38 @@ def _cmd_compress(args) -> int:
     return 0
 
 
+def _cmd_tpc_generate(args) -> int:
+    from emlpress.data.tpc_generate import generate
+
+    paths = generate(args.out, args.benchmarks, n_rows=args.rows, hw=args.hw, seed=args.seed,
+                     repeats=args.repeats)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _cmd_tpc_run(args) -> int:
+    import pandas as pd
+
+    from emlpress.pipelines import tpc as pipe
+
+    cfg = pipe.Config(
+        data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
+        topologies=args.topologies, hw=args.hw, max_error=args.max_error, max_time=args.max_time,
+        max_memory_peak=args.max_memory_peak, time_limit=args.time_limit, epochs=args.epochs,
+        seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
+        compression_bounds=args.compression_bounds, out=args.out,
+    )
+    folder, summary = pipe.run(cfg)
+    cols = ["benchmark", "topology", "variant", "neurons_after", "binaries", "status", "solver_ms",
+            "total_bits", "bits", "chosen_hardware", "predicted_error", "measured_error",
+            "measured_time", "truly_feasible", "bits_above_best_measured"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(summary[[c for c in cols if c in summary]].to_string(index=False))
+    print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emlpress", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -92,6 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
     pc.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
     pc.set_defaults(func=_cmd_compress)
+
+    pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
+    tsub = pt.add_subparsers(dest="tpc_command", required=True)
+    g = tsub.add_parser("generate", help="measure the numba kernels at random precisions")
+    g.add_argument("--out", default="tpc_data", help="output directory (default: tpc_data)")
+    g.add_argument("--benchmarks", nargs="+", choices=["Saxpy", "Convolution", "Correlation"])
+    g.add_argument("--rows", type=int, default=2000, help="configurations per benchmark")
+    g.add_argument("--hw", default=None, help="hardware name in the file names (default: host name)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
+    g.set_defaults(func=_cmd_tpc_generate)
+    r = tsub.add_parser("run", help="train, compress, optimise and verify; writes runs/run<time>/")
+    r.add_argument("--data", default=None, help="directory of <Benchmark>_<hw>.csv (default: embedded data)")
+    r.add_argument("--benchmarks", nargs="+", choices=["Saxpy", "Convolution", "Correlation"])
+    r.add_argument("--topologies", nargs="+", default=["9-7", "12-15"],
+                   help="presets: 12-60 21-127 21-508 9-7 12-15 9-28 16-16-16-16")
+    r.add_argument("--hw", default=None, help="fix the hardware platform (default: the MILP chooses)")
+    r.add_argument("--max-error", type=float, default=0.01)
+    r.add_argument("--max-time", type=float, default=100.0)
+    r.add_argument("--max-memory-peak", type=float, default=None)
+    r.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
+    r.add_argument("--epochs", type=int, default=30)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--initial-sparsity", type=float, default=0.0)
+    r.add_argument("--final-sparsity", type=float, default=0.5)
+    r.add_argument("--compression-bounds", choices=BOUND_METHODS, default="lp")
+    r.add_argument("--out", default="runs", help="parent directory of the run folder")
+    r.set_defaults(func=_cmd_tpc_run)
     return p
 
 

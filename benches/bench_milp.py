@@ -1,0 +1,114 @@
+"""MILP embedding: encode time and encode+solve time against OMLT + HiGHS (the [peers] extra).
+
+Run: python -m pytest bench_milp.py -o python_files='bench_*.py' --benchmark-columns=min,median,rounds -s
+
+Encode: building the model for a network over its box. emlpress is timed both with its
+bound computation (CROWN) inside and with bounds given; OMLT's time is its model
+construction (NetworkDefinition + ReluBigMFormulation, which computes its own interval
+bounds). Solve: "maximise output 0 over the box", wall time of model construction plus
+solve, one round each, time limit TIME_LIMIT s for every solver.
+"""
+
+import time
+
+import highspy
+import numpy as np
+import pytest
+
+from bench_lossless import reference_lp
+from conftest import SHARED, random_network
+from emlpress import Network, bounds
+from emlpress.compress import lossless
+from emlpress.milp import add_network, solve
+from omlt_peer import omlt_model, omlt_solve
+from trained import trained
+
+TIME_LIMIT = 120.0
+
+ENCODE_NETS = {
+    "random_784-256-256-10": lambda: random_network([784, 256, 256, 10]),
+    "random_2-1024-512-512-256-1": lambda: random_network([2, 1024, 512, 512, 256, 1]),
+}
+
+
+def emlpress_encode(net, b):
+    h = highspy.Highs()
+    h.silent()
+    x = h.addVariables(net.n_in, lb=[float(v) for v in net.lo], ub=[float(v) for v in net.hi])
+    return h, add_network(h, net, x, bounds=b)
+
+
+@pytest.mark.parametrize("impl", ["emlpress+crown", "emlpress(bounds given)", "omlt"])
+@pytest.mark.parametrize("name", sorted(ENCODE_NETS))
+def test_encode(benchmark, name, impl):
+    net = ENCODE_NETS[name]()
+    benchmark.group = f"encode {name}"
+    if impl == "omlt":
+        benchmark.pedantic(omlt_model, args=(net,), rounds=1, iterations=1)
+    elif impl == "emlpress+crown":
+        benchmark(emlpress_encode, net, "crown")
+    else:
+        b = bounds.crown(net)
+        benchmark(emlpress_encode, net, b)
+
+
+SOLVE_NETS = {
+    "gp_2-256-128-128-64-1": lambda: trained("gp_2-256-128-128-64-1"),
+    "gp_2-1024-512-512-256-1": lambda: trained("gp_2-1024-512-512-256-1"),
+    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(SHARED / "seed_gp" / "model.npz"),
+    "random_7-12-60-4": lambda: random_network([7, 12, 60, 4]),
+}
+_bounds_cache = {}
+
+
+def bounds_for(name, net, method):
+    key = (name, method)
+    if key not in _bounds_cache:
+        t0 = time.perf_counter()
+        if method == "lp" and name.startswith("seed_gp"):
+            b = reference_lp(net)  # our LP on this network takes minutes (issue 3)
+        else:
+            b = bounds.tighten(net, method=method)
+        _bounds_cache[key] = b, time.perf_counter() - t0
+    return _bounds_cache[key]
+
+
+def emlpress_solve(net, b):
+    t0 = time.perf_counter()
+    h, nn = emlpress_encode(net, b)
+    h.setObjective(nn.outputs[0], sense=highspy.ObjSense.kMaximize)
+    sol = solve(h, time_limit=TIME_LIMIT)
+    return sol, nn, time.perf_counter() - t0
+
+
+VARIANTS = ["interval", "crown", "lp", "interval+lossless", "crown+lossless", "lp+lossless", "omlt"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", list(SOLVE_NETS))
+def test_solve(benchmark, name, variant):
+    net = SOLVE_NETS[name]()
+    benchmark.group = f"solve {name}"
+    if variant == "omlt":
+        def run():
+            m, enc = omlt_model(net)
+            status, obj, dt = omlt_solve(m, TIME_LIMIT)
+            return status, obj, enc, dt
+
+        status, obj, enc, dt = benchmark.pedantic(run, rounds=1, iterations=1)
+        info = dict(status=status, objective=obj, encode_s=enc, solve_s=dt)
+    else:
+        method = variant.split("+")[0]
+        b, tb = bounds_for(name, net, method)
+        n = net
+        if variant.endswith("+lossless"):
+            n, rep = lossless(net, bounds=b, verify=False)
+            b = rep.bounds
+        sol, nn, wall = benchmark.pedantic(emlpress_solve, args=(n, b), rounds=1, iterations=1)
+        info = dict(status=sol.status, objective=sol.objective, encode_s=sol.encode_s,
+                    solve_s=sol.solve_s, bounds_s=tb, binaries=nn.n_binaries,
+                    hidden=n.n_neurons, nodes=sol.nodes, gap=sol.gap,
+                    verify=max(sol.verify_diff.values(), default=float("nan")))
+    benchmark.extra_info.update(info)
+    print(f"\n{name} {variant}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in info.items()))

@@ -1,0 +1,1 @@
+"""End-to-end pipelines that orchestrate the core steps and write run folders."""

@@ -1,0 +1,209 @@
+"""Transprecision data, generator and pipeline."""
+
+import json
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emlpress.data import tpc
+
+
+@pytest.fixture(scope="module")
+def published(shared_data):
+    return tpc.load_dir(shared_data / "tpc")
+
+
+def test_published_data_loads_with_one_hot_and_capped_targets(published):
+    assert set(published) == {"Convolution", "Correlation", "Saxpy"}
+    corr = published["Correlation"]
+    assert corr.hardware == ["g100", "pc", "vm"]
+    f = corr.frame
+    assert list(f.index) == list(range(len(f)))  # reset: no duplicate labels
+    assert np.all(f[corr.hw_cols].sum(axis=1) == 1.0)
+    zero = f["error"] == 0
+    assert zero.sum() == 56  # 18 + 20 + 18 exact zeros in the published files
+    assert np.all(f.loc[zero, "neg_log_error"] == tpc.NEG_LOG_ERROR_CAP)
+    pos = f[~zero]
+    np.testing.assert_allclose(pos["neg_log_error"], -np.log10(pos["error"]))
+    assert corr.X().shape == (len(f), 7 + 3) and corr.Y().shape == (len(f), 4)
+
+
+def test_best_measured_configurations_match_the_design_notes(published):
+    for bench, bits in (("Convolution", 29), ("Correlation", 88), ("Saxpy", 17)):
+        d = published[bench]
+        best = tpc.best_measured(d, 0.01, 100.0, hardware=["g100", "vm"])
+        assert int(best[d.var_cols].sum()) == bits
+
+
+def test_split_is_seeded_and_disjoint(published):
+    d = published["Saxpy"]
+    tr, te = d.split(0.2, seed=3)
+    tr2, te2 = d.split(0.2, seed=3)
+    assert tr.index.equals(tr2.index) and te.index.equals(te2.index)
+    assert len(set(tr.index) & set(te.index)) == 0 and len(tr) + len(te) == len(d.frame)
+    assert len(te) == round(0.2 * len(d.frame))
+
+
+def test_normalisation_fit_on_train_round_trips(published, tmp_path):
+    d = published["Convolution"]
+    tr, te = d.split(0.25, seed=0)
+    cols = d.input_cols + list(tpc.TARGETS)
+    norm = tpc.MinMax.fit(tr, cols)
+    A = tr[cols].to_numpy(float)
+    Z = norm.transform(A)
+    assert Z.min() >= 0.0 and Z.max() <= 1.0
+    np.testing.assert_allclose(norm.inverse(Z), A, rtol=1e-12, atol=1e-9)
+    norm.save(tmp_path / "n.json")
+    back = tpc.MinMax.from_json(json.loads((tmp_path / "n.json").read_text()))
+    np.testing.assert_array_equal(back.lo, norm.lo)
+    # fit on the training split only: its range, not the whole data's
+    np.testing.assert_array_equal(norm.lo, A.min(0))
+    varying = A.max(0) > A.min(0)
+    np.testing.assert_array_equal(norm.hi[varying], A.max(0)[varying])
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_malformed_files_name_file_row_and_column(tmp_path):
+    ok = "var_0,var_1,var_2,error,time,memory_mean,memory_peak\n4,5,6,0.1,20,1,2\n"
+    write(tmp_path / "Saxpy_a.csv", ok)
+    assert len(tpc.load(tmp_path, "Saxpy").frame) == 1
+    write(tmp_path / "Saxpy_b.csv", ok.replace(",memory_peak", "") .replace(",1,2", ",1"))
+    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_b\.csv: missing column\(s\) \['memory_peak'\]"):
+        tpc.load(tmp_path, "Saxpy")
+    (tmp_path / "Saxpy_b.csv").unlink()
+    write(tmp_path / "Saxpy_c.csv", ok + "4,x5,6,0.1,20,1,2\n")
+    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_c\.csv: row 3 .*column 'var_1': 'x5'"):
+        tpc.load(tmp_path, "Saxpy")
+    (tmp_path / "Saxpy_c.csv").unlink()
+    write(tmp_path / "Saxpy_d.csv", "")
+    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_d\.csv: empty file"):
+        tpc.load(tmp_path, "Saxpy")
+    (tmp_path / "Saxpy_d.csv").unlink()
+    write(tmp_path / "Saxpy_e.csv", ok + "4,5,6,-1,20,1,2\n")
+    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_e\.csv: row 3, column 'error': -1.0 is negative"):
+        tpc.load(tmp_path, "Saxpy")
+    (tmp_path / "Saxpy_e.csv").unlink()
+    write(tmp_path / "Saxpy_f.csv", ok + "4,5.5,6,0.1,20,1,2\n")
+    with pytest.raises(tpc.TPCDataError, match=r"row 3, column 'var_1': 5.5 is not a bit count"):
+        tpc.load(tmp_path, "Saxpy")
+    (tmp_path / "Saxpy_f.csv").unlink()
+    with pytest.raises(tpc.TPCDataError, match=r"unknown hardware \['g100'\].*files exist for \['a'\]"):
+        tpc.load(tmp_path, "Saxpy", hardware="g100")
+    write(tmp_path / "Saxpy_b@d.csv", ok)
+    with pytest.raises(tpc.TPCDataError, match="hardware name 'b@d'"):
+        tpc.load(tmp_path, "Saxpy")
+    with pytest.raises(ValueError, match="unknown benchmark 'Fft'"):
+        tpc.load(tmp_path, "Fft")
+
+
+def rne_reference(x: float, p: int) -> float:
+    """Round-to-nearest-even to p mantissa bits via Python integers (independent)."""
+    if p >= 52 or x == 0.0 or not np.isfinite(x):
+        return x
+    (u,) = struct.unpack("<Q", struct.pack("<d", x))
+    shift = 52 - p
+    low = u & ((1 << shift) - 1)
+    u >>= shift
+    half = 1 << (shift - 1)
+    if low > half or (low == half and (u & 1)):
+        u += 1
+    (y,) = struct.unpack("<d", struct.pack("<Q", (u << shift) & (2**64 - 1)))
+    return y
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e30, max_value=1e30),
+       st.integers(1, 52))
+def test_round_bits_is_round_to_nearest_even(x, p):
+    from emlpress.data.tpc_generate import round_bits
+
+    got = float(round_bits(np.array([x]), p)[0])
+    want = rne_reference(x, p)
+    if p <= 23 and abs(want) > np.finfo(np.float32).max:
+        assert np.isinf(got)  # float32 storage overflows, as on the platform
+    elif p <= 23 and 0 < abs(want) < np.finfo(np.float32).tiny:
+        assert abs(got - want) <= np.finfo(np.float32).smallest_subnormal  # float32 subnormal range
+    else:
+        assert got == want
+
+
+def test_kernels_error_grows_as_precision_drops():
+    from emlpress.data.tpc_generate import run_kernel
+
+    for bench, n in tpc.BENCHMARKS.items():
+        full = run_kernel(bench, [52] * n, repeats=1)
+        assert full["error"] == 0.0 and full["time"] > 0 and full["memory_peak"] > 0
+        mid = run_kernel(bench, [20] * n, repeats=1)
+        low = run_kernel(bench, [5] * n, repeats=1)
+        assert 0.0 < mid["error"] < low["error"]
+        assert low["memory_peak"] < full["memory_peak"]  # float32 storage below 24 bits
+
+
+def test_generated_files_load(tmp_path):
+    from emlpress.data.tpc_generate import generate
+
+    paths = generate(tmp_path, ["Saxpy", "Correlation"], n_rows=12, hw="testhw", repeats=1, progress=False)
+    assert [p.name for p in paths] == ["Saxpy_testhw.csv", "Correlation_testhw.csv"]
+    d = tpc.load(tmp_path, "Correlation")
+    assert d.hardware == ["testhw"] and len(d.frame) == 12
+    lo, hi = d.bit_range()
+    assert lo.min() >= 3 and hi.max() <= 52
+
+
+def test_embedded_default_data_is_small_and_loads():
+    from emlpress.pipelines.tpc import DEFAULT_DATA
+
+    files = sorted(DEFAULT_DATA.glob("*.csv"))
+    assert {f.name.split("_")[0] for f in files} == set(tpc.BENCHMARKS)
+    assert sum(f.stat().st_size for f in files) < 2_000_000
+    for b in tpc.BENCHMARKS:
+        assert len(tpc.load(DEFAULT_DATA, b).frame) >= 1000
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
+    from emlpress.data.tpc_generate import generate
+    from emlpress.pipelines import tpc as pipe
+
+    generate(tmp_path / "data", ["Saxpy"], n_rows=300, hw="h1", repeats=1, progress=False)
+    cfg = pipe.Config(data=tmp_path / "data", topologies=["9-7"], epochs=3, time_limit=20,
+                      out=tmp_path / "runs", progress=False, max_error=1e-3, rerun_kernels=True)
+    folder, summary = pipe.run(cfg)
+    assert (folder / "run.summary.csv").exists() and (folder / "solver_time_Saxpy.png").exists()
+    assert (folder / "solver_time_ratio.png").exists() and len(list((folder / "logs").glob("*.json"))) >= 5
+    assert list(summary["variant"]) == list(pipe.VARIANTS)
+    for col in ("topology", "train_ms", "size_bytes", "evaluate_ms", "rmse", "encode_ms", "solver_ms",
+                "objective", "status", "sparsity", "neurons_before", "neurons_after", "binaries",
+                "nodes", "gap"):
+        assert col in summary
+    assert (summary["neurons_after"] <= summary["neurons_before"]).all()
+    solved = summary[summary["status"] == "OPTIMAL"]
+    assert len(solved) >= 1
+    # the MILP's predicted outputs are the network's forward pass at the solution
+    assert (solved["milp_forward_diff"] <= 1e-6 * 1e3).all()
+    assert solved["measured_source"].eq("kernel re-run").all()
+    assert set(solved["truly_feasible"]) <= {True, False}
+    pruned = summary[summary["variant"] == "pruned"]["sparsity"].iloc[0]
+    assert 0.2 < pruned < 0.8  # final_sparsity 0.5, measured
+
+
+def test_verification_flags_an_infeasible_pick(published):
+    from emlpress.pipelines import tpc as pipe
+
+    d = published["Saxpy"]
+    cfg = pipe.Config(max_error=0.01, max_time=100.0)
+    bits = np.array([4, 4, 4])  # too few bits: error ~1e-2 or worse on every platform
+    v = pipe.verify_solution(d, bits, "g100", cfg, rerun=False)
+    assert v["truly_feasible"] is False and v["measured_error"] > 0.01
+    assert v["best_measured_bits"] == 17 and v["bits_above_best_measured"] == 12 - 17
+    row = d.frame[(d.frame.hardware == "g100")].iloc[0]
+    v = pipe.verify_solution(d, row[d.var_cols].to_numpy().astype(int), "g100", cfg, rerun=False)
+    assert v["measured_source"] == "data" and v["measured_error"] == pytest.approx(
+        d.frame[(d.frame.hardware == "g100") & (d.frame[d.var_cols] == row[d.var_cols]).all(axis=1)]["error"].mean())
