@@ -102,8 +102,11 @@ def fit_regressor(
         if not (0.0 <= s0 <= s1 < 1.0):
             raise ValueError(f"pruning sparsities must satisfy 0 <= initial <= final < 1, got {pruning}")
         steps = epochs * int(np.ceil(len(tr) / batch_size))
+        # TMOT prunes every `frequency` steps (default 100): on small data that is never,
+        # so prune about ten times over the run.
         schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, steps - 1))
+            initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, steps - 1),
+            frequency=max(1, min(100, steps // 10)))
         model = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
         callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
