@@ -12,7 +12,6 @@ solve, one round each, time limit TIME_LIMIT s for every solver.
 import time
 
 import highspy
-import numpy as np
 import pytest
 
 from bench_lossless import reference_lp

@@ -3,7 +3,6 @@
 Run: python -m pytest bench_tighten.py -o python_files='bench_*.py' --benchmark-columns=min,rounds -s
 """
 
-import numpy as np
 import pytest
 
 import naive_lp

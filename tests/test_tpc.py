@@ -4,7 +4,6 @@ import json
 import struct
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,38 +65,30 @@ def test_normalisation_fit_on_train_round_trips(published, tmp_path):
     np.testing.assert_array_equal(norm.hi[varying], A.max(0)[varying])
 
 
-def write(path, text):
-    path.write_text(text)
-    return path
+OK_CSV = "var_0,var_1,var_2,error,time,memory_mean,memory_peak\n4,5,6,0.1,20,1,2\n"
 
 
-def test_malformed_files_name_file_row_and_column(tmp_path):
-    ok = "var_0,var_1,var_2,error,time,memory_mean,memory_peak\n4,5,6,0.1,20,1,2\n"
-    write(tmp_path / "Saxpy_a.csv", ok)
+@pytest.mark.parametrize("text,message", [
+    (OK_CSV.replace(",memory_peak", "").replace(",1,2", ",1"),
+     r"Saxpy_x\.csv: missing column\(s\) \['memory_peak'\]"),
+    (OK_CSV + "4,x5,6,0.1,20,1,2\n", r"Saxpy_x\.csv: row 3 .*column 'var_1': 'x5'"),
+    ("", r"Saxpy_x\.csv: empty file"),
+    (OK_CSV + "4,5,6,-1,20,1,2\n", r"Saxpy_x\.csv: row 3, column 'error': -1.0 is negative"),
+    (OK_CSV + "4,5.5,6,0.1,20,1,2\n", r"row 3, column 'var_1': 5.5 is not a bit count"),
+])
+def test_malformed_files_name_file_row_and_column(tmp_path, text, message):
+    (tmp_path / "Saxpy_a.csv").write_text(OK_CSV)
     assert len(tpc.load(tmp_path, "Saxpy").frame) == 1
-    write(tmp_path / "Saxpy_b.csv", ok.replace(",memory_peak", "") .replace(",1,2", ",1"))
-    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_b\.csv: missing column\(s\) \['memory_peak'\]"):
+    (tmp_path / "Saxpy_x.csv").write_text(text)
+    with pytest.raises(tpc.TPCDataError, match=message):
         tpc.load(tmp_path, "Saxpy")
-    (tmp_path / "Saxpy_b.csv").unlink()
-    write(tmp_path / "Saxpy_c.csv", ok + "4,x5,6,0.1,20,1,2\n")
-    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_c\.csv: row 3 .*column 'var_1': 'x5'"):
-        tpc.load(tmp_path, "Saxpy")
-    (tmp_path / "Saxpy_c.csv").unlink()
-    write(tmp_path / "Saxpy_d.csv", "")
-    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_d\.csv: empty file"):
-        tpc.load(tmp_path, "Saxpy")
-    (tmp_path / "Saxpy_d.csv").unlink()
-    write(tmp_path / "Saxpy_e.csv", ok + "4,5,6,-1,20,1,2\n")
-    with pytest.raises(tpc.TPCDataError, match=r"Saxpy_e\.csv: row 3, column 'error': -1.0 is negative"):
-        tpc.load(tmp_path, "Saxpy")
-    (tmp_path / "Saxpy_e.csv").unlink()
-    write(tmp_path / "Saxpy_f.csv", ok + "4,5.5,6,0.1,20,1,2\n")
-    with pytest.raises(tpc.TPCDataError, match=r"row 3, column 'var_1': 5.5 is not a bit count"):
-        tpc.load(tmp_path, "Saxpy")
-    (tmp_path / "Saxpy_f.csv").unlink()
+
+
+def test_unknown_hardware_and_names_are_refused(tmp_path):
+    (tmp_path / "Saxpy_a.csv").write_text(OK_CSV)
     with pytest.raises(tpc.TPCDataError, match=r"unknown hardware \['g100'\].*files exist for \['a'\]"):
         tpc.load(tmp_path, "Saxpy", hardware="g100")
-    write(tmp_path / "Saxpy_b@d.csv", ok)
+    (tmp_path / "Saxpy_b@d.csv").write_text(OK_CSV)
     with pytest.raises(tpc.TPCDataError, match="hardware name 'b@d'"):
         tpc.load(tmp_path, "Saxpy")
     with pytest.raises(ValueError, match="unknown benchmark 'Fft'"):

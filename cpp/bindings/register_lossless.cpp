@@ -8,23 +8,6 @@ namespace emlpress::py_glue {
 
 void register_lossless(py::module_& m) {
     m.def(
-        "dependent_rows",
-        [](const CRef& W, const std::vector<Eigen::Index>& candidates, double rel_tol) {
-            for (Eigen::Index i : candidates)
-                if (i < 0 || i >= W.rows())
-                    throw std::out_of_range("candidate row " + std::to_string(i) +
-                                            " outside a matrix of " + std::to_string(W.rows()) +
-                                            " rows");
-            DependentRows d;
-            {
-                py::gil_scoped_release release;
-                d = dependent_rows(W, candidates, rel_tol);
-            }
-            return py::make_tuple(d.kept, d.dependent, d.alpha);
-        },
-        py::arg("W"), py::arg("candidates"), py::arg("rel_tol"),
-        "Rank test: (kept, dependent, alpha) with W[dependent] ~= alpha @ W[kept].");
-    m.def(
         "fold_layer",
         [](const CRef& W, const VRef& b, const CRef& V, const VRef& c, const VRef& lower,
            const VRef& upper, const VRef& xabs, double rel_tol) {

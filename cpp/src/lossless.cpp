@@ -65,12 +65,15 @@ LayerFold fold_layer(const CRef& W, const VRef& b, const CRef& V, const VRef& c,
     LayerFold out;
     out.c = c;
     RowMat Vf = V;  // folded columns accumulate here
-    std::vector<Eigen::Index> active, unstable;
+    std::vector<Eigen::Index> active, unstable, constant;  // constant: zero row, bias > 0
     for (Eigen::Index i = 0; i < n; ++i) {
         // Zero rows first: the rule is structural and holds whatever the bounds say.
         if ((W.row(i).array() == 0.0).all()) {
             ++out.n_zero;
-            if (b[i] > 0.0) out.c.noalias() += V.col(i) * b[i];
+            if (b[i] > 0.0) {
+                out.c.noalias() += V.col(i) * b[i];
+                constant.push_back(i);
+            }
         } else if (upper[i] <= 0.0) {
             ++out.n_inactive;
         } else if (lower[i] >= 0.0) {
@@ -99,8 +102,7 @@ LayerFold fold_layer(const CRef& W, const VRef& b, const CRef& V, const VRef& c,
     const double g = gamma_slack(static_cast<double>(
         std::max<Eigen::Index>({W.cols(), n, V.rows()}) + 2));
     Vec cmag = c.cwiseAbs();  // magnitude of the terms summed into the folded biases
-    for (Eigen::Index i = 0; i < n; ++i)
-        if (b[i] > 0.0 && (W.row(i).array() == 0.0).all()) cmag.noalias() += V.col(i).cwiseAbs() * b[i];
+    for (Eigen::Index i : constant) cmag.noalias() += V.col(i).cwiseAbs() * b[i];
     out.resid = Vec::Zero(V.rows());
     if (!dep.dependent.empty()) {
         const RowMat Wd = W(dep.dependent, Eigen::all);

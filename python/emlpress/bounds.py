@@ -115,11 +115,18 @@ class Bounds:
             )
         return pd.DataFrame(rows).set_index("layer")
 
-    def check(self, net: Network) -> None:
-        """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes."""
+    def check(self, net: Network, lo=None, hi=None) -> None:
+        """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes or, given a
+        box ``lo``/``hi``, were computed on a box that does not contain it."""
         if [a.size for a in self.lower] != net.sizes[1:]:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
+            )
+        if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
+            raise ValueError(
+                f"the bounds ({self.method}) were computed on a smaller box "
+                f"[{self.lo.tolist()}, {self.hi.tolist()}] than [{np.asarray(lo).tolist()}, "
+                f"{np.asarray(hi).tolist()}]"
             )
 
     def __repr__(self) -> str:
@@ -176,12 +183,6 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
     return _run(_core.crown, "crown", net, lo, hi)
 
 
-def _check_init(init: Bounds, net: Network, lo, hi) -> None:
-    init.check(net)
-    if np.any(init.lo > lo) or np.any(init.hi < hi):
-        raise ValueError("init bounds were computed on a smaller box than the one asked for")
-
-
 def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
     """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
     from emlpress.relaxation import NeuronProblems
@@ -190,7 +191,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     if init is None:
         init = crown(net, lo, hi)
     else:
-        _check_init(init, net, lo, hi)
+        init.check(net, lo, hi)
     n_threads = max(1, int(threads or _core.num_threads()))
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]

@@ -28,6 +28,7 @@ from emlpress import _core
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
 from emlpress.network import Network
+from emlpress.relaxation import add_block
 
 __all__ = ["add_network", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL"]
 
@@ -222,22 +223,8 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
 
     first = h.getNumCol()
     enc = _core.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
-    n_new = len(enc["col_lower"])
-    inf = _highspy().kHighsInf
-    zero = np.zeros(0)
-    h.addCols(n_new, np.zeros(n_new), enc["col_lower"], enc["col_upper"], 0,
-              np.zeros(0, np.int32), np.zeros(0, np.int32), zero)
-    binary = enc["binary"]
-    if binary.size:
-        h.changeColsIntegrality(int(binary.size), binary, np.ones(binary.size, np.uint8))
-    row_lower = np.where(np.isinf(enc["row_lower"]), -inf, enc["row_lower"])
-    row_upper = np.where(np.isinf(enc["row_upper"]), inf, enc["row_upper"])
-    n_rows = len(row_lower)
-    h.addRows(n_rows, row_lower, row_upper, len(enc["values"]), enc["starts"][:-1],
-              enc["indices"], enc["values"])
-    layer_cols = [np.asarray(c) for c in enc["unit_cols"]]
-    binary_cols = [np.asarray(c) for c in enc["binary_cols"]]
-    pre_cols = [np.asarray(c) for c in enc["pre_cols"]]
+    add_block(h, enc)
+    layer_cols, binary_cols, pre_cols = enc["unit_cols"], enc["binary_cols"], enc["pre_cols"]
     if names:
         for l, lc in enumerate(layer_cols):
             tag = "y" if l == len(layer_cols) - 1 else f"h{l + 1}_"
@@ -250,7 +237,8 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
                 h.passColName(int(pc[i]), f"{name}.z{l + 1}_{i}")
     handle = NetworkHandle(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
-        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=n_new, n_binaries=int(binary.size), n_constraints=n_rows,
+        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc["col_lower"]),
+        n_binaries=len(enc["binary"]), n_constraints=len(enc["row_lower"]),
         n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
     )
     registry.append(handle)
@@ -355,7 +343,8 @@ def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
     solve_s = time.perf_counter() - t0
     info = h.getInfo()
     has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    mip = bool(h.getLp().integrality_) and any(int(v) != 0 for v in h.getLp().integrality_)
+    integrality = h.getLp().integrality_  # a copy of the model: fetch it once
+    mip = any(int(v) != 0 for v in integrality)
     col_values = np.asarray(h.getSolution().col_value) if has_solution else None
     nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else 0
     sense_max = h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize

@@ -15,10 +15,21 @@ import warnings
 import highspy
 import numpy as np
 
-from emlpress import _core
 
 _EMPTY_I = np.array([], dtype=np.int32)
 _EMPTY_F = np.array([], dtype=np.float64)
+
+
+def add_block(h: highspy.Highs, blk: dict) -> None:
+    """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the dict of
+    ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows."""
+    n = len(blk["col_lower"])
+    h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+    nb = len(blk["binary"])
+    if nb:
+        h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
+    h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"], len(blk["values"]),
+              blk["starts"][:-1], blk["indices"], blk["values"])
 _OK_LP = {"Optimal", "Bound on objective reached"}
 _OK_MIP = {"Optimal", "Time limit reached"}
 #: HiGHS' MIP feasibility tolerance for MILP bounds; each MILP bound is widened by it times
@@ -64,15 +75,8 @@ class NeuronProblems:
 
     def add_block(self, blk: dict) -> None:
         h = self.h
-        n = len(blk["col_lower"])
-        h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
-        nb = len(blk["binary"])
-        self.n_binary += nb
-        if nb:
-            h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
-        m = len(blk["row_lower"])
-        h.addRows(m, blk["row_lower"], blk["row_upper"], len(blk["values"]), blk["starts"][:-1],
-                  blk["indices"], blk["values"])
+        add_block(h, blk)
+        self.n_binary += len(blk["binary"])
         # the objective of the next layer's neurons lives on this block's columns
         if len(self.cost_idx):
             h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))

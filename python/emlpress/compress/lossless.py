@@ -88,14 +88,11 @@ class LosslessReport:
 
 def _resolve_bounds(net: Network, lo, hi, bounds, threads) -> Bounds:
     if isinstance(bounds, Bounds):
-        bounds.check(net)
-        if np.any(bounds.lo > lo) or np.any(bounds.hi < hi):
-            raise ValueError("the bounds were computed on a smaller box than the one to compress on")
+        bounds.check(net, lo, hi)
         return bounds
     if not isinstance(bounds, str):
         raise TypeError(f"bounds must be a Bounds object or a method name, got {type(bounds).__name__}")
-    kwargs = {"threads": threads} if bounds in ("lp", "milp", "progressive") else {}
-    return _bounds.tighten(net, lo, hi, method=bounds, **kwargs)
+    return _bounds.tighten(net, lo, hi, method=bounds, threads=threads)
 
 
 def _check_points(net: Network, lo: np.ndarray, hi: np.ndarray, n_points: int, seed: int):

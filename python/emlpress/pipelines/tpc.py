@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emlpress import bounds as _bounds
 from emlpress.compress import lossless
 from emlpress.data import tpc
 from emlpress.network import Network
@@ -95,7 +94,7 @@ def _domain(data: tpc.TPCData):
 
 
 def optimize(net: Network, data: tpc.TPCData, cfg: Config, b=None, name="nn"):
-    """Build and solve the bit-selection MILP; returns (Solution, handle, bit vars, hw vars)."""
+    """Build and solve the bit-selection MILP; returns (Solution, NetworkHandle)."""
     import highspy
 
     from emlpress.milp import add_network, solve
