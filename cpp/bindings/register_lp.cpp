@@ -19,8 +19,7 @@ void register_lp(py::module_& m) {
                 const NetworkView& v = net.view();
                 if (j < 0 || j >= v.n_layers() - 1)
                     throw std::invalid_argument("add_layer: layer must be a hidden layer");
-                if (lower.size() != v.width(j) || upper.size() != v.width(j) ||
-                    static_cast<Eigen::Index>(R.last_cols().size()) != v.W[j].cols())
+                if (lower.size() != v.width(j) || upper.size() != v.width(j))
                     throw std::invalid_argument("add_layer: sizes do not match layer " +
                                                 std::to_string(j));
                 const Vec l = Eigen::Map<const Vec>(lower.data(), lower.size());
@@ -33,7 +32,29 @@ void register_lp(py::module_& m) {
                 return block_dict(*B);
             },
             py::arg("net"), py::arg("layer"), py::arg("lower"), py::arg("upper"))
-        .def_property_readonly("last_cols", [](const LpRelaxation& R) { return as_array(R.last_cols()); })
+        .def(
+            "pre_activation",
+            [](const LpRelaxation& R, const PyNet& net, int j) {
+                const NetworkView& v = net.view();
+                if (j < 0 || j >= v.n_layers())
+                    throw std::invalid_argument("pre_activation: no layer " + std::to_string(j));
+                Affine Z;
+                {
+                    py::gil_scoped_release release;
+                    Z = R.pre_activation(v, j);
+                }
+                py::dict d;
+                d["ref"] = as_array(Z.ref);
+                py::array_t<double> A({Z.A.rows(), Z.A.cols()});
+                std::copy(Z.A.data(), Z.A.data() + Z.A.size(), A.mutable_data());
+                d["A"] = A;
+                d["c"] = py::array_t<double>(Z.c.size(), Z.c.data());
+                d["err"] = py::array_t<double>(Z.err.size(), Z.err.data());
+                return d;
+            },
+            py::arg("net"), py::arg("layer"),
+            "Layer `layer`'s pre-activations as A v[ref] + c (|error| <= err) over the LP columns.")
+        .def_property_readonly("n_layers", &LpRelaxation::n_layers)
         .def_property_readonly("n_cols", &LpRelaxation::n_cols)
         .def_property_readonly("n_rows", &LpRelaxation::n_rows)
         .def(

@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <limits>
+#include <algorithm>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "emlpress/rounding.hpp"
 
@@ -17,66 +20,6 @@ double min_linear(double k, double lo, double hi) {
     return k > 0.0 ? k * lo : k * hi;
 }
 }  // namespace
-
-LpBlock lp_block(const MatMap& W, const VecMap& b, const Vec& lower, const Vec& upper,
-                 const std::vector<Index>& prev_cols, Index first_col, bool integer) {
-    LpBlock B;
-    const Eigen::Index n = W.rows();
-    B.cols.assign(static_cast<std::size_t>(n), -1);
-    B.starts.push_back(0);
-    Index next = first_col;
-    // row: a - scale W_i a_prev (+ k d) in [lo, hi]
-    auto add_row = [&](Eigen::Index i, Index col, double scale, double lo, double hi,
-                       Index dcol = -1, double k = 0.0) {
-        B.indices.push_back(col);
-        B.values.push_back(1.0);
-        if (dcol >= 0) {
-            B.indices.push_back(dcol);
-            B.values.push_back(k);
-        }
-        const auto row = W.row(i);
-        for (Eigen::Index q = 0; q < row.size(); ++q) {
-            const Index pc = prev_cols[static_cast<std::size_t>(q)];
-            if (pc < 0 || row[q] == 0.0) continue;
-            B.indices.push_back(pc);
-            B.values.push_back(-scale * row[q]);
-        }
-        B.row_lower.push_back(lo);
-        B.row_upper.push_back(hi);
-        B.starts.push_back(static_cast<Index>(B.indices.size()));
-    };
-    for (Eigen::Index i = 0; i < n; ++i) {
-        const double l = lower[i], u = upper[i];
-        if (u <= 0.0) continue;
-        const Index col = next++;
-        B.cols[static_cast<std::size_t>(i)] = col;
-        if (l >= 0.0) {
-            B.col_lower.push_back(l);
-            B.col_upper.push_back(u);
-            add_row(i, col, 1.0, b[i], b[i]);
-        } else if (!integer) {
-            const double s = u / (u - l);
-            B.col_lower.push_back(0.0);
-            B.col_upper.push_back(u);
-            add_row(i, col, 1.0, b[i], kInf);
-            add_row(i, col, s, -kInf, s * (b[i] - l));
-        } else {
-            const Index d = next++;
-            B.binary.push_back(d);
-            B.col_lower.insert(B.col_lower.end(), {0.0, 0.0});
-            B.col_upper.insert(B.col_upper.end(), {u, 1.0});
-            add_row(i, col, 1.0, b[i], kInf);
-            add_row(i, col, 1.0, -kInf, b[i] - l, d, -l);
-            // a - u d <= 0 has no weights: written directly
-            B.indices.insert(B.indices.end(), {col, d});
-            B.values.insert(B.values.end(), {1.0, -u});
-            B.row_lower.push_back(-kInf);
-            B.row_upper.push_back(0.0);
-            B.starts.push_back(static_cast<Index>(B.indices.size()));
-        }
-    }
-    return B;
-}
 
 double safe_lower_bound(const std::vector<double>& cost, const std::vector<double>& col_lower,
                         const std::vector<double>& col_upper,
@@ -116,26 +59,166 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
 }
 
 LpRelaxation::LpRelaxation(const Vec& lo, const Vec& hi, bool integer) : integer_(integer) {
-    std::vector<Index> c(static_cast<std::size_t>(lo.size()));
-    for (std::size_t q = 0; q < c.size(); ++q) c[q] = static_cast<Index>(q);
-    cols_.push_back(std::move(c));
-    col_lower_.assign(lo.data(), lo.data() + lo.size());
-    col_upper_.assign(hi.data(), hi.data() + hi.size());
+    const Eigen::Index n = lo.size();
+    ref_.resize(static_cast<std::size_t>(n));
+    for (Eigen::Index q = 0; q < n; ++q) ref_[static_cast<std::size_t>(q)] = static_cast<Index>(q);
+    P_ = RowMat::Identity(n, n);
+    p_ = Vec::Zero(n);
+    perr_ = Vec::Zero(n);
+    col_lower_.assign(lo.data(), lo.data() + n);
+    col_upper_.assign(hi.data(), hi.data() + n);
+}
+
+Affine LpRelaxation::pre_activation(const NetworkView& net, int j) const {
+    if (j != layers_) throw std::invalid_argument("pre_activation: layer " + std::to_string(j) +
+                                                  " does not follow the layers added (" +
+                                                  std::to_string(layers_) + ")");
+    const MatMap& W = net.W[static_cast<std::size_t>(j)];
+    const VecMap& b = net.b[static_cast<std::size_t>(j)];
+    Affine Z;
+    Z.ref = ref_;
+    Z.A.noalias() = W * P_;
+    if (exact_) {  // P_ selects columns: every entry of A is one weight, c is the bias
+        Z.c = b;
+        Z.err = Vec::Zero(W.rows());
+        return Z;
+    }
+    Z.c.noalias() = W * p_;
+    Z.c += b;
+    Vec vmax(static_cast<Eigen::Index>(ref_.size()));
+    for (std::size_t q = 0; q < ref_.size(); ++q) {
+        const auto c = static_cast<std::size_t>(ref_[q]);
+        vmax[static_cast<Eigen::Index>(q)] = std::max(std::fabs(col_lower_[c]), std::fabs(col_upper_[c]));
+    }
+    const Vec inner = P_.cwiseAbs() * vmax + p_.cwiseAbs();
+    const double g = gamma_slack(static_cast<double>(W.cols() + P_.cols()) + 2.0);
+    Z.err.noalias() = W.cwiseAbs() * (perr_ + g * inner);
+    Z.err += g * b.cwiseAbs();
+    return Z;
 }
 
 const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec& lower,
                                        const Vec& upper) {
-    last_ = lp_block(net.W[j], net.b[j], lower, upper, cols_.back(), n_cols(), integer_);
-    cols_.push_back(last_.cols);
-    col_lower_.insert(col_lower_.end(), last_.col_lower.begin(), last_.col_lower.end());
-    col_upper_.insert(col_upper_.end(), last_.col_upper.begin(), last_.col_upper.end());
-    row_lower_.insert(row_lower_.end(), last_.row_lower.begin(), last_.row_lower.end());
-    row_upper_.insert(row_upper_.end(), last_.row_upper.begin(), last_.row_upper.end());
-    const Index offset = static_cast<Index>(indices_.size());
-    for (std::size_t r = 1; r < last_.starts.size(); ++r) starts_.push_back(offset + last_.starts[r]);
-    indices_.insert(indices_.end(), last_.indices.begin(), last_.indices.end());
-    values_.insert(values_.end(), last_.values.begin(), last_.values.end());
+    const Affine Z = pre_activation(net, j);
+    const Eigen::Index n = Z.A.rows(), m = Z.A.cols();
+    Eigen::Index n_active = 0;
+    for (Eigen::Index i = 0; i < n; ++i) n_active += (lower[i] >= 0.0 && upper[i] > 0.0);
+    const bool subst = static_cast<Eigen::Index>(Z.ref.size()) < n_active;
+
+    LpBlock B;
+    B.cols.assign(static_cast<std::size_t>(n), -1);
+    B.starts.push_back(0);
+    Index next = n_cols();
+    // one row: sum_q coef * A_iq v_q + (lead entries) in [lo, hi]
+    auto add_row = [&](Eigen::Index i, double coef, std::initializer_list<std::pair<Index, double>> lead,
+                       double lo, double hi) {
+        for (const auto& e : lead) {
+            B.indices.push_back(e.first);
+            B.values.push_back(e.second);
+        }
+        for (Eigen::Index q = 0; q < m; ++q) {
+            const double v = Z.A(i, q);
+            if (v == 0.0) continue;
+            B.indices.push_back(Z.ref[static_cast<std::size_t>(q)]);
+            B.values.push_back(coef * v);
+        }
+        B.row_lower.push_back(lo);
+        B.row_upper.push_back(hi);
+        B.starts.push_back(static_cast<Index>(B.indices.size()));
+    };
+    auto add_col = [&](double lo, double hi) {
+        B.col_lower.push_back(lo);
+        B.col_upper.push_back(hi);
+        return next++;
+    };
+    std::vector<Eigen::Index> substituted;
+    for (Eigen::Index i = 0; i < n; ++i) {
+        const double l = lower[i], u = upper[i], c = Z.c[i], e = Z.err[i];
+        if (u <= 0.0) continue;
+        if (l >= 0.0 && subst) {
+            substituted.push_back(i);
+            // keep l <= z <= u unless the column bounds imply it
+            double zlo = c - e, zhi = c + e;
+            for (Eigen::Index q = 0; q < m; ++q) {
+                const double v = Z.A(i, q);
+                const auto col = static_cast<std::size_t>(Z.ref[static_cast<std::size_t>(q)]);
+                zlo += v > 0.0 ? v * col_lower_[col] : v * col_upper_[col];
+                zhi += v > 0.0 ? v * col_upper_[col] : v * col_lower_[col];
+            }
+            const double slack = gamma_slack(static_cast<double>(m) + 2.0) * (std::fabs(zlo) + std::fabs(zhi));
+            if (zlo - slack < l || zhi + slack > u) add_row(i, 1.0, {}, l - c - e, u - c + e);
+            continue;
+        }
+        if (l >= 0.0) {  // a = z, a in [l, u]
+            const Index a = add_col(l, u);
+            B.cols[static_cast<std::size_t>(i)] = a;
+            add_row(i, -1.0, {{a, 1.0}}, c - e, c + e);
+            continue;
+        }
+        const Index a = add_col(0.0, u);
+        const Index z = add_col(l, u);
+        B.cols[static_cast<std::size_t>(i)] = a;
+        add_row(i, -1.0, {{z, 1.0}}, c - e, c + e);
+        auto short_row = [&](std::initializer_list<std::pair<Index, double>> entries, double lo, double hi) {
+            for (const auto& en : entries) {
+                B.indices.push_back(en.first);
+                B.values.push_back(en.second);
+            }
+            B.row_lower.push_back(lo);
+            B.row_upper.push_back(hi);
+            B.starts.push_back(static_cast<Index>(B.indices.size()));
+        };
+        short_row({{a, 1.0}, {z, -1.0}}, 0.0, kInf);  // a >= z
+        if (!integer_) {
+            const double s = u / (u - l);
+            short_row({{a, 1.0}, {z, -s}}, -kInf, -s * l);  // a <= s (z - l)
+        } else {
+            const Index d = add_col(0.0, 1.0);
+            B.binary.push_back(d);
+            short_row({{a, 1.0}, {z, -1.0}, {d, -l}}, -kInf, -l);  // a <= z - l (1 - d)
+            short_row({{a, 1.0}, {d, -u}}, -kInf, 0.0);            // a <= u d
+        }
+    }
+
+    // the new layer's post-activations over the columns
+    std::vector<Index> ref;
+    std::vector<Index> pos(static_cast<std::size_t>(n), -1);  // unit -> position in ref
+    if (subst) ref = Z.ref;
+    for (Eigen::Index i = 0; i < n; ++i) {
+        const Index col = B.cols[static_cast<std::size_t>(i)];
+        if (col < 0) continue;
+        pos[static_cast<std::size_t>(i)] = static_cast<Index>(ref.size());
+        ref.push_back(col);
+    }
+    RowMat P = RowMat::Zero(n, static_cast<Eigen::Index>(ref.size()));
+    Vec p = Vec::Zero(n), perr = Vec::Zero(n);
+    for (Eigen::Index i : substituted) {
+        P.row(i).head(m) = Z.A.row(i);
+        p[i] = Z.c[i];
+        perr[i] = Z.err[i];
+    }
+    for (Eigen::Index i = 0; i < n; ++i)
+        if (pos[static_cast<std::size_t>(i)] >= 0) P(i, pos[static_cast<std::size_t>(i)]) = 1.0;
+    ref_ = std::move(ref);
+    P_ = std::move(P);
+    p_ = std::move(p);
+    perr_ = std::move(perr);
+    exact_ = substituted.empty();
+    ++layers_;
+    append(B);
+    last_ = std::move(B);
     return last_;
+}
+
+void LpRelaxation::append(const LpBlock& B) {
+    col_lower_.insert(col_lower_.end(), B.col_lower.begin(), B.col_lower.end());
+    col_upper_.insert(col_upper_.end(), B.col_upper.begin(), B.col_upper.end());
+    row_lower_.insert(row_lower_.end(), B.row_lower.begin(), B.row_lower.end());
+    row_upper_.insert(row_upper_.end(), B.row_upper.begin(), B.row_upper.end());
+    const Index offset = static_cast<Index>(indices_.size());
+    for (std::size_t r = 1; r < B.starts.size(); ++r) starts_.push_back(offset + B.starts[r]);
+    indices_.insert(indices_.end(), B.indices.begin(), B.indices.end());
+    values_.insert(values_.end(), B.values.begin(), B.values.end());
 }
 
 double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,

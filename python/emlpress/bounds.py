@@ -185,7 +185,7 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
 
 def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
     """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
-    from emlpress.relaxation import NeuronProblems
+    from emlpress.relaxation import NeuronProblems, nearest_neighbour_order
 
     lo, hi = net.domain(lo, hi)
     if init is None:
@@ -199,6 +199,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     store = _core.LpRelaxation(lo, hi, integer)
     workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
     t0 = time.perf_counter()
+    zc = [z[0] for z in net.preactivations(((lo + hi) / 2)[None, :])]
     layers = range(1, net.n_layers)
     bar = None
     if progress:
@@ -208,24 +209,47 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     with ThreadPoolExecutor(n_threads) as pool:
         for k in layers:
             blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
+            aff = store.pre_activation(net._core, k)
+            # a network point inside every bound so far proves the problem feasible
+            witness = all(bool(np.all((lower[j] <= zc[j]) & (zc[j] <= upper[j]))) for j in range(k))
             for w in workers:
                 w.add_block(blk)
+                w.set_targets(k, aff)
+                w.witness = witness
             hidden = k < net.n_layers - 1
-            if hidden and not full:
+            sign_only = hidden and not full
+            if sign_only:
                 targets = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
             else:
                 targets = np.arange(lower[k].size)
+            # similar objectives next to each other (warm starts), one contiguous run per thread
+            order = targets[nearest_neighbour_order(aff["A"][targets])]
+            chunks = np.array_split(order, n_threads)
 
-            def run(t, k=k, targets=targets, hidden=hidden):
-                w = workers[t]
-                sign_only = hidden and not full
-                return [(i, *w.neuron(k, i, lower[k][i], upper[k][i], sign_only)) for i in targets[t::n_threads]]
+            def run(t, k=k, chunks=chunks, sign_only=sign_only):
+                w, chunk = workers[t], chunks[t]
+                lo_v = {int(i): float(lower[k][i]) for i in chunk}
+                hi_v = {int(i): float(upper[k][i]) for i in chunk}
+                # sign_only: first the side more likely to prove the unit stable
+                first = {i: "max" if sign_only and hi_v[i] < -lo_v[i] else "min" for i in lo_v}
+                # each pass keeps one objective sign, so that warm starts stay close
+                for side, want_first in (("min", True), ("max", False), ("max", True), ("min", False)):
+                    for i in map(int, chunk):
+                        if (first[i] == side) != want_first:
+                            continue
+                        if sign_only and not want_first and (lo_v[i] >= 0.0 or hi_v[i] <= 0.0):
+                            continue  # the first side proved it stable
+                        if side == "min":
+                            lo_v[i] = w.side(i, "min", lo_v[i], sign_only)
+                        else:
+                            hi_v[i] = w.side(i, "max", hi_v[i], sign_only)
+                return [(i, lo_v[i], hi_v[i]) for i in lo_v]
 
             for part in pool.map(run, range(n_threads)):
                 for i, lv, uv in part:
                     if lv > lower[k][i] or uv < upper[k][i]:
                         settled[k][i] = method
-                    lower[k][i], upper[k][i] = max(lower[k][i], lv), min(upper[k][i], uv)
+                    lower[k][i], upper[k][i] = lv, uv
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(layer=k, solved=len(targets))

@@ -62,6 +62,9 @@ class NeuronProblems:
         self.h = h
         self.cost_idx = _EMPTY_I
         self.n_binary = 0
+        self.k = 0
+        #: True when a forward pass of the network satisfies every bound in the problem
+        self.witness = False
         xmax = float(max(np.abs(lo).max(), np.abs(hi).max()))
         # MILP slack per layer k (see MIP_TOL), computed once
         row_l1 = [max(1.0, float(np.abs(W).sum(1).max())) for W in net.weights]
@@ -74,15 +77,18 @@ class NeuronProblems:
         return self.integer and self.n_binary > 0
 
     def add_block(self, blk: dict) -> None:
-        h = self.h
-        add_block(h, blk)
+        add_block(self.h, blk)
         self.n_binary += len(blk["binary"])
-        # the objective of the next layer's neurons lives on this block's columns
+
+    def set_targets(self, k: int, aff: dict) -> None:
+        """The next neurons to bound are layer k's: z = A v[ref] + c, |error| <= err
+        (``LpRelaxation.pre_activation``)."""
+        h = self.h
         if len(self.cost_idx):
             h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))
-        self.cols = blk["cols"]
-        self.live = self.cols >= 0
-        self.cost_idx = self.cols[self.live].astype(np.int32)
+        self.k = k
+        self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
+        self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
 
     def _solve(self, cost: np.ndarray, stop_at: float, where: str) -> float:
         """min cost.a over the relaxation; a rigorous lower bound of it, or -inf (with a
@@ -101,6 +107,21 @@ class NeuronProblems:
             status = h.modelStatusToString(h.getModelStatus())
             if status in (_OK_MIP if self._mip else _OK_LP):
                 break
+            if status == "Infeasible" and self._mip and attempt == 0:
+                # HiGHS' MIP presolve has declared feasible models with large coefficients
+                # infeasible (1.15.1): re-check without presolve before believing it
+                h.setOptionValue("presolve", "off")
+                continue
+            if status == "Infeasible" and self.witness:
+                # a network point satisfies every earlier bound, so the problem is feasible
+                # and HiGHS' verdict is numerical (seen with coefficients near 1e12)
+                warnings.warn(f"{where}: HiGHS declared the bound problem infeasible although "
+                              "a forward pass satisfies it; keeping the starting bound",
+                              RuntimeWarning, stacklevel=4)
+                h.clearSolver()
+                if self._mip:
+                    h.setOptionValue("presolve", "choose")
+                return -np.inf
             if status == "Infeasible":
                 raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
                                  "happen for a valid box and sound bounds of earlier layers")
@@ -111,38 +132,68 @@ class NeuronProblems:
             # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
             # sound, if looser, value. Without valid duals, keep the starting bound.
             if self._mip or not h.getSolution().dual_valid:
+                h.setOptionValue("presolve", "choose" if self._mip else "off")
                 warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
                               "keeping the starting bound", RuntimeWarning, stacklevel=4)
                 h.clearSolver()
                 return -np.inf
         if self._mip:
+            h.setOptionValue("presolve", "choose")
             return float(h.getInfo().mip_dual_bound) * scale
         # an LP (HiGHS sets no MIP dual bound without integer columns): rigorous from duals
         y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
-        return self.store.safe_bound(self.cost_idx, c, y) * scale
+        v = self.store.safe_bound(self.cost_idx, c, y) * scale
+        if status == "Bound on objective reached" and v < stop_at:
+            # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
+            # those duals does not prove the sign: finish the solve instead
+            return self._solve(cost, np.inf, where)
+        return v
 
-    def neuron(self, k: int, i: int, lower: float, upper: float, sign_only: bool):
-        """(lower, upper) of pre-activation i of layer k. With `sign_only`, once one side
-        proves the unit stable the other side is not solved (its old bound is kept)."""
-        w = self.net.weights[k][i][self.live]
-        b = float(self.net.biases[k][i])
-        where = f"layer {k}, neuron {i}"
-        if not np.any(w):  # no live input: the pre-activation is the constant b
-            return max(lower, b), min(upper, b)
-        margin = 1e-9 * (1.0 + abs(b))
-        slack = self._mip_slack[k] + 1e-12 * abs(b) if self.integer else 0.0
-        lo_v, hi_v = lower, upper
-        order = ("max", "min") if (sign_only and upper < -lower) else ("min", "max")
-        for side in order:
-            if side == "min":
-                v = self._solve(w, -b + margin if sign_only else np.inf, where) + b - slack
-                lo_v = max(lo_v, v)
-                if sign_only and lo_v >= 0.0:
-                    break
-            else:
-                v = -(self._solve(-w, b + margin if sign_only else np.inf, where)) + b + slack
-                hi_v = min(hi_v, v)
-                if sign_only and hi_v <= 0.0:
-                    break
-        return lo_v, hi_v
+    def side(self, i: int, side: str, bound: float, stop: bool) -> float:
+        """A rigorous lower (``side="min"``) or upper (``"max"``) bound of pre-activation i
+        of the target layer, never looser than ``bound``. With ``stop`` the solve may end
+        as soon as the sign of that side is proven (the value is then not the optimum)."""
+        w = self.A[i]
+        c, e = float(self.c[i]), float(self.err[i])
+        if self.integer:
+            e += self._mip_slack[self.k] + 1e-12 * abs(c)
+        where = f"layer {self.k}, neuron {i}"
+        if not np.any(w):  # no live input: the pre-activation is the constant c (+- e)
+            v = _down(c - e) if side == "min" else _up(c + e)
+        elif side == "min":
+            stop_at = -c + e + 1e-9 * (1.0 + abs(c)) if stop else np.inf
+            v = _down(_down(self._solve(w, stop_at, where) + c) - e)
+        else:
+            stop_at = c + e + 1e-9 * (1.0 + abs(c)) if stop else np.inf
+            v = _up(_up(-self._solve(-w, stop_at, where) + c) + e)
+        return max(bound, v) if side == "min" else min(bound, v)
 
+
+def _down(x: float) -> float:
+    return math.nextafter(x, -math.inf)
+
+
+def _up(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:
+    """An order of the rows of A in which each row is followed by the most similar
+    remaining one (cosine, greedy): consecutive LPs then have similar objectives, and
+    each warm start begins near the next optimum."""
+    n = A.shape[0]
+    if n <= 2:
+        return np.arange(n)
+    norms = np.linalg.norm(A, axis=1)
+    V = A / np.where(norms > 0, norms, 1.0)[:, None]
+    S = V @ V.T
+    order = np.empty(n, dtype=np.int64)
+    free = np.ones(n, dtype=bool)
+    cur = 0
+    for t in range(n):
+        order[t] = cur
+        free[cur] = False
+        if t + 1 < n:
+            sims = np.where(free, S[cur], -np.inf)
+            cur = int(np.argmax(sims))
+    return order

@@ -60,6 +60,8 @@ def fit_regressor(
     hi=None,
     verbose: int = 0,
     pruning: tuple[float, float] | None = None,
+    optimizer: str = "adam",
+    scale_targets: bool = True,
 ) -> FitResult:
     """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam, MSE, early stopping on a
     seeded 10% validation split) and return it as a Network on raw units, with domain
@@ -68,7 +70,12 @@ def fit_regressor(
     ``pruning=(initial_sparsity, final_sparsity)`` trains with TMOT magnitude pruning
     (``prune_low_magnitude``, polynomial decay over the epochs; early stopping is then off so
     the schedule completes); the wrappers are stripped before import and the sparsity actually
-    reached is measured on the returned weights (``FitResult.sparsity``)."""
+    reached is measured on the returned weights (``FitResult.sparsity``).
+
+    ``optimizer`` is any Keras optimizer name (``adam``, ``adadelta``, ...), built with
+    ``learning_rate``. ``scale_targets=False`` trains on the raw targets instead of their
+    min-max scaling: the regularisation penalty then weighs what it weighed in studies that
+    trained on raw outputs (with scaled targets an L1 of 1e-3 outweighs the loss)."""
     from emlpress.io.keras import tf_keras
 
     keras = tf_keras()
@@ -84,13 +91,22 @@ def fit_regressor(
     x_hi = np.where(x_hi > x_lo, x_hi, x_lo + 1)
     y_lo, y_hi = Y.min(0), Y.max(0)
     y_hi = np.where(y_hi > y_lo, y_hi, y_lo + 1)
+    if not scale_targets:
+        y_lo, y_hi = np.zeros_like(y_lo), np.ones_like(y_hi)
     Xs, Ys = (X - x_lo) / (x_hi - x_lo), (Y - y_lo) / (y_hi - y_lo)
     reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     layers = [keras.Input(shape=(X.shape[1],))]
     layers += [keras.layers.Dense(h, activation="relu", kernel_regularizer=reg) for h in hidden]
     layers.append(keras.layers.Dense(Y.shape[1], kernel_regularizer=reg))
     model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    def make_optimizer():
+        try:
+            return keras.optimizers.get({"class_name": optimizer,
+                                         "config": {"learning_rate": learning_rate}})
+        except ValueError as e:
+            raise ValueError(f"unknown Keras optimizer {optimizer!r}") from e
+
+    model.compile(optimizer=make_optimizer(), loss="mse")
     perm = np.random.default_rng(seed).permutation(len(X))
     n_val = max(1, len(X) // 10)
     val, tr = perm[:n_val], perm[n_val:]
@@ -108,7 +124,7 @@ def fit_regressor(
             initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, steps - 1),
             frequency=max(1, min(100, steps // 10)))
         model = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+        model.compile(optimizer=make_optimizer(), loss="mse")
         callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
     t0 = time.perf_counter()
     hist = model.fit(

@@ -1,6 +1,7 @@
 // Rows and columns of the LP relaxation of a ReLU network (triangle relaxation of every
 // unstable unit, exact substitution of stable ones), one layer at a time, as CSR arrays
 // for HiGHS. Also a safe (rigorous) objective bound from any row multipliers.
+// The LpBlock struct is shared with the big-M generator (bigm.hpp).
 #pragma once
 
 #include <cstdint>
@@ -12,28 +13,14 @@ namespace emlpress {
 
 using Index = std::int32_t;  // HiGHS' HighsInt
 
-// Columns and rows that add the post-activations of hidden layer j to an LP that already
-// has columns for layer j-1's live units (`prev_cols[q]` is the column of unit q of layer
-// j-1, or of input q when j == 0; -1 for a unit without a column, i.e. a dead one).
-//   stably inactive (u <= 0):  no column, no row (its output is 0)
-//   stably active   (l >= 0):  column a in [l, u], row  a - W_i a_prev = b_i
-//   unstable:                  column a in [0, u], rows a - W_i a_prev >= b_i and
-//                              a - s W_i a_prev <= s (b_i - l), s = u / (u - l)
-// With `integer`, an unstable unit instead gets a binary column d (right after a) and
-// the big-M rows a - W_i a_prev >= b_i, a - W_i a_prev - l d <= b_i - l, a - u d <= 0
-// (exact ReLU); `binary` lists those columns.
-// Zero weights give no entries. Rows are CSR (starts has n_rows + 1 entries).
 struct LpBlock {
     std::vector<Index> binary;
-    std::vector<Index> cols;  // column of each unit of layer j, -1 if inactive
+    std::vector<Index> cols;  // column of each unit's output, -1 if none (inactive or substituted)
     std::vector<double> col_lower, col_upper;
     std::vector<double> row_lower, row_upper;
     std::vector<Index> starts, indices;
     std::vector<double> values;
 };
-
-LpBlock lp_block(const MatMap& W, const VecMap& b, const Vec& lower, const Vec& upper,
-                 const std::vector<Index>& prev_cols, Index first_col, bool integer = false);
 
 // A rigorous lower bound of min c^T x subject to row_lower <= A x <= row_upper and
 // col_lower <= x <= col_upper, from any multipliers y (optimal or not, of either sign
@@ -47,23 +34,53 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
                         const std::vector<Index>& indices, const std::vector<double>& values,
                         const double* y);
 
+// Pre-activations of one layer as affine functions of LP columns:
+// z = A v[ref] + c, |z_true - (A v + c)| <= err for every point of the network (err covers
+// the float64 rounding of composing substituted layers; it is 0 when nothing was substituted).
+struct Affine {
+    std::vector<Index> ref;  // LP columns the rows of A refer to
+    RowMat A;                // (units, ref.size())
+    Vec c, err;
+};
+
 // The LP relaxation built so far: input columns, then one block per hidden layer. Keeps
 // a CSR copy of every row so that safe bounds need only the cost and the multipliers.
+//
+// Per hidden unit (bounds l, u):
+//   stably inactive (u <= 0): nothing (its output is 0)
+//   stably active   (l >= 0): substituted (its output is its affine expression, no column)
+//                             when the layer's rows refer to fewer columns than it has
+//                             active units, with a row l <= z <= u unless the column bounds
+//                             already imply it; otherwise a column a in [l, u], row a = z
+//   unstable:                 columns a in [0, u] and z in [l, u], rows z = A v + c,
+//                             a - z >= 0 and a - s z <= -s l, s = u / (u - l) (triangle);
+//                             with `integer` a binary d instead of the last row:
+//                             a - z - l d <= -l and a - u d <= 0 (exact ReLU)
+// Each row "z = A v + c" is the range [c - err, c + err], so that every point of the
+// network is feasible whatever the rounding of substitution.
 class LpRelaxation {
   public:
     LpRelaxation(const Vec& lo, const Vec& hi, bool integer = false);
+    // Pre-activations of hidden or output layer j (the next layer to add) over the columns.
+    Affine pre_activation(const NetworkView& net, int j) const;
     // Adds hidden layer j (its units' bounds `lower`, `upper`) and returns the new block.
     const LpBlock& add_layer(const NetworkView& net, int j, const Vec& lower, const Vec& upper);
-    // Column of every unit of the last layer added (or of every input), -1 if none.
-    const std::vector<Index>& last_cols() const { return cols_.back(); }
     Index n_cols() const { return static_cast<Index>(col_lower_.size()); }
     Index n_rows() const { return static_cast<Index>(row_lower_.size()); }
+    int n_layers() const { return layers_; }
     // safe_lower_bound for the sparse cost (indices, values) and row multipliers y.
     double safe_bound(const std::vector<Index>& cost_idx, const std::vector<double>& cost_val,
                       const double* y, std::size_t n_y) const;
 
   private:
-    std::vector<std::vector<Index>> cols_;
+    void append(const LpBlock& B);
+    // post-activations of the last layer added: P v[ref] + p, error <= perr; `exact` while
+    // P is a pure selection (no substitution, so composing it rounds nothing)
+    std::vector<Index> ref_;
+    RowMat P_;
+    Vec p_, perr_;
+    bool exact_ = true;
+    int layers_ = 0;
     std::vector<double> col_lower_, col_upper_, row_lower_, row_upper_, values_;
     std::vector<Index> starts_{0}, indices_;
     LpBlock last_;
