@@ -60,6 +60,10 @@ def test_lp(benchmark, net, impl):
         ru = [ref[f"U{l}"] for l in range(n.n_layers)]
         pl = stable_per_layer(rl, ru)
         print(f"{name} reference LP: stable {sum(a + b for a, b in pl)} {pl}")
-        looser = max(float(np.max(np.maximum(l_ref - l, u - u_ref)))
-                     for l, u, l_ref, u_ref in zip(L[:-1], U[:-1], rl[:-1], ru[:-1]))
-        print(f"{name}: largest hidden bound looser than the reference LP: {looser:.3g}")
+        for what, keep in (("unstable", lambda l, u: (l < 0) & (u > 0)),
+                           ("stable", lambda l, u: (l >= 0) | (u <= 0))):
+            d = [np.maximum(l_ref - l, u - u_ref)[keep(l, u)] / (1 + np.abs(l_ref) + np.abs(u_ref))[keep(l, u)]
+                 for l, u, l_ref, u_ref in zip(L[:-1], U[:-1], rl[:-1], ru[:-1])]
+            d = np.concatenate(d)
+            print(f"{name}: {what} hidden units ({d.size}): largest relative looseness against the "
+                  f"reference LP {d.max(initial=0):.3g}, largest tightness {-d.min(initial=0):.3g}")
