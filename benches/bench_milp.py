@@ -51,6 +51,7 @@ def test_encode(benchmark, name, impl):
 
 
 SOLVE_NETS = {
+    "gp_2-128-128-64-1": lambda: trained("gp_2-128-128-64-1"),
     "gp_2-256-128-128-64-1": lambda: trained("gp_2-256-128-128-64-1"),
     "gp_2-1024-512-512-256-1": lambda: trained("gp_2-1024-512-512-256-1"),
     "seed_gp_2-1024-512-512-256-1": lambda: Network.load(SHARED / "seed_gp" / "model.npz"),

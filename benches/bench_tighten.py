@@ -19,7 +19,7 @@ from trained import HIDDEN, trained
 
 NETS = {name: (lambda name=name: trained(name)) for name in HIDDEN}
 NETS["seed_gp_2-1024-512-512-256-1"] = lambda: Network.load(SHARED / "seed_gp" / "model.npz")
-NAIVE = {"gp_2-256-128-128-64-1"}
+NAIVE = {"gp_2-256-128-128-64-1", "gp_2-128-128-64-1"}
 
 
 def stable_per_layer(lower, upper):

@@ -158,3 +158,23 @@ def test_study_network_lp_first_layers(shared_data):
     # sound: never tighter than the reference beyond its own rounding
     ok = b.unstable(1)
     assert np.all(b.lower[1][ok] <= ref["L1"][ok] + 1e-6) and np.all(b.upper[1][ok] >= ref["U1"][ok] - 1e-6)
+
+
+def test_safe_bound_ignores_wrong_sign_multipliers_on_one_sided_rows():
+    """HiGHS can return duals of the wrong sign (at the 1e-17 level) on rows with one
+    infinite side; such a multiplier must be dropped, not turn the bound into -inf (which
+    silently kept the starting bound of the neuron)."""
+    from emlpress import _core
+
+    # one unstable unit z = x on [-1, 1]: rows z - x = 0, a - z >= 0, a - z/2 <= 1/2
+    net = Network([np.array([[1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)])
+    lo, hi = np.array([-1.0]), np.array([1.0])
+    store = _core.LpRelaxation(lo, hi, False)
+    store.add_layer(net._core, 0, np.array([-1.0]), np.array([1.0]))
+    assert store.n_rows == 3
+    aff = store.pre_activation(net._core, 1)
+    cost_idx = aff["ref"].astype(np.int32)  # min a over the triangle: 0, with y = 0
+    cost = aff["A"][0]
+    for y in ([0.0, 0.0, 0.0], [0.0, -1e-17, 0.0], [0.0, 0.0, 1e-17], [0.0, -1e-17, -1e-17]):
+        v = store.safe_bound(cost_idx, cost, np.array(y))
+        assert np.isfinite(v) and -1e-12 <= v <= 0.0, (y, v)

@@ -37,6 +37,9 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
             const double yi = sign * y[i];
             if (yi == 0.0) continue;
             const double t = min_linear(yi, row_lower[i], row_upper[i]);
+            // a multiplier of the wrong sign on a one-sided row (HiGHS returns such values
+            // at the 1e-17 level) would give -inf: drop it, any multipliers are valid
+            if (!std::isfinite(t)) continue;
             bound += t;
             mag += std::fabs(t);
             max_len = std::max(max_len, static_cast<double>(starts[i + 1] - starts[i]));

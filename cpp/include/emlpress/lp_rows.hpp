@@ -26,7 +26,9 @@ struct LpBlock {
 // col_lower <= x <= col_upper, from any multipliers y (optimal or not, of either sign
 // convention: both y and -y are tried and the larger bound is returned). d = c - A^T y;
 // bound = sum_i min(y_i L_i, y_i U_i) + sum_j min(d_j l_j, d_j u_j), widened by its
-// float64 rounding error. A (rows) in CSR. Returns -inf when a needed bound is infinite.
+// float64 rounding error. A (rows) in CSR. A multiplier whose row side is infinite is
+// taken as 0 (still a valid choice); returns -inf when a column with a nonzero reduced
+// cost has an infinite bound.
 double safe_lower_bound(const std::vector<double>& cost, const std::vector<double>& col_lower,
                         const std::vector<double>& col_upper,
                         const std::vector<double>& row_lower,
