@@ -11,6 +11,7 @@ stable on the wrong side of 0.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
         from tqdm import tqdm
 
         bar = tqdm(total=net.n_layers - 1, desc=f"{method} bounds", unit="layer")
+    lock = threading.Lock()
     with ThreadPoolExecutor(n_threads) as pool:
         for k in layers:
             blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
@@ -225,6 +227,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
             # similar objectives next to each other (warm starts), one contiguous run per thread
             order = targets[nearest_neighbour_order(aff["A"][targets])]
             chunks = np.array_split(order, n_threads)
+            solves, n_targets = [0], len(order)  # LPs solved in this layer, for the progress bar
 
             def run(t, k=k, chunks=chunks, sign_only=sign_only):
                 w, chunk = workers[t], chunks[t]
@@ -243,6 +246,11 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                             lo_v[i] = w.side(i, "min", lo_v[i], sign_only)
                         else:
                             hi_v[i] = w.side(i, "max", hi_v[i], sign_only)
+                        if bar is not None:
+                            with lock:
+                                solves[0] += 1
+                                if solves[0] % 16 == 0:
+                                    bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
                 return [(i, lo_v[i], hi_v[i]) for i in lo_v]
 
             for part in pool.map(run, range(n_threads)):
@@ -251,8 +259,8 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                         settled[k][i] = method
                     lower[k][i], upper[k][i] = lv, uv
             if bar is not None:
+                bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
                 bar.update(1)
-                bar.set_postfix(layer=k, solved=len(targets))
     if bar is not None:
         bar.close()
     seconds = dict(init.seconds)
