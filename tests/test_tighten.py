@@ -178,3 +178,31 @@ def test_safe_bound_ignores_wrong_sign_multipliers_on_one_sided_rows():
     for y in ([0.0, 0.0, 0.0], [0.0, -1e-17, 0.0], [0.0, 0.0, 1e-17], [0.0, -1e-17, -1e-17]):
         v = store.safe_bound(cost_idx, cost, np.array(y))
         assert np.isfinite(v) and -1e-12 <= v <= 0.0, (y, v)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lp_with_substituted_active_units_equals_scipy(seed):
+    """A first layer of mostly active units over 2 inputs: they are substituted into the next
+    layer (no columns of their own), composed rows and all, and the bounds still equal an
+    independent LP that gives every unit its own variables."""
+    from emlpress import _core
+
+    rng = np.random.default_rng(200 + seed)
+    sizes = [2, 9, 6, 4, 1]
+    Ws = [rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(size=o) * 0.5 for o in sizes[1:]]
+    bs[0] = np.abs(bs[0]) + 3.0 * np.abs(Ws[0]).sum(1)  # layer 1: every unit stably active
+    bs[1] = rng.normal(size=6) * 0.3 + 2.0 * np.sign(rng.normal(size=6))
+    net = Network(Ws, bs)
+    lo, hi = -np.ones(2), np.ones(2)
+    init = bounds.interval(net, lo, hi)
+    store = _core.LpRelaxation(lo, hi, False)
+    blk = store.add_layer(net._core, 0, init.lower[0], init.upper[0])
+    assert np.all(blk["cols"] == -1) and len(blk["col_lower"]) == 0  # substituted
+    b = bounds.lp(net, lo, hi, init=init, full=True)
+    ref_l, ref_u = scipy_lp_bounds(net, lo, hi, b)
+    tol = 1e-7 * scale_of(net, lo, hi)
+    for l in range(net.n_layers):
+        np.testing.assert_allclose(b.lower[l], ref_l[l], atol=tol, rtol=0)
+        np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
+    assert_inside(b, net, sample_box(lo, hi, 2000, seed))
