@@ -1,43 +1,22 @@
 #include "emlpress/bigm.hpp"
 
-#include <limits>
 #include <stdexcept>
 #include <string>
 
 namespace emlpress {
 
 namespace {
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-struct Writer {
-    LpBlock& B;
-    Index next;
-    Index col(double lo, double hi) {
-        B.col_lower.push_back(lo);
-        B.col_upper.push_back(hi);
-        return next++;
+// x - W_i a_prev in [lo, hi], over the nonzero weights with a column on the previous layer
+void affine_row(BlockWriter& w, Index x, const MatMap& W, Eigen::Index i,
+                const std::vector<Index>& prev, double lo, double hi) {
+    w.entry(x, 1.0);
+    const double* row = W.data() + i * W.cols();
+    for (Eigen::Index q = 0; q < W.cols(); ++q) {
+        const Index pc = prev[static_cast<std::size_t>(q)];
+        if (pc >= 0 && row[q] != 0.0) w.entry(pc, -row[q]);
     }
-    void entry(Index c, double v) {
-        B.indices.push_back(c);
-        B.values.push_back(v);
-    }
-    void end_row(double lo, double hi) {
-        B.row_lower.push_back(lo);
-        B.row_upper.push_back(hi);
-        B.starts.push_back(static_cast<Index>(B.indices.size()));
-    }
-    // x - W_i a_prev, over the nonzero weights with a column on the previous layer
-    void affine_row(Index x, const MatMap& W, Eigen::Index i, const std::vector<Index>& prev,
-                    double lo, double hi) {
-        entry(x, 1.0);
-        const double* w = W.data() + i * W.cols();
-        for (Eigen::Index q = 0; q < W.cols(); ++q) {
-            const Index pc = prev[static_cast<std::size_t>(q)];
-            if (pc >= 0 && w[q] != 0.0) entry(pc, -w[q]);
-        }
-        end_row(lo, hi);
-    }
-};
+    w.end_row(lo, hi);
+}
 }  // namespace
 
 BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
@@ -59,7 +38,7 @@ BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
     B.indices.reserve(nnz);
     B.values.reserve(nnz);
     B.starts.push_back(0);
-    Writer w{B, first_col};
+    BlockWriter w{B, first_col};
     std::vector<Index> prev = input_cols;
     for (int j = 0; j < L; ++j) {
         const MatMap& W = net.W[j];
@@ -72,7 +51,7 @@ BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
             if (!hidden || l >= 0.0) {  // output, or stably active: a = W_i a_prev + b_i
                 if (hidden && u <= 0.0) continue;
                 cols[k] = w.col(l, u);
-                w.affine_row(cols[k], W, i, prev, b, b);
+                affine_row(w, cols[k], W, i, prev, b, b);
             } else if (u <= 0.0) {
                 continue;  // stably inactive: no column
             } else {
@@ -81,10 +60,8 @@ BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
                 cols[k] = a;
                 bins[k] = d;
                 pres[k] = z;
-                w.affine_row(z, W, i, prev, b, b);
-                w.entry(a, 1.0), w.entry(z, -1.0), w.end_row(0.0, kInf);
-                w.entry(a, 1.0), w.entry(z, -1.0), w.entry(d, -l), w.end_row(-kInf, -l);
-                w.entry(a, 1.0), w.entry(d, -u), w.end_row(-kInf, 0.0);
+                affine_row(w, z, W, i, prev, b, b);
+                w.relu_rows(a, z, l, u, d);
             }
         }
         out.unit_cols.push_back(cols);

@@ -61,6 +61,17 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
     return best;
 }
 
+void BlockWriter::relu_rows(Index a, Index z, double l, double u, Index d) {
+    entry(a, 1.0), entry(z, -1.0), end_row(0.0, kInf);  // a >= z
+    if (d < 0) {
+        const double s = u / (u - l);
+        entry(a, 1.0), entry(z, -s), end_row(-kInf, -s * l);  // a <= s (z - l)
+    } else {
+        entry(a, 1.0), entry(z, -1.0), entry(d, -l), end_row(-kInf, -l);  // a <= z - l (1 - d)
+        entry(a, 1.0), entry(d, -u), end_row(-kInf, 0.0);                  // a <= u d
+    }
+}
+
 LpRelaxation::LpRelaxation(const Vec& lo, const Vec& hi, bool integer) : integer_(integer) {
     const Eigen::Index n = lo.size();
     ref_.resize(static_cast<std::size_t>(n));
@@ -111,28 +122,15 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     LpBlock B;
     B.cols.assign(static_cast<std::size_t>(n), -1);
     B.starts.push_back(0);
-    Index next = n_cols();
-    // one row: sum_q coef * A_iq v_q + (lead entries) in [lo, hi]
-    auto add_row = [&](Eigen::Index i, double coef, std::initializer_list<std::pair<Index, double>> lead,
-                       double lo, double hi) {
-        for (const auto& e : lead) {
-            B.indices.push_back(e.first);
-            B.values.push_back(e.second);
-        }
+    BlockWriter w{B, n_cols()};
+    // a row: the `lead` entries, then coef * A_i over the referenced columns, in [lo, hi]
+    auto affine_row = [&](Eigen::Index i, double coef, Index lead, double lo, double hi) {
+        if (lead >= 0) w.entry(lead, 1.0);
         for (Eigen::Index q = 0; q < m; ++q) {
             const double v = Z.A(i, q);
-            if (v == 0.0) continue;
-            B.indices.push_back(Z.ref[static_cast<std::size_t>(q)]);
-            B.values.push_back(coef * v);
+            if (v != 0.0) w.entry(Z.ref[static_cast<std::size_t>(q)], coef * v);
         }
-        B.row_lower.push_back(lo);
-        B.row_upper.push_back(hi);
-        B.starts.push_back(static_cast<Index>(B.indices.size()));
-    };
-    auto add_col = [&](double lo, double hi) {
-        B.col_lower.push_back(lo);
-        B.col_upper.push_back(hi);
-        return next++;
+        w.end_row(lo, hi);
     };
     std::vector<Eigen::Index> substituted;
     for (Eigen::Index i = 0; i < n; ++i) {
@@ -149,38 +147,22 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
                 zhi += v > 0.0 ? v * col_upper_[col] : v * col_lower_[col];
             }
             const double slack = gamma_slack(static_cast<double>(m) + 2.0) * (std::fabs(zlo) + std::fabs(zhi));
-            if (zlo - slack < l || zhi + slack > u) add_row(i, 1.0, {}, l - c - e, u - c + e);
+            if (zlo - slack < l || zhi + slack > u) affine_row(i, 1.0, -1, l - c - e, u - c + e);
             continue;
         }
         if (l >= 0.0) {  // a = z, a in [l, u]
-            const Index a = add_col(l, u);
+            const Index a = w.col(l, u);
             B.cols[static_cast<std::size_t>(i)] = a;
-            add_row(i, -1.0, {{a, 1.0}}, c - e, c + e);
+            affine_row(i, -1.0, a, c - e, c + e);
             continue;
         }
-        const Index a = add_col(0.0, u);
-        const Index z = add_col(l, u);
+        const Index a = w.col(0.0, u);
+        const Index z = w.col(l, u);
         B.cols[static_cast<std::size_t>(i)] = a;
-        add_row(i, -1.0, {{z, 1.0}}, c - e, c + e);
-        auto short_row = [&](std::initializer_list<std::pair<Index, double>> entries, double lo, double hi) {
-            for (const auto& en : entries) {
-                B.indices.push_back(en.first);
-                B.values.push_back(en.second);
-            }
-            B.row_lower.push_back(lo);
-            B.row_upper.push_back(hi);
-            B.starts.push_back(static_cast<Index>(B.indices.size()));
-        };
-        short_row({{a, 1.0}, {z, -1.0}}, 0.0, kInf);  // a >= z
-        if (!integer_) {
-            const double s = u / (u - l);
-            short_row({{a, 1.0}, {z, -s}}, -kInf, -s * l);  // a <= s (z - l)
-        } else {
-            const Index d = add_col(0.0, 1.0);
-            B.binary.push_back(d);
-            short_row({{a, 1.0}, {z, -1.0}, {d, -l}}, -kInf, -l);  // a <= z - l (1 - d)
-            short_row({{a, 1.0}, {d, -u}}, -kInf, 0.0);            // a <= u d
-        }
+        affine_row(i, -1.0, z, c - e, c + e);
+        const Index d = integer_ ? w.col(0.0, 1.0) : -1;
+        if (d >= 0) B.binary.push_back(d);
+        w.relu_rows(a, z, l, u, d);
     }
 
     // the new layer's post-activations over the columns

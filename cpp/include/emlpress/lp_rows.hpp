@@ -22,6 +22,31 @@ struct LpBlock {
     std::vector<double> values;
 };
 
+// Appends columns and CSR rows to an LpBlock whose `starts` already holds its first 0;
+// new columns are numbered from `next`.
+struct BlockWriter {
+    LpBlock& B;
+    Index next;
+    Index col(double lo, double hi) {
+        B.col_lower.push_back(lo);
+        B.col_upper.push_back(hi);
+        return next++;
+    }
+    void entry(Index c, double v) {
+        B.indices.push_back(c);
+        B.values.push_back(v);
+    }
+    void end_row(double lo, double hi) {
+        B.row_lower.push_back(lo);
+        B.row_upper.push_back(hi);
+        B.starts.push_back(static_cast<Index>(B.indices.size()));
+    }
+    // The rows tying the output a in [0, u] of an unstable unit (l < 0 < u) to its
+    // pre-activation z: a >= z, and either the triangle a <= s (z - l), s = u / (u - l),
+    // or, given the binary column d >= 0, the big-M rows a <= z - l (1 - d), a <= u d.
+    void relu_rows(Index a, Index z, double l, double u, Index d = -1);
+};
+
 // A rigorous lower bound of min c^T x subject to row_lower <= A x <= row_upper and
 // col_lower <= x <= col_upper, from any multipliers y (optimal or not, of either sign
 // convention: both y and -y are tried and the larger bound is returned). d = c - A^T y;
