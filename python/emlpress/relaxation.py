@@ -30,6 +30,8 @@ def add_block(h: highspy.Highs, blk: dict) -> None:
         h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
     h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"], len(blk["values"]),
               blk["starts"][:-1], blk["indices"], blk["values"])
+
+
 _OK_LP = {"Optimal", "Bound on objective reached"}
 _OK_MIP = {"Optimal", "Time limit reached"}
 #: HiGHS' MIP feasibility tolerance for MILP bounds; each MILP bound is widened by it times
@@ -102,44 +104,44 @@ class NeuronProblems:
         h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
         if not self.integer:
             h.setOptionValue("objective_bound", float(stop_at) / scale)
-        for attempt in range(2):
-            run_status = h.run()
-            status = h.modelStatusToString(h.getModelStatus())
-            if status in (_OK_MIP if self._mip else _OK_LP):
-                break
-            if status == "Infeasible" and self._mip and attempt == 0:
-                # HiGHS' MIP presolve has declared feasible models with large coefficients
-                # infeasible (1.15.1): re-check without presolve before believing it
-                h.setOptionValue("presolve", "off")
-                continue
-            if status == "Infeasible" and self.witness:
-                # a network point satisfies every earlier bound, so the problem is feasible
-                # and HiGHS' verdict is numerical (seen with coefficients near 1e12)
-                warnings.warn(f"{where}: HiGHS declared the bound problem infeasible although "
-                              "a forward pass satisfies it; keeping the starting bound",
-                              RuntimeWarning, stacklevel=4)
-                h.clearSolver()
-                if self._mip:
-                    h.setOptionValue("presolve", "choose")
-                return -np.inf
-            if status == "Infeasible":
-                raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
-                                 "happen for a valid box and sound bounds of earlier layers")
-            # every column is bounded, so 'Unbounded' is a numerical failure like 'Unknown'
-            h.clearSolver()  # a warm-started LP can come back Unknown: solve from scratch
-        else:
-            # Any row multipliers give a rigorous LP bound (safe_bound), so an LP whose
-            # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
-            # sound, if looser, value. Without valid duals, keep the starting bound.
-            if self._mip or not h.getSolution().dual_valid:
-                h.setOptionValue("presolve", "choose" if self._mip else "off")
-                warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
-                              "keeping the starting bound", RuntimeWarning, stacklevel=4)
-                h.clearSolver()
-                return -np.inf
-        if self._mip:
-            h.setOptionValue("presolve", "choose")
-            return float(h.getInfo().mip_dual_bound) * scale
+        try:
+            for attempt in range(2):
+                run_status = h.run()
+                status = h.modelStatusToString(h.getModelStatus())
+                if status in (_OK_MIP if self._mip else _OK_LP):
+                    break
+                if status == "Infeasible" and self._mip and attempt == 0:
+                    # HiGHS' MIP presolve has declared feasible models with large
+                    # coefficients infeasible (1.15.1): re-check without presolve
+                    h.setOptionValue("presolve", "off")
+                    continue
+                if status == "Infeasible" and self.witness:
+                    # a network point satisfies every earlier bound, so the problem is
+                    # feasible and HiGHS' verdict is numerical (seen near 1e12)
+                    warnings.warn(f"{where}: HiGHS declared the bound problem infeasible "
+                                  "although a forward pass satisfies it; keeping the starting "
+                                  "bound", RuntimeWarning, stacklevel=4)
+                    h.clearSolver()
+                    return -np.inf
+                if status == "Infeasible":
+                    raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
+                                     "happen for a valid box and sound bounds of earlier layers")
+                # every column is bounded, so 'Unbounded' is a numerical failure like 'Unknown'
+                h.clearSolver()  # a warm-started LP can come back Unknown: solve from scratch
+            else:
+                # Any row multipliers give a rigorous LP bound (safe_bound), so an LP whose
+                # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
+                # sound, if looser, value. Without valid duals, keep the starting bound.
+                if self._mip or not h.getSolution().dual_valid:
+                    warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
+                                  "keeping the starting bound", RuntimeWarning, stacklevel=4)
+                    h.clearSolver()
+                    return -np.inf
+            if self._mip:
+                return float(h.getInfo().mip_dual_bound) * scale
+        finally:
+            if self._mip:  # undo a presolve-off re-check for the next neuron
+                h.setOptionValue("presolve", "choose")
         # an LP (HiGHS sets no MIP dual bound without integer columns): rigorous from duals
         y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
