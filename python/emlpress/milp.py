@@ -4,7 +4,7 @@
 >>> h = highspy.Highs()
 >>> x = h.addVariables(2, lb=net.lo, ub=net.hi)
 >>> nn = add_network(h, net, x)                  # big-M rows generated in C++, added in bulk
->>> h.maximize(nn.outputs[0])                   # or h.setObjective / addConstr on outputs
+>>> h.setObjective(nn.outputs[0], sense=highspy.ObjSense.kMaximize)  # or addConstr on outputs
 >>> sol = solve(h, time_limit=60)                # every network's solution is verified
 
 Encoding per hidden unit (``cpp/include/emlpress/bigm.hpp``): stably inactive units have no
@@ -107,7 +107,7 @@ class NetworkHandle:
 
     @property
     def outputs(self) -> list:
-        """Output variables, usable in highspy expressions (``h.maximize(nn.outputs[0])``)."""
+        """Output variables, usable in highspy expressions (``h.setObjective(nn.outputs[0])``)."""
         return self._vars(self.output_cols)
 
     def layer_vars(self, l: int) -> list:
@@ -177,8 +177,12 @@ class NetworkHandle:
         MILP's inputs (``nan`` when the solution has no values)."""
         if solution.col_values is None:
             return float("nan")
-        x, y = self.values(solution)
-        return float(np.max(np.abs(self.net.forward(x) - y)))
+        return self._check(*self.values(solution))[0]
+
+    def _check(self, x, y) -> tuple[float, float]:
+        """(max |forward(x) - y|, max(1, max |forward(x)|)) from one forward pass."""
+        fx = self.net.forward(x)
+        return float(np.max(np.abs(fx - y))), max(1.0, float(np.max(np.abs(fx))))
 
 
 def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, name: str = "nn",
@@ -367,9 +371,8 @@ def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
         for hd in handles:
             x, y = hd.values(sol)
             sol.inputs[hd.name], sol.outputs[hd.name] = x, y
-            diff = hd.verify(sol)
+            diff, scale = hd._check(x, y)
             sol.verify_diff[hd.name] = diff
-            scale = max(1.0, float(np.max(np.abs(hd.net.forward(x)))))
             if diff > VERIFY_RTOL * scale:
                 warnings.warn(
                     f"network {hd.name!r}: the MILP's outputs differ from the network's forward "
