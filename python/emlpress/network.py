@@ -9,7 +9,22 @@ import numpy as np
 
 from emlpress import _core
 
-__all__ = ["Network"]
+__all__ = ["Network", "box_points"]
+
+#: Up to this input dimension, box_points includes every corner of the box.
+MAX_CORNER_DIMS = 12
+
+
+def box_points(lo, hi, n_points: int, seed: int = 0) -> np.ndarray:
+    """``n_points`` seeded uniform points of the box ``[lo, hi]`` followed by all its corners
+    when the box has at most ``MAX_CORNER_DIMS`` dimensions."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    X = lo + (hi - lo) * rng.random((n_points, lo.size))
+    if lo.size <= MAX_CORNER_DIMS:
+        bits = (np.arange(2**lo.size)[:, None] >> np.arange(lo.size)) & 1
+        X = np.vstack([X, np.where(bits == 1, hi, lo)])
+    return X
 
 
 _ALIGN = 64  # bytes: one cache line, one AVX-512 vector

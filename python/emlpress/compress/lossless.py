@@ -41,13 +41,12 @@ import pandas as pd
 from emlpress import _core
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
-from emlpress.network import Network
+from emlpress.network import Network, box_points
 
 __all__ = ["lossless", "LosslessReport", "LosslessError", "RANK_TOL", "VERIFY_RTOL"]
 
 RANK_TOL = 1e-12
 VERIFY_RTOL = 1e-9
-MAX_CORNER_DIMS = 12
 
 
 class LosslessError(RuntimeError):
@@ -95,21 +94,12 @@ def _resolve_bounds(net: Network, lo, hi, bounds, threads) -> Bounds:
     return _bounds.tighten(net, lo, hi, method=bounds, threads=threads)
 
 
-def _check_points(net: Network, lo: np.ndarray, hi: np.ndarray, n_points: int, seed: int):
-    rng = np.random.default_rng(seed)
-    X = lo + (hi - lo) * rng.random((n_points, net.n_in))
-    if net.n_in <= MAX_CORNER_DIMS:
-        bits = (np.arange(2**net.n_in)[:, None] >> np.arange(net.n_in)) & 1
-        X = np.vstack([X, np.where(bits == 1, hi, lo)])
-    return X
-
-
 def verify_equal(original: Network, compressed: Network, lo, hi, n_points: int = 100_000,
                  seed: int = 0) -> tuple[float, float, int]:
     """Largest absolute output difference of two networks on ``n_points`` seeded uniform
     points of the box plus its corners (input dimension <= 12); returns
     ``(max_abs_diff, output_scale, points)``."""
-    X = _check_points(original, np.asarray(lo, float), np.asarray(hi, float), n_points, seed)
+    X = box_points(lo, hi, n_points, seed)
     Y = original.forward(X)
     Z = compressed.forward(X)
     diff = float(np.max(np.abs(Y - Z)))
