@@ -206,3 +206,36 @@ def test_lp_with_substituted_active_units_equals_scipy(seed):
         np.testing.assert_allclose(b.lower[l], ref_l[l], atol=tol, rtol=0)
         np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
     assert_inside(b, net, sample_box(lo, hi, 2000, seed))
+
+
+def test_milp_bound_never_excludes_a_value_the_network_takes():
+    """Found by hypothesis: at magnitudes ~1e8 HiGHS rejects correct MILP solutions for
+    violations at float precision (1.5e-8 against the 1e-9 tolerance) and then reports
+    'Optimal' with a wrong dual bound (-3.0e6 for an output reaching -8.5e12 at a corner).
+    Such a bound must be caught and the starting bound kept."""
+    net = Network(
+        [np.array([[10915.002086970542, -30180.895340736686, -23848.234796973036]]),
+         np.array([[77380.65867276615], [28121.066979764924]]),
+         np.array([[-56013.2342409198, 32170.39373299613]])],
+        [np.array([-32542.283686782437]), np.array([-31055.654665915255, -32882.39040579627]),
+         np.array([-60718.56998706371])])
+    lo = np.array([-0.21675033383994768, -0.6254948605598039, -0.3080786688565338])
+    hi = np.array([0.8053816132992064, 1.1569239584413544, 1.243049216088845])
+    bl = bounds.lp(net, lo, hi)
+    with pytest.warns(RuntimeWarning, match="excludes the value"):
+        bm = bounds.milp(net, lo, hi, init=bl)
+    assert_inside(bm, net, sample_box(lo, hi, 1000, 2))
+
+
+def test_lp_does_not_substitute_into_coefficients_highs_refuses():
+    """All units active with weights 1e5: substituting every layer would compose
+    coefficients of ~1e15, which HiGHS refuses (it then silently adds no rows). The
+    relaxation stops substituting above 1e6 and the bounds stay sound."""
+    rng = np.random.default_rng(7)
+    sizes = [1, 4, 4, 4, 1]
+    net = Network([rng.uniform(0.5, 1.0, size=(o, i)) * 1e5 for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.uniform(0.5, 1.0, size=o) for o in sizes[1:]])
+    lo, hi = np.array([0.5]), np.array([1.0])
+    b = bounds.lp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True)
+    assert_inside(b, net, sample_box(lo, hi, 1000, 0))
+    assert float(np.max(np.abs(b.upper[-1]))) > 1e15  # the scale the test is about

@@ -13,6 +13,9 @@ namespace emlpress {
 
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// Active units are substituted only while their composed coefficients stay below this:
+// composing layers multiplies weights, and HiGHS refuses |coefficients| >= 1e15.
+constexpr double kMaxSubstituted = 1e6;
 
 // min over t in [lo, hi] of k t (k t with an infinite end contributes -inf unless k == 0)
 double min_linear(double k, double lo, double hi) {
@@ -116,8 +119,14 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     const Affine Z = pre_activation(net, j);
     const Eigen::Index n = Z.A.rows(), m = Z.A.cols();
     Eigen::Index n_active = 0;
-    for (Eigen::Index i = 0; i < n; ++i) n_active += (lower[i] >= 0.0 && upper[i] > 0.0);
-    const bool subst = static_cast<Eigen::Index>(Z.ref.size()) < n_active;
+    double active_max = 0.0;  // largest |coefficient| an active unit's expression has
+    for (Eigen::Index i = 0; i < n; ++i) {
+        if (lower[i] < 0.0 || upper[i] <= 0.0) continue;
+        ++n_active;
+        if (Z.A.cols() > 0) active_max = std::max(active_max, Z.A.row(i).cwiseAbs().maxCoeff());
+    }
+    const bool subst = static_cast<Eigen::Index>(Z.ref.size()) < n_active &&
+                       active_max <= kMaxSubstituted;
 
     LpBlock B;
     B.cols.assign(static_cast<std::size_t>(n), -1);

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from emlpress import _core
-from emlpress.network import Network
+from emlpress.network import Network, box_points
 
 __all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten"]
 
@@ -200,7 +200,13 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     store = _core.LpRelaxation(lo, hi, integer)
     workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
     t0 = time.perf_counter()
+    # the box centre's pre-activations: a witness that the bound problems are feasible
     zc = [z[0] for z in net.preactivations(((lo + hi) / 2)[None, :])]
+    # MILP only: values the network takes on points of the box, which no sound bound may
+    # exclude (HiGHS has returned a wrong "Optimal" MILP dual bound at magnitudes ~1e8,
+    # see NeuronProblems.side)
+    seen = [(z.min(0), z.max(0)) for z in net.preactivations(box_points(lo, hi, 256))] \
+        if integer else [None] * net.n_layers
     layers = range(1, net.n_layers)
     bar = None
     if progress:
@@ -218,6 +224,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 w.add_block(blk)
                 w.set_targets(k, aff)
                 w.witness = witness
+                w.seen = seen[k]
             hidden = k < net.n_layers - 1
             sign_only = hidden and not full
             if sign_only:

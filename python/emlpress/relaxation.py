@@ -24,12 +24,23 @@ def add_block(h: highspy.Highs, blk: dict) -> None:
     """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the dict of
     ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows."""
     n = len(blk["col_lower"])
-    h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+    _checked(h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I,
+                       _EMPTY_I, _EMPTY_F), "columns", blk["col_lower"], blk["col_upper"])
     nb = len(blk["binary"])
     if nb:
         h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
-    h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"], len(blk["values"]),
-              blk["starts"][:-1], blk["indices"], blk["values"])
+    _checked(h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"],
+                       len(blk["values"]), blk["starts"][:-1], blk["indices"], blk["values"]),
+             "rows", blk["values"], blk["row_lower"], blk["row_upper"])
+
+
+def _checked(status, what: str, *arrays) -> None:
+    """Raise when HiGHS refused an addCols/addRows (it then adds nothing, and every later
+    index and dual would be off), naming the largest finite magnitude it was given."""
+    if status == highspy.HighsStatus.kError:
+        big = max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays), default=0.0)
+        raise RuntimeError(f"HiGHS refused the {what} (largest finite |value| {big:.3g}; HiGHS "
+                           "rejects coefficients of 1e15 and above)")
 
 
 _OK_LP = {"Optimal", "Bound on objective reached"}
@@ -67,6 +78,8 @@ class NeuronProblems:
         self.k = 0
         #: True when a forward pass of the network satisfies every bound in the problem
         self.witness = False
+        #: (min, max) per target neuron of values the network takes on sample points
+        self.seen = None
         xmax = float(max(np.abs(lo).max(), np.abs(hi).max()))
         # MILP slack per layer k (see MIP_TOL), computed once
         row_l1 = [max(1.0, float(np.abs(W).sum(1).max())) for W in net.weights]
@@ -168,6 +181,16 @@ class NeuronProblems:
         else:
             stop_at = c + e + 1e-9 * (1.0 + abs(c)) if stop else np.inf
             v = _up(_up(-self._solve(-w, stop_at, where) + c) + e)
+        if self.integer and self.seen is not None:
+            taken = self.seen[0][i] if side == "min" else self.seen[1][i]
+            if (v > taken) if side == "min" else (v < taken):
+                # HiGHS can reject a correct solution for violations at float precision and
+                # then report a wrong 'Optimal' dual bound (values ~1e8 against a 1e-9
+                # tolerance): never let it exclude a value the network takes
+                warnings.warn(f"{where}: HiGHS' MILP {side} bound {v:.6g} excludes the value "
+                              f"{taken:.6g} the network takes; keeping the starting bound",
+                              RuntimeWarning, stacklevel=2)
+                return bound
         return max(bound, v) if side == "min" else min(bound, v)
 
 

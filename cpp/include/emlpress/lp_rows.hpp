@@ -77,7 +77,9 @@ struct Affine {
 //   stably inactive (u <= 0): nothing (its output is 0)
 //   stably active   (l >= 0): substituted (its output is its affine expression, no column)
 //                             when the layer's rows refer to fewer columns than it has
-//                             active units, with a row l <= z <= u unless the column bounds
+//                             active units and no coefficient of those expressions exceeds
+//                             1e6 (composition multiplies weights; HiGHS refuses 1e15),
+//                             with a row l <= z <= u unless the column bounds
 //                             already imply it; otherwise a column a in [l, u], row a = z
 //   unstable:                 columns a in [0, u] and z in [l, u], rows z = A v + c,
 //                             a - z >= 0 and a - s z <= -s l, s = u / (u - l) (triangle);
