@@ -33,10 +33,16 @@ def _model_and_box(args):
     return net, lo, hi
 
 
+def _tighten(args, net, lo, hi, method: str):
+    """Bounds by `method`, with a progress bar for the per-neuron (LP/MILP) methods."""
+    return _bounds.tighten(net, lo, hi, method, threads=args.threads,
+                           milp_time_limit=args.milp_time_limit,
+                           progress=method not in ("interval", "crown"))
+
+
 def _cmd_bounds(args) -> int:
     net, lo, hi = _model_and_box(args)
-    b = _bounds.tighten(net, lo, hi, args.method, threads=args.threads,
-                        milp_time_limit=args.milp_time_limit, progress=args.method not in ("interval", "crown"))
+    b = _tighten(args, net, lo, hi, args.method)
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
     stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
@@ -52,9 +58,7 @@ def _cmd_compress(args) -> int:
     if not out.endswith((".npz", ".h5", ".keras")):
         raise SystemExit(f"emlpress: -o {out}: the output must end in .npz, .h5 or .keras")
     net, lo, hi = _model_and_box(args)
-    b = _bounds.tighten(net, lo, hi, args.bounds, threads=args.threads,
-                        milp_time_limit=args.milp_time_limit,
-                        progress=args.bounds not in ("interval", "crown"))
+    b = _tighten(args, net, lo, hi, args.bounds)
     small, rep = lossless(net, b.lo, b.hi, bounds=b)
     if out.endswith(".npz"):
         small.save(out)
@@ -103,54 +107,59 @@ def _cmd_tpc_run(args) -> int:
     return 0
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """The model, its input box and the bound solver options (bounds, compress)."""
+    p.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth")
+    p.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
+    p.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
+    p.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
+    p.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from emlpress.data import tpc as tpc_data
+    from emlpress.pipelines import tpc as tpc_pipe
+
     p = argparse.ArgumentParser(prog="emlpress", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
-    pb.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth")
-    pb.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
-    pb.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
+    _model_args(pb)
     pb.add_argument("--method", choices=BOUND_METHODS, default="crown")
-    pb.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
-    pb.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
     pb.set_defaults(func=_cmd_bounds)
 
     pc = sub.add_parser("compress", help="lossless compression of a model on an input box")
-    pc.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth")
-    pc.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
-    pc.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
+    _model_args(pc)
     pc.add_argument("--bounds", choices=BOUND_METHODS, default="lp", help="bound method (default: lp)")
     pc.add_argument("-o", "--output", required=True, help="compressed model: .npz, or .h5/.keras (needs [keras])")
-    pc.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
-    pc.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
     pc.set_defaults(func=_cmd_compress)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
     g = tsub.add_parser("generate", help="measure the numba kernels at random precisions")
     g.add_argument("--out", default="tpc_data", help="output directory (default: tpc_data)")
-    g.add_argument("--benchmarks", nargs="+", choices=["Saxpy", "Convolution", "Correlation"])
+    g.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS))
     g.add_argument("--rows", type=int, default=2000, help="configurations per benchmark")
     g.add_argument("--hw", default=None, help="hardware name in the file names (default: host name)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
     g.set_defaults(func=_cmd_tpc_generate)
+    d = tpc_pipe.Config()  # the pipeline's defaults are the command's
     r = tsub.add_parser("run", help="train, compress, optimise and verify; writes runs/run<time>/")
     r.add_argument("--data", default=None, help="directory of <Benchmark>_<hw>.csv (default: embedded data)")
-    r.add_argument("--benchmarks", nargs="+", choices=["Saxpy", "Convolution", "Correlation"])
-    r.add_argument("--topologies", nargs="+", default=["9-7", "12-15"],
-                   help="presets: 12-60 21-127 21-508 9-7 12-15 9-28 16-16-16-16")
-    r.add_argument("--hw", default=None, help="fix the hardware platform (default: the MILP chooses)")
-    r.add_argument("--max-error", type=float, default=0.01)
-    r.add_argument("--max-time", type=float, default=100.0)
-    r.add_argument("--max-memory-peak", type=float, default=None)
-    r.add_argument("--time-limit", type=float, default=60.0, help="seconds per MILP")
-    r.add_argument("--epochs", type=int, default=30)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--initial-sparsity", type=float, default=0.0)
-    r.add_argument("--final-sparsity", type=float, default=0.5)
-    r.add_argument("--compression-bounds", choices=BOUND_METHODS, default="lp")
-    r.add_argument("--out", default="runs", help="parent directory of the run folder")
+    r.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS))
+    r.add_argument("--topologies", nargs="+", default=d.topologies,
+                   help="presets: " + " ".join(tpc_pipe.PRESETS))
+    r.add_argument("--hw", default=d.hw, help="fix the hardware platform (default: the MILP chooses)")
+    r.add_argument("--max-error", type=float, default=d.max_error)
+    r.add_argument("--max-time", type=float, default=d.max_time)
+    r.add_argument("--max-memory-peak", type=float, default=d.max_memory_peak)
+    r.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds per MILP")
+    r.add_argument("--epochs", type=int, default=d.epochs)
+    r.add_argument("--seed", type=int, default=d.seed)
+    r.add_argument("--initial-sparsity", type=float, default=d.initial_sparsity)
+    r.add_argument("--final-sparsity", type=float, default=d.final_sparsity)
+    r.add_argument("--compression-bounds", choices=BOUND_METHODS, default=d.compression_bounds)
+    r.add_argument("--out", default=str(d.out), help="parent directory of the run folder")
     r.set_defaults(func=_cmd_tpc_run)
     return p
 
