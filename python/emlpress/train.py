@@ -63,8 +63,8 @@ def fit_regressor(
     optimizer: str = "adam",
     scale_targets: bool = True,
 ) -> FitResult:
-    """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam, MSE, early stopping on a
-    seeded 10% validation split) and return it as a Network on raw units, with domain
+    """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam by default, MSE, early
+    stopping on a seeded 10% validation split) and return it as a Network on raw units, with domain
     ``lo``/``hi`` (default: the data's range).
 
     ``pruning=(initial_sparsity, final_sparsity)`` trains with TMOT magnitude pruning
