@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from emlpress.pipelines.tpc import solver_time_ratios
+
 
 def markdown(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
@@ -43,12 +45,13 @@ def tables(run: Path) -> str:
         })
     out.append(markdown(pd.DataFrame(rows)))
     ratios = []
+    r_all = solver_time_ratios(df)
     for (bench, topo), g in df.groupby(["benchmark", "topology"], sort=False):
-        t = g.set_index("variant")["solver_ms"]
         r = {"benchmark": bench, "topology": topo}
-        for base, comp in (("baseline", "baseline+lossless"), ("pruned", "pruned+lossless")):
-            if base in t and comp in t:
-                r[f"{base} / {comp}"] = f"{t[base] / t[comp]:.2f}"
+        rr = r_all[(r_all["benchmark"] == bench) & (r_all["topology"] == topo)].set_index("base")["ratio"]
+        for base in ("baseline", "pruned"):
+            if base in rr:
+                r[f"{base} / {base}+lossless"] = f"{rr[base]:.2f}"
         n = g.set_index("variant")
         if "baseline" in n.index and "baseline+lossless" in n.index:
             r["neurons (before -> after lossless)"] = (

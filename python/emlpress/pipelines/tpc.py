@@ -25,7 +25,8 @@ from emlpress.compress import lossless
 from emlpress.data import tpc
 from emlpress.network import Network
 
-__all__ = ["PRESETS", "Config", "run", "optimize", "verify_solution", "DEFAULT_DATA"]
+__all__ = ["PRESETS", "Config", "run", "optimize", "verify_solution", "solver_time_ratios",
+           "DEFAULT_DATA"]
 
 # The study's topology catalogue (hidden layer widths), as named presets.
 PRESETS = {
@@ -154,6 +155,20 @@ def verify_solution(data: tpc.TPCData, bits: np.ndarray, hw: str, cfg: Config,
     return res
 
 
+def solver_time_ratios(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, topology and base variant (baseline, pruned): the solver time of the
+    network over that of its lossless compression (> 1: the compressed one solved faster)."""
+    rows = []
+    for (bench, topo, base), g in summary.assign(base=summary["variant"].str.split("+").str[0]).groupby(
+            ["benchmark", "topology", "base"], sort=False):
+        plain = g[g["variant"] == base]["solver_ms"]
+        comp = g[g["variant"] == f"{base}+lossless"]["solver_ms"]
+        if len(plain) and len(comp) and comp.iloc[0] > 0:
+            rows.append({"benchmark": bench, "topology": topo, "base": base,
+                         "ratio": plain.iloc[0] / comp.iloc[0]})
+    return pd.DataFrame(rows, columns=["benchmark", "topology", "base", "ratio"])
+
+
 def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
     import matplotlib
 
@@ -177,13 +192,8 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
         fig.savefig(p, dpi=100)
         plt.close(fig)
         paths.append(p)
-    rows = []
-    for (bench, topo, base), g in summary.assign(base=summary["variant"].str.split("+").str[0]).groupby(
-            ["benchmark", "topology", "base"]):
-        plain = g[g["variant"] == base]["solver_ms"]
-        comp = g[g["variant"] == f"{base}+lossless"]["solver_ms"]
-        if len(plain) and len(comp) and comp.iloc[0] > 0:
-            rows.append((f"{bench}\n{topo}\n{base}", plain.iloc[0] / comp.iloc[0]))
+    ratios = solver_time_ratios(summary)
+    rows = [(f"{r.benchmark}\n{r.topology}\n{r.base}", r.ratio) for r in ratios.itertuples()]
     if rows:
         fig, ax = plt.subplots(figsize=(max(5, len(rows) * 0.9), 4))
         ax.bar(range(len(rows)), [r[1] for r in rows])
