@@ -1,3 +1,4 @@
+#include <optional>
 #include <pybind11/stl.h>
 
 #include "emlpress/lp_rows.hpp"
@@ -65,7 +66,28 @@ void register_lp(py::module_& m) {
                 return R.safe_bound(idx, val, y.data(), static_cast<std::size_t>(y.size()));
             },
             py::arg("cost_indices"), py::arg("cost_values"), py::arg("row_duals"),
-            "Rigorous lower bound of min cost.x over the relaxation from any row multipliers.");
+            "Rigorous lower bound of min cost.x over the relaxation from any row multipliers.")
+        .def(
+            "dual_feasible_basis",
+            [](const LpRelaxation& R, const std::vector<Index>& idx, const std::vector<double>& val,
+               std::optional<F64Array> hint) {
+                if (hint && hint->size() != R.n_cols())
+                    throw std::invalid_argument("dual_feasible_basis: hint has " +
+                                                std::to_string(hint->size()) + " values for " +
+                                                std::to_string(R.n_cols()) + " columns");
+                py::array_t<std::int8_t> cs(R.n_cols()), rs(R.n_rows());
+                const double* h = hint ? hint->data() : nullptr;
+                std::int8_t *c = cs.mutable_data(), *r = rs.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    R.dual_feasible_basis(idx, val, h, c, r);
+                }
+                return py::make_tuple(cs, rs);
+            },
+            py::arg("cost_indices"), py::arg("cost_values"), py::arg("hint") = py::none(),
+            "A dual feasible starting basis for min cost.x (HiGHS status codes 0 lower, 1 basic, "
+            "2 upper, for columns and rows): CROWN's backward pass over the rows; `hint`, the "
+            "column values of an earlier solution, picks each unstable unit's lower side.");
 }
 
 }  // namespace emlpress::py_glue

@@ -75,7 +75,8 @@ void BlockWriter::relu_rows(Index a, Index z, double l, double u, Index d) {
     }
 }
 
-LpRelaxation::LpRelaxation(const Vec& lo, const Vec& hi, bool integer) : integer_(integer) {
+LpRelaxation::LpRelaxation(const Vec& lo, const Vec& hi, bool integer)
+    : n_in_(static_cast<std::size_t>(lo.size())), integer_(integer) {
     const Eigen::Index n = lo.size();
     ref_.resize(static_cast<std::size_t>(n));
     for (Eigen::Index q = 0; q < n; ++q) ref_[static_cast<std::size_t>(q)] = static_cast<Index>(q);
@@ -142,6 +143,9 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
         w.end_row(lo, hi);
     };
     std::vector<Eigen::Index> substituted;
+    std::vector<Unit> units;
+    // global index of the next row of this block
+    auto next_row = [&] { return n_rows() + static_cast<Index>(B.row_lower.size()); };
     for (Eigen::Index i = 0; i < n; ++i) {
         const double l = lower[i], u = upper[i], c = Z.c[i], e = Z.err[i];
         if (u <= 0.0) continue;
@@ -162,12 +166,15 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
         if (l >= 0.0) {  // a = z, a in [l, u]
             const Index a = w.col(l, u);
             B.cols[static_cast<std::size_t>(i)] = a;
+            units.push_back({a, -1, next_row(), -1, -1, l, u});
             affine_row(i, -1.0, a, c - e, c + e);
             continue;
         }
         const Index a = w.col(0.0, u);
         const Index z = w.col(l, u);
         B.cols[static_cast<std::size_t>(i)] = a;
+        const Index eq = next_row();
+        units.push_back({a, z, eq, eq + 1, eq + 2, l, u});
         affine_row(i, -1.0, z, c - e, c + e);
         const Index d = integer_ ? w.col(0.0, 1.0) : -1;
         if (d >= 0) B.binary.push_back(d);
@@ -199,6 +206,7 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     perr_ = std::move(perr);
     exact_ = substituted.empty();
     ++layers_;
+    if (!integer_) units_.push_back(std::move(units));
     append(B);
     last_ = std::move(B);
     return last_;
@@ -223,6 +231,49 @@ double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
     for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
     return safe_lower_bound(cost, col_lower_, col_upper_, row_lower_, row_upper_, starts_,
                             indices_, values_, y);
+}
+
+void LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
+                                       const std::vector<double>& cost_val, const double* hint,
+                                       std::int8_t* col_status, std::int8_t* row_status) const {
+    if (integer_) throw std::logic_error("dual_feasible_basis: an LP relaxation only");
+    constexpr std::int8_t kLower = 0, kBasic = 1, kUpper = 2;
+    const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
+    std::vector<double> g(n_cols, 0.0);  // reduced costs, c - A^T y over the rows done so far
+    for (std::size_t p = 0; p < cost_idx.size(); ++p) g[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
+    std::fill(col_status, col_status + n_cols, kBasic);
+    std::fill(row_status, row_status + n_rows, kBasic);
+    // row r becomes nonbasic with multiplier y (y >= 0 at its lower side)
+    auto take = [&](Index r, double y) {
+        const auto ri = static_cast<std::size_t>(r);
+        row_status[ri] = y >= 0.0 ? kLower : kUpper;
+        if (y == 0.0) return;
+        for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p)
+            g[static_cast<std::size_t>(indices_[p])] -= y * values_[p];
+    };
+    for (auto layer = units_.rbegin(); layer != units_.rend(); ++layer) {
+        for (const Unit& U : *layer) {
+            const auto a = static_cast<std::size_t>(U.a);
+            if (U.z < 0) {  // stably active: a = z, a basic
+                take(U.eq, g[a]);
+                continue;
+            }
+            const double ga = g[a];
+            const auto z = static_cast<std::size_t>(U.z);
+            const bool on_z = hint ? std::fabs(hint[a] - hint[z]) < std::fabs(hint[a]) : U.u >= -U.l;
+            if (ga > 0.0 && on_z) {
+                take(U.ge, ga);  // a >= z tight, a basic
+            } else if (ga >= 0.0) {
+                col_status[a] = kLower;  // a = 0, no multiplier on the rows
+            } else {
+                take(U.le, ga);  // the triangle's upper side
+            }
+            take(U.eq, g[z]);  // z basic: its reduced cost goes back through its row
+        }
+    }
+    for (std::size_t q = 0; q < n_cols; ++q)
+        if (col_status[q] == kBasic && q < n_in_)
+            col_status[q] = g[q] >= 0.0 ? kLower : kUpper;
 }
 
 }  // namespace emlpress

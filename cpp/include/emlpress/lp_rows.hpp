@@ -100,9 +100,30 @@ class LpRelaxation {
     // safe_lower_bound for the sparse cost (indices, values) and row multipliers y.
     double safe_bound(const std::vector<Index>& cost_idx, const std::vector<double>& cost_val,
                       const double* y, std::size_t n_y) const;
+    // A dual feasible starting basis for min cost^T x over the relaxation (LP only), in
+    // HiGHS' status codes (0 at lower, 1 basic, 2 at upper): the backward pass of CROWN
+    // over the rows. Going back layer by layer, an unstable unit whose output has a
+    // positive reduced cost rests on one lower side of its triangle (a = 0, or the row
+    // a >= z), one with a negative reduced cost on the upper side; each pre-activation
+    // row then carries its unit's multiplier back to the earlier columns, and every input
+    // sits at the bound its reduced cost asks for. The lower side is a = z where `hint`
+    // (column values of an earlier solution, or null) has a closer to z than to 0, or
+    // without a hint where u >= -l (CROWN's adaptive slope). The basis matrix is
+    // triangular (layer order), so the basis is nonsingular; its dual objective is the
+    // CROWN bound of the chosen sides, and the dual simplex starts from there.
+    void dual_feasible_basis(const std::vector<Index>& cost_idx,
+                             const std::vector<double>& cost_val, const double* hint,
+                             std::int8_t* col_status, std::int8_t* row_status) const;
 
   private:
     void append(const LpBlock& B);
+    // a hidden unit with an output column a: its pre-activation row `eq`, and for an
+    // unstable unit its pre-activation column z and triangle rows ge (a >= z), le (upper)
+    struct Unit {
+        Index a, z, eq, ge, le;
+        double l, u;
+    };
+    std::vector<std::vector<Unit>> units_;  // per hidden layer added (not for `integer`)
     // post-activations of the last layer added: P v[ref] + p, error <= perr; `exact` while
     // P is a pure selection (no substitution, so composing it rounds nothing)
     std::vector<Index> ref_;
@@ -113,6 +134,7 @@ class LpRelaxation {
     std::vector<double> col_lower_, col_upper_, row_lower_, row_upper_, values_;
     std::vector<Index> starts_{0}, indices_;
     LpBlock last_;
+    std::size_t n_in_;
     bool integer_;
 };
 
