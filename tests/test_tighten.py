@@ -239,3 +239,58 @@ def test_lp_does_not_substitute_into_coefficients_highs_refuses():
     b = bounds.lp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True)
     assert_inside(b, net, sample_box(lo, hi, 1000, 0))
     assert float(np.max(np.abs(b.upper[-1]))) > 1e15  # the scale the test is about
+
+
+@settings(max_examples=60)
+@given(network_and_box(max_depth=4, max_width=8, max_in=3))
+def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
+    """The starting basis of every LP (LpRelaxation.dual_feasible_basis) must be a basis
+    HiGHS accepts, dual feasible (so the dual simplex may start from it), and its objective
+    a lower bound of the optimum, with or without a hint."""
+    import highspy
+
+    from emlpress import _core
+    from emlpress.relaxation import _STATUS, add_block
+
+    net, lo, hi, seed = case
+    b = bounds.crown(net, lo, hi)
+    store = _core.LpRelaxation(lo, hi, False)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, np.array([], np.int32), np.array([], np.int32),
+              np.array([], np.float64))
+    rng = np.random.default_rng(seed)
+    for k in range(1, net.n_layers):
+        add_block(h, store.add_layer(net._core, k - 1, b.lower[k - 1], b.upper[k - 1]))
+        aff = store.pre_activation(net._core, k)
+        idx = aff["ref"].astype(np.int32)
+        for i in range(aff["A"].shape[0]):
+            cost = aff["A"][i] * rng.choice([-1.0, 1.0])
+            if not np.any(cost):
+                continue
+            cost = cost / np.abs(cost).max()
+            n = h.getNumCol()  # no cost left on columns of an earlier target layer
+            h.changeColsCost(n, np.arange(n, dtype=np.int32), np.zeros(n))
+            h.changeColsCost(len(idx), idx, cost)
+            h.setOptionValue("simplex_iteration_limit", 1_000_000)
+            h.clearSolver()
+            h.run()
+            # (HiGHS itself can fail on the extreme scales drawn here: then no optimum to compare)
+            solved = h.modelStatusToString(h.getModelStatus()) == "Optimal"
+            opt, x = h.getInfo().objective_function_value, np.array(h.getSolution().col_value)
+            for hint in (None, x, rng.permutation(x)):
+                cols, rows = store.dual_feasible_basis(idx, cost, hint)
+                basis = highspy.HighsBasis()
+                basis.col_status = [_STATUS[v] for v in cols.tolist()]
+                basis.row_status = [_STATUS[v] for v in rows.tolist()]
+                basis.valid = True
+                assert int((cols == 1).sum() + (rows == 1).sum()) == h.getNumRow()
+                assert h.setBasis(basis) == highspy.HighsStatus.kOk
+                h.setOptionValue("simplex_iteration_limit", 0)
+                h.run()
+                info = h.getInfo()
+                scale = 1.0 + abs(opt) if solved else 1.0
+                assert info.max_dual_infeasibility <= 1e-7 * scale, (k, i, info.max_dual_infeasibility)
+                if solved:
+                    assert info.objective_function_value <= opt + 1e-7 * scale

@@ -233,10 +233,14 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 targets = np.arange(lower[k].size)
             # similar objectives next to each other (warm starts), one contiguous run per thread
             order = targets[nearest_neighbour_order(aff["A"][targets])]
-            chunks = np.array_split(order, n_threads)
+            if not sign_only and 0 < len(order) < n_threads:
+                # fewer targets than threads (the output layer): min on one, max on another
+                chunks, sides = [order, order], [("min",), ("max",)]
+            else:
+                chunks, sides = np.array_split(order, n_threads), [("min", "max")] * n_threads
             solves, n_targets = [0], len(order)  # LPs solved in this layer, for the progress bar
 
-            def run(t, k=k, chunks=chunks, sign_only=sign_only):
+            def run(t, k=k, chunks=chunks, sides=sides, sign_only=sign_only):
                 w, chunk = workers[t], chunks[t]
                 lo_v = {int(i): float(lower[k][i]) for i in chunk}
                 hi_v = {int(i): float(upper[k][i]) for i in chunk}
@@ -244,6 +248,8 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 first = {i: "max" if sign_only and hi_v[i] < -lo_v[i] else "min" for i in lo_v}
                 # each pass keeps one objective sign, so that warm starts stay close
                 for side, want_first in (("min", True), ("max", False), ("max", True), ("min", False)):
+                    if side not in sides[t]:
+                        continue
                     for i in map(int, chunk):
                         if (first[i] == side) != want_first:
                             continue
@@ -260,8 +266,11 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                                     bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
                 return [(i, lo_v[i], hi_v[i]) for i in lo_v]
 
-            for part in pool.map(run, range(n_threads)):
+            for t, part in enumerate(pool.map(run, range(len(chunks)))):
                 for i, lv, uv in part:
+                    # a thread that solved one side only leaves the other at its start
+                    lv = lv if "min" in sides[t] else lower[k][i]
+                    uv = uv if "max" in sides[t] else upper[k][i]
                     if lv > lower[k][i] or uv < upper[k][i]:
                         settled[k][i] = method
                     lower[k][i], upper[k][i] = lv, uv

@@ -46,8 +46,6 @@ def _checked(status, what: str, *arrays) -> None:
 #: HiGHS basis status by code (LpRelaxation.dual_feasible_basis)
 _STATUS = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic,
            highspy.HighsBasisStatus.kUpper)
-#: LPs with fewer (columns x rows) keep the previous optimal basis (see _start_basis)
-_BASIS_MIN_SIZE = 0
 
 _OK_LP = {"Optimal", "Bound on objective reached"}
 _OK_MIP = {"Optimal", "Time limit reached"}
@@ -184,10 +182,9 @@ class NeuronProblems:
         """Start the dual simplex from CROWN's dual solution for this objective
         (``LpRelaxation.dual_feasible_basis``), each unit's lower side taken from the last
         solution of this instance. Keeping the previous optimal basis instead (a warm start
-        for the previous objective) took 2-3x more time on the large networks."""
+        for the previous objective) took 2-3x more time on seed_gp and was no faster on the
+        small benchmark networks."""
         n = self.h.getNumCol()
-        if n * self.h.getNumRow() < _BASIS_MIN_SIZE:
-            return  # small LPs: the previous basis is as good and costs nothing to keep
         hint = self._hint if self._hint is not None and len(self._hint) == n else None
         cols, rows = self.store.dual_feasible_basis(self.cost_idx, c, hint)
         b = highspy.HighsBasis()
