@@ -116,10 +116,12 @@ class NeuronProblems:
         self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
         self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
 
-    def _solve(self, cost: np.ndarray, stop_at: float, where: str) -> float:
+    def _solve(self, cost: np.ndarray, need: float, where: str, fresh: bool = True) -> float:
         """min cost.a over the relaxation; a rigorous lower bound of it, or -inf (with a
         warning naming the neuron and HiGHS' status) when HiGHS cannot solve it. The dual
-        simplex may stop once its (dual feasible) objective passes `stop_at`."""
+        simplex may stop once its (dual feasible) objective passes `need` (with a margin):
+        the value returned is then >= `need` but not the optimum. `fresh`: start the LP
+        from its own basis (_start_basis), else go on from HiGHS' current one."""
         h = self.h
         # scale the objective by a power of two (exact) so that max |cost| is about 1:
         # HiGHS' dual simplex fails on large costs times large bounds
@@ -127,8 +129,10 @@ class NeuronProblems:
         c = cost / scale
         h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
         if not self.integer:
+            stop_at = need + 1e-9 * (1.0 + abs(need))
             h.setOptionValue("objective_bound", float(stop_at) / scale)
-            self._start_basis(c)
+            if fresh:
+                self._start_basis(c)
         try:
             for attempt in range(2):
                 run_status = h.run()
@@ -172,10 +176,10 @@ class NeuronProblems:
         y = np.asarray(sol.row_dual, dtype=np.float64)
         self._hint = np.asarray(sol.col_value, dtype=np.float64)
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
-        if status == "Bound on objective reached" and v < stop_at:
+        if status == "Bound on objective reached" and v < need:
             # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
-            # those duals does not prove the sign: finish the solve instead
-            return self._solve(cost, np.inf, where)
+            # those duals does not prove the sign: finish the solve from where it stopped
+            return self._solve(cost, np.inf, where, fresh=False)
         return v
 
     def _start_basis(self, c: np.ndarray) -> None:
@@ -205,12 +209,16 @@ class NeuronProblems:
         where = f"layer {self.k}, neuron {i}"
         if not np.any(w):  # no live input: the pre-activation is the constant c (+- e)
             v = _down(c - e) if side == "min" else _up(c + e)
-        elif side == "min":
-            stop_at = -c + e + 1e-9 * (1.0 + abs(c)) if stop else np.inf
-            v = _down(_down(self._solve(w, stop_at, where) + c) - e)
         else:
-            stop_at = c + e + 1e-9 * (1.0 + abs(c)) if stop else np.inf
-            v = _up(_up(-self._solve(-w, stop_at, where) + c) + e)
+            # with `stop`, a value past `need` proves the sign (the margin covers the
+            # two roundings below)
+            slack = 1e-12 * (1.0 + abs(c) + e)
+            if side == "min":  # lower = min w.a + c - e >= 0 once min w.a >= -c + e
+                need = -c + e + slack if stop else np.inf
+                v = _down(_down(self._solve(w, need, where) + c) - e)
+            else:  # upper = -min(-w.a) + c + e <= 0 once min(-w.a) >= c + e
+                need = c + e + slack if stop else np.inf
+                v = _up(_up(-self._solve(-w, need, where) + c) + e)
         if self.integer and self.seen is not None:
             taken = self.seen[0][i] if side == "min" else self.seen[1][i]
             if (v > taken) if side == "min" else (v < taken):
