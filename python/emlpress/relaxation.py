@@ -71,7 +71,7 @@ class NeuronProblems:
             # Each LP starts from a new basis (_start_basis); HiGHS would compute exact
             # steepest-edge weights for it (one BTRAN per row) and scale the LP anew. Devex
             # weights and no scaling: ~2.3x faster per LP on seed_gp's layer 4 (the iterations
-            # rise by 7%, each costs 30% less, the ~45 ms set-up per LP drops to ~8 ms).
+            # rise by 6%, each costs 30% less, the ~45 ms set-up per LP drops to ~8 ms).
             h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
             h.setOptionValue("simplex_scale_strategy", 0)
         else:  # exact bounds: close the gap completely (the dual bound is used anyway)
