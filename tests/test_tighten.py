@@ -279,8 +279,8 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
             # (HiGHS itself can fail on the extreme scales drawn here: then no optimum to compare)
             solved = h.modelStatusToString(h.getModelStatus()) == "Optimal"
             opt, x = h.getInfo().objective_function_value, np.array(h.getSolution().col_value)
-            for hint in (None, x, rng.permutation(x)):
-                cols, rows = store.dual_feasible_basis(idx, cost, hint)
+            for hints in (None, x[None, :], np.stack([rng.permutation(x), x])):
+                cols, rows, start = store.dual_feasible_basis(idx, cost, hints)
                 basis = highspy.HighsBasis()
                 basis.col_status = [_STATUS[v] for v in cols.tolist()]
                 basis.row_status = [_STATUS[v] for v in rows.tolist()]
@@ -292,5 +292,6 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 info = h.getInfo()
                 scale = 1.0 + abs(opt) if solved else 1.0
                 assert info.max_dual_infeasibility <= 1e-7 * scale, (k, i, info.max_dual_infeasibility)
+                assert info.objective_function_value == pytest.approx(start, rel=1e-7, abs=1e-7)
                 if solved:
                     assert info.objective_function_value <= opt + 1e-7 * scale

@@ -70,24 +70,30 @@ void register_lp(py::module_& m) {
         .def(
             "dual_feasible_basis",
             [](const LpRelaxation& R, const std::vector<Index>& idx, const std::vector<double>& val,
-               std::optional<F64Array> hint) {
-                if (hint && hint->size() != R.n_cols())
-                    throw std::invalid_argument("dual_feasible_basis: hint has " +
-                                                std::to_string(hint->size()) + " values for " +
-                                                std::to_string(R.n_cols()) + " columns");
+               std::optional<F64Array> hints) {
+                std::size_t n_hints = 0;
+                if (hints) {
+                    if (hints->ndim() != 2 || hints->shape(1) != R.n_cols())
+                        throw std::invalid_argument(
+                            "dual_feasible_basis: hints must be a (k, " +
+                            std::to_string(R.n_cols()) + ") array of column values");
+                    n_hints = static_cast<std::size_t>(hints->shape(0));
+                }
                 py::array_t<std::int8_t> cs(R.n_cols()), rs(R.n_rows());
-                const double* h = hint ? hint->data() : nullptr;
+                const double* h = hints ? hints->data() : nullptr;
                 std::int8_t *c = cs.mutable_data(), *r = rs.mutable_data();
+                double objective;
                 {
                     py::gil_scoped_release release;
-                    R.dual_feasible_basis(idx, val, h, c, r);
+                    objective = R.dual_feasible_basis(idx, val, h, n_hints, c, r);
                 }
-                return py::make_tuple(cs, rs);
+                return py::make_tuple(cs, rs, objective);
             },
-            py::arg("cost_indices"), py::arg("cost_values"), py::arg("hint") = py::none(),
+            py::arg("cost_indices"), py::arg("cost_values"), py::arg("hints") = py::none(),
             "A dual feasible starting basis for min cost.x (HiGHS status codes 0 lower, 1 basic, "
-            "2 upper, for columns and rows): CROWN's backward pass over the rows; `hint`, the "
-            "column values of an earlier solution, picks each unstable unit's lower side.");
+            "2 upper, for columns and rows) from CROWN's backward pass over the rows, and its "
+            "dual objective: the best of CROWN's own lower sides and those of each row of "
+            "`hints` (column values of earlier solutions).");
 }
 
 }  // namespace emlpress::py_glue

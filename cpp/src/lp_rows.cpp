@@ -233,21 +233,21 @@ double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
                             indices_, values_, y);
 }
 
-void LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
-                                       const std::vector<double>& cost_val, const double* hint,
-                                       std::int8_t* col_status, std::int8_t* row_status) const {
-    if (integer_) throw std::logic_error("dual_feasible_basis: an LP relaxation only");
+double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* hint,
+                                 std::int8_t* col_status, std::int8_t* row_status,
+                                 std::vector<double>& g) const {
     constexpr std::int8_t kLower = 0, kBasic = 1, kUpper = 2;
     const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
-    std::vector<double> g(n_cols, 0.0);  // reduced costs, c - A^T y over the rows done so far
-    for (std::size_t p = 0; p < cost_idx.size(); ++p) g[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
+    g = cost;  // reduced costs, c - A^T y over the rows done so far
     std::fill(col_status, col_status + n_cols, kBasic);
     std::fill(row_status, row_status + n_rows, kBasic);
+    double objective = 0.0;  // the dual objective: sum of y_r times row r's tight side, ...
     // row r becomes nonbasic with multiplier y (y >= 0 at its lower side)
     auto take = [&](Index r, double y) {
         const auto ri = static_cast<std::size_t>(r);
         row_status[ri] = y >= 0.0 ? kLower : kUpper;
         if (y == 0.0) return;
+        objective += y * (y > 0.0 ? row_lower_[ri] : row_upper_[ri]);
         for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p)
             g[static_cast<std::size_t>(indices_[p])] -= y * values_[p];
     };
@@ -264,16 +264,40 @@ void LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
             if (ga > 0.0 && on_z) {
                 take(U.ge, ga);  // a >= z tight, a basic
             } else if (ga >= 0.0) {
-                col_status[a] = kLower;  // a = 0, no multiplier on the rows
+                col_status[a] = kLower;  // a = 0: no multiplier, nothing to the objective
             } else {
                 take(U.le, ga);  // the triangle's upper side
             }
             take(U.eq, g[z]);  // z basic: its reduced cost goes back through its row
         }
     }
-    for (std::size_t q = 0; q < n_cols; ++q)
-        if (col_status[q] == kBasic && q < n_in_)
-            col_status[q] = g[q] >= 0.0 ? kLower : kUpper;
+    // ... plus each input's reduced cost times the bound it sits at
+    for (std::size_t q = 0; q < n_in_; ++q) {
+        col_status[q] = g[q] >= 0.0 ? kLower : kUpper;
+        if (g[q] != 0.0) objective += g[q] * (g[q] > 0.0 ? col_lower_[q] : col_upper_[q]);
+    }
+    return objective;
+}
+
+double LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
+                                         const std::vector<double>& cost_val, const double* hints,
+                                         std::size_t n_hints, std::int8_t* col_status,
+                                         std::int8_t* row_status) const {
+    if (integer_) throw std::logic_error("dual_feasible_basis: an LP relaxation only");
+    const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
+    std::vector<double> cost(n_cols, 0.0), g;
+    for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
+    double best = crown_basis(cost, nullptr, col_status, row_status, g);
+    std::vector<std::int8_t> cs(n_cols), rs(n_rows);
+    for (std::size_t k = 0; k < n_hints; ++k) {
+        const double v = crown_basis(cost, hints + k * n_cols, cs.data(), rs.data(), g);
+        if (v > best) {
+            best = v;
+            std::copy(cs.begin(), cs.end(), col_status);
+            std::copy(rs.begin(), rs.end(), row_status);
+        }
+    }
+    return best;
 }
 
 }  // namespace emlpress

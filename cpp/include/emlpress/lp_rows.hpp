@@ -106,17 +106,24 @@ class LpRelaxation {
     // positive reduced cost rests on one lower side of its triangle (a = 0, or the row
     // a >= z), one with a negative reduced cost on the upper side; each pre-activation
     // row then carries its unit's multiplier back to the earlier columns, and every input
-    // sits at the bound its reduced cost asks for. The lower side is a = z where `hint`
-    // (column values of an earlier solution, or null) has a closer to z than to 0, or
-    // without a hint where u >= -l (CROWN's adaptive slope). The basis matrix is
-    // triangular (layer order), so the basis is nonsingular; its dual objective is the
-    // CROWN bound of the chosen sides, and the dual simplex starts from there.
-    void dual_feasible_basis(const std::vector<Index>& cost_idx,
-                             const std::vector<double>& cost_val, const double* hint,
-                             std::int8_t* col_status, std::int8_t* row_status) const;
+    // sits at the bound its reduced cost asks for. The basis matrix is triangular (layer
+    // order), so the basis is nonsingular, and its dual objective is the CROWN bound of
+    // the chosen sides. The lower sides are tried as CROWN's adaptive slope picks them
+    // (a = z where u >= -l) and as each of the `n_hints` hints (rows of `hints`, column
+    // values of earlier solutions: a = z where a was closer to z than to 0); the basis
+    // with the largest dual objective is kept, and that objective is returned.
+    double dual_feasible_basis(const std::vector<Index>& cost_idx,
+                               const std::vector<double>& cost_val, const double* hints,
+                               std::size_t n_hints, std::int8_t* col_status,
+                               std::int8_t* row_status) const;
 
   private:
     void append(const LpBlock& B);
+    // dual_feasible_basis for one choice of lower sides (`hint` or CROWN's when null);
+    // `cost` dense, `g` scratch for the reduced costs; returns the dual objective
+    double crown_basis(const std::vector<double>& cost, const double* hint,
+                       std::int8_t* col_status, std::int8_t* row_status,
+                       std::vector<double>& g) const;
     // a hidden unit with an output column a: its pre-activation row `eq`, and for an
     // unstable unit its pre-activation column z and triangle rows ge (a >= z), le (upper)
     struct Unit {
