@@ -88,8 +88,10 @@ class NeuronProblems:
         h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
         self.h = h
         self.cost_idx = _EMPTY_I
-        # column values of the last LP solutions, newest last (see _start_basis)
-        self._hints: list[np.ndarray] = []
+        # column values of the last LP solutions (see _start_basis): a ring of N_HINTS rows
+        self._hints = np.empty((N_HINTS, 0))
+        self._n_hints = 0  # rows filled
+        self._next_hint = 0  # row to overwrite next
         self.n_binary = 0
         self.k = 0
         #: True when a forward pass of the network satisfies every bound in the problem
@@ -179,7 +181,12 @@ class NeuronProblems:
         # an LP (HiGHS sets no MIP dual bound without integer columns): rigorous from duals
         sol = h.getSolution()
         y = np.asarray(sol.row_dual, dtype=np.float64)
-        self._hints = self._hints[-(N_HINTS - 1):] + [np.asarray(sol.col_value, dtype=np.float64)]
+        x = np.asarray(sol.col_value, dtype=np.float64)
+        if self._hints.shape != (N_HINTS, len(x)):  # first LP, or a layer was added
+            self._hints, self._n_hints, self._next_hint = np.empty((N_HINTS, len(x))), 0, 0
+        self._hints[self._next_hint] = x
+        self._next_hint = (self._next_hint + 1) % N_HINTS
+        self._n_hints = min(self._n_hints + 1, N_HINTS)
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
         if status == "Bound on objective reached" and v < need:
             # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
@@ -194,9 +201,8 @@ class NeuronProblems:
         best starting bound. Keeping the previous optimal basis instead (a warm start for
         the previous objective) took 2-3x more time on seed_gp and was no faster on the
         small benchmark networks."""
-        n = self.h.getNumCol()
-        self._hints = [x for x in self._hints if len(x) == n]  # a layer added: stale
-        hints = np.stack(self._hints) if self._hints else None
+        fresh = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
+        hints = self._hints[: self._n_hints] if fresh else None
         cols, rows, _ = self.store.dual_feasible_basis(self.cost_idx, c, hints)
         b = highspy.HighsBasis()
         b.col_status = [_STATUS[v] for v in cols.tolist()]
