@@ -45,7 +45,7 @@ def _checked(status, what: str, *arrays) -> None:
 
 #: earlier solutions tried as hints for each LP's starting basis: on 30 neighbouring LPs of
 #: seed_gp's layer 4, the last one only took 2,719 simplex iterations, the best of the last
-#: 4, 8, 16 took 1,751, 1,564, 1,358 (each try is one backward pass, ~0.2 ms there)
+#: 4, 8, 16 took 1,751, 1,564, 1,358 (each try is one backward pass, ~0.5 ms there)
 N_HINTS = 16
 #: HiGHS basis status by code (LpRelaxation.dual_feasible_basis)
 _STATUS = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic,
@@ -201,8 +201,8 @@ class NeuronProblems:
         best starting bound. Keeping the previous optimal basis instead (a warm start for
         the previous objective) took 2-3x more time on seed_gp and was no faster on the
         small benchmark networks."""
-        fresh = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
-        hints = self._hints[: self._n_hints] if fresh else None
+        usable = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
+        hints = self._hints[: self._n_hints] if usable else None
         cols, rows, _ = self.store.dual_feasible_basis(self.cost_idx, c, hints)
         b = highspy.HighsBasis()
         b.col_status = [_STATUS[v] for v in cols.tolist()]
