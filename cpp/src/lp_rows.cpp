@@ -223,13 +223,18 @@ void LpRelaxation::append(const LpBlock& B) {
     values_.insert(values_.end(), B.values.begin(), B.values.end());
 }
 
+std::vector<double> LpRelaxation::dense_cost(const std::vector<Index>& cost_idx,
+                                             const std::vector<double>& cost_val) const {
+    std::vector<double> cost(col_lower_.size(), 0.0);
+    for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
+    return cost;
+}
+
 double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
                                 const std::vector<double>& cost_val, const double* y,
                                 std::size_t n_y) const {
     if (n_y != row_lower_.size()) throw std::invalid_argument("safe_bound: wrong number of duals");
-    std::vector<double> cost(col_lower_.size(), 0.0);
-    for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
-    return safe_lower_bound(cost, col_lower_, col_upper_, row_lower_, row_upper_, starts_,
+    return safe_lower_bound(dense_cost(cost_idx, cost_val), col_lower_, col_upper_, row_lower_, row_upper_, starts_,
                             indices_, values_, y);
 }
 
@@ -285,8 +290,8 @@ double LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
                                          std::int8_t* row_status) const {
     if (integer_) throw std::logic_error("dual_feasible_basis: an LP relaxation only");
     const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
-    std::vector<double> cost(n_cols, 0.0), g;
-    for (std::size_t p = 0; p < cost_idx.size(); ++p) cost[static_cast<std::size_t>(cost_idx[p])] += cost_val[p];
+    const std::vector<double> cost = dense_cost(cost_idx, cost_val);
+    std::vector<double> g;
     double best = crown_basis(cost, nullptr, col_status, row_status, g);
     std::vector<std::int8_t> cs(n_cols), rs(n_rows);
     for (std::size_t k = 0; k < n_hints; ++k) {

@@ -231,7 +231,8 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 targets = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
             else:
                 targets = np.arange(lower[k].size)
-            # similar objectives next to each other (warm starts), one contiguous run per thread
+            # similar objectives next to each other (each LP's starting basis takes hints from
+            # the solutions just before it), one contiguous run per thread
             order = targets[nearest_neighbour_order(aff["A"][targets])]
             if not sign_only and 0 < len(order) < n_threads:
                 # fewer targets than threads (the output layer): min on one, max on another
@@ -246,7 +247,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 hi_v = {int(i): float(upper[k][i]) for i in chunk}
                 # sign_only: first the side more likely to prove the unit stable
                 first = {i: "max" if sign_only and hi_v[i] < -lo_v[i] else "min" for i in lo_v}
-                # each pass keeps one objective sign, so that warm starts stay close
+                # each pass keeps one objective sign, so that the hints stay close
                 for side, want_first in (("min", True), ("max", False), ("max", True), ("min", False)):
                     if side not in sides[t]:
                         continue

@@ -2,7 +2,8 @@
 
 One `Highs` instance per worker thread; the rows come from a shared C++ store
 (`_core.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
-the instance with a changed objective (warm start, presolve off). LP values are made
+the instance with a changed objective; an LP starts from a dual feasible basis built from
+CROWN's backward pass and the instance's last solutions (presolve off). LP values are made
 rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
 widened by the MIP feasibility tolerance times the neuron's magnitude.
 """
@@ -163,7 +164,7 @@ class NeuronProblems:
                     raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
                                      "happen for a valid box and sound bounds of earlier layers")
                 # every column is bounded, so 'Unbounded' is a numerical failure like 'Unknown'
-                h.clearSolver()  # a warm-started LP can come back Unknown: solve from scratch
+                h.clearSolver()  # an LP can come back Unknown from its start: solve from scratch
             else:
                 # Any row multipliers give a rigorous LP bound (safe_bound), so an LP whose
                 # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
@@ -181,18 +182,22 @@ class NeuronProblems:
         # an LP (HiGHS sets no MIP dual bound without integer columns): rigorous from duals
         sol = h.getSolution()
         y = np.asarray(sol.row_dual, dtype=np.float64)
-        x = np.asarray(sol.col_value, dtype=np.float64)
-        if self._hints.shape != (N_HINTS, len(x)):  # first LP, or a layer was added
-            self._hints, self._n_hints, self._next_hint = np.empty((N_HINTS, len(x))), 0, 0
-        self._hints[self._next_hint] = x
-        self._next_hint = (self._next_hint + 1) % N_HINTS
-        self._n_hints = min(self._n_hints + 1, N_HINTS)
+        if not self.integer:  # (a MILP instance solves its first layers as LPs: no hints)
+            self._remember(np.asarray(sol.col_value, dtype=np.float64))
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
         if status == "Bound on objective reached" and v < need:
             # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
             # those duals does not prove the sign: finish the solve from where it stopped
             return self._solve(cost, np.inf, where, fresh=False)
         return v
+
+    def _remember(self, x: np.ndarray) -> None:
+        """Keep the column values x of an LP solution as a hint for the next starting bases."""
+        if self._hints.shape != (N_HINTS, len(x)):  # first LP, or a layer was added
+            self._hints, self._n_hints, self._next_hint = np.empty((N_HINTS, len(x))), 0, 0
+        self._hints[self._next_hint] = x
+        self._next_hint = (self._next_hint + 1) % N_HINTS
+        self._n_hints = min(self._n_hints + 1, N_HINTS)
 
     def _start_basis(self, c: np.ndarray) -> None:
         """Start the dual simplex from CROWN's dual solution for this objective
@@ -255,8 +260,8 @@ def _up(x: float) -> float:
 
 def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:
     """An order of the rows of A in which each row is followed by the most similar
-    remaining one (cosine, greedy): consecutive LPs then have similar objectives, and
-    each warm start begins near the next optimum."""
+    remaining one (cosine, greedy): consecutive LPs then have similar objectives, so the
+    solutions just before an LP are good hints for its starting basis."""
     n = A.shape[0]
     if n <= 2:
         return np.arange(n)

@@ -119,6 +119,9 @@ class LpRelaxation {
 
   private:
     void append(const LpBlock& B);
+    // the sparse cost (indices, values) over all columns
+    std::vector<double> dense_cost(const std::vector<Index>& cost_idx,
+                                   const std::vector<double>& cost_val) const;
     // dual_feasible_basis for one choice of lower sides (`hint` or CROWN's when null);
     // `cost` dense, `g` scratch for the reduced costs; returns the dual objective
     double crown_basis(const std::vector<double>& cost, const double* hint,
