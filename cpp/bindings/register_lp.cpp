@@ -93,7 +93,30 @@ void register_lp(py::module_& m) {
             "A dual feasible starting basis for min cost.x (HiGHS status codes 0 lower, 1 basic, "
             "2 upper, for columns and rows) from CROWN's backward pass over the rows, and its "
             "dual objective: the best of CROWN's own lower sides and those of each row of "
-            "`hints` (column values of earlier solutions).");
+            "`hints` (column values of earlier solutions).")
+        .def(
+            "alpha_hints",
+            [](const LpRelaxation& R, const std::vector<Index>& idx, const F64Array& costs,
+               int iterations, double step) {
+                if (costs.ndim() != 2 || static_cast<std::size_t>(costs.shape(1)) != idx.size())
+                    throw std::invalid_argument("alpha_hints: costs must be a (k, " +
+                                                std::to_string(idx.size()) +
+                                                ") array, one row per objective");
+                const auto n_obj = static_cast<std::size_t>(costs.shape(0));
+                py::array_t<double> hints({static_cast<py::ssize_t>(n_obj),
+                                           static_cast<py::ssize_t>(R.n_cols())});
+                double* out = hints.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    R.alpha_hints(idx, costs.data(), n_obj, iterations, step, out);
+                }
+                return hints;
+            },
+            py::arg("cost_indices"), py::arg("costs"), py::arg("iterations") = 100,
+            py::arg("step") = 0.5,
+            "Hint rows for dual_feasible_basis, one per row of `costs` (objectives min "
+            "costs.x over cost_indices): the lower sides of optimised CROWN slopes "
+            "(alpha-CROWN, `iterations` projected Adam steps of size `step`).");
 }
 
 }  // namespace emlpress::py_glue

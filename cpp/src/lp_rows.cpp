@@ -206,7 +206,27 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     perr_ = std::move(perr);
     exact_ = substituted.empty();
     ++layers_;
-    if (!integer_) units_.push_back(std::move(units));
+    if (!integer_) {
+        AlphaLayer AL;
+        AL.ref = Z.ref;
+        const auto nu = static_cast<Eigen::Index>(units.size());
+        AL.A.resize(nu, m);
+        AL.c.resize(nu), AL.l.resize(nu), AL.u.resize(nu);
+        Eigen::Index r = 0;
+        for (Eigen::Index i = 0; i < n; ++i) {
+            if (B.cols[static_cast<std::size_t>(i)] < 0) continue;
+            const Unit& U = units[static_cast<std::size_t>(r)];
+            AL.a.push_back(U.a);
+            AL.z.push_back(U.z);
+            AL.A.row(r) = Z.A.row(i).cast<float>();
+            AL.c[r] = static_cast<float>(Z.c[i]);
+            AL.l[r] = static_cast<float>(U.l);
+            AL.u[r] = static_cast<float>(U.u);
+            ++r;
+        }
+        alpha_.push_back(std::move(AL));
+        units_.push_back(std::move(units));
+    }
     append(B);
     last_ = std::move(B);
     return last_;

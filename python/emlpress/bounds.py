@@ -186,7 +186,7 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
 
 def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
     """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
-    from emlpress.relaxation import NeuronProblems, nearest_neighbour_order
+    from emlpress.relaxation import ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems, nearest_neighbour_order
 
     lo, hi = net.domain(lo, hi)
     if init is None:
@@ -234,47 +234,58 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
             # similar objectives next to each other (each LP's starting basis takes hints from
             # the solutions just before it), one contiguous run per thread
             order = targets[nearest_neighbour_order(aff["A"][targets])]
-            if not sign_only and 0 < len(order) < n_threads:
-                # fewer targets than threads (the output layer): min on one, max on another
-                chunks, sides = [order, order], [("min",), ("max",)]
-            else:
-                chunks, sides = np.array_split(order, n_threads), [("min", "max")] * n_threads
+            if not integer and len(order):
+                # a starting side per unstable unit for each LP, from alpha-CROWN
+                live = order[np.any(aff["A"][order] != 0, axis=1)]
+                H = store.alpha_hints(np.asarray(aff["ref"], dtype=np.int32),
+                                      np.vstack([aff["A"][live], -aff["A"][live]]),
+                                      ALPHA_ITERATIONS, ALPHA_STEP)
+                rows = {(int(i), "min"): r for r, i in enumerate(live)}
+                rows.update({(int(i), "max"): r + len(live) for r, i in enumerate(live)})
+                for w in workers:
+                    w.set_alpha(H, rows)
             solves, n_targets = [0], len(order)  # LPs solved in this layer, for the progress bar
 
-            def run(t, k=k, chunks=chunks, sides=sides, sign_only=sign_only):
-                w, chunk = workers[t], chunks[t]
-                lo_v = {int(i): float(lower[k][i]) for i in chunk}
-                hi_v = {int(i): float(upper[k][i]) for i in chunk}
-                # sign_only: first the side more likely to prove the unit stable
-                first = {i: "max" if sign_only and hi_v[i] < -lo_v[i] else "min" for i in lo_v}
-                # each pass keeps one objective sign, so that the hints stay close
-                for side, want_first in (("min", True), ("max", False), ("max", True), ("min", False)):
-                    if side not in sides[t]:
-                        continue
-                    for i in map(int, chunk):
-                        if (first[i] == side) != want_first:
-                            continue
-                        if sign_only and not want_first and (lo_v[i] >= 0.0 or hi_v[i] <= 0.0):
-                            continue  # the first side proved it stable
-                        if side == "min":
-                            lo_v[i] = w.side(i, "min", lo_v[i], sign_only)
-                        else:
-                            hi_v[i] = w.side(i, "max", hi_v[i], sign_only)
+            def phase(tasks, k=k, stop=sign_only):
+                """Solve the (neuron, side) tasks in order, each thread taking the next one
+                when it is free; then store the values."""
+                queue = iter(tasks)
+
+                def run(t):
+                    w, out = workers[t], []
+                    while True:
+                        with lock:
+                            task = next(queue, None)
+                        if task is None:
+                            return out
+                        i, side = task
+                        start = lower[k][i] if side == "min" else upper[k][i]
+                        out.append((i, side, w.side(i, side, float(start), stop)))
                         if bar is not None:
                             with lock:
                                 solves[0] += 1
                                 if solves[0] % 16 == 0:
                                     bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
-                return [(i, lo_v[i], hi_v[i]) for i in lo_v]
 
-            for t, part in enumerate(pool.map(run, range(len(chunks)))):
-                for i, lv, uv in part:
-                    # a thread that solved one side only leaves the other at its start
-                    lv = lv if "min" in sides[t] else lower[k][i]
-                    uv = uv if "max" in sides[t] else upper[k][i]
-                    if lv > lower[k][i] or uv < upper[k][i]:
-                        settled[k][i] = method
-                    lower[k][i], upper[k][i] = lv, uv
+                for part in pool.map(run, range(n_threads)):
+                    for i, side, v in part:
+                        bound = lower[k] if side == "min" else upper[k]
+                        if v != bound[i]:
+                            settled[k][i] = method
+                        bound[i] = v
+
+            # consecutive tasks keep one objective sign, so that the hints stay close
+            if sign_only:
+                # first the side more likely to prove the unit stable, then the other side
+                # of the units it did not
+                max_first = upper[k][order] < -lower[k][order]
+                phase([(int(i), "min") for i in order[~max_first]] +
+                      [(int(i), "max") for i in order[max_first]])
+                open_ = (lower[k][order] < 0) & (upper[k][order] > 0)
+                phase([(int(i), "max") for i in order[open_ & ~max_first]] +
+                      [(int(i), "min") for i in order[open_ & max_first]])
+            else:
+                phase([(int(i), "min") for i in order] + [(int(i), "max") for i in order])
             if bar is not None:
                 bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
                 bar.update(1)

@@ -44,10 +44,16 @@ def _checked(status, what: str, *arrays) -> None:
                            "rejects coefficients of 1e15 and above)")
 
 
-#: earlier solutions tried as hints for each LP's starting basis: on 30 neighbouring LPs of
-#: seed_gp's layer 4, the last one only took 2,719 simplex iterations, the best of the last
-#: 4, 8, 16 took 1,751, 1,564, 1,358 (each try is one backward pass, ~0.5 ms there)
-N_HINTS = 16
+#: earlier solutions of the instance tried as hints for each LP's starting basis, beside
+#: alpha-CROWN's sides (each try is one backward pass over the rows, ~0.5 ms on seed_gp's
+#: layer 4). With the alpha-CROWN hint, 4 took seed_gp 9.8 s (0: 10.0 s, 16: 10.6 s) and
+#: the trained 1024-wide network 36.8 s (0: 38.7 s).
+N_HINTS = 4
+#: alpha-CROWN (LpRelaxation.alpha_hints) for each target layer's LPs: Adam steps and
+#: step size. On 60 layer-4 LPs of seed_gp: 100 steps 3,589 simplex iterations in all
+#: (best of the last 16 solutions alone: ~6,400; 300 steps: ~3,300).
+ALPHA_ITERATIONS = 100
+ALPHA_STEP = 1.0
 #: HiGHS basis status by code (LpRelaxation.dual_feasible_basis)
 _STATUS = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic,
            highspy.HighsBasisStatus.kUpper)
@@ -123,6 +129,13 @@ class NeuronProblems:
         self.k = k
         self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
         self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
+        self.alpha, self._alpha_row = None, {}
+        self._hint = None
+
+    def set_alpha(self, hints: np.ndarray, rows: dict) -> None:
+        """Hint rows from ``LpRelaxation.alpha_hints`` for this layer's LPs: ``rows`` maps
+        (neuron, "min" / "max") to its row of ``hints``."""
+        self.alpha, self._alpha_row = hints, rows
 
     def _solve(self, cost: np.ndarray, need: float, where: str, fresh: bool = True) -> float:
         """min cost.a over the relaxation; a rigorous lower bound of it, or -inf (with a
@@ -193,6 +206,8 @@ class NeuronProblems:
 
     def _remember(self, x: np.ndarray) -> None:
         """Keep the column values x of an LP solution as a hint for the next starting bases."""
+        if not N_HINTS:
+            return
         if self._hints.shape != (N_HINTS, len(x)):  # first LP, or a layer was added
             self._hints, self._n_hints, self._next_hint = np.empty((N_HINTS, len(x))), 0, 0
         self._hints[self._next_hint] = x
@@ -208,11 +223,16 @@ class NeuronProblems:
         small benchmark networks."""
         usable = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
         hints = self._hints[: self._n_hints] if usable else None
+        if self._hint is not None:
+            hints = self._hint[None] if hints is None else np.vstack([self._hint[None], hints])
         cols, rows, _ = self.store.dual_feasible_basis(self.cost_idx, c, hints)
         b = highspy.HighsBasis()
         b.col_status = [_STATUS[v] for v in cols.tolist()]
         b.row_status = [_STATUS[v] for v in rows.tolist()]
         b.valid = True
+        # not 'alien': HiGHS would factor it in setBasis to check it (~7 ms on seed_gp's
+        # layer 4); it is nonsingular by construction, and run() factors it anyway
+        b.alien = False
         if self.h.setBasis(b) != highspy.HighsStatus.kOk:
             self.h.clearSolver()
 
@@ -225,6 +245,8 @@ class NeuronProblems:
         if self.integer:
             e += self._mip_slack[self.k] + 1e-12 * abs(c)
         where = f"layer {self.k}, neuron {i}"
+        r = self._alpha_row.get((i, side))
+        self._hint = None if r is None else self.alpha[r]
         if not np.any(w):  # no live input: the pre-activation is the constant c (+- e)
             v = _down(c - e) if side == "min" else _up(c + e)
         else:

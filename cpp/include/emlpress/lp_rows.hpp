@@ -117,6 +117,19 @@ class LpRelaxation {
                                std::size_t n_hints, std::int8_t* col_status,
                                std::int8_t* row_status) const;
 
+    // Lower sides for the starting bases of many objectives at once (LP only), by
+    // optimised CROWN slopes (alpha-CROWN, Xu et al. 2021): for each objective (a row of
+    // `costs`, (n_obj, cost_idx.size()) row-major, min costs.x), every unstable unit with
+    // a positive multiplier takes the lower relaxation a >= alpha z, alpha in [0, 1]; the
+    // dual bound is a function of the alphas whose gradient is the multiplier times z at
+    // the bound's primal point (one forward pass), and `iterations` projected Adam steps
+    // (`step`) ascend it, in float32 (the result only picks a basis). The alphas of the
+    // best bound seen are rounded (a = z where alpha >= 1/2) and written as hint rows for
+    // dual_feasible_basis: `hints` (n_obj, n_cols) row-major, 1 at every unstable unit's z
+    // and at its a when a = z is chosen, 0 elsewhere. Objectives are split over threads.
+    void alpha_hints(const std::vector<Index>& cost_idx, const double* costs, std::size_t n_obj,
+                     int iterations, double step, double* hints) const;
+
   private:
     void append(const LpBlock& B);
     // the sparse cost (indices, values) over all columns
@@ -134,6 +147,14 @@ class LpRelaxation {
         double l, u;
     };
     std::vector<std::vector<Unit>> units_;  // per hidden layer added (not for `integer`)
+    // the same units for alpha_hints, dense: their rows z = A v[ref] + c (a = ... for an
+    // active unit), in float32
+    struct AlphaLayer {
+        std::vector<Index> ref, a, z;  // referenced columns; each unit's a and z (-1: active)
+        Eigen::MatrixXf A;             // (units, ref.size())
+        Eigen::VectorXf c, l, u;
+    };
+    std::vector<AlphaLayer> alpha_;
     // post-activations of the last layer added: P v[ref] + p, error <= perr; `exact` while
     // P is a pure selection (no substitution, so composing it rounds nothing)
     std::vector<Index> ref_;
