@@ -124,7 +124,7 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
                 alpha[k] = (alpha[k] + lr * stepk).cwiseMax(0.0f).cwiseMin(1.0f);
             }
         }
-        // the best alphas as hint rows
+        // the best alphas as hint rows (column values a = alpha, z = 1)
         for (Eigen::Index o = 0; o < B; ++o) {
             double* h = hints + static_cast<std::size_t>(b + o) * static_cast<std::size_t>(nc);
             for (std::size_t k = 0; k < L; ++k) {
@@ -132,7 +132,7 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
                 for (std::size_t i = 0; i < Y.a.size(); ++i) {
                     if (Y.z[i] < 0) continue;
                     h[Y.z[i]] = 1.0;
-                    h[Y.a[i]] = best[k](static_cast<Eigen::Index>(i), o) >= 0.5f ? 1.0 : 0.0;
+                    h[Y.a[i]] = best[k](static_cast<Eigen::Index>(i), o);
                 }
             }
         }

@@ -128,6 +128,11 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     }
     const bool subst = static_cast<Eigen::Index>(Z.ref.size()) < n_active &&
                        active_max <= kMaxSubstituted;
+    // Rows over the input columns only: the relaxation lets x range over the whole box
+    // (every x has its network point), and the bounds l, u of a unit are sound over the
+    // box, so its row l <= z <= u is implied and a substituted unit needs none.
+    const bool over_box = std::all_of(Z.ref.begin(), Z.ref.end(),
+                                      [&](Index q) { return static_cast<std::size_t>(q) < n_in_; });
 
     LpBlock B;
     B.cols.assign(static_cast<std::size_t>(n), -1);
@@ -151,7 +156,7 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
         if (u <= 0.0) continue;
         if (l >= 0.0 && subst) {
             substituted.push_back(i);
-            // keep l <= z <= u unless the column bounds imply it
+            // keep l <= z <= u unless the column bounds imply it (over_box: always)
             double zlo = c - e, zhi = c + e;
             for (Eigen::Index q = 0; q < m; ++q) {
                 const double v = Z.A(i, q);
@@ -160,7 +165,7 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
                 zhi += v > 0.0 ? v * col_upper_[col] : v * col_lower_[col];
             }
             const double slack = gamma_slack(static_cast<double>(m) + 2.0) * (std::fabs(zlo) + std::fabs(zhi));
-            if (zlo - slack < l || zhi + slack > u) affine_row(i, 1.0, -1, l - c - e, u - c + e);
+            if (!over_box && (zlo - slack < l || zhi + slack > u)) affine_row(i, 1.0, -1, l - c - e, u - c + e);
             continue;
         }
         if (l >= 0.0) {  // a = z, a in [l, u]

@@ -80,7 +80,9 @@ struct Affine {
 //                             active units and no coefficient of those expressions exceeds
 //                             1e6 (composition multiplies weights; HiGHS refuses 1e15),
 //                             with a row l <= z <= u unless the column bounds
-//                             already imply it; otherwise a column a in [l, u], row a = z
+//                             already imply it (always when the expression is over the
+//                             inputs alone: l, u are sound over the whole box);
+//                             otherwise a column a in [l, u], row a = z
 //   unstable:                 columns a in [0, u] and z in [l, u], rows z = A v + c,
 //                             a - z >= 0 and a - s z <= -s l, s = u / (u - l) (triangle);
 //                             with `integer` a binary d instead of the last row:
@@ -124,9 +126,10 @@ class LpRelaxation {
     // dual bound is a function of the alphas whose gradient is the multiplier times z at
     // the bound's primal point (one forward pass), and `iterations` projected Adam steps
     // (`step`) ascend it, in float32 (the result only picks a basis). The alphas of the
-    // best bound seen are rounded (a = z where alpha >= 1/2) and written as hint rows for
-    // dual_feasible_basis: `hints` (n_obj, n_cols) row-major, 1 at every unstable unit's z
-    // and at its a when a = z is chosen, 0 elsewhere. Objectives are split over threads.
+    // best bound seen are written as hint rows for dual_feasible_basis: `hints` (n_obj,
+    // n_cols) row-major, 1 at every unstable unit's z and its alpha at its a, 0 elsewhere
+    // (as column values: dual_feasible_basis then rests the unit on a >= z where
+    // alpha > 1/2). Objectives are split over threads.
     void alpha_hints(const std::vector<Index>& cost_idx, const double* costs, std::size_t n_obj,
                      int iterations, double step, double* hints) const;
 
