@@ -231,8 +231,8 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 targets = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
             else:
                 targets = np.arange(lower[k].size)
-            # similar objectives next to each other (each LP's starting basis takes hints from
-            # the solutions just before it), one contiguous run per thread
+            # similar objectives next to each other (each LP's starting basis also tries the
+            # sides of the solutions just before it on the same thread)
             order = targets[nearest_neighbour_order(aff["A"][targets])]
             if not integer and len(order):
                 # a starting side per unstable unit for each LP, from alpha-CROWN

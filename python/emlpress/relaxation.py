@@ -3,7 +3,8 @@
 One `Highs` instance per worker thread; the rows come from a shared C++ store
 (`_core.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
 the instance with a changed objective; an LP starts from a dual feasible basis built from
-CROWN's backward pass and the instance's last solutions (presolve off). LP values are made
+CROWN's backward pass with the sides of alpha-CROWN (optimised for all of a layer's LPs at
+once) or of the instance's last solutions (presolve off). LP values are made
 rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
 widened by the MIP feasibility tolerance times the neuron's magnitude.
 """
@@ -217,8 +218,8 @@ class NeuronProblems:
     def _start_basis(self, c: np.ndarray) -> None:
         """Start the dual simplex from CROWN's dual solution for this objective
         (``LpRelaxation.dual_feasible_basis``), each unit's lower side taken from whichever
-        of the last ``N_HINTS`` solutions of this instance (or CROWN's own sides) gives the
-        best starting bound. Keeping the previous optimal basis instead (a warm start for
+        of alpha-CROWN's sides for this LP (``set_alpha``), the last ``N_HINTS`` solutions
+        of this instance or CROWN's own sides gives the best starting bound. Keeping the previous optimal basis instead (a warm start for
         the previous objective) took 2-3x more time on seed_gp and was no faster on the
         small benchmark networks."""
         usable = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
