@@ -113,7 +113,7 @@ void register_lp(py::module_& m) {
                 return hints;
             },
             py::arg("cost_indices"), py::arg("costs"), py::arg("iterations") = 100,
-            py::arg("step") = 0.5,
+            py::arg("step") = 1.0,
             "Hint rows for dual_feasible_basis, one per row of `costs` (objectives min "
             "costs.x over cost_indices): the lower sides of optimised CROWN slopes "
             "(alpha-CROWN, `iterations` projected Adam steps of size `step`).");

@@ -21,7 +21,24 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
     for (Index q : cost_idx)
         if (q < 0 || q >= nc) throw std::invalid_argument("alpha_hints: cost index out of range");
     std::fill(hints, hints + n_obj * static_cast<std::size_t>(nc), 0.0);
-    const std::size_t L = alpha_.size();
+    const std::size_t L = lp_layers_.size();
+    // per layer: each unit's output column a, whether it is active (a = z), and for an
+    // unstable one its pre-activation's lower bound l and upper side's slope s = u / (u - l)
+    std::vector<std::vector<Index>> out(L);
+    std::vector<std::vector<char>> active(L);
+    std::vector<Eigen::VectorXf> lower(L), slope(L);
+    for (std::size_t k = 0; k < L; ++k) {
+        const std::vector<Unit>& units = lp_layers_[k].units;
+        lower[k].resize(static_cast<Eigen::Index>(units.size()));
+        slope[k].resize(static_cast<Eigen::Index>(units.size()));
+        for (std::size_t i = 0; i < units.size(); ++i) {
+            const Unit& U = units[i];
+            out[k].push_back(U.a);
+            active[k].push_back(U.z < 0);
+            lower[k][static_cast<Eigen::Index>(i)] = static_cast<float>(U.l);
+            slope[k][static_cast<Eigen::Index>(i)] = static_cast<float>(U.u / (U.u - U.l));
+        }
+    }
     const auto n_in = static_cast<Eigen::Index>(n_in_);
     const float lr = static_cast<float>(step);
     constexpr float kB1 = 0.9f, kB2 = 0.999f;
@@ -32,11 +49,13 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
         Mat G(nc, B), V = Mat::Zero(nc, B);
         std::vector<Mat> alpha(L), best(L), lam(L), m1(L), m2(L), grad(L);
         for (std::size_t k = 0; k < L; ++k) {
-            const AlphaLayer& Y = alpha_[k];
-            const auto nu = static_cast<Eigen::Index>(Y.a.size());
+            const std::vector<Unit>& units = lp_layers_[k].units;
+            const auto nu = static_cast<Eigen::Index>(units.size());
             alpha[k].resize(nu, B);
-            for (Eigen::Index i = 0; i < nu; ++i)  // CROWN's adaptive slope to start
-                alpha[k].row(i).setConstant(Y.u[i] >= -Y.l[i] ? 1.0f : 0.0f);
+            for (Eigen::Index i = 0; i < nu; ++i) {  // CROWN's adaptive slope to start
+                const Unit& U = units[static_cast<std::size_t>(i)];
+                alpha[k].row(i).setConstant(U.u >= -U.l ? 1.0f : 0.0f);
+            }
             best[k] = alpha[k];
             m1[k] = Mat::Zero(nu, B);
             m2[k] = Mat::Zero(nu, B);
@@ -53,22 +72,21 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
             }
             d.setZero();
             for (std::size_t k = L; k-- > 0;) {
-                const AlphaLayer& Y = alpha_[k];
-                const auto nu = static_cast<Eigen::Index>(Y.a.size());
+                const Layer& Y = lp_layers_[k];
+                const auto nu = static_cast<Eigen::Index>(Y.units.size());
                 Mat& Lam = lam[k];
-                Lam = G(Y.a, Eigen::all);
+                Lam = G(out[k], Eigen::all);
                 Mat M(nu, B);
                 for (Eigen::Index o = 0; o < B; ++o) {
                     for (Eigen::Index i = 0; i < nu; ++i) {
                         const float g = Lam(i, o);
-                        if (Y.z[static_cast<std::size_t>(i)] < 0) {
-                            M(i, o) = g;  // active: a = z
+                        if (active[k][static_cast<std::size_t>(i)]) {
+                            M(i, o) = g;  // a = z
                         } else if (g >= 0.0f) {
                             M(i, o) = alpha[k](i, o) * g;  // a >= alpha z
                         } else {  // a <= s (z - l)
-                            const float s = Y.u[i] / (Y.u[i] - Y.l[i]);
-                            M(i, o) = s * g;
-                            d[o] -= s * Y.l[i] * g;
+                            M(i, o) = slope[k][i] * g;
+                            d[o] -= slope[k][i] * lower[k][i] * g;
                         }
                     }
                 }
@@ -93,22 +111,22 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
             // forward from that corner through the chosen relaxations: d(bound)/d(alpha) =
             // multiplier * z there
             for (std::size_t k = 0; k < L; ++k) {
-                const AlphaLayer& Y = alpha_[k];
-                const auto nu = static_cast<Eigen::Index>(Y.a.size());
+                const Layer& Y = lp_layers_[k];
+                const auto nu = static_cast<Eigen::Index>(Y.units.size());
                 Mat Z = Y.A * V(Y.ref, Eigen::all);
                 Z.colwise() += Y.c;
                 for (Eigen::Index o = 0; o < B; ++o) {
                     for (Eigen::Index i = 0; i < nu; ++i) {
                         const float z = Z(i, o), g = lam[k](i, o);
-                        const Index a = Y.a[static_cast<std::size_t>(i)];
+                        const Index a = out[k][static_cast<std::size_t>(i)];
                         float gr = 0.0f;
-                        if (Y.z[static_cast<std::size_t>(i)] < 0) {
+                        if (active[k][static_cast<std::size_t>(i)]) {
                             V(a, o) = z;
                         } else if (g >= 0.0f) {
                             V(a, o) = alpha[k](i, o) * z;
                             gr = g * z;
                         } else {
-                            V(a, o) = Y.u[i] / (Y.u[i] - Y.l[i]) * (z - Y.l[i]);
+                            V(a, o) = slope[k][i] * (z - lower[k][i]);
                         }
                         grad[k](i, o) = gr;
                     }
@@ -128,11 +146,11 @@ void LpRelaxation::alpha_hints(const std::vector<Index>& cost_idx, const double*
         for (Eigen::Index o = 0; o < B; ++o) {
             double* h = hints + static_cast<std::size_t>(b + o) * static_cast<std::size_t>(nc);
             for (std::size_t k = 0; k < L; ++k) {
-                const AlphaLayer& Y = alpha_[k];
-                for (std::size_t i = 0; i < Y.a.size(); ++i) {
-                    if (Y.z[i] < 0) continue;
-                    h[Y.z[i]] = 1.0;
-                    h[Y.a[i]] = best[k](static_cast<Eigen::Index>(i), o);
+                const std::vector<Unit>& units = lp_layers_[k].units;
+                for (std::size_t i = 0; i < units.size(); ++i) {
+                    if (units[i].z < 0) continue;
+                    h[units[i].z] = 1.0;
+                    h[units[i].a] = best[k](static_cast<Eigen::Index>(i), o);
                 }
             }
         }

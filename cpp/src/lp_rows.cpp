@@ -212,25 +212,18 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     exact_ = substituted.empty();
     ++layers_;
     if (!integer_) {
-        AlphaLayer AL;
-        AL.ref = Z.ref;
-        const auto nu = static_cast<Eigen::Index>(units.size());
-        AL.A.resize(nu, m);
-        AL.c.resize(nu), AL.l.resize(nu), AL.u.resize(nu);
+        Layer L{std::move(units), Z.ref, Eigen::MatrixXf(), Eigen::VectorXf()};
+        const auto nu = static_cast<Eigen::Index>(L.units.size());
+        L.A.resize(nu, m);
+        L.c.resize(nu);
         Eigen::Index r = 0;
         for (Eigen::Index i = 0; i < n; ++i) {
             if (B.cols[static_cast<std::size_t>(i)] < 0) continue;
-            const Unit& U = units[static_cast<std::size_t>(r)];
-            AL.a.push_back(U.a);
-            AL.z.push_back(U.z);
-            AL.A.row(r) = Z.A.row(i).cast<float>();
-            AL.c[r] = static_cast<float>(Z.c[i]);
-            AL.l[r] = static_cast<float>(U.l);
-            AL.u[r] = static_cast<float>(U.u);
+            L.A.row(r) = Z.A.row(i).cast<float>();
+            L.c[r] = static_cast<float>(Z.c[i]);
             ++r;
         }
-        alpha_.push_back(std::move(AL));
-        units_.push_back(std::move(units));
+        lp_layers_.push_back(std::move(L));
     }
     append(B);
     last_ = std::move(B);
@@ -281,8 +274,8 @@ double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* 
         for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p)
             g[static_cast<std::size_t>(indices_[p])] -= y * values_[p];
     };
-    for (auto layer = units_.rbegin(); layer != units_.rend(); ++layer) {
-        for (const Unit& U : *layer) {
+    for (auto layer = lp_layers_.rbegin(); layer != lp_layers_.rend(); ++layer) {
+        for (const Unit& U : layer->units) {
             const auto a = static_cast<std::size_t>(U.a);
             if (U.z < 0) {  // stably active: a = z, a basic
                 take(U.eq, g[a]);

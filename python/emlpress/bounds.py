@@ -237,8 +237,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
             if not integer and len(order):
                 # a starting side per unstable unit for each LP, from alpha-CROWN
                 live = order[np.any(aff["A"][order] != 0, axis=1)]
-                H = store.alpha_hints(np.asarray(aff["ref"], dtype=np.int32),
-                                      np.vstack([aff["A"][live], -aff["A"][live]]),
+                H = store.alpha_hints(workers[0].cost_idx, np.vstack([aff["A"][live], -aff["A"][live]]),
                                       ALPHA_ITERATIONS, ALPHA_STEP)
                 rows = {(int(i), "min"): r for r, i in enumerate(live)}
                 rows.update({(int(i), "max"): r + len(live) for r, i in enumerate(live)})

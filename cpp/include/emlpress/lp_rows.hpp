@@ -149,15 +149,16 @@ class LpRelaxation {
         Index a, z, eq, ge, le;
         double l, u;
     };
-    std::vector<std::vector<Unit>> units_;  // per hidden layer added (not for `integer`)
-    // the same units for alpha_hints, dense: their rows z = A v[ref] + c (a = ... for an
-    // active unit), in float32
-    struct AlphaLayer {
-        std::vector<Index> ref, a, z;  // referenced columns; each unit's a and z (-1: active)
-        Eigen::MatrixXf A;             // (units, ref.size())
-        Eigen::VectorXf c, l, u;
+    // a hidden layer added (not for `integer`): its units with an output column, in unit
+    // order, and their pre-activation rows dense, z = A v[ref] + c (a = ... for an active
+    // unit), in float32 for alpha_hints
+    struct Layer {
+        std::vector<Unit> units;
+        std::vector<Index> ref;  // the columns the rows refer to
+        Eigen::MatrixXf A;       // (units, ref.size())
+        Eigen::VectorXf c;
     };
-    std::vector<AlphaLayer> alpha_;
+    std::vector<Layer> lp_layers_;
     // post-activations of the last layer added: P v[ref] + p, error <= perr; `exact` while
     // P is a pure selection (no substitution, so composing it rounds nothing)
     std::vector<Index> ref_;
