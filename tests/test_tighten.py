@@ -1,5 +1,6 @@
 """LP / MILP / progressive bounds: sound, equal to independent solvers, monotone by stage."""
 
+import highspy
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -241,6 +242,17 @@ def test_lp_does_not_substitute_into_coefficients_highs_refuses():
     assert float(np.max(np.abs(b.upper[-1]))) > 1e15  # the scale the test is about
 
 
+def _lp_matrix(lp):
+    """HiGHS' constraint matrix of `lp` as a scipy CSR/CSC matrix (rows x columns)."""
+    from scipy import sparse
+
+    A = lp.a_matrix_
+    shape = (lp.num_row_, lp.num_col_)
+    if A.format_ == highspy.MatrixFormat.kRowwise:
+        return sparse.csr_matrix((A.value_, A.index_, A.start_), shape=shape)
+    return sparse.csc_matrix((A.value_, A.index_, A.start_), shape=shape)
+
+
 @settings(max_examples=60)
 @given(network_and_box(max_depth=4, max_width=8, max_in=3))
 def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
@@ -281,7 +293,8 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
             opt, x = h.getInfo().objective_function_value, np.array(h.getSolution().col_value)
             alpha = store.alpha_hints(idx, cost[None, :], 20, 1.0)
             for hints in (None, x[None, :], np.stack([rng.permutation(x), x]), alpha):
-                cols, rows, start = store.dual_feasible_basis(idx, cost, hints)
+                st = store.dual_feasible_basis(idx, cost, hints)
+                cols, rows, start = st["col_status"], st["row_status"], st["objective"]
                 basis = highspy.HighsBasis()
                 basis.col_status = [_STATUS[v] for v in cols.tolist()]
                 basis.row_status = [_STATUS[v] for v in rows.tolist()]
@@ -294,8 +307,33 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 scale = 1.0 + abs(opt) if solved else 1.0
                 assert info.max_dual_infeasibility <= 1e-7 * scale, (k, i, info.max_dual_infeasibility)
                 assert info.objective_function_value == pytest.approx(start, rel=1e-7, abs=1e-7)
+                # its duals are the basis' (a rigorous bound at least its dual objective) and its
+                # primal point the basis' (HiGHS' values at 0 iterations)
+                lp = h.getLp()
+                y = st["row_dual"]
+                mag = float(np.sum(np.abs(y) * np.maximum(np.abs(np.nan_to_num(lp.row_lower_, posinf=0, neginf=0)),
+                                                          np.abs(np.nan_to_num(lp.row_upper_, posinf=0, neginf=0)))))
+                full = np.zeros(h.getNumCol())
+                np.add.at(full, idx, cost)
+                d = full - _lp_matrix(lp).T @ y  # reduced costs, times the box
+                mag += float(np.sum(np.abs(d) * np.maximum(np.abs(lp.col_lower_), np.abs(lp.col_upper_))))
+                # (safe_bound also tries -y with the multipliers of wrong sign dropped, which
+                # can only give a better valid bound)
+                safe = store.safe_bound(idx, cost, y)
+                assert safe >= start - 1e-12 * (1 + mag) - 1e-9 * abs(start), (safe, start, mag)
+                if solved:
+                    assert safe <= opt + 1e-7 * scale
+                xb = np.array(h.getSolution().col_value)
+                assert np.allclose(st["col_value"], xb, rtol=1e-7, atol=1e-7 * (1 + np.abs(xb).max(initial=0)))
+                # the violation is that point's, over the basic rows and columns
+                act = _lp_matrix(lp) @ st["col_value"]
+                viol = max(np.max(np.r_[lp.row_lower_ - act, act - lp.row_upper_][np.r_[rows, rows] == 1], initial=0),
+                           np.max(np.r_[lp.col_lower_ - st["col_value"], st["col_value"] - lp.col_upper_][np.r_[cols, cols] == 1], initial=0))
+                assert st["violation"] == pytest.approx(max(viol, 0.0), rel=1e-6, abs=1e-9 * (1 + np.abs(act).max(initial=0)))
                 if solved:
                     assert info.objective_function_value <= opt + 1e-7 * scale
+                    if st["violation"] <= 1e-9:  # primal feasible too: the basis is optimal
+                        assert start == pytest.approx(opt, rel=1e-6, abs=1e-6)
 
 
 def test_alpha_hints_start_the_lps_closer_to_their_optimum():
@@ -333,8 +371,8 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
         h.run()
         assert h.modelStatusToString(h.getModelStatus()) == "Optimal"
         opt = h.getInfo().objective_function_value
-        crown_start = store.dual_feasible_basis(idx, c)[2]
-        alpha_start = store.dual_feasible_basis(idx, c, hints[j:j + 1])[2]
+        crown_start = store.dual_feasible_basis(idx, c)["objective"]
+        alpha_start = store.dual_feasible_basis(idx, c, hints[j:j + 1])["objective"]
         assert alpha_start <= opt + 1e-9 * (1 + abs(opt))
         gap_crown += opt - crown_start
         gap_alpha += opt - alpha_start

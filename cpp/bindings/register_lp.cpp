@@ -80,20 +80,31 @@ void register_lp(py::module_& m) {
                     n_hints = static_cast<std::size_t>(hints->shape(0));
                 }
                 py::array_t<std::int8_t> cs(R.n_cols()), rs(R.n_rows());
+                py::array_t<double> y(R.n_rows()), x(R.n_cols());
                 const double* h = hints ? hints->data() : nullptr;
                 std::int8_t *c = cs.mutable_data(), *r = rs.mutable_data();
-                double objective;
+                double *yd = y.mutable_data(), *xd = x.mutable_data();
+                LpRelaxation::Start start;
                 {
                     py::gil_scoped_release release;
-                    objective = R.dual_feasible_basis(idx, val, h, n_hints, c, r);
+                    start = R.dual_feasible_basis(idx, val, h, n_hints, c, r, yd, xd);
                 }
-                return py::make_tuple(cs, rs, objective);
+                py::dict d;
+                d["col_status"] = cs;
+                d["row_status"] = rs;
+                d["objective"] = start.objective;
+                d["row_dual"] = y;
+                d["col_value"] = x;
+                d["violation"] = start.violation;
+                return d;
             },
             py::arg("cost_indices"), py::arg("cost_values"), py::arg("hints") = py::none(),
-            "A dual feasible starting basis for min cost.x (HiGHS status codes 0 lower, 1 basic, "
-            "2 upper, for columns and rows) from CROWN's backward pass over the rows, and its "
-            "dual objective: the best of CROWN's own lower sides and those of each row of "
-            "`hints` (column values of earlier solutions).")
+            "A dual feasible starting basis for min cost.x from CROWN's backward pass over the "
+            "rows: the best of CROWN's own lower sides and those of each row of `hints` "
+            "(column values). A dict: `col_status`, `row_status` (HiGHS codes 0 lower, "
+            "1 basic, 2 upper), its dual `objective` and `row_dual` multipliers, its primal "
+            "point `col_value` and that point's largest bound `violation` over the basic rows "
+            "and columns (<= the primal tolerance: the basis is optimal).")
         .def(
             "alpha_hints",
             [](const LpRelaxation& R, const std::vector<Index>& idx, const F64Array& costs,

@@ -257,18 +257,20 @@ double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
 }
 
 double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* hint,
-                                 std::int8_t* col_status, std::int8_t* row_status,
+                                 std::int8_t* col_status, std::int8_t* row_status, double* y_out,
                                  std::vector<double>& g) const {
     constexpr std::int8_t kLower = 0, kBasic = 1, kUpper = 2;
     const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
     g = cost;  // reduced costs, c - A^T y over the rows done so far
     std::fill(col_status, col_status + n_cols, kBasic);
     std::fill(row_status, row_status + n_rows, kBasic);
+    std::fill(y_out, y_out + n_rows, 0.0);
     double objective = 0.0;  // the dual objective: sum of y_r times row r's tight side, ...
     // row r becomes nonbasic with multiplier y (y >= 0 at its lower side)
     auto take = [&](Index r, double y) {
         const auto ri = static_cast<std::size_t>(r);
         row_status[ri] = y >= 0.0 ? kLower : kUpper;
+        y_out[ri] = y;
         if (y == 0.0) return;
         objective += y * (y > 0.0 ? row_lower_[ri] : row_upper_[ri]);
         for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p)
@@ -302,25 +304,89 @@ double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* 
     return objective;
 }
 
-double LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
-                                         const std::vector<double>& cost_val, const double* hints,
-                                         std::size_t n_hints, std::int8_t* col_status,
-                                         std::int8_t* row_status) const {
+LpRelaxation::Start LpRelaxation::dual_feasible_basis(const std::vector<Index>& cost_idx,
+                                                     const std::vector<double>& cost_val,
+                                                     const double* hints, std::size_t n_hints,
+                                                     std::int8_t* col_status,
+                                                     std::int8_t* row_status, double* row_dual,
+                                                     double* col_value) const {
     if (integer_) throw std::logic_error("dual_feasible_basis: an LP relaxation only");
     const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
     const std::vector<double> cost = dense_cost(cost_idx, cost_val);
     std::vector<double> g;
-    double best = crown_basis(cost, nullptr, col_status, row_status, g);
+    Start start;
+    start.objective = crown_basis(cost, nullptr, col_status, row_status, row_dual, g);
     std::vector<std::int8_t> cs(n_cols), rs(n_rows);
+    std::vector<double> y(n_rows);
     for (std::size_t k = 0; k < n_hints; ++k) {
-        const double v = crown_basis(cost, hints + k * n_cols, cs.data(), rs.data(), g);
-        if (v > best) {
-            best = v;
+        const double v = crown_basis(cost, hints + k * n_cols, cs.data(), rs.data(), y.data(), g);
+        if (v > start.objective) {
+            start.objective = v;
             std::copy(cs.begin(), cs.end(), col_status);
             std::copy(rs.begin(), rs.end(), row_status);
+            std::copy(y.begin(), y.end(), row_dual);
         }
     }
-    return best;
+    start.violation = primal_point(col_status, row_status, col_value);
+    return start;
+}
+
+double LpRelaxation::primal_point(const std::int8_t* col_status, const std::int8_t* row_status,
+                                  double* x) const {
+    constexpr std::int8_t kBasic = 1, kUpper = 2;
+    const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
+    std::fill(x, x + n_cols, std::numeric_limits<double>::quiet_NaN());
+    auto at_bound = [&](std::size_t j) {
+        x[j] = col_status[j] == kUpper ? col_upper_[j] : col_lower_[j];
+    };
+    // x[j] such that nonbasic row r sits at its side (every other column of r is known)
+    auto solve = [&](Index r, Index j) {
+        const auto ri = static_cast<std::size_t>(r);
+        double rest = 0.0, coef = 0.0;
+        for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p) {
+            if (indices_[p] == j)
+                coef = values_[p];
+            else
+                rest += values_[p] * x[static_cast<std::size_t>(indices_[p])];
+        }
+        const double side = row_status[ri] == kUpper ? row_upper_[ri] : row_lower_[ri];
+        x[static_cast<std::size_t>(j)] = (side - rest) / coef;
+    };
+    for (std::size_t q = 0; q < n_in_; ++q) {
+        if (col_status[q] == kBasic) return std::numeric_limits<double>::infinity();
+        at_bound(q);
+    }
+    for (const Layer& layer : lp_layers_) {
+        for (const Unit& U : layer.units) {
+            const auto a = static_cast<std::size_t>(U.a);
+            if (U.z < 0) {  // stably active: a basic, its row at its side
+                solve(U.eq, U.a);
+                continue;
+            }
+            solve(U.eq, U.z);
+            if (col_status[a] != kBasic)
+                at_bound(a);
+            else if (row_status[static_cast<std::size_t>(U.ge)] != kBasic)
+                solve(U.ge, U.a);
+            else
+                solve(U.le, U.a);
+        }
+    }
+    // how far the basic columns and rows are outside their bounds
+    double worst = 0.0;
+    for (std::size_t j = 0; j < n_cols; ++j) {
+        if (std::isnan(x[j])) return std::numeric_limits<double>::infinity();
+        if (col_status[j] == kBasic)
+            worst = std::max({worst, col_lower_[j] - x[j], x[j] - col_upper_[j]});
+    }
+    for (std::size_t r = 0; r < n_rows; ++r) {
+        if (row_status[r] != kBasic) continue;
+        double act = 0.0;
+        for (Index p = starts_[r]; p < starts_[r + 1]; ++p)
+            act += values_[p] * x[static_cast<std::size_t>(indices_[p])];
+        worst = std::max({worst, row_lower_[r] - act, act - row_upper_[r]});
+    }
+    return std::isnan(worst) ? std::numeric_limits<double>::infinity() : worst;
 }
 
 }  // namespace emlpress

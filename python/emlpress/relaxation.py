@@ -55,6 +55,9 @@ N_HINTS = 4
 #: (best of the last 16 solutions alone: ~6,400; 300 steps: ~3,300).
 ALPHA_ITERATIONS = 100
 ALPHA_STEP = 1.0
+#: a starting basis whose primal point is inside every bound by this much is optimal and
+#: no simplex runs (HiGHS' default primal feasibility tolerance; scaling is off)
+PRIMAL_TOL = 1e-7
 #: HiGHS basis status by code (LpRelaxation.dual_feasible_basis)
 _STATUS = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic,
            highspy.HighsBasisStatus.kUpper)
@@ -154,7 +157,17 @@ class NeuronProblems:
             stop_at = need + 1e-9 * (1.0 + abs(need))
             h.setOptionValue("objective_bound", float(stop_at) / scale)
             if fresh:
-                self._start_basis(c)
+                start = self._start_basis(c)
+                optimal = start["violation"] <= PRIMAL_TOL
+                if optimal or start["objective"] * scale >= stop_at:
+                    # the starting basis is optimal, or its duals already prove the sign:
+                    # no simplex run (HiGHS' set-up from a new basis alone costs ~10 ms)
+                    v = self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+                    if optimal or v >= need:
+                        if optimal:
+                            self._remember(start["col_value"])
+                        return v
+                self._set_basis(start)
         try:
             for attempt in range(2):
                 run_status = h.run()
@@ -215,21 +228,24 @@ class NeuronProblems:
         self._next_hint = (self._next_hint + 1) % N_HINTS
         self._n_hints = min(self._n_hints + 1, N_HINTS)
 
-    def _start_basis(self, c: np.ndarray) -> None:
-        """Start the dual simplex from CROWN's dual solution for this objective
+    def _start_basis(self, c: np.ndarray) -> dict:
+        """The dual simplex's start for min c.x: CROWN's dual solution for this objective
         (``LpRelaxation.dual_feasible_basis``), each unit's lower side taken from whichever
         of alpha-CROWN's sides for this LP (``set_alpha``), the last ``N_HINTS`` solutions
-        of this instance or CROWN's own sides gives the best starting bound. Keeping the previous optimal basis instead (a warm start for
-        the previous objective) took 2-3x more time on seed_gp and was no faster on the
-        small benchmark networks."""
+        of this instance or CROWN's own sides gives the best starting bound. Keeping the
+        previous optimal basis instead (a warm start for the previous objective) took 2-3x
+        more time on seed_gp and was no faster on the small benchmark networks."""
         usable = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
         hints = self._hints[: self._n_hints] if usable else None
         if self._hint is not None:
             hints = self._hint[None] if hints is None else np.vstack([self._hint[None], hints])
-        cols, rows, _ = self.store.dual_feasible_basis(self.cost_idx, c, hints)
+        return self.store.dual_feasible_basis(self.cost_idx, c, hints)
+
+    def _set_basis(self, start: dict) -> None:
+        """Hand a basis of ``_start_basis`` to HiGHS."""
         b = highspy.HighsBasis()
-        b.col_status = [_STATUS[v] for v in cols.tolist()]
-        b.row_status = [_STATUS[v] for v in rows.tolist()]
+        b.col_status = [_STATUS[v] for v in start["col_status"].tolist()]
+        b.row_status = [_STATUS[v] for v in start["row_status"].tolist()]
         b.valid = True
         # not 'alien': HiGHS would factor it in setBasis to check it (~7 ms on seed_gp's
         # layer 4); it is nonsingular by construction, and run() factors it anyway

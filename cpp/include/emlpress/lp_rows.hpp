@@ -113,11 +113,19 @@ class LpRelaxation {
     // the chosen sides. The lower sides are tried as CROWN's adaptive slope picks them
     // (a = z where u >= -l) and as each of the `n_hints` hints (rows of `hints`, column
     // values of earlier solutions: a = z where a was closer to z than to 0); the basis
-    // with the largest dual objective is kept, and that objective is returned.
-    double dual_feasible_basis(const std::vector<Index>& cost_idx,
-                               const std::vector<double>& cost_val, const double* hints,
-                               std::size_t n_hints, std::int8_t* col_status,
-                               std::int8_t* row_status) const;
+    // with the largest dual objective is kept. Written: its statuses, its row multipliers
+    // `row_dual` (n_rows; HiGHS' sign convention, c - A^T y the reduced costs) and its
+    // primal point `col_value` (n_cols: inputs at their bounds, then every unit forward from
+    // its nonbasic row or bound). Returned: the dual objective and how far that point lies
+    // outside the bounds of its basic rows and columns (0 when the basis is also primal
+    // feasible, i.e. optimal: the LP needs no simplex iteration).
+    struct Start {
+        double objective = 0.0, violation = 0.0;
+    };
+    Start dual_feasible_basis(const std::vector<Index>& cost_idx,
+                              const std::vector<double>& cost_val, const double* hints,
+                              std::size_t n_hints, std::int8_t* col_status,
+                              std::int8_t* row_status, double* row_dual, double* col_value) const;
 
     // Lower sides for the starting bases of many objectives at once (LP only), by
     // optimised CROWN slopes (alpha-CROWN, Xu et al. 2021): for each objective (a row of
@@ -139,10 +147,15 @@ class LpRelaxation {
     std::vector<double> dense_cost(const std::vector<Index>& cost_idx,
                                    const std::vector<double>& cost_val) const;
     // dual_feasible_basis for one choice of lower sides (`hint` or CROWN's when null);
-    // `cost` dense, `g` scratch for the reduced costs; returns the dual objective
+    // `cost` dense, `g` scratch for the reduced costs; writes the row multipliers; returns
+    // the dual objective
     double crown_basis(const std::vector<double>& cost, const double* hint,
-                       std::int8_t* col_status, std::int8_t* row_status,
+                       std::int8_t* col_status, std::int8_t* row_status, double* row_dual,
                        std::vector<double>& g) const;
+    // the primal point of a basis of dual_feasible_basis (written to x) and its largest
+    // bound violation over basic rows and columns (inf if some column is not determined)
+    double primal_point(const std::int8_t* col_status, const std::int8_t* row_status,
+                        double* x) const;
     // a hidden unit with an output column a: its pre-activation row `eq`, and for an
     // unstable unit its pre-activation column z and triangle rows ge (a >= z), le (upper)
     struct Unit {
