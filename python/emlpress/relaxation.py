@@ -4,7 +4,9 @@ One `Highs` instance per worker thread; the rows come from a shared C++ store
 (`_core.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
 the instance with a changed objective; an LP starts from a dual feasible basis built from
 CROWN's backward pass with the sides of alpha-CROWN (optimised for all of a layer's LPs at
-once) or of the instance's last solutions (presolve off). LP values are made
+once) or of the instance's last solutions (presolve off); when that basis is already
+optimal (its primal point inside every bound), or its duals already prove the sign asked
+for, HiGHS is not run at all. LP values are made
 rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
 widened by the MIP feasibility tolerance times the neuron's magnitude.
 """
@@ -153,6 +155,15 @@ class NeuronProblems:
         scale = 2.0 ** math.frexp(float(np.abs(cost).max()))[1]
         c = cost / scale
         h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
+        start = None
+
+        def fallback() -> float:
+            """When HiGHS fails: the starting basis' rigorous bound (its duals are CROWN's
+            for the sides it took), else -inf (the caller keeps its starting bound)."""
+            if start is None:
+                return -np.inf
+            return self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+
         if not self.integer:
             stop_at = need + 1e-9 * (1.0 + abs(need))
             h.setOptionValue("objective_bound", float(stop_at) / scale)
@@ -184,9 +195,9 @@ class NeuronProblems:
                     # feasible and HiGHS' verdict is numerical (seen near 1e12)
                     warnings.warn(f"{where}: HiGHS declared the bound problem infeasible "
                                   "although a forward pass satisfies it; keeping the starting "
-                                  "bound", RuntimeWarning, stacklevel=4)
+                                  "bound (LP: its starting basis')", RuntimeWarning, stacklevel=4)
                     h.clearSolver()
-                    return -np.inf
+                    return fallback()
                 if status == "Infeasible":
                     raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
                                      "happen for a valid box and sound bounds of earlier layers")
@@ -198,9 +209,10 @@ class NeuronProblems:
                 # sound, if looser, value. Without valid duals, keep the starting bound.
                 if self._mip or not h.getSolution().dual_valid:
                     warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
-                                  "keeping the starting bound", RuntimeWarning, stacklevel=4)
+                                  "keeping the starting bound (LP: its starting basis')",
+                                  RuntimeWarning, stacklevel=4)
                     h.clearSolver()
-                    return -np.inf
+                    return fallback()
             if self._mip:
                 return float(h.getInfo().mip_dual_bound) * scale
         finally:
@@ -212,6 +224,8 @@ class NeuronProblems:
         if not self.integer:  # (a MILP instance solves its first layers as LPs: no hints)
             self._remember(np.asarray(sol.col_value, dtype=np.float64))
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
+        if status not in _OK_LP:  # duals of an unconfirmed solve: the start's may be better
+            v = max(v, fallback())
         if status == "Bound on objective reached" and v < need:
             # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
             # those duals does not prove the sign: finish the solve from where it stopped
