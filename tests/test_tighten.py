@@ -280,9 +280,8 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
         rl += list(blk["row_lower"])
         ru += list(blk["row_upper"])
         rows_ours.append((blk["starts"], blk["indices"], blk["values"]))
-        A = sparse.vstack([sparse.csr_matrix((v, j, p), shape=(len(p) - 1, len(cl))) for p, j, v in rows_ours]
-                          + [sparse.csr_matrix((0, len(cl)))]).tocsr()
-        A.resize((len(rl), len(cl)))
+        A = sparse.vstack([sparse.csr_matrix((v, j, p), shape=(len(p) - 1, len(cl)))
+                           for p, j, v in rows_ours]).tocsr()
         rl_, ru_, cl_, cu_ = (np.array(v, dtype=float) for v in (rl, ru, cl, cu))
         aff = store.pre_activation(net._core, k)
         idx = aff["ref"].astype(np.int32)
@@ -326,9 +325,10 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 # HiGHS at 0 iterations sees our basis: the same basic variables, no dual
                 # infeasibility, our primal point. It may put a nonbasic variable whose
                 # multiplier is ~0 at its other bound (then the point is not compared);
-                # where weights and box differ by many orders of
-                # magnitude it also moves others, or refactors the basis as singular: then
-                # only the checks below that do not go through HiGHS apply.
+                # where weights and box differ by many orders of magnitude it also moves
+                # others, or refactors the basis as singular: then only the checks below
+                # that do not go through HiGHS apply (and none where HiGHS dropped
+                # coefficients: it holds another LP).
                 kept = h.getBasis()
                 kc = np.array([_STATUS.index(v) for v in kept.col_status])
                 kr = np.array([_STATUS.index(v) for v in kept.row_status])
@@ -337,14 +337,13 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 mc = (kc != cols) & (cl_ != cu_)
                 mr = (kr != rows) & (rl_ != ru_)
                 moved_ok = np.all(np.abs(d[mc]) <= tiny) and np.all(np.abs(y[mr]) <= tiny)
-                if not same_lp:
-                    pass
-                elif np.array_equal(kc == 1, cols == 1) and np.array_equal(kr == 1, rows == 1) and moved_ok:
+                same_basic = np.array_equal(kc == 1, cols == 1) and np.array_equal(kr == 1, rows == 1)
+                if same_lp and same_basic and moved_ok:
                     assert info.max_dual_infeasibility <= tiny, (k, i, info.max_dual_infeasibility)
                     if not mc.any() and not mr.any():
                         xb = np.array(h.getSolution().col_value)
                         assert np.allclose(st["col_value"], xb, rtol=1e-7, atol=1e-7 * (1 + np.abs(xb).max(initial=0)))
-                else:
+                elif same_lp:
                     assert not sane, ("HiGHS did not keep the starting basis", k, i, wmax, width)
                 # independently of HiGHS: the multipliers are dual feasible for the statuses
                 # (zero on basic rows and columns, of the sign of the bound a nonbasic one
@@ -371,8 +370,9 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 act = A @ st["col_value"]
                 viol = max(np.max(np.r_[rl_ - act, act - ru_][np.r_[rows, rows] == 1], initial=0),
                            np.max(np.r_[cl_ - st["col_value"], st["col_value"] - cu_][np.r_[cols, cols] == 1], initial=0))
-                terms = abs(A) @ np.abs(st["col_value"])  # the rounding scale of each activity
-                assert st["violation"] == pytest.approx(max(viol, 0.0), rel=1e-6, abs=1e-9 * (1 + terms.max(initial=0)))
+                row_terms = abs(A) @ np.abs(st["col_value"])  # the rounding scale of each activity
+                assert st["violation"] == pytest.approx(max(viol, 0.0), rel=1e-6,
+                                                        abs=1e-9 * (1 + row_terms.max(initial=0)))
                 if solved:
                     # below the optimum (HiGHS' own value is optimal only up to its primal
                     # tolerance times its multipliers)

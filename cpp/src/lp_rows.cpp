@@ -257,20 +257,20 @@ double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
 }
 
 double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* hint,
-                                 std::int8_t* col_status, std::int8_t* row_status, double* y_out,
+                                 std::int8_t* col_status, std::int8_t* row_status, double* row_dual,
                                  std::vector<double>& g) const {
     constexpr std::int8_t kLower = 0, kBasic = 1, kUpper = 2;
     const std::size_t n_cols = col_lower_.size(), n_rows = row_lower_.size();
     g = cost;  // reduced costs, c - A^T y over the rows done so far
     std::fill(col_status, col_status + n_cols, kBasic);
     std::fill(row_status, row_status + n_rows, kBasic);
-    std::fill(y_out, y_out + n_rows, 0.0);
+    std::fill(row_dual, row_dual + n_rows, 0.0);
     double objective = 0.0;  // the dual objective: sum of y_r times row r's tight side, ...
     // row r becomes nonbasic with multiplier y (y >= 0 at its lower side)
     auto take = [&](Index r, double y) {
         const auto ri = static_cast<std::size_t>(r);
         row_status[ri] = y >= 0.0 ? kLower : kUpper;
-        y_out[ri] = y;
+        row_dual[ri] = y;
         if (y == 0.0) return;
         objective += y * (y > 0.0 ? row_lower_[ri] : row_upper_[ri]);
         for (Index p = starts_[ri]; p < starts_[ri + 1]; ++p)
