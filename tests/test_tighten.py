@@ -112,6 +112,36 @@ def test_lp_equals_independent_scipy_lp(seed):
         np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("primal", [True, False])
+def test_lp_equals_scipy_whichever_simplex_each_lp_takes(seed, primal, monkeypatch):
+    """Each LP goes on with the primal simplex from the previous LP's optimal basis or runs
+    the dual simplex from its own starting basis (NeuronProblems._primal_start picks by
+    speed). Forced one way for every LP, the bounds must still equal scipy's, and the
+    primal path must really have run."""
+    from emlpress import relaxation
+
+    taken = []
+
+    def forced(self, c, lower):
+        taken.append(self._basis_x is not None)
+        return primal and self._basis_x is not None
+
+    monkeypatch.setattr(relaxation.NeuronProblems, "_primal_start", forced)
+    rng = np.random.default_rng(300 + seed)
+    sizes = [2, 10, 8, 6, 1]
+    net = Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.5 for o in sizes[1:]])
+    lo, hi = -np.ones(2), np.ones(2)
+    b = bounds.lp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True, threads=1)
+    assert sum(taken) >= 5  # LPs that had a previous optimum to go on from
+    ref_l, ref_u = scipy_lp_bounds(net, lo, hi, b)
+    tol = 1e-7 * scale_of(net, lo, hi)
+    for l in range(net.n_layers):
+        np.testing.assert_allclose(b.lower[l], ref_l[l], atol=tol, rtol=0)
+        np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_milp_equals_enumerated_extremes(seed):
     rng = np.random.default_rng(100 + seed)
