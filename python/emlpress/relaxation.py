@@ -6,8 +6,9 @@ the instance with a changed objective; an LP starts from a dual feasible basis b
 CROWN's backward pass with the sides of alpha-CROWN (optimised for all of a layer's LPs at
 once) or of the instance's last solutions (presolve off); when that basis is already
 optimal (its primal point inside every bound), or its duals already prove the sign asked
-for, HiGHS is not run at all. LP values are made
-rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
+for, HiGHS is not run at all; when the optimum of the instance's previous LP (a vertex of
+the same polytope) is near, the LP goes on from it with the primal simplex instead
+(`_primal_start`). LP values are made rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
 widened by the MIP feasibility tolerance times the neuron's magnitude.
 """
 
@@ -65,6 +66,8 @@ PRIMAL_TOL = 1e-7
 #: its own starting basis when that optimum's objective is within PRIMAL_REACH times the
 #: expected distance of the starting basis' dual objective from the optimum (the
 #: instance's recent LPs' distance, relative, averaged with weight GAP_WEIGHT on the last).
+#: Trained 1024-wide network: 3 -> 27.3 s (1.5: 28.0 s, 6: 27.6 s, never: 32.6 s); seed_gp
+#: 9.3 s (1.5: 9.3 s, 6: 10.0 s).
 PRIMAL_REACH = 3.0
 GAP_WEIGHT = 0.3
 #: HiGHS' simplex_strategy values
@@ -280,6 +283,8 @@ class NeuronProblems:
         return upper - lower <= PRIMAL_REACH * self._gap * max(abs(lower), abs(upper))
 
     def _learn_gap(self, gap: float) -> None:
+        """Fold an LP's relative distance from its starting dual objective to its optimum
+        into the running estimate `_primal_start` uses."""
         self._gap = gap if self._gap is None else (1 - GAP_WEIGHT) * self._gap + GAP_WEIGHT * gap
 
     def _remember(self, x: np.ndarray) -> None:
