@@ -8,8 +8,9 @@ once) or of the instance's last solutions (presolve off); when that basis is alr
 optimal (its primal point inside every bound), or its duals already prove the sign asked
 for, HiGHS is not run at all; when the optimum of the instance's previous LP (a vertex of
 the same polytope) is near, the LP goes on from it with the primal simplex instead
-(`_primal_start`). LP values are made rigorous from the row duals (`safe_bound`); MILP values are HiGHS' proven dual bound,
-widened by the MIP feasibility tolerance times the neuron's magnitude.
+(`_primal_start`). LP values are made rigorous from the row duals (`safe_bound`); MILP
+values are HiGHS' proven dual bound, widened by the MIP feasibility tolerance times the
+neuron's magnitude.
 """
 
 from __future__ import annotations
