@@ -184,9 +184,17 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
     out.upper.push_back(plain.upper[0]);
     std::vector<LiveLayer> live;
     double n_terms = static_cast<double>(net.W[0].cols());
+    // Composed magnitude of every layer: |W_k| (cm_{k-1} on units not proven inactive) +
+    // |b_k|, from cm_{-1} = max(|lo|, |hi|). It bounds the sum of the absolute values of
+    // all terms of the back-substituted bound and of the network's own forward pass (every
+    // path through the layers, slopes at most 1), which the one-layer interval magnitude
+    // does not when a layer's outputs cancel (|W_{k-1} a| << |W_{k-1}| |a|).
+    Vec cm = net.W[0].cwiseAbs() * lo.cwiseAbs().cwiseMax(hi.cwiseAbs()) + net.b[0].cwiseAbs();
     for (int k = 1; k < net.n_layers(); ++k) {
         live.push_back(make_live_layer(net, k - 1, out.lower[k - 1], out.upper[k - 1]));
         n_terms += static_cast<double>(net.W[k].cols());
+        cm = net.W[k].cwiseAbs() * (out.upper[k - 1].array() > 0.0).select(cm, 0.0) +
+             net.b[k].cwiseAbs();
         // Interval step from the tightened previous layer, intersected with plain interval.
         const IntervalLayer step =
             interval_layer(net.W[k], net.b[k], net.row_l1[k], out.lower[k - 1].cwiseMax(0.0),
@@ -202,10 +210,12 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
         if (!idx.empty()) {
             Vec cl, cu;
             backward(net, k, idx, live, xc, xr, cl, cu);
-            const double g = gamma_slack(n_terms);
+            // one more rounding per layer for the slopes and intercepts, and the intercept
+            // terms (|t_j| <= |l_j| <= cm_j: at most cm_k per layer) beside the weights'
+            const double g = gamma_slack(n_terms + 2.0 * k);
             for (std::size_t p = 0; p < idx.size(); ++p) {
                 const Eigen::Index i = idx[p];
-                const double slack = g * mag[k][i];
+                const double slack = g * std::max(mag[k][i], (k + 1.0) * cm[i]);
                 l[i] = std::max(l[i], cl[static_cast<Eigen::Index>(p)] - slack);
                 u[i] = std::min(u[i], cu[static_cast<Eigen::Index>(p)] + slack);
             }

@@ -184,6 +184,25 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
     return _run(_core.crown, "crown", net, lo, hi)
 
 
+def _forward_slack(net: Network, lo, hi, upper) -> list[np.ndarray]:
+    """Per layer, how far a float64 forward pass (or any other order of composing the
+    layers) can round away from the exact pre-activation over the box [lo, hi]: gamma(n)
+    (k + 1) times the composed magnitude |W_k| (... |W_0| max(|lo|, |hi|) + |b_0| ...) + |b_k|
+    over the units that `upper` does not prove inactive, as CROWN's widening in
+    ``cpp/src/bounds.cpp``. Exact LP/MILP values are widened by it."""
+    unit = 2.0 ** -53
+    cm = np.maximum(np.abs(lo), np.abs(hi))
+    n_terms, out = 0.0, []
+    for k, (W, b) in enumerate(zip(net.weights, net.biases)):
+        if k:
+            cm = np.where(upper[k - 1] > 0, cm, 0.0)
+        cm = np.abs(W) @ cm + np.abs(b)
+        n_terms += W.shape[1]
+        # gamma_slack(n_terms + 2k) as in rounding.hpp; 1 + 1e-9 covers cm's own rounding
+        out.append(2.0 * (n_terms + 2.0 * k + 3.0) * unit * (k + 1.0) * cm * (1.0 + 1e-9))
+    return out
+
+
 def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
     """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
     from emlpress.relaxation import ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems, nearest_neighbour_order
@@ -198,6 +217,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
     store = _core.LpRelaxation(lo, hi, integer)
+    fwd = _forward_slack(net, lo, hi, upper)
     workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
     t0 = time.perf_counter()
     # the box centre's pre-activations: a witness that the bound problems are feasible
@@ -222,7 +242,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
             witness = all(bool(np.all((lower[j] <= zc[j]) & (zc[j] <= upper[j]))) for j in range(k))
             for w in workers:
                 w.add_block(blk)
-                w.set_targets(k, aff)
+                w.set_targets(k, aff, fwd[k])
                 w.witness = witness
                 w.seen = seen[k]
             hidden = k < net.n_layers - 1
