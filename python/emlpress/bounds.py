@@ -184,23 +184,36 @@ def crown(net: Network, lo=None, hi=None) -> Bounds:
     return _run(_core.crown, "crown", net, lo, hi)
 
 
-def _forward_slack(net: Network, lo, hi, upper) -> list[np.ndarray]:
-    """Per layer, how far a float64 forward pass (or any other order of composing the
-    layers) can round away from the exact pre-activation over the box [lo, hi]: gamma(n)
-    (k + 1) times the composed magnitude |W_k| (... |W_0| max(|lo|, |hi|) + |b_0| ...) + |b_k|
-    over the units that `upper` does not prove inactive, as CROWN's widening in
-    ``cpp/src/bounds.cpp``. Exact LP/MILP values are widened by it."""
-    unit = 2.0 ** -53
+def gamma_slack(n_terms) -> float:
+    """gamma(n) = 2 (n + 3) u of ``cpp/include/emlpress/rounding.hpp``: times the magnitude
+    of the terms, the rounding of an n-term float64 sum and of the forward pass beside it."""
+    return 2.0 * (n_terms + 3.0) * _UNIT
+
+
+def forward_rounding(net: Network, lo, hi, upper=None) -> list[np.ndarray]:
+    """Per layer, how far a float64 forward pass can round away from the exact
+    pre-activation over the box [lo, hi]: gamma(n) (n the inputs summed up to that layer)
+    times the composed magnitude |W_k| (... (|W_0| max(|lo|, |hi|) + |b_0|) ...) + |b_k|,
+    over the units that `upper` (per layer, optional) does not prove inactive. The
+    one-layer magnitude |W_k| |a_{k-1}| is far smaller when a layer's outputs cancel."""
     cm = np.maximum(np.abs(lo), np.abs(hi))
-    n_terms, out = 0.0, []
+    n_terms, out = 0, []
     for k, (W, b) in enumerate(zip(net.weights, net.biases)):
-        if k:
+        if k and upper is not None:
             cm = np.where(upper[k - 1] > 0, cm, 0.0)
         cm = np.abs(W) @ cm + np.abs(b)
         n_terms += W.shape[1]
-        # gamma_slack(n_terms + 2k) as in rounding.hpp; 1 + 1e-9 covers cm's own rounding
-        out.append(2.0 * (n_terms + 2.0 * k + 3.0) * unit * (k + 1.0) * cm * (1.0 + 1e-9))
+        out.append(round_up(gamma_slack(n_terms) * cm))
     return out
+
+
+def round_up(v: np.ndarray) -> np.ndarray:
+    """Round a nonnegative error bound up past the rounding of the numpy arithmetic that
+    computed it (relative error below n u << 1e-9 for any realistic width n)."""
+    return v * (1.0 + 1e-9)
+
+
+_UNIT = np.finfo(np.float64).eps / 2.0  # unit roundoff
 
 
 def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
@@ -217,7 +230,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
     store = _core.LpRelaxation(lo, hi, integer)
-    fwd = _forward_slack(net, lo, hi, upper)
+    fwd = forward_rounding(net, lo, hi, upper)  # exact LP/MILP values widened by it
     workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
     t0 = time.perf_counter()
     # the box centre's pre-activations: a witness that the bound problems are feasible

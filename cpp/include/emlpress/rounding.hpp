@@ -5,13 +5,14 @@
 // + |b_i| over the layer's input box x, and gamma(n) = 2 (n + 3) u, u = 2^-53 the unit roundoff. Higham's
 // gamma_n = n u / (1 - n u) bounds the rounding error of an n-term float64 dot
 // product; the factor 2 covers the same error made by the forward pass that a
-// user compares against. Bounds that compose several layers (CROWN's back-substitution,
-// exact LP/MILP values) take the composed magnitude |W_k| (... (|W_0| max|x| + |b_0|) ...)
-// + |b_k| instead, times (k + 1) for the relaxations' intercepts, with gamma(n + 2k): when
-// a layer's outputs cancel, the one-layer magnitude ||W_k||_1 max|a_{k-1}| is far smaller
-// than the rounding of either the composition or the forward pass (found by hypothesis:
-// CROWN 8 ulps inside a forward pass). After this widening, stability is decided at
-// exactly 0.
+// user compares against. Bounds that compose several layers take the composed magnitude
+// |W_k| (... (|W_0| max|x| + |b_0|) ...) + |b_k| instead: CROWN's back-substitution times
+// (k + 1) for the relaxations' intercepts, with gamma(n + 2k); exact LP/MILP values and the
+// bounds lossless compression carries over, the forward pass' gamma(n) times it
+// (emlpress.bounds.forward_rounding). When a layer's outputs cancel, the one-layer
+// magnitude ||W_k||_1 max|a_{k-1}| is far smaller than the rounding of either the
+// composition or the forward pass (found by hypothesis: CROWN 8 ulps inside a forward
+// pass). After this widening, stability is decided at exactly 0.
 #pragma once
 
 #include <limits>

@@ -107,35 +107,31 @@ def verify_equal(original: Network, compressed: Network, lo, hi, n_points: int =
     return diff, scale, X.shape[0]
 
 
-def _up(v: np.ndarray) -> np.ndarray:
-    """Round a nonnegative error bound up past the rounding of the numpy arithmetic that
-    computed it (relative error below n u << 1e-9 for any realistic width n)."""
-    return v * (1.0 + 1e-9)
-
-
 def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bounds) -> Bounds:
     """The original bounds of the surviving units, valid for the compressed network.
 
     They hold for the original's pre-activations; the compressed network's differ by at
     most ``delta`` (exactly computed), and its own float64 forward pass rounds by at most
-    gamma times the magnitude of its terms (the policy of :mod:`emlpress.bounds`). Both are
-    added outward, so the carried bounds are as sound as the originals.
+    gamma times the magnitude of its terms (the policy of :mod:`emlpress.bounds`): the
+    larger of that layer's own terms over the carried box and the composed magnitude of
+    every layer before it (``bounds.forward_rounding``; the compressed network keeps no
+    stably inactive unit). Both are added outward, so the carried bounds are as sound as
+    the originals.
     """
     lows, ups = [], []
     xabs = np.maximum(np.abs(lo), np.abs(hi))
     n_terms = 0
+    composed = _bounds.forward_rounding(out, lo, hi)
     for l, (W, bias) in enumerate(zip(out.weights, out.biases)):
         n_terms += W.shape[1]
         mag = np.abs(W) @ xabs + np.abs(bias)
-        widen = _up(delta[l] + 2.0 * (n_terms + 3) * _U * mag)
+        widen = _bounds.round_up(delta[l] + np.maximum(_bounds.gamma_slack(n_terms) * mag,
+                                                       composed[l]))
         lows.append(lowers[l] - widen)
         ups.append(uppers[l] + widen)
         xabs = np.maximum(ups[-1], 0.0)
     return Bounds(tuple(lows), tuple(ups), lo, hi, f"{b.method} (carried over)", tuple(settled),
                   dict(b.seconds))
-
-
-_U = np.finfo(np.float64).eps / 2.0  # unit roundoff, as in cpp/include/emlpress/rounding.hpp
 
 
 def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = RANK_TOL,
@@ -191,12 +187,12 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
         }
         Ws[j + 1], bs[j + 1] = f["V"], f["c"]
         # ReLU is 1-Lipschitz: errors of the kept units pass through |V'|.
-        delta[j + 1] = _up(f["resid"] + np.abs(f["V"]) @ delta[j][kept])
+        delta[j + 1] = _bounds.round_up(f["resid"] + np.abs(f["V"]) @ delta[j][kept])
         if not f["any_unstable"]:
             # Affine on the box: (V, c) o (W, b) replaces both layers; the next layer's
             # pre-activations, and so its bounds, are unchanged.
             Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
-            delta[j + 1] = _up(delta[j + 1] + err)
+            delta[j + 1] = _bounds.round_up(delta[j + 1] + err)
             row["units_after"] = 0
             row["merged"] = True
             del Ws[j], bs[j], lowers[j], uppers[j], settled[j], orig[j], delta[j]
