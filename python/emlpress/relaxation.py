@@ -179,14 +179,17 @@ class NeuronProblems:
         scale = 2.0 ** math.frexp(float(np.abs(cost).max()))[1]
         c = cost / scale
         h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
-        start = None
+        start, start_bound = None, None
 
         def fallback() -> float:
-            """When HiGHS fails: the starting basis' rigorous bound (its duals are CROWN's
-            for the sides it took), else -inf (the caller keeps its starting bound)."""
+            """The starting basis' rigorous bound (its duals are CROWN's for the sides it
+            took; computed once), else -inf (the caller keeps its starting bound)."""
+            nonlocal start_bound
             if start is None:
                 return -np.inf
-            return self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+            if start_bound is None:
+                start_bound = self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+            return start_bound
 
         if not self.integer:
             stop_at = need + 1e-9 * (1.0 + abs(need))
@@ -197,7 +200,7 @@ class NeuronProblems:
                 if optimal or start["objective"] * scale >= stop_at:
                     # the starting basis is optimal, or its duals already prove the sign:
                     # no simplex run (HiGHS' set-up from a new basis alone costs ~10 ms)
-                    v = self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+                    v = fallback()
                     if optimal or v >= need:
                         if optimal:
                             self._remember(start["col_value"])
