@@ -230,9 +230,9 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
     store = _core.LpRelaxation(lo, hi, integer)
-    fwd = forward_rounding(net, lo, hi, upper)  # exact LP/MILP values widened by it
     workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
     t0 = time.perf_counter()
+    fwd = forward_rounding(net, lo, hi, upper)  # exact LP/MILP values widened by it
     # the box centre's pre-activations: a witness that the bound problems are feasible
     zc = [z[0] for z in net.preactivations(((lo + hi) / 2)[None, :])]
     # MILP only: values the network takes on points of the box, which no sound bound may

@@ -114,7 +114,6 @@ class NeuronProblems:
         h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
         self.h = h
         self.cost_idx = _EMPTY_I
-        self.slack = None
         # column values of the last LP solutions (see _start_basis): a ring of N_HINTS rows
         self._hints = np.empty((N_HINTS, 0))
         self._n_hints = 0  # rows filled
@@ -147,7 +146,7 @@ class NeuronProblems:
         self._basis_x = None  # new rows: the old optimum is not a basis of them
         self.n_binary += len(blk["binary"])
 
-    def set_targets(self, k: int, aff: dict, slack: np.ndarray | None = None) -> None:
+    def set_targets(self, k: int, aff: dict, slack: np.ndarray) -> None:
         """The next neurons to bound are layer k's: z = A v[ref] + c, |error| <= err
         (``LpRelaxation.pre_activation``). ``slack`` per neuron widens every bound found
         (the rounding a float64 forward pass makes, which the LP's exact rows do not see)."""
@@ -352,8 +351,7 @@ class NeuronProblems:
             else:  # upper = -min(-w.a) + c + e <= 0 once min(-w.a) >= c + e
                 need = c + e + slack if stop else np.inf
                 v = _up(_up(-self._solve(-w, need, where) + c) + e)
-        if self.slack is not None:
-            v = _down(v - self.slack[i]) if side == "min" else _up(v + self.slack[i])
+        v = _down(v - self.slack[i]) if side == "min" else _up(v + self.slack[i])
         if self.integer and self.seen is not None:
             taken = self.seen[0][i] if side == "min" else self.seen[1][i]
             if (v > taken) if side == "min" else (v < taken):
