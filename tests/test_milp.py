@@ -181,6 +181,10 @@ def test_bad_inputs():
     add_network(h, net, [0, 1], name="a")
     with pytest.raises(ValueError, match="already in this model"):
         add_network(h, net, [0, 1], name="a")
+    for kw, match in [({"time_limit": -1}, "time_limit must be > 0"), ({"mip_gap": -0.1}, "mip_gap must be"),
+                      ({"mip_gap": float("inf")}, "mip_gap must be"), ({"threads": 0}, "threads must be")]:
+        with pytest.raises(ValueError, match=match):
+            solve(h, **kw)
 
 
 def test_nearly_constant_network_is_not_declared_infeasible():

@@ -106,6 +106,15 @@ def test_load_errors_name_the_file(tmp_path):
     np.savez(tmp_path / "empty.npz", x=np.ones(2))
     with pytest.raises(ValueError, match="empty.npz: no weight matrices"):
         Network.load(tmp_path / "empty.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(ValueError, match="text.npz: not a network file"):
+        Network.load(tmp_path / "text.npz")
+    np.save(tmp_path / "single.npy", np.ones(3))
+    with pytest.raises(ValueError, match="single.npy: holds a single array"):
+        Network.load(tmp_path / "single.npy")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "bad.npz").read_bytes()[:40])
+    with pytest.raises(ValueError, match="cut.npz: not a network file"):
+        Network.load(tmp_path / "cut.npz")
 
 
 def test_loads_the_study_network(shared_data):

@@ -176,6 +176,24 @@ def test_tighten_rejects_unknown_method_and_foreign_init():
         bounds.lp(net, [-2], [2], init=bounds.crown(net, [0], [1]))
 
 
+@pytest.mark.parametrize("call, match", [
+    (lambda net: bounds.lp(net, threads=0), "threads must be a positive integer or None, got 0"),
+    (lambda net: bounds.lp(net, threads=-2), "threads must be a positive integer"),
+    (lambda net: bounds.lp(net, threads=1.5), "threads must be a positive integer"),
+    (lambda net: bounds.milp(net, time_limit=-1), r"time_limit must be > 0 seconds .* got -1"),
+    (lambda net: bounds.milp(net, time_limit=float("nan")), "time_limit must be > 0 seconds"),
+    (lambda net: bounds.milp(net, time_limit="10"), "time_limit must be a number"),
+    (lambda net: bounds.tighten(net, method="crown", threads=0), "threads must be a positive"),
+    (lambda net: bounds.tighten(net, use_milp=True, milp_time_limit=0), "milp_time_limit must be > 0"),
+])
+def test_solver_settings_are_checked_not_dropped(call, match):
+    """HiGHS ignores option values it rejects (a time limit of -1 meant no limit) and
+    accepts NaN: the settings are checked before they reach it."""
+    net = Network([np.ones((2, 1)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], [0.0], [1.0])
+    with pytest.raises(ValueError, match=match):
+        call(net)
+
+
 def test_study_network_lp_first_layers(shared_data):
     """On the study network, LP with emlpress settles at least as many units of layer 2 as
     the published reference LP bounds (156 inactive, 115 active) and never crosses them."""

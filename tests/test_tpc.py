@@ -185,6 +185,22 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     assert 0.2 < pruned < 0.8  # final_sparsity 0.5, measured
 
 
+@pytest.mark.parametrize("change, match", [
+    ({"time_limit": -1}, "time_limit must be > 0"), ({"max_error": 0.0}, "max_error must be a finite limit > 0"),
+    ({"max_time": float("nan")}, "max_time must be"), ({"max_memory_peak": -5}, "max_memory_peak must be"),
+    ({"epochs": 0}, "epochs must be a positive integer"), ({"test_size": 1.0}, "test_size"),
+    ({"final_sparsity": 1.0}, "final_sparsity=1.0"), ({"compression_bounds": "dual"}, "compression_bounds 'dual'"),
+    ({"topologies": ["3-3"]}, "unknown topology '3-3'"),
+])
+def test_pipeline_rejects_a_bad_configuration_before_training(tmp_path, change, match):
+    from emlpress.pipelines import tpc as pipe
+
+    cfg = pipe.Config(out=tmp_path / "runs", progress=False, **change)
+    with pytest.raises(ValueError, match=match):
+        pipe.run(cfg)
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
 def test_verification_flags_an_infeasible_pick(published):
     from emlpress.pipelines import tpc as pipe
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from emlpress import _core
+from emlpress import _core, _options
 from emlpress.network import Network, box_points
 
 __all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten"]
@@ -225,7 +225,8 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
         init = crown(net, lo, hi)
     else:
         init.check(net, lo, hi)
-    n_threads = max(1, int(threads or _core.num_threads()))
+    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    time_limit = _options.seconds("time_limit", time_limit)
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
@@ -359,6 +360,10 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
                        time_limit=time_limit, progress=progress)
 
 
+#: the names ``tighten`` takes
+METHODS = ("interval", "crown", "lp", "milp", "progressive")
+
+
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
             progress: bool = False) -> Bounds:
@@ -367,6 +372,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
     time per stage."""
+    threads = _options.threads(threads)
+    milp_time_limit = _options.seconds("milp_time_limit", milp_time_limit)
     if method == "interval":
         return interval(net, lo, hi)  # fast paths: no stage bookkeeping needed
     if method == "crown":
@@ -376,7 +383,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if method == "milp":
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
     if method != "progressive":
-        raise ValueError(f"unknown bound method {method!r}: expected interval, crown, lp, milp or progressive")
+        raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")
     bi = interval(net, lo, hi)
     bc = crown(net, lo, hi)
     settled = tuple(np.where((c_l > i_l) | (c_u < i_u), "crown", "interval").astype(object)

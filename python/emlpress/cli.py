@@ -10,8 +10,6 @@ import numpy as np
 from emlpress import bounds as _bounds
 from emlpress.io import load_model
 
-BOUND_METHODS = ("interval", "crown", "lp", "milp", "progressive")
-
 
 def _box(values, n: int, name: str):
     if values is None:
@@ -124,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
-    pb.add_argument("--method", choices=BOUND_METHODS, default="crown")
+    pb.add_argument("--method", choices=_bounds.METHODS, default="crown")
     pb.set_defaults(func=_cmd_bounds)
 
     pc = sub.add_parser("compress", help="lossless compression of a model on an input box")
     _model_args(pc)
-    pc.add_argument("--bounds", choices=BOUND_METHODS, default="lp", help="bound method (default: lp)")
+    pc.add_argument("--bounds", choices=_bounds.METHODS, default="lp", help="bound method (default: lp)")
     pc.add_argument("-o", "--output", required=True, help="compressed model: .npz, or .h5/.keras (needs [keras])")
     pc.set_defaults(func=_cmd_compress)
 
@@ -158,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=d.seed)
     r.add_argument("--initial-sparsity", type=float, default=d.initial_sparsity)
     r.add_argument("--final-sparsity", type=float, default=d.final_sparsity)
-    r.add_argument("--compression-bounds", choices=BOUND_METHODS, default=d.compression_bounds)
+    r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds)
     r.add_argument("--out", default=str(d.out), help="parent directory of the run folder")
     r.set_defaults(func=_cmd_tpc_run)
     return p

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emlpress import _core
+from emlpress import _core, _options
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
 from emlpress.network import Network
@@ -314,6 +314,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
     forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
     verdicts differ, the second one is returned with a warning."""
     highspy = _highspy()
+    time_limit = _options.seconds("time_limit", time_limit)
+    mip_gap = _options.gap("mip_gap", mip_gap)
+    threads = _options.threads(threads)
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -228,7 +229,17 @@ class Network:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
         """Read a network written by :meth:`save` (keys ``W0..``, ``b0..``, optional ``lo``/``hi``)."""
-        with np.load(path, allow_pickle=False) as z:
+        try:
+            z = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a network file (an .npz archive written by "
+                             f"Network.save): {e}") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: holds a single array, not a network (an .npz archive "
+                             "with keys W0, b0, W1, ...)")
+        with z:
             keys = set(z.files)
             n = 0
             while f"W{n}" in keys:

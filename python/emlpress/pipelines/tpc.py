@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,14 +211,41 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
     return paths
 
 
+def _check(cfg: Config) -> None:
+    """Reject a configuration that could only fail or mislead later (after models have been
+    trained): each error names the setting and its value."""
+    from emlpress import _options
+    from emlpress.bounds import METHODS
+
+    for t in cfg.topologies:
+        if t not in PRESETS:
+            raise ValueError(f"unknown topology {t!r}: presets are {sorted(PRESETS)}")
+    for name in ("max_error", "max_time", "max_memory_peak", "max_memory_mean"):
+        v = getattr(cfg, name)
+        if v is None and name.startswith("max_memory"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite limit > 0 in raw units, got {v!r}")
+    _options.seconds("time_limit", cfg.time_limit)
+    for name in ("epochs", "batch_size"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not 0 < cfg.test_size < 1:
+        raise ValueError(f"test_size = {cfg.test_size!r} must lie in (0, 1)")
+    if not 0 <= cfg.initial_sparsity <= cfg.final_sparsity < 1:
+        raise ValueError("pruning sparsities must satisfy 0 <= initial <= final < 1, got "
+                         f"initial_sparsity={cfg.initial_sparsity!r}, final_sparsity={cfg.final_sparsity!r}")
+    if cfg.compression_bounds not in METHODS:
+        raise ValueError(f"unknown compression_bounds {cfg.compression_bounds!r}: expected one of {METHODS}")
+
+
 def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
     """The whole pipeline; returns the run folder and the summary table."""
     from emlpress.train import fit_regressor
 
     cfg.data = Path(cfg.data)
-    for t in cfg.topologies:
-        if t not in PRESETS:
-            raise ValueError(f"unknown topology {t!r}: presets are {sorted(PRESETS)}")
+    _check(cfg)
     datasets = tpc.load_dir(cfg.data, cfg.benchmarks)
     rerun = cfg.rerun_kernels
     if rerun is None:
