@@ -74,6 +74,8 @@ def test_compress_errors(tmp_path, capsys):
     assert main(["compress", str(DATA / "goldstein_32x32.npz"), "--lo", "0", "--hi", "-1",
                  "-o", str(tmp_path / "x.npz")]) == 2
     assert "lo[0] = 0.0 > hi[0] = -1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="directory .*nowhere does not exist"):
+        main(["compress", str(DATA / "goldstein_32x32.npz"), "-o", str(tmp_path / "nowhere" / "x.npz")])
 
 
 def test_tpc_generate_and_run_errors(tmp_path, capsys):

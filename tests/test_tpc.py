@@ -137,6 +137,25 @@ def test_kernels_error_grows_as_precision_drops():
         assert low["memory_peak"] < full["memory_peak"]  # float32 storage below 24 bits
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"n_rows": 0}, "n_rows must be a positive integer, got 0"), ({"hw": "b@d"}, "hardware name 'b@d'"),
+    ({"hw": "a_b"}, "hardware name 'a_b'"), ({"repeats": 0}, "repeats must be"),
+    ({"benchmarks": ["Fft"]}, "unknown benchmark 'Fft'"),
+])
+def test_generate_rejects_what_the_loader_would_reject(tmp_path, kw, match):
+    from emlpress.data.tpc_generate import generate
+
+    args = {"benchmarks": ["Saxpy"], "n_rows": 3, "hw": "h", "repeats": 1, "progress": False, **kw}
+    with pytest.raises(ValueError, match=match):
+        generate(tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_load_dir_names_a_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such data directory"):
+        tpc.load_dir(tmp_path / "nowhere")
+
+
 def test_generated_files_load(tmp_path):
     from emlpress.data.tpc_generate import generate
 
@@ -190,7 +209,7 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     ({"max_time": float("nan")}, "max_time must be"), ({"max_memory_peak": -5}, "max_memory_peak must be"),
     ({"epochs": 0}, "epochs must be a positive integer"), ({"test_size": 1.0}, "test_size"),
     ({"final_sparsity": 1.0}, "final_sparsity=1.0"), ({"compression_bounds": "dual"}, "compression_bounds 'dual'"),
-    ({"topologies": ["3-3"]}, "unknown topology '3-3'"),
+    ({"topologies": ["3-3"]}, "unknown topology '3-3'"), ({"hw": "nothere"}, r"--hw 'nothere': .* has data for"),
 ])
 def test_pipeline_rejects_a_bad_configuration_before_training(tmp_path, change, match):
     from emlpress.pipelines import tpc as pipe

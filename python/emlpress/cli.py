@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -55,6 +56,9 @@ def _cmd_compress(args) -> int:
     out = str(args.output)
     if not out.endswith((".npz", ".h5", ".keras")):
         raise SystemExit(f"emlpress: -o {out}: the output must end in .npz, .h5 or .keras")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):  # fail before the bounds, not after
+        raise SystemExit(f"emlpress: -o {out}: directory {parent} does not exist")
     net, lo, hi = _model_and_box(args)
     b = _tighten(args, net, lo, hi, args.bounds)
     small, rep = lossless(net, b.lo, b.hi, bounds=b)

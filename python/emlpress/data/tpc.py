@@ -31,7 +31,7 @@ ERROR_FLOOR = 1e-30
 NEG_LOG_ERROR_CAP = 30.0
 TARGETS = ("neg_log_error", "time", "memory_mean", "memory_peak")
 MEASURED = ("error", "time", "memory_mean", "memory_peak")
-_HW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+HW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 _FILE = re.compile(r"^(?P<bench>[A-Za-z]+)_(?P<hw>.+)\.csv$")
 
 
@@ -144,7 +144,7 @@ def load(directory, benchmark: str, hardware=None) -> TPCData:
     files = {}
     for p in sorted(directory.glob(f"{benchmark}_*.csv")):
         hw = _FILE.match(p.name).group("hw")
-        if not _HW_NAME.match(hw):
+        if not HW_NAME.match(hw):
             raise TPCDataError(f"{p}: hardware name {hw!r} in the file name is not a valid name "
                                "(letters, digits, '.', '-')")
         files[hw] = p
@@ -173,6 +173,8 @@ def load(directory, benchmark: str, hardware=None) -> TPCData:
 def load_dir(directory, benchmarks=None, hardware=None) -> dict:
     """Every benchmark present in ``directory`` (or those named), as ``{name: TPCData}``."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such data directory")
     names = benchmarks or [b for b in BENCHMARKS if any(directory.glob(f"{b}_*.csv"))]
     if not names:
         raise FileNotFoundError(f"{directory}: no <Benchmark>_<hw>.csv files of {sorted(BENCHMARKS)}")

@@ -16,7 +16,9 @@ the tracer sees them). Rows are written in the published CSV schema.
 
 from __future__ import annotations
 
+import numbers
 import platform
+import re
 import time
 import tracemalloc
 from pathlib import Path
@@ -25,7 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from emlpress.data.tpc import BENCHMARKS
+from emlpress.data.tpc import HW_NAME, BENCHMARKS
 
 __all__ = ["round_bits", "run_kernel", "generate", "BIT_RANGE"]
 
@@ -253,7 +255,18 @@ def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int =
 def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None,
              seed: int = 0, repeats: int = 3, progress: bool = True) -> list[Path]:
     """Write ``<Benchmark>_<hw>.csv`` with ``n_rows`` seeded random configurations each."""
-    hw = hw or platform.node().split(".")[0] or "local"
+    if hw is None:  # the host's name, made a valid hardware name
+        hw = re.sub(r"[^A-Za-z0-9.-]", "-", platform.node().split(".")[0]).lstrip(".-") or "local"
+    if not HW_NAME.match(hw):
+        raise ValueError(f"hardware name {hw!r}: use letters, digits, '.' and '-' (it becomes "
+                         "part of the file name <Benchmark>_<hw>.csv)")
+    if isinstance(n_rows, bool) or not isinstance(n_rows, numbers.Integral) or n_rows < 1:
+        raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    for b in benchmarks or []:
+        if b not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {b!r}: expected one of {sorted(BENCHMARKS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

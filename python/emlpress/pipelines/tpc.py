@@ -247,6 +247,9 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
     cfg.data = Path(cfg.data)
     _check(cfg)
     datasets = tpc.load_dir(cfg.data, cfg.benchmarks)
+    for data in datasets.values():
+        if cfg.hw is not None and cfg.hw not in data.hardware:
+            raise ValueError(f"--hw {cfg.hw!r}: {data.benchmark} has data for {data.hardware} only")
     rerun = cfg.rerun_kernels
     if rerun is None:
         rerun = cfg.data.resolve() == DEFAULT_DATA.resolve()
