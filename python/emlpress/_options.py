@@ -10,10 +10,13 @@ import numbers
 
 def threads(value) -> int | None:
     """``None`` (the default) or a positive integer."""
-    if value is None:
-        return None
+    return None if value is None else positive_int("threads", value, " or None")
+
+
+def positive_int(name: str, value, alternative: str = "") -> int:
+    """An integer >= 1 (not a bool, not a float)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer{alternative}, got {value!r}")
     return int(value)
 
 

@@ -16,7 +16,6 @@ the tracer sees them). Rows are written in the published CSV schema.
 
 from __future__ import annotations
 
-import numbers
 import platform
 import re
 import time
@@ -27,7 +26,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from emlpress.data.tpc import HW_NAME, BENCHMARKS
+from emlpress import _options
+from emlpress.data.tpc import BENCHMARKS, HW_NAME
 
 __all__ = ["round_bits", "run_kernel", "generate", "BIT_RANGE"]
 
@@ -260,10 +260,8 @@ def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None
     if not HW_NAME.match(hw):
         raise ValueError(f"hardware name {hw!r}: use letters, digits, '.' and '-' (it becomes "
                          "part of the file name <Benchmark>_<hw>.csv)")
-    if isinstance(n_rows, bool) or not isinstance(n_rows, numbers.Integral) or n_rows < 1:
-        raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    n_rows = _options.positive_int("n_rows", n_rows)
+    repeats = _options.positive_int("repeats", repeats)
     for b in benchmarks or []:
         if b not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {b!r}: expected one of {sorted(BENCHMARKS)}")

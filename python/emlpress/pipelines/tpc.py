@@ -227,10 +227,8 @@ def _check(cfg: Config) -> None:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a finite limit > 0 in raw units, got {v!r}")
     _options.seconds("time_limit", cfg.time_limit)
-    for name in ("epochs", "batch_size"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    _options.positive_int("epochs", cfg.epochs)
+    _options.positive_int("batch_size", cfg.batch_size)
     if not 0 < cfg.test_size < 1:
         raise ValueError(f"test_size = {cfg.test_size!r} must lie in (0, 1)")
     if not 0 <= cfg.initial_sparsity <= cfg.final_sparsity < 1:
