@@ -44,6 +44,15 @@ def fold_scaling(net: Network, x_lo, x_hi, y_lo, y_hi, lo=None, hi=None) -> Netw
     return Network(Ws, bs, lo, hi)
 
 
+def check_sparsities(initial, final) -> tuple[float, float]:
+    """The pruning schedule's sparsities: 0 <= initial <= final < 1."""
+    s0, s1 = float(initial), float(final)
+    if not (0.0 <= s0 <= s1 < 1.0):
+        raise ValueError("pruning sparsities must satisfy 0 <= initial <= final < 1, got "
+                         f"initial_sparsity={initial!r}, final_sparsity={final!r}")
+    return s0, s1
+
+
 def fit_regressor(
     X: np.ndarray,
     Y: np.ndarray,
@@ -114,9 +123,7 @@ def fit_regressor(
     if pruning is not None:
         import tensorflow_model_optimization as tfmot
 
-        s0, s1 = (float(v) for v in pruning)
-        if not (0.0 <= s0 <= s1 < 1.0):
-            raise ValueError(f"pruning sparsities must satisfy 0 <= initial <= final < 1, got {pruning}")
+        s0, s1 = check_sparsities(*pruning)
         steps = epochs * int(np.ceil(len(tr) / batch_size))
         # TMOT prunes every `frequency` steps (default 100): on small data that is never,
         # so prune about ten times over the run.

@@ -124,8 +124,7 @@ class TPCData:
     def split(self, test_size: float = 0.2, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Seeded random split of the rows (the index is already reset, so no row can be
         on both sides, unlike the study's ``drop(train.index)`` on duplicated labels)."""
-        if not 0.0 < test_size < 1.0:
-            raise ValueError(f"test_size = {test_size} must lie in (0, 1)")
+        check_test_size(test_size)
         perm = np.random.default_rng(seed).permutation(len(self.frame))
         n_test = max(1, int(round(test_size * len(perm))))
         test = self.frame.iloc[np.sort(perm[:n_test])]
@@ -168,6 +167,12 @@ def load(directory, benchmark: str, hardware=None) -> TPCData:
         frame[f"hw_{hw}"] = (frame["hardware"] == hw).astype(float)
     frame["neg_log_error"] = neg_log_error(frame["error"].to_numpy())
     return TPCData(benchmark, hws, frame.reset_index(drop=True), str(directory))
+
+
+def check_test_size(test_size) -> None:
+    """The test share of a split: strictly between 0 and 1."""
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size = {test_size!r} must lie in (0, 1)")
 
 
 def load_dir(directory, benchmarks=None, hardware=None) -> dict:

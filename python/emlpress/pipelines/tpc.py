@@ -96,6 +96,11 @@ def _domain(data: tpc.TPCData):
     return lo, hi
 
 
+def _check_hw(cfg: Config, data: tpc.TPCData) -> None:
+    if cfg.hw is not None and cfg.hw not in data.hardware:
+        raise ValueError(f"--hw {cfg.hw!r}: {data.benchmark} has data for {data.hardware} only")
+
+
 def optimize(net: Network, data: tpc.TPCData, cfg: Config, b=None, name="nn"):
     """Build and solve the bit-selection MILP; returns (Solution, NetworkHandle)."""
     import highspy
@@ -111,8 +116,7 @@ def optimize(net: Network, data: tpc.TPCData, cfg: Config, b=None, name="nn"):
     h.changeColsIntegrality(nv + nh, np.arange(nv + nh, dtype=np.int32), np.ones(nv + nh, np.uint8))
     h.addConstr(sum(hw[i] for i in range(nh)) == 1)
     if cfg.hw is not None:
-        if cfg.hw not in data.hardware:
-            raise ValueError(f"--hw {cfg.hw!r}: {data.benchmark} has data for {data.hardware} only")
+        _check_hw(cfg, data)
         h.addConstr(hw[data.hardware.index(cfg.hw)] == 1)
     nn = add_network(h, net, [*bits, *hw], bounds=b, name=name)
     out = nn.outputs
@@ -216,6 +220,7 @@ def _check(cfg: Config) -> None:
     trained): each error names the setting and its value."""
     from emlpress import _options
     from emlpress.bounds import METHODS
+    from emlpress.train import check_sparsities
 
     for t in cfg.topologies:
         if t not in PRESETS:
@@ -229,11 +234,8 @@ def _check(cfg: Config) -> None:
     _options.seconds("time_limit", cfg.time_limit)
     _options.positive_int("epochs", cfg.epochs)
     _options.positive_int("batch_size", cfg.batch_size)
-    if not 0 < cfg.test_size < 1:
-        raise ValueError(f"test_size = {cfg.test_size!r} must lie in (0, 1)")
-    if not 0 <= cfg.initial_sparsity <= cfg.final_sparsity < 1:
-        raise ValueError("pruning sparsities must satisfy 0 <= initial <= final < 1, got "
-                         f"initial_sparsity={cfg.initial_sparsity!r}, final_sparsity={cfg.final_sparsity!r}")
+    tpc.check_test_size(cfg.test_size)
+    check_sparsities(cfg.initial_sparsity, cfg.final_sparsity)
     if cfg.compression_bounds not in METHODS:
         raise ValueError(f"unknown compression_bounds {cfg.compression_bounds!r}: expected one of {METHODS}")
 
@@ -245,9 +247,8 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
     cfg.data = Path(cfg.data)
     _check(cfg)
     datasets = tpc.load_dir(cfg.data, cfg.benchmarks)
-    for data in datasets.values():
-        if cfg.hw is not None and cfg.hw not in data.hardware:
-            raise ValueError(f"--hw {cfg.hw!r}: {data.benchmark} has data for {data.hardware} only")
+    for data in datasets.values():  # before any training, not at the first MILP
+        _check_hw(cfg, data)
     rerun = cfg.rerun_kernels
     if rerun is None:
         rerun = cfg.data.resolve() == DEFAULT_DATA.resolve()
