@@ -146,13 +146,20 @@ def test_time_limit_reports_the_incumbent():
     assert nn.verify(sol) <= 1e-6 * max(1.0, abs(sol.objective))
 
 
-def test_lying_bounds_are_caught_by_verification():
+def test_lying_bounds_are_caught_by_verification(monkeypatch):
     net = tiny(9)
     b = bounds.crown(net)
     # claim every first-layer unit stably inactive: the MILP then drops them, which
     # differs from the network wherever some first-layer unit is active
     lie = Bounds((np.full_like(b.lower[0], -2.0), *b.lower[1:]),
                  (np.full_like(b.upper[0], -1.0), *b.upper[1:]), b.lo, b.hi, "lie")
+    h = highspy.Highs()
+    x = h.addVariables(2, lb=-1, ub=1)
+    # Bounds.check refuses them up front ...
+    with pytest.raises(ValueError, match=r"the bounds \(lie\) do not hold for this network: layer 0"):
+        add_network(h, net, x, bounds=lie, name="liar")
+    # ... and past that check, the forward pass that verifies every solution catches them
+    monkeypatch.setattr(Bounds, "check", lambda self, net, lo=None, hi=None: None)
     h = highspy.Highs()
     x = h.addVariables(2, lb=-1, ub=1)
     add_network(h, net, x, bounds=lie, name="liar")

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from scipy.optimize import linprog
 
 from emlpress import Bounds, Network, bounds
+from emlpress.compress import lossless
 from emlpress.relaxation import BoundError
 from reference import true_extremes
 from strategies import assert_inside, network_and_box, sample_box
@@ -157,15 +158,37 @@ def test_milp_equals_enumerated_extremes(seed):
         np.testing.assert_allclose(b.upper[k], tu, atol=tol, rtol=0)
 
 
-def test_infeasible_problem_names_layer_and_neuron():
+def test_infeasible_problem_names_layer_and_neuron(monkeypatch):
     # Bounds claiming unit 0 of layer 0 is >= 5 although it is x in [-1, 1]: the LP of
     # layer 1 has no feasible point, which must be an error, never a number.
     net = Network([np.array([[1.0], [1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
     lo, hi = np.array([-1.0]), np.array([1.0])
     good = bounds.interval(net, lo, hi)
     bad = Bounds((np.array([5.0, -1.0]), good.lower[1]), (np.array([6.0, 1.0]), good.upper[1]), lo, hi, "made-up")
+    # Bounds.check refuses them up front (the network takes 0 there) ...
+    with pytest.raises(ValueError, match=r"layer 0, neuron 0 takes 0.0 at the input \[0.0\], outside \[5.0, 6.0\]"):
+        bounds.lp(net, lo, hi, init=bad)
+    # ... and past that check the LP itself reports its infeasibility
+    monkeypatch.setattr(Bounds, "check", lambda self, net, lo=None, hi=None: None)
     with pytest.raises(BoundError, match=r"layer 1, neuron 0: the bound problem is infeasible"):
         bounds.lp(net, lo, hi, init=bad)
+
+
+def test_bounds_of_another_network_are_refused():
+    # Same layer sizes, other weights: the bounds would decide which units are stable.
+    rng = np.random.default_rng(5)
+    sizes = [3, 8, 6, 1]
+    nets = [Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
+                    [rng.normal(size=o) for o in sizes[1:]]) for _ in range(2)]
+    lo, hi = -np.ones(3), np.ones(3)
+    foreign = bounds.crown(nets[1], lo, hi)
+    with pytest.raises(ValueError, match=r"the bounds \(crown\) do not hold for this network: layer \d+, neuron \d+"):
+        bounds.lp(nets[0], lo, hi, init=foreign)
+    with pytest.raises(ValueError, match="do not hold for this network"):
+        lossless(nets[0], lo, hi, bounds=foreign)
+    own = bounds.crown(nets[0], lo, hi)
+    own.check(nets[0], lo, hi)  # sound bounds pass
+    bounds.lp(nets[0], lo, hi, init=own)
 
 
 def test_tighten_rejects_unknown_method_and_foreign_init():

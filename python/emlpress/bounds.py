@@ -24,6 +24,8 @@ from emlpress.network import Network, box_points
 
 __all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten"]
 
+CHECK_POINTS = 32  # sampled points on which Bounds.check asks a network to stay inside bounds
+
 
 @dataclass(frozen=True, eq=False)
 class Bounds:
@@ -118,7 +120,11 @@ class Bounds:
 
     def check(self, net: Network, lo=None, hi=None) -> None:
         """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes or, given a
-        box ``lo``/``hi``, were computed on a box that does not contain it."""
+        box ``lo``/``hi``, were computed on a box that does not contain it, or if ``net``
+        takes a value outside them at a sampled point of the box (the box centre,
+        ``CHECK_POINTS`` seeded points and, in up to 6 dimensions, the corners): bounds of
+        another network of the same sizes, or bounds that are not sound, would otherwise
+        silently decide which neurons count as stable."""
         if [a.size for a in self.lower] != net.sizes[1:]:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
@@ -129,6 +135,20 @@ class Bounds:
                 f"[{self.lo.tolist()}, {self.hi.tolist()}] than [{np.asarray(lo).tolist()}, "
                 f"{np.asarray(hi).tolist()}]"
             )
+        blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
+        X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS)])
+        if blo.size > 6:
+            X = X[: CHECK_POINTS + 1]
+        for l, z in enumerate(net.preactivations(X)):
+            out = (z < self.lower[l]) | (z > self.upper[l])
+            if out.any():
+                p, i = (int(v[0]) for v in np.nonzero(out))
+                raise ValueError(
+                    f"the bounds ({self.method}) do not hold for this network: layer {l}, neuron "
+                    f"{i} takes {float(z[p, i])!r} at the input {X[p].tolist()}, outside "
+                    f"[{float(self.lower[l][i])!r}, {float(self.upper[l][i])!r}] "
+                    "(bounds of another network?)"
+                )
 
     def __repr__(self) -> str:
         return (
