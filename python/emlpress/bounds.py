@@ -136,9 +136,7 @@ class Bounds:
                 f"{np.asarray(hi).tolist()}]"
             )
         blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
-        X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS)])
-        if blo.size > 6:
-            X = X[: CHECK_POINTS + 1]
+        X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
         for l, z in enumerate(net.preactivations(X)):
             out = (z < self.lower[l]) | (z > self.upper[l])
             if out.any():

@@ -16,13 +16,13 @@ __all__ = ["Network", "box_points"]
 MAX_CORNER_DIMS = 12
 
 
-def box_points(lo, hi, n_points: int, seed: int = 0) -> np.ndarray:
+def box_points(lo, hi, n_points: int, seed: int = 0, max_corner_dims: int = MAX_CORNER_DIMS) -> np.ndarray:
     """``n_points`` seeded uniform points of the box ``[lo, hi]`` followed by all its corners
-    when the box has at most ``MAX_CORNER_DIMS`` dimensions."""
+    when the box has at most ``max_corner_dims`` dimensions."""
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     rng = np.random.default_rng(seed)
     X = lo + (hi - lo) * rng.random((n_points, lo.size))
-    if lo.size <= MAX_CORNER_DIMS:
+    if lo.size <= max_corner_dims:
         bits = (np.arange(2**lo.size)[:, None] >> np.arange(lo.size)) & 1
         X = np.vstack([X, np.where(bits == 1, hi, lo)])
     return X
