@@ -31,7 +31,7 @@ def optimum(net, k, sense, method="crown", lo=None, hi=None, b=None, integer=Fal
         h.changeColsIntegrality(net.n_in, np.arange(net.n_in, dtype=np.int32), np.ones(net.n_in, np.uint8))
     nn = add_network(h, net, x, bounds=b if b is not None else method)
     h.setObjective(nn.outputs[k], sense=sense)
-    sol = solve(h)
+    sol = solve(h, mip_gap=0.0, mip_abs_gap=1e-9)  # the test compares optima at 1e-6
     assert sol.status == "OPTIMAL"
     assert nn.verify(sol) <= 1e-6 * max(1.0, abs(sol.objective))
     return sol, nn
@@ -109,7 +109,7 @@ def test_chained_networks_equal_their_composition():
         nf = add_network(h, f, x, name="f")
         ng = add_network(h, g, nf.outputs, name="g")
         h.setObjective(ng.outputs[0], sense=sense)
-        sol = solve(h)
+        sol = solve(h, mip_gap=0.0, mip_abs_gap=1e-9)
         assert sol.status == "OPTIMAL"
         assert sol.objective == pytest.approx(ref, abs=1e-6 * max(1, abs(ref)))
         assert set(sol.outputs) == {"f", "g"}
@@ -189,7 +189,8 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="already in this model"):
         add_network(h, net, [0, 1], name="a")
     for kw, match in [({"time_limit": -1}, "time_limit must be > 0"), ({"mip_gap": -0.1}, "mip_gap must be"),
-                      ({"mip_gap": float("inf")}, "mip_gap must be"), ({"threads": 0}, "threads must be")]:
+                      ({"mip_gap": float("inf")}, "mip_gap must be"), ({"mip_gap": None}, "HiGHS' defaults"),
+                      ({"mip_abs_gap": -1.0}, "mip_abs_gap must be"), ({"threads": 0}, "threads must be")]:
         with pytest.raises(ValueError, match=match):
             solve(h, **kw)
 

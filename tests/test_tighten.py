@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from emlpress import Bounds, Network, bounds
 from emlpress.compress import lossless
-from emlpress.relaxation import BoundError
+from emlpress.bounds.relaxation import BoundError
 from reference import true_extremes
 from strategies import assert_inside, network_and_box, sample_box
 
@@ -20,30 +21,38 @@ def scale_of(net, lo, hi):
 
 @settings(max_examples=200)
 @given(small_nets)
-def test_lp_and_progressive_are_sound_and_monotone(case):
+def test_lp_and_progressive_are_sound(case):
     net, lo, hi, seed = case
     X = sample_box(lo, hi, 1000, seed)
-    bi, bc = bounds.interval(net, lo, hi), bounds.crown(net, lo, hi)
+    bc = bounds.crown(net, lo, hi)
     bl = bounds.lp(net, lo, hi, init=bc)
     bp = bounds.tighten(net, lo, hi, method="progressive")
     for b in (bl, bp):
         assert_inside(b, net, X)
-    for l in range(net.n_layers):
-        assert np.all(bc.lower[l] >= bi.lower[l]) and np.all(bc.upper[l] <= bi.upper[l])
-        assert np.all(bl.lower[l] >= bc.lower[l]) and np.all(bl.upper[l] <= bc.upper[l])
     assert set(np.concatenate(bp.settled_by)) <= {"interval", "crown", "lp"}
     assert {"interval", "crown", "lp"} <= set(bp.seconds)
 
 
 @settings(max_examples=40)
-@given(network_and_box(max_depth=3, max_width=5, max_in=3))
-def test_milp_is_sound_and_never_looser_than_lp(case):
+@given(network_and_box(max_depth=3, max_width=5, max_in=3), st.sampled_from(["input", "relu"]))
+def test_milp_is_sound_and_never_looser_than_lp_from_the_same_start(case, split):
+    """Both start from CROWN; exact bounds (every side searched, full=True) must lie within
+    the LP's up to the search's gap tolerance (milp does not use lp's values, so this can
+    fail), and every unit the LP proves stable the exact bounds prove stable."""
     net, lo, hi, seed = case
-    bl = bounds.lp(net, lo, hi)
-    bm = bounds.milp(net, lo, hi, init=bl)
-    assert_inside(bm, net, sample_box(lo, hi, 1000, seed))
+    bc = bounds.crown(net, lo, hi)
+    bl = bounds.lp(net, lo, hi, init=bc, full=True)
+    bm = bounds.milp(net, lo, hi, init=bc, split=split, full=True)
+    bs = bounds.milp(net, lo, hi, init=bc, split=split)
+    X = sample_box(lo, hi, 1000, seed)
+    assert_inside(bm, net, X)
+    assert_inside(bs, net, X)
     for l in range(net.n_layers):
-        assert np.all(bm.lower[l] >= bl.lower[l]) and np.all(bm.upper[l] <= bl.upper[l])
+        tol = 1e-8 * (1.0 + np.abs(bl.lower[l]) + np.abs(bl.upper[l]))
+        assert np.all(bm.lower[l] >= bl.lower[l] - tol) and np.all(bm.upper[l] <= bl.upper[l] + tol)
+    for l in range(net.n_layers - 1):
+        assert np.all(bs.stably_active(l) >= bl.stably_active(l))
+        assert np.all(bs.stably_inactive(l) >= bl.stably_inactive(l))
 
 
 def scipy_lp_bounds(net, lo, hi, ref):
@@ -120,7 +129,7 @@ def test_lp_equals_scipy_whichever_simplex_each_lp_takes(seed, primal, monkeypat
     the dual simplex from its own starting basis (NeuronProblems._primal_start picks by
     speed). Forced one way for every LP, the bounds must still equal scipy's, and the
     primal path must really have run."""
-    from emlpress import relaxation
+    from emlpress.bounds import relaxation
 
     taken = []
 
@@ -143,21 +152,87 @@ def test_lp_equals_scipy_whichever_simplex_each_lp_takes(seed, primal, monkeypat
         np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("split", ["input", "relu"])
 @pytest.mark.parametrize("seed", range(5))
-def test_milp_equals_enumerated_extremes(seed):
+def test_milp_equals_enumerated_extremes(seed, split):
     rng = np.random.default_rng(100 + seed)
     sizes = [2, 4, 3, 2]
     net = Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
                   [rng.normal(size=o) * 0.5 for o in sizes[1:]])
     lo, hi = -np.ones(2), np.ones(2)
-    b = bounds.milp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True)
-    tol = 1e-5 * scale_of(net, lo, hi)
+    b = bounds.milp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True, split=split)
+    tol = 1e-7 * scale_of(net, lo, hi)
     for k in range(1, net.n_layers):
         tl, tu = true_extremes(net, lo, hi, k)
         np.testing.assert_allclose(b.lower[k], tl, atol=tol, rtol=0)
         np.testing.assert_allclose(b.upper[k], tu, atol=tol, rtol=0)
+    assert (b.search["unresolved"] == 0).all()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_equals_enumerated_extremes_deep(split):
+    """[2,3,3,3,3,1]: the output's extremes over all 4,096 activation patterns (scipy), and
+    every hidden layer's over the patterns before it; the deepest units depend on 9 or 12
+    earlier phases, so the search must branch through several layers."""
+    rng = np.random.default_rng(5)
+    sizes = [2, 3, 3, 3, 3, 1]
+    net = Network([rng.normal(size=(o, i)) * 1.2 for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.3 for o in sizes[1:]])
+    lo, hi = -np.ones(2), np.ones(2)
+    b = bounds.milp(net, lo, hi, init=bounds.interval(net, lo, hi), full=True, split=split)
+    tol = 1e-7 * scale_of(net, lo, hi)
+    assert (b.search["unresolved"] == 0).all()
+    for k in range(1, net.n_layers):
+        tl, tu = true_extremes(net, lo, hi, k)
+        np.testing.assert_allclose(b.lower[k], tl, atol=tol, rtol=0)
+        np.testing.assert_allclose(b.upper[k], tu, atol=tol, rtol=0)
+    # exactness is not the starting bounds': interval arithmetic is loose here
+    bi = bounds.interval(net, lo, hi)
+    assert bi.upper[-1][0] - bi.lower[-1][0] > 1.5 * (b.upper[-1][0] - b.lower[-1][0])
+
+
+def trained_like(seed=0, sizes=(2, 64, 64, 64, 64, 1)):
+    """A network shaped like a trained regressor (L2-regularised Goldstein-Price fits):
+    most hidden weights near zero but not zero beside a few O(1) ones, per-layer scales,
+    dead units whose pre-activations span ~1e-10 around 0, a small hidden scale and a
+    large output layer."""
+    rng = np.random.default_rng(seed)
+    Ws, bs = [], []
+    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = rng.normal(size=(n_o, n_i)) * 1e-4
+        big = rng.random(W.shape) < (0.5 if j == 0 else 0.08)
+        W[big] = rng.normal(size=int(big.sum())) * (1.5 if j == 0 else 0.6)
+        b = rng.normal(size=n_o) * 0.05
+        if j < len(sizes) - 2:
+            dead = rng.choice(n_o, size=n_o // 8, replace=False)
+            W[dead] = rng.normal(size=(dead.size, n_i)) * 1e-11
+            b[dead] = rng.normal(size=dead.size) * 1e-11
+            W *= 0.1 * (j + 1)  # per-layer scales
+            b *= 0.1 * (j + 1)
+        else:
+            W *= 300.0  # the output layer undoes a small hidden scale
+        Ws.append(W)
+        bs.append(b)
+    return Network(Ws, bs, np.array([-1.5, -0.5]), np.array([-0.5, 0.5]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_is_sound_on_a_trained_like_network(split):
+    """The issue's failure (HiGHS' MIP dual bounds excluding values the network takes,
+    then corrupting later layers) on a 4x64 network with trained-like weights: 200,000
+    uniform points plus the corners must lie inside every exact bound, whatever the
+    limits cut short (a 2 s per side limit here)."""
+    net = trained_like()
+    b = bounds.milp(net, time_limit=2.0, split=split)
+    X = sample_box(net.lo, net.hi, 200_000, 1)
+    assert_inside(b, net, X)
+    bl = bounds.lp(net)
+    assert b.n_stable >= bl.n_stable
+    # the dead units are really there and really tiny
+    widths = b.upper[0] - b.lower[0]
+    assert (widths < 1e-9).sum() >= 8
 def test_infeasible_problem_names_layer_and_neuron(monkeypatch):
     # Bounds claiming unit 0 of layer 0 is >= 5 although it is x in [-1, 1]: the LP of
     # layer 1 has no feasible point, which must be an error, never a number.
@@ -280,10 +355,13 @@ def test_lp_with_substituted_active_units_equals_scipy(seed):
 
 
 def test_milp_bound_never_excludes_a_value_the_network_takes():
-    """Found by hypothesis: at magnitudes ~1e8 HiGHS rejects correct MILP solutions for
-    violations at float precision (1.5e-8 against the 1e-9 tolerance) and then reports
-    'Optimal' with a wrong dual bound (-3.0e6 for an output reaching -8.5e12 at a corner).
-    Such a bound must be caught and the starting bound kept."""
+    """Found by hypothesis with the old HiGHS-MIP bounds: at magnitudes ~1e8 HiGHS rejected
+    correct MILP solutions for violations at float precision and reported 'Optimal' with a
+    wrong dual bound (-3.0e6 for an output reaching -8.5e12 at a corner). The certified
+    branch-and-bound must be sound here, without any warning, and values past 1e12 must
+    not break it."""
+    import warnings
+
     net = Network(
         [np.array([[10915.002086970542, -30180.895340736686, -23848.234796973036]]),
          np.array([[77380.65867276615], [28121.066979764924]]),
@@ -292,10 +370,28 @@ def test_milp_bound_never_excludes_a_value_the_network_takes():
          np.array([-60718.56998706371])])
     lo = np.array([-0.21675033383994768, -0.6254948605598039, -0.3080786688565338])
     hi = np.array([0.8053816132992064, 1.1569239584413544, 1.243049216088845])
+    X = sample_box(lo, hi, 1000, 2)
+    assert np.abs(net.forward(X)).max() > 1e12
     bl = bounds.lp(net, lo, hi)
-    with pytest.warns(RuntimeWarning, match="excludes the value"):
-        bm = bounds.milp(net, lo, hi, init=bl)
-    assert_inside(bm, net, sample_box(lo, hi, 1000, 2))
+    for split in ("input", "relu"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            bm = bounds.milp(net, lo, hi, init=bl, split=split)
+        assert_inside(bm, net, X)
+
+
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_on_a_box_of_width_zero_is_sound(split):
+    rng = np.random.default_rng(3)
+    sizes = [3, 5, 4, 2]  # 2^9 activation patterns for the reference
+    net = Network([rng.normal(size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.3 for o in sizes[1:]])
+    lo, hi = np.array([-1.0, 0.25, -1.0]), np.array([1.0, 0.25, 1.0])
+    b = bounds.milp(net, lo, hi, split=split, full=True)
+    assert_inside(b, net, sample_box(lo, hi, 5000, 0))
+    tl, tu = true_extremes(net, lo, hi, net.n_layers - 1)
+    np.testing.assert_allclose(b.lower[-1], tl, atol=1e-7 * scale_of(net, lo, hi), rtol=0)
+    np.testing.assert_allclose(b.upper[-1], tu, atol=1e-7 * scale_of(net, lo, hi), rtol=0)
 
 
 def test_lp_does_not_substitute_into_coefficients_highs_refuses():
@@ -324,7 +420,7 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
     import highspy
 
     from emlpress import _core
-    from emlpress.relaxation import _STATUS, add_block
+    from emlpress.bounds.relaxation import _STATUS, add_block
 
     net, lo, hi, seed = case
     b = bounds.crown(net, lo, hi)
@@ -461,7 +557,7 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
     import highspy
 
     from emlpress import _core
-    from emlpress.relaxation import add_block
+    from emlpress.bounds.relaxation import add_block
 
     rng = np.random.default_rng(3)
     sizes = [4, 32, 32, 32, 8]

@@ -61,12 +61,25 @@ void register_lp(py::module_& m) {
         .def(
             "safe_bound",
             [](const LpRelaxation& R, const std::vector<Index>& idx, const std::vector<double>& val,
-               const F64Array& y) {
+               const F64Array& y, std::optional<F64Array> col_lower,
+               std::optional<F64Array> col_upper) {
+                if (col_lower.has_value() != col_upper.has_value())
+                    throw std::invalid_argument("safe_bound: give both col_lower and col_upper");
+                const double *cl = nullptr, *cu = nullptr;
+                if (col_lower) {
+                    if (col_lower->size() != R.n_cols() || col_upper->size() != R.n_cols())
+                        throw std::invalid_argument("safe_bound: col_lower/col_upper need " +
+                                                    std::to_string(R.n_cols()) + " values");
+                    cl = col_lower->data();
+                    cu = col_upper->data();
+                }
                 py::gil_scoped_release release;
-                return R.safe_bound(idx, val, y.data(), static_cast<std::size_t>(y.size()));
+                return R.safe_bound(idx, val, y.data(), static_cast<std::size_t>(y.size()), cl, cu);
             },
             py::arg("cost_indices"), py::arg("cost_values"), py::arg("row_duals"),
-            "Rigorous lower bound of min cost.x over the relaxation from any row multipliers.")
+            py::arg("col_lower") = py::none(), py::arg("col_upper") = py::none(),
+            "Rigorous lower bound of min cost.x over the relaxation from any row multipliers, "
+            "over the stored column bounds or the narrower `col_lower`/`col_upper` given.")
         .def(
             "dual_feasible_basis",
             [](const LpRelaxation& R, const std::vector<Index>& idx, const std::vector<double>& val,

@@ -250,10 +250,20 @@ std::vector<double> LpRelaxation::dense_cost(const std::vector<Index>& cost_idx,
 
 double LpRelaxation::safe_bound(const std::vector<Index>& cost_idx,
                                 const std::vector<double>& cost_val, const double* y,
-                                std::size_t n_y) const {
+                                std::size_t n_y, const double* col_lower,
+                                const double* col_upper) const {
     if (n_y != row_lower_.size()) throw std::invalid_argument("safe_bound: wrong number of duals");
-    return safe_lower_bound(dense_cost(cost_idx, cost_val), col_lower_, col_upper_, row_lower_, row_upper_, starts_,
-                            indices_, values_, y);
+    if (col_lower == nullptr)
+        return safe_lower_bound(dense_cost(cost_idx, cost_val), col_lower_, col_upper_, row_lower_,
+                                row_upper_, starts_, indices_, values_, y);
+    const std::vector<double> cl(col_lower, col_lower + col_lower_.size());
+    const std::vector<double> cu(col_upper, col_upper + col_upper_.size());
+    for (std::size_t j = 0; j < cl.size(); ++j)  // a node may only narrow the columns
+        if (!(cl[j] >= col_lower_[j] && cu[j] <= col_upper_[j]))
+            throw std::invalid_argument("safe_bound: column " + std::to_string(j) +
+                                        " bounds widen the relaxation's");
+    return safe_lower_bound(dense_cost(cost_idx, cost_val), cl, cu, row_lower_, row_upper_,
+                            starts_, indices_, values_, y);
 }
 
 double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* hint,

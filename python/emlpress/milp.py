@@ -28,9 +28,9 @@ from emlpress import _core, _options
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
 from emlpress.network import Network
-from emlpress.relaxation import add_block
+from emlpress.bounds.relaxation import add_block
 
-__all__ = ["add_network", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL"]
+__all__ = ["add_network", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
 
 VERIFY_RTOL = 1e-6
 _REGISTRY_ATTR = "_emlpress_networks"
@@ -299,11 +299,19 @@ class Solution:
         )
 
 
-def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
+#: solve()'s default gaps: HiGHS 1.x's own defaults, set explicitly so that no result
+#: depends on what a HiGHS release chooses
+MIP_GAP = 1e-4
+MIP_ABS_GAP = 1e-6
+
+
+def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
           threads: int | None = None, verbose: bool = False,
-          confirm_infeasible: bool = True) -> Solution:
+          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP) -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
-    inputs and outputs. Each network added with :func:`add_network` is verified against
+    inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
+    ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
+    to HiGHS; pass ``mip_gap=0`` to compare optima more closely. Each network added with :func:`add_network` is verified against
     its forward pass; a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
     triggers a warning naming the network (the solver's tolerances can make an encoding
     lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
@@ -316,12 +324,15 @@ def solve(h, time_limit: float | None = None, mip_gap: float | None = None,
     highspy = _highspy()
     time_limit = _options.seconds("time_limit", time_limit)
     mip_gap = _options.gap("mip_gap", mip_gap)
+    mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
+    if mip_gap is None or mip_abs_gap is None:
+        raise ValueError("mip_gap and mip_abs_gap must be numbers >= 0 (HiGHS' defaults vary by release)")
     threads = _options.threads(threads)
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    if mip_gap is not None:
-        h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     t0 = time.perf_counter()

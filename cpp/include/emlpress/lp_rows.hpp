@@ -99,9 +99,12 @@ class LpRelaxation {
     Index n_cols() const { return static_cast<Index>(col_lower_.size()); }
     Index n_rows() const { return static_cast<Index>(row_lower_.size()); }
     int n_layers() const { return layers_; }
-    // safe_lower_bound for the sparse cost (indices, values) and row multipliers y.
+    // safe_lower_bound for the sparse cost (indices, values) and row multipliers y, over
+    // the stored column bounds or, given `col_lower`/`col_upper` (n_cols each), over those
+    // (a branch-and-bound node: phases fixed by column bounds, rows unchanged).
     double safe_bound(const std::vector<Index>& cost_idx, const std::vector<double>& cost_val,
-                      const double* y, std::size_t n_y) const;
+                      const double* y, std::size_t n_y, const double* col_lower = nullptr,
+                      const double* col_upper = nullptr) const;
     // A dual feasible starting basis for min cost^T x over the relaxation (LP only), in
     // HiGHS' status codes (0 at lower, 1 basic, 2 at upper): the backward pass of CROWN
     // over the rows. Going back layer by layer, an unstable unit whose output has a

@@ -2,8 +2,8 @@
 
 Tolerance policy (one for all methods): each method widens its bounds outward at the
 moment it computes them, by the rounding error of float64 arithmetic (``gamma_n`` times
-the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``) and, for LP/MILP,
-by the solver's tolerances. After that widening a neuron is stable exactly when its bound
+the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``); LP and exact
+bounds are certified from LP duals, whatever the solver's tolerances. After that widening a neuron is stable exactly when its bound
 is on the right side of 0: stably active iff ``lower >= 0``, stably inactive iff
 ``upper <= 0``. No further tolerance is applied anywhere, so no neuron is ever called
 stable on the wrong side of 0.
@@ -45,6 +45,8 @@ class Bounds:
     method: str
     settled: tuple[np.ndarray, ...] | None = None
     seconds: dict = field(default_factory=dict)
+    #: exact bounds only (:func:`milp`): the branch-and-bound's work per layer
+    search: pd.DataFrame | None = None
 
     def __post_init__(self):
         if len(self.lower) != len(self.upper):
@@ -170,6 +172,7 @@ def _trusted(lower, upper, lo, hi, method, seconds) -> Bounds:
         ("method", method),
         ("settled", None),
         ("seconds", seconds),
+        ("search", None),
     ):
         object.__setattr__(b, k, v)
     return b
@@ -234,9 +237,9 @@ def round_up(v: np.ndarray) -> np.ndarray:
 _UNIT = np.finfo(np.float64).eps / 2.0  # unit roundoff
 
 
-def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit, progress):
-    """Layer by layer, tighten every target neuron with its own LP/MILP (see relaxation.py)."""
-    from emlpress.relaxation import ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems, nearest_neighbour_order
+def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
+    """Layer by layer, tighten every target neuron with its own LP (see relaxation.py)."""
+    from emlpress.bounds.relaxation import ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems, nearest_neighbour_order
 
     lo, hi = net.domain(lo, hi)
     if init is None:
@@ -244,21 +247,15 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
     else:
         init.check(net, lo, hi)
     n_threads = _options.threads(threads) or max(1, _core.num_threads())
-    time_limit = _options.seconds("time_limit", time_limit)
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
-    store = _core.LpRelaxation(lo, hi, integer)
-    workers = [NeuronProblems(net, lo, hi, store, integer, time_limit) for _ in range(n_threads)]
+    store = _core.LpRelaxation(lo, hi, False)
+    workers = [NeuronProblems(net, lo, hi, store) for _ in range(n_threads)]
     t0 = time.perf_counter()
-    fwd = forward_rounding(net, lo, hi, upper)  # exact LP/MILP values widened by it
+    fwd = forward_rounding(net, lo, hi, upper)  # exact LP values widened by it
     # the box centre's pre-activations: a witness that the bound problems are feasible
     zc = [z[0] for z in net.preactivations(((lo + hi) / 2)[None, :])]
-    # MILP only: values the network takes on points of the box, which no sound bound may
-    # exclude (HiGHS has returned a wrong "Optimal" MILP dual bound at magnitudes ~1e8,
-    # see NeuronProblems.side)
-    seen = [(z.min(0), z.max(0)) for z in net.preactivations(box_points(lo, hi, 256))] \
-        if integer else [None] * net.n_layers
     layers = range(1, net.n_layers)
     bar = None
     if progress:
@@ -276,7 +273,6 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
                 w.add_block(blk)
                 w.set_targets(k, aff, fwd[k])
                 w.witness = witness
-                w.seen = seen[k]
             hidden = k < net.n_layers - 1
             sign_only = hidden and not full
             if sign_only:
@@ -286,7 +282,7 @@ def _per_neuron(net, lo, hi, init, method, *, integer, threads, full, time_limit
             # similar objectives next to each other (each LP's starting basis also tries the
             # sides of the solutions just before it on the same thread)
             order = targets[nearest_neighbour_order(aff["A"][targets])]
-            if not integer and len(order):
+            if len(order):
                 # a starting side per unstable unit for each LP, from alpha-CROWN
                 live = order[np.any(aff["A"][order] != 0, axis=1)]
                 H = store.alpha_hints(workers[0].cost_idx, np.vstack([aff["A"][live], -aff["A"][live]]),
@@ -361,31 +357,65 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
     rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
     HiGHS instances (default: all cores) split each layer's neurons.
     """
-    return _per_neuron(net, lo, hi, init, "lp", integer=False, threads=threads, full=full,
-                       time_limit=None, progress=progress)
+    return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress)
 
 
 def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
-         threads: int | None = None, full: bool = False, progress: bool = False) -> Bounds:
-    """Exact bounds: per neuron, the min and max of its pre-activation with the earlier
-    ReLUs as big-M binaries. When the per-solve ``time_limit`` (seconds) is hit, HiGHS'
-    proven dual bound is used, so the result stays sound (then not exact).
+         threads: int | None = None, full: bool = False, progress: bool = False,
+         node_limit: int | None = None, rule: str | None = None, split: str | None = None) -> Bounds:
+    """Exact bounds by emlpress' own branch-and-bound over the phases of earlier unstable
+    ReLUs (``emlpress.bounds.bab``), layer by layer, each layer's relaxation built on the
+    exact bounds of the layers before it.
 
-    Unlike :func:`lp`, whose values are rigorous from its duals, a MILP dual bound is only
-    as good as HiGHS' feasibility tolerance: it is solved with tolerance
-    ``relaxation.MIP_TOL`` and widened by that tolerance times a chain magnitude."""
-    return _per_neuron(net, lo, hi, init, "milp", integer=True, threads=threads, full=full,
-                       time_limit=time_limit, progress=progress)
+    What is rigorous: every node's value is the LP relaxation of the big-M encoding with
+    the node's phases fixed, certified from its row duals over emlpress' own rows
+    (Neumaier-Shcherbina, as :func:`lp`), a node is dropped as infeasible only on a checked
+    Farkas certificate, and the bound returned is the worst certified value over all
+    leaves, widened by the float64 rounding of a forward pass. So whatever HiGHS'
+    tolerances, and whenever ``time_limit`` (seconds per neuron and side) or
+    ``node_limit`` (nodes per neuron and side) stops a search, the bound is sound; it is
+    exact (within ``bab.GAP_TOL`` of a witness the network reaches) when the search ends.
+    HiGHS' MIP is not used.
+
+    Hidden units are searched only for their sign unless ``full=True``: a unit shown
+    unstable by a witness (an input of the box where its pre-activation has each sign:
+    seeded samples, projected-gradient attacks, node LP optima) keeps its starting bound,
+    a stable one is proven so. The output layer always gets exact bounds. ``init``
+    (default :func:`lp`, itself started from :func:`crown`) gives the starting bounds,
+    never loosened: it sets the big-M of every unit left unstable. ``rule`` picks the
+    branching rule (``bab.RULES``, default ``bab.RULE``). The result's ``search`` table
+    gives per layer the sides searched, nodes explored, witnesses, proofs and the sides
+    left unresolved by a limit."""
+    from emlpress.bounds import bab
+
+    lo, hi = net.domain(lo, hi)
+    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    time_limit = _options.seconds("time_limit", time_limit)
+    if node_limit is not None:
+        node_limit = _options.positive_int("node_limit", node_limit, " or None")
+    if init is None:
+        init = lp(net, lo, hi, threads=threads)
+    else:
+        init.check(net, lo, hi)
+    t0 = time.perf_counter()
+    lower, upper, settled, search = bab.exact_bounds(
+        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit, threads=n_threads,
+        full=full, progress=progress, rule=bab.RULE if rule is None else rule,
+        split=bab.SPLIT if split is None else split)
+    seconds = dict(init.seconds)
+    seconds["milp"] = time.perf_counter() - t0
+    return Bounds(tuple(lower), tuple(upper), lo, hi, "milp", tuple(settled), seconds, search)
 
 
 #: the names ``tighten`` takes
-METHODS = ("interval", "crown", "lp", "milp", "progressive")
+METHODS = ("interval", "crown", "lp", "milp", "exact", "progressive")
 
 
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
             progress: bool = False) -> Bounds:
-    """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` or
+    """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
+    ``exact``: :func:`milp`'s branch-and-bound) or
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
@@ -398,7 +428,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
         return crown(net, lo, hi)
     if method == "lp":
         return lp(net, lo, hi, threads=threads, progress=progress)
-    if method == "milp":
+    if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
     if method != "progressive":
         raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")

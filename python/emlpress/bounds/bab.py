@@ -1,0 +1,663 @@
+"""Exact pre-activation bounds by branch-and-bound over ReLU phases on rigorous LPs.
+
+For one neuron and one side (min or max of its pre-activation over the box), the search
+splits on the phases of earlier unstable units. Every node is the LP relaxation of the
+big-M encoding (rows from ``_core.LpRelaxation(integer=True)``, binaries left continuous)
+with the fixed phases as column bounds (active: ``d = 1``, ``z >= 0``; inactive: ``d = 0``,
+``z <= 0``, ``a = 0``), solved by HiGHS warm-started from its parent's basis, and its value
+is made rigorous from the row duals over emlpress' own rows (``LpRelaxation.safe_bound``
+with the node's column bounds); a node HiGHS calls infeasible is dropped only when its dual
+ray is a Farkas certificate checked the same way. The bound returned is the smallest
+rigorous value over all leaves (open, pruned or exhausted), so a time or node limit gives a
+looser bound that is still sound. HiGHS' MIP is not used at all.
+
+Witnesses (inputs whose forward pass reaches a value) come from seeded samples of the box,
+projected-gradient attacks on each target and the inputs of every node LP's optimum; in
+sign-only mode a witness of the wrong sign ends the search for that side at once (the
+unit is shown unstable), and in full mode the best witness is the incumbent that prunes.
+
+Branching: the unfixed unit with the largest score at the node's LP optimum; ``RULES``
+lists the rules (measured in benches/README.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+
+import highspy
+import numpy as np
+
+from emlpress.bounds.relaxation import _EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block
+
+#: branching rules: score of an unfixed unstable unit at a node's LP optimum (a, z) with
+#: row duals y: "violation" a - max(z, 0) (how far the relaxation departs from the ReLU
+#: there); "babsr" the BaBSR-style intercept score |y(a <= z - l (1 - d))| (-l) of
+#: Bunel et al. (2020), among the units whose ReLU is violated. Nodes for every bound
+#: exact, relu split: [2,32,32,1] 14,620 / 9,926; [2,16,16,16,1] 9,464 / 4,624;
+#: [4,24,24,1] 28,170 / 6,270 (violation / babsr)
+RULES = ("violation", "babsr")
+RULE = "babsr"
+#: InputSearch hands a sub-box to PhaseSearch once at most this many earlier units are
+#: unstable on it
+PHASE_UNITS = 8
+#: what a node splits: "relu" the phase of an earlier unstable unit (PhaseSearch, LP
+#: nodes), "input" the input box (InputSearch, CROWN nodes)
+SPLITS = ("relu", "input", "auto")
+#: "auto": "input" for at most INPUT_DIMS inputs, else "relu". Every bound exact, one
+#: thread: [2,32,32,1] input 1.5 s, relu 6.4 s; [3,24,24,1] input 5.8 s, relu 2.1 s;
+#: [4,24,24,1] input 31 s, relu 3.8 s (benches/README.md)
+SPLIT = "auto"
+INPUT_DIMS = 2
+#: HiGHS tolerances of the node LPs. The values are certified from the duals whatever
+#: they are; tighter ones only bring the certified values closer to the LP optima.
+LP_TOL = 1e-9
+#: a ReLU relaxation gap a - max(z, 0) at or below this (relative to the unit's u - l) is
+#: taken as none: the node's LP optimum is then a point of the network on that unit
+VIOL_TOL = 1e-9
+#: full mode stops when the incumbent (a witness) is within this of the rigorous bound,
+#: relative to max(1, |value|)
+GAP_TOL = 1e-9
+#: witness search before the branch-and-bound: seeded uniform samples (plus corners in up
+#: to 6 dimensions) and projected signed-gradient steps from the best sample of each side
+N_SAMPLES = 4096
+PGD_STEPS = 30
+
+_OPT = highspy.HighsModelStatus.kOptimal
+_INFEASIBLE = highspy.HighsModelStatus.kInfeasible
+
+
+def best_first(root, expand, is_leaf, threshold, settled, stop: bool, deadline: float,
+               node_limit: int | None, stats: dict) -> tuple[str, float]:
+    """The search both splits share: nodes ``(bound, payload)`` in a heap, the lowest
+    bound expanded first (``expand(bound, payload)`` yields the children) until every open
+    node's bound reaches ``threshold()`` or ``settled()`` (a witness decided a sign-only
+    search). A leaf (``is_leaf(payload)``: its bound is final) below the threshold ends a
+    sign-only search unresolved and is set aside in a full one. Returns the outcome
+    (``proved``, ``exact``, ``witness``, ``unresolved``, ``limit``) and the smallest bound
+    over the leaves set aside and the nodes left open: the sound result."""
+    heap, count, done = [(root[0], 0, root[1])], 0, math.inf
+    t0_nodes = stats["nodes"]
+    outcome = "witness" if settled() else None
+    while heap and outcome is None:
+        lb, _, node = heap[0]
+        if lb >= threshold():  # every open node is past the threshold
+            break
+        if is_leaf(node):
+            heapq.heappop(heap)
+            done = min(done, lb)
+            if stop:  # the sign cannot be proven in this region
+                outcome = "unresolved"
+            continue
+        if time.perf_counter() > deadline or (
+                node_limit is not None and stats["nodes"] - t0_nodes >= node_limit):
+            outcome = "limit"
+            break
+        heapq.heappop(heap)
+        for child in expand(lb, node):
+            count += 1
+            heapq.heappush(heap, (child[0], count, child[1]))
+        if settled():
+            outcome = "witness"
+    if outcome is None:  # past the threshold, or everything set aside
+        outcome = "proved" if stop else "exact"
+    return outcome, min([done] + [n[0] for n in heap])
+
+
+class PhaseSearch:
+    """The big-M relaxation of the layers before the current target layer in one HiGHS
+    instance (one per worker thread), and the branch-and-bound for one side of a target."""
+
+    def __init__(self, net, lo, hi, store, rule: str = RULE):
+        if rule not in RULES:
+            raise ValueError(f"unknown branching rule {rule!r}: expected one of {RULES}")
+        self.net, self.store, self.rule = net, store, rule
+        self.lo, self.hi = lo, hi
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # presolve would discard the warm-start basis
+        h.setOptionValue("primal_feasibility_tolerance", LP_TOL)
+        h.setOptionValue("dual_feasibility_tolerance", LP_TOL)
+        n = len(lo)
+        h.addCols(n, np.zeros(n), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+        self.h = h
+        # the relaxation's own column bounds and those HiGHS holds now
+        self.base_lo, self.base_hi = np.array(lo, float), np.array(hi, float)
+        self.cur_lo, self.cur_hi = self.base_lo.copy(), self.base_hi.copy()
+        # per unstable unit of the layers added: columns a (output), z (pre-activation),
+        # d (phase), the row a <= z - l (1 - d), and the unit's bounds l < 0 < u
+        self.ua = self.uz = self.ud = self.ur = np.zeros(0, dtype=np.int64)
+        self.ul = self.uu = np.zeros(0)
+        self.cost_idx = _EMPTY_I
+        self.k = 0
+
+    # --- the relaxation -------------------------------------------------------------
+    def add_block(self, blk: dict) -> None:
+        r0 = self.h.getNumRow()
+        add_block(self.h, blk, integral=False)
+        self.base_lo = np.concatenate([self.base_lo, blk["col_lower"]])
+        self.base_hi = np.concatenate([self.base_hi, blk["col_upper"]])
+        self.cur_lo = np.concatenate([self.cur_lo, blk["col_lower"]])
+        self.cur_hi = np.concatenate([self.cur_hi, blk["col_upper"]])
+        d = np.asarray(blk["binary"], dtype=np.int64)
+        if not d.size:
+            return
+        # LpRelaxation's column order per unstable unit is a, z, d; its rows containing d
+        # are a <= z - l (1 - d) (coefficient -l > 0) and a <= u d (coefficient -u < 0)
+        starts, idx, val = blk["starts"], blk["indices"], blk["values"]
+        row_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        sel = np.isin(idx, d) & (val > 0)
+        order = np.argsort(idx[sel])
+        rows = row_of[sel][order] + r0
+        if not np.array_equal(np.sort(idx[sel]), np.sort(d)):
+            raise BoundError("unexpected big-M row layout from LpRelaxation")
+        z = np.sort(d) - 1
+        self.ua = np.concatenate([self.ua, z - 1])
+        self.uz = np.concatenate([self.uz, z])
+        self.ud = np.concatenate([self.ud, np.sort(d)])
+        self.ur = np.concatenate([self.ur, rows])
+        self.ul = np.concatenate([self.ul, self.base_lo[z]])
+        self.uu = np.concatenate([self.uu, self.base_hi[z]])
+
+    def set_targets(self, k: int, aff: dict, slack: np.ndarray) -> None:
+        """Layer k's pre-activations z = A v[ref] + c (|error| <= err) are the next targets;
+        ``slack`` per neuron is the rounding of a float64 forward pass (see
+        bounds.forward_rounding), which the LP's exact rows do not see."""
+        if len(self.cost_idx):
+            self.h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))
+        self.k = k
+        self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
+        self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
+        self.slack = slack
+
+    # --- one node -------------------------------------------------------------------
+    def _column_bounds(self, fix: tuple) -> tuple[np.ndarray, np.ndarray]:
+        nl, nh = self.base_lo.copy(), self.base_hi.copy()
+        for j, active in fix:
+            a, z, d = self.ua[j], self.uz[j], self.ud[j]
+            if active:
+                nl[d] = 1.0
+                nl[z] = 0.0
+            else:
+                nh[d] = 0.0
+                nh[z] = 0.0
+                nh[a] = 0.0
+        return nl, nh
+
+    def _evaluate(self, fix: tuple, parent_lb: float, c: np.ndarray, stats: dict):
+        """Solve the node LP with the phases `fix`; returns (rigorous lower bound of
+        min c.v, column values or None, row duals or None); the bound is +inf when the
+        node is certified infeasible, else never below `parent_lb`."""
+        h = self.h
+        nl, nh = self._column_bounds(fix)
+        ch = np.flatnonzero((nl != self.cur_lo) | (nh != self.cur_hi)).astype(np.int32)
+        if ch.size:
+            h.changeColsBounds(ch.size, ch, nl[ch], nh[ch])
+            self.cur_lo[ch], self.cur_hi[ch] = nl[ch], nh[ch]
+        stats["nodes"] += 1
+        status = None
+        for attempt in range(2):
+            h.run()
+            status = h.getModelStatus()
+            if status in (_OPT, _INFEASIBLE):
+                break
+            stats["lp_failures"] += 1
+            h.clearSolver()  # a warm start can come back Unknown: solve from scratch
+        lb = parent_lb
+        sol = h.getSolution()
+        if status == _INFEASIBLE:
+            has_ray, ray = False, None
+            try:
+                _, has_ray, ray = h.getDualRay()
+            except Exception:  # noqa: BLE001 - no ray: the node stays open, at its parent's bound
+                has_ray = False
+            if has_ray and self.store.safe_bound(_EMPTY_I, _EMPTY_F, np.asarray(ray, float), nl, nh) > 0:
+                return math.inf, None, None  # Farkas: 0 >= (bound > 0) has no solution
+            stats["uncertified_infeasible"] += 1
+            h.clearSolver()
+            return lb, None, None
+        y = None
+        if sol.dual_valid:
+            y = np.asarray(sol.row_dual, dtype=np.float64)
+            lb = max(lb, self.store.safe_bound(self.cost_idx, c, y, nl, nh))
+        x = np.asarray(sol.col_value, dtype=np.float64) if sol.value_valid else None
+        return lb, x, y
+
+    def _branch_unit(self, x, y, fixed: set):
+        """The unit to split at a node with LP optimum x (duals y), or None when every
+        unfixed unit's ReLU holds there (the node is a leaf: its bound is final)."""
+        if x is None or not self.ud.size:
+            return None
+        a, z = x[self.ua], x[self.uz]
+        viol = a - np.maximum(z, 0.0)
+        free = viol > VIOL_TOL * (self.uu - self.ul)
+        if fixed:
+            free[list(fixed)] = False
+        if not free.any():
+            return None
+        if self.rule == "babsr" and y is not None:
+            score = np.abs(y[self.ur]) * (-self.ul) + viol * 1e-12  # ties: the larger gap
+        else:
+            score = viol
+        score = np.where(free, score, -np.inf)
+        return int(np.argmax(score))
+
+    # --- one side of one target -----------------------------------------------------
+    def side(self, i: int, side: str, start: float, stop: bool, witness, deadline: float,
+             node_limit: int | None, stats: dict) -> float:
+        """A rigorous lower (``side="min"``) or upper (``"max"``) bound of pre-activation i
+        of the target layer, never looser than ``start``. ``witness(x)`` returns the
+        target's float64 value at the inputs x (and records x as a witness for others).
+        With ``stop`` the search ends as soon as the sign of that side is proven or a
+        witness of the other sign is found; else it runs until the best witness is within
+        GAP_TOL of the bound. ``deadline`` (perf_counter) and ``node_limit`` cut it short
+        with a sound, looser value. ``stats`` (nodes, witnessed, proved, unresolved, ...)
+        is updated in place."""
+        w = self.A[i]
+        c0, e, fs = float(self.c[i]), float(self.err[i]), float(self.slack[i])
+        if not np.any(w):  # no live input: the constant c (+- e)
+            v = _down(_down(c0 - e) - fs) if side == "min" else _up(_up(c0 + e) + fs)
+            return max(start, v) if side == "min" else min(start, v)
+        sgn = 1.0 if side == "min" else -1.0
+        # min g = c.v with c = sgn w / scale (a power of two: exact); z = sgn scale g + c0
+        scale = 2.0 ** math.frexp(float(np.abs(w).max()))[1]
+        cvec = sgn * w / scale
+        self.h.changeColsCost(len(self.cost_idx), self.cost_idx, cvec)
+
+        def z_of(g: float) -> float:  # the rigorous side bound from a rigorous g
+            if side == "min":
+                return _down(_down(_down(g * scale + c0) - e) - fs)
+            return _up(_up(_up(-g * scale + c0) + e) + fs)
+
+        def g_of(zv: float) -> float:  # a witness' value in g (a heuristic: no rounding care)
+            return sgn * (zv - c0) / scale
+
+        # the sign to prove: z >= 0 (min) or z <= 0 (max), i.e. g >= need
+        margin = 1e-12 * (1.0 + abs(c0) + e + fs)
+        need = (((-c0 if side == "min" else c0) + e + fs + margin) / scale) if stop else math.inf
+        best = math.inf  # smallest g among witnesses
+
+        def see(x) -> bool:
+            """Record the witness at LP point x; True when it settles a sign-only search."""
+            nonlocal best
+            if x is None:
+                return False
+            zv = witness(np.clip(x[: len(self.lo)], self.lo, self.hi))
+            best = min(best, g_of(zv))
+            return stop and ((zv < 0.0) if side == "min" else (zv > 0.0))
+
+        best = min(best, g_of(witness(None)))  # the witnesses known so far for this side
+        shown = [False]
+        lb, x, y = self._evaluate((), -math.inf, cvec, stats)
+        if lb == math.inf:
+            raise BoundError(f"layer {self.k}, neuron {i}: the bound problem is certified "
+                             "infeasible; the bounds of earlier layers exclude every point")
+        shown[0] = see(x)
+
+        def expand(lb, node):
+            fix, unit, basis = node
+            fixed = {j for j, _ in fix} | {unit}
+            for phase in (True, False):
+                child = fix + ((unit, phase),)
+                self.h.setBasis(basis)
+                clb, cx, cy = self._evaluate(child, lb, cvec, stats)
+                shown[0] |= see(cx)
+                if clb < math.inf:  # else certified infeasible: no point of the net is there
+                    yield clb, (child, self._branch_unit(cx, cy, fixed), self.h.getBasis())
+
+        outcome, g = best_first(
+            (lb, ((), self._branch_unit(x, y, set()), self.h.getBasis())), expand,
+            lambda node: node[1] is None,
+            lambda: need if stop else best - GAP_TOL * max(1.0, abs(best * scale)) / scale,
+            lambda: shown[0], stop, deadline, node_limit, stats)
+        if g == math.inf:
+            raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
+                             "infeasible; the bounds of earlier layers exclude every point")
+        stats[outcome] += 1
+        v = z_of(g)
+        return max(start, v) if side == "min" else min(start, v)
+
+
+class InputSearch:
+    """Branch-and-bound over the input box for one side of a target: each node is a
+    sub-box, its value the target's CROWN bound there (``_core.crown``, rigorous with its
+    rounding slack), split in two along the dimension of largest width times the
+    target's slope, until at most PHASE_UNITS earlier units are unstable on a box, which
+    then goes to PhaseSearch (LPs on that box, exact there). CROWN's relaxation of an
+    unstable unit shrinks with the box, so few boxes reach the LPs; the search suits
+    low-dimensional inputs."""
+
+    def __init__(self, net, lo, hi, lower, upper):
+        from emlpress import _core
+
+        self.net, self.lo, self.hi, self._core = net, lo, hi, _core
+        self.lower, self.upper = lower, upper  # the bounds so far (sound on every sub-box)
+        self.k = 0
+
+    def set_targets(self, k: int, slack: np.ndarray) -> None:
+        self.k, self.slack = k, slack
+
+    def _phases(self, blo, bhi, L, U, i, side, start, stop, witness, deadline, node_limit,
+                stats) -> tuple[float, bool]:
+        """The sub-box's bound by PhaseSearch over its few unstable units: the big-M
+        relaxation on the sub-box with its CROWN bounds (intersected with the bounds so
+        far), where splitting the box further would only approach a kink."""
+        store = self._core.LpRelaxation(blo, bhi, True)
+        ps = PhaseSearch(self.net, blo, bhi, store)
+        for j in range(self.k):
+            blk = store.add_layer(self.net._core, j, np.maximum(L[j], self.lower[j]),
+                                  np.minimum(U[j], self.upper[j]))
+            ps.add_block(blk)
+        ps.set_targets(self.k, store.pre_activation(self.net._core, self.k), self.slack)
+        sub = dict.fromkeys(("nodes", "lp_failures", "uncertified_infeasible", "witness",
+                             "proved", "exact", "unresolved", "limit"), 0)
+        v = ps.side(i, side, start, stop, witness, deadline, node_limit, sub)
+        for key in ("nodes", "lp_failures", "uncertified_infeasible"):
+            stats[key] += sub[key]
+        stats["lp_boxes"] += 1
+        return v, sub["witness"] > 0
+
+    def _probe(self, blo, bhi, i, sgn):
+        """Witness inputs of a box for min sgn z_k[i]: its centre, and the corner the
+        slope at the centre points to (the minimiser where the box is one linear piece)."""
+        c = (blo + bhi) / 2
+        _, g = value_and_gradient(self.net, c[None], self.k, i)
+        corner = np.where(sgn * g[0] > 0, blo, bhi)
+        return np.vstack([c, corner]), np.abs(g[0])
+
+    def side(self, i: int, side: str, start: float, stop: bool, witness, deadline: float,
+             node_limit: int | None, stats: dict) -> float:
+        """As :meth:`PhaseSearch.side`, by splitting the input box."""
+        k, sgn = self.k, (1.0 if side == "min" else -1.0)
+        width0 = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+
+        def bound(blo, bhi):
+            """A rigorous lower bound of sgn z over the box, and the box's unstable units
+            before layer k with its CROWN bounds."""
+            L, U = self._core.crown(self.net._core, blo, bhi)
+            n_unstable = sum(int(np.sum((np.maximum(L[j], self.lower[j]) < 0) &
+                                        (np.minimum(U[j], self.upper[j]) > 0))) for j in range(k))
+            return (L[k][i] if side == "min" else -U[k][i]), (n_unstable, L, U)
+
+        best = sgn * witness(None)
+        settled = False
+
+        def see(X):
+            nonlocal best, settled
+            for x in X:
+                zv = witness(x)
+                best = min(best, sgn * zv)
+                if stop and ((zv < 0.0) if side == "min" else (zv > 0.0)):
+                    settled = True
+
+        need = 0.0 if stop else math.inf  # sgn z >= 0 proves the sign
+        lb, info = bound(self.lo, self.hi)
+        stats["nodes"] += 1
+        P, slope = self._probe(self.lo, self.hi, i, sgn)
+        see(P)
+
+        def is_leaf(node):  # a box settled by LPs, or a point
+            blo, bhi, info, _ = node
+            return info is None or not np.any(bhi - blo > 1e-12 * width0)
+
+        def expand(lb, node):
+            nonlocal settled
+            blo, bhi, (n_unstable, L, U), slope = node
+            # few kinks left: split their phases on LPs (also with none: CROWN keeps the
+            # interval bounds of units that interval arithmetic proves stable, so it is not
+            # exact on a box that is one linear piece, where the LP is)
+            if n_unstable <= PHASE_UNITS:
+                v, shown = self._phases(blo, bhi, L, U, i, side, lb if side == "min" else -lb,
+                                        stop, witness, deadline, node_limit, stats)
+                settled |= shown
+                yield (v if side == "min" else -v), (blo, bhi, None, slope)
+                return
+            w = bhi - blo
+            score = w * (slope + 1e-3 * (slope.max() + 1.0)) / width0
+            d = int(np.argmax(np.where(w > 0, score, -np.inf)))
+            mid = blo[d] + w[d] / 2
+            at_d = np.arange(len(w)) == d
+            for clo, chi in ((blo, np.where(at_d, mid, bhi)), (np.where(at_d, mid, blo), bhi)):
+                clb, cinfo = bound(clo, chi)
+                stats["nodes"] += 1
+                P, cslope = self._probe(clo, chi, i, sgn)
+                see(P)
+                # a sub-box's minimum is at least its parent's bound
+                yield max(clb, lb), (clo, chi, cinfo, cslope)
+
+        outcome, g = best_first(
+            (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
+            lambda: need if stop else best - GAP_TOL * max(1.0, abs(best)),
+            lambda: settled, stop, deadline, node_limit, stats)
+        stats[outcome] += 1
+        v = g if side == "min" else -g
+        return max(start, v) if side == "min" else min(start, v)
+
+
+def value_and_gradient(net, X: np.ndarray, k: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activation i of layer k at the inputs X (n, n_in) and its gradient there."""
+    Ws, bs = net.weights, net.biases
+    masks, a = [], X
+    for j in range(k):
+        zj = a @ Ws[j].T + bs[j]
+        masks.append(zj > 0.0)
+        a = np.where(masks[-1], zj, 0.0)
+    v = a @ Ws[k][i] + bs[k][i]
+    g = np.broadcast_to(Ws[k][i], (len(X), Ws[k].shape[1]))
+    for j in reversed(range(k)):
+        g = (g * masks[j]) @ Ws[j]
+    return v, g
+
+
+def attack(net, lo, hi, k: int, units: np.ndarray, signs: np.ndarray, X0: np.ndarray,
+           steps: int = PGD_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """Projected signed-gradient ascent of ``signs * z_k[units]`` over the box, one start
+    per target (rows of X0, shape (T, n_in)); returns the best value of each target's
+    ``z`` found (as computed by a float64 forward pass) and the inputs reaching it."""
+    Ws, bs = net.weights, net.biases
+    X = np.array(X0, dtype=np.float64)
+    step = 0.25 * (hi - lo)
+    best_v = np.full(len(units), -np.inf)  # in signs * z
+    best_x = X.copy()
+    for t in range(steps + 1):
+        masks, a = [], X
+        for j in range(k):
+            zj = a @ Ws[j].T + bs[j]
+            m = zj > 0.0
+            masks.append(m)
+            a = np.where(m, zj, 0.0)
+        v = signs * (np.einsum("ti,ti->t", a, Ws[k][units]) + bs[k][units])
+        better = v > best_v
+        best_v[better], best_x[better] = v[better], X[better]
+        if t == steps:
+            break
+        g = signs[:, None] * Ws[k][units]
+        for j in reversed(range(k)):
+            g = (g * masks[j]) @ Ws[j]
+        X = np.clip(X + step * np.sign(g), lo, hi)
+        step = step * 0.8
+    return signs * best_v, best_x
+
+
+class _Witnesses:
+    """The extreme values a float64 forward pass reaches per neuron and the inputs reaching
+    them, over every witness seen (samples, attacks, node LP optima); thread-safe."""
+
+    def __init__(self, net, X: np.ndarray):
+        import threading
+
+        self.net, self.lock = net, threading.Lock()
+        Z = net.preactivations(X)
+        self.zmin = [z.min(0) for z in Z]
+        self.zmax = [z.max(0) for z in Z]
+        self.xmin = [X[z.argmin(0)] for z in Z]
+        self.xmax = [X[z.argmax(0)] for z in Z]
+        self.pending: list[np.ndarray] = []  # LP witnesses not yet folded into deeper layers
+
+    def add(self, X: np.ndarray, k0: int = 0) -> list[np.ndarray]:
+        """Fold the inputs X (n, n_in) into layers k0.. and return their pre-activations."""
+        Z = self.net.preactivations(X)
+        with self.lock:
+            for k in range(k0, len(Z)):
+                z = Z[k]
+                i, j = z.argmin(0), z.argmax(0)
+                lo_, hi_ = z[i, np.arange(z.shape[1])], z[j, np.arange(z.shape[1])]
+                m = lo_ < self.zmin[k]
+                self.zmin[k] = np.where(m, lo_, self.zmin[k])
+                self.xmin[k] = np.where(m[:, None], X[i], self.xmin[k])
+                m = hi_ > self.zmax[k]
+                self.zmax[k] = np.where(m, hi_, self.zmax[k])
+                self.xmax[k] = np.where(m[:, None], X[j], self.xmax[k])
+        return Z
+
+    def settles(self, k: int, i: int, side: str) -> bool:
+        """Whether a witness already shows that side of unit i cannot be proven stable."""
+        return bool(self.zmin[k][i] < 0.0) if side == "min" else bool(self.zmax[k][i] > 0.0)
+
+
+def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
+                 rule: str = RULE, split: str = "relu"):
+    """Layer by layer, the branch-and-bound of :class:`PhaseSearch` for every target side
+    (see :func:`emlpress.bounds.milp`); returns (lower, upper, settled, per-layer stats)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from emlpress import _core
+    from emlpress.bounds import forward_rounding
+    from emlpress.network import box_points
+
+    lower = [np.array(a, dtype=np.float64) for a in init.lower]
+    upper = [np.array(a, dtype=np.float64) for a in init.upper]
+    settled = [np.array(a, dtype=object) for a in init.settled_by]
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+    if split == "auto":
+        split = "input" if len(lo) <= INPUT_DIMS else "relu"
+    store = _core.LpRelaxation(lo, hi, True)
+    if split == "relu":
+        workers = [PhaseSearch(net, lo, hi, store, rule) for _ in range(threads)]
+    else:
+        workers = [InputSearch(net, lo, hi, lower, upper) for _ in range(threads)]
+    fwd = forward_rounding(net, lo, hi, upper)  # exact LP values are widened by it
+    seen = _Witnesses(net, box_points(lo, hi, N_SAMPLES, max_corner_dims=6))
+    rows, lock = [], threading.Lock()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=net.n_layers - 1, desc="exact bounds", unit="layer")
+    with ThreadPoolExecutor(threads) as pool:
+        for k in range(1, net.n_layers):
+            t0 = time.perf_counter()
+            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
+            aff = store.pre_activation(net._core, k)
+            for w in workers:
+                if split == "relu":
+                    w.add_block(blk)
+                    w.set_targets(k, aff, fwd[k])
+                else:
+                    w.set_targets(k, fwd[k])
+            if seen.pending:
+                with lock:
+                    P, seen.pending = np.vstack(seen.pending), []
+                seen.add(P, k)
+            stop = k < net.n_layers - 1 and not full
+            if stop:
+                units = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
+            else:
+                units = np.arange(lower[k].size)
+            stats = dict(layer=k, units=int(lower[k].size), targets=int(units.size), sides=0,
+                         witnessed=0, proved=0, exact=0, witness=0, unresolved=0, limit=0,
+                         nodes=0, lp_boxes=0, lp_failures=0, uncertified_infeasible=0)
+            # attacks on every side a sample has not settled (all sides in full mode)
+            sides = [(int(i), s) for i in units for s in ("min", "max")
+                     if not (stop and seen.settles(k, int(i), s))]
+            if sides:
+                u = np.array([i for i, _ in sides])
+                sg = np.array([-1.0 if s == "min" else 1.0 for _, s in sides])
+                X0 = np.array([seen.xmin[k][i] if s == "min" else seen.xmax[k][i] for i, s in sides])
+                _, Xa = attack(net, lo, hi, k, u, sg, X0)
+                seen.add(Xa, k)
+            if stop:
+                # one side per unit: the one no witness settles, else (a unit no witness
+                # has shown either way) the side more likely to prove it stable first
+                first, second = [], []
+                for i in units:
+                    i = int(i)
+                    open_ = [s for s in ("min", "max") if not seen.settles(k, i, s)]
+                    if len(open_) == 1:
+                        first.append((i, open_[0]))
+                    elif len(open_) == 2:
+                        likely = "max" if upper[k][i] < -lower[k][i] else "min"
+                        first.append((i, likely))
+                        second.append((i, "min" if likely == "max" else "max"))
+                stats["witnessed"] = int(2 * units.size - len(first) - len(second))
+                phases = [first, second]
+            else:
+                phases = [[(int(i), s) for i in units for s in ("min", "max")]]
+
+            def run_tasks(tasks, k=k, stop=stop, stats=stats):
+                queue = iter(tasks)
+
+                def work(t):
+                    w, out = workers[t], []
+                    mine = {key: 0 for key in stats if key not in ("layer", "units", "targets")}
+                    while True:
+                        with lock:
+                            task = next(queue, None)
+                        if task is None:
+                            return out, mine
+                        i, side = task
+                        if stop and (seen.settles(k, i, side) or
+                                     lower[k][i] >= 0 or upper[k][i] <= 0):
+                            mine["witnessed"] += not (lower[k][i] >= 0 or upper[k][i] <= 0)
+                            continue
+
+                        def witness(x, i=i, side=side):
+                            if x is None:
+                                return float(seen.zmin[k][i] if side == "min" else seen.zmax[k][i])
+                            z = seen.add(x[None, :], k)
+                            with lock:
+                                seen.pending.append(x[None, :])
+                            return float(z[k][0, i])
+
+                        start = lower[k][i] if side == "min" else upper[k][i]
+                        mine["sides"] += 1
+                        v = w.side(i, side, float(start), stop, witness,
+                                   time.perf_counter() + time_limit if time_limit else math.inf,
+                                   node_limit, mine)
+                        out.append((i, side, v))
+                        with lock:  # later tasks of the layer see the proof at once
+                            bound = lower[k] if side == "min" else upper[k]
+                            if v != bound[i]:
+                                settled[k][i] = "milp"
+                            bound[i] = v
+
+                for out, mine in pool.map(work, range(threads)):
+                    for key, val in mine.items():
+                        stats[key] += val
+
+            for tasks in phases:
+                run_tasks(tasks)
+            stats["witnessed"] += stats.pop("witness")
+            stats["unresolved"] += stats.pop("limit")
+            stats["seconds"] = time.perf_counter() - t0
+            rows.append(stats)
+            if bar is not None:
+                bar.set_postfix(layer=k, nodes=stats["nodes"], unresolved=stats["unresolved"])
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    for k in range(net.n_layers):  # a witness outside a bound is a bug of this module
+        out = np.flatnonzero((seen.zmin[k] < lower[k]) | (seen.zmax[k] > upper[k]))
+        if out.size:
+            i = int(out[0])
+            raise BoundError(f"layer {k}, neuron {i}: the exact bounds [{lower[k][i]!r}, "
+                             f"{upper[k][i]!r}] exclude a value the network takes "
+                             f"([{seen.zmin[k][i]!r}, {seen.zmax[k][i]!r}] seen): please report")
+    columns = ["layer", "units", "targets", "sides", "witnessed", "proved", "exact",
+               "unresolved", "nodes", "lp_boxes", "lp_failures", "uncertified_infeasible", "seconds"]
+    return lower, upper, settled, pd.DataFrame(rows, columns=columns).set_index("layer")

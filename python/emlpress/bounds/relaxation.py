@@ -1,0 +1,344 @@
+"""Per-neuron LP bound problems on HiGHS, built layer by layer from C++ rows (exact bounds:
+bab.py).
+
+One `Highs` instance per worker thread; the rows come from a shared C++ store
+(`_core.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
+the instance with a changed objective; an LP starts from a dual feasible basis built from
+CROWN's backward pass with the sides of alpha-CROWN (optimised for all of a layer's LPs at
+once) or of the instance's last solutions (presolve off); when that basis is already
+optimal (its primal point inside every bound), or its duals already prove the sign asked
+for, HiGHS is not run at all; when the optimum of the instance's previous LP (a vertex of
+the same polytope) is near, the LP goes on from it with the primal simplex instead
+(`_primal_start`). LP values are made rigorous from the row duals (`safe_bound`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import highspy
+import numpy as np
+
+
+_EMPTY_I = np.array([], dtype=np.int32)
+_EMPTY_F = np.array([], dtype=np.float64)
+
+
+def add_block(h: highspy.Highs, blk: dict, integral: bool = True) -> None:
+    """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the dict of
+    ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows.
+    ``integral=False`` leaves the binary columns continuous in [0, 1] (the LP relaxation
+    that branch-and-bound fixes column by column)."""
+    n = len(blk["col_lower"])
+    _checked(h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I,
+                       _EMPTY_I, _EMPTY_F), "columns", blk["col_lower"], blk["col_upper"])
+    nb = len(blk["binary"])
+    if nb and integral:
+        h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
+    _checked(h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"],
+                       len(blk["values"]), blk["starts"][:-1], blk["indices"], blk["values"]),
+             "rows", blk["values"], blk["row_lower"], blk["row_upper"])
+
+
+def _checked(status, what: str, *arrays) -> None:
+    """Raise when HiGHS refused an addCols/addRows (it then adds nothing, and every later
+    index and dual would be off), naming the largest finite magnitude it was given."""
+    if status == highspy.HighsStatus.kError:
+        big = max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays), default=0.0)
+        raise RuntimeError(f"HiGHS refused the {what} (largest finite |value| {big:.3g}; HiGHS "
+                           "rejects coefficients of 1e15 and above)")
+
+
+#: earlier solutions of the instance tried as hints for each LP's starting basis, beside
+#: alpha-CROWN's sides (each try is one backward pass over the rows, ~0.5 ms on seed_gp's
+#: layer 4). With the alpha-CROWN hint, 4 took seed_gp 9.8 s (0: 10.0 s, 16: 10.6 s) and
+#: the trained 1024-wide network 36.8 s (0: 38.7 s).
+N_HINTS = 4
+#: alpha-CROWN (LpRelaxation.alpha_hints) for each target layer's LPs: Adam steps and
+#: step size. On 60 layer-4 LPs of seed_gp: 100 steps 3,589 simplex iterations in all
+#: (best of the last 16 solutions alone: ~6,400; 300 steps: ~3,300).
+ALPHA_ITERATIONS = 100
+ALPHA_STEP = 1.0
+#: a starting basis whose primal point is inside every bound by this much is optimal and
+#: no simplex runs (HiGHS' default primal feasibility tolerance; scaling is off)
+PRIMAL_TOL = 1e-7
+#: an LP goes on with the primal simplex from HiGHS' current basis (the optimum of the
+#: instance's previous LP: a vertex of the same polytope) instead of the dual simplex from
+#: its own starting basis when that optimum's objective is within PRIMAL_REACH times the
+#: expected distance of the starting basis' dual objective from the optimum (the
+#: instance's recent LPs' distance, relative, averaged with weight GAP_WEIGHT on the last).
+#: Trained 1024-wide network: 3 -> 27.3 s (1.5: 28.0 s, 6: 27.6 s, never: 32.6 s); seed_gp
+#: 9.3 s (1.5: 9.3 s, 6: 10.0 s).
+PRIMAL_REACH = 3.0
+GAP_WEIGHT = 0.3
+#: HiGHS' simplex_strategy values
+SIMPLEX_DUAL, SIMPLEX_PRIMAL = 1, 4
+#: HiGHS basis status by code (LpRelaxation.dual_feasible_basis)
+_STATUS = (highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic,
+           highspy.HighsBasisStatus.kUpper)
+
+_OK_LP = {"Optimal", "Bound on objective reached"}
+
+
+class BoundError(RuntimeError):
+    """A per-neuron bound problem failed (solver status named in the message)."""
+
+
+class NeuronProblems:
+    """The relaxation of the layers before the current one, in one HiGHS instance."""
+
+    def __init__(self, net, lo, hi, store):
+        self.net, self.store = net, store
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # presolve would discard the starting basis
+        # Each LP starts from a new basis (_start_basis); HiGHS would compute exact
+        # steepest-edge weights for it (one BTRAN per row) and scale the LP anew. Devex
+        # weights and no scaling: ~2.3x faster per LP on seed_gp's layer 4 (the iterations
+        # rise by 6%, each costs 30% less, the ~45 ms set-up per LP drops to ~8 ms).
+        h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
+        h.setOptionValue("simplex_scale_strategy", 0)
+        h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+        self.h = h
+        self.cost_idx = _EMPTY_I
+        # column values of the last LP solutions (see _start_basis): a ring of N_HINTS rows
+        self._hints = np.empty((N_HINTS, 0))
+        self._n_hints = 0  # rows filled
+        self._next_hint = 0  # row to overwrite next
+        #: column values of the optimum that HiGHS' current basis holds (None when that
+        #: basis is not an optimum of the present rows): the primal simplex's start
+        self._basis_x = None
+        #: the relative distance of the recent LPs' starting dual objectives from their
+        #: optima (None before the first LP of the layer)
+        self._gap = None
+        self.k = 0
+        #: True when a forward pass of the network satisfies every bound in the problem
+        self.witness = False
+
+    def add_block(self, blk: dict) -> None:
+        add_block(self.h, blk)
+        self._basis_x = None  # new rows: the old optimum is not a basis of them
+
+    def set_targets(self, k: int, aff: dict, slack: np.ndarray) -> None:
+        """The next neurons to bound are layer k's: z = A v[ref] + c, |error| <= err
+        (``LpRelaxation.pre_activation``). ``slack`` per neuron widens every bound found
+        (the rounding a float64 forward pass makes, which the LP's exact rows do not see)."""
+        h = self.h
+        if len(self.cost_idx):
+            h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))
+        self.k = k
+        self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
+        self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
+        self.slack = slack
+        self.alpha, self._alpha_row = None, {}
+        self._hint = None
+        self._gap = None
+
+    def set_alpha(self, hints: np.ndarray, rows: dict) -> None:
+        """Hint rows from ``LpRelaxation.alpha_hints`` for this layer's LPs: ``rows`` maps
+        (neuron, "min" / "max") to its row of ``hints``."""
+        self.alpha, self._alpha_row = hints, rows
+
+    def _solve(self, cost: np.ndarray, need: float, where: str, fresh: bool = True) -> float:
+        """min cost.a over the relaxation; a rigorous lower bound of it, or -inf (with a
+        warning naming the neuron and HiGHS' status) when HiGHS cannot solve it. The dual
+        simplex may stop once its (dual feasible) objective passes `need` (with a margin):
+        the value returned is then >= `need` but not the optimum. `fresh`: start the LP
+        from its own basis (_start_basis), else go on from HiGHS' current one."""
+        h = self.h
+        # scale the objective by a power of two (exact) so that max |cost| is about 1:
+        # HiGHS' dual simplex fails on large costs times large bounds
+        scale = 2.0 ** math.frexp(float(np.abs(cost).max()))[1]
+        c = cost / scale
+        h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
+        start, start_bound = None, None
+
+        def fallback() -> float:
+            """The starting basis' rigorous bound (its duals are CROWN's for the sides it
+            took; computed once), else -inf (the caller keeps its starting bound)."""
+            nonlocal start_bound
+            if start is None:
+                return -np.inf
+            if start_bound is None:
+                start_bound = self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+            return start_bound
+
+        stop_at = need + 1e-9 * (1.0 + abs(need))
+        h.setOptionValue("objective_bound", float(stop_at) / scale)
+        if fresh:
+            start = self._start_basis(c)
+            optimal = start["violation"] <= PRIMAL_TOL
+            if optimal or start["objective"] * scale >= stop_at:
+                # the starting basis is optimal, or its duals already prove the sign:
+                # no simplex run (HiGHS' set-up from a new basis alone costs ~10 ms)
+                v = fallback()
+                if optimal or v >= need:
+                    if optimal:
+                        self._remember(start["col_value"])
+                        self._learn_gap(0.0)
+                    return v
+            if self._primal_start(c, start["objective"]):
+                h.setOptionValue("objective_bound", math.inf)
+                h.setOptionValue("simplex_strategy", SIMPLEX_PRIMAL)
+            else:
+                self._set_basis(start)
+                h.setOptionValue("simplex_strategy", SIMPLEX_DUAL)
+        else:  # go on from where the dual simplex stopped
+            h.setOptionValue("simplex_strategy", SIMPLEX_DUAL)
+        self._basis_x = None
+        for attempt in range(2):
+            run_status = h.run()
+            status = h.modelStatusToString(h.getModelStatus())
+            if status in _OK_LP:
+                break
+            if status == "Infeasible" and self.witness:
+                # a network point satisfies every earlier bound, so the problem is
+                # feasible and HiGHS' verdict is numerical (seen near 1e12)
+                warnings.warn(f"{where}: HiGHS declared the bound problem infeasible "
+                              "although a forward pass satisfies it; keeping the starting "
+                              "bound (LP: its starting basis')", RuntimeWarning, stacklevel=4)
+                h.clearSolver()
+                return fallback()
+            if status == "Infeasible":
+                raise BoundError(f"{where}: the bound problem is infeasible; this cannot "
+                                 "happen for a valid box and sound bounds of earlier layers")
+            # every column is bounded, so 'Unbounded' is a numerical failure like 'Unknown'
+            h.clearSolver()  # an LP can come back Unknown from its start: solve from scratch
+        else:
+            # Any row multipliers give a rigorous LP bound (safe_bound), so an LP whose
+            # optimality HiGHS could not confirm ('Unknown', badly scaled) still yields a
+            # sound, if looser, value. Without valid duals, keep the starting bound.
+            if not h.getSolution().dual_valid:
+                warnings.warn(f"{where}: HiGHS returned status '{status}' ({run_status}); "
+                              "keeping the starting bound (LP: its starting basis')",
+                              RuntimeWarning, stacklevel=4)
+                h.clearSolver()
+                return fallback()
+        # rigorous from the duals
+        sol = h.getSolution()
+        y = np.asarray(sol.row_dual, dtype=np.float64)
+        x = np.asarray(sol.col_value, dtype=np.float64)
+        self._remember(x)
+        if status == "Optimal":
+            self._basis_x = x
+            if start is not None:
+                opt = h.getInfo().objective_function_value
+                self._learn_gap((opt - start["objective"]) /
+                                max(abs(opt), abs(start["objective"]), 1e-300))
+        v = self.store.safe_bound(self.cost_idx, c, y) * scale
+        if status not in _OK_LP:  # duals of an unconfirmed solve: the start's may be better
+            v = max(v, fallback())
+        if status == "Bound on objective reached" and v < need:
+            # HiGHS stopped on its (perturbed) dual objective, but the rigorous value of
+            # those duals does not prove the sign: finish the solve from where it stopped
+            return self._solve(cost, np.inf, where, fresh=False)
+        return v
+
+    def _primal_start(self, c: np.ndarray, lower: float) -> bool:
+        """Whether min c.x should go on with the primal simplex from HiGHS' current basis,
+        the optimum of the instance's previous LP (a vertex of the same polytope), rather
+        than run the dual simplex from its starting basis of dual objective `lower`: when
+        that optimum's objective is within PRIMAL_REACH times the expected distance of
+        `lower` from the optimum. On the trained 1024-wide network's last hidden layer the
+        primal simplex then took ~55 ms where the dual took ~150 ms; on seed_gp's, where
+        the starting bases are closer and neighbouring optima farther, the dual simplex was
+        faster almost always (and this rule picks it)."""
+        if self._basis_x is None or self._gap is None:
+            return False
+        upper = float(c @ self._basis_x[self.cost_idx])
+        return upper - lower <= PRIMAL_REACH * self._gap * max(abs(lower), abs(upper))
+
+    def _learn_gap(self, gap: float) -> None:
+        """Fold an LP's relative distance from its starting dual objective to its optimum
+        into the running estimate `_primal_start` uses."""
+        self._gap = gap if self._gap is None else (1 - GAP_WEIGHT) * self._gap + GAP_WEIGHT * gap
+
+    def _remember(self, x: np.ndarray) -> None:
+        """Keep the column values x of an LP solution as a hint for the next starting bases."""
+        if not N_HINTS:
+            return
+        if self._hints.shape != (N_HINTS, len(x)):  # first LP, or a layer was added
+            self._hints, self._n_hints, self._next_hint = np.empty((N_HINTS, len(x))), 0, 0
+        self._hints[self._next_hint] = x
+        self._next_hint = (self._next_hint + 1) % N_HINTS
+        self._n_hints = min(self._n_hints + 1, N_HINTS)
+
+    def _start_basis(self, c: np.ndarray) -> dict:
+        """The dual simplex's start for min c.x: CROWN's dual solution for this objective
+        (``LpRelaxation.dual_feasible_basis``), each unit's lower side taken from whichever
+        of alpha-CROWN's sides for this LP (``set_alpha``), the last ``N_HINTS`` solutions
+        of this instance or CROWN's own sides gives the best starting bound. Keeping the
+        previous optimal basis instead (a warm start for the previous objective) took 2-3x
+        more time on seed_gp and was no faster on the small benchmark networks."""
+        usable = self._n_hints and self._hints.shape[1] == self.h.getNumCol()
+        hints = self._hints[: self._n_hints] if usable else None
+        if self._hint is not None:
+            hints = self._hint[None] if hints is None else np.vstack([self._hint[None], hints])
+        return self.store.dual_feasible_basis(self.cost_idx, c, hints)
+
+    def _set_basis(self, start: dict) -> None:
+        """Hand a basis of ``_start_basis`` to HiGHS."""
+        b = highspy.HighsBasis()
+        b.col_status = [_STATUS[v] for v in start["col_status"].tolist()]
+        b.row_status = [_STATUS[v] for v in start["row_status"].tolist()]
+        b.valid = True
+        # not 'alien': HiGHS would factor it in setBasis to check it (~7 ms on seed_gp's
+        # layer 4); it is nonsingular by construction, and run() factors it anyway
+        b.alien = False
+        if self.h.setBasis(b) != highspy.HighsStatus.kOk:
+            self.h.clearSolver()
+
+    def side(self, i: int, side: str, bound: float, stop: bool) -> float:
+        """A rigorous lower (``side="min"``) or upper (``"max"``) bound of pre-activation i
+        of the target layer, never looser than ``bound``. With ``stop`` the solve may end
+        as soon as the sign of that side is proven (the value is then not the optimum)."""
+        w = self.A[i]
+        c, e = float(self.c[i]), float(self.err[i])
+        where = f"layer {self.k}, neuron {i}"
+        r = self._alpha_row.get((i, side))
+        self._hint = None if r is None else self.alpha[r]
+        if not np.any(w):  # no live input: the pre-activation is the constant c (+- e)
+            v = _down(c - e) if side == "min" else _up(c + e)
+        else:
+            # with `stop`, a value past `need` proves the sign (the margin covers the
+            # two roundings below)
+            slack = 1e-12 * (1.0 + abs(c) + e)
+            if side == "min":  # lower = min w.a + c - e >= 0 once min w.a >= -c + e
+                need = -c + e + slack if stop else np.inf
+                v = _down(_down(self._solve(w, need, where) + c) - e)
+            else:  # upper = -min(-w.a) + c + e <= 0 once min(-w.a) >= c + e
+                need = c + e + slack if stop else np.inf
+                v = _up(_up(-self._solve(-w, need, where) + c) + e)
+        v = _down(v - self.slack[i]) if side == "min" else _up(v + self.slack[i])
+        return max(bound, v) if side == "min" else min(bound, v)
+
+
+def _down(x: float) -> float:
+    return math.nextafter(x, -math.inf)
+
+
+def _up(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:
+    """An order of the rows of A in which each row is followed by the most similar
+    remaining one (cosine, greedy): consecutive LPs then have similar objectives, so the
+    solutions just before an LP are good hints for its starting basis."""
+    n = A.shape[0]
+    if n <= 2:
+        return np.arange(n)
+    norms = np.linalg.norm(A, axis=1)
+    V = A / np.where(norms > 0, norms, 1.0)[:, None]
+    S = V @ V.T
+    order = np.empty(n, dtype=np.int64)
+    free = np.ones(n, dtype=bool)
+    cur = 0
+    for t in range(n):
+        order[t] = cur
+        free[cur] = False
+        if t + 1 < n:
+            sims = np.where(free, S[cur], -np.inf)
+            cur = int(np.argmax(sims))
+    return order
