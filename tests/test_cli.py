@@ -11,7 +11,7 @@ from emlpress.cli import main
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.mark.parametrize("method", ["interval", "crown", "lp", "milp", "progressive"])
+@pytest.mark.parametrize("method", ["interval", "crown", "lp", "milp", "exact", "progressive"])
 def test_bounds_on_shipped_model(method, capsys):
     assert main(["bounds", str(DATA / "goldstein_32x32.npz"), "--method", method]) == 0
     out = capsys.readouterr().out
@@ -19,6 +19,7 @@ def test_bounds_on_shipped_model(method, capsys):
     for col in ("units", "stably_active", "stably_inactive", "unstable"):
         assert col in out
     assert "output" in out
+    assert ("branch-and-bound per layer" in out) == (method in ("milp", "exact"))
 
 
 def test_bounds_explicit_box_and_broadcast(tmp_path, capsys):

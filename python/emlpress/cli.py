@@ -47,6 +47,9 @@ def _cmd_bounds(args) -> int:
     stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
     print(f"method: {args.method} ({stages}), stable hidden units: {b.n_stable} of {net.n_neurons}")
     print(b.summary().to_string())
+    if b.search is not None:  # exact bounds: what the branch-and-bound did per layer
+        print("branch-and-bound per layer (unresolved: sides cut short by the limit, bounds sound):")
+        print(b.search.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
@@ -115,7 +118,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
     p.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
     p.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
-    p.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per MILP solve")
+    p.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per neuron and side of the exact (milp) bounds search; a limit gives sound, looser bounds")
 
 
 def build_parser() -> argparse.ArgumentParser:
