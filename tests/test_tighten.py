@@ -592,3 +592,50 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
     assert gap_alpha <= 0.5 * gap_crown, (gap_alpha, gap_crown)
     with pytest.raises(ValueError, match=r"costs must be a \(k, %d\) array" % len(idx)):
         store.alpha_hints(idx, costs[:, :-1])
+
+
+# Found by review of the branch-and-bound (session 11)
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_is_sound_at_subnormal_values(split):
+    """c x = 1.33e-321 is subnormal: each product rounds by up to half the subnormal
+    spacing, which a relative rounding slack (gamma times the magnitude) does not cover;
+    the bounds were ulps inside the forward pass (and the witness check raised)."""
+    n, c, x = 10, 1.5e-160, 8.909650000000002e-162
+    net = Network([np.full((n, 1), c), -np.ones((1, n)), np.ones((1, 1))],
+                  [np.zeros(n), np.zeros(1), np.zeros(1)])
+    lo = hi = np.array([x])
+    for full in (False, True):
+        b = bounds.milp(net, lo, hi, split=split, full=full)
+        assert_inside(b, net, lo[None, :])
+    assert_inside(bounds.lp(net, lo, hi, full=True), net, lo[None, :])
+
+
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_cut_short_is_not_reported_exact(split):
+    """A search stopped by its node limit (here, inside the LPs an input sub-box was handed
+    to) must report its sides unresolved, not exact, unless a witness meets its bound."""
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        net = Network([np.round(rng.normal(size=(3, 1)), 1), np.round(rng.normal(size=(1, 3)), 1)],
+                      [np.round(rng.normal(size=3) * 0.5, 1), np.round(rng.normal(size=1), 1)])
+        lo, hi = np.array([-1.0]), np.array([1.0])
+        b = bounds.milp(net, lo, hi, init=bounds.interval(net, lo, hi), split=split, full=True,
+                        node_limit=1)
+        tl, tu = true_extremes(net, lo, hi, 1)
+        tol = 1e-7 * scale_of(net, lo, hi)
+        n_exact = int(abs(b.lower[1][0] - tl[0]) <= tol) + int(abs(b.upper[1][0] - tu[0]) <= tol)
+        assert b.search.loc[1, "exact"] <= n_exact
+        assert b.search.loc[1, "exact"] + b.search.loc[1, "unresolved"] == 2
+
+
+def test_milp_input_split_ends_on_boxes_too_small_to_halve():
+    """Nine units with one kink inside a box 1e-6 wide at 1.0: boxes soon reach one ulp,
+    where the midpoint rounds to an end and halving gave the parent box back, until the
+    time limit. Such boxes go to the phase LPs instead; no limit is needed to end."""
+    c1, s = 1.0 + 0.3e-6, 1e9
+    net = Network([np.full((9, 1), s), np.array([[1.0, -1.0] * 4 + [1.0]])],
+                  [np.full(9, -s * c1), np.zeros(1)])
+    lo, hi = np.array([1.0]), np.array([1.0 + 1e-6])
+    b = bounds.milp(net, lo, hi, split="input", full=True, time_limit=None, node_limit=20_000)
+    assert b.search["nodes"].sum() < 20_000
+    assert_inside(b, net, sample_box(lo, hi, 20_000, 0))

@@ -216,16 +216,25 @@ def forward_rounding(net: Network, lo, hi, upper=None) -> list[np.ndarray]:
     pre-activation over the box [lo, hi]: gamma(n) (n the inputs summed up to that layer)
     times the composed magnitude |W_k| (... (|W_0| max(|lo|, |hi|) + |b_0|) ...) + |b_k|,
     over the units that `upper` (per layer, optional) does not prove inactive. The
-    one-layer magnitude |W_k| |a_{k-1}| is far smaller when a layer's outputs cancel."""
+    one-layer magnitude |W_k| |a_{k-1}| is far smaller when a layer's outputs cancel.
+    Plus the absolute error of subnormal results, which the relative gamma does not
+    cover: each product and sum may be off by half the subnormal spacing 2^-1074, so
+    (n + 1) 2^-1074 per unit of a layer with n inputs, carried on by |W| (a review found
+    bounds ulps inside a forward pass at values ~1e-320)."""
     cm = np.maximum(np.abs(lo), np.abs(hi))
+    tiny = np.zeros(len(cm))  # the subnormal error carried so far
     n_terms, out = 0, []
     for k, (W, b) in enumerate(zip(net.weights, net.biases)):
         if k and upper is not None:
             cm = np.where(upper[k - 1] > 0, cm, 0.0)
         cm = np.abs(W) @ cm + np.abs(b)
+        tiny = 2.0 * (np.abs(W) @ tiny) + (W.shape[1] + 1) * _SUBNORMAL
         n_terms += W.shape[1]
-        out.append(round_up(gamma_slack(n_terms) * cm))
+        out.append(round_up(gamma_slack(n_terms) * cm + tiny))
     return out
+
+
+_SUBNORMAL = 2.0**-1074  # the spacing of float64 values below 2^-1022
 
 
 def round_up(v: np.ndarray) -> np.ndarray:

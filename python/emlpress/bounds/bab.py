@@ -226,9 +226,17 @@ class PhaseSearch:
 
     def _branch_unit(self, x, y, fixed: set):
         """The unit to split at a node with LP optimum x (duals y), or None when every
-        unfixed unit's ReLU holds there (the node is a leaf: its bound is final)."""
-        if x is None or not self.ud.size:
+        unfixed unit's ReLU holds there (the node is a leaf: its bound is final). Without
+        an LP solution (HiGHS failed on the node), the unfixed unit of the largest
+        triangle intercept -l u / (u - l), or None when every unit is fixed."""
+        if not self.ud.size:
             return None
+        if x is None:
+            score = -self.ul * self.uu / (self.uu - self.ul)
+            if fixed:
+                score[list(fixed)] = -np.inf
+            j = int(np.argmax(score))
+            return None if score[j] == -np.inf else j
         a, z = x[self.ua], x[self.uz]
         viol = a - np.maximum(z, 0.0)
         free = viol > VIOL_TOL * (self.uu - self.ul)
@@ -261,7 +269,7 @@ class PhaseSearch:
             return max(start, v) if side == "min" else min(start, v)
         sgn = 1.0 if side == "min" else -1.0
         # min g = c.v with c = sgn w / scale (a power of two: exact); z = sgn scale g + c0
-        scale = 2.0 ** math.frexp(float(np.abs(w).max()))[1]
+        scale = 2.0 ** min(math.frexp(float(np.abs(w).max()))[1], 1000)  # 2.0**1024 overflows
         cvec = sgn * w / scale
         self.h.changeColsCost(len(self.cost_idx), self.cost_idx, cvec)
 
@@ -314,6 +322,8 @@ class PhaseSearch:
         if g == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
                              "infeasible; the bounds of earlier layers exclude every point")
+        if outcome == "exact" and g < best - GAP_TOL * max(1.0, abs(best * scale)) / scale:
+            outcome = "unresolved"  # no witness within the gap (a node HiGHS failed on)
         stats[outcome] += 1
         v = z_of(g)
         return max(start, v) if side == "min" else min(start, v)
@@ -397,26 +407,29 @@ class InputSearch:
         P, slope = self._probe(self.lo, self.hi, i, sgn)
         see(P)
 
-        def is_leaf(node):  # a box settled by LPs, or a point
-            blo, bhi, info, _ = node
-            return info is None or not np.any(bhi - blo > 1e-12 * width0)
+        def is_leaf(node):  # a box settled by LPs
+            return node[2] is None
 
         def expand(lb, node):
-            nonlocal settled
+            nonlocal settled, best
             blo, bhi, (n_unstable, L, U), slope = node
+            w = bhi - blo
+            mid = blo + w / 2
+            # dimensions the box can still be halved along (mid strictly inside)
+            splittable = (mid > blo) & (mid < bhi) & (w > 1e-12 * width0)
             # few kinks left: split their phases on LPs (also with none: CROWN keeps the
             # interval bounds of units that interval arithmetic proves stable, so it is not
-            # exact on a box that is one linear piece, where the LP is)
-            if n_unstable <= PHASE_UNITS:
+            # exact on a box that is one linear piece, where the LP is), and so for a box
+            # too small to halve
+            if n_unstable <= PHASE_UNITS or not splittable.any():
                 v, shown = self._phases(blo, bhi, L, U, i, side, lb if side == "min" else -lb,
                                         stop, witness, deadline, node_limit, stats)
                 settled |= shown
+                best = min(best, sgn * witness(None))  # the LPs' witnesses are recorded there
                 yield (v if side == "min" else -v), (blo, bhi, None, slope)
                 return
-            w = bhi - blo
             score = w * (slope + 1e-3 * (slope.max() + 1.0)) / width0
-            d = int(np.argmax(np.where(w > 0, score, -np.inf)))
-            mid = blo[d] + w[d] / 2
+            d = int(np.argmax(np.where(splittable, score, -np.inf)))
             at_d = np.arange(len(w)) == d
             for clo, chi in ((blo, np.where(at_d, mid, bhi)), (np.where(at_d, mid, blo), bhi)):
                 clb, cinfo = bound(clo, chi)
@@ -430,6 +443,8 @@ class InputSearch:
             (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
             lambda: need if stop else best - GAP_TOL * max(1.0, abs(best)),
             lambda: settled, stop, deadline, node_limit, stats)
+        if outcome == "exact" and g < best - GAP_TOL * max(1.0, abs(best)):
+            outcome = "unresolved"  # no witness within the gap (a box's LPs were cut short)
         stats[outcome] += 1
         v = g if side == "min" else -g
         return max(start, v) if side == "min" else min(start, v)

@@ -149,7 +149,7 @@ class NeuronProblems:
         h = self.h
         # scale the objective by a power of two (exact) so that max |cost| is about 1:
         # HiGHS' dual simplex fails on large costs times large bounds
-        scale = 2.0 ** math.frexp(float(np.abs(cost).max()))[1]
+        scale = 2.0 ** min(math.frexp(float(np.abs(cost).max()))[1], 1000)  # 2.0**1024 overflows
         c = cost / scale
         h.changeColsCost(len(self.cost_idx), self.cost_idx, c)
         start, start_bound = None, None
