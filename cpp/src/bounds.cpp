@@ -42,7 +42,11 @@ IntervalLayer interval_layer(const MatMap& W, const VecMap& b, const Vec& row_l1
     const double xmax = l.cwiseAbs().cwiseMax(u.cwiseAbs()).maxCoeff();
     IntervalLayer out;
     out.magnitude = row_l1 * xmax + b.cwiseAbs();
-    const Vec slack = gamma_slack(static_cast<double>(W.cols())) * out.magnitude;
+    const double n_terms = static_cast<double>(W.cols());
+    const double tiny = subnormal_slack(n_terms);
+    Vec slack = gamma_slack(n_terms) * out.magnitude;
+    for (Eigen::Index i = 0; i < slack.size(); ++i)
+        if (out.magnitude[i] > 0.0) slack[i] += tiny;
     zc += b;
     out.lower = zc - zr - slack;
     out.upper = zc + zr + slack;
@@ -190,6 +194,20 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
     // path through the layers, slopes at most 1), which the one-layer interval magnitude
     // does not when a layer's outputs cancel (|W_{k-1} a| << |W_{k-1}| |a|).
     Vec cm = net.W[0].cwiseAbs() * lo.cwiseAbs().cwiseMax(hi.cwiseAbs()) + net.b[0].cwiseAbs();
+    // How much later operations of the back-substitution can amplify an absolute error
+    // (subnormal rounding): the product over layers of max(1, max |W_j| times its larger
+    // dimension), which bounds every induced norm of W_j, times max(1, max |x|).
+    const double xmax = lo.cwiseAbs().cwiseMax(hi.cwiseAbs()).maxCoeff();
+    auto amplification = [&](int k) {
+        double a = std::max(1.0, xmax);
+        for (int j = 0; j <= k; ++j) {
+            const MatMap& W = net.W[static_cast<std::size_t>(j)];
+            const double dim = static_cast<double>(std::max(W.rows(), W.cols()));
+            a *= std::max(1.0, (W.size() ? W.cwiseAbs().maxCoeff() : 0.0) * dim);
+        }
+        return a;
+    };
+    double ops = 0.0;  // multiply-adds of one unit's back-substitution so far
     for (int k = 1; k < net.n_layers(); ++k) {
         live.push_back(make_live_layer(net, k - 1, out.lower[k - 1], out.upper[k - 1]));
         n_terms += static_cast<double>(net.W[k].cols());
@@ -213,9 +231,12 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
             // one more rounding per layer for the slopes and intercepts, and the intercept
             // terms (|t_j| <= |l_j| <= cm_j: at most cm_k per layer) beside the weights'
             const double g = gamma_slack(n_terms + 2.0 * k);
+            ops += static_cast<double>(net.W[k].cols()) * static_cast<double>(net.W[k - 1].cols());
+            const double tiny = subnormal_slack(ops + n_terms + 2.0 * k) * (k + 1.0) * amplification(k);
             for (std::size_t p = 0; p < idx.size(); ++p) {
                 const Eigen::Index i = idx[p];
-                const double slack = g * std::max(mag[k][i], (k + 1.0) * cm[i]);
+                const double m = std::max(mag[k][i], (k + 1.0) * cm[i]);
+                const double slack = g * m + (m > 0.0 ? tiny : 0.0);
                 l[i] = std::max(l[i], cl[static_cast<Eigen::Index>(p)] - slack);
                 u[i] = std::min(u[i], cu[static_cast<Eigen::Index>(p)] + slack);
             }

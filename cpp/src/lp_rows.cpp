@@ -58,7 +58,20 @@ double safe_lower_bound(const std::vector<double>& cost, const std::vector<doubl
             mag += std::fabs(t) + (dabs[j] + std::fabs(cost[j])) * (std::isfinite(xm) ? xm : 0.0);
         }
         if (!std::isfinite(bound)) continue;
-        bound -= gamma_slack(max_len + static_cast<double>(n_rows + n_cols)) * mag;
+        const double n_ops = max_len + static_cast<double>(n_rows + n_cols);
+        // subnormal rounding: absolute, amplified by at most the largest |y a| and |x|
+        double amp = 1.0;
+        for (std::size_t j = 0; j < n_cols; ++j) {
+            const double xm = std::max(std::fabs(col_lower[j]), std::fabs(col_upper[j]));
+            if (std::isfinite(xm)) amp = std::max(amp, xm);
+        }
+        for (std::size_t i = 0; i < n_rows; ++i) {
+            const double yi = std::fabs(y[i]);
+            const double rm = std::max(std::isfinite(row_lower[i]) ? std::fabs(row_lower[i]) : 0.0,
+                                       std::isfinite(row_upper[i]) ? std::fabs(row_upper[i]) : 0.0);
+            amp = std::max(amp, std::max(yi, rm));
+        }
+        bound -= gamma_slack(n_ops) * mag + (mag > 0.0 ? subnormal_slack(n_ops) * amp * amp : 0.0);
         best = std::max(best, bound);
     }
     return best;

@@ -12,7 +12,12 @@
 // (emlpress.bounds.forward_rounding). When a layer's outputs cancel, the one-layer
 // magnitude ||W_k||_1 max|a_{k-1}| is far smaller than the rounding of either the
 // composition or the forward pass (found by hypothesis: CROWN 8 ulps inside a forward
-// pass). After this widening, stability is decided at exactly 0.
+// pass). Each bound also takes an absolute term for results below the normal range,
+// where rounding is absolute (up to half the subnormal spacing 2^-1074 per operation) and
+// a relative gamma covers nothing: subnormal_slack(n) per n-term sum, times how far later
+// operations can amplify it, wherever the magnitude is nonzero (all-zero terms round
+// nothing, so bounds of exactly 0 stay 0). After this widening, stability is decided at
+// exactly 0.
 #pragma once
 
 #include <limits>
@@ -22,6 +27,12 @@ namespace emlpress {
 inline double gamma_slack(double n_terms) {
     constexpr double u = std::numeric_limits<double>::epsilon() / 2.0;
     return 2.0 * (n_terms + 3.0) * u;
+}
+
+// The absolute rounding an n-term float64 sum (and the forward pass beside it) can make
+// on subnormal results: 2 (n + 3) times the smallest subnormal.
+inline double subnormal_slack(double n_terms) {
+    return 2.0 * (n_terms + 3.0) * std::numeric_limits<double>::denorm_min();
 }
 
 }  // namespace emlpress

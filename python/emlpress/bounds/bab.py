@@ -346,7 +346,12 @@ class InputSearch:
         self.k = 0
 
     def set_targets(self, k: int, slack: np.ndarray) -> None:
+        from emlpress.network import Network
+
         self.k, self.slack = k, slack
+        # CROWN of the layers up to k only (the target layer as the output): the layers
+        # after it would cost as much again on every sub-box
+        self._upto_k = Network(self.net.weights[: k + 1], self.net.biases[: k + 1])._core
 
     def _phases(self, blo, bhi, L, U, i, side, start, stop, witness, deadline, node_limit,
                 stats) -> tuple[float, bool]:
@@ -385,7 +390,7 @@ class InputSearch:
         def bound(blo, bhi):
             """A rigorous lower bound of sgn z over the box, and the box's unstable units
             before layer k with its CROWN bounds."""
-            L, U = self._core.crown(self.net._core, blo, bhi)
+            L, U = self._core.crown(self._upto_k, blo, bhi)
             n_unstable = sum(int(np.sum((np.maximum(L[j], self.lower[j]) < 0) &
                                         (np.minimum(U[j], self.upper[j]) > 0))) for j in range(k))
             return (L[k][i] if side == "min" else -U[k][i]), (n_unstable, L, U)
