@@ -192,47 +192,6 @@ def test_milp_equals_enumerated_extremes_deep(split):
     assert bi.upper[-1][0] - bi.lower[-1][0] > 1.5 * (b.upper[-1][0] - b.lower[-1][0])
 
 
-def trained_like(seed=0, sizes=(2, 64, 64, 64, 64, 1)):
-    """A network shaped like a trained regressor (L2-regularised Goldstein-Price fits):
-    most hidden weights near zero but not zero beside a few O(1) ones, per-layer scales,
-    dead units whose pre-activations span ~1e-10 around 0, a small hidden scale and a
-    large output layer."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(n_o, n_i)) * 1e-4
-        big = rng.random(W.shape) < (0.5 if j == 0 else 0.08)
-        W[big] = rng.normal(size=int(big.sum())) * (1.5 if j == 0 else 0.6)
-        b = rng.normal(size=n_o) * 0.05
-        if j < len(sizes) - 2:
-            dead = rng.choice(n_o, size=n_o // 8, replace=False)
-            W[dead] = rng.normal(size=(dead.size, n_i)) * 1e-11
-            b[dead] = rng.normal(size=dead.size) * 1e-11
-            W *= 0.1 * (j + 1)  # per-layer scales
-            b *= 0.1 * (j + 1)
-        else:
-            W *= 300.0  # the output layer undoes a small hidden scale
-        Ws.append(W)
-        bs.append(b)
-    return Network(Ws, bs, np.array([-1.5, -0.5]), np.array([-0.5, 0.5]))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("split", ["input", "relu"])
-def test_milp_is_sound_on_a_trained_like_network(split):
-    """The issue's failure (HiGHS' MIP dual bounds excluding values the network takes,
-    then corrupting later layers) on a 4x64 network with trained-like weights: 200,000
-    uniform points plus the corners must lie inside every exact bound, whatever the
-    limits cut short (a 2 s per side limit here)."""
-    net = trained_like()
-    b = bounds.milp(net, time_limit=2.0, split=split)
-    X = sample_box(net.lo, net.hi, 200_000, 1)
-    assert_inside(b, net, X)
-    bl = bounds.lp(net)
-    assert b.n_stable >= bl.n_stable
-    # the dead units are really there and really tiny
-    widths = b.upper[0] - b.lower[0]
-    assert (widths < 1e-9).sum() >= 8
 def test_infeasible_problem_names_layer_and_neuron(monkeypatch):
     # Bounds claiming unit 0 of layer 0 is >= 5 although it is x in [-1, 1]: the LP of
     # layer 1 has no feasible point, which must be an error, never a number.
@@ -281,6 +240,9 @@ def test_tighten_rejects_unknown_method_and_foreign_init():
     (lambda net: bounds.milp(net, time_limit=-1), r"time_limit must be > 0 seconds .* got -1"),
     (lambda net: bounds.milp(net, time_limit=float("nan")), "time_limit must be > 0 seconds"),
     (lambda net: bounds.milp(net, time_limit="10"), "time_limit must be a number"),
+    (lambda net: bounds.milp(net, split="box"), "unknown split 'box'"),
+    (lambda net: bounds.milp(net, rule="fsb"), "unknown branching rule 'fsb'"),
+    (lambda net: bounds.milp(net, node_limit=0), "node_limit must be a positive integer"),
     (lambda net: bounds.tighten(net, method="crown", threads=0), "threads must be a positive"),
     (lambda net: bounds.tighten(net, use_milp=True, milp_time_limit=0), "milp_time_limit must be > 0"),
 ])
@@ -352,6 +314,64 @@ def test_lp_with_substituted_active_units_equals_scipy(seed):
         np.testing.assert_allclose(b.lower[l], ref_l[l], atol=tol, rtol=0)
         np.testing.assert_allclose(b.upper[l], ref_u[l], atol=tol, rtol=0)
     assert_inside(b, net, sample_box(lo, hi, 2000, seed))
+
+
+def trained_like(seed=0, sizes=(2, 64, 64, 64, 64, 1)):
+    """A network shaped like a trained regressor (L2-regularised Goldstein-Price fits):
+    most hidden weights near zero but not zero beside a few O(1) ones, per-layer scales,
+    dead units whose pre-activations span ~1e-10 around 0, a small hidden scale and a
+    large output layer."""
+    rng = np.random.default_rng(seed)
+    Ws, bs = [], []
+    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = rng.normal(size=(n_o, n_i)) * 1e-4
+        big = rng.random(W.shape) < (0.5 if j == 0 else 0.08)
+        W[big] = rng.normal(size=int(big.sum())) * (1.5 if j == 0 else 0.6)
+        b = rng.normal(size=n_o) * 0.05
+        if j < len(sizes) - 2:
+            dead = rng.choice(n_o, size=n_o // 8, replace=False)
+            W[dead] = rng.normal(size=(dead.size, n_i)) * 1e-11
+            b[dead] = rng.normal(size=dead.size) * 1e-11
+            W *= 0.1 * (j + 1)  # per-layer scales
+            b *= 0.1 * (j + 1)
+        else:
+            W *= 300.0  # the output layer undoes a small hidden scale
+        Ws.append(W)
+        bs.append(b)
+    return Network(Ws, bs, np.array([-1.5, -0.5]), np.array([-0.5, 0.5]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["input", "relu"])
+def test_milp_is_sound_on_a_trained_like_network(split):
+    """The issue's failure (HiGHS' MIP dual bounds excluding values the network takes,
+    then corrupting later layers) on a 4x64 network with trained-like weights, every side
+    of every unit searched (in sign mode the samples settle every unstable unit here):
+    200,000 uniform points plus the corners must lie inside every exact bound, whatever
+    the 1 s per side limit cut short; where no limit hit, the bound is met by a witness."""
+    net = trained_like()
+    b = bounds.milp(net, time_limit=1.0, split=split, full=True)
+    X = sample_box(net.lo, net.hi, 200_000, 1)
+    assert_inside(b, net, X)
+    assert (b.search["sides"] == 2 * b.search["targets"]).all()
+    assert b.search["nodes"].sum() > b.search["sides"].sum()  # the search really branched
+    # the dead units are really there and really tiny
+    widths = b.upper[0] - b.lower[0]
+    assert (widths < 1e-9).sum() >= 8
+
+
+@pytest.mark.parametrize("split", ["input", "relu"])
+@pytest.mark.parametrize("limit", [dict(node_limit=1), dict(node_limit=3), dict(time_limit=0.01)])
+def test_milp_cut_short_in_hidden_layers_stays_sound(split, limit):
+    """Limits that stop the searches of hidden units (whose bounds then become the big-M of
+    every later layer) must leave every layer sound, and report the cut sides."""
+    rng = np.random.default_rng(0)
+    sizes = [2, 32, 32, 16, 1]
+    net = Network([rng.normal(size=(o, i)) * np.sqrt(2 / i) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.1 for o in sizes[1:]], -np.ones(2), np.ones(2))
+    b = bounds.milp(net, split=split, full=True, **limit)
+    assert_inside(b, net, sample_box(net.lo, net.hi, 100_000, 3))
+    assert b.search.loc[1:, "unresolved"].sum() > 0
 
 
 def test_milp_bound_never_excludes_a_value_the_network_takes():

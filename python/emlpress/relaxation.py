@@ -5,7 +5,11 @@ working; import from ``emlpress.bounds.relaxation`` in new code.
 """
 
 import sys
+import warnings
 
 from emlpress.bounds import relaxation as _relaxation
+
+warnings.warn("emlpress.relaxation moved to emlpress.bounds.relaxation", DeprecationWarning,
+              stacklevel=2)
 
 sys.modules[__name__] = _relaxation

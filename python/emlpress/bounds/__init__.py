@@ -391,10 +391,12 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     seeded samples, projected-gradient attacks, node LP optima) keeps its starting bound,
     a stable one is proven so. The output layer always gets exact bounds. ``init``
     (default :func:`lp`, itself started from :func:`crown`) gives the starting bounds,
-    never loosened: it sets the big-M of every unit left unstable. ``rule`` picks the
-    branching rule (``bab.RULES``, default ``bab.RULE``). The result's ``search`` table
-    gives per layer the sides searched, nodes explored, witnesses, proofs and the sides
-    left unresolved by a limit."""
+    never loosened: it sets the big-M of every unit left unstable. ``split`` picks what a
+    node splits (``bab.SPLITS``: ``"relu"`` the phases, ``"input"`` the input box, default
+    ``"auto"``: the input box for at most ``bab.INPUT_DIMS`` inputs) and ``rule`` the
+    branching rule of the phase splits (``bab.RULES``, default ``bab.RULE``). The result's
+    ``search`` table gives per layer (indexed as ``lower``/``upper``) the sides searched,
+    nodes explored, witnesses, proofs and the sides left unresolved by a limit."""
     from emlpress.bounds import bab
 
     lo, hi = net.domain(lo, hi)
@@ -402,6 +404,12 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     time_limit = _options.seconds("time_limit", time_limit)
     if node_limit is not None:
         node_limit = _options.positive_int("node_limit", node_limit, " or None")
+    split = bab.SPLIT if split is None else split
+    rule = bab.RULE if rule is None else rule
+    if split not in bab.SPLITS:  # (checked before the LP start is computed)
+        raise ValueError(f"unknown split {split!r}: expected one of {bab.SPLITS}")
+    if rule not in bab.RULES:
+        raise ValueError(f"unknown branching rule {rule!r}: expected one of {bab.RULES}")
     if init is None:
         init = lp(net, lo, hi, threads=threads)
     else:
@@ -409,8 +417,7 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     t0 = time.perf_counter()
     lower, upper, settled, search = bab.exact_bounds(
         net, lo, hi, init, time_limit=time_limit, node_limit=node_limit, threads=n_threads,
-        full=full, progress=progress, rule=bab.RULE if rule is None else rule,
-        split=bab.SPLIT if split is None else split)
+        full=full, progress=progress, rule=rule, split=split)
     seconds = dict(init.seconds)
     seconds["milp"] = time.perf_counter() - t0
     return Bounds(tuple(lower), tuple(upper), lo, hi, "milp", tuple(settled), seconds, search)

@@ -338,10 +338,10 @@ class InputSearch:
     unstable unit shrinks with the box, so few boxes reach the LPs; the search suits
     low-dimensional inputs."""
 
-    def __init__(self, net, lo, hi, lower, upper):
+    def __init__(self, net, lo, hi, lower, upper, rule: str = RULE):
         from emlpress import _core
 
-        self.net, self.lo, self.hi, self._core = net, lo, hi, _core
+        self.net, self.lo, self.hi, self._core, self.rule = net, lo, hi, _core, rule
         self.lower, self.upper = lower, upper  # the bounds so far (sound on every sub-box)
         self.k = 0
 
@@ -359,7 +359,7 @@ class InputSearch:
         relaxation on the sub-box with its CROWN bounds (intersected with the bounds so
         far), where splitting the box further would only approach a kink."""
         store = self._core.LpRelaxation(blo, bhi, True)
-        ps = PhaseSearch(self.net, blo, bhi, store)
+        ps = PhaseSearch(self.net, blo, bhi, store, self.rule)
         for j in range(self.k):
             blk = store.add_layer(self.net._core, j, np.maximum(L[j], self.lower[j]),
                                   np.minimum(U[j], self.upper[j]))
@@ -560,7 +560,7 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     if split == "relu":
         workers = [PhaseSearch(net, lo, hi, store, rule) for _ in range(threads)]
     else:
-        workers = [InputSearch(net, lo, hi, lower, upper) for _ in range(threads)]
+        workers = [InputSearch(net, lo, hi, lower, upper, rule) for _ in range(threads)]
     fwd = forward_rounding(net, lo, hi, upper)  # exact LP values are widened by it
     seen = _Witnesses(net, box_points(lo, hi, N_SAMPLES, max_corner_dims=6))
     rows, lock = [], threading.Lock()
