@@ -22,6 +22,7 @@ import pytest
 import highs_milp
 from conftest import SHARED, random_network
 from emlpress import Network, bounds
+from emlpress.network import box_points
 from trained import L2_NET, trained
 
 NETS = {
@@ -37,9 +38,7 @@ LIMITS = {"seed_gp_2-1024-512-512-256-1": dict(time_limit=0.2), L2_NET: dict(tim
 
 
 def violations(net, lower, upper):
-    rng = np.random.default_rng(1)
-    X = np.vstack([rng.uniform(net.lo, net.hi, (200_000, net.n_in)),
-                   np.array(np.meshgrid(*zip(net.lo, net.hi))).reshape(net.n_in, -1).T])
+    X = box_points(net.lo, net.hi, 200_000, seed=1)  # and the corners
     return int(sum(((z < lo) | (z > up)).sum() for z, lo, up in zip(net.preactivations(X), lower, upper)))
 
 

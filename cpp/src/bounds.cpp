@@ -195,20 +195,12 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
     // does not when a layer's outputs cancel (|W_{k-1} a| << |W_{k-1}| |a|).
     Vec cm = net.W[0].cwiseAbs() * lo.cwiseAbs().cwiseMax(hi.cwiseAbs()) + net.b[0].cwiseAbs();
     // How much later operations of the back-substitution can amplify an absolute error
-    // (subnormal rounding): the product over layers of max(1, max |W_j| times its larger
-    // dimension), which bounds every induced norm of W_j, times max(1, max |x|).
-    const double xmax = lo.cwiseAbs().cwiseMax(hi.cwiseAbs()).maxCoeff();
-    auto amplification = [&](int k) {
-        double a = std::max(1.0, xmax);
-        for (int j = 0; j <= k; ++j) {
-            const MatMap& W = net.W[static_cast<std::size_t>(j)];
-            const double dim = static_cast<double>(std::max(W.rows(), W.cols()));
-            a *= std::max(1.0, (W.size() ? W.cwiseAbs().maxCoeff() : 0.0) * dim);
-        }
-        return a;
-    };
+    // (subnormal rounding): max(1, max |x|) times the product of the layers'
+    // NetworkView::amplification up to the current one.
+    double amp = std::max(1.0, lo.cwiseAbs().cwiseMax(hi.cwiseAbs()).maxCoeff()) * net.amplification[0];
     double ops = 0.0;  // multiply-adds of one unit's back-substitution so far
     for (int k = 1; k < net.n_layers(); ++k) {
+        amp *= net.amplification[static_cast<std::size_t>(k)];
         live.push_back(make_live_layer(net, k - 1, out.lower[k - 1], out.upper[k - 1]));
         n_terms += static_cast<double>(net.W[k].cols());
         cm = net.W[k].cwiseAbs() * (out.upper[k - 1].array() > 0.0).select(cm, 0.0) +
@@ -232,7 +224,7 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
             // terms (|t_j| <= |l_j| <= cm_j: at most cm_k per layer) beside the weights'
             const double g = gamma_slack(n_terms + 2.0 * k);
             ops += static_cast<double>(net.W[k].cols()) * static_cast<double>(net.W[k - 1].cols());
-            const double tiny = subnormal_slack(ops + n_terms + 2.0 * k) * (k + 1.0) * amplification(k);
+            const double tiny = subnormal_slack(ops + n_terms + 2.0 * k) * (k + 1.0) * amp;
             for (std::size_t p = 0; p < idx.size(); ++p) {
                 const Eigen::Index i = idx[p];
                 const double m = std::max(mag[k][i], (k + 1.0) * cm[i]);

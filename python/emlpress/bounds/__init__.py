@@ -406,10 +406,7 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
         node_limit = _options.positive_int("node_limit", node_limit, " or None")
     split = bab.SPLIT if split is None else split
     rule = bab.RULE if rule is None else rule
-    if split not in bab.SPLITS:  # (checked before the LP start is computed)
-        raise ValueError(f"unknown split {split!r}: expected one of {bab.SPLITS}")
-    if rule not in bab.RULES:
-        raise ValueError(f"unknown branching rule {rule!r}: expected one of {bab.RULES}")
+    bab.check_search(split, rule)  # before the LP start is computed
     if init is None:
         init = lp(net, lo, hi, threads=threads)
     else:

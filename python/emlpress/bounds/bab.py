@@ -68,6 +68,20 @@ _OPT = highspy.HighsModelStatus.kOptimal
 _INFEASIBLE = highspy.HighsModelStatus.kInfeasible
 
 
+def check_search(split: str, rule: str) -> None:
+    """Raise ``ValueError`` for a split or branching rule this module does not know."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+    if rule not in RULES:
+        raise ValueError(f"unknown branching rule {rule!r}: expected one of {RULES}")
+
+
+def gap_floor(best: float, scale: float = 1.0) -> float:
+    """The value a full search's bound must reach to be exact: the best witness ``best``
+    less GAP_TOL relative to max(1, |best scale|), in units where the value is best scale."""
+    return best - GAP_TOL * max(1.0, abs(best * scale)) / scale
+
+
 def best_first(root, expand, is_leaf, threshold, settled, stop: bool, deadline: float,
                node_limit: int | None, stats: dict) -> tuple[str, float]:
     """The search both splits share: nodes ``(bound, payload)`` in a heap, the lowest
@@ -110,8 +124,6 @@ class PhaseSearch:
     instance (one per worker thread), and the branch-and-bound for one side of a target."""
 
     def __init__(self, net, lo, hi, store, rule: str = RULE):
-        if rule not in RULES:
-            raise ValueError(f"unknown branching rule {rule!r}: expected one of {RULES}")
         self.net, self.store, self.rule = net, store, rule
         self.lo, self.hi = lo, hi
         h = highspy.Highs()
@@ -317,12 +329,12 @@ class PhaseSearch:
         outcome, g = best_first(
             (lb, ((), self._branch_unit(x, y, set()), self.h.getBasis())), expand,
             lambda node: node[1] is None,
-            lambda: need if stop else best - GAP_TOL * max(1.0, abs(best * scale)) / scale,
+            lambda: need if stop else gap_floor(best, scale),
             lambda: shown[0], stop, deadline, node_limit, stats)
         if g == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
                              "infeasible; the bounds of earlier layers exclude every point")
-        if outcome == "exact" and g < best - GAP_TOL * max(1.0, abs(best * scale)) / scale:
+        if outcome == "exact" and g < gap_floor(best, scale):
             outcome = "unresolved"  # no witness within the gap (a node HiGHS failed on)
         stats[outcome] += 1
         v = z_of(g)
@@ -377,7 +389,7 @@ class InputSearch:
         """Witness inputs of a box for min sgn z_k[i]: its centre, and the corner the
         slope at the centre points to (the minimiser where the box is one linear piece)."""
         c = (blo + bhi) / 2
-        _, g = value_and_gradient(self.net, c[None], self.k, i)
+        _, g = values_and_gradients(self.net, c[None], self.k, i)
         corner = np.where(sgn * g[0] > 0, blo, bhi)
         return np.vstack([c, corner]), np.abs(g[0])
 
@@ -446,25 +458,28 @@ class InputSearch:
 
         outcome, g = best_first(
             (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
-            lambda: need if stop else best - GAP_TOL * max(1.0, abs(best)),
+            lambda: need if stop else gap_floor(best),
             lambda: settled, stop, deadline, node_limit, stats)
-        if outcome == "exact" and g < best - GAP_TOL * max(1.0, abs(best)):
+        if outcome == "exact" and g < gap_floor(best):
             outcome = "unresolved"  # no witness within the gap (a box's LPs were cut short)
         stats[outcome] += 1
         v = g if side == "min" else -g
         return max(start, v) if side == "min" else min(start, v)
 
 
-def value_and_gradient(net, X: np.ndarray, k: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-activation i of layer k at the inputs X (n, n_in) and its gradient there."""
+def values_and_gradients(net, X: np.ndarray, k: int, units) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activation ``units[t]`` of layer k at the input ``X[t]`` (X of shape (n, n_in),
+    ``units`` n indices or one) and its gradient with respect to that input."""
     Ws, bs = net.weights, net.biases
+    units = np.broadcast_to(units, (len(X),))
     masks, a = [], X
     for j in range(k):
         zj = a @ Ws[j].T + bs[j]
         masks.append(zj > 0.0)
         a = np.where(masks[-1], zj, 0.0)
-    v = a @ Ws[k][i] + bs[k][i]
-    g = np.broadcast_to(Ws[k][i], (len(X), Ws[k].shape[1]))
+    W = Ws[k][units]
+    v = np.einsum("ti,ti->t", a, W) + bs[k][units]
+    g = W
     for j in reversed(range(k)):
         g = (g * masks[j]) @ Ws[j]
     return v, g
@@ -475,27 +490,18 @@ def attack(net, lo, hi, k: int, units: np.ndarray, signs: np.ndarray, X0: np.nda
     """Projected signed-gradient ascent of ``signs * z_k[units]`` over the box, one start
     per target (rows of X0, shape (T, n_in)); returns the best value of each target's
     ``z`` found (as computed by a float64 forward pass) and the inputs reaching it."""
-    Ws, bs = net.weights, net.biases
     X = np.array(X0, dtype=np.float64)
     step = 0.25 * (hi - lo)
     best_v = np.full(len(units), -np.inf)  # in signs * z
     best_x = X.copy()
     for t in range(steps + 1):
-        masks, a = [], X
-        for j in range(k):
-            zj = a @ Ws[j].T + bs[j]
-            m = zj > 0.0
-            masks.append(m)
-            a = np.where(m, zj, 0.0)
-        v = signs * (np.einsum("ti,ti->t", a, Ws[k][units]) + bs[k][units])
+        z, g = values_and_gradients(net, X, k, units)
+        v = signs * z
         better = v > best_v
         best_v[better], best_x[better] = v[better], X[better]
         if t == steps:
             break
-        g = signs[:, None] * Ws[k][units]
-        for j in reversed(range(k)):
-            g = (g * masks[j]) @ Ws[j]
-        X = np.clip(X + step * np.sign(g), lo, hi)
+        X = np.clip(X + step * np.sign(signs[:, None] * g), lo, hi)
         step = step * 0.8
     return signs * best_v, best_x
 
@@ -552,8 +558,7 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+    check_search(split, rule)
     if split == "auto":
         split = "input" if len(lo) <= INPUT_DIMS else "relu"
     store = _core.LpRelaxation(lo, hi, True)
@@ -623,13 +628,13 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                 queue = iter(tasks)
 
                 def work(t):
-                    w, out = workers[t], []
+                    w = workers[t]
                     mine = {key: 0 for key in stats if key not in ("layer", "units", "targets")}
                     while True:
                         with lock:
                             task = next(queue, None)
                         if task is None:
-                            return out, mine
+                            return mine
                         i, side = task
                         if stop and (seen.settles(k, i, side) or
                                      lower[k][i] >= 0 or upper[k][i] <= 0):
@@ -649,14 +654,13 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                         v = w.side(i, side, float(start), stop, witness,
                                    time.perf_counter() + time_limit if time_limit else math.inf,
                                    node_limit, mine)
-                        out.append((i, side, v))
                         with lock:  # later tasks of the layer see the proof at once
                             bound = lower[k] if side == "min" else upper[k]
                             if v != bound[i]:
                                 settled[k][i] = "milp"
                             bound[i] = v
 
-                for out, mine in pool.map(work, range(threads)):
+                for mine in pool.map(work, range(threads)):
                     for key, val in mine.items():
                         stats[key] += val
 
