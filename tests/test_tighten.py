@@ -659,3 +659,16 @@ def test_milp_input_split_ends_on_boxes_too_small_to_halve():
     b = bounds.milp(net, lo, hi, split="input", full=True, time_limit=None, node_limit=20_000)
     assert b.search["nodes"].sum() < 20_000
     assert_inside(b, net, sample_box(lo, hi, 20_000, 0))
+
+
+@pytest.mark.slow
+def test_milp_full_keeps_every_stability_the_sign_search_proves():
+    """A dead unit of the trained-like network (seed 1) has its maximum at -1.5e-14: the
+    sign search proves it inactive, while a full search that stopped at its gap tolerance
+    (1e-9) left its upper bound at +1.8e-14. Searching every side must decide the sign too."""
+    net = trained_like(1)
+    bs = bounds.milp(net, time_limit=1.0, split="input")
+    bf = bounds.milp(net, time_limit=1.0, split="input", full=True)
+    for l in range(net.n_layers - 1):
+        assert np.all(bf.stably_active(l) >= bs.stably_active(l)), f"layer {l}"
+        assert np.all(bf.stably_inactive(l) >= bs.stably_inactive(l)), f"layer {l}"

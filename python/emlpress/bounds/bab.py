@@ -82,6 +82,17 @@ def gap_floor(best: float, scale: float = 1.0) -> float:
     return best - GAP_TOL * max(1.0, abs(best * scale)) / scale
 
 
+def threshold(stop: bool, need: float, best: float, scale: float = 1.0) -> float:
+    """The bound a search must reach: ``need`` (the sign) in a sign-only search; in a full
+    one the gap floor of the best witness, raised to ``need`` while no witness is below it
+    (a hidden unit's bound within the gap of 0 but on the wrong side of it would lose a
+    stability the sign search proves; ``need`` is -inf where the sign does not matter)."""
+    if stop:
+        return need
+    floor = gap_floor(best, scale)
+    return max(floor, need) if best >= need else floor
+
+
 def best_first(root, expand, is_leaf, threshold, settled, stop: bool, deadline: float,
                node_limit: int | None, stats: dict) -> tuple[str, float]:
     """The search both splits share: nodes ``(bound, payload)`` in a heap, the lowest
@@ -265,13 +276,14 @@ class PhaseSearch:
 
     # --- one side of one target -----------------------------------------------------
     def side(self, i: int, side: str, start: float, stop: bool, witness, deadline: float,
-             node_limit: int | None, stats: dict) -> float:
+             node_limit: int | None, stats: dict, hidden: bool = True) -> float:
         """A rigorous lower (``side="min"``) or upper (``"max"``) bound of pre-activation i
         of the target layer, never looser than ``start``. ``witness(x)`` returns the
         target's float64 value at the inputs x (and records x as a witness for others).
         With ``stop`` the search ends as soon as the sign of that side is proven or a
         witness of the other sign is found; else it runs until the best witness is within
-        GAP_TOL of the bound. ``deadline`` (perf_counter) and ``node_limit`` cut it short
+        GAP_TOL of the bound and, for a ``hidden`` unit, the sign is decided too (see
+        :func:`threshold`). ``deadline`` (perf_counter) and ``node_limit`` cut it short
         with a sound, looser value. ``stats`` (nodes, witnessed, proved, unresolved, ...)
         is updated in place."""
         w = self.A[i]
@@ -295,7 +307,7 @@ class PhaseSearch:
 
         # the sign to prove: z >= 0 (min) or z <= 0 (max), i.e. g >= need
         margin = 1e-12 * (1.0 + abs(c0) + e + fs)
-        need = (((-c0 if side == "min" else c0) + e + fs + margin) / scale) if stop else math.inf
+        need = (((-c0 if side == "min" else c0) + e + fs + margin) / scale) if hidden else -math.inf
         best = math.inf  # smallest g among witnesses
 
         def see(x) -> bool:
@@ -329,7 +341,7 @@ class PhaseSearch:
         outcome, g = best_first(
             (lb, ((), self._branch_unit(x, y, set()), self.h.getBasis())), expand,
             lambda node: node[1] is None,
-            lambda: need if stop else gap_floor(best, scale),
+            lambda: threshold(stop, need, best, scale),
             lambda: shown[0], stop, deadline, node_limit, stats)
         if g == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
@@ -366,7 +378,7 @@ class InputSearch:
         self._upto_k = Network(self.net.weights[: k + 1], self.net.biases[: k + 1])._core
 
     def _phases(self, blo, bhi, L, U, i, side, start, stop, witness, deadline, node_limit,
-                stats) -> tuple[float, bool]:
+                stats, hidden) -> tuple[float, bool]:
         """The sub-box's bound by PhaseSearch over its few unstable units: the big-M
         relaxation on the sub-box with its CROWN bounds (intersected with the bounds so
         far), where splitting the box further would only approach a kink."""
@@ -379,7 +391,7 @@ class InputSearch:
         ps.set_targets(self.k, store.pre_activation(self.net._core, self.k), self.slack)
         sub = dict.fromkeys(("nodes", "lp_failures", "uncertified_infeasible", "witness",
                              "proved", "exact", "unresolved", "limit"), 0)
-        v = ps.side(i, side, start, stop, witness, deadline, node_limit, sub)
+        v = ps.side(i, side, start, stop, witness, deadline, node_limit, sub, hidden)
         for key in ("nodes", "lp_failures", "uncertified_infeasible"):
             stats[key] += sub[key]
         stats["lp_boxes"] += 1
@@ -394,7 +406,7 @@ class InputSearch:
         return np.vstack([c, corner]), np.abs(g[0])
 
     def side(self, i: int, side: str, start: float, stop: bool, witness, deadline: float,
-             node_limit: int | None, stats: dict) -> float:
+             node_limit: int | None, stats: dict, hidden: bool = True) -> float:
         """As :meth:`PhaseSearch.side`, by splitting the input box."""
         k, sgn = self.k, (1.0 if side == "min" else -1.0)
         width0 = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
@@ -418,7 +430,7 @@ class InputSearch:
                 if stop and ((zv < 0.0) if side == "min" else (zv > 0.0)):
                     settled = True
 
-        need = 0.0 if stop else math.inf  # sgn z >= 0 proves the sign
+        need = 0.0 if hidden else -math.inf  # sgn z >= 0 proves the sign
         lb, info = bound(self.lo, self.hi)
         stats["nodes"] += 1
         P, slope = self._probe(self.lo, self.hi, i, sgn)
@@ -440,7 +452,7 @@ class InputSearch:
             # too small to halve
             if n_unstable <= PHASE_UNITS or not splittable.any():
                 v, shown = self._phases(blo, bhi, L, U, i, side, lb if side == "min" else -lb,
-                                        stop, witness, deadline, node_limit, stats)
+                                        stop, witness, deadline, node_limit, stats, hidden)
                 settled |= shown
                 best = min(best, sgn * witness(None))  # the LPs' witnesses are recorded there
                 yield (v if side == "min" else -v), (blo, bhi, None, slope)
@@ -458,7 +470,7 @@ class InputSearch:
 
         outcome, g = best_first(
             (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
-            lambda: need if stop else gap_floor(best),
+            lambda: threshold(stop, need, best),
             lambda: settled, stop, deadline, node_limit, stats)
         if outcome == "exact" and g < gap_floor(best):
             outcome = "unresolved"  # no witness within the gap (a box's LPs were cut short)
@@ -653,7 +665,7 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                         mine["sides"] += 1
                         v = w.side(i, side, float(start), stop, witness,
                                    time.perf_counter() + time_limit if time_limit else math.inf,
-                                   node_limit, mine)
+                                   node_limit, mine, k < net.n_layers - 1)
                         with lock:  # later tasks of the layer see the proof at once
                             bound = lower[k] if side == "min" else upper[k]
                             if v != bound[i]:
