@@ -95,19 +95,37 @@ def _cmd_tpc_run(args) -> int:
 
     from emlpress.pipelines import tpc as pipe
 
+    measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(
         data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
         topologies=args.topologies, hw=args.hw, max_error=args.max_error, max_time=args.max_time,
         max_memory_peak=args.max_memory_peak, time_limit=args.time_limit, epochs=args.epochs,
         seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
-        compression_bounds=args.compression_bounds, out=args.out,
+        compression_bounds=args.compression_bounds, out=args.out, coverage=args.coverage,
+        max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
+        measured_only=measured_only, truth_seconds=args.truth_seconds,
     )
     folder, summary = pipe.run(cfg)
-    cols = ["benchmark", "topology", "variant", "neurons_after", "binaries", "status", "solver_ms",
-            "total_bits", "bits", "chosen_hardware", "predicted_error", "measured_error",
-            "measured_time", "truly_feasible", "bits_above_best_measured"]
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(summary[[c for c in cols if c in summary]].to_string(index=False))
+    cols = ["benchmark", "topology", "variant", "r2_error", "first_bits", "first_verdict",
+            "iterations", "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
+            "verdict", "measured_source", "bits_above_optimum"]
+    table = summary[[c for c in cols if c in summary]].rename(columns={
+        "first_bits": "first answer", "first_verdict": "first verdict", "measured_source": "measured by",
+        "bits_above_optimum": "above optimum"})
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+    ok = int(summary["measured_feasible"].sum())
+    print(f"final answers measured feasible: {ok} of {len(summary)}; first answers: "
+          f"{int((summary.get('first_verdict') == 'feasible').sum())} (margins at "
+          f"{cfg.coverage:.0%} coverage)")
+    for bench, g in summary.groupby("benchmark", sort=False):
+        opt = g["optimum_bits"].iloc[0] if "optimum_bits" in g else None
+        if opt is not None and not pd.isna(opt):
+            kind = "optimum (brute force)" if g["optimum_proven"].iloc[0] else "optimum at least (brute force cut short)"
+            print(f"{bench}: {kind} {int(opt)} bits; best in the data {g['best_measured_bits'].iloc[0]}")
+    for note in summary.attrs.get("notes", []):
+        print(f"note: {note}")
     print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots)")
     return 0
 
@@ -155,14 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--topologies", nargs="+", default=d.topologies,
                    help="presets: " + " ".join(tpc_pipe.PRESETS))
     r.add_argument("--hw", default=d.hw, help="fix the hardware platform (default: the MILP chooses)")
-    r.add_argument("--max-error", type=float, default=d.max_error)
-    r.add_argument("--max-time", type=float, default=d.max_time)
-    r.add_argument("--max-memory-peak", type=float, default=d.max_memory_peak)
-    r.add_argument("--time-limit", type=float, default=d.time_limit, help="seconds per MILP")
-    r.add_argument("--epochs", type=int, default=d.epochs)
-    r.add_argument("--seed", type=int, default=d.seed)
-    r.add_argument("--initial-sparsity", type=float, default=d.initial_sparsity)
-    r.add_argument("--final-sparsity", type=float, default=d.final_sparsity)
+    r.add_argument("--max-error", type=float, default=d.max_error, help=f"error limit (default: {d.max_error})")
+    r.add_argument("--max-time", type=float, default=d.max_time, help=f"time limit in ms (default: {d.max_time})")
+    r.add_argument("--max-memory-peak", type=float, default=d.max_memory_peak, help="peak memory limit in MB (default: none)")
+    r.add_argument("--time-limit", type=float, default=d.time_limit, help=f"seconds per MILP (default: {d.time_limit})")
+    r.add_argument("--epochs", type=int, default=d.epochs, help=f"most training epochs, early stopping (default: {d.epochs})")
+    r.add_argument("--seed", type=int, default=d.seed, help=f"(default: {d.seed})")
+    r.add_argument("--initial-sparsity", type=float, default=d.initial_sparsity, help=f"pruning schedule start (default: {d.initial_sparsity})")
+    r.add_argument("--final-sparsity", type=float, default=d.final_sparsity, help=f"pruning schedule end (default: {d.final_sparsity})")
+    r.add_argument("--coverage", type=float, default=d.coverage,
+                   help=f"coverage of the conformal margins on the error and time constraints (default: {d.coverage})")
+    r.add_argument("--max-iterations", type=int, default=d.max_iterations,
+                   help=f"corrections of the measure-and-cut loop per answer; 0: open loop (default: {d.max_iterations})")
+    r.add_argument("--loop-seconds", type=float, default=d.loop_seconds,
+                   help=f"time budget of the loop per answer (default: {d.loop_seconds})")
+    r.add_argument("--oracle", choices=["auto", "kernel", "data"], default=d.oracle,
+                   help="how answers are measured: kernel re-run where the data's manifest matches this host, "
+                        "else the data table (auto, the default); kernel (required); data (the table only)")
+    r.add_argument("--measured-only", choices=["auto", "yes", "no"], default="auto",
+                   help="restrict answers to configurations in the data (auto: when the table is the oracle)")
+    r.add_argument("--truth-seconds", type=float, default=d.truth_seconds,
+                   help=f"brute force over the kernel per benchmark, for the distance to the optimum; 0: off (default: {d.truth_seconds})")
     r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds)
     r.add_argument("--out", default=str(d.out), help="parent directory of the run folder")
     r.set_defaults(func=_cmd_tpc_run)

@@ -23,6 +23,8 @@ class FitResult:
     sparsity: float = 0.0  # fraction of exactly-zero weights reached (pruning)
     x_range: tuple = ()  # (lo, hi) of the min-max input normalisation (training data)
     y_range: tuple = ()  # (lo, hi) of the min-max target normalisation
+    model: object = None  # the Keras model (TMOT-wrapped when pruned), to continue training from
+    pruned: bool = False
 
 
 def weight_sparsity(net: Network) -> float:
@@ -71,20 +73,28 @@ def fit_regressor(
     pruning: tuple[float, float] | None = None,
     optimizer: str = "adam",
     scale_targets: bool = True,
+    init: FitResult | None = None,
+    early_stopping: bool = True,
 ) -> FitResult:
     """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam by default, MSE, early
     stopping on a seeded 10% validation split) and return it as a Network on raw units, with domain
     ``lo``/``hi`` (default: the data's range).
 
     ``pruning=(initial_sparsity, final_sparsity)`` trains with TMOT magnitude pruning
-    (``prune_low_magnitude``, polynomial decay over the epochs; early stopping is then off so
+    (``prune_low_magnitude``, polynomial decay over the first three quarters of the steps; early stopping is then off so
     the schedule completes); the wrappers are stripped before import and the sparsity actually
     reached is measured on the returned weights (``FitResult.sparsity``).
 
     ``optimizer`` is any Keras optimizer name (``adam``, ``adadelta``, ...), built with
     ``learning_rate``. ``scale_targets=False`` trains on the raw targets instead of their
     min-max scaling: the regularisation penalty then weighs what it weighed in studies that
-    trained on raw outputs (with scaled targets an L1 of 1e-3 outweighs the loss)."""
+    trained on raw outputs (with scaled targets an L1 of 1e-3 outweighs the loss).
+
+    ``init``: continue training (warm start) a copy of an earlier result's model, with its
+    scalings (``hidden`` must match; ``init`` itself is left as it was). With ``pruning``, a
+    trained dense ``init`` is pruned and fine-tuned (the TMOT recipe); a pruned ``init``
+    continues with its masks fixed, so its zeros stay zero. ``early_stopping=False`` trains the
+    full ``epochs`` (the validation loss is still recorded)."""
     from emlpress.io.keras import tf_keras
 
     keras = tf_keras()
@@ -96,18 +106,29 @@ def fit_regressor(
         Y = Y[:, None]
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    x_lo, x_hi = X.min(0), X.max(0)
-    x_hi = np.where(x_hi > x_lo, x_hi, x_lo + 1)
-    y_lo, y_hi = Y.min(0), Y.max(0)
-    y_hi = np.where(y_hi > y_lo, y_hi, y_lo + 1)
-    if not scale_targets:
-        y_lo, y_hi = np.zeros_like(y_lo), np.ones_like(y_hi)
+    if init is not None:
+        sizes = init.net.sizes
+        if list(sizes[1:-1]) != list(hidden) or sizes[0] != X.shape[1] or sizes[-1] != Y.shape[1]:
+            raise ValueError(f"init is a {sizes} network; this fit is "
+                             f"{[X.shape[1], *hidden, Y.shape[1]]}")
+        (x_lo, x_hi), (y_lo, y_hi) = init.x_range, init.y_range
+    else:
+        x_lo, x_hi = X.min(0), X.max(0)
+        x_hi = np.where(x_hi > x_lo, x_hi, x_lo + 1)
+        y_lo, y_hi = Y.min(0), Y.max(0)
+        y_hi = np.where(y_hi > y_lo, y_hi, y_lo + 1)
+        if not scale_targets:
+            y_lo, y_hi = np.zeros_like(y_lo), np.ones_like(y_hi)
     Xs, Ys = (X - x_lo) / (x_hi - x_lo), (Y - y_lo) / (y_hi - y_lo)
-    reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
-    layers = [keras.Input(shape=(X.shape[1],))]
-    layers += [keras.layers.Dense(h, activation="relu", kernel_regularizer=reg) for h in hidden]
-    layers.append(keras.layers.Dense(Y.shape[1], kernel_regularizer=reg))
-    model = keras.Sequential(layers)
+    if init is not None:
+        model = _copy_model(keras, init.model, init.pruned)
+    else:
+        reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+        layers = [keras.Input(shape=(X.shape[1],))]
+        layers += [keras.layers.Dense(h, activation="relu", kernel_regularizer=reg) for h in hidden]
+        layers.append(keras.layers.Dense(Y.shape[1], kernel_regularizer=reg))
+        model = keras.Sequential(layers)
+
     def make_optimizer():
         try:
             return keras.optimizers.get({"class_name": optimizer,
@@ -119,16 +140,26 @@ def fit_regressor(
     perm = np.random.default_rng(seed).permutation(len(X))
     n_val = max(1, len(X) // 10)
     val, tr = perm[:n_val], perm[n_val:]
-    callbacks = [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
-    if pruning is not None:
+    callbacks = ([keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
+                 if early_stopping else [])
+    pruned = pruning is not None or (init is not None and init.pruned)
+    if pruned and init is not None and init.pruned:
+        if pruning is not None:
+            raise ValueError("init is already pruned: continue it without 'pruning'")
+        import tensorflow_model_optimization as tfmot
+
+        # past the schedule's end step: the masks no longer change
+        callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    elif pruning is not None:
         import tensorflow_model_optimization as tfmot
 
         s0, s1 = check_sparsities(*pruning)
         steps = epochs * int(np.ceil(len(tr) / batch_size))
         # TMOT prunes every `frequency` steps (default 100): on small data that is never,
         # so prune about ten times over the run.
+        # the last quarter of the steps trains at the final sparsity (recovery)
         schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, steps - 1),
+            initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, (3 * steps) // 4),
             frequency=max(1, min(100, steps // 10)))
         model = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
         model.compile(optimizer=make_optimizer(), loss="mse")
@@ -139,7 +170,7 @@ def fit_regressor(
         batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
     )
     train_s = time.perf_counter() - t0
-    if pruning is not None:
+    if pruned:
         # strip_pruning returns layers that still belong to the wrapped model's graph too
         # (several inbound nodes), which from_keras rightly refuses: read the Dense chain
         # this function built directly.
@@ -155,4 +186,19 @@ def fit_regressor(
     net = fold_scaling(scaled, x_lo, x_hi, y_lo, y_hi,
                        x_lo if lo is None else lo, x_hi if hi is None else hi)
     return FitResult(net, train_s, len(hist.history["loss"]), hist.history, sparsity,
-                     (x_lo, x_hi), (y_lo, y_hi))
+                     (x_lo, x_hi), (y_lo, y_hi), model, pruned)
+
+
+def _copy_model(keras, model, pruned: bool):
+    """An independent copy of ``model`` (same weights, masks and pruning step; new optimizer):
+    TMOT's wrappers hold the wrapped model's own layers, so pruning or refitting a model in
+    place would change the result it came from."""
+    if pruned:
+        import tensorflow_model_optimization as tfmot
+
+        with tfmot.sparsity.keras.prune_scope():
+            copy = keras.models.clone_model(model)
+    else:
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -12,10 +12,19 @@ Per configuration: ``error`` = relative L2 error of the output against the float
 ``memory_mean`` = peak and mean (over the kernel's stages) of the bytes the kernel allocated,
 in MB, traced with ``tracemalloc`` (arrays are allocated by numpy outside the jitted code, so
 the tracer sees them). Rows are written in the published CSV schema.
+
+The error is deterministic (the same bits give the same error on every run and every x86-64 or
+ARM host: IEEE float64 operations in a fixed order, no fused multiply-add); time and memory are
+the host's. ``generate`` records in ``manifest.json`` beside the CSVs which kernel version, input
+seed and host measured each hardware name, so that a later re-run of the kernel is used as an
+oracle only where it measures what the data measured (:mod:`emlpress.data.tpc_oracle`).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import os
 import platform
 import re
 import time
@@ -29,7 +38,13 @@ import pandas as pd
 from emlpress import _options
 from emlpress.data.tpc import BENCHMARKS, HW_NAME
 
-__all__ = ["round_bits", "run_kernel", "generate", "BIT_RANGE"]
+__all__ = ["round_bits", "run_kernel", "generate", "BIT_RANGE", "KERNEL_VERSION", "host_fingerprint",
+           "read_manifest", "MANIFEST"]
+
+# Bump whenever a kernel's arithmetic, inputs or timing method changes: data measured by another
+# version is not re-run (tests/test_tpc.py checks the embedded data against this version).
+KERNEL_VERSION = "1"
+MANIFEST = "manifest.json"
 
 # Smallest and largest precision sampled per benchmark (as in the published data).
 BIT_RANGE = {"Saxpy": (4, 52), "Convolution": (4, 52), "Correlation": (3, 52)}
@@ -215,9 +230,69 @@ def make_inputs(benchmark: str, seed: int = 0):
     raise ValueError(f"unknown benchmark {benchmark!r}: expected one of {sorted(BENCHMARKS)}")
 
 
-def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int = 3) -> dict:
+def _error(out, reference) -> float:
+    """Relative L2 error of ``out`` against the float64 run (overflow: a huge, finite 1e30)."""
+    out = np.asarray(out, dtype=np.float64)
+    denom = np.linalg.norm(reference)
+    err = float(np.linalg.norm(out - reference) / (denom if denom > 0 else 1.0))
+    return err if np.isfinite(err) else 1e30
+
+
+def host_fingerprint() -> dict:
+    """What decides a kernel's time and memory on this machine: CPU model, logical cores,
+    architecture, OS, Python and numba. The host name is recorded but not compared (containers
+    and cloud VMs get a new one on every start)."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "system": platform.system(), "python": platform.python_version(),
+            "numba": numba.__version__, "node": platform.node()}
+
+
+def read_manifest(directory) -> dict:
+    """``{hardware: entry}`` from ``directory/manifest.json`` (empty when there is none). An
+    entry has ``kernel_version``, ``seed``, ``repeats``, ``host`` (:func:`host_fingerprint`),
+    ``benchmarks`` and ``created``."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        hw = data["hardware"]
+        if not isinstance(hw, dict):
+            raise TypeError("'hardware' is not an object")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a TPC data manifest ({e})") from None
+    return hw
+
+
+def _write_manifest(out_dir: Path, hw: str, benchmarks, seed: int, repeats: int, n_rows: int) -> Path:
+    entries = read_manifest(out_dir)
+    old = entries.get(hw, {})
+    same = old.get("kernel_version") == KERNEL_VERSION and old.get("seed") == seed
+    done = sorted(set(benchmarks) | (set(old.get("benchmarks", [])) if same else set()))
+    entries[hw] = {"kernel_version": KERNEL_VERSION, "seed": seed, "repeats": repeats,
+                   "rows": n_rows, "benchmarks": done, "host": host_fingerprint(),
+                   "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    path = out_dir / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"format": 1, "hardware": entries}, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int = 3,
+               seed: int = 0, error_only: bool = False) -> dict:
     """Run ``benchmark`` with the given bits per variable; returns error, time (ms),
-    memory_mean and memory_peak (MB)."""
+    memory_mean and memory_peak (MB). ``inputs`` default to ``make_inputs(benchmark, seed)``.
+    ``error_only``: one untimed, untraced run; returns the error alone (it is deterministic)."""
     n = BENCHMARKS[benchmark]
     bits = [int(b) for b in bits]
     if len(bits) != n:
@@ -227,9 +302,11 @@ def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int =
     if bad:
         raise ValueError(f"bits must lie in [{lo}, {hi}], got {bad}")
     kernel = _KERNELS[benchmark]
-    inputs = make_inputs(benchmark) if inputs is None else inputs
+    inputs = make_inputs(benchmark, seed) if inputs is None else inputs
     if reference is None:
         reference = np.asarray(kernel([52] * n, inputs, _Tracker()), dtype=np.float64)
+    if error_only:
+        return {"error": _error(kernel(bits, inputs, _Tracker()), reference)}
     best = np.inf
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
@@ -243,18 +320,14 @@ def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int =
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    out = np.asarray(out, dtype=np.float64)
-    denom = np.linalg.norm(reference)
-    err = float(np.linalg.norm(out - reference) / (denom if denom > 0 else 1.0))
-    if not np.isfinite(err):
-        err = 1e30  # overflow in a low precision: report a huge, finite error
-    return {"error": err, "time": best * 1e3, "memory_mean": float(np.mean(tr.samples)) / 1e6,
+    return {"error": _error(out, reference), "time": best * 1e3, "memory_mean": float(np.mean(tr.samples)) / 1e6,
             "memory_peak": peak / 1e6}
 
 
 def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None,
              seed: int = 0, repeats: int = 3, progress: bool = True) -> list[Path]:
-    """Write ``<Benchmark>_<hw>.csv`` with ``n_rows`` seeded random configurations each."""
+    """Write ``<Benchmark>_<hw>.csv`` with ``n_rows`` seeded random configurations each, and
+    record the kernel version, seed and host for ``hw`` in ``manifest.json``."""
     if hw is None:  # the host's name, made a valid hardware name
         hw = re.sub(r"[^A-Za-z0-9.-]", "-", platform.node().split(".")[0]).lstrip(".-") or "local"
     if not HW_NAME.match(hw):
@@ -287,4 +360,5 @@ def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None
         path = out_dir / f"{b}_{hw}.csv"
         pd.DataFrame(rows).to_csv(path, index=False, float_format="%.6g")
         written.append(path)
+    _write_manifest(out_dir, hw, benchmarks or list(BENCHMARKS), seed, repeats, n_rows)
     return written

@@ -1,0 +1,276 @@
+"""The TPC pipeline's truth: oracles and manifests, conformal margins, the brute force, the
+MILP's cuts and restrictions, warm-started refits, and the closed loop end to end."""
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emlpress.data import tpc
+from emlpress.data import tpc_generate as gen
+from emlpress.data.tpc_oracle import Oracle, brute_force
+from emlpress.network import Network
+
+LIMITS = {"error": 0.01, "time": 100.0, "memory_peak": None, "memory_mean": None}
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tpcdata")
+    gen.generate(d, ["Saxpy"], n_rows=40, hw="h1", repeats=1, progress=False)
+    return d
+
+
+def _edit_manifest(src, dst, **host_or_entry):
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.csv"):
+        (dst / f.name).write_bytes(f.read_bytes())
+    m = json.loads((src / gen.MANIFEST).read_text())
+    entry = m["hardware"]["h1"]
+    for k, v in host_or_entry.items():
+        if k in entry["host"]:
+            entry["host"][k] = v
+        else:
+            entry[k] = v
+    (dst / gen.MANIFEST).write_text(json.dumps(m))
+    return dst
+
+
+def test_generate_writes_a_manifest_and_the_rerun_reproduces_its_errors(small_data):
+    entries = gen.read_manifest(small_data)
+    assert entries["h1"]["kernel_version"] == gen.KERNEL_VERSION
+    assert entries["h1"]["benchmarks"] == ["Saxpy"] and entries["h1"]["seed"] == 0
+    data = tpc.load(small_data, "Saxpy")
+    o = Oracle(data, "auto", small_data)
+    assert o.source("h1") == "kernel re-run" and "like this one" in o.reason["h1"]
+    for i in (0, 7, 21):
+        row = data.frame.iloc[i]
+        m = o.measure(row[data.var_cols].to_numpy(), "h1", LIMITS)
+        assert m.source == "kernel re-run"
+        assert float(f"{m.error:.6g}") == row["error"]  # the CSV keeps 6 digits
+        assert m.feasible == (m.error <= 0.01 and m.time <= 100)
+
+
+def test_embedded_data_is_what_this_kernel_version_measures():
+    """The guard of KERNEL_VERSION: the embedded data's errors are re-computed exactly."""
+    from emlpress.pipelines.tpc import DEFAULT_DATA
+
+    entries = gen.read_manifest(DEFAULT_DATA)
+    assert set(entries) == {"epyc2"} and entries["epyc2"]["kernel_version"] == gen.KERNEL_VERSION
+    for bench in tpc.BENCHMARKS:
+        data = tpc.load(DEFAULT_DATA, bench)
+        for i in (0, 500, 1499):
+            row = data.frame.iloc[i]
+            e = gen.run_kernel(bench, row[data.var_cols].to_numpy(), seed=entries["epyc2"]["seed"],
+                               error_only=True)["error"]
+            assert float(f"{e:.6g}") == row["error"], (bench, i)
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"cpu": "Some Other CPU"}, "measured on another host: cpu"),
+    ({"cores": 64}, "measured on another host: cores"),
+    ({"kernel_version": "0"}, "kernel version '0'"),
+    ({"benchmarks": ["Correlation"]}, "does not list Saxpy"),
+])
+def test_a_manifest_of_another_host_or_kernel_falls_back_to_the_table(small_data, tmp_path, change, why):
+    d = _edit_manifest(small_data, tmp_path / "copy", **change)
+    data = tpc.load(d, "Saxpy")
+    o = Oracle(data, "auto", d)
+    assert o.source("h1") == "data" and why in o.reason["h1"]
+    with pytest.raises(ValueError, match="oracle 'kernel' cannot re-run"):
+        Oracle(data, "kernel", d)
+
+
+def test_the_same_data_elsewhere_is_judged_the_same_way(small_data, tmp_path):
+    """The verdict does not depend on where the folder lies: a copy keeps its manifest."""
+    d = _edit_manifest(small_data, tmp_path / "elsewhere" / "deep")
+    assert Oracle(tpc.load(d, "Saxpy"), "auto", d).source("h1") == "kernel re-run"
+
+
+def test_no_manifest_means_the_table(small_data, tmp_path):
+    d = tmp_path / "bare"
+    d.mkdir()
+    (d / "Saxpy_h1.csv").write_bytes((small_data / "Saxpy_h1.csv").read_bytes())
+    o = Oracle(tpc.load(d, "Saxpy"), "auto", d)
+    assert o.source("h1") == "data" and "does not describe hardware 'h1'" in o.reason["h1"]
+
+
+def test_the_table_oracle_measures_only_what_is_in_it(shared_data):
+    data = tpc.load(shared_data / "tpc", "Saxpy")
+    o = Oracle(data, "auto", shared_data / "tpc")
+    assert o.source("g100") == "data"
+    f = data.frame[data.frame.hardware == "g100"]
+    bits = f.iloc[0][data.var_cols].to_numpy().astype(int)
+    same = f[(f[data.var_cols].to_numpy() == bits).all(1)]
+    m = o.measure(bits, "g100", LIMITS)
+    assert m.measured and m.error == pytest.approx(same["error"].mean())
+    assert m.source == f"data ({len(same)} row{'s' if len(same) > 1 else ''})"
+    present = {tuple(r) for r in f[data.var_cols].to_numpy()}
+    missing = next(c for c in itertools.product(range(4, 53), repeat=3) if c not in present)
+    m = o.measure(missing, "g100", LIMITS)
+    assert not m.measured and m.feasible is None and m.source.startswith("unmeasured")
+
+
+def test_conformal_margin_covers_at_the_asked_rate():
+    from emlpress.pipelines.tpc import conformal_margin
+
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(400):
+        r = rng.standard_t(3, size=60)  # heavy tails, exchangeable
+        q = conformal_margin(r[:59], 0.9)
+        hits.append(r[59] <= q)
+    # split conformal guarantees >= 0.9 (and < 0.9 + 1/60); 400 trials: 3 sigma is 0.045
+    assert 0.9 - 0.045 <= np.mean(hits) <= 0.9 + 1 / 60 + 0.045
+    with pytest.raises(ValueError, match="5 calibration rows cannot give a 90% margin"):
+        conformal_margin(np.arange(5.0), 0.9)
+
+
+def test_brute_force_is_the_enumerated_optimum():
+    lo, hi = [4, 4, 4], [9, 8, 9]
+    errs = {c: gen.run_kernel("Saxpy", c, error_only=True)["error"]
+            for c in itertools.product(*[range(a, b + 1) for a, b in zip(lo, hi)])}
+    for limit in (0.01, 0.004):
+        ok = [sum(c) for c, e in errs.items() if e <= limit]
+        r = brute_force("Saxpy", limit, bit_range=(lo, hi))
+        assert r["proven"] and r["total_bits"] == min(ok)
+        assert sorted(tuple(c["bits"]) for c in r["configurations"]) == sorted(
+            c for c, e in errs.items() if e <= limit and sum(c) == min(ok))
+    cut = brute_force("Saxpy", 0.004, bit_range=(lo, hi), max_evaluations=5)
+    assert not cut["proven"] and cut["total_bits"] <= r["total_bits"] and cut["evaluated"] == 5
+
+
+def _toy(n_vars=2, seed=0):
+    """A 2-variable 'benchmark' view and a network whose prediction is known at every point."""
+    rng = np.random.default_rng(seed)
+    W = [rng.normal(size=(6, n_vars + 1)), rng.normal(size=(1, 6))]
+    b = [rng.normal(size=6), np.array([3.0])]
+    return Network(W, b)
+
+
+def test_the_milp_optimum_and_its_cuts_match_enumeration(tmp_path):
+    """optimize() against enumeration of the integer grid, with cuts and with a candidate list."""
+    from emlpress.pipelines import tpc as pipe
+
+    frame = pd.DataFrame({"var_0": [4, 9, 6], "var_1": [4, 9, 7], "var_2": [4, 9, 5],
+                          "error": [1e-2, 1e-9, 1e-4], "time": [1.0] * 3, "memory_mean": [1.0] * 3,
+                          "memory_peak": [1.0] * 3})
+    frame.to_csv(tmp_path / "Saxpy_h1.csv", index=False)
+    data = tpc.load(tmp_path, "Saxpy")
+    rng = np.random.default_rng(3)
+    net = Network([rng.normal(size=(8, 4)), rng.normal(size=(1, 8))], [rng.normal(size=8), np.array([2.5])])
+    cfg = pipe.Config(max_error=0.01, time_limit=30)
+    sur = pipe.Surrogate(net, None, margin_error=0.3)
+    grid = np.array(list(itertools.product(range(4, 10), repeat=3)))
+    pred = net.forward(np.hstack([grid, np.ones((len(grid), 1))]))[:, 0]
+    ok = pred >= 2 + 0.3
+    excluded = []
+    for _ in range(3):
+        feasible = [tuple(c) for c in grid[ok] if (tuple(c), "h1") not in {(tuple(e), w) for e, w in excluded}]
+        sol, _ = pipe.optimize(sur, data, pipe.Config(max_error=0.01, time_limit=30), excluded)
+        if not feasible:
+            assert sol.status == "INFEASIBLE"
+            break
+        best = min(sum(c) for c in feasible)
+        bits = tuple(int(round(v)) for v in sol.inputs["error"][:3])
+        assert sum(bits) == best and bits in feasible
+        excluded.append((np.array(bits), "h1"))
+    cand = [((4, 4, 4), "h1"), ((9, 9, 9), "h1"), ((6, 7, 5), "h1")]
+    keep = [c for c in cand if ok[np.flatnonzero((grid == c[0]).all(1))[0]]]
+    sol, _ = pipe.optimize(sur, data, cfg, candidates=cand)
+    if keep:
+        assert tuple(int(round(v)) for v in sol.inputs["error"][:3]) == min(keep, key=lambda c: sum(c[0]))[0]
+    else:
+        assert sol.status == "INFEASIBLE"
+
+
+def test_warm_started_refits_leave_their_start_alone_and_keep_pruned_zeros():
+    from emlpress.train import fit_regressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(400, 3))
+    Y = (X**2).sum(1, keepdims=True)
+    base = fit_regressor(X, Y, [8, 8], epochs=10, seed=0)
+    before = [w.copy() for w in base.model.get_weights()]
+    pruned = fit_regressor(X, Y, [8, 8], epochs=8, pruning=(0.0, 0.5), init=base)
+    assert all(np.array_equal(a, b) for a, b in zip(before, base.model.get_weights()))
+    assert 0.4 < pruned.sparsity < 0.6
+    X2, Y2 = np.vstack([X, X[:4]]), np.vstack([Y, Y[:4] + 1.0])
+    again = fit_regressor(X2, Y2, [8, 8], epochs=3, init=pruned, early_stopping=False)
+    assert all(np.array_equal(a == 0, b == 0) for a, b in zip(pruned.net.weights, again.net.weights))
+    assert any(not np.array_equal(a, b) for a, b in zip(pruned.net.weights, again.net.weights))
+    refit = fit_regressor(X2, Y2, [8, 8], epochs=3, init=base, early_stopping=False)
+    assert any(not np.array_equal(a, b) for a, b in zip(base.net.weights, refit.net.weights))
+    assert all(np.array_equal(a, b) for a, b in zip(before, base.model.get_weights()))
+    with pytest.raises(ValueError, match="init is a"):
+        fit_regressor(X, Y, [8, 4], epochs=1, init=base)
+
+
+def _run(tmp_path, data_dir, **kw):
+    from emlpress.pipelines import tpc as pipe
+
+    cfg = pipe.Config(data=data_dir, topologies=["9-7"], epochs=60, prune_epochs=10, refit_epochs=10,
+                      time_limit=20, out=tmp_path / "runs", progress=False, timing_repeats=2, **kw)
+    return pipe.run(cfg)
+
+
+@pytest.fixture(scope="module")
+def loop_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("loopdata")
+    gen.generate(d, ["Saxpy"], n_rows=300, hw="h1", repeats=1, progress=False)
+    return d
+
+
+@pytest.mark.slow
+def test_the_closed_loop_ends_in_measured_feasible_answers(tmp_path, loop_data):
+    """Optimistic margins (coverage 0.05) make first answers fail; the loop must correct them
+    with the kernel as the oracle, never re-propose a cut configuration, and say what it did."""
+    folder, s = _run(tmp_path, loop_data, coverage=0.05, max_iterations=8, loop_seconds=120)
+    assert (folder / "run.summary.csv").exists() and (folder / "solver_time_Saxpy.png").exists()
+    assert list(s["variant"]) == ["baseline", "pruned", "baseline+lossless", "pruned+lossless"]
+    assert (s["measured_source"] == "kernel re-run").all()
+    corrected = s[s["first_verdict"] == "infeasible"]
+    assert len(corrected) >= 1  # else this test exercised nothing
+    for row in s.itertuples():
+        log = json.loads((folder / "logs" / f"Saxpy_9-7_{row.variant.replace('+', '_')}.json").read_text())
+        its = log["iterations"]
+        answers = [(it["bits"], it["chosen_hardware"]) for it in its if "bits" in it]
+        assert len(answers) == len(set(answers)) == row.iterations
+        assert all(it["verdict"] == "infeasible" for it in its[:-1])
+        if row.verdict == "feasible":
+            assert row.loop_stop == "measured feasible"
+            # the final answer is what the kernel measures
+            m = gen.run_kernel("Saxpy", [int(b) for b in row.bits.split()], error_only=True)["error"]
+            assert m == pytest.approx(row.measured_error, rel=0, abs=0) and m <= 0.01
+        else:
+            assert "budget" in row.loop_stop
+    assert s["measured_feasible"].mean() >= 0.75
+    # brute force ran (kernel oracle): no feasible answer is below the optimum
+    assert s["optimum_proven"].all()
+    assert (s.loc[s["measured_feasible"], "bits_above_optimum"] >= 0).all()
+    assert (s["milp_forward_diff"] <= 1e-6).all()
+
+
+@pytest.mark.slow
+def test_open_loop_and_table_oracle(tmp_path, loop_data):
+    folder, s = _run(tmp_path, loop_data, max_iterations=0, truth_seconds=0)
+    assert (s["iterations"] == 1).all() and s["loop_stop"].str.startswith("open loop").all()
+    assert "optimum_bits" in s and s["optimum_bits"].isna().all()
+    other = _edit_manifest(loop_data, tmp_path / "other", cpu="Another CPU")
+    folder, s = _run(tmp_path, other, max_iterations=3)
+    data = tpc.load(other, "Saxpy")
+    present = {tuple(r) for r in data.frame[data.var_cols].to_numpy()}
+    assert s["measured_only"].all() and s["oracle"].eq("data").all()
+    assert s["measured_source"].str.startswith("data (").all()
+    assert all(tuple(int(b) for b in bits.split()) in present for bits in s["bits"])
+    assert s["verdict"].isin(["feasible", "infeasible"]).all()
+    log = json.loads((folder / "logs" / "Saxpy_9-7_data.json").read_text())
+    assert "measured on another host: cpu 'Another CPU'" in log["oracle"]["h1"]
+    # unrestricted with the table: answers outside it are labelled, never judged by neighbours
+    folder, s = _run(tmp_path, other, max_iterations=3, measured_only=False, truth_seconds=0)
+    for row in s.itertuples():
+        inside = tuple(int(b) for b in row.bits.split()) in present
+        assert row.verdict == ("unmeasured" if not inside else row.verdict)
+        assert (row.verdict == "unmeasured") == row.measured_source.startswith("unmeasured")
