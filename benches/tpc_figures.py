@@ -1,12 +1,13 @@
-"""Issue 6's figures from a transprecision run folder, as markdown tables.
+"""The transprecision figures of benches/README.md from a run folder, as markdown tables.
 
 Run: python tpc_figures.py RUN_DIR   (RUN_DIR holds run.summary.csv, written by
-`emlpress tpc run --data ../../shared/data/tpc --topologies ...`)
+`emlpress tpc run ...`)
 
-Per benchmark and variant: solve status counts, solver time (median and max), share of
-solutions truly feasible when checked against the measurements, bits above the best
-measured feasible configuration; then the solver-time ratio baseline / compressed
-(baseline vs baseline+lossless, pruned vs pruned+lossless) per topology.
+Per benchmark and variant: answers, verdicts of the first and of the final answers (measured
+by the oracle named), corrections of the loop, bits above the brute-force optimum (when the
+run computed it) and above the best measured configuration, solver time; then the
+solver-time ratio uncompressed / lossless of the same first MILP, where compression removed
+units and the MILPs were timed again.
 """
 
 import sys
@@ -24,40 +25,33 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _span(v: pd.Series) -> str:
+    v = v.dropna()
+    return f"{v.min():+.0f} / {v.median():+.0f} / {v.max():+.0f}" if len(v) else "-"
+
+
 def tables(run: Path) -> str:
     df = pd.read_csv(run / "run.summary.csv")
-    out = []
     rows = []
     for (bench, variant), g in df.groupby(["benchmark", "variant"], sort=False):
-        solved = g[g["status"] == "OPTIMAL"]
-        feas = g["truly_feasible"].dropna().astype(bool)
-        above = g["bits_above_best_measured"].dropna()
-        rows.append({
-            "benchmark": bench,
-            "variant": variant,
-            "models": len(g),
-            "status": ", ".join(f"{k} {v}" for k, v in g["status"].value_counts().items()),
-            "solver ms (median / max)": f"{g['solver_ms'].median():.1f} / {g['solver_ms'].max():.1f}",
-            "truly feasible": f"{int(feas.sum())} of {len(feas)}",
-            "bits above best (min / median / max)": (
-                f"{above.min():+.0f} / {above.median():+.0f} / {above.max():+.0f}" if len(above) else "-"),
-            "optimal total bits": " ".join(str(int(v)) for v in solved["total_bits"]),
-        })
-    out.append(markdown(pd.DataFrame(rows)))
-    ratios = []
-    r_all = solver_time_ratios(df)
-    for (bench, topo), g in df.groupby(["benchmark", "topology"], sort=False):
-        r = {"benchmark": bench, "topology": topo}
-        rr = r_all[(r_all["benchmark"] == bench) & (r_all["topology"] == topo)].set_index("base")["ratio"]
-        for base in ("baseline", "pruned"):
-            if base in rr:
-                r[f"{base} / {base}+lossless"] = f"{rr[base]:.2f}"
-        n = g.set_index("variant")
-        if "baseline" in n.index and "baseline+lossless" in n.index:
-            r["neurons (before -> after lossless)"] = (
-                f"{int(n.loc['baseline', 'neurons_before'])} -> {int(n.loc['baseline+lossless', 'neurons_after'])}")
-        ratios.append(r)
-    out.append(markdown(pd.DataFrame(ratios).fillna('-')))
+        row = {
+            "benchmark": bench, "variant": variant, "answers": len(g),
+            "measured by": ", ".join(sorted(set(g["measured_source"].dropna().str.split(" \\(").str[0]))),
+            "first feasible": f"{int((g['first_verdict'] == 'feasible').sum())} of {len(g)}",
+            "final feasible": f"{int((g['verdict'] == 'feasible').sum())} of {len(g)}",
+            "solves (median / max)": f"{g['iterations'].median():.0f} / {g['iterations'].max():.0f}",
+            "R2 -log10(error) (min / max)": f"{g['r2_error'].min():.3f} / {g['r2_error'].max():.3f}",
+            "bits above optimum (min / median / max)": _span(g.get("bits_above_optimum", pd.Series(dtype=float))),
+            "bits above best measured": _span(g["bits_above_best_measured"]),
+            "solver ms (median)": f"{g['solver_ms'].median():.1f}",
+        }
+        rows.append(row)
+    out = [markdown(pd.DataFrame(rows))]
+    r = solver_time_ratios(df)
+    if len(r):
+        r = r.assign(ratio=r["ratio"].map("{:.2f}".format),
+                     range=[f"{a:.2f}-{b:.2f}" for a, b in zip(r["ratio_min"], r["ratio_max"])])
+        out.append(markdown(r[["benchmark", "topology", "base", "neurons_removed", "ratio", "range", "repeats"]]))
     return "\n\n".join(out)
 
 

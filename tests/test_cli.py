@@ -87,3 +87,9 @@ def test_tpc_generate_and_run_errors(tmp_path, capsys):
     assert "unknown topology '3-3-3'" in capsys.readouterr().err
     assert main(["tpc", "run", "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+    assert (tmp_path / "manifest.json").exists()
+    assert main(["tpc", "run", "--data", str(tmp_path), "--max-iterations", "-2"]) == 2
+    assert "max_iterations must be an integer >= 0, got -2" in capsys.readouterr().err
+    # 5 rows: 1 for calibration, which cannot give a 90% margin
+    assert main(["tpc", "run", "--data", str(tmp_path), "--out", str(tmp_path / "runs")]) == 2
+    assert "Saxpy has 5 rows, 1 for calibration: too few for a 90% margin" in capsys.readouterr().err

@@ -225,31 +225,35 @@ def loop_data(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_closed_loop_ends_in_measured_feasible_answers(tmp_path, loop_data):
-    """Optimistic margins (coverage 0.05) make first answers fail; the loop must correct them
-    with the kernel as the oracle, never re-propose a cut configuration, and say what it did."""
-    folder, s = _run(tmp_path, loop_data, coverage=0.05, max_iterations=8, loop_seconds=120)
+    """Median margins (coverage 0.5) make some first answers fail; the loop must correct them
+    with the kernel as the oracle, never re-propose a cut configuration, keep the best
+    measured-feasible answer, and say what it did."""
+    folder, s = _run(tmp_path, loop_data, coverage=0.5, max_iterations=8, loop_seconds=120)
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time_Saxpy.png").exists()
     assert list(s["variant"]) == ["baseline", "pruned", "baseline+lossless", "pruned+lossless"]
     assert (s["measured_source"] == "kernel re-run").all()
-    corrected = s[s["first_verdict"] == "infeasible"]
-    assert len(corrected) >= 1  # else this test exercised nothing
+    assert (s["first_verdict"] == "infeasible").any()  # else this test exercised nothing
     for row in s.itertuples():
         log = json.loads((folder / "logs" / f"Saxpy_9-7_{row.variant.replace('+', '_')}.json").read_text())
-        its = log["iterations"]
-        answers = [(it["bits"], it["chosen_hardware"]) for it in its if "bits" in it]
-        assert len(answers) == len(set(answers)) == row.iterations
-        assert all(it["verdict"] == "infeasible" for it in its[:-1])
-        if row.verdict == "feasible":
-            assert row.loop_stop == "measured feasible"
-            # the final answer is what the kernel measures
-            m = gen.run_kernel("Saxpy", [int(b) for b in row.bits.split()], error_only=True)["error"]
-            assert m == pytest.approx(row.measured_error, rel=0, abs=0) and m <= 0.01
-        else:
-            assert "budget" in row.loop_stop
-    assert s["measured_feasible"].mean() >= 0.75
+        its = [it for it in log["iterations"] if "bits" in it]
+        answers = [(it["bits"], it["chosen_hardware"]) for it in its]
+        assert len(answers) == len(set(answers)) and len(log["iterations"]) == row.iterations
+        solves = [it for it in its if it["kind"] == "solve"]
+        assert all(it["verdict"] == "infeasible" for it in solves[:-1])
+        assert row.verdict == "feasible" and row.loop_stop == "measured feasible"
+        feasible = [it for it in its if it["verdict"] == "feasible"]
+        assert row.total_bits == min(it["total_bits"] for it in feasible)
+        # probes only ever ask for fewer bits than the best answer before them
+        best = solves[-1]["total_bits"]
+        for it in its[len(solves):]:
+            assert it["kind"] == "probe" and it["total_bits"] < best
+            if it["verdict"] == "feasible":
+                best = it["total_bits"]
+        # the final answer is what the kernel measures
+        m = gen.run_kernel("Saxpy", [int(b) for b in row.bits.split()], error_only=True)["error"]
+        assert m == row.measured_error and m <= 0.01
     # brute force ran (kernel oracle): no feasible answer is below the optimum
-    assert s["optimum_proven"].all()
-    assert (s.loc[s["measured_feasible"], "bits_above_optimum"] >= 0).all()
+    assert s["optimum_proven"].all() and (s["bits_above_optimum"] >= 0).all()
     assert (s["milp_forward_diff"] <= 1e-6).all()
 
 

@@ -44,6 +44,7 @@ import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ class Config:
     max_memory_peak: float | None = None
     max_memory_mean: float | None = None
     time_limit: float = 20.0          # seconds per MILP (then its incumbent, measured like any)
-    epochs: int = 300                 # at most (early stopping on a validation split)
+    epochs: int = 200                 # at most (early stopping on a validation split)
     patience: int = 20
     learning_rate: float = 3e-3
     batch_size: int = 32
@@ -98,6 +99,7 @@ class Config:
     max_iterations: int = 10          # corrections of the closed loop (0: open loop)
     loop_seconds: float = 120.0       # per answer
     improve_probes: int = 2           # after a feasible answer: tries at fewer bits, no margin
+    probe_time_limit: float = 5.0     # seconds per probe MILP
     refit_epochs: int = 20
     refit_weight: int = 50            # copies of each measured answer in the refit's rows
     oracle: str = "auto"              # auto | kernel | data
@@ -323,8 +325,10 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
 
     def step(kind, **opt):
         """One solve and its measurement; None when the MILP has no answer."""
+        c = cfg if kind == "solve" else _replace(cfg, time_limit=min(
+            cfg.time_limit or math.inf, cfg.probe_time_limit or math.inf))
         try:
-            sol, handle = optimize(sur, data, cfg, excluded, candidates, **opt)
+            sol, handle = optimize(sur, data, c, excluded, candidates, **opt)
         except _NoCandidates:
             return None, "every measured configuration was cut off"
         it = {"iteration": len(log), "kind": kind, "status": sol.status, "solver_ms": sol.solve_s * 1e3,
@@ -344,7 +348,7 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
         return (sol, handle, bits, hw, meas, it), None
 
     def over_budget():
-        if time.perf_counter() - t_start > cfg.loop_seconds:
+        if cfg.loop_seconds is not None and time.perf_counter() - t_start > cfg.loop_seconds:
             return f"time budget ({cfg.loop_seconds:g} s) spent"
         return None
 
@@ -357,15 +361,16 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
         sol, handle, bits, hw, meas, it = r
         if first is None:
             first = (sol, sur, handle)
+        if cfg.max_iterations == 0:
+            best = it if meas.feasible else None
+            out["loop_stop"] = "open loop (max_iterations=0): the answer is measured, not corrected"
+            break
         if meas.feasible:
             best = it
             out["loop_stop"] = "measured feasible"
             break
         if not meas.measured:
             out["loop_stop"] = "unmeasured answer (no oracle can measure it; see measured_only)"
-            break
-        if cfg.max_iterations == 0:
-            out["loop_stop"] = "open loop (max_iterations=0): the answer is measured, not corrected"
             break
         if len(log) > cfg.max_iterations:
             out["loop_stop"] = f"iteration budget ({cfg.max_iterations} corrections) spent"
@@ -391,7 +396,8 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     # 2. probe: fewer bits than the measured-feasible answer, on the surrogate's own prediction
     # (no margin); a probe is kept only if it is measured feasible
     probes = 0
-    while best is not None and probes < cfg.improve_probes and over_budget() is None:
+    while (best is not None and cfg.max_iterations > 0 and probes < cfg.improve_probes
+           and over_budget() is None):
         probes += 1
         r, why = step("probe", max_total=best["total_bits"] - 1, margin_scale=0.0)
         if r is None:
@@ -434,19 +440,17 @@ def solver_time_ratios(summary: pd.DataFrame) -> pd.DataFrame:
     for (bench, topo, base), g in s.groupby(["benchmark", "topology", "base"], sort=False):
         plain = g[g["variant"] == base]
         comp = g[g["variant"] == f"{base}+lossless"]
-        if not len(plain) or not len(comp) or "timings_ms" not in g:
+        if not len(plain) or not len(comp) or "timing_solves" not in g:
             continue
         p, c = plain.iloc[0], comp.iloc[0]
-        if not isinstance(p["timings_ms"], list) or not isinstance(c["timings_ms"], list):
-            continue
-        if c["neurons_after"] >= p["neurons_after"]:
-            continue  # compression removed nothing: no comparison to make
-        tp, tc = np.array(p["timings_ms"]), np.array(c["timings_ms"])
+        if not (p["timing_solves"] >= 3 and c["timing_solves"] >= 3):
+            continue  # not timed again: compression removed nothing, or no answer
         rows.append({"benchmark": bench, "topology": topo, "base": base,
                      "neurons_removed": int(p["neurons_after"] - c["neurons_after"]),
-                     "ratio": float(np.median(tp) / np.median(tc)),
-                     "ratio_min": float(tp.min() / tc.max()), "ratio_max": float(tp.max() / tc.min()),
-                     "repeats": len(tp)})
+                     "ratio": float(p["solver_ms_median"] / c["solver_ms_median"]),
+                     "ratio_min": float(p["solver_ms_min"] / c["solver_ms_max"]),
+                     "ratio_max": float(p["solver_ms_max"] / c["solver_ms_min"]),
+                     "repeats": int(min(p["timing_solves"], c["timing_solves"]))})
     return pd.DataFrame(rows, columns=["benchmark", "topology", "base", "neurons_removed", "ratio",
                                        "ratio_min", "ratio_max", "repeats"])
 
@@ -519,6 +523,7 @@ def _check(cfg: Config) -> None:
     _options.seconds("time_limit", cfg.time_limit)
     _options.seconds("loop_seconds", cfg.loop_seconds)
     _options.seconds("timing_seconds", cfg.timing_seconds)
+    _options.seconds("probe_time_limit", cfg.probe_time_limit)
     for name in ("epochs", "batch_size", "prune_epochs", "resource_epochs", "refit_epochs",
                  "refit_weight", "timing_repeats", "patience"):
         _options.positive_int(name, getattr(cfg, name))
@@ -714,8 +719,7 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
             rows.append(row)
             _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
                                "lossless": {k: str(v) for k, v in m.reports.items()}})
-            pd.DataFrame(rows).drop(columns=["timings_ms"], errors="ignore").to_csv(
-                folder / "run.summary.csv", index=False)
+            pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
             if bar is not None:
                 bar.update(1)
         # solver time, compressed against uncompressed: the same first MILP, solved again,
@@ -728,9 +732,9 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
                 bar.set_postfix(benchmark=bench, topology=topo, timing=base)
             for fsur, row in pair:
                 t = _timings(fsur, data, cfg)
-                row.update(timings_ms=t, solver_ms_median=float(np.median(t)), timing_solves=len(t))
-        pd.DataFrame(rows).drop(columns=["timings_ms"], errors="ignore").to_csv(
-            folder / "run.summary.csv", index=False)
+                row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
+                           solver_ms_max=max(t), timing_solves=len(t))
+        pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
     if bar is not None:
         bar.close()
     summary = pd.DataFrame(rows)
@@ -744,7 +748,7 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
     summary.attrs["notes"] = notes
     summary.attrs["coverage"] = cov
     _plots(folder, summary)
-    summary.drop(columns=["timings_ms"], errors="ignore").to_csv(folder / "run.summary.csv", index=False)
+    summary.to_csv(folder / "run.summary.csv", index=False)
     return folder, summary
 
 
