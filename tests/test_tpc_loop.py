@@ -261,6 +261,7 @@ def test_the_closed_loop_ends_in_measured_feasible_answers(tmp_path, loop_data):
 def test_open_loop_and_table_oracle(tmp_path, loop_data):
     folder, s = _run(tmp_path, loop_data, max_iterations=0, truth_seconds=0)
     assert (s["iterations"] == 1).all() and s["loop_stop"].str.startswith("open loop").all()
+    assert any(n.startswith("open loop") for n in s.attrs["notes"])
     assert "optimum_bits" in s and s["optimum_bits"].isna().all()
     other = _edit_manifest(loop_data, tmp_path / "other", cpu="Another CPU")
     folder, s = _run(tmp_path, other, max_iterations=3)
@@ -272,6 +273,8 @@ def test_open_loop_and_table_oracle(tmp_path, loop_data):
     assert s["verdict"].isin(["feasible", "infeasible"]).all()
     log = json.loads((folder / "logs" / "Saxpy_9-7_data.json").read_text())
     assert "measured on another host: cpu 'Another CPU'" in log["oracle"]["h1"]
+    assert s["oracle_reason"].str.contains("measured on another host: cpu 'Another CPU'").all()
+    assert any("restricted to its configurations" in n for n in s.attrs["notes"])
     # unrestricted with the table: answers outside it are labelled, never judged by neighbours
     folder, s = _run(tmp_path, other, max_iterations=3, measured_only=False, truth_seconds=0)
     for row in s.itertuples():

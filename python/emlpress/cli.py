@@ -118,7 +118,8 @@ def _cmd_tpc_run(args) -> int:
     ok = int(summary["measured_feasible"].sum())
     print(f"final answers measured feasible: {ok} of {len(summary)}; first answers: "
           f"{int((summary.get('first_verdict') == 'feasible').sum())} (margins at "
-          f"{cfg.coverage:.0%} coverage)")
+          f"{cfg.coverage:.0%} coverage; on the test rows they cover "
+          f"{summary['test_coverage_error'].mean():.0%})")
     for bench, g in summary.groupby("benchmark", sort=False):
         opt = g["optimum_bits"].iloc[0] if "optimum_bits" in g else None
         if opt is not None and not pd.isna(opt):

@@ -604,6 +604,10 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
             measured_only = any(oracle.source(w) == "data" for w in allowed)
         if bench not in truths:
             truths[bench] = _truth(bench, data, oracle, cfg, allowed)
+            for w in allowed:
+                if oracle.source(w) == "data":
+                    notes.append(f"{bench} on {w}: answers measured by {oracle.reason[w]}"
+                                 + ("; answers restricted to its configurations" if measured_only else ""))
         split = splits[bench]
         train, cal, test = split
         lo, hi = _domain(data)
@@ -663,6 +667,7 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
             row = {"benchmark": bench, "topology": topo, "variant": variant,
                    "hardware": cfg.hw or "any", "oracle": "/".join(sorted({oracle.source(w) for w in allowed})),
                    "measured_only": measured_only,
+                   "oracle_reason": "; ".join(f"{w}: {oracle.reason[w]}" for w in allowed),
                    "train_ms": (fits[base][0].train_s + fits[base][1].train_s) * 1e3,
                    "epochs_trained": fits[base][0].epochs, "sparsity": fits[base][0].sparsity,
                    "r2_error": r2_err, "rmse_error": float(np.sqrt(np.mean((pe - test["neg_log_error"].to_numpy()) ** 2))),
@@ -745,6 +750,8 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
            if "first_verdict" in summary else 0,
            "test_coverage_error_mean": float(summary["test_coverage_error"].mean())}
     _log(folder, "coverage", cov)
+    if cfg.max_iterations == 0:
+        notes.append("open loop (max_iterations=0): every answer is measured, none is corrected")
     summary.attrs["notes"] = notes
     summary.attrs["coverage"] = cov
     _plots(folder, summary)
