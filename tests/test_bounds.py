@@ -140,10 +140,11 @@ def test_summary_table():
     net = Network([rng.normal(size=(8, 2)), rng.normal(size=(5, 8)), rng.normal(size=(1, 5))], [rng.normal(size=8), rng.normal(size=5), rng.normal(size=1)])
     b = bounds.crown(net, [-1, -1], [1, 1])
     s = b.summary()
-    assert list(s.index) == ["1", "2", "output"]
+    # the index is the one the API takes: s.loc[l] describes b.lower[l], b.stably_active(l)
+    assert list(s.index) == [0, 1, 2] and list(s["role"]) == ["hidden", "hidden", "output"]
     assert list(s["units"]) == [8, 5, 1]
-    for l, name in enumerate(["1", "2"]):
-        row = s.loc[name]
+    for l in (0, 1):
+        row = s.loc[l]
         assert row.stably_active == b.stably_active(l).sum()
         assert row.stably_inactive == b.stably_inactive(l).sum()
         assert row.stably_active + row.stably_inactive + row.unstable == row.units

@@ -31,7 +31,7 @@ def test_zero_weight_units_fold_positive_bias_and_drop_negative():
     W1 = np.array([[1.0, 2.0, 3.0, -1.0]])
     net = Network([W0, W1], [b0, np.array([0.25])], *box(2))
     small, rep = lossless(net, bounds="interval")
-    row = rep.layers.loc["1"]
+    row = rep.layers.loc[0]
     assert row.removed_zero_weight == 2 and row.units_after == 2
     assert small.sizes == [2, 2, 1]
     # the constant 2 * relu(0.7) went into the output bias; relu(-0.3) = 0 added nothing
@@ -45,7 +45,7 @@ def test_duplicated_active_unit_is_folded():
     W1 = np.array([[1.0, -3.0, 2.0]])
     net = Network([W0, W1], [b0, np.array([0.0])], *box(2))
     small, rep = lossless(net, bounds="interval")
-    assert rep.layers.loc["1"].folded_dependent == 1
+    assert rep.layers.loc[0].folded_dependent == 1
     # h1 = h0 + 0.5: weight 1 - 3 = -2 on unit 0, bias -3 * 0.5
     np.testing.assert_allclose(small.weights[-1], [[-2.0, 2.0]], atol=1e-14)
     np.testing.assert_allclose(small.biases[-1], [-1.5], atol=1e-14)
@@ -60,7 +60,7 @@ def test_unit_equal_to_scaled_sum_of_two_others():
     W1 = rng.normal(size=(2, 4))
     net = Network([W0, W1], [b0, rng.normal(size=2)], *box(4))
     small, rep = lossless(net, bounds="interval")
-    assert rep.layers.loc["1"].folded_dependent == 1
+    assert rep.layers.loc[0].folded_dependent == 1
     V = W1.copy()
     V[:, 0] += 2.0 * W1[:, 2]
     V[:, 1] += -0.5 * W1[:, 2]
@@ -79,7 +79,7 @@ def test_entirely_stable_layer_is_merged():
     W2 = rng.normal(size=(2, 3))
     net = Network([W0, W1, W2], [b0, b1, rng.normal(size=2)], *box(3))
     small, rep = lossless(net, bounds="interval")
-    assert bool(rep.layers.loc["2"].merged)
+    assert bool(rep.layers.loc[1].merged)
     assert small.n_layers == 2 and rep.layers_after == 2
     assert_same_function(net, small, *box(3))
 
@@ -108,7 +108,7 @@ def test_layer_whose_stable_units_are_all_dependent():
     W1 = np.arange(1.0, 7.0)[None, :]
     net = Network([W0, W1], [b0, np.array([0.0])], *box(2))
     small, rep = lossless(net, bounds="interval")
-    row = rep.layers.loc["1"]
+    row = rep.layers.loc[0]
     assert row.folded_dependent == 4 and row.units_after == 2
     assert_same_function(net, small, *box(2))
 
@@ -120,7 +120,7 @@ def test_more_active_units_than_inputs_keeps_at_most_n_in():
     net = Network([W0, rng.normal(size=(1, 40))], [b0, np.zeros(1)], *box(3))
     small, rep = lossless(net, bounds="interval")
     # Entirely stable: merged after folding 37 dependent units into 3.
-    assert rep.layers.loc["1"].folded_dependent == 37
+    assert rep.layers.loc[0].folded_dependent == 37
     assert small.n_layers == 1
     assert_same_function(net, small, *box(3))
 

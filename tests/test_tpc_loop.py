@@ -281,3 +281,39 @@ def test_open_loop_and_table_oracle(tmp_path, loop_data):
         inside = tuple(int(b) for b in row.bits.split()) in present
         assert row.verdict == ("unmeasured" if not inside else row.verdict)
         assert (row.verdict == "unmeasured") == row.measured_source.startswith("unmeasured")
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypatch):
+    from emlpress.pipelines import tpc as pipe
+
+    calls = {"n": 0}
+    real = pipe.solve_loop
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    cfg = pipe.Config(data=loop_data, topologies=["9-7", "12-15"], epochs=3, prune_epochs=3,
+                      resource_epochs=3, refit_epochs=2, max_iterations=1, improve_probes=0,
+                      time_limit=10, out=tmp_path / "runs", progress=False, timing_repeats=1,
+                      truth_seconds=0)
+    monkeypatch.setattr(pipe, "solve_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(cfg)
+    folder = pipe.last_folder
+    marker = (folder / pipe.INCOMPLETE).read_text()
+    assert "5 of 8 answers written" in marker and f"--resume {folder}" in marker
+    before = pd.read_csv(folder / "run.summary.csv")
+    assert len(before) == 5
+    monkeypatch.setattr(pipe, "solve_loop", real)
+    again, s = pipe.run(pipe.Config(progress=False), resume=folder)
+    assert again == folder and not (folder / pipe.INCOMPLETE).exists()
+    assert list(zip(s["topology"].astype(str), s["variant"])) == [
+        (t, v) for t in ("9-7", "12-15") for v in pipe.VARIANTS]
+    # the finished topology was kept as written, not recomputed
+    kept = s[s["topology"].astype(str) == "9-7"].reset_index(drop=True)
+    first = before[before["topology"].astype(str) == "9-7"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[first.columns], first, check_dtype=False)

@@ -1,9 +1,16 @@
-"""The ``emlpress`` command."""
+"""The emlpress command: sound neuron bounds, lossless compression and the transprecision
+pipeline.
+
+Exit status: 0 success; 2 a usage error (a bad option or value, a file that cannot be read
+or written, data too small); 1 a failure of the computation itself (a solver or a check that
+failed); 130 interrupted (Ctrl-C). Errors end in one line on stderr naming the file or option.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 import numpy as np
@@ -12,13 +19,34 @@ from emlpress import bounds as _bounds
 from emlpress.io import load_model
 
 
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+# argparse takes '-1e-3' and '-inf' for options (its pattern knows only '-1' and '-.5'):
+# every number, in any float syntax, is a value.
+_NUMBER = re.compile(r"^-(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf(inity)?|nan)$", re.I)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NUMBER
+
+
+class _UsageError(Exception):
+    """A bad option value: exit status 2, one line."""
+
+
 def _box(values, n: int, name: str):
     if values is None:
         return None
     if len(values) == 1:
-        return np.full(n, values[0])
+        values = [values[0]] * n
     if len(values) != n:
-        raise SystemExit(f"emlpress: --{name} takes 1 or {n} values, got {len(values)}")
+        raise _UsageError(f"--{name} takes 1 or {n} values, got {len(values)}")
+    bad = [v for v in values if not np.isfinite(v)]
+    if bad:
+        raise _UsageError(f"--{name} {bad[0]}: the input box must be finite (bounds over an "
+                          "unbounded box are unbounded)")
     return np.asarray(values, dtype=np.float64)
 
 
@@ -26,9 +54,9 @@ def _model_and_box(args):
     net = load_model(args.model)
     lo, hi = _box(args.lo, net.n_in, "lo"), _box(args.hi, net.n_in, "hi")
     if (lo is None) != (hi is None):
-        raise SystemExit("emlpress: give both --lo and --hi, or neither")
+        raise _UsageError("give both --lo and --hi, or neither")
     if lo is None and net.lo is None:
-        raise SystemExit(f"emlpress: {args.model} has no input domain: pass --lo and --hi")
+        raise _UsageError(f"{args.model} has no input domain: pass --lo and --hi")
     return net, lo, hi
 
 
@@ -58,19 +86,21 @@ def _cmd_compress(args) -> int:
 
     out = str(args.output)
     if not out.endswith((".npz", ".h5", ".keras")):
-        raise SystemExit(f"emlpress: -o {out}: the output must end in .npz, .h5 or .keras")
+        raise _UsageError(f"-o {out}: the output must end in .npz, .h5 or .keras")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):  # fail before the bounds, not after
-        raise SystemExit(f"emlpress: -o {out}: directory {parent} does not exist")
+        raise _UsageError(f"-o {out}: directory {parent} does not exist")
+    if os.path.isdir(out):
+        raise _UsageError(f"-o {out}: is a directory; give a file name")
     net, lo, hi = _model_and_box(args)
     b = _tighten(args, net, lo, hi, args.bounds)
     small, rep = lossless(net, b.lo, b.hi, bounds=b)
     if out.endswith(".npz"):
         small.save(out)
     else:
-        from emlpress.io import to_keras
+        from emlpress.io.keras import save_keras
 
-        to_keras(small).save(out)
+        save_keras(small, out)  # with the input box, read back by load_model
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
     stages = {**b.seconds, **{k: v for k, v in rep.seconds.items() if k != "bounds"}}
@@ -105,7 +135,16 @@ def _cmd_tpc_run(args) -> int:
         max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
         measured_only=measured_only, truth_seconds=args.truth_seconds,
     )
-    folder, summary = pipe.run(cfg)
+    if args.verbose:
+        os.environ["EMLPRESS_VERBOSE"] = "1"
+    try:
+        folder, summary = pipe.run(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        if pipe.last_folder is not None and (pipe.last_folder / pipe.INCOMPLETE).exists():
+            print(f"emlpress: interrupted; the answers so far are in {pipe.last_folder}; resume "
+                  f"with: emlpress tpc run --resume {pipe.last_folder}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
     cols = ["benchmark", "topology", "variant", "r2_error", "first_bits", "first_verdict",
             "iterations", "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
             "verdict", "measured_source", "bits_above_optimum"]
@@ -144,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     from emlpress.data import tpc as tpc_data
     from emlpress.pipelines import tpc as tpc_pipe
 
-    p = argparse.ArgumentParser(prog="emlpress", description=__doc__)
+    p = _Parser(prog="emlpress", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
@@ -170,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = tpc_pipe.Config()  # the pipeline's defaults are the command's
     r = tsub.add_parser("run", help="train, compress, optimise and verify; writes runs/run<time>/")
     r.add_argument("--data", default=None, help="directory of <Benchmark>_<hw>.csv (default: embedded data)")
-    r.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS))
+    r.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS),
+                   help="benchmarks to run (default: every one with files in the data directory)")
     r.add_argument("--topologies", nargs="+", default=d.topologies,
-                   help="presets: " + " ".join(tpc_pipe.PRESETS))
+                   help="hidden widths, presets: " + " ".join(tpc_pipe.PRESETS)
+                   + f" (default: {' '.join(d.topologies)})")
     r.add_argument("--hw", default=d.hw, help="fix the hardware platform (default: the MILP chooses)")
     r.add_argument("--max-error", type=float, default=d.max_error, help=f"error limit (default: {d.max_error})")
     r.add_argument("--max-time", type=float, default=d.max_time, help=f"time limit in ms (default: {d.max_time})")
@@ -195,19 +237,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restrict answers to configurations in the data (auto: when the table is the oracle)")
     r.add_argument("--truth-seconds", type=float, default=d.truth_seconds,
                    help=f"brute force over the kernel per benchmark, for the distance to the optimum; 0: off (default: {d.truth_seconds})")
-    r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds)
-    r.add_argument("--out", default=str(d.out), help="parent directory of the run folder")
+    r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds,
+                   help=f"bounds of the lossless compression (default: {d.compression_bounds})")
+    r.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run folder (its settings; answers already written are kept)")
+    r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
     r.set_defaults(func=_cmd_tpc_run)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except KeyboardInterrupt:
+        print("emlpress: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop writing, quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return EXIT_FAILURE
+    except RuntimeError as e:  # LosslessError, BoundError, solver failures
+        print(f"emlpress: failed: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (_UsageError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            FileExistsError, PermissionError) as e:
         print(f"emlpress: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -231,14 +231,14 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
     layer_cols, binary_cols, pre_cols = enc["unit_cols"], enc["binary_cols"], enc["pre_cols"]
     if names:
         for l, lc in enumerate(layer_cols):
-            tag = "y" if l == len(layer_cols) - 1 else f"h{l + 1}_"
+            tag = "y" if l == len(layer_cols) - 1 else f"h{l}_"  # layer l, as Bounds numbers it
             for i, c in enumerate(lc):
                 if c >= 0:
                     h.passColName(int(c), f"{name}.{tag}{i}")
         for l, (bc, pc) in enumerate(zip(binary_cols, pre_cols)):
             for i in np.flatnonzero(bc >= 0):
-                h.passColName(int(bc[i]), f"{name}.d{l + 1}_{i}")
-                h.passColName(int(pc[i]), f"{name}.z{l + 1}_{i}")
+                h.passColName(int(bc[i]), f"{name}.d{l}_{i}")
+                h.passColName(int(pc[i]), f"{name}.z{l}_{i}")
     handle = NetworkHandle(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
         binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc["col_lower"]),

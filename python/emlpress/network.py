@@ -233,9 +233,9 @@ class Network:
             z = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
             raise ValueError(f"{path}: not a network file (an .npz archive written by "
-                             f"Network.save): {e}") from None
+                             "Network.save)") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError(f"{path}: holds a single array, not a network (an .npz archive "
                              "with keys W0, b0, W1, ...)")

@@ -97,10 +97,9 @@ class Bounds:
         )
 
     def summary(self) -> pd.DataFrame:
-        """Per layer: units, stably active, stably inactive, unstable, range of the bounds.
-
-        Hidden layers are numbered 1..L-1 as in the literature; the last row is the output.
-        """
+        """Per layer: role (hidden or output), units, stably active, stably inactive, unstable,
+        range of the bounds. Indexed by the layer index the API takes (``lower[l]``,
+        ``stably_active(l)``): 0 is the first hidden layer, ``n_layers - 1`` the output."""
         rows = []
         for l in range(self.n_layers):
             out = l == self.n_layers - 1
@@ -108,7 +107,8 @@ class Bounds:
             ina = int(self.stably_inactive(l).sum())
             rows.append(
                 {
-                    "layer": "output" if out else str(l + 1),
+                    "layer": l,
+                    "role": "output" if out else "hidden",
                     "units": int(self.lower[l].size),
                     "stably_active": pd.NA if out else act,
                     "stably_inactive": pd.NA if out else ina,
@@ -183,7 +183,20 @@ def _run(kernel, name: str, net: Network, lo, hi) -> Bounds:
     t0 = time.perf_counter()
     lower, upper = kernel(net._core, lo, hi)
     dt = time.perf_counter() - t0
+    check_finite(lower, upper, name, lo, hi)
     return _trusted(lower, upper, lo, hi, name, {name: dt})
+
+
+def check_finite(lower, upper, method: str, lo, hi) -> None:
+    """Refuse bounds that overflowed float64: an infinite or NaN bound is no answer."""
+    for l, (a, b) in enumerate(zip(lower, upper)):
+        bad = np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{method} bounds overflow float64 at layer {l}, neuron {i} ([{a[i]}, {b[i]}]): "
+                f"the input box is too large for this network (largest |bound| of the box "
+                f"{max(np.abs(lo).max(), np.abs(hi).max()):.3g}); scale the inputs or shrink the box")
 
 
 def interval(net: Network, lo=None, hi=None) -> Bounds:

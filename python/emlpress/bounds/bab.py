@@ -27,6 +27,8 @@ import math
 import time
 
 import highspy
+
+from emlpress import _highs
 import numpy as np
 
 from emlpress.bounds.relaxation import _EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block
@@ -137,8 +139,7 @@ class PhaseSearch:
     def __init__(self, net, lo, hi, store, rule: str = RULE):
         self.net, self.store, self.rule = net, store, rule
         self.lo, self.hi = lo, hi
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = _highs.highs()
         h.setOptionValue("presolve", "off")  # presolve would discard the warm-start basis
         h.setOptionValue("primal_feasibility_tolerance", LP_TOL)
         h.setOptionValue("dual_feasibility_tolerance", LP_TOL)

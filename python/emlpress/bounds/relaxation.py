@@ -18,6 +18,8 @@ import math
 import warnings
 
 import highspy
+
+from emlpress import _highs
 import numpy as np
 
 
@@ -90,8 +92,7 @@ class NeuronProblems:
 
     def __init__(self, net, lo, hi, store):
         self.net, self.store = net, store
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = _highs.highs()
         h.setOptionValue("presolve", "off")  # presolve would discard the starting basis
         # Each LP starts from a new basis (_start_basis); HiGHS would compute exact
         # steepest-edge weights for it (one BTRAN per row) and scale the LP anew. Devex

@@ -55,7 +55,8 @@ class LosslessError(RuntimeError):
 
 @dataclass
 class LosslessReport:
-    """What :func:`lossless` did. ``layers`` has one row per hidden layer of the original."""
+    """What :func:`lossless` did. ``layers`` has one row per hidden layer of the original,
+    indexed by the layer's index in the API (``Bounds.lower[l]``, ``b.stably_active(l)``)."""
 
     layers: pd.DataFrame
     params_before: int
@@ -177,7 +178,7 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
                              rank_tol)
         kept = np.asarray(f["kept"], dtype=np.intp)
         row = {
-            "layer": str(k + 1),
+            "layer": k,  # the index Bounds and the API use
             "units_before": units,
             "units_after": int(kept.size),
             "removed_inactive": int(f["n_inactive"]),

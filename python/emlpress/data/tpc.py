@@ -46,6 +46,9 @@ def _read_one(path: Path, benchmark: str) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise TPCDataError(f"{path}: empty file (expected a header {','.join(cols)})") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise TPCDataError(f"{path}: not a CSV text file ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise TPCDataError(f"{path}: missing column(s) {missing}; header is {list(df.columns)}")

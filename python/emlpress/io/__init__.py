@@ -8,7 +8,12 @@ from pathlib import Path
 from emlpress.io._chain import UnsupportedLayerError
 from emlpress.network import Network
 
-__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "load_model", "UnsupportedLayerError"]
+__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "load_model", "UnsupportedLayerError",
+           "ModelFileError"]
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read: the message names the file and what to do."""
 
 
 def from_keras(model_or_path) -> Network:
@@ -49,15 +54,49 @@ _LOADERS = {
 }
 
 
+_KIND = {".npz": "a network file (an .npz archive written by Network.save)",
+         ".h5": "a Keras HDF5 model file", ".keras": "a Keras model file", ".onnx": "an ONNX model file",
+         ".pt": "a PyTorch model file (torch.save of an nn.Sequential)", ".pth": "a PyTorch model file"}
+_NEEDS = {".h5": "TensorFlow and tf-keras: pip install 'emlpress[keras]'",
+          ".keras": "TensorFlow and tf-keras: pip install 'emlpress[keras]'",
+          ".onnx": "onnx: pip install 'emlpress[onnx]'",
+          ".pt": "PyTorch: pip install torch (the CPU build is enough)",
+          ".pth": "PyTorch: pip install torch (the CPU build is enough)"}
+
+
 def load_model(path: str | os.PathLike) -> Network:
     """Load a network from any supported file, chosen by extension
-    (``.npz``, ``.h5``/``.keras``, ``.onnx``, ``.pt``/``.pth``)."""
+    (``.npz``, ``.h5``/``.keras``, ``.onnx``, ``.pt``/``.pth``). A file that cannot be read
+    raises :class:`ModelFileError` naming it (and the package to install, when one is missing);
+    a readable model with an unsupported layer raises :class:`UnsupportedLayerError`."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")
-    loader = _LOADERS.get(p.suffix.lower())
+    if p.is_dir():
+        raise ModelFileError(f"{p}: is a directory, not a model file")
+    suffix = p.suffix.lower()
+    loader = _LOADERS.get(suffix)
     if loader is None:
-        raise ValueError(
+        raise ModelFileError(
             f"{p}: unknown model format '{p.suffix}' (supported: {', '.join(sorted(_LOADERS))})"
         )
-    return loader(p)
+    try:
+        return loader(p)
+    except (UnsupportedLayerError, ModelFileError):
+        raise
+    except ImportError as e:  # ModuleNotFoundError included
+        if suffix in _NEEDS:
+            raise ModelFileError(f"{p}: reading {suffix} files needs {_NEEDS[suffix]} "
+                                 f"({type(e).__name__}: {e})") from None
+        raise
+    except ValueError as e:
+        if str(e).startswith(str(p)):
+            raise  # already names the file (Network.load, the importers' checks)
+        raise ModelFileError(f"{p}: not {_KIND[suffix]} ({_first_line(e)})") from None
+    except Exception as e:  # what a corrupt file raises differs per library and release
+        raise ModelFileError(f"{p}: not {_KIND[suffix]} ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

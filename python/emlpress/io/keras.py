@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -11,16 +12,50 @@ from emlpress.network import Network
 
 
 def tf_keras():
-    """Import tf_keras with the legacy-Keras switch TMOT needs, set before TensorFlow loads."""
+    """Import tf_keras with the legacy-Keras switch TMOT needs, set before TensorFlow loads.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, absl) are silenced unless
+    ``EMLPRESS_VERBOSE`` is set (the CLI's ``--verbose``): its log level is raised to errors
+    only and stderr is pointed at /dev/null while it loads and runs its first operation,
+    where those lines are written, below Python and before any log level applies."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = not os.environ.get("EMLPRESS_VERBOSE") and "tensorflow" not in sys.modules
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.environ.get("EMLPRESS_VERBOSE") else "3")
     try:
-        import tf_keras as keras
+        if quiet:
+            keras = _without_stderr(_import_quietly)
+        else:
+            import tf_keras as keras
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(
             "Keras support needs the [keras] extra: pip install 'emlpress[keras]'"
         ) from e
     return keras
+
+
+def _import_quietly():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    tf.constant(1.0) + 1.0  # the device probe (CUDA drivers) happens at the first operation
+    return keras
+
+
+def _without_stderr(fn):
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return fn()
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+        return fn()
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
 
 
 def _activation_ops(name: str, where: str) -> list:
@@ -46,6 +81,7 @@ def from_keras(model_or_path) -> Network:
         if not os.path.exists(source):
             raise FileNotFoundError(source)
         model = keras.models.load_model(source, compile=False)
+    domain = read_domain(source) if isinstance(model_or_path, (str, os.PathLike)) else None
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedLayerError(
             f"{source}: only single-input single-output chains are supported "
@@ -80,7 +116,63 @@ def from_keras(model_or_path) -> Network:
             raise UnsupportedLayerError(
                 f"{source}: {where} is not supported (only Dense, ReLU, Activation relu/linear)"
             )
-    return build_network(ops, source)
+    net = build_network(ops, source)
+    if domain is not None:
+        lo, hi = domain
+        if lo.shape != (net.n_in,) or hi.shape != (net.n_in,):
+            raise ValueError(f"{source}: its stored input domain has {lo.size} values for "
+                             f"{net.n_in} inputs")
+        net = net.with_domain(lo, hi)
+    return net
+
+
+DOMAIN_ATTRS = ("emlpress_lo", "emlpress_hi")
+DOMAIN_MEMBER = "emlpress_domain.json"
+
+
+def save_keras(net: Network, path, dtype: str = "float64") -> None:
+    """Save ``net`` as a Keras model (``.h5`` or ``.keras``) with its input domain: attributes
+    ``emlpress_lo``/``emlpress_hi`` of the HDF5 file's root, or a member
+    ``emlpress_domain.json`` of the ``.keras`` archive; :func:`from_keras` reads it back."""
+    path = str(path)
+    to_keras(net, dtype).save(path)
+    if net.lo is None:
+        return
+    if path.endswith(".h5"):
+        import h5py
+
+        with h5py.File(path, "a") as f:
+            f.attrs[DOMAIN_ATTRS[0]] = np.asarray(net.lo, float)
+            f.attrs[DOMAIN_ATTRS[1]] = np.asarray(net.hi, float)
+    else:
+        import json
+        import zipfile
+
+        with zipfile.ZipFile(path, "a") as z:
+            z.writestr(DOMAIN_MEMBER, json.dumps({"lo": [float(v) for v in net.lo],
+                                                  "hi": [float(v) for v in net.hi]}))
+
+
+def read_domain(path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The input domain :func:`save_keras` stored in a Keras file, or None."""
+    path = str(path)
+    if path.endswith(".h5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if all(k in f.attrs for k in DOMAIN_ATTRS):
+                return tuple(np.asarray(f.attrs[k], float) for k in DOMAIN_ATTRS)
+        return None
+    import json
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as z:
+        if DOMAIN_MEMBER not in z.namelist():
+            return None
+        d = json.loads(z.read(DOMAIN_MEMBER))
+    return np.asarray(d["lo"], float), np.asarray(d["hi"], float)
 
 
 def to_keras(net: Network, dtype: str = "float64"):

@@ -55,7 +55,7 @@ from emlpress.data import tpc
 from emlpress.data.tpc_oracle import Oracle, brute_force
 from emlpress.network import Network
 
-__all__ = ["PRESETS", "Config", "Surrogate", "run", "optimize", "solve_loop", "conformal_margin",
+__all__ = ["PRESETS", "Config", "Surrogate", "run", "load_config", "optimize", "solve_loop", "conformal_margin",
            "solver_time_ratios", "DEFAULT_DATA", "VARIANTS"]
 
 # The study's topology catalogue (hidden layer widths), as named presets.
@@ -188,10 +188,10 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
     each), e.g. the measured configurations."""
     import highspy
 
+    from emlpress import _highs
     from emlpress.milp import add_network, solve
 
-    h = highspy.Highs()
-    h.silent()
+    h = _highs.highs()
     blo, bhi = data.bit_range()
     nv, nh = data.n_vars, len(data.hardware)
     bits = h.addVariables(nv, lb=[float(v) for v in blo], ub=[float(v) for v in bhi])
@@ -543,8 +543,18 @@ def _check(cfg: Config) -> None:
     check_sparsities(cfg.initial_sparsity, cfg.final_sparsity)
     if cfg.compression_bounds not in METHODS:
         raise ValueError(f"unknown compression_bounds {cfg.compression_bounds!r}: expected one of {METHODS}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {out}: is a file; give the directory the run folders go to")
     if cfg.oracle not in MODES:
         raise ValueError(f"unknown oracle {cfg.oracle!r}: expected one of {MODES}")
+
+
+def _enough_calibration(n_rows: int, cfg: Config) -> bool:
+    """Whether ``n_rows`` rows leave enough calibration rows for the coverage asked."""
+    n_test = max(1, int(round(cfg.test_size * n_rows)))
+    n_cal = max(1, int(round(cfg.calibration_size * (n_rows - n_test))))
+    return math.ceil((n_cal + 1) * cfg.coverage) <= n_cal and n_rows - n_test - n_cal >= 10
 
 
 def _splits(data: tpc.TPCData, cfg: Config):
@@ -556,11 +566,35 @@ def _splits(data: tpc.TPCData, cfg: Config):
     return train, cal, test
 
 
-def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
+INCOMPLETE = "INCOMPLETE"
+last_folder: Path | None = None  # the folder of the latest run (the CLI names it on Ctrl-C)
+
+
+def load_config(folder) -> Config:
+    """The settings of a run folder (``logs/config.json``), to resume it."""
+    folder = Path(folder)
+    path = folder / "logs" / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{folder}: not a tpc run folder (no logs/config.json)")
+    saved = json.loads(path.read_text())
+    known = {f for f in Config.__dataclass_fields__}
+    cfg = Config(**{k: v for k, v in saved.items() if k in known and k != "rerun_kernels"})
+    cfg.data, cfg.out = Path(cfg.data), Path(cfg.out)
+    return cfg
+
+
+def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     """The whole pipeline; returns the run folder and the summary table (also written, row by
-    row as answers are final, to ``run.summary.csv``)."""
+    row as answers are final, to ``run.summary.csv``). While it runs, the folder holds a file
+    ``INCOMPLETE`` saying how far it got; ``resume=FOLDER`` continues such a run with its own
+    settings (``cfg`` then only sets ``progress``), keeping every benchmark and topology whose
+    four answers were written and redoing the others (training is seeded: the same models)."""
     from emlpress.train import fit_regressor
 
+    if resume is not None:
+        progress = cfg.progress
+        cfg = load_config(resume)
+        cfg.progress = progress
     cfg.data = Path(cfg.data)
     if cfg.rerun_kernels is not None:
         warnings.warn("Config.rerun_kernels is deprecated: use oracle='kernel' or 'data'",
@@ -575,24 +609,47 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
         splits[name] = _splits(data, cfg)
         n_cal = len(splits[name][1])
         if math.ceil((n_cal + 1) * cfg.coverage) > n_cal:
+            need = next(n for n in range(len(data.frame) + 1, 10**7)
+                        if _enough_calibration(n, cfg))
             raise ValueError(f"{data.source}: {name} has {len(data.frame)} rows, {n_cal} for calibration: "
-                             f"too few for a {cfg.coverage:.0%} margin (lower coverage or raise "
-                             "calibration_size)")
-    stamp = _dt.datetime.now().strftime("%Y%m%d%H%M%S")
-    folder = Path(cfg.out) / f"run{stamp}"
-    k = 0
-    while folder.exists():  # two runs in one second
-        k += 1
-        folder = Path(cfg.out) / f"run{stamp}_{k}"
-    (folder / "models").mkdir(parents=True)
-    _log(folder, "config", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
+                             f"too few for a {cfg.coverage:.0%} margin (at least {need} rows; or "
+                             "lower coverage or raise calibration_size)")
     jobs = [(b, t) for b in datasets for t in cfg.topologies]
+    kept = []
+    if resume is not None:
+        folder = Path(resume)
+        if (folder / "run.summary.csv").exists():
+            done = pd.read_csv(folder / "run.summary.csv")
+            for (b, t), g in done.groupby(["benchmark", "topology"], sort=False):
+                if len(g) == len(VARIANTS) and (b, str(t)) in jobs:
+                    kept.append(g)
+        finished = {(g["benchmark"].iloc[0], str(g["topology"].iloc[0])) for g in kept}
+        jobs = [j for j in jobs if j not in finished]
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d%H%M%S")
+        folder = Path(cfg.out) / f"run{stamp}"
+        k = 0
+        while folder.exists():  # two runs in one second
+            k += 1
+            folder = Path(cfg.out) / f"run{stamp}_{k}"
+        (folder / "models").mkdir(parents=True)
+        _log(folder, "config", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
+    total = (len(jobs) + len(kept)) * len(VARIANTS)
+    global last_folder
+    last_folder = folder
+
+    def mark(n_done: int) -> None:
+        (folder / INCOMPLETE).write_text(
+            f"this run stopped before its end: {n_done} of {total} answers written to "
+            f"run.summary.csv\nresume with: emlpress tpc run --resume {folder}\n")
     bar = None
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs) * len(VARIANTS), desc="tpc run", unit="answer")
-    rows, notes = [], []
+        bar = tqdm(total=total, initial=len(kept) * len(VARIANTS), desc="tpc run", unit="answer")
+    rows = [r for g in kept for r in g.to_dict("records")]
+    notes = []
+    mark(len(rows))
     limits = _limits(cfg)
     truths = {}
     for bench, topo in jobs:
@@ -725,6 +782,7 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
             _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
                                "lossless": {k: str(v) for k, v in m.reports.items()}})
             pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+            mark(len(rows))
             if bar is not None:
                 bar.update(1)
         # solver time, compressed against uncompressed: the same first MILP, solved again,
@@ -756,6 +814,7 @@ def run(cfg: Config) -> tuple[Path, pd.DataFrame]:
     summary.attrs["coverage"] = cov
     _plots(folder, summary)
     summary.to_csv(folder / "run.summary.csv", index=False)
+    (folder / INCOMPLETE).unlink(missing_ok=True)
     return folder, summary
 
 
