@@ -93,7 +93,8 @@ def test_tpc_generate_and_run_errors(tmp_path, capsys):
     # 5 rows: 1 for calibration, which cannot give a 90% margin
     assert main(["tpc", "run", "--data", str(tmp_path), "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "Saxpy has 5 rows, 1 for calibration: too few for a 90% margin (at least 54 rows" in err
+    assert "Saxpy has 5 rows, 1 for calibration and 3 for training: too few" in err
+    assert "(at least 54 rows" in err
 
 
 # --- everyday use (issue 25): one line and a documented exit status, never a traceback ---

@@ -1,6 +1,7 @@
 """Quiet HiGHS instances: HiGHS prints its banner ("Running HiGHS ... Copyright") to the
 process' stdout when the first instance is created, before any option can silence it. The
-first instance emlpress creates is built with file descriptor 1 pointed at /dev/null, so
+first instance emlpress creates is built with file descriptor 1 pointed at /dev/null (other
+threads' writes to fd 1 in that instant are lost with it), so
 emlpress' output (tables, a CLI piped into a file) never starts with it; HiGHS prints the
 banner once per process, so later instances (the user's too) stay quiet."""
 
@@ -32,22 +33,26 @@ def highs(silent: bool = True):
 
 
 def _without_stdout(make):
+    """``make()`` with file descriptor 1 (C's stdout, where HiGHS writes) on /dev/null."""
     try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stdout (e.g. captured): nothing to hide
+        sys.stdout.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    _flush_c_stdout()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all
         return make()
-    sys.stdout.flush()
-    saved = os.dup(fd)
     try:
         null = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(null, fd)
+            os.dup2(null, 1)
             obj = make()
             _flush_c_stdout()
         finally:
             os.close(null)
     finally:
-        os.dup2(saved, fd)
+        os.dup2(saved, 1)
         os.close(saved)
     return obj
 

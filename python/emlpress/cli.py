@@ -155,9 +155,10 @@ def _cmd_tpc_run(args) -> int:
                            "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     ok = int(summary["measured_feasible"].sum())
-    print(f"final answers measured feasible: {ok} of {len(summary)}; first answers: "
-          f"{int((summary.get('first_verdict') == 'feasible').sum())} (margins at "
-          f"{cfg.coverage:.0%} coverage; on the test rows they cover "
+    first = summary.get("first_verdict", pd.Series(dtype=object)).eq("feasible").sum()
+    coverage = summary.attrs.get("coverage", {}).get("coverage_asked", cfg.coverage)
+    print(f"final answers measured feasible: {ok} of {len(summary)}; first answers: {int(first)} "
+          f"(margins at {coverage:.0%} coverage; on the test rows they cover "
           f"{summary['test_coverage_error'].mean():.0%})")
     for bench, g in summary.groupby("benchmark", sort=False):
         opt = g["optimum_bits"].iloc[0] if "optimum_bits" in g else None
@@ -240,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds,
                    help=f"bounds of the lossless compression (default: {d.compression_bounds})")
     r.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run folder (its settings; answers already written are kept)")
+                   help="continue an interrupted run folder with the settings it was started with "
+                        "(other options are then not used); answers already written are kept")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
     r.set_defaults(func=_cmd_tpc_run)
@@ -268,6 +270,9 @@ def main(argv=None) -> int:
             FileExistsError, PermissionError) as e:
         print(f"emlpress: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # disk full, read-only file system, ...
+        print(f"emlpress: failed: {e}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

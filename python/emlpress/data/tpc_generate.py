@@ -276,10 +276,17 @@ def read_manifest(directory) -> dict:
 def _write_manifest(out_dir: Path, hw: str, benchmarks, seed: int, repeats: int, n_rows: int) -> Path:
     entries = read_manifest(out_dir)
     old = entries.get(hw, {})
-    same = old.get("kernel_version") == KERNEL_VERSION and old.get("seed") == seed
+    host = host_fingerprint()
+    # keep the benchmarks measured earlier under this name only if they were measured the
+    # same way on a host like this one; else the manifest would vouch for data it did not see
+    from emlpress.data.tpc_oracle import HOST_KEYS
+
+    same = (old.get("kernel_version") == KERNEL_VERSION and old.get("seed") == seed
+            and old.get("repeats") == repeats and old.get("rows") == n_rows
+            and all(old.get("host", {}).get(k) == host.get(k) for k in HOST_KEYS))
     done = sorted(set(benchmarks) | (set(old.get("benchmarks", [])) if same else set()))
     entries[hw] = {"kernel_version": KERNEL_VERSION, "seed": seed, "repeats": repeats,
-                   "rows": n_rows, "benchmarks": done, "host": host_fingerprint(),
+                   "rows": n_rows, "benchmarks": done, "host": host,
                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     path = out_dir / MANIFEST
     tmp = path.with_suffix(".json.tmp")

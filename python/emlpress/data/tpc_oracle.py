@@ -125,20 +125,26 @@ class Oracle:
         """Measure ``bits`` on ``hw``; ``limits`` maps ``error``, ``time``, ``memory_peak``,
         ``memory_mean`` to the problem's limits (None: no limit) for the verdict."""
         bits = [int(b) for b in bits]
-        if hw in self.kernel_hw:
-            entry = self.kernel_hw[hw]
-            inputs, ref = self._kernel_inputs(int(entry.get("seed", 0)))
-            r = gen.run_kernel(self.data.benchmark, bits, inputs, ref,
-                               repeats=int(entry.get("repeats", 3)))
-            m = Measurement(r["error"], r["time"], r["memory_mean"], r["memory_peak"], "kernel re-run")
-        else:
-            rows = self._rows.get((tuple(bits), hw))
-            if rows is None:
-                return Measurement(None, None, None, None, "unmeasured (not in the data)")
-            f = self.data.frame.iloc[rows]
-            m = Measurement(float(f["error"].mean()), float(f["time"].mean()),
-                            float(f["memory_mean"].mean()), float(f["memory_peak"].mean()),
-                            f"data ({len(rows)} row{'s' if len(rows) > 1 else ''})")
+        if hw not in self.kernel_hw:
+            return self.measure_table(bits, hw, limits)
+        entry = self.kernel_hw[hw]
+        inputs, ref = self._kernel_inputs(int(entry.get("seed", 0)))
+        r = gen.run_kernel(self.data.benchmark, bits, inputs, ref,
+                           repeats=int(entry.get("repeats", 3)))
+        m = Measurement(r["error"], r["time"], r["memory_mean"], r["memory_peak"], "kernel re-run")
+        m.feasible = all(getattr(m, k) <= v for k, v in limits.items() if v is not None)
+        return m
+
+    def measure_table(self, bits, hw: str, limits: dict) -> Measurement:
+        """The table's measurement of ``bits`` on ``hw`` (mean over its repeats), or an
+        unmeasured one when the table does not hold it."""
+        rows = self._rows.get((tuple(int(b) for b in bits), hw))
+        if rows is None:
+            return Measurement(None, None, None, None, "unmeasured (not in the data)")
+        f = self.data.frame.iloc[rows]
+        m = Measurement(float(f["error"].mean()), float(f["time"].mean()),
+                        float(f["memory_mean"].mean()), float(f["memory_peak"].mean()),
+                        f"data ({len(rows)} row{'s' if len(rows) > 1 else ''})")
         m.feasible = all(getattr(m, k) <= v for k, v in limits.items() if v is not None)
         return m
 
@@ -162,7 +168,7 @@ def _compositions(total: int, lo, hi):
 def brute_force(benchmark: str, max_error: float, max_time: float | None = None,
                 max_memory_peak: float | None = None, max_memory_mean: float | None = None,
                 seed: int = 0, bit_range=None, max_seconds: float | None = None,
-                max_evaluations: int | None = None, progress: bool = False) -> dict:
+                max_evaluations: int | None = None, progress: bool = False, repeats: int = 3) -> dict:
     """The fewest total bits of a configuration whose kernel run meets the limits.
 
     Totals are enumerated upward from the smallest; every configuration of a total has its
@@ -173,7 +179,9 @@ def brute_force(benchmark: str, max_error: float, max_time: float | None = None,
     searched completely) and ``proven`` is False.
 
     Returns ``total_bits``, ``proven``, ``configurations`` (the optimal ones with their
-    measurements), ``evaluated`` and ``seconds``."""
+    measurements; ``complete_list`` False when a budget ended the search inside the optimal
+    total after a feasible one was found), ``evaluated`` and ``seconds``. ``repeats``: timing
+    runs of the full measurements (as the data's manifest records)."""
     n = tpc.BENCHMARKS[benchmark]
     lo, hi = bit_range or gen.BIT_RANGE[benchmark]
     lo = [int(v) for v in np.broadcast_to(lo, (n,))]
@@ -191,9 +199,13 @@ def brute_force(benchmark: str, max_error: float, max_time: float | None = None,
         for total in range(sum(lo), sum(hi) + 1):
             found = []
             for bits in _compositions(total, lo, hi):
-                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                    return _partial(total, evaluated, t0)
-                if max_evaluations is not None and evaluated >= max_evaluations:
+                out_of_budget = ((max_seconds is not None and time.perf_counter() - t0 > max_seconds)
+                                 or (max_evaluations is not None and evaluated >= max_evaluations))
+                if out_of_budget:
+                    if found:  # this total is proven optimal; only its list is cut short
+                        return {"total_bits": total, "proven": True, "configurations": found,
+                                "complete_list": False, "evaluated": evaluated,
+                                "seconds": time.perf_counter() - t0}
                     return _partial(total, evaluated, t0)
                 err = gen.run_kernel(benchmark, bits, inputs, ref, error_only=True)["error"]
                 evaluated += 1
@@ -205,14 +217,15 @@ def brute_force(benchmark: str, max_error: float, max_time: float | None = None,
                 if max_time is None and max_memory_peak is None and max_memory_mean is None:
                     found.append({"bits": list(bits), "error": err})
                     continue
-                r = gen.run_kernel(benchmark, bits, inputs, ref)
+                r = gen.run_kernel(benchmark, bits, inputs, ref, repeats=repeats)
                 if ((max_time is None or r["time"] <= max_time)
                         and (max_memory_peak is None or r["memory_peak"] <= max_memory_peak)
                         and (max_memory_mean is None or r["memory_mean"] <= max_memory_mean)):
                     found.append({"bits": list(bits), **r})
             if found:
                 return {"total_bits": total, "proven": True, "configurations": found,
-                        "evaluated": evaluated, "seconds": time.perf_counter() - t0}
+                        "complete_list": True, "evaluated": evaluated,
+                        "seconds": time.perf_counter() - t0}
         return {"total_bits": None, "proven": True, "configurations": [], "evaluated": evaluated,
                 "seconds": time.perf_counter() - t0}
     finally:

@@ -93,6 +93,8 @@ def load_model(path: str | os.PathLike) -> Network:
         if str(e).startswith(str(p)):
             raise  # already names the file (Network.load, the importers' checks)
         raise ModelFileError(f"{p}: not {_KIND[suffix]} ({_first_line(e)})") from None
+    except (MemoryError, TypeError, AttributeError, NameError, AssertionError):
+        raise  # not the file's fault: a bug, or the machine
     except Exception as e:  # what a corrupt file raises differs per library and release
         raise ModelFileError(f"{p}: not {_KIND[suffix]} ({type(e).__name__}: {_first_line(e)})") from None
 

@@ -15,9 +15,11 @@ def tf_keras():
     """Import tf_keras with the legacy-Keras switch TMOT needs, set before TensorFlow loads.
 
     TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, absl) are silenced unless
-    ``EMLPRESS_VERBOSE`` is set (the CLI's ``--verbose``): its log level is raised to errors
-    only and stderr is pointed at /dev/null while it loads and runs its first operation,
-    where those lines are written, below Python and before any log level applies."""
+    ``EMLPRESS_VERBOSE`` is set (the CLI's ``--verbose``): stderr is pointed at /dev/null while
+    it loads and runs its first operation, where those lines are written below Python and
+    before any log level applies, and ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3, which also hides
+    its C++ ERROR lines (in this TensorFlow, harmless ones from every ``fit``). Set
+    ``EMLPRESS_VERBOSE=1`` to see them all, e.g. when TensorFlow fails to load."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     quiet = not os.environ.get("EMLPRESS_VERBOSE") and "tensorflow" not in sys.modules
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.environ.get("EMLPRESS_VERBOSE") else "3")

@@ -360,7 +360,7 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
             break
         sol, handle, bits, hw, meas, it = r
         if first is None:
-            first = (sol, sur, handle)
+            first = (sol, sur, handle, candidates)
         if cfg.max_iterations == 0:
             best = it if meas.feasible else None
             out["loop_stop"] = "open loop (max_iterations=0): the answer is measured, not corrected"
@@ -421,12 +421,12 @@ def _verdict(meas) -> str:
     return "feasible" if meas.feasible else "infeasible"
 
 
-def _timings(sur: Surrogate, data, cfg: Config) -> list[float]:
+def _timings(sur: Surrogate, data, cfg: Config, candidates=None) -> list[float]:
     """Solve times (ms) of the same MILP: ``timing_repeats`` solves, fewer (at least 3) when
     they would take more than ``timing_seconds``."""
     t = []
     while len(t) < cfg.timing_repeats and (len(t) < 3 or sum(t) < cfg.timing_seconds * 1e3):
-        t.append(optimize(sur, data, cfg)[0].solve_s * 1e3)
+        t.append(optimize(sur, data, cfg, candidates=candidates)[0].solve_s * 1e3)
     return t
 
 
@@ -527,6 +527,9 @@ def _check(cfg: Config) -> None:
     for name in ("epochs", "batch_size", "prune_epochs", "resource_epochs", "refit_epochs",
                  "refit_weight", "timing_repeats", "patience"):
         _options.positive_int(name, getattr(cfg, name))
+    if cfg.timing_repeats < 3:
+        raise ValueError(f"timing_repeats must be at least 3 (a median of repeated solves), "
+                         f"got {cfg.timing_repeats}")
     for name in ("max_iterations", "improve_probes"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
@@ -608,12 +611,13 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
         oracles[name] = Oracle(data, cfg.oracle, cfg.data)
         splits[name] = _splits(data, cfg)
         n_cal = len(splits[name][1])
-        if math.ceil((n_cal + 1) * cfg.coverage) > n_cal:
+        if math.ceil((n_cal + 1) * cfg.coverage) > n_cal or len(splits[name][0]) < 10:
             need = next(n for n in range(len(data.frame) + 1, 10**7)
                         if _enough_calibration(n, cfg))
-            raise ValueError(f"{data.source}: {name} has {len(data.frame)} rows, {n_cal} for calibration: "
-                             f"too few for a {cfg.coverage:.0%} margin (at least {need} rows; or "
-                             "lower coverage or raise calibration_size)")
+            raise ValueError(f"{data.source}: {name} has {len(data.frame)} rows, {n_cal} for calibration "
+                             f"and {len(splits[name][0])} for training: too few for a {cfg.coverage:.0%} "
+                             f"margin and a fit (at least {need} rows; or change coverage, "
+                             "calibration_size, test_size)")
     jobs = [(b, t) for b in datasets for t in cfg.topologies]
     kept = []
     if resume is not None:
@@ -621,7 +625,8 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
         if (folder / "run.summary.csv").exists():
             done = pd.read_csv(folder / "run.summary.csv")
             for (b, t), g in done.groupby(["benchmark", "topology"], sort=False):
-                if len(g) == len(VARIANTS) and (b, str(t)) in jobs:
+                complete = "group_done" in g and g["group_done"].fillna(False).astype(bool).all()
+                if len(g) == len(VARIANTS) and complete and (b, str(t)) in jobs:
                     kept.append(g)
         finished = {(g["benchmark"].iloc[0], str(g["topology"].iloc[0])) for g in kept}
         jobs = [j for j in jobs if j not in finished]
@@ -746,11 +751,11 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                        test_coverage_error=float(np.mean(
                            test["neg_log_error"].to_numpy() >= sur.error_net.forward(Xte)[:, 0] - sur.margin_error)))
             if res["first"] is not None:
-                fsol, fsur, fhandle = res["first"]
+                fsol, fsur, fhandle, fcand = res["first"]
                 row.update(binaries=fhandle.n_binaries, status_first=fsol.status, nodes=fsol.nodes,
                            encode_ms=fsol.encode_s * 1e3, solver_ms=fsol.solve_s * 1e3,
                            solver_ms_median=fsol.solve_s * 1e3, timing_solves=1)
-                firsts[variant] = (fsur, row)
+                firsts[variant] = (fsur, row, fcand)
             answered = [it for it in log if "bits" in it]
             if answered:
                 f, last = answered[0], res["final"]
@@ -771,12 +776,12 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
             truth = truths[bench]
             row["optimum_bits"] = truth.get("total_bits")
             row["optimum_proven"] = truth.get("proven")
-            if row.get("total_bits") is not None and truth.get("total_bits") is not None:
+            feasible = row["measured_feasible"]
+            # distances only for measured-feasible answers (an infeasible one can be "below")
+            if feasible and truth.get("proven") and truth.get("total_bits") is not None:
                 row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
-            best = tpc.best_measured(data, cfg.max_error, cfg.max_time, row.get("chosen_hardware") or allowed[0],
-                                     cfg.max_memory_peak)
-            row["best_measured_bits"] = int(best[data.var_cols].sum()) if best is not None else None
-            if best is not None and row.get("total_bits") is not None:
+            row["best_measured_bits"] = best_measured_bits(oracle, allowed, limits)
+            if feasible and row["best_measured_bits"] is not None:
                 row["bits_above_best_measured"] = int(row["total_bits"]) - row["best_measured_bits"]
             rows.append(row)
             _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
@@ -793,10 +798,12 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                 continue
             if bar is not None:
                 bar.set_postfix(benchmark=bench, topology=topo, timing=base)
-            for fsur, row in pair:
-                t = _timings(fsur, data, cfg)
+            for fsur, row, fcand in pair:
+                t = _timings(fsur, data, cfg, fcand)
                 row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
                            solver_ms_max=max(t), timing_solves=len(t))
+        for row in rows[-len(VARIANTS):]:
+            row["group_done"] = True  # answers and timings of this benchmark and topology
         pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
     if bar is not None:
         bar.close()
@@ -818,6 +825,19 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     return folder, summary
 
 
+def best_measured_bits(oracle: Oracle, allowed, limits: dict) -> int | None:
+    """Fewest total bits of a configuration in the table that the table itself measures
+    feasible (mean over its repeats, every limit), on the allowed hardware."""
+    best = None
+    for bits, hw in oracle.measured_configurations(allowed):
+        total = sum(bits)
+        if best is not None and total >= best:
+            continue
+        if oracle.measure_table(bits, hw, limits).feasible:
+            best = total
+    return best
+
+
 def _truth(bench: str, data: tpc.TPCData, oracle: Oracle, cfg: Config, allowed) -> dict:
     """Brute force over the kernel when every allowed hardware is measured by re-runs."""
     if cfg.truth_seconds <= 0:
@@ -825,9 +845,11 @@ def _truth(bench: str, data: tpc.TPCData, oracle: Oracle, cfg: Config, allowed) 
     if any(oracle.source(w) != "kernel re-run" for w in allowed):
         return {"note": "no brute force: the oracle is the data table"}
     seeds = {int(oracle.kernel_hw[w].get("seed", 0)) for w in allowed}
-    if len(seeds) != 1:
-        return {"note": "no brute force: the hardware's data used different kernel inputs"}
+    repeats = {int(oracle.kernel_hw[w].get("repeats", 3)) for w in allowed}
+    if len(seeds) != 1 or len(repeats) != 1:
+        return {"note": "no brute force: the hardware's data used different kernel inputs or timings"}
     blo, bhi = data.bit_range()
     r = brute_force(bench, cfg.max_error, cfg.max_time, cfg.max_memory_peak, cfg.max_memory_mean,
-                    seed=seeds.pop(), bit_range=(blo, bhi), max_seconds=cfg.truth_seconds)
+                    seed=seeds.pop(), bit_range=(blo, bhi), max_seconds=cfg.truth_seconds,
+                    repeats=repeats.pop())
     return {k: v for k, v in r.items()}
