@@ -241,3 +241,10 @@ def test_tensorflow_starts_quietly():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "ok"
     assert "oneDNN" not in r.stderr and "cuda" not in r.stderr.lower() and "absl" not in r.stderr
+
+
+def test_resume_refuses_other_settings(tmp_path, capsys):
+    assert main(["tpc", "run", "--resume", str(tmp_path), "--coverage", "0.8"]) == 2
+    assert "drop --coverage" in capsys.readouterr().err
+    assert main(["tpc", "run", "--resume", str(tmp_path)]) == 2
+    assert "not a tpc run folder (no logs/config.json)" in capsys.readouterr().err

@@ -81,6 +81,7 @@ def test_a_manifest_of_another_host_or_kernel_falls_back_to_the_table(small_data
     assert o.source("h1") == "data" and why in o.reason["h1"]
     with pytest.raises(ValueError, match="oracle 'kernel' cannot re-run"):
         Oracle(data, "kernel", d)
+    Oracle(data, "kernel", d, hardware=["another"])  # h1 is not asked for: nothing to refuse
 
 
 def test_the_same_data_elsewhere_is_judged_the_same_way(small_data, tmp_path):

@@ -125,6 +125,13 @@ def _cmd_tpc_run(args) -> int:
 
     from emlpress.pipelines import tpc as pipe
 
+    if args.resume:  # the run's own settings: refuse others rather than ignore them
+        base = vars(build_parser().parse_args(["tpc", "run"]))
+        given = [k for k, v in vars(args).items()
+                 if k not in ("resume", "verbose", "func") and k in base and v != base[k]]
+        if given:
+            raise _UsageError(f"--resume uses the settings the run was started with; drop "
+                              + ", ".join("--" + k.replace("_", "-") for k in given))
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(
         data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,

@@ -608,7 +608,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     oracles, splits = {}, {}
     for name, data in datasets.items():  # before any training, not at the first MILP
         _check_hw(cfg, data)
-        oracles[name] = Oracle(data, cfg.oracle, cfg.data)
+        oracles[name] = Oracle(data, cfg.oracle, cfg.data, hardware=[cfg.hw] if cfg.hw else None)
         splits[name] = _splits(data, cfg)
         n_cal = len(splits[name][1])
         if math.ceil((n_cal + 1) * cfg.coverage) > n_cal or len(splits[name][0]) < 10:
