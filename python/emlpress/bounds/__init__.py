@@ -261,7 +261,8 @@ _UNIT = np.finfo(np.float64).eps / 2.0  # unit roundoff
 
 def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
     """Layer by layer, tighten every target neuron with its own LP (see relaxation.py)."""
-    from emlpress.bounds.relaxation import ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems, nearest_neighbour_order
+    from emlpress.bounds.relaxation import (ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems,
+                                            nearest_neighbour_order, run_on_free_workers)
 
     lo, hi = net.domain(lo, hi)
     if init is None:
@@ -318,25 +319,17 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
             def phase(tasks, k=k, stop=sign_only):
                 """Solve the (neuron, side) tasks in order, each thread taking the next one
                 when it is free; then store the values."""
-                queue = iter(tasks)
-
-                def run(t):
-                    w, out = workers[t], []
-                    while True:
+                def solve(t, task, out):
+                    i, side = task
+                    start = lower[k][i] if side == "min" else upper[k][i]
+                    out.append((i, side, workers[t].side(i, side, float(start), stop)))
+                    if bar is not None:
                         with lock:
-                            task = next(queue, None)
-                        if task is None:
-                            return out
-                        i, side = task
-                        start = lower[k][i] if side == "min" else upper[k][i]
-                        out.append((i, side, w.side(i, side, float(start), stop)))
-                        if bar is not None:
-                            with lock:
-                                solves[0] += 1
-                                if solves[0] % 16 == 0:
-                                    bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
+                            solves[0] += 1
+                            if solves[0] % 16 == 0:
+                                bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
 
-                for part in pool.map(run, range(n_threads)):
+                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve):
                     for i, side, v in part:
                         bound = lower[k] if side == "min" else upper[k]
                         if v != bound[i]:

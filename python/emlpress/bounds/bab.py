@@ -31,7 +31,8 @@ import highspy
 from emlpress import _highs
 import numpy as np
 
-from emlpress.bounds.relaxation import _EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block
+from emlpress.bounds.relaxation import (_EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block,
+                                        run_on_free_workers)
 
 #: branching rules: score of an unfixed unstable unit at a node's LP optimum (a, z) with
 #: row duals y: "violation" a - max(z, 0) (how far the relaxation departs from the ReLU
@@ -638,42 +639,36 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                 phases = [[(int(i), s) for i in units for s in ("min", "max")]]
 
             def run_tasks(tasks, k=k, stop=stop, stats=stats):
-                queue = iter(tasks)
+                def solve(t, task, mine):
+                    i, side = task
+                    if stop and (seen.settles(k, i, side) or
+                                 lower[k][i] >= 0 or upper[k][i] <= 0):
+                        mine["witnessed"] += not (lower[k][i] >= 0 or upper[k][i] <= 0)
+                        return
 
-                def work(t):
-                    w = workers[t]
-                    mine = {key: 0 for key in stats if key not in ("layer", "units", "targets")}
-                    while True:
+                    def witness(x, i=i, side=side):
+                        if x is None:
+                            return float(seen.zmin[k][i] if side == "min" else seen.zmax[k][i])
+                        z = seen.add(x[None, :], k)
                         with lock:
-                            task = next(queue, None)
-                        if task is None:
-                            return mine
-                        i, side = task
-                        if stop and (seen.settles(k, i, side) or
-                                     lower[k][i] >= 0 or upper[k][i] <= 0):
-                            mine["witnessed"] += not (lower[k][i] >= 0 or upper[k][i] <= 0)
-                            continue
+                            seen.pending.append(x[None, :])
+                        return float(z[k][0, i])
 
-                        def witness(x, i=i, side=side):
-                            if x is None:
-                                return float(seen.zmin[k][i] if side == "min" else seen.zmax[k][i])
-                            z = seen.add(x[None, :], k)
-                            with lock:
-                                seen.pending.append(x[None, :])
-                            return float(z[k][0, i])
+                    start = lower[k][i] if side == "min" else upper[k][i]
+                    mine["sides"] += 1
+                    v = workers[t].side(i, side, float(start), stop, witness,
+                                        time.perf_counter() + time_limit if time_limit else math.inf,
+                                        node_limit, mine, k < net.n_layers - 1)
+                    with lock:  # later tasks of the layer see the proof at once
+                        bound = lower[k] if side == "min" else upper[k]
+                        if v != bound[i]:
+                            settled[k][i] = "milp"
+                        bound[i] = v
 
-                        start = lower[k][i] if side == "min" else upper[k][i]
-                        mine["sides"] += 1
-                        v = w.side(i, side, float(start), stop, witness,
-                                   time.perf_counter() + time_limit if time_limit else math.inf,
-                                   node_limit, mine, k < net.n_layers - 1)
-                        with lock:  # later tasks of the layer see the proof at once
-                            bound = lower[k] if side == "min" else upper[k]
-                            if v != bound[i]:
-                                settled[k][i] = "milp"
-                            bound[i] = v
+                def counters():
+                    return {key: 0 for key in stats if key not in ("layer", "units", "targets")}
 
-                for mine in pool.map(work, range(threads)):
+                for mine in run_on_free_workers(pool, threads, tasks, lock, solve, counters):
                     for key, val in mine.items():
                         stats[key] += val
 

@@ -323,6 +323,24 @@ def _up(x: float) -> float:
     return math.nextafter(x, math.inf)
 
 
+def run_on_free_workers(pool, n_threads: int, tasks, lock, work, state=list) -> list:
+    """Run ``work(t, task, s)`` for every task, in order, each of ``n_threads`` threads of
+    ``pool`` taking the next task when it is free (thread ``t`` uses its own HiGHS instance,
+    ``s`` is its own ``state()``); returns the threads' states."""
+    queue = iter(tasks)
+
+    def run(t):
+        s = state()
+        while True:
+            with lock:
+                task = next(queue, None)
+            if task is None:
+                return s
+            work(t, task, s)
+
+    return list(pool.map(run, range(n_threads)))
+
+
 def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:
     """An order of the rows of A in which each row is followed by the most similar
     remaining one (cosine, greedy): consecutive LPs then have similar objectives, so the

@@ -38,8 +38,8 @@ import pandas as pd
 from emlpress import _options
 from emlpress.data.tpc import BENCHMARKS, HW_NAME
 
-__all__ = ["round_bits", "run_kernel", "generate", "BIT_RANGE", "KERNEL_VERSION", "host_fingerprint",
-           "read_manifest", "MANIFEST"]
+__all__ = ["round_bits", "run_kernel", "kernel_reference", "generate", "BIT_RANGE", "KERNEL_VERSION",
+           "host_fingerprint", "read_manifest", "MANIFEST"]
 
 # Bump whenever a kernel's arithmetic, inputs or timing method changes: data measured by another
 # version is not re-run (tests/test_tpc.py checks the embedded data against this version).
@@ -230,6 +230,12 @@ def make_inputs(benchmark: str, seed: int = 0):
     raise ValueError(f"unknown benchmark {benchmark!r}: expected one of {sorted(BENCHMARKS)}")
 
 
+def kernel_reference(benchmark: str, inputs) -> np.ndarray:
+    """The kernel's float64 output (every variable at 52 bits): what errors are relative to."""
+    n = BENCHMARKS[benchmark]
+    return np.asarray(_KERNELS[benchmark]([52] * n, inputs, _Tracker()), dtype=np.float64)
+
+
 def _error(out, reference) -> float:
     """Relative L2 error of ``out`` against the float64 run (overflow: a huge, finite 1e30)."""
     out = np.asarray(out, dtype=np.float64)
@@ -279,11 +285,11 @@ def _write_manifest(out_dir: Path, hw: str, benchmarks, seed: int, repeats: int,
     host = host_fingerprint()
     # keep the benchmarks measured earlier under this name only if they were measured the
     # same way on a host like this one; else the manifest would vouch for data it did not see
-    from emlpress.data.tpc_oracle import HOST_KEYS
+    from emlpress.data.tpc_oracle import host_mismatch
 
     same = (old.get("kernel_version") == KERNEL_VERSION and old.get("seed") == seed
             and old.get("repeats") == repeats and old.get("rows") == n_rows
-            and all(old.get("host", {}).get(k) == host.get(k) for k in HOST_KEYS))
+            and host_mismatch(old, host) is None)
     done = sorted(set(benchmarks) | (set(old.get("benchmarks", [])) if same else set()))
     entries[hw] = {"kernel_version": KERNEL_VERSION, "seed": seed, "repeats": repeats,
                    "rows": n_rows, "benchmarks": done, "host": host,
@@ -311,7 +317,7 @@ def run_kernel(benchmark: str, bits, inputs=None, reference=None, repeats: int =
     kernel = _KERNELS[benchmark]
     inputs = make_inputs(benchmark, seed) if inputs is None else inputs
     if reference is None:
-        reference = np.asarray(kernel([52] * n, inputs, _Tracker()), dtype=np.float64)
+        reference = kernel_reference(benchmark, inputs)
     if error_only:
         return {"error": _error(kernel(bits, inputs, _Tracker()), reference)}
     best = np.inf
@@ -354,7 +360,7 @@ def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None
         rng = np.random.default_rng(seed)
         configs = rng.integers(lo, hi + 1, size=(n_rows, n))
         inputs = make_inputs(b, seed)
-        ref = np.asarray(_KERNELS[b]([52] * n, inputs, _Tracker()), dtype=np.float64)
+        ref = kernel_reference(b, inputs)
         it = configs
         if progress:
             from tqdm import tqdm

@@ -29,7 +29,7 @@ import numpy as np
 from emlpress.data import tpc
 from emlpress.data import tpc_generate as gen
 
-__all__ = ["Measurement", "Oracle", "HOST_KEYS", "brute_force"]
+__all__ = ["Measurement", "Oracle", "HOST_KEYS", "host_mismatch", "brute_force"]
 
 # The fields of host_fingerprint() that must agree for a re-run to measure what the data did.
 HOST_KEYS = ("cpu", "cores", "machine", "system")
@@ -52,7 +52,8 @@ class Measurement:
         return self.error is not None
 
 
-def _host_mismatch(entry: dict, host: dict) -> str | None:
+def host_mismatch(entry: dict, host: dict) -> str | None:
+    """How a manifest entry's host differs from ``host`` in :data:`HOST_KEYS` (None: alike)."""
     diff = [f"{k} {entry.get('host', {}).get(k)!r} (here {host.get(k)!r})"
             for k in HOST_KEYS if entry.get("host", {}).get(k) != host.get(k)]
     return ", ".join(diff) if diff else None
@@ -87,7 +88,7 @@ class Oracle:
                        f"{entry.get('kernel_version')!r}, this is version {gen.KERNEL_VERSION!r}")
             elif data.benchmark not in entry.get("benchmarks", []):
                 why = f"the data table: the manifest does not list {data.benchmark} for {hw!r}"
-            elif (m := _host_mismatch(entry, host)) is not None:
+            elif (m := host_mismatch(entry, host)) is not None:
                 why = f"the data table: {hw!r} was measured on another host: {m}"
             if why is None:
                 self.kernel_hw[hw] = entry
@@ -113,11 +114,8 @@ class Oracle:
 
     def _kernel_inputs(self, seed: int):
         if seed not in self._inputs:
-            n = self.data.n_vars
             inputs = gen.make_inputs(self.data.benchmark, seed)
-            ref = np.asarray(gen._KERNELS[self.data.benchmark]([52] * n, inputs, gen._Tracker()),
-                             dtype=np.float64)
-            self._inputs[seed] = (inputs, ref)
+            self._inputs[seed] = (inputs, gen.kernel_reference(self.data.benchmark, inputs))
         return self._inputs[seed]
 
     def in_table(self, bits, hw: str) -> bool:
@@ -189,7 +187,7 @@ def brute_force(benchmark: str, max_error: float, max_time: float | None = None,
     lo = [int(v) for v in np.broadcast_to(lo, (n,))]
     hi = [int(v) for v in np.broadcast_to(hi, (n,))]
     inputs = gen.make_inputs(benchmark, seed)
-    ref = np.asarray(gen._KERNELS[benchmark]([52] * n, inputs, gen._Tracker()), dtype=np.float64)
+    ref = gen.kernel_reference(benchmark, inputs)
     t0 = time.perf_counter()
     evaluated = 0
     bar = None

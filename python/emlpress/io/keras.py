@@ -25,7 +25,9 @@ def tf_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.environ.get("EMLPRESS_VERBOSE") else "3")
     try:
         if quiet:
-            keras = _without_stderr(_import_quietly)
+            from emlpress._quiet import with_fd_on_devnull
+
+            keras = with_fd_on_devnull(2, _import_quietly)
         else:
             import tf_keras as keras
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -41,23 +43,6 @@ def _import_quietly():
 
     tf.constant(1.0) + 1.0  # the device probe (CUDA drivers) happens at the first operation
     return keras
-
-
-def _without_stderr(fn):
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return fn()
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, fd)
-        return fn()
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(null)
 
 
 def _activation_ops(name: str, where: str) -> list:
