@@ -248,3 +248,47 @@ def test_resume_refuses_other_settings(tmp_path, capsys):
     assert "drop --coverage" in capsys.readouterr().err
     assert main(["tpc", "run", "--resume", str(tmp_path)]) == 2
     assert "not a tpc run folder (no logs/config.json)" in capsys.readouterr().err
+
+
+def test_quantize_writes_a_model_the_other_commands_read(tmp_path, capsys):
+    pytest.importorskip("ai_edge_litert")
+    src = str(DATA / "goldstein_32x32.npz")
+    out = tmp_path / "gp8.tflite"
+    assert main(["quantize", src, "--mode", "int8", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}: mode int8" in text and "calibration: 2000 uniform samples" in text
+    from emlpress.io.tflite import read_tflite
+
+    assert read_tflite(out).kind == "int8"
+    net = Network.load(src)
+    lo, hi = (str(v) for v in (net.lo[0], net.hi[0]))
+    assert main(["bounds", str(out), "--lo", lo, "--hi", hi, "--method", "crown"]) == 0
+    assert "stable hidden units" in capsys.readouterr().out
+    assert main(["compress", str(out), "--lo", lo, "--hi", hi, "--bounds", "interval",
+                 "-o", str(tmp_path / "c.npz")]) == 0
+    assert main(["bounds", str(out)]) == 2  # a .tflite has no stored domain
+    assert "has no input domain" in capsys.readouterr().err
+
+
+def test_quantize_table_prints_every_mode(tmp_path, capsys):
+    pytest.importorskip("ai_edge_litert")
+    src = str(DATA / "goldstein_32x32.npz")
+    assert main(["quantize", src, "--table", "--samples", "300"]) == 0
+    text = capsys.readouterr().out
+    for mode in ("float32", "dynamic", "int8", "int8-fallback", "float16", "16x8", "16x8-fallback"):
+        assert f"\n{mode} " in text or f"\n  {mode} " in text or f" {mode} " in text
+    assert "targets: the float model's outputs" in text
+
+
+def test_quantize_errors(tmp_path, capsys):
+    net = Network([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    net.save(tmp_path / "m.npz")
+    assert main(["quantize", str(tmp_path / "m.npz"), "--table"]) == 2
+    assert "has no input domain: pass --data, or --lo and --hi" in capsys.readouterr().err
+    assert main(["quantize", str(tmp_path / "m.npz"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "must end in .tflite" in capsys.readouterr().err
+    assert main(["quantize", str(tmp_path / "m.npz")]) == 2
+    assert "give -o OUT.tflite" in capsys.readouterr().err
+    np.savez(tmp_path / "d.npz", X=np.zeros((5, 3)))
+    assert main(["quantize", str(tmp_path / "m.npz"), "--table", "--data", str(tmp_path / "d.npz")]) == 2
+    assert "the model takes 2 inputs" in capsys.readouterr().err

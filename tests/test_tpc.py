@@ -206,6 +206,37 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     assert 0.2 < pruned < 0.8  # final_sparsity 0.5, measured
 
 
+@pytest.mark.slow
+def test_quantized_variants_answer_with_the_int8_model(tmp_path):
+    """The int8 variants: the exact one's MILP outputs are the interpreter's bit for bit (its
+    prediction is what the deployed model says), the dequantized one reports what the
+    interpreter says at its answer; sizes are .tflite bytes for every variant."""
+    pytest.importorskip("ai_edge_litert")
+    from emlpress.data.tpc_generate import generate
+    from emlpress.pipelines import tpc as pipe
+
+    generate(tmp_path / "data", ["Saxpy"], n_rows=300, hw="h1", repeats=1, progress=False)
+    cfg = pipe.Config(data=tmp_path / "data", topologies=["9-7"], epochs=30, prune_epochs=3,
+                      resource_epochs=3, time_limit=30, out=tmp_path / "runs", progress=False,
+                      max_error=1e-3, oracle="kernel", max_iterations=0, truth_seconds=0,
+                      quantized=True)
+    folder, summary = pipe.run(cfg)
+    assert list(summary["variant"]) == list(pipe.VARIANTS + pipe.QUANTIZED_VARIANTS)
+    s = summary.set_index("variant")
+    exact, deq = s.loc["baseline+int8-exact"], s.loc["baseline+int8-dequantized"]
+    assert exact["answer_model"] == pipe.ANSWER_MODELS["exact"]
+    assert deq["answer_model"] == pipe.ANSWER_MODELS["dequantized"]
+    for row in (exact, deq):
+        assert row["verdict"] in ("feasible", "infeasible")
+        # like with like; on networks this small the int8 file is the larger (its
+        # quantization parameters and QUANTIZE/DEQUANTIZE operators outweigh the weights)
+        assert row["tflite_bytes"] > 0 and s.loc["baseline", "tflite_bytes"] > 0
+        assert np.isfinite(row["interpreter_predicted_error"])
+    assert exact["milp_forward_diff"] == 0.0  # bit for bit
+    assert exact["predicted_error"] == pytest.approx(exact["interpreter_predicted_error"], rel=1e-5)
+    assert (folder / "models" / "Saxpy_9-7_baseline_int8-exact_error.tflite").exists()
+
+
 @pytest.mark.parametrize("change, match", [
     ({"time_limit": -1}, "time_limit must be > 0"), ({"max_error": 0.0}, "max_error must be a finite limit > 0"),
     ({"max_time": float("nan")}, "max_time must be"), ({"max_memory_peak": -5}, "max_memory_peak must be"),

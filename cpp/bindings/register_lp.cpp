@@ -141,6 +141,35 @@ void register_lp(py::module_& m) {
             "Hint rows for dual_feasible_basis, one per row of `costs` (objectives min "
             "costs.x over cost_indices): the lower sides of optimised CROWN slopes "
             "(alpha-CROWN, `iterations` projected Adam steps of size `step`).");
+    m.def(
+        "safe_lower_bound",
+        [](const std::vector<double>& cost, const std::vector<double>& col_lower,
+           const std::vector<double>& col_upper, const std::vector<double>& row_lower,
+           const std::vector<double>& row_upper, const std::vector<Index>& starts,
+           const std::vector<Index>& indices, const std::vector<double>& values,
+           const F64Array& y) {
+            const std::size_t n = cost.size(), m_rows = row_lower.size();
+            if (col_lower.size() != n || col_upper.size() != n)
+                throw std::invalid_argument("safe_lower_bound: cost and column bounds differ in length");
+            if (row_upper.size() != m_rows || starts.size() != m_rows + 1 ||
+                static_cast<std::size_t>(y.size()) != m_rows)
+                throw std::invalid_argument("safe_lower_bound: rows, starts (rows + 1) and y differ in length");
+            if (indices.size() != values.size() ||
+                static_cast<std::size_t>(starts.back()) != indices.size())
+                throw std::invalid_argument("safe_lower_bound: CSR indices and values do not match starts");
+            for (Index j : indices)
+                if (j < 0 || static_cast<std::size_t>(j) >= n)
+                    throw std::invalid_argument("safe_lower_bound: column index out of range");
+            py::gil_scoped_release release;
+            return safe_lower_bound(cost, col_lower, col_upper, row_lower, row_upper, starts,
+                                    indices, values, y.data());
+        },
+        py::arg("cost"), py::arg("col_lower"), py::arg("col_upper"), py::arg("row_lower"),
+        py::arg("row_upper"), py::arg("starts"), py::arg("indices"), py::arg("values"),
+        py::arg("y"),
+        "A rigorous lower bound of min cost.x over row_lower <= A x <= row_upper (A in CSR) "
+        "and the column bounds, from any row multipliers y (Neumaier-Shcherbina, widened by "
+        "its float64 rounding error).");
 }
 
 }  // namespace emlpress::py_glue

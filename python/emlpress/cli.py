@@ -110,6 +110,78 @@ def _cmd_compress(args) -> int:
     return 0
 
 
+def _quantize_data(args, net):
+    """(X, Y, where from): the inputs for calibration and the table, and its targets."""
+    if args.data:
+        path = args.data
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--data {path}: file not found")
+        try:
+            if path.endswith(".npz"):
+                with np.load(path) as z:
+                    if "X" not in z:
+                        raise _UsageError(f"--data {path}: an .npz needs an array 'X' (and optionally 'Y')")
+                    X = np.asarray(z["X"], float)
+                    Y = np.asarray(z["Y"], float) if "Y" in z else None
+            elif path.endswith(".npy"):
+                X, Y = np.asarray(np.load(path), float), None
+            else:
+                raise _UsageError(f"--data {path}: give an .npz (arrays X, Y) or .npy (inputs) file")
+        except (OSError, ValueError) as e:
+            raise _UsageError(f"--data {path}: cannot be read ({e})") from None
+        if X.ndim != 2 or X.shape[1] != net.n_in:
+            raise _UsageError(f"--data {path}: X has shape {X.shape}; the model takes {net.n_in} inputs")
+        if Y is not None and (Y.ndim not in (1, 2) or len(Y) != len(X)):
+            raise _UsageError(f"--data {path}: Y has shape {Y.shape} for {len(X)} rows of X")
+        src = f"{path} ({len(X)} rows)"
+    else:
+        lo, hi = net.lo, net.hi
+        if args.lo is not None or args.hi is not None:
+            _, lo, hi = _model_and_box(args)
+        if lo is None:
+            raise _UsageError(f"{args.model} has no input domain: pass --data, or --lo and --hi")
+        X = np.random.default_rng(args.seed).uniform(lo, hi, (args.samples, net.n_in))
+        Y = None
+        src = f"{args.samples} uniform samples of the input box (seed {args.seed})"
+    if Y is None:
+        Y = net.forward(X)
+        src += "; targets: the float model's outputs"
+    return X, Y, src
+
+
+def _cmd_quantize(args) -> int:
+    from emlpress.compress import lossy
+    from emlpress.io.keras import tf_keras
+
+    if args.verbose:
+        os.environ["EMLPRESS_VERBOSE"] = "1"
+    if not args.table and not args.output:
+        raise _UsageError("give -o OUT.tflite (with --mode), or --table")
+    if args.output:
+        if not args.output.endswith(".tflite"):
+            raise _UsageError(f"-o {args.output}: the output must end in .tflite")
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):
+            raise _UsageError(f"-o {args.output}: directory {parent} does not exist")
+    net = load_model(args.model)
+    tf_keras()
+    X, Y, src = _quantize_data(args, net)
+    if args.output:
+        content = lossy.quantize(net, args.mode, representative=X, output=args.output)
+        print(f"{args.model}: {net}")
+        print(f"wrote {args.output}: mode {args.mode} ({lossy.DESCRIPTIONS[args.mode]}), "
+              f"{len(content)} bytes" + (f"; calibration: {src.split('; targets')[0]}" if args.mode in lossy.NEEDS_DATA else ""))
+    if args.table:
+        modes = args.modes or list(lossy.MODES)
+        df = lossy.quantization_table(net, X, Y, modes=modes, representative=X)
+        print(f"{args.model}: {net}; data: {src}")
+        print("metrics in raw units on dequantized outputs (LiteRT's default interpreter); "
+              "dequantized_max_diff: largest |from_tflite(...).forward - interpreter|")
+        cols = [c for c in df.columns if c != "description"]
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
 def _cmd_tpc_generate(args) -> int:
     from emlpress.data.tpc_generate import generate
 
@@ -140,7 +212,7 @@ def _cmd_tpc_run(args) -> int:
         seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
         compression_bounds=args.compression_bounds, out=args.out, coverage=args.coverage,
         max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
-        measured_only=measured_only, truth_seconds=args.truth_seconds,
+        measured_only=measured_only, truth_seconds=args.truth_seconds, quantized=args.quantized,
     )
     if args.verbose:
         os.environ["EMLPRESS_VERBOSE"] = "1"
@@ -161,6 +233,15 @@ def _cmd_tpc_run(args) -> int:
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
+        if cfg.quantized:  # per variant: the size and what its answer rests on
+            q = summary[summary["variant"].isin(pipe.VARIANTS[:1] + pipe.QUANTIZED_VARIANTS)]
+            qcols = ["benchmark", "topology", "variant", "tflite_bytes", "binaries", "solver_ms",
+                     "predicted_error", "interpreter_predicted_error", "milp_forward_diff", "verdict"]
+            print("quantized variants (sizes: .tflite bytes of every variant's models; "
+                  "milp_forward_diff 0 on int8-exact: bit for bit):")
+            print(q[[c for c in qcols if c in q]].to_string(index=False))
+            for v in ("baseline",) + pipe.QUANTIZED_VARIANTS:
+                print(f"  {v}: the answer rests on {pipe.ANSWER_MODELS[pipe.embedding(v)]}")
     ok = int(summary["measured_feasible"].sum())
     first = summary.get("first_verdict", pd.Series(dtype=object)).eq("feasible").sum()
     coverage = summary.attrs.get("coverage", {}).get("coverage_asked", cfg.coverage)
@@ -180,7 +261,7 @@ def _cmd_tpc_run(args) -> int:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     """The model, its input box and the bound solver options (bounds, compress)."""
-    p.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth")
+    p.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth, .tflite (dequantized)")
     p.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
     p.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
     p.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
@@ -204,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--bounds", choices=_bounds.METHODS, default="lp", help="bound method (default: lp)")
     pc.add_argument("-o", "--output", required=True, help="compressed model: .npz, or .h5/.keras (needs [keras])")
     pc.set_defaults(func=_cmd_compress)
+
+    from emlpress.compress.lossy import MODES as _MODES
+
+    pq = sub.add_parser("quantize", help="TFLite post-training quantization of a model, or the table of all six modes")
+    pq.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth, .tflite")
+    pq.add_argument("--mode", choices=_MODES, default="int8", help="quantization mode for -o (default: int8)")
+    pq.add_argument("-o", "--output", default=None, help="write the quantized model here (.tflite)")
+    pq.add_argument("--table", action="store_true", help="print size, accuracy and latency per mode")
+    pq.add_argument("--modes", nargs="+", choices=_MODES, default=None, help="modes in the table (default: all six)")
+    pq.add_argument("--data", default=None, help="inputs for calibration and the table: .npz with X (and Y: targets) or .npy; default: uniform samples of the model's input box, targets its own outputs")
+    pq.add_argument("--lo", type=float, nargs="+", help="input lower bounds for the samples (1 value or n_in)")
+    pq.add_argument("--hi", type=float, nargs="+", help="input upper bounds for the samples (1 value or n_in)")
+    pq.add_argument("--samples", type=int, default=2000, help="uniform samples when no --data (default: 2000)")
+    pq.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    pq.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    pq.set_defaults(func=_cmd_quantize)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
@@ -247,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"brute force over the kernel per benchmark, for the distance to the optimum; 0: off (default: {d.truth_seconds})")
     r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds,
                    help=f"bounds of the lossless compression (default: {d.compression_bounds})")
+    r.add_argument("--quantized", action="store_true",
+                   help="also the int8 variants: the baseline quantized (full integer, TFLite), embedded by its "
+                        "dequantized weights and exactly as the int8 interpreter")
     r.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run folder with the settings it was started with "
                         "(other options are then not used); answers already written are kept")

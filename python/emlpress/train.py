@@ -80,10 +80,11 @@ def fit_regressor(
     stopping on a seeded 10% validation split) and return it as a Network on raw units, with domain
     ``lo``/``hi`` (default: the data's range).
 
-    ``pruning=(initial_sparsity, final_sparsity)`` trains with TMOT magnitude pruning
-    (``prune_low_magnitude``, polynomial decay over the first three quarters of the steps; early stopping is then off so
-    the schedule completes); the wrappers are stripped before import and the sparsity actually
-    reached is measured on the returned weights (``FitResult.sparsity``).
+    ``pruning=(initial_sparsity, final_sparsity)`` trains with
+    :func:`emlpress.compress.lossy.prune` (TMOT magnitude pruning, polynomial decay over the
+    first three quarters of the steps; early stopping is then off so the schedule completes);
+    the wrappers are stripped before import and the sparsity actually reached is measured on
+    the returned weights (``FitResult.sparsity``).
 
     ``optimizer`` is any Keras optimizer name (``adam``, ``adadelta``, ...), built with
     ``learning_rate``. ``scale_targets=False`` trains on the raw targets instead of their
@@ -95,7 +96,7 @@ def fit_regressor(
     trained dense ``init`` is pruned and fine-tuned (the TMOT recipe); a pruned ``init``
     continues with its masks fixed, so its zeros stay zero. ``early_stopping=False`` trains the
     full ``epochs`` (the validation loss is still recorded)."""
-    from emlpress.io.keras import tf_keras
+    from emlpress.io.keras import from_keras as from_keras_model, tf_keras
 
     keras = tf_keras()
     import tensorflow as tf
@@ -142,50 +143,41 @@ def fit_regressor(
     val, tr = perm[:n_val], perm[n_val:]
     callbacks = ([keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
                  if early_stopping else [])
-    pruned = pruning is not None or (init is not None and init.pruned)
-    if pruned and init is not None and init.pruned:
+    pruned = init is not None and init.pruned
+    if pruned:
         if pruning is not None:
             raise ValueError("init is already pruned: continue it without 'pruning'")
         import tensorflow_model_optimization as tfmot
 
         # past the schedule's end step: the masks no longer change
         callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
-    elif pruning is not None:
-        import tensorflow_model_optimization as tfmot
+    if pruning is not None:
+        from emlpress.compress.lossy import prune
 
-        s0, s1 = check_sparsities(*pruning)
-        steps = epochs * int(np.ceil(len(tr) / batch_size))
-        # TMOT prunes every `frequency` steps (default 100): on small data that is never,
-        # so prune about ten times over the run.
-        # the last quarter of the steps trains at the final sparsity (recovery)
-        schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=max(1, (3 * steps) // 4),
-            frequency=max(1, min(100, steps // 10)))
-        model = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
-        model.compile(optimizer=make_optimizer(), loss="mse")
-        callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
-    t0 = time.perf_counter()
-    hist = model.fit(
-        Xs[tr], Ys[tr], validation_data=(Xs[val], Ys[val]), epochs=epochs,
-        batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
-    )
-    train_s = time.perf_counter() - t0
-    if pruned:
-        # strip_pruning returns layers that still belong to the wrapped model's graph too
-        # (several inbound nodes), which from_keras rightly refuses: read the Dense chain
-        # this function built directly.
-        stripped = tfmot.sparsity.keras.strip_pruning(model)
-        dense = [l for l in stripped.layers if isinstance(l, keras.layers.Dense)]
-        scaled = Network([l.get_weights()[0].T.astype(float) for l in dense],
-                         [l.get_weights()[1].astype(float) for l in dense])
+        t0 = time.perf_counter()
+        res = prune(model, *pruning, Xs[tr], Ys[tr], epochs=epochs, batch_size=batch_size,
+                    validation_data=(Xs[val], Ys[val]), optimizer=make_optimizer(),
+                    verbose=verbose)
+        train_s = time.perf_counter() - t0
+        model, history, pruned = res.wrapped, res.history, True
+        scaled = from_keras_model(res.model)
     else:
-        from emlpress.io.keras import from_keras
+        t0 = time.perf_counter()
+        history = model.fit(
+            Xs[tr], Ys[tr], validation_data=(Xs[val], Ys[val]), epochs=epochs,
+            batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
+        ).history
+        train_s = time.perf_counter() - t0
+        if pruned:
+            from emlpress.compress.lossy import _clean_copy
 
-        scaled = from_keras(model)
+            scaled = from_keras_model(_clean_copy(keras, tfmot.sparsity.keras.strip_pruning(model)))
+        else:
+            scaled = from_keras_model(model)
     sparsity = weight_sparsity(scaled)  # before folding the scaling (which keeps zeros)
     net = fold_scaling(scaled, x_lo, x_hi, y_lo, y_hi,
                        x_lo if lo is None else lo, x_hi if hi is None else hi)
-    return FitResult(net, train_s, len(hist.history["loss"]), hist.history, sparsity,
+    return FitResult(net, train_s, len(history["loss"]), history, sparsity,
                      (x_lo, x_hi), (y_lo, y_hi), model, pruned)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from emlpress.io._chain import UnsupportedLayerError
 from emlpress.network import Network
 
-__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "load_model", "UnsupportedLayerError",
+__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "from_tflite", "load_model", "UnsupportedLayerError",
            "ModelFileError"]
 
 
@@ -44,6 +44,15 @@ def from_torch(module) -> Network:
     return f(module)
 
 
+def from_tflite(path_or_bytes) -> Network:
+    """Network with the dequantized weights of a ``.tflite`` model (any of the six
+    post-training quantizations, or none): fully connected layers with ReLU or no activation;
+    anything else is refused naming the operator and its index."""
+    from emlpress.io.tflite import from_tflite as f
+
+    return f(path_or_bytes)
+
+
 _LOADERS = {
     ".npz": Network.load,
     ".h5": from_keras,
@@ -51,22 +60,25 @@ _LOADERS = {
     ".onnx": from_onnx,
     ".pt": from_torch,
     ".pth": from_torch,
+    ".tflite": from_tflite,
 }
 
 
 _KIND = {".npz": "a network file (an .npz archive written by Network.save)",
          ".h5": "a Keras HDF5 model file", ".keras": "a Keras model file", ".onnx": "an ONNX model file",
-         ".pt": "a PyTorch model file (torch.save of an nn.Sequential)", ".pth": "a PyTorch model file"}
+         ".pt": "a PyTorch model file (torch.save of an nn.Sequential)", ".pth": "a PyTorch model file",
+         ".tflite": "a TFLite model file"}
 _NEEDS = {".h5": "TensorFlow and tf-keras: pip install 'emlpress[keras]'",
           ".keras": "TensorFlow and tf-keras: pip install 'emlpress[keras]'",
           ".onnx": "onnx: pip install 'emlpress[onnx]'",
           ".pt": "PyTorch: pip install torch (the CPU build is enough)",
-          ".pth": "PyTorch: pip install torch (the CPU build is enough)"}
+          ".pth": "PyTorch: pip install torch (the CPU build is enough)",
+          ".tflite": "LiteRT: pip install 'emlpress[keras]' (or ai-edge-litert)"}
 
 
 def load_model(path: str | os.PathLike) -> Network:
     """Load a network from any supported file, chosen by extension
-    (``.npz``, ``.h5``/``.keras``, ``.onnx``, ``.pt``/``.pth``). A file that cannot be read
+    (``.npz``, ``.h5``/``.keras``, ``.onnx``, ``.pt``/``.pth``, ``.tflite``). A file that cannot be read
     raises :class:`ModelFileError` naming it (and the package to install, when one is missing);
     a readable model with an unsupported layer raises :class:`UnsupportedLayerError`."""
     p = Path(path)

@@ -56,7 +56,7 @@ from emlpress.data.tpc_oracle import Oracle, brute_force
 from emlpress.network import Network
 
 __all__ = ["PRESETS", "Config", "Surrogate", "run", "load_config", "optimize", "solve_loop", "conformal_margin",
-           "solver_time_ratios", "DEFAULT_DATA", "VARIANTS"]
+           "solver_time_ratios", "DEFAULT_DATA", "VARIANTS", "QUANTIZED_VARIANTS", "variants"]
 
 # The study's topology catalogue (hidden layer widths), as named presets.
 PRESETS = {
@@ -70,6 +70,25 @@ PRESETS = {
 }
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "default_data" / "tpc"  # installed copy of data/tpc
 VARIANTS = ("baseline", "pruned", "baseline+lossless", "pruned+lossless")
+#: with ``Config.quantized``: the baseline's full-integer int8 model (TFLite, calibrated on the
+#: training rows), embedded by its dequantized weights or exactly as the int8 interpreter
+QUANTIZED_VARIANTS = ("baseline+int8-dequantized", "baseline+int8-exact")
+ANSWER_MODELS = {
+    "float": "the float network (the MILP's outputs equal its forward pass)",
+    "dequantized": "the int8 model's dequantized weights; the deployed int8 interpreter differs "
+                   "(interpreter_predicted_error)",
+    "exact": "the int8 model exactly: its MILP outputs equal LiteRT's reference interpreter bit for bit",
+}
+
+
+def embedding(variant: str) -> str:
+    """How a variant's networks are embedded: ``float``, ``dequantized`` or ``exact``."""
+    return variant.split("+int8-")[1] if "+int8-" in variant else "float"
+
+
+def variants(cfg: "Config") -> tuple:
+    """The variants a run answers for, in order."""
+    return VARIANTS + (QUANTIZED_VARIANTS if cfg.quantized else ())
 RESOURCES = ("time", "memory_mean", "memory_peak")
 R2_ERROR_GOAL = 0.9
 
@@ -110,6 +129,7 @@ class Config:
     initial_sparsity: float = 0.0
     final_sparsity: float = 0.5
     compression_bounds: str = "lp"
+    quantized: bool = False           # also the int8 variants (QUANTIZED_VARIANTS)
     rerun_kernels: bool | None = None  # deprecated: True is oracle="kernel", False "data"
     out: Path = Path("runs")
     progress: bool = True
@@ -128,6 +148,17 @@ class Surrogate:
     margin_error: float = 0.0
     margins: dict = field(default_factory=dict)   # resource name -> margin (used outputs)
     fallback: dict = field(default_factory=dict)  # resource name -> {hw: max measured}
+    error_q: object = None      # QuantizedNetwork: embedded exactly instead of error_net
+    resource_q: object = None
+    tflite: dict = field(default_factory=dict)    # "error"/"resources" -> int8 .tflite bytes
+    deployed: dict = field(default_factory=dict)  # the int8 models as the interpreter runs them
+
+    def error_prediction(self, X) -> np.ndarray:
+        """-log10(error) as the MILP's model predicts it (the interpreter for exact ones)."""
+        return (self.error_q.forward(X) if self.error_q is not None else self.error_net.forward(X))[:, 0]
+
+    def resource_prediction(self, X) -> np.ndarray:
+        return self.resource_q.forward(X) if self.resource_q is not None else self.resource_net.forward(X)
 
 
 def _log(folder: Path, step: str, payload: dict) -> None:
@@ -189,7 +220,7 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
     import highspy
 
     from emlpress import _highs
-    from emlpress.milp import add_network, solve
+    from emlpress.milp import add_network, add_quantized_network, solve
 
     h = _highs.highs()
     blo, bhi = data.bit_range()
@@ -229,11 +260,16 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
                 h.addConstr(bits[i] - (c[i] + 1 - L) * b[i] >= L)        # b_i = 1: bits_i >= c_i + 1
             h.addConstr(sum(a[i] + b[i] for i in range(nv)) - hw[data.hardware.index(name)] >= 0)
     inputs = [*[bits[i] for i in range(nv)], *[hw[i] for i in range(nh)]]
-    err = add_network(h, sur.error_net, inputs, bounds=sur.error_bounds, name="error")
+    if sur.error_q is not None:
+        err = add_quantized_network(h, sur.error_q, inputs, name="error")
+    else:
+        err = add_network(h, sur.error_net, inputs, bounds=sur.error_bounds, name="error")
     h.addConstr(err.outputs[0] >= -math.log10(cfg.max_error) + margin_scale * sur.margin_error)
     limits = _limits(cfg)
     if sur.resource_net is not None:
-        res = add_network(h, sur.resource_net, inputs, bounds=sur.resource_bounds, name="resources")
+        res = (add_quantized_network(h, sur.resource_q, inputs, name="resources")
+               if sur.resource_q is not None else
+               add_network(h, sur.resource_net, inputs, bounds=sur.resource_bounds, name="resources"))
         for k, name in enumerate(RESOURCES):
             if name in sur.margins:
                 h.addConstr(res.outputs[k] + margin_scale * sur.margins[name] <= limits[name])
@@ -262,6 +298,11 @@ def _answer(sol, data: tpc.TPCData, sur: Surrogate):
             pred[f"predicted_{name}"] = float(sol.outputs["resources"][k])
     for name, worst in sur.fallback.items():  # the fallback's prediction: the largest measured
         pred[f"predicted_{name}"] = worst[hw]
+    if "error" in sur.deployed:  # what the deployed int8 model says at the answer
+        xin = np.asarray(x, float)[None, :]
+        pred["interpreter_predicted_error"] = float(10 ** -sur.deployed["error"].interpreter_float(xin)[0, 0])
+        if "resources" in sur.deployed and "resources" in sol.outputs:
+            pred["interpreter_predicted_time"] = float(sur.deployed["resources"].interpreter_float(xin)[0, 0])
     diff = max(sol.verify_diff.values()) if sol.verify_diff else float("nan")
     return bits, hw, pred, diff
 
@@ -269,8 +310,9 @@ def _answer(sol, data: tpc.TPCData, sur: Surrogate):
 class _Model:
     """One variant's surrogates: their training results (to refit from) and how they are used."""
 
-    def __init__(self, err_fit, res_fit, lossless_: bool):
+    def __init__(self, err_fit, res_fit, lossless_: bool, embed: str = "float"):
         self.err_fit, self.res_fit, self.lossless = err_fit, res_fit, lossless_
+        self.embed = embed  # float | dequantized | exact
         self.compress_ms = float("nan")
         self.reports = {}
 
@@ -292,15 +334,43 @@ def _surrogate(m: _Model, data, split, cfg: Config, res_use: dict, fallback: dic
             sur.resource_bounds = rep.bounds
             m.reports["resources"] = rep
         m.compress_ms = (time.perf_counter() - t0) * 1e3
+    if m.embed != "float":
+        _quantize(sur, m, data, split, lo, hi)
     Xc = data.X(cal)
-    sur.margin_error = conformal_margin(sur.error_net.forward(Xc)[:, 0] - cal["neg_log_error"].to_numpy(),
+    sur.margin_error = conformal_margin(sur.error_prediction(Xc) - cal["neg_log_error"].to_numpy(),
                                         cfg.coverage)
     if sur.resource_net is not None:
-        P = sur.resource_net.forward(Xc)
+        P = sur.resource_prediction(Xc)
         for k, name in enumerate(RESOURCES):
             if name in res_use:
                 sur.margins[name] = conformal_margin(cal[name].to_numpy() - P[:, k], cfg.coverage)
     return sur
+
+
+def _quantize(sur: Surrogate, m: _Model, data, split, lo, hi) -> None:
+    """The variant's int8 models (full integer, float I/O, calibrated on the training rows):
+    embedded by their dequantized weights or exactly; margins then follow the embedded model."""
+    from emlpress.compress.lossy import quantize
+    from emlpress.io.tflite import QuantizedNetwork, from_tflite
+
+    train = split[0]
+    Xtr = data.X(train)
+    t0 = time.perf_counter()
+    for key, net in (("error", sur.error_net), ("resources", sur.resource_net)):
+        if net is None:
+            continue
+        content = quantize(net, "int8-fallback", representative=Xtr)
+        sur.tflite[key] = content
+        q = QuantizedNetwork.from_tflite(content)
+        sur.deployed[key] = q
+        if m.embed == "exact":
+            setattr(sur, "error_q" if key == "error" else "resource_q", q)
+        deq = from_tflite(content).with_domain(lo, hi)
+        if key == "error":
+            sur.error_net = deq
+        else:
+            sur.resource_net = deq
+    m.compress_ms = (time.perf_counter() - t0) * 1e3
 
 
 def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle, res_use: dict,
@@ -464,7 +534,7 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
     paths = []
     colours = {"feasible": "tab:green", "infeasible": "tab:red", "unmeasured": "tab:gray",
                "no answer": "black"}
-    markers = dict(zip(VARIANTS, "os^D"))
+    markers = dict(zip(VARIANTS + QUANTIZED_VARIANTS, "os^Dvx"))
     for bench, g in summary.groupby("benchmark"):
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for (variant, verdict), gs in g.groupby(["variant", "verdict"]):
@@ -549,6 +619,11 @@ def _check(cfg: Config) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {out}: is a file; give the directory the run folders go to")
+    if cfg.quantized:
+        try:
+            import ai_edge_litert  # noqa: F401
+        except ImportError:
+            raise ValueError("quantized=True needs LiteRT: pip install 'emlpress[keras]'") from None
     if cfg.oracle not in MODES:
         raise ValueError(f"unknown oracle {cfg.oracle!r}: expected one of {MODES}")
 
@@ -626,7 +701,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
             done = pd.read_csv(folder / "run.summary.csv")
             for (b, t), g in done.groupby(["benchmark", "topology"], sort=False):
                 complete = "group_done" in g and g["group_done"].fillna(False).astype(bool).all()
-                if len(g) == len(VARIANTS) and complete and (b, str(t)) in jobs:
+                if len(g) == len(variants(cfg)) and complete and (b, str(t)) in jobs:
                     kept.append(g)
         finished = {(g["benchmark"].iloc[0], str(g["topology"].iloc[0])) for g in kept}
         jobs = [j for j in jobs if j not in finished]
@@ -639,7 +714,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
             folder = Path(cfg.out) / f"run{stamp}_{k}"
         (folder / "models").mkdir(parents=True)
         _log(folder, "config", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
-    total = (len(jobs) + len(kept)) * len(VARIANTS)
+    total = (len(jobs) + len(kept)) * len(variants(cfg))
     global last_folder
     last_folder = folder
 
@@ -651,7 +726,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=len(kept) * len(VARIANTS), desc="tpc run", unit="answer")
+        bar = tqdm(total=total, initial=len(kept) * len(variants(cfg)), desc="tpc run", unit="answer")
     rows = [r for g in kept for r in g.to_dict("records")]
     notes = []
     mark(len(rows))
@@ -707,13 +782,13 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                 for n in RESOURCES if limits[n] is not None}, "fallback": fallback,
             "truth": truths[bench]})
         firsts = {}
-        for variant in VARIANTS:
+        for variant in variants(cfg):
             base = variant.split("+")[0]
-            m = _Model(*fits[base], variant.endswith("+lossless"))
+            m = _Model(*fits[base], variant.endswith("+lossless"), embedding(variant))
             tag = f"{bench}_{topo}_{variant.replace('+', '_')}"
             pe = m.err_fit.net.forward(Xte)[:, 0]
             r2_err = _r2(pe, test["neg_log_error"].to_numpy())
-            if r2_err < R2_ERROR_GOAL and not variant.endswith("+lossless"):  # same network
+            if r2_err < R2_ERROR_GOAL and "+" not in variant:  # the same network, or close
                 notes.append(f"{bench} {topo} {variant} (and its lossless compression): held-out R2 "
                              f"of -log10(error) {r2_err:.3f} < "
                              f"{R2_ERROR_GOAL} (the data or the topology does not allow more here); "
@@ -744,14 +819,18 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
             sur.error_net.save(path)
             if sur.resource_net is not None:
                 sur.resource_net.save(folder / "models" / f"{tag}_resources.npz")
+            for key, content in sur.tflite.items():
+                (folder / "models" / f"{tag}_{key}.tflite").write_bytes(content)
             row.update(weights=int(sum(W.size for n in nets for W in n.weights)),
                        size_bytes=path.stat().st_size,
+                       tflite_bytes=_tflite_bytes(sur, nets),
+                       answer_model=ANSWER_MODELS[m.embed],
                        neurons_before=m.err_fit.net.n_neurons + (m.res_fit.net.n_neurons if res_use else 0),
                        neurons_after=sum(n.n_neurons for n in nets),
                        compress_ms=m.compress_ms,
                        margin_error=sur.margin_error,
                        test_coverage_error=float(np.mean(
-                           test["neg_log_error"].to_numpy() >= sur.error_net.forward(Xte)[:, 0] - sur.margin_error)))
+                           test["neg_log_error"].to_numpy() >= sur.error_prediction(Xte) - sur.margin_error)))
             if res["first"] is not None:
                 fsol, fsur, fhandle, fcand = res["first"]
                 row.update(binaries=fhandle.n_binaries, status_first=fsol.status, nodes=fsol.nodes,
@@ -765,6 +844,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                           "verdict", "measured_source"):
                     row[f"first_{k}"] = f.get(k)
                 for k in ("chosen_hardware", "bits", "total_bits", "predicted_error", "predicted_time",
+                          "interpreter_predicted_error", "interpreter_predicted_time",
                           "measured_error", "measured_time", "measured_memory_peak", "measured_source",
                           "verdict", "milp_forward_diff"):
                     row[k] = last.get(k)
@@ -804,7 +884,7 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                 t = _timings(fsur, data, cfg, fcand)
                 row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
                            solver_ms_max=max(t), timing_solves=len(t))
-        for row in rows[-len(VARIANTS):]:
+        for row in rows[-len(variants(cfg)):]:
             row["group_done"] = True  # answers and timings of this benchmark and topology
         pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
     if bar is not None:
@@ -825,6 +905,18 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     summary.to_csv(folder / "run.summary.csv", index=False)
     (folder / INCOMPLETE).unlink(missing_ok=True)
     return folder, summary
+
+
+def _tflite_bytes(sur: Surrogate, nets) -> int:
+    """The variant's models as .tflite files (same format for every variant): its int8 files,
+    or the float32 conversion of its float networks."""
+    if sur.tflite:
+        return int(sum(len(c) for c in sur.tflite.values()))
+    try:
+        from emlpress.compress.lossy import quantize
+    except ImportError:  # pragma: no cover - the pipeline trains with TensorFlow anyway
+        return -1
+    return int(sum(len(quantize(n, "float32")) for n in nets))
 
 
 def best_measured_bits(oracle: Oracle, allowed, limits: dict) -> int | None:

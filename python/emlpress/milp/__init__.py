@@ -30,7 +30,7 @@ from emlpress.bounds import Bounds
 from emlpress.network import Network
 from emlpress.bounds.relaxation import add_block
 
-__all__ = ["add_network", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
+__all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
 
 VERIFY_RTOL = 1e-6
 _REGISTRY_ATTR = "_emlpress_networks"
@@ -72,8 +72,30 @@ def _col_name(h, c: int) -> str:
     return f"column {c}"
 
 
+class _HandleVars:
+    """Variables of a handle's inputs and outputs (``input_cols``, ``output_cols``)."""
+
+    def _vars(self, cols):
+        highspy = _highspy()
+        return [highspy.highs.highs_var(int(c), self._h) for c in cols]
+
+    @property
+    def inputs(self) -> list:
+        return self._vars(self.input_cols)
+
+    @property
+    def outputs(self) -> list:
+        """Output variables, usable in highspy expressions (``h.setObjective(nn.outputs[0])``)."""
+        return self._vars(self.output_cols)
+
+    def values(self, solution: "Solution") -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, outputs) of this network in ``solution``."""
+        x = np.asarray(solution.col_values)
+        return x[self.input_cols], x[self.output_cols]
+
+
 @dataclass
-class NetworkHandle:
+class NetworkHandle(_HandleVars):
     """One network inside a HiGHS model. ``outputs``/``inputs`` are highspy variables;
     ``layer_cols[l]`` the column of every unit's output in layer ``l`` (-1: no variable, the
     unit is stably inactive), ``binary_cols[l]`` its binary and ``pre_cols[l]`` its
@@ -96,19 +118,6 @@ class NetworkHandle:
     @property
     def output_cols(self) -> np.ndarray:
         return self.layer_cols[-1]
-
-    def _vars(self, cols):
-        highspy = _highspy()
-        return [highspy.highs.highs_var(int(c), self._h) for c in cols]
-
-    @property
-    def inputs(self) -> list:
-        return self._vars(self.input_cols)
-
-    @property
-    def outputs(self) -> list:
-        """Output variables, usable in highspy expressions (``h.setObjective(nn.outputs[0])``)."""
-        return self._vars(self.output_cols)
 
     def layer_vars(self, l: int) -> list:
         """Variables of the units of layer ``l`` (``None`` for units without one)."""
@@ -167,11 +176,6 @@ class NetworkHandle:
         cols, vals = self.start_values(x)
         self._h.setSolution(int(cols.size), cols, vals)
 
-    def values(self, solution: Solution) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, outputs) of this network in ``solution``."""
-        x = np.asarray(solution.col_values)
-        return x[self.input_cols], x[self.output_cols]
-
     def verify(self, solution: Solution) -> float:
         """Largest absolute difference between the MILP's outputs and ``net.forward`` at the
         MILP's inputs (``nan`` when the solution has no values)."""
@@ -185,6 +189,26 @@ class NetworkHandle:
         return float(np.max(np.abs(fx - y))), max(1.0, float(np.max(np.abs(fx))))
 
 
+def _new_inputs(h, inputs, n_in: int, name: str):
+    """(the model's network registry, input columns, their bounds) for a new network named
+    ``name`` taking ``n_in`` inputs; the name must be new and the bounds finite."""
+    registry = h.__dict__.setdefault(_REGISTRY_ATTR, [])
+    if any(hd.name == name for hd in registry):
+        raise ValueError(f"a network named {name!r} is already in this model: pass another name=")
+    cols = _column_indices(h, inputs)
+    if cols.size != n_in:
+        raise ValueError(f"network {name!r} takes {n_in} inputs, got {cols.size}")
+    _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    for q in range(cols.size):
+        if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
+            raise ValueError(
+                f"network {name!r}, input {q} ({_col_name(h, cols[q])}): bounds [{lo[q]}, {hi[q]}] "
+                "must be finite for the big-M encoding"
+            )
+    return registry, cols, lo, hi
+
+
 def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, name: str = "nn",
                 names: bool = True) -> NetworkHandle:
     """Add ``net`` to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
@@ -196,20 +220,7 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
     naming) and must be unique within the model. Returns a :class:`NetworkHandle`.
     """
     t0 = time.perf_counter()
-    registry = h.__dict__.setdefault(_REGISTRY_ATTR, [])
-    if any(hd.name == name for hd in registry):
-        raise ValueError(f"a network named {name!r} is already in this model: pass another name=")
-    cols = _column_indices(h, inputs)
-    if cols.size != net.n_in:
-        raise ValueError(f"network {name!r} takes {net.n_in} inputs, got {cols.size}")
-    _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    for q in range(cols.size):
-        if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
-            raise ValueError(
-                f"network {name!r}, input {q} ({_col_name(h, cols[q])}): bounds [{lo[q]}, {hi[q]}] "
-                "must be finite for the big-M encoding"
-            )
+    registry, cols, lo, hi = _new_inputs(h, inputs, net.n_in, name)
     if bounds is None or isinstance(bounds, str):
         b = _bounds.tighten(net, lo, hi, method=bounds or "crown")
     elif isinstance(bounds, Bounds):
@@ -312,7 +323,8 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
     to HiGHS; pass ``mip_gap=0`` to compare optima more closely. Each network added with :func:`add_network` is verified against
-    its forward pass; a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
+    its forward pass (a quantized one from :func:`add_quantized_network` against LiteRT's
+    reference interpreter, bit for bit); a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
     triggers a warning naming the network (the solver's tolerances can make an encoding
     lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
 
@@ -387,7 +399,13 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
             sol.inputs[hd.name], sol.outputs[hd.name] = x, y
             diff, scale = hd._check(x, y)
             sol.verify_diff[hd.name] = diff
-            if diff > VERIFY_RTOL * scale:
+            if getattr(hd, "exact", False):
+                if diff > 0:
+                    warnings.warn(
+                        f"network {hd.name!r}: the MILP's int8 outputs differ from LiteRT's "
+                        f"reference interpreter at the MILP's input by {diff:.3g} (dequantized); "
+                        "see handle.verify_bits(solution)", RuntimeWarning, stacklevel=2)
+            elif diff > VERIFY_RTOL * scale:
                 warnings.warn(
                     f"network {hd.name!r}: the MILP's outputs differ from the network's forward "
                     f"pass by {diff:.3g} (relative {diff / scale:.3g}); the encoding is only as "
@@ -395,3 +413,6 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
                     RuntimeWarning, stacklevel=2,
                 )
     return sol
+
+
+from emlpress.milp.quantized import QuantizedHandle, add_quantized_network  # noqa: E402

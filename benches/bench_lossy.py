@@ -1,0 +1,103 @@
+"""Lossy compression: TFLite conversion and table time per mode, and the exact int8 MILP
+embedding against the dequantized one on the same problem.
+
+Run: python -m pytest bench_lossy.py -o python_files='bench_*.py' --benchmark-columns=min,median,rounds -s
+
+Networks: Goldstein-Price regressors trained here (seeded, Adam, 40 epochs on 8,000 samples
+of the study's box, min-max scaled), of the sizes a MILP embeds (TPC's surrogates are 9-7 and
+12-15), and the bound benchmarks' trained `[2,128,128,64,1]` for the conversion times.
+Problem for the MILPs: maximise, then minimise, the network's output over its box. The
+exact embedding's answer is the reference interpreter's output at its input (bit for bit);
+the dequantized embedding's answer is evaluated there too: what the deployed int8 model
+gives at the input the dequantized MILP chose.
+"""
+
+import time
+
+import highspy
+import numpy as np
+import pytest
+
+from emlpress import milp
+from emlpress._highs import highs
+from emlpress.compress import lossy
+from emlpress.data import goldstein
+from emlpress.io.tflite import QuantizedNetwork, from_tflite
+from trained import trained
+
+TIME_LIMIT = 120.0
+SIZES = {"gp_2-8-8-1": [8, 8], "gp_2-12-15-1": [12, 15], "gp_2-16-16-1": [16, 16],
+         "gp_2-32-32-1": [32, 32]}
+_CACHE: dict = {}
+
+
+def small_gp(name):
+    if name not in _CACHE:
+        from emlpress.train import fit_regressor
+
+        X, y = goldstein.sample(8_000, seed=0)
+        res = fit_regressor(X, y, SIZES[name], epochs=40, batch_size=64, seed=0,
+                            lo=goldstein.LO, hi=goldstein.HI)
+        _CACHE[name] = (res.net, X, y)
+    return _CACHE[name]
+
+
+@pytest.mark.parametrize("mode", ("float32",) + lossy.MODES)
+def test_convert(benchmark, mode):
+    net = trained("gp_2-128-128-64-1")
+    X, _ = goldstein.sample(2_000, seed=1)
+    benchmark.group = "convert gp_2-128-128-64-1"
+    content = benchmark.pedantic(lossy.quantize, args=(net, mode), kwargs={"representative": X},
+                                 rounds=3, iterations=1)
+    print(f"\n{mode}: {len(content)} bytes")
+
+
+def test_table(benchmark):
+    net = trained("gp_2-128-128-64-1")
+    X, y = goldstein.sample(2_000, seed=1)
+    Xt, yt = goldstein.sample(2_000, seed=2)
+    benchmark.group = "quantization_table gp_2-128-128-64-1"
+    df = benchmark.pedantic(lossy.quantization_table, args=(net, Xt, yt),
+                            kwargs={"representative": X}, rounds=1, iterations=1)
+    cols = ["mode", "bytes", "size_vs_float32", "gzip_bytes", "rmse_0", "r2_0",
+            "dequantized_max_diff", "convert_s", "latency_us"]
+    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for _, r in df[cols].iterrows():
+        print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
+
+
+def _solve(build, sense):
+    h = highs()
+    x = h.addVariables(2, lb=[float(v) for v in goldstein.LO], ub=[float(v) for v in goldstein.HI])
+    t0 = time.perf_counter()
+    hd = build(h, [v.index for v in x])
+    enc = time.perf_counter() - t0
+    h.setObjective(hd.outputs[0], sense=sense)
+    sol = milp.solve(h, time_limit=TIME_LIMIT, mip_gap=0, mip_abs_gap=0)
+    return hd, sol, enc
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_exact_against_dequantized(name):
+    net, X, y = small_gp(name)
+    content = lossy.quantize(net, "int8-fallback", representative=X)
+    q = QuantizedNetwork.from_tflite(content)
+    deq = from_tflite(content)
+    rows = []
+    for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
+        hd, sol, enc = _solve(lambda h, x: milp.add_quantized_network(h, q, x), sense)
+        v = hd.verify_bits(sol)
+        exact_val = float(q.dequantize_output(v["interpreter_int8"])[0])
+        hd2, sol2, enc2 = _solve(lambda h, x: milp.add_network(h, deq, x, bounds="lp"), sense)
+        x2 = sol2.inputs[hd2.name]
+        deq_interp = float(q.interpreter_float(x2[None, :])[0, 0])
+        rows.append((sense.name[1:4].lower(), sol.status, exact_val, v["output_mismatches"], hd.n_binaries,
+                     enc, sol.solve_s, sol2.status, sol2.objective, deq_interp, hd2.n_binaries, enc2,
+                     sol2.solve_s))
+    print(f"\n{name} (int8, {q.n_in} inputs):")
+    print("| sense | exact status | exact answer (interpreter) | mismatches | exact binaries | "
+          "exact encode s | exact solve s | dequantized status | dequantized objective | "
+          "interpreter at its input | dequantized binaries | dequantized encode s | dequantized solve s |")
+    print("|" + "---|" * 13)
+    for r in rows:
+        print("| " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in r) + " |")

@@ -1,0 +1,323 @@
+"""Lossy compression: TMOT magnitude pruning and the six TFLite post-training quantizations
+(the ``[keras]`` extra: TensorFlow, tf-keras, TMOT and LiteRT).
+
+>>> from emlpress.compress import lossy
+>>> pruned = lossy.prune(model, 0.2, 0.9, X, Y, epochs=30)       # pruned.model, pruned.sparsity
+>>> blob = lossy.quantize(model, "int8", representative=X)       # .tflite bytes
+>>> lossy.quantization_table(model, X_test, Y_test, representative=X)   # a DataFrame
+
+Modes (``MODES``): ``dynamic`` (int8 weights, float activations), ``int8`` (full integer,
+integer-only input and output), ``int8-fallback`` (full integer, float input and output and
+float kernels where no integer one exists), ``float16`` (float16 weights), ``16x8`` (int16
+activations, int8 weights, integer-only input and output) and ``16x8-fallback`` (float input
+and output, float builtins allowed where no 16x8 kernel exists).
+``float32`` (no quantization) is the baseline every size is compared with, in the same format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emlpress.network import Network
+
+__all__ = ["MODES", "NEEDS_DATA", "prune", "PruneResult", "pruning_schedule", "quantize",
+           "quantization_table", "layer_sparsity"]
+
+MODES = ("dynamic", "int8", "int8-fallback", "float16", "16x8", "16x8-fallback")
+#: modes that calibrate activation ranges on representative inputs
+NEEDS_DATA = ("int8", "int8-fallback", "16x8", "16x8-fallback")
+DESCRIPTIONS = {
+    "float32": "no quantization (baseline)",
+    "dynamic": "dynamic range: int8 weights, float activations",
+    "int8": "full integer, integer-only input and output",
+    "int8-fallback": "full integer with float fallback (float input and output)",
+    "float16": "float16 weights",
+    "16x8": "int16 activations, int8 weights, integer-only input and output",
+    "16x8-fallback": "int16 activations, int8 weights, float builtins allowed",
+}
+
+
+def _keras_model(model):
+    """A tf_keras model from a Keras model or a Network (float32 Dense chain)."""
+    if isinstance(model, Network):
+        from emlpress.io.keras import to_keras
+
+        return to_keras(model, "float32")
+    from emlpress.io.keras import tf_keras
+
+    tf_keras()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# pruning
+
+
+@dataclass
+class PruneResult:
+    """``model``: the pruned model, wrappers stripped (a plain Sequential of Dense layers);
+    ``wrapped``: the TMOT-wrapped model (to continue training with the masks fixed);
+    ``sparsity``: per Dense layer name, the fraction of exactly-zero kernel weights reached;
+    ``end_step``: the schedule's end step, from the training set's size and the epochs."""
+
+    model: object
+    wrapped: object
+    sparsity: dict
+    end_step: int
+    history: dict = field(default_factory=dict)
+
+
+def pruning_schedule(initial_sparsity: float, final_sparsity: float, n_train: int, epochs: int,
+                     batch_size: int, recovery: float = 0.25):
+    """TMOT's ``PolynomialDecay`` from ``initial_sparsity`` to ``final_sparsity`` ending after
+    ``1 - recovery`` of the training steps (``epochs * ceil(n_train / batch_size)``); the
+    rest trains at the final sparsity. Masks update about ten times over the run (TMOT's default
+    of every 100 steps is never on small data)."""
+    from emlpress.train import check_sparsities
+
+    s0, s1 = check_sparsities(initial_sparsity, final_sparsity)
+    if n_train < 1 or epochs < 1 or batch_size < 1:
+        raise ValueError(f"pruning needs n_train, epochs and batch_size >= 1, got "
+                         f"{n_train}, {epochs}, {batch_size}")
+    if not 0.0 <= recovery < 1.0:
+        raise ValueError(f"recovery must be in [0, 1), got {recovery!r}")
+    import tensorflow_model_optimization as tfmot
+
+    steps = epochs * int(np.ceil(n_train / batch_size))
+    end = max(1, int(steps * (1.0 - recovery)))
+    return tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=s0, final_sparsity=s1, begin_step=0, end_step=end,
+        frequency=max(1, min(100, steps // 10))), end
+
+
+def layer_sparsity(model) -> dict:
+    """Per Dense layer of a (stripped) Keras model: the fraction of exactly-zero kernel weights."""
+    keras = _tf_keras()
+    return {l.name: float(np.mean(l.get_weights()[0] == 0))
+            for l in model.layers if isinstance(l, keras.layers.Dense)}
+
+
+def _tf_keras():
+    from emlpress.io.keras import tf_keras
+
+    return tf_keras()
+
+
+def _clean_copy(keras, stripped):
+    """A fresh Sequential with the stripped model's Dense layers and weights (strip_pruning's
+    layers still belong to the wrapped graph too, with several inbound nodes)."""
+    dense = [l for l in stripped.layers if isinstance(l, keras.layers.Dense)]
+    layers = [keras.Input(shape=(dense[0].get_weights()[0].shape[0],))]
+    layers += [keras.layers.Dense(l.units, activation=l.activation, use_bias=l.use_bias,
+                                  name=l.name) for l in dense]
+    clean = keras.Sequential(layers)
+    for new, old in zip(clean.layers, dense):
+        new.set_weights(old.get_weights())
+    return clean
+
+
+def prune(model, initial_sparsity: float, final_sparsity: float, X, Y, *, epochs: int = 30,
+          batch_size: int = 32, validation_data=None, optimizer="adam", learning_rate: float = 1e-3,
+          loss: str = "mse", recovery: float = 0.25, verbose: int = 0) -> PruneResult:
+    """Magnitude-prune ``model`` (a tf_keras model or a Network) with TMOT while training it
+    on ``X, Y`` for ``epochs``: polynomial sparsity from ``initial_sparsity`` to
+    ``final_sparsity`` (see :func:`pruning_schedule`), then the wrappers are stripped. Returns a
+    :class:`PruneResult` with the sparsity actually reached per layer (measured on the weights;
+    TMOT rounds per layer). ``optimizer``: a Keras optimizer name or instance."""
+    keras = _tf_keras()
+    import tensorflow_model_optimization as tfmot
+
+    model = _keras_model(model)
+    X = np.asarray(X, np.float32)
+    Y = np.asarray(Y, np.float32)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if len(X) != len(Y):
+        raise ValueError(f"X has {len(X)} rows and Y {len(Y)}")
+    schedule, end = pruning_schedule(initial_sparsity, final_sparsity, len(X), epochs, batch_size,
+                                     recovery)
+    if isinstance(optimizer, str):
+        try:
+            optimizer = keras.optimizers.get({"class_name": optimizer,
+                                              "config": {"learning_rate": learning_rate}})
+        except ValueError as e:
+            raise ValueError(f"unknown Keras optimizer {optimizer!r}") from e
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    wrapped.compile(optimizer=optimizer, loss=loss)
+    hist = wrapped.fit(X, Y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                       callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], verbose=verbose,
+                       shuffle=True)
+    clean = _clean_copy(keras, tfmot.sparsity.keras.strip_pruning(wrapped))
+    return PruneResult(clean, wrapped, layer_sparsity(clean), end, hist.history)
+
+
+# ---------------------------------------------------------------------------------------------
+# post-training quantization
+
+
+def _representative(representative, n_max: int = 2000):
+    X = np.asarray(representative, np.float32)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"representative data must be a non-empty 2-D array, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("representative data contains NaN or infinite values")
+    if len(X) > n_max:  # calibration needs ranges, not every row: a seeded subsample
+        X = X[np.sort(np.random.default_rng(0).choice(len(X), n_max, replace=False))]
+
+    def gen():
+        for i in range(len(X)):
+            yield [X[i:i + 1]]
+
+    return gen
+
+
+def quantize(model, mode: str, representative=None, output=None) -> bytes:
+    """Convert ``model`` (a tf_keras model or a Network) to a ``.tflite`` flatbuffer with the
+    post-training quantization ``mode`` (one of ``MODES``, or ``float32`` for none) and return
+    its bytes; ``output`` also writes them to that path. The modes in ``NEEDS_DATA`` calibrate on
+    ``representative`` inputs (a 2-D array; up to 2000 rows are used, a seeded subsample beyond)."""
+    if mode not in MODES and mode != "float32":
+        raise ValueError(f"unknown quantization mode {mode!r}: one of {', '.join(('float32',) + MODES)}")
+    if mode in NEEDS_DATA and representative is None:
+        raise ValueError(f"quantization mode {mode!r} calibrates activation ranges: pass "
+                         "representative= (a 2-D array of typical inputs, e.g. the training set)")
+    model = _keras_model(model)
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode in NEEDS_DATA:
+        conv.representative_dataset = _representative(representative)
+    ops = tf.lite.OpsSet
+    if mode == "int8":
+        conv.target_spec.supported_ops = [ops.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif mode == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == "16x8":
+        conv.target_spec.supported_ops = [ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        conv.inference_input_type = tf.int16
+        conv.inference_output_type = tf.int16
+    elif mode == "16x8-fallback":
+        conv.target_spec.supported_ops = [ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                          ops.TFLITE_BUILTINS]
+    from emlpress._quiet import with_fd_on_devnull
+
+    import warnings
+
+    with warnings.catch_warnings():
+        # integer-only I/O: "Statistics for quantized inputs were expected" (the converter
+        # derives them from the calibration, as intended)
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        content = with_fd_on_devnull(2, conv.convert)  # the MLIR converter's notes go to fd 2
+    if output is not None:
+        Path(output).write_bytes(content)
+    return content
+
+
+def _metrics(P: np.ndarray, Y: np.ndarray) -> dict:
+    out = {}
+    for k in range(Y.shape[1]):
+        e = P[:, k] - Y[:, k]
+        ss = float(np.sum((Y[:, k] - Y[:, k].mean()) ** 2))
+        out[f"rmse_{k}"] = float(np.sqrt(np.mean(e ** 2)))
+        out[f"mae_{k}"] = float(np.mean(np.abs(e)))
+        out[f"r2_{k}"] = 1.0 - float(np.sum(e ** 2)) / ss if ss > 0 else float("nan")
+    return out
+
+
+def predict_tflite(content: bytes, X, kernels: str = "default") -> np.ndarray:
+    """Float outputs of a ``.tflite`` model at float inputs ``X``: integer-only models get
+    their inputs quantized with the input tensor's scale and zero point (round half away from
+    zero, clamped) and their outputs dequantized, so every mode is compared in raw units."""
+    from emlpress.io.tflite import interpreter, run_interpreter
+
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    it = interpreter(content)
+    d, o = it.get_input_details()[0], it.get_output_details()[0]
+    if np.issubdtype(d["dtype"], np.integer):
+        s, z = d["quantization"]
+        v = (X / s)
+        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + z
+        info = np.iinfo(d["dtype"])
+        Xin = np.clip(q, info.min, info.max).astype(d["dtype"])
+    else:
+        Xin = X.astype(np.float32)
+    Y = np.asarray(run_interpreter(content, Xin, kernels), np.float64)
+    if np.issubdtype(o["dtype"], np.integer):
+        s, z = o["quantization"]
+        Y = s * (Y - z)
+    return Y
+
+
+def _latency(content: bytes, X: np.ndarray, n: int = 200) -> float:
+    """Median seconds of one single-sample ``invoke`` (the deployed use), default kernels."""
+    from emlpress.io.tflite import interpreter
+
+    from emlpress._quiet import with_fd_on_devnull
+
+    it = interpreter(content)
+    with_fd_on_devnull(2, it.allocate_tensors)  # LiteRT's delegate note
+    d = it.get_input_details()[0]
+    Xin = np.zeros((1, X.shape[1]), d["dtype"])
+    it.set_tensor(d["index"], Xin)
+    it.invoke()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def quantization_table(model, X, Y, modes=MODES, representative=None, directory=None,
+                       latency_samples: int = 200) -> pd.DataFrame:
+    """Per mode (and the float32 baseline): the ``.tflite`` size in bytes and gzip-compressed
+    (what pruning's zeros are for), the size relative to float32, RMSE/MAE/R2 per target on
+    ``X, Y`` in raw units computed on dequantized outputs (LiteRT's default interpreter), the
+    largest difference between the dequantized network (``from_tflite``) and the interpreter on
+    ``X`` (what a dequantized MILP embedding ignores), conversion seconds and interpreter
+    seconds per single-sample call. ``representative`` defaults to ``X`` (pass the training
+    inputs to keep test data out of calibration); ``directory`` keeps every ``.tflite`` file."""
+    from emlpress.io.tflite import from_tflite
+
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    Y = np.asarray(Y, np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    rep = X if representative is None else representative
+    modes = list(modes)
+    bad = [m for m in modes if m not in MODES and m != "float32"]
+    if bad:
+        raise ValueError(f"unknown quantization mode {bad[0]!r}: one of {', '.join(('float32',) + MODES)}")
+    kmodel = _keras_model(model)
+    rows = []
+    for mode in ["float32"] + [m for m in modes if m != "float32"]:
+        t0 = time.perf_counter()
+        content = quantize(kmodel, mode, representative=rep)
+        conv_s = time.perf_counter() - t0
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            (Path(directory) / f"{mode}.tflite").write_bytes(content)
+        P = predict_tflite(content, X)
+        net = from_tflite(content)
+        row = {"mode": mode, "description": DESCRIPTIONS[mode], "bytes": len(content),
+               "gzip_bytes": len(gzip.compress(content, 9, mtime=0))}
+        row.update(_metrics(P, Y))
+        row["dequantized_max_diff"] = float(np.max(np.abs(net.forward(X) - P)))
+        row["convert_s"] = conv_s
+        row["latency_us"] = _latency(content, X, latency_samples) * 1e6
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    base = df.loc[df["mode"] == "float32"].iloc[0]
+    df.insert(3, "size_vs_float32", df["bytes"] / base["bytes"])
+    df.insert(5, "gzip_vs_float32", df["gzip_bytes"] / base["gzip_bytes"])
+    return df

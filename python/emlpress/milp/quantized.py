@@ -1,0 +1,369 @@
+"""Exact MILP embedding of a full-integer (int8) TFLite model: what the reference interpreter
+computes, not its dequantized approximation.
+
+Per unit of layer ``l`` (see :class:`emlpress.io.tflite.QuantizedNetwork` for the arithmetic):
+
+- the accumulator ``acc = sum_j W[i,j] (q_j - z_in) + b_i`` is an integer affine expression of
+  the integer inputs ``q`` (no variable);
+- the requantized value ``t = (acc * M + 2^(s-1)) >> s = floor(m acc + 1/2)`` with
+  ``m = M / 2^s`` is one integer variable and two inequalities,
+  ``-1/2 <= m acc - t <= 1/2 - 2^-s`` (a floor of an affine integer expression is exact);
+- the output ``clamp(t + z_out, act_min, 127)``: no variable when ``t``'s range never reaches
+  a clamp, else one binary per clamp it can reach (a fused ReLU is the clamp at ``z_out``).
+  Ranges come from exact integer interval arithmetic on the inputs' box.
+
+Float inputs ``x`` are quantized as the ``QUANTIZE`` operator does, ``r = round(x / s_in) +
+z_in`` (an integer variable, ``|x / s_in - (r - z_in)| <= 1/2 - eps``, excluding points within
+``eps`` quantization steps of a rounding tie, where float32 rounding decides), then clamped to
+[-128, 127]. Outputs are dequantized: ``y = s_out (q - z_out)``.
+
+:func:`emlpress.milp.solve` verifies every solution against LiteRT's reference interpreter at
+the MILP's input, bit for bit; ``handle.verify_bits(solution)`` gives the details.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emlpress.io.tflite import QuantizedNetwork
+from emlpress.milp import _HandleVars
+
+__all__ = ["add_quantized_network", "QuantizedHandle", "TIE_MARGIN", "INT_TOL"]
+
+#: quantization steps kept away from an input rounding tie (float32 division error is below
+#: 1e-5 steps for |x / s| <= 128)
+TIE_MARGIN = 2e-5
+#: integrality and feasibility tolerance the encoding needs (set on the model when looser)
+INT_TOL = 1e-9
+
+
+class _Builder:
+    """Columns and rows collected in arrays, added to HiGHS in two bulk calls."""
+
+    def __init__(self, first_col: int):
+        self.first = first_col
+        self.lb, self.ub, self.integer = [], [], []
+        self.rows_lo, self.rows_hi, self.rows = [], [], []  # rows: list of (cols, vals)
+
+    def col(self, lb, ub, integer: bool) -> int:
+        self.lb.append(float(lb))
+        self.ub.append(float(ub))
+        self.integer.append(bool(integer))
+        return self.first + len(self.lb) - 1
+
+    def row(self, cols, vals, lo, hi) -> None:
+        self.rows.append((np.asarray(cols, np.int32), np.asarray(vals, np.float64)))
+        self.rows_lo.append(float(lo))
+        self.rows_hi.append(float(hi))
+
+    def flush(self, h) -> tuple[int, int, int]:
+        import highspy
+
+        n = len(self.lb)
+        if n:
+            h.addVars(n, np.asarray(self.lb), np.asarray(self.ub))
+            ints = [self.first + k for k in range(n) if self.integer[k]]
+            if ints:
+                h.changeColsIntegrality(len(ints), np.asarray(ints, np.int32),
+                                        np.full(len(ints), highspy.HighsVarType.kInteger))
+        nnz = 0
+        if self.rows:
+            starts = np.cumsum([0] + [c.size for c, _ in self.rows[:-1]]).astype(np.int32)
+            idx = np.concatenate([c for c, _ in self.rows]).astype(np.int32)
+            val = np.concatenate([v for _, v in self.rows])
+            nnz = int(idx.size)
+            h.addRows(len(self.rows), np.asarray(self.rows_lo), np.asarray(self.rows_hi), nnz,
+                      starts, idx, val)
+        return n, len(self.rows), nnz
+
+
+@dataclass
+class _Val:
+    """An integer quantity: ``x[col] + off`` (``col`` = -1: the constant ``off``), in
+    [lo, hi]."""
+
+    col: int
+    off: int
+    lo: int
+    hi: int
+
+
+def _clamp_low(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
+    """max(v, c) exactly: a binary only when v's range crosses c."""
+    if v.lo >= c:
+        return v
+    if v.hi <= c:
+        return _Val(-1, c, c, c)
+    o = B.col(c, v.hi, False)
+    d = B.col(0, 1, True)
+    stats["binaries"] += 1
+    M1, M2 = c - v.lo, v.hi - c
+    if v.col < 0:  # cannot happen: a constant has lo == hi
+        raise AssertionError
+    B.row([o, v.col], [1, -1], v.off, np.inf)                     # o >= v
+    B.row([o, v.col, d], [1, -1, M1], -np.inf, v.off + M1)        # o <= v + M1 (1 - d)
+    B.row([o, d], [1, -M2], -np.inf, c)                           # o <= c + M2 d
+    return _Val(o, 0, c, v.hi)
+
+
+def _clamp_high(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
+    """min(v, c) exactly: a binary only when v's range crosses c."""
+    if v.hi <= c:
+        return v
+    if v.lo >= c:
+        return _Val(-1, c, c, c)
+    o = B.col(v.lo, c, False)
+    g = B.col(0, 1, True)
+    stats["binaries"] += 1
+    M1, M2 = v.hi - c, c - v.lo
+    B.row([o, v.col], [1, -1], -np.inf, v.off)                    # o <= v
+    B.row([o, v.col, g], [1, -1, M1], v.off, np.inf)              # o >= v - M1 g
+    B.row([o, g], [1, -M2], v.lo, np.inf)                         # o >= c - M2 (1 - g)
+    return _Val(o, 0, v.lo, c)
+
+
+class _Relaxation:
+    """The LP relaxation of the encoding built so far (the inputs' box and the builder's
+    columns and rows, integrality dropped), for rigorous bounds on accumulators: HiGHS'
+    optimum is only a hint; the bound kept is certified from its duals
+    (``_core.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
+
+    def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
+        from emlpress._highs import highs
+
+        self.map = {int(c): k for k, c in enumerate(in_cols)}
+        n_in = len(in_cols)
+        self.col_lo = np.concatenate([np.asarray(in_lo, float), np.asarray(B.lb, float)])
+        self.col_hi = np.concatenate([np.asarray(in_hi, float), np.asarray(B.ub, float)])
+        self.first, self.n_in = B.first, n_in
+        starts, idx, val = [0], [], []
+        for cols, vals in B.rows:
+            idx.extend(self._local(c) for c in cols)
+            val.extend(vals)
+            starts.append(len(idx))
+        self.starts = np.asarray(starts, np.int32)
+        self.idx = np.asarray(idx, np.int32)
+        self.val = np.asarray(val, np.float64)
+        self.row_lo = np.asarray(B.rows_lo, float)
+        self.row_hi = np.asarray(B.rows_hi, float)
+        h = self.h = highs()
+        h.setOptionValue("output_flag", False)
+        n = self.col_lo.size
+        h.addCols(n, np.zeros(n), self.col_lo, self.col_hi, 0, np.zeros(0, np.int32),
+                  np.zeros(0, np.int32), np.zeros(0))
+        if self.row_lo.size:
+            h.addRows(self.row_lo.size, self.row_lo, self.row_hi, self.idx.size, self.starts[:-1],
+                      self.idx, self.val)
+
+    def _local(self, c: int) -> int:
+        c = int(c)
+        return self.map[c] if c in self.map else self.n_in + c - self.first
+
+    def min_of(self, cols, coefs) -> float:
+        """A rigorous lower bound of sum coefs * x[cols] over the relaxation (-inf if HiGHS
+        fails)."""
+        cost = np.zeros(self.col_lo.size)
+        for c, w in zip(cols, coefs):
+            cost[self._local(c)] += w
+        h = self.h
+        h.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost)
+        h.run()
+        sol = h.getSolution()
+        if not sol.dual_valid:
+            h.clearSolver()
+            return -np.inf
+        from emlpress import _core
+
+        y = np.asarray(sol.row_dual, np.float64)
+        return float(_core.safe_lower_bound(cost, self.col_lo, self.col_hi, self.row_lo, self.row_hi,
+                                            self.starts, self.idx, self.val, y))
+
+
+@dataclass
+class QuantizedHandle(_HandleVars):
+    """One exact int8 network inside a HiGHS model. ``inputs``/``outputs`` are the float
+    input and dequantized output variables; ``q_inputs``/``q_outputs`` the int8 values
+    (:class:`_Val`: a column plus an offset, or a constant)."""
+
+    name: str
+    qnet: QuantizedNetwork
+    input_cols: np.ndarray
+    q_inputs: list
+    q_outputs: list
+    output_cols: np.ndarray
+    n_vars: int
+    n_binaries: int
+    n_integers: int
+    n_constraints: int
+    n_nonzeros: int
+    encode_s: float
+    quantized_inputs: bool
+    _h: object = field(repr=False, default=None)
+    exact = True  # solve() verifies bit for bit against the interpreter
+
+    def stats(self) -> dict:
+        return {"network": self.name, "sizes": [self.qnet.n_in] + [l.W.shape[0] for l in self.qnet.layers],
+                "variables": self.n_vars, "binaries": self.n_binaries, "integers": self.n_integers,
+                "constraints": self.n_constraints, "nonzeros": self.n_nonzeros,
+                "encode_ms": self.encode_s * 1e3}
+
+    @staticmethod
+    def _ints(x: np.ndarray, vals: list) -> np.ndarray:
+        return np.asarray([v.off if v.col < 0 else int(np.rint(x[v.col])) + v.off for v in vals],
+                          np.int64)
+
+    def milp_ints(self, solution) -> tuple[np.ndarray, np.ndarray]:
+        """(int8 inputs, int8 outputs) in the MILP's solution (values rounded to integers)."""
+        x = np.asarray(solution.col_values)
+        return self._ints(x, self.q_inputs), self._ints(x, self.q_outputs)
+
+    def verify_bits(self, solution) -> dict:
+        """The MILP against LiteRT's reference interpreter at the MILP's input: the int8
+        inputs the interpreter sees (its own quantization of float inputs), its int8 outputs,
+        the MILP's, and the number of outputs that differ (0: bit for bit)."""
+        x = np.asarray(solution.col_values)[self.input_cols]
+        q_in, q_out = self.milp_ints(solution)
+        if self.quantized_inputs:
+            seen = np.rint(x).astype(np.int64)
+            interp = self.qnet.interpreter_int(seen[None, :])[0]
+        else:
+            seen = self.qnet.quantize_input(x[None, :])[0]
+            interp = self._interpret_float(x)
+        return {"inputs_float": x, "inputs_int8": seen, "milp_inputs_int8": q_in,
+                "interpreter_int8": interp, "milp_int8": q_out,
+                "input_mismatches": int(np.sum(seen != q_in)),
+                "output_mismatches": int(np.sum(interp != q_out))}
+
+    def _interpret_float(self, x: np.ndarray) -> np.ndarray:
+        q = self.qnet
+        if q.float_io:
+            y = q.interpreter_float(x[None, :])[0]
+            return np.rint(y / q.s_out).astype(np.int64) + q.z_out
+        return q.interpreter_int(q.quantize_input(x[None, :]))[0]
+
+    def _check(self, x, y) -> tuple[float, float]:
+        """(largest |output| difference in dequantized units between the MILP and the
+        interpreter at x, scale 1): 0 exactly when they agree bit for bit."""
+        q = self.qnet
+        if self.quantized_inputs:
+            interp = q.interpreter_int(np.rint(x).astype(np.int64)[None, :])[0]
+        else:
+            interp = self._interpret_float(np.asarray(x, float))
+        milp = np.rint(np.asarray(y) / q.s_out).astype(np.int64) + q.z_out
+        return float(np.max(np.abs(interp - milp)) * q.s_out), 1.0
+
+
+def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs: bool = False,
+                          bounds: str = "lp", names: bool = True) -> QuantizedHandle:
+    """Add the exact integer function of a full-integer int8 TFLite model to the
+    ``highspy.Highs`` model ``h``.
+
+    ``qmodel``: a :class:`~emlpress.io.tflite.QuantizedNetwork`, a ``.tflite`` path or its
+    bytes. ``inputs``: highspy variables or column indices with finite bounds; float inputs
+    (quantized in the MILP as the ``QUANTIZE`` operator does) or, with
+    ``quantized_inputs=True``, integer columns holding the int8 input values themselves.
+    ``bounds``: how accumulator ranges (the big-M's and which clamps need a binary) are found:
+    ``interval`` (exact integer interval arithmetic) or ``lp`` (default: also, layer by layer,
+    two LPs per unit over the relaxation of the layers before, certified from their duals).
+    Returns a :class:`QuantizedHandle` whose ``outputs`` are the dequantized outputs.
+    Sets HiGHS' ``mip_feasibility_tolerance`` and ``primal_feasibility_tolerance`` to at most
+    ``INT_TOL`` (1e-9): the requantization rows need integrality that tight."""
+    from emlpress.milp import _col_name, _new_inputs, _option
+
+    t0 = time.perf_counter()
+    if bounds not in ("lp", "interval"):
+        raise ValueError(f"bounds must be 'lp' or 'interval', got {bounds!r}")
+    q = qmodel if isinstance(qmodel, QuantizedNetwork) else QuantizedNetwork.from_tflite(qmodel)
+    registry, cols, lo, hi = _new_inputs(h, inputs, q.n_in, name)
+    for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
+        if _option(h, opt) > INT_TOL:
+            h.setOptionValue(opt, INT_TOL)
+    B = _Builder(h.getNumCol())
+    stats = {"binaries": 0}
+    q_in: list[_Val] = []
+    for k, c in enumerate(cols):
+        if quantized_inputs:
+            a, b = int(np.ceil(lo[k] - 1e-9)), int(np.floor(hi[k] + 1e-9))
+            if a < -128 or b > 127:
+                raise ValueError(f"network {name!r}, input {k} ({_col_name(h, c)}): int8 inputs "
+                                 f"must lie in [-128, 127], got [{lo[k]}, {hi[k]}]")
+            q_in.append(_Val(int(c), 0, a, b))
+            continue
+        s, z = q.s_in, q.z_in
+        r_lo = int(q.quantize_input_unclamped(lo[k]))
+        r_hi = int(q.quantize_input_unclamped(hi[k]))
+        r = B.col(r_lo, r_hi, True)
+        # x / s - (r - z) in [-1/2 + eps, 1/2 - eps]
+        B.row([int(c), r], [1.0 / s, -1.0], -z - 0.5 + TIE_MARGIN, -z + 0.5 - TIE_MARGIN)
+        v = _clamp_high(B, _clamp_low(B, _Val(r, 0, r_lo, r_hi), -128, stats), 127, stats)
+        q_in.append(v)
+    vals = q_in
+    for l, layer in enumerate(q.layers):
+        W, ts = layer.W, layer.total_shift
+        m = layer.M.astype(np.float64) / np.exp2(ts.astype(np.float64))
+        nxt: list[_Val] = []
+        const_in = np.asarray([v.off for v in vals], np.int64)  # offsets (whole value if constant)
+        qlo = np.asarray([v.lo for v in vals], np.int64)
+        qhi = np.asarray([v.hi for v in vals], np.int64)
+        var_idx = [j for j, v in enumerate(vals) if v.col >= 0]
+        var_cols = [vals[j].col for j in var_idx]
+        shifted_lo, shifted_hi = qlo - layer.z_in, qhi - layer.z_in
+        acc_lo = layer.b + np.minimum(W * shifted_lo, W * shifted_hi).sum(1)
+        acc_hi = layer.b + np.maximum(W * shifted_lo, W * shifted_hi).sum(1)
+        big = np.flatnonzero(np.maximum(np.abs(acc_lo), np.abs(acc_hi)) >= 2 ** 31)
+        if big.size:
+            i = big[0]
+            raise ValueError(f"network {name!r}, layer {l} unit {i}: the int32 accumulator can "
+                             f"overflow on this input box ([{acc_lo[i]}, {acc_hi[i]}])")
+        c0s = layer.b + W @ (const_in - layer.z_in)  # acc = c0 + sum_j W_ij x[col_j]
+        if bounds == "lp" and l > 0 and var_idx:
+            R = _Relaxation(B, cols, lo, hi)
+            for i in range(W.shape[0]):
+                nz = [j for j in var_idx if W[i, j] != 0]
+                if not nz:
+                    continue
+                cs, ws = [vals[j].col for j in nz], [float(W[i, j]) for j in nz]
+                low = R.min_of(cs, ws) + c0s[i]
+                high = -R.min_of(cs, [-w for w in ws]) + c0s[i]
+                if np.isfinite(low):
+                    acc_lo[i] = max(acc_lo[i], int(np.ceil(low)))
+                if np.isfinite(high):
+                    acc_hi[i] = min(acc_hi[i], int(np.floor(high)))
+        t_los, t_his = layer.requantize(acc_lo), layer.requantize(acc_hi)
+        for i in range(W.shape[0]):
+            w = W[i]
+            c0, t_lo, t_hi = int(c0s[i]), int(t_los[i]), int(t_his[i])
+            if t_lo == t_hi:
+                t = _Val(-1, t_lo, t_lo, t_lo)
+            else:
+                tc = B.col(t_lo, t_hi, True)
+                nz = [k for k, j in enumerate(var_idx) if w[j] != 0]
+                rc = [var_cols[k] for k in nz] + [tc]
+                rv = [m[i] * float(w[var_idx[k]]) for k in nz] + [-1.0]
+                B.row(rc, rv, -0.5 - m[i] * c0, 0.5 - 2.0 ** -float(ts[i]) - m[i] * c0)
+                t = _Val(tc, 0, t_lo, t_hi)
+            u = _Val(t.col, t.off + layer.z_out, t.lo + layer.z_out, t.hi + layer.z_out)
+            nxt.append(_clamp_high(B, _clamp_low(B, u, layer.act_min, stats), layer.act_max, stats))
+        vals = nxt
+    out_cols = []
+    for k, v in enumerate(vals):
+        y_lo, y_hi = q.s_out * (v.lo - q.z_out), q.s_out * (v.hi - q.z_out)
+        y = B.col(y_lo, y_hi, False)
+        if v.col < 0:
+            B.row([y], [1.0], y_lo, y_lo)
+        else:
+            B.row([y, v.col], [1.0, -q.s_out], q.s_out * (v.off - q.z_out), q.s_out * (v.off - q.z_out))
+        out_cols.append(y)
+    n_int = sum(B.integer)
+    n_vars, n_rows, nnz = B.flush(h)
+    if names:
+        for k, c in enumerate(out_cols):
+            h.passColName(int(c), f"{name}.y{k}")
+    handle = QuantizedHandle(name, q, cols, q_in, vals, np.asarray(out_cols, np.int32), n_vars,
+                             stats["binaries"], n_int, n_rows, nnz, time.perf_counter() - t0,
+                             quantized_inputs, h)
+    registry.append(handle)
+    return handle
