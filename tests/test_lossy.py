@@ -146,12 +146,13 @@ def _brute_force(q, box_lo, box_hi):
     return grid, q.dequantize_output(q.forward_int(grid))
 
 
-@pytest.mark.parametrize("bounds", ["lp", "interval"])
-def test_exact_embedding_optimum_equals_enumeration_and_the_interpreter(bounds):
+@pytest.mark.parametrize("bounds,shift", [("lp", 0.0), ("interval", 0.0), ("lp", 1.0)])
+def test_exact_embedding_optimum_equals_enumeration_and_the_interpreter(bounds, shift):
+    """shift 1: inputs in [0, 2], so the input zero point is -128 and |x / s| reaches 255."""
     net = trained_looking([2, 10, 8, 2], seed=7, dead=0.1)
-    X = np.random.default_rng(7).uniform(-1, 1, (400, 2))
+    X = np.random.default_rng(7).uniform(-1, 1, (400, 2)) + shift
     q = QuantizedNetwork.from_tflite(lossy.quantize(net, "int8-fallback", representative=X))
-    box_lo, box_hi = np.array([-0.8, -0.6]), np.array([0.9, 0.7])
+    box_lo, box_hi = np.array([-0.8, -0.6]) + shift, np.array([0.9, 0.7]) + shift
     _, outs = _brute_force(q, box_lo, box_hi)
     import highspy
 
@@ -185,25 +186,84 @@ def test_encoding_admits_exactly_the_interpreters_value_at_random_integer_inputs
     for xq, r in zip(XQ, ref):
         for k in range(2):
             for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
-                h = highs()
-                x = h.addVariables(3, lb=xq.astype(float).tolist(), ub=xq.astype(float).tolist())
-                hd = milp.add_quantized_network(h, q, [v.index for v in x], quantized_inputs=True)
-                h.setObjective(hd.outputs[k], sense=sense)
-                sol = milp.solve(h, mip_gap=0, mip_abs_gap=0)
-                assert sol.status == "OPTIMAL"
-                assert np.rint(sol.objective / q.s_out) + q.z_out == r[k]
+                assert _fixed_input_value(q, xq, k, sense) == r[k]
+
+
+def _fixed_input_value(q, xq, k, sense):
+    """Output k (int8) of the MILP with its int8 inputs fixed by constraints (not by bounds,
+    which would make every unit a constant and leave the rows untested), optimised."""
+    import highspy
+
+    h = highs()
+    x = h.addVariables(len(xq), lb=-128, ub=127, type=highspy.HighsVarType.kInteger)
+    for v, val in zip(x, xq):
+        h.addConstr(v == float(val))
+    hd = milp.add_quantized_network(h, q, [v.index for v in x], quantized_inputs=True,
+                                    bounds="interval")
+    assert hd.n_integers >= 1  # a requantized unit is a column with its rows, not a constant
+    h.setObjective(hd.outputs[k], sense=sense)
+    sol = milp.solve(h, mip_gap=0, mip_abs_gap=0)
+    assert sol.status == "OPTIMAL"
+    return int(np.rint(sol.objective / q.s_out) + q.z_out)
+
+
+def _dyadic_model(W, b, s_in, s_w, s_out, relu=False):
+    """A one-layer int8 model with chosen integer weights and power-of-two scales, where
+    requantization ties (exact halves) happen: written by editing a converted flatbuffer."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+
+    W, b = np.asarray(W, np.int8), np.asarray(b, np.int32)
+    net = Network([np.ones(W.shape)], [np.full(W.shape[0], 0.1)], -np.ones(W.shape[1]), np.ones(W.shape[1]))  # a bias tensor
+    content = lossy.quantize(net, "int8", representative=np.random.default_rng(0).uniform(-1, 1, (50, W.shape[1])))
+    m = S.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    g = m.subgraphs[0]
+    (op,) = g.operators
+    xi, wi, bi = op.inputs[:3]
+    for ti, sc in ((xi, [s_in]), (op.outputs[0], [s_out]), (wi, [s_w] * W.shape[0]),
+                   (bi, [s_in * s_w] * W.shape[0])):
+        qp = g.tensors[ti].quantization
+        qp.scale, qp.zeroPoint, qp.min, qp.max = sc, [0] * len(sc), None, None
+    m.buffers[g.tensors[wi].buffer].data = np.frombuffer(W.tobytes(), np.uint8).copy()
+    m.buffers[g.tensors[bi].buffer].data = np.frombuffer(b.tobytes(), np.uint8).copy()
+    op.builtinOptions.fusedActivationFunction = 1 if relu else 0
+    fb = flatbuffers.Builder(1024)
+    fb.Finish(m.Pack(fb), file_identifier=b"TFL3")
+    return bytes(fb.Output())
+
+
+@pytest.mark.parametrize("s_out", [2.0 ** -3, 3 * 2.0 ** -6, 5 * 2.0 ** -7])
+def test_requantization_ties_round_away_from_zero_as_the_interpreter(s_out):
+    """Power-of-two scales make acc * scale an exact half for some accumulators: the
+    interpreter rounds those away from zero; so must the integer model and the MILP."""
+    content = _dyadic_model([[3, 5]], [0], 2.0 ** -4, 2.0 ** -6, s_out)
+    q = QuantizedNetwork.from_tflite(content)
+    grid = np.array(list(itertools.product(range(-128, 128), repeat=2)))
+    ref = _run(content, grid.astype(np.int8)).astype(np.int64)
+    np.testing.assert_array_equal(q.forward_int(grid), ref)
+    acc = q.layers[0].accumulate(grid)[:, 0]
+    r = q.layers[0].ratio[0]  # acc * r is an exact half: 2 acc p = q (mod 2q)
+    exact = (2 * acc * r.numerator) % (2 * r.denominator) == r.denominator
+    assert exact.any() and (exact & (acc < 0)).any()  # ties of both signs are reachable
+    import highspy
+
+    for i in np.flatnonzero(exact)[::max(1, exact.sum() // 6)][:6]:
+        for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
+            assert _fixed_input_value(q, grid[i], 0, sense) == ref[i, 0], (acc[i], sense)
 
 
 def test_units_that_never_reach_a_clamp_need_no_binary():
     net = trained_looking([2, 8, 1], seed=10, dead=0.0)
     X = np.random.default_rng(0).uniform(-1, 1, (300, 2))
     q = QuantizedNetwork.from_tflite(lossy.quantize(net, "int8", representative=X))
+    import highspy
+
     h = highs()
-    x = h.addVariables(2, lb=-128, ub=127)
+    x = h.addVariables(2, lb=-128, ub=127, type=highspy.HighsVarType.kInteger)
     hd = milp.add_quantized_network(h, q, [v.index for v in x], quantized_inputs=True)
     # on a single point every unit is fixed: no binary at all
     h2 = highs()
-    x2 = h2.addVariables(2, lb=[3.0, -7.0], ub=[3.0, -7.0])
+    x2 = h2.addVariables(2, lb=[3.0, -7.0], ub=[3.0, -7.0], type=highspy.HighsVarType.kInteger)
     hd2 = milp.add_quantized_network(h2, q, [v.index for v in x2], quantized_inputs=True)
     assert hd2.n_binaries == 0 and hd.n_binaries > 0
 
@@ -322,3 +382,29 @@ def test_a_custom_operator_is_refused_by_name(small):
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     with pytest.raises((UnsupportedLayerError, ModelFileError), match="MyFancyOp|CUSTOM"):
         read_tflite(bytes(b.Output()), verify=False)
+
+
+def test_integer_conversions_inside_the_graph_are_refused():
+    """uint8 input and output: QUANTIZE operators that requantize between integer types."""
+    from emlpress.io.keras import tf_keras
+    import tensorflow as tf
+
+    keras = tf_keras()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    X = np.random.default_rng(0).uniform(-1, 1, (100, 2)).astype(np.float32)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([X[i:i + 1]] for i in range(len(X)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.uint8
+    with pytest.raises(UnsupportedLayerError, match="operator 0 QUANTIZE converts uint8 to int8"):
+        read_tflite(conv.convert())
+
+
+def test_quantized_inputs_must_be_integer_columns(small):
+    net, X, models = small
+    q = QuantizedNetwork.from_tflite(models["int8"])
+    h = highs()
+    x = h.addVariables(3, lb=-128, ub=127)
+    with pytest.raises(ValueError, match="input 0 .*needs integer columns"):
+        milp.add_quantized_network(h, q, [v.index for v in x], quantized_inputs=True)

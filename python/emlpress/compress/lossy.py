@@ -237,18 +237,19 @@ def _metrics(P: np.ndarray, Y: np.ndarray) -> dict:
 def predict_tflite(content: bytes, X, kernels: str = "default") -> np.ndarray:
     """Float outputs of a ``.tflite`` model at float inputs ``X``: integer-only models get
     their inputs quantized with the input tensor's scale and zero point (round half away from
-    zero, clamped) and their outputs dequantized, so every mode is compared in raw units."""
+    zero in float32 as TFLite's QUANTIZE kernel does, clamped) and their outputs dequantized,
+    so every mode is compared in raw units."""
     from emlpress.io.tflite import interpreter, run_interpreter
 
     X = np.atleast_2d(np.asarray(X, np.float64))
     it = interpreter(content)
     d, o = it.get_input_details()[0], it.get_output_details()[0]
     if np.issubdtype(d["dtype"], np.integer):
+        from emlpress.io.tflite import quantize_unclamped
+
         s, z = d["quantization"]
-        v = (X / s)
-        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + z
         info = np.iinfo(d["dtype"])
-        Xin = np.clip(q, info.min, info.max).astype(d["dtype"])
+        Xin = np.clip(quantize_unclamped(X, s, z), info.min, info.max).astype(d["dtype"])
     else:
         Xin = X.astype(np.float32)
     Y = np.asarray(run_interpreter(content, Xin, kernels), np.float64)

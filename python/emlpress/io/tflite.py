@@ -11,13 +11,15 @@ it and its index; a file that is not a TFLite flatbuffer, or a truncated one, ra
 The interpreter is LiteRT's (``ai_edge_litert``; ``tf.lite.Interpreter`` is deprecated in
 TensorFlow 2.20+ in favour of it and is only used when LiteRT is absent). Its CPU kernels do
 not agree with each other on int8 arithmetic: by default it hands the whole graph to XNNPACK,
-which requantizes accumulators in float32; its builtin optimized kernels and its reference
-kernels (``kernels="reference"``) are fixed point, with different rounding. The reference
-kernels are the documented integer semantics (and what microcontroller runtimes implement), so
-:class:`QuantizedNetwork` reproduces them bit for bit: ``acc = sum_j W[i,j] (x_j - z_in) + b_i``
-in integers, ``y = (acc * M + 2^(s-1)) >> s`` (one rounding, ``M`` and ``s`` from
-``input_scale * weight_scale / output_scale`` as TFLite derives them), then ``y + z_out``
-clamped to [-128, 127] (a fused ReLU clamps at ``z_out``).
+which requantizes accumulators in float32 (rounding half to even); its builtin optimized
+kernels round differently again; its reference kernels (``kernels="reference"``) are the
+platform-independent semantics, so :class:`QuantizedNetwork` reproduces them bit for bit:
+``acc = sum_j W[i,j] (x_j - z_in) + b_i`` in integers, ``y = round(acc * input_scale *
+weight_scale / output_scale)`` (the multiplier in float64 from the float32 scales,
+``std::round``: ties away from zero), then ``y + z_out`` clamped to [-128, 127] (a fused ReLU
+clamps at ``z_out``). This rule was measured, not read: the fixed-point forms (gemmlowp's
+double rounding, TFLite's single rounding ``(acc M + 2^(s-1)) >> s``) each differ from this
+interpreter on inputs whose product is an exact half.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from emlpress.io._chain import Affine, Relu, UnsupportedLayerError, build_networ
 from emlpress.network import Network
 
 __all__ = ["from_tflite", "read_tflite", "TFLiteModel", "QuantizedNetwork", "QuantizedLayer",
-           "interpreter", "run_interpreter", "quantize_multiplier"]
+           "interpreter", "run_interpreter", "round_half_away", "quantize_unclamped"]
 
 _FILE_ID = b"TFL3"
 
@@ -236,6 +238,11 @@ def _parse(S, model, g, content: bytes, source: str) -> TFLiteModel:
         if name in ("QUANTIZE", "DEQUANTIZE"):
             if ins[0] != cur:
                 raise UnsupportedLayerError(f"{where} is not on the chain of activations")
+            a, b = _tensor(model, g, ins[0]), _tensor(model, g, outs[0])
+            floats = (0, 10)
+            if (a.dtype in floats) == (b.dtype in floats):  # a requantization: not modelled
+                raise UnsupportedLayerError(f"{where} converts {a.type_name} to {b.type_name} "
+                                            "(only float <-> int8/int16 at the ends are supported)")
             cur = outs[0]
             continue
         if name != "FULLY_CONNECTED":
@@ -279,6 +286,10 @@ def _parse(S, model, g, content: bytes, source: str) -> TFLiteModel:
     if cur != int(g.outputs[0]):
         raise UnsupportedLayerError(f"{source}: the graph's output is not the end of the chain")
     inp, out = _tensor(model, g, int(g.inputs[0])), _tensor(model, g, int(g.outputs[0]))
+    for t, what in ((inp, "input"), (out, "output")):
+        if t.dtype not in (0, 10, 9, 7):
+            raise UnsupportedLayerError(f"{source}: the model's {what} is {t.type_name} "
+                                        "(supported: float32, int8, int16)")
     act_types = {fc.x.dtype for fc in layers} | {fc.y.dtype for fc in layers}
     w_types = {fc.W.dtype for fc in layers}
     if act_types == {9}:
@@ -309,39 +320,38 @@ def from_tflite(path_or_bytes) -> Network:
 # the integer arithmetic of the reference kernels
 
 
-def _round_half_away(x: float) -> int:
-    r = math.floor(x)
-    return int(r + 1) if x - r >= 0.5 else int(r)
+def quantize_unclamped(x, scale: float, zero_point: int) -> np.ndarray:
+    """``round(float32(x) / float32(scale)) + zero_point``, half away from zero, as TFLite's
+    reference ``QUANTIZE`` kernel computes it (then clamped to the integer type)."""
+    v = np.asarray(x, np.float32) / np.float32(scale)
+    a = np.abs(v)
+    r = np.floor(a)
+    r = np.where(a - r >= 0.5, r + 1, r) * np.sign(v)
+    return r.astype(np.int64) + int(zero_point)
 
 
-def quantize_multiplier(multiplier: float) -> tuple[int, int]:
-    """TFLite's ``QuantizeMultiplier``: ``multiplier ~= M * 2^(shift - 31)`` with
-    ``M`` in [2^30, 2^31) (single-rounding builds cap ``shift`` at 30)."""
-    if multiplier == 0.0:
-        return 0, 0
-    q, shift = math.frexp(multiplier)
-    q_fixed = _round_half_away(q * (1 << 31))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if shift > 30:
-        return (1 << 31) - 1, 30
-    return int(q_fixed), int(shift)
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """``std::round`` (TfLiteRound): to nearest, ties away from zero; exact for |v| < 2^52."""
+    v = np.asarray(v, np.float64)
+    a = np.abs(v)
+    r = np.floor(a)
+    return (np.where(a - r >= 0.5, r + 1, r) * np.sign(v)).astype(np.int64)
 
 
 @dataclass
 class QuantizedLayer:
-    """One int8 fully connected layer as the reference kernel computes it."""
+    """One int8 fully connected layer as LiteRT's reference kernel computes it: the int32
+    accumulator times the real multiplier ``scale = s_in * s_w / s_out`` (float64, from the
+    float32 scales), rounded with ``std::round``; ``ratio`` is that multiplier as the exact
+    fraction of the float32 scales (the MILP's rows use it)."""
 
     W: np.ndarray  # int64 (n_out, n_in), int8 values
     b: np.ndarray  # int64 (n_out,), int32 values
     z_in: int
     z_out: int
     s_out: float
-    M: np.ndarray  # int64 (n_out,) quantized multipliers
-    total_shift: np.ndarray  # int64 (n_out,): 31 - shift
+    scale: np.ndarray  # float64 (n_out,)
+    ratio: list  # fractions.Fraction per output
     act_min: int
     act_max: int
     relu: bool
@@ -350,9 +360,10 @@ class QuantizedLayer:
         return (np.asarray(xq, np.int64) - self.z_in) @ self.W.T + self.b
 
     def requantize(self, acc: np.ndarray) -> np.ndarray:
-        """The unclamped output minus its zero point: ``(acc * M + 2^(s-1)) >> s``."""
-        ts = self.total_shift
-        return (acc * self.M + (np.int64(1) << (ts - 1))) >> ts
+        """The unclamped output minus its zero point: ``round(acc * scale)`` in float64,
+        ties away from zero (measured to match the reference kernel bit for bit; its
+        fixed-point ``M >> s`` forms round some exact halves the other way)."""
+        return round_half_away(np.asarray(acc, np.int64).astype(np.float64) * self.scale)
 
     def forward(self, xq: np.ndarray) -> np.ndarray:
         return np.clip(self.requantize(self.accumulate(xq)) + self.z_out, self.act_min, self.act_max)
@@ -387,19 +398,22 @@ class QuantizedNetwork:
         layers = []
         for fc in m.layers:
             x, W, y = fc.x, fc.W, fc.y
-            if W.dtype != 9 or (W.zero_point is not None and np.any(W.zero_point != 0)):
+            if W.dtype != 9 or W.scale is None or (W.zero_point is not None and np.any(W.zero_point != 0)):
                 raise UnsupportedLayerError(f"{m.source}: operator {fc.index}: weights are not "
                                             "symmetric int8")
             s_x, z_x = float(x.scale[0]), int(x.zero_point[0])
             s_y, z_y = float(y.scale[0]), int(y.zero_point[0])
             n_out = W.data.shape[0]
             s_w = np.broadcast_to(W.scale.astype(np.float64), (n_out,))
-            Ms, shifts = zip(*(quantize_multiplier(float(np.float32(s_x)) * float(sw) / float(np.float32(s_y)))
-                               for sw in s_w))
+            from fractions import Fraction
+
+            scale = (np.float64(np.float32(s_x)) * s_w.astype(np.float32).astype(np.float64)
+                     / np.float64(np.float32(s_y)))
+            ratio = [Fraction(float(np.float32(s_x))) * Fraction(float(np.float32(sw)))
+                     / Fraction(float(np.float32(s_y))) for sw in s_w]
             b = (fc.b.data.astype(np.int64) if fc.b is not None else np.zeros(n_out, np.int64))
             lo = max(-128, z_y) if fc.relu else -128
-            layers.append(QuantizedLayer(W.data.astype(np.int64), b, z_x, z_y, s_y,
-                                         np.asarray(Ms, np.int64), 31 - np.asarray(shifts, np.int64),
+            layers.append(QuantizedLayer(W.data.astype(np.int64), b, z_x, z_y, s_y, scale, ratio,
                                          lo, 127, fc.relu))
         first, last = m.layers[0].x, m.layers[-1].y
         return cls(m.source, m.content, layers, float(first.scale[0]), int(first.zero_point[0]),
@@ -416,11 +430,7 @@ class QuantizedNetwork:
     def quantize_input_unclamped(self, x) -> np.ndarray:
         """``round(x / s_in) + z_in`` before the clamp to [-128, 127] (float32 division, round
         half away from zero, as the reference ``QUANTIZE`` kernel)."""
-        v = np.asarray(x, np.float32) / np.float32(self.s_in)
-        a = np.abs(v)
-        r = np.floor(a)
-        r = np.where(a - r >= 0.5, r + 1, r) * np.sign(v)
-        return r.astype(np.int64) + self.z_in
+        return quantize_unclamped(x, self.s_in, self.z_in)
 
     def quantize_input(self, x) -> np.ndarray:
         return np.clip(self.quantize_input_unclamped(x), -128, 127)

@@ -5,9 +5,16 @@ Per unit of layer ``l`` (see :class:`emlpress.io.tflite.QuantizedNetwork` for th
 
 - the accumulator ``acc = sum_j W[i,j] (q_j - z_in) + b_i`` is an integer affine expression of
   the integer inputs ``q`` (no variable);
-- the requantized value ``t = (acc * M + 2^(s-1)) >> s = floor(m acc + 1/2)`` with
-  ``m = M / 2^s`` is one integer variable and two inequalities,
-  ``-1/2 <= m acc - t <= 1/2 - 2^-s`` (a floor of an affine integer expression is exact);
+- the requantized value ``t = round(acc r)`` (``r = p / q`` the exact multiplier of the
+  float32 scales, ties away from zero) is one integer variable and two inequalities on the
+  residue ``acc r - t``, a multiple of ``1/q``: within ``1/2 - 1/(2q)`` of 0 where no tie is
+  reachable (a tie needs ``acc`` to be an odd multiple of ``q/2``, so only scales whose ratio
+  has a small denominator have any), narrowed to the residues the accumulator range reaches
+  when it is short; where ties are reachable, the sides depend on the sign of ``acc`` (a
+  binary only when ``acc`` takes both signs). The float64 multiplier the interpreter uses
+  rounds like ``r`` wherever the float64 product's error (``|acc r| 2^-52``) is below the
+  residue's distance from 1/2 (at least ``1/(2q)``): always for ``q < 2^36`` and
+  ``|acc r| < 2^14``, and with a probability of about ``2^-40`` per accumulator otherwise;
 - the output ``clamp(t + z_out, act_min, 127)``: no variable when ``t``'s range never reaches
   a clamp, else one binary per clamp it can reach (a fused ReLU is the clamp at ``z_out``).
   Ranges come from exact integer interval arithmetic on the inputs' box.
@@ -33,9 +40,9 @@ from emlpress.milp import _HandleVars
 
 __all__ = ["add_quantized_network", "QuantizedHandle", "TIE_MARGIN", "INT_TOL"]
 
-#: quantization steps kept away from an input rounding tie (float32 division error is below
-#: 1e-5 steps for |x / s| <= 128)
-TIE_MARGIN = 2e-5
+#: quantization steps kept away from an input rounding tie, beyond the float32 rounding of
+#: x and x / s (2^-22 |x / s| more, per input)
+TIE_MARGIN = 1e-6
 #: integrality and feasibility tolerance the encoding needs (set on the model when looser)
 INT_TOL = 1e-9
 
@@ -123,6 +130,54 @@ def _clamp_high(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
     B.row([o, v.col, g], [1, -1, M1], v.off, np.inf)              # o >= v - M1 g
     B.row([o, g], [1, -M2], v.lo, np.inf)                         # o >= c - M2 (1 - g)
     return _Val(o, 0, v.lo, c)
+
+
+#: enumerate a unit's accumulator range (to set its rows' sides to the residues it reaches)
+#: when it holds at most this many integers
+ENUMERATE_MAX = 1 << 21
+
+
+def _requantize_rows(B: _Builder, r, cols, w, c0: int, acc_lo: int, acc_hi: int,
+                     t_lo: int, t_hi: int, stats: dict) -> _Val:
+    """Rows making the integer column t equal round(acc * r), ties away from zero, for the
+    accumulator acc = c0 + sum w_k x[cols_k] in [acc_lo, acc_hi] and the exact multiplier
+    r = p / q (a Fraction). The residue acc r - t is a multiple of 1/q in [-1/2, 1/2]; it is
+    -1/2 only at a positive tie and +1/2 only at a negative one, and a tie needs acc to be
+    an odd multiple of q/2. Without reachable ties: -1/2 + 1/(2q) <= acc r - t <= 1/2 - 1/(2q)
+    (narrowed to the residues reached when the range is short enough to enumerate); with
+    them: acc r - t - sigma/q in [-1/2, 1/2 - 1/q], sigma = [acc < 0] (a binary only where
+    acc takes both signs)."""
+    t = B.col(t_lo, t_hi, True)
+    q = r.denominator
+    m = float(r)
+    rc, rv = list(cols) + [t], [m * v for v in w] + [-1.0]
+    if q == 1:  # an integer multiplier: no rounding
+        B.row(rc, rv, -m * c0, -m * c0)
+        return _Val(t, 0, t_lo, t_hi)
+    ties = q % 2 == 0 and max(abs(acc_lo), abs(acc_hi)) >= q // 2
+    if not ties:
+        lo_r, hi_r = -0.5 + 0.5 / q, 0.5 - 0.5 / q
+        if acc_hi - acc_lo < ENUMERATE_MAX:
+            a = np.arange(acc_lo, acc_hi + 1, dtype=np.int64)
+            # exact residues: (a p mod q) / q, shifted into (-1/2, 1/2)
+            num = (a * np.int64(r.numerator)) % np.int64(q) if q < 2 ** 31 else None
+            if num is not None:
+                res = np.where(2 * num > q, num - q, num)
+                lo_r, hi_r = float(res.min()) / q, float(res.max()) / q
+        B.row(rc, rv, lo_r - m * c0, hi_r - m * c0)
+        return _Val(t, 0, t_lo, t_hi)
+    shift = 0.0
+    if acc_hi <= -1:
+        shift = 1.0 / q
+    elif acc_lo < 0:
+        sig = B.col(0, 1, True)
+        stats["binaries"] += 1
+        rc.append(sig)
+        rv.append(-1.0 / q)
+        B.row(list(cols) + [sig], list(w) + [float(acc_hi + 1)], -np.inf, acc_hi - c0)  # sigma=1: acc <= -1
+        B.row(list(cols) + [sig], list(w) + [float(-acc_lo)], -c0, np.inf)              # sigma=0: acc >= 0
+    B.row(rc, rv, -0.5 - m * c0 + shift, 0.5 - 1.0 / q - m * c0 + shift)
+    return _Val(t, 0, t_lo, t_hi)
 
 
 class _Relaxation:
@@ -284,6 +339,12 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
     B = _Builder(h.getNumCol())
     stats = {"binaries": 0}
     q_in: list[_Val] = []
+    if quantized_inputs:
+        kinds = list(h.getLp().integrality_)  # empty when every column is continuous
+        cont = [k for k, c in enumerate(cols) if not kinds or int(kinds[c]) == 0]
+        if cont:
+            raise ValueError(f"network {name!r}, input {cont[0]} ({_col_name(h, cols[cont[0]])}): "
+                             "quantized_inputs=True needs integer columns (the int8 values)")
     for k, c in enumerate(cols):
         if quantized_inputs:
             a, b = int(np.ceil(lo[k] - 1e-9)), int(np.floor(hi[k] + 1e-9))
@@ -296,14 +357,15 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
         r_lo = int(q.quantize_input_unclamped(lo[k]))
         r_hi = int(q.quantize_input_unclamped(hi[k]))
         r = B.col(r_lo, r_hi, True)
-        # x / s - (r - z) in [-1/2 + eps, 1/2 - eps]
-        B.row([int(c), r], [1.0 / s, -1.0], -z - 0.5 + TIE_MARGIN, -z + 0.5 - TIE_MARGIN)
+        # x / s - (r - z) in [-1/2 + eps, 1/2 - eps]: eps covers the float32 roundings of x
+        # and of x / s (2^-24 each, relative) over the input's range, and the row tolerance
+        eps = TIE_MARGIN + 2.0 ** -22 * (max(abs(lo[k]), abs(hi[k])) / s + 1.0)
+        B.row([int(c), r], [1.0 / s, -1.0], -z - 0.5 + eps, -z + 0.5 - eps)
         v = _clamp_high(B, _clamp_low(B, _Val(r, 0, r_lo, r_hi), -128, stats), 127, stats)
         q_in.append(v)
     vals = q_in
     for l, layer in enumerate(q.layers):
-        W, ts = layer.W, layer.total_shift
-        m = layer.M.astype(np.float64) / np.exp2(ts.astype(np.float64))
+        W = layer.W
         nxt: list[_Val] = []
         const_in = np.asarray([v.off for v in vals], np.int64)  # offsets (whole value if constant)
         qlo = np.asarray([v.lo for v in vals], np.int64)
@@ -339,12 +401,11 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
             if t_lo == t_hi:
                 t = _Val(-1, t_lo, t_lo, t_lo)
             else:
-                tc = B.col(t_lo, t_hi, True)
                 nz = [k for k, j in enumerate(var_idx) if w[j] != 0]
-                rc = [var_cols[k] for k in nz] + [tc]
-                rv = [m[i] * float(w[var_idx[k]]) for k in nz] + [-1.0]
-                B.row(rc, rv, -0.5 - m[i] * c0, 0.5 - 2.0 ** -float(ts[i]) - m[i] * c0)
-                t = _Val(tc, 0, t_lo, t_hi)
+                cols_i = [var_cols[k] for k in nz]
+                w_i = [float(w[var_idx[k]]) for k in nz]
+                t = _requantize_rows(B, layer.ratio[i], cols_i, w_i, c0,
+                                     int(acc_lo[i]), int(acc_hi[i]), t_lo, t_hi, stats)
             u = _Val(t.col, t.off + layer.z_out, t.lo + layer.z_out, t.hi + layer.z_out)
             nxt.append(_clamp_high(B, _clamp_low(B, u, layer.act_min, stats), layer.act_max, stats))
         vals = nxt
