@@ -30,7 +30,7 @@ from emlpress.bounds import Bounds
 from emlpress.network import Network
 from emlpress.bounds.relaxation import add_block
 
-__all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
+__all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree", "TreeHandle", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
 
 VERIFY_RTOL = 1e-6
 _REGISTRY_ATTR = "_emlpress_networks"
@@ -207,6 +207,14 @@ def _new_inputs(h, inputs, n_in: int, name: str):
                 "must be finite for the big-M encoding"
             )
     return registry, cols, lo, hi
+
+
+def tighten_tolerances(h, tol: float) -> None:
+    """Set HiGHS' MIP and primal feasibility tolerances of ``h`` to at most ``tol`` (encodings
+    whose exactness needs integrality finer than HiGHS' defaults of 1e-6 and 1e-7)."""
+    for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
+        if _option(h, opt) > tol:
+            h.setOptionValue(opt, float(tol))
 
 
 def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, name: str = "nn",
@@ -416,3 +424,4 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
 
 
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network  # noqa: E402
+from emlpress.milp.tree import TreeHandle, add_tree  # noqa: E402

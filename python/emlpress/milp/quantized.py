@@ -326,16 +326,14 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
     Returns a :class:`QuantizedHandle` whose ``outputs`` are the dequantized outputs.
     Sets HiGHS' ``mip_feasibility_tolerance`` and ``primal_feasibility_tolerance`` to at most
     ``INT_TOL`` (1e-9): the requantization rows need integrality that tight."""
-    from emlpress.milp import _col_name, _new_inputs, _option
+    from emlpress.milp import _col_name, _new_inputs, tighten_tolerances
 
     t0 = time.perf_counter()
     if bounds not in ("lp", "interval"):
         raise ValueError(f"bounds must be 'lp' or 'interval', got {bounds!r}")
     q = qmodel if isinstance(qmodel, QuantizedNetwork) else QuantizedNetwork.from_tflite(qmodel)
     registry, cols, lo, hi = _new_inputs(h, inputs, q.n_in, name)
-    for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
-        if _option(h, opt) > INT_TOL:
-            h.setOptionValue(opt, INT_TOL)
+    tighten_tolerances(h, INT_TOL)
     B = _Builder(h.getNumCol())
     stats = {"binaries": 0}
     q_in: list[_Val] = []
