@@ -1,0 +1,73 @@
+"""The NPI planning MILP: its optimum against an enumeration of every schedule through the
+same model, on 1-2 week instances, for a network and a tree; infeasible instances."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from emlpress import Network
+from emlpress.data import sir
+from emlpress.pipelines.epidemics import plan
+
+
+def _chain(model, instance, sched):
+    _, beta, _ = sir.combinations(instance.npis, instance.beta0)
+    s = instance.state
+    for c in sched:
+        x = np.concatenate([s, [beta[c]]])[None, :]
+        s = np.asarray(model.forward(x) if isinstance(model, Network) else model.predict(x)).reshape(-1)
+    return s
+
+
+def _enumerate(model, instance):
+    _, _, cost = sir.combinations(instance.npis, instance.beta0)
+    best = -np.inf
+    for sched in itertools.product(range(32), repeat=instance.weeks):
+        if cost[list(sched)].sum() <= instance.budget + 1e-9:
+            best = max(best, _chain(model, instance, sched)[0])
+    return best
+
+
+def _surrogate_network(seed):
+    """A small network like a trained one-week model: S' close to S minus an infection term."""
+    rng = np.random.default_rng(seed)
+    W0 = rng.normal(size=(8, 4)) * 0.8
+    b0 = rng.normal(size=8) * 0.2
+    W1 = rng.normal(size=(3, 8)) * 0.2
+    W1[0] = -np.abs(W1[0])  # the MILP is checked against this network's own forward pass
+    return Network([W0, W1], [b0, np.array([0.9, 0.05, 0.05])])
+
+
+@pytest.mark.parametrize("weeks,budget,seed", [(1, 4.0, 0), (2, 6.0, 1), (2, 20.0, 2)])
+def test_planning_optimum_equals_enumeration_through_the_network(weeks, budget, seed):
+    inst = sir.Instance(weeks=weeks, budget=budget)
+    net = _surrogate_network(seed)
+    p = plan(inst, net, mip_gap=0, simulate=False)
+    assert p.status == "OPTIMAL"
+    assert p.predicted_s == pytest.approx(_enumerate(net, inst), abs=1e-7)
+    # the plan's own prediction is the network chained along its schedule
+    np.testing.assert_allclose(p.predicted[-1], _chain(net, inst, p.schedule), atol=1e-7)
+    assert p.cost <= budget
+
+
+def test_planning_with_a_tree_equals_enumeration_through_predict():
+    sk = pytest.importorskip("sklearn.tree")
+    Xtr, Ytr, _, _ = sir.dataset(2_000, 10, seed=0)
+    tree = sk.DecisionTreeRegressor(max_depth=6, random_state=0).fit(Xtr, Ytr)
+    inst = sir.Instance(weeks=2, budget=7.0)
+    p = plan(inst, tree, mip_gap=0)
+    assert p.status == "OPTIMAL"
+    assert p.predicted_s == pytest.approx(_enumerate(tree, inst), abs=1e-9)
+    assert p.simulated.shape == (3, 3)  # and the plan is simulated with the true SIR
+
+
+def test_extra_constraints_can_make_it_infeasible_and_no_plan_is_given():
+    inst = sir.Instance(weeks=2, budget=3.0)
+
+    def at_least_transport_both_weeks(h, weeks):  # costs 4 a week: over the budget
+        for wk in weeks:
+            h.addConstr(wk["npis"][4] >= 1)
+
+    p = plan(inst, _surrogate_network(0), constraints=at_least_transport_both_weeks)
+    assert p.status == "INFEASIBLE" and p.schedule is None and "no schedule" in p.message
