@@ -71,3 +71,25 @@ def test_extra_constraints_can_make_it_infeasible_and_no_plan_is_given():
 
     p = plan(inst, _surrogate_network(0), constraints=at_least_transport_both_weeks)
     assert p.status == "INFEASIBLE" and p.schedule is None and "no schedule" in p.message
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("sklearn")
+    from emlpress.pipelines import epidemics as E
+
+    cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
+                   out=tmp_path, time_limit=30)
+    folder, s = E.run(cfg)
+    assert len(s) == 6 and set(s["model"]) == {"linear", "8", "tree"}
+    assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
+    assert (folder / "trajectories_2w.png").exists() and len(list((folder / "logs").glob("*.json"))) == 6
+    solved = s[s["status"] == "OPTIMAL"]
+    assert len(solved) == 6
+    # every plan is simulated, and no plan beats the brute force's true optimum
+    assert (solved["simulated_S"] <= solved["optimum_S"] + 1e-9).all()
+    inst = sir.Instance(weeks=2, budget=cfg.budget_per_week * 2)
+    for _, r in solved[solved["weeks"] == 2].iterrows():
+        sched = [int(v) for v in r["schedule"].split()]
+        assert sir.simulate(inst, sched, reference=True)[-1, 0] == pytest.approx(r["simulated_S"], abs=1e-12)

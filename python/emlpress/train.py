@@ -75,9 +75,10 @@ def fit_regressor(
     scale_targets: bool = True,
     init: FitResult | None = None,
     early_stopping: bool = True,
+    validation: float = 0.1,
 ) -> FitResult:
     """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam by default, MSE, early
-    stopping on a seeded 10% validation split) and return it as a Network on raw units, with domain
+    stopping on a seeded validation split, ``validation`` of the rows, 10% by default) and return it as a Network on raw units, with domain
     ``lo``/``hi`` (default: the data's range).
 
     ``pruning=(initial_sparsity, final_sparsity)`` trains with
@@ -139,7 +140,9 @@ def fit_regressor(
 
     model.compile(optimizer=make_optimizer(), loss="mse")
     perm = np.random.default_rng(seed).permutation(len(X))
-    n_val = max(1, len(X) // 10)
+    if not 0.0 < validation < 1.0:
+        raise ValueError(f"validation = {validation!r}: the validation share must lie in (0, 1)")
+    n_val = max(1, (len(X) * round(validation * 10_000)) // 10_000)  # exact: n // 10 for 0.1
     val, tr = perm[:n_val], perm[n_val:]
     callbacks = ([keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
                  if early_stopping else [])

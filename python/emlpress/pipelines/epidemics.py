@@ -1,6 +1,8 @@
 """NPI planning with a learned one-week SIR model chained over the horizon (the study's first
-pipeline). This module holds the planning MILP; training, the run folder and the battery
-come with the rest of the pipeline.
+pipeline): :func:`plan` (the planning MILP) and :func:`run` (train the models, evaluate them,
+plan every horizon, simulate every plan with the reference SIR, compare with the brute force;
+run folder with ``run.summary.csv``, JSON logs, models and plots). Not yet here: pruned and
+quantized variants, per-week lossless compression, the CLI command.
 
 The MILP, per week ``w``: five NPI binaries, a one-hot choice among the 32 combinations they
 make (linked row by row, so the week's ``beta`` is exactly ``sum_k beta_k c_wk``: no
@@ -20,7 +22,7 @@ import numpy as np
 
 from emlpress.data import sir
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Plan", "plan", "Config", "run", "TOPOLOGIES"]
 
 
 @dataclass
@@ -113,3 +115,178 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     pred = [s0] + [np.array([x[v.index] for v in wk["state"]]) for wk in weeks]
     sim = sir.simulate(instance, sched, reference=True) if simulate else None
     return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline: train, evaluate, plan, simulate, compare with the brute force
+
+#: hidden layer widths per topology name ("linear": no hidden layer)
+TOPOLOGIES = {"linear": [], "8": [8], "8-8-8-8": [8, 8, 8, 8], "16-16": [16, 16],
+              "16x16": [16] * 16, "64x8": [64] * 8}
+#: the brute force runs where the schedules within the budget are at most this many
+BRUTE_FORCE_MAX = 2_000_000
+
+
+@dataclass
+class Config:
+    topologies: list = field(default_factory=lambda: ["linear", "8", "8-8-8-8", "16-16"])
+    tree: bool = True
+    tree_depth: int | None = 10
+    epochs: int = 100
+    batch_size: int = 32
+    patience: int = 10
+    validation: float = 0.2
+    learning_rate: float = 1e-3
+    seed: int = 0
+    n_train: int = 10_000
+    n_test: int = 2_000
+    horizons: list = field(default_factory=lambda: [3])
+    budget_per_week: float = 20.0 / 3.0  # the course instance: 20 over 3 weeks
+    time_limit: float = 60.0
+    out: object = "runs"
+    progress: bool = True
+
+
+def _metrics(P, Y) -> dict:
+    out = {}
+    for k, name in enumerate("SIR"):
+        e = P[:, k] - Y[:, k]
+        out[f"rmse_{name}"] = float(np.sqrt(np.mean(e ** 2)))
+        out[f"mae_{name}"] = float(np.mean(np.abs(e)))
+        out[f"r2_{name}"] = float(1 - np.sum(e ** 2) / np.sum((Y[:, k] - Y[:, k].mean()) ** 2))
+    return out
+
+
+def _save_tree(tree, path) -> None:
+    t = tree.tree_
+    np.savez(path, feature=t.feature, threshold=t.threshold, children_left=t.children_left,
+             children_right=t.children_right, value=t.value)
+
+
+def _count_schedules(instance: sir.Instance) -> int:
+    """Schedules within the budget (dynamic programming over the spend, costs are integral)."""
+    _, _, cost = sir.combinations(instance.npis, instance.beta0)
+    if not np.allclose(cost, np.round(cost)):
+        return -1
+    cost = np.round(cost).astype(int)
+    cap = int(np.floor(instance.budget + 1e-9))
+    ways = np.zeros(cap + 1, dtype=object)
+    ways[0] = 1
+    for _ in range(instance.weeks):
+        nxt = np.zeros(cap + 1, dtype=object)
+        for c in cost:
+            if c <= cap:
+                nxt[c:] += ways[:cap + 1 - c]
+        ways = nxt
+    return int(ways.sum())
+
+
+def run(cfg: Config):
+    """Train every model, evaluate it, plan every horizon with it, simulate each plan and
+    compare with the brute force; returns (run folder, summary DataFrame)."""
+    import datetime as dt
+    import json
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+
+    from emlpress.train import fit_regressor
+
+    for t in cfg.topologies:
+        if t not in TOPOLOGIES:
+            raise ValueError(f"unknown topology {t!r}: one of {sorted(TOPOLOGIES)}")
+    for hz in cfg.horizons:
+        sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)  # checks the values
+    folder = Path(cfg.out) / f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
+    (folder / "models").mkdir(parents=True, exist_ok=False)
+    (folder / "logs").mkdir()
+    Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
+    lo, hi = np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4])
+    models = {}
+    for name in cfg.topologies:
+        t0 = time.perf_counter()
+        fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, batch_size=cfg.batch_size,
+                            seed=cfg.seed, patience=cfg.patience, learning_rate=cfg.learning_rate,
+                            lo=lo, hi=hi, validation=cfg.validation)
+        path = folder / "models" / f"{name}.npz"
+        fit.net.save(path)
+        models[name] = (fit.net, time.perf_counter() - t0, path)
+    if cfg.tree:
+        from sklearn.tree import DecisionTreeRegressor
+
+        t0 = time.perf_counter()
+        tree = DecisionTreeRegressor(max_depth=cfg.tree_depth, random_state=cfg.seed).fit(Xtr, Ytr)
+        path = folder / "models" / "tree.npz"
+        _save_tree(tree, path)
+        models["tree"] = (tree, time.perf_counter() - t0, path)
+    rows, plans = [], {}
+    truths = {}
+    for hz in cfg.horizons:
+        inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
+        n = _count_schedules(inst)
+        if 0 <= n <= BRUTE_FORCE_MAX:
+            truths[hz] = sir.brute_force(inst)
+        for name, (model, train_s, path) in models.items():
+            P = model.forward(Xte) if hasattr(model, "forward") else model.predict(Xte)
+            p = plan(inst, model, time_limit=cfg.time_limit)
+            plans[(name, hz)] = p
+            row = {"model": name, "weeks": hz, "budget": inst.budget, "train_s": train_s,
+                   "size_bytes": path.stat().st_size, **_metrics(P, Yte), "status": p.status,
+                   "solve_s": p.solution.solve_s, "gap": p.solution.gap,
+                   "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
+                   "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
+                   "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
+                   "simulated_by": "reference SIR (DOP853, 1e-12)"}
+            bf = truths.get(hz)
+            if bf is not None:
+                row.update(optimum_S=bf.best_s, optimum_by="brute force (every schedule)",
+                           gap_to_optimum=(bf.best_s - p.simulated_s) / bf.best_s
+                           if p.schedule is not None else float("nan"))
+            rows.append(row)
+            with open(folder / "logs" / f"{name}_{hz}w.json", "w") as f:
+                json.dump({"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
+                           "simulated": None if p.simulated is None else p.simulated.tolist()}, f,
+                          indent=1, default=str)
+            pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+    summary = pd.DataFrame(rows)
+    for hz in cfg.horizons:
+        if hz not in truths:  # the best plan found, as the best known
+            best = summary.loc[summary["weeks"] == hz, "simulated_S"].max()
+            summary.loc[summary["weeks"] == hz, "best_known_S"] = best
+    summary.to_csv(folder / "run.summary.csv", index=False)
+    _plots(folder, summary, plans)
+    return folder, summary
+
+
+def _plots(folder, summary, plans) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for hz in sorted(summary["weeks"].unique()):
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharex=True)
+        for (name, w), p in plans.items():
+            if w != hz or p.predicted is None:
+                continue
+            for k, ax in enumerate(axes):
+                line, = ax.plot(p.predicted[:, k], "--", label=f"{name} predicted")
+                ax.plot(p.simulated[:, k], "-", color=line.get_color(), label=f"{name} simulated")
+        for k, ax in enumerate(axes):
+            ax.set_title("SIR"[k])
+            ax.set_xlabel("week")
+        axes[0].legend(fontsize=6)
+        fig.suptitle(f"{hz} weeks: the chosen plans, predicted (dashed) and simulated (solid)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(folder / f"trajectories_{hz}w.png", dpi=100)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for hz, g in summary.groupby("weeks"):
+        ax.plot(g["model"], g["solve_s"], "o-", label=f"{hz} weeks")
+    ax.set_yscale("log")
+    ax.set_ylabel("solve seconds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "solver_time.png", dpi=100)
+    plt.close(fig)
