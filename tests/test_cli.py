@@ -292,3 +292,18 @@ def test_quantize_errors(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", X=np.zeros((5, 3)))
     assert main(["quantize", str(tmp_path / "m.npz"), "--table", "--data", str(tmp_path / "d.npz")]) == 2
     assert "the model takes 2 inputs" in capsys.readouterr().err
+
+
+def test_epidemics_run_help_gives_every_default(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["epidemics", "run", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ("--topologies", "--variants", "--horizons", "--budget-per-week", "--epochs", "--time-limit"):
+        assert opt in out
+    assert out.count("(default:") >= 7
+
+
+def test_epidemics_bad_horizon_is_a_usage_error(tmp_path, capsys):
+    assert main(["epidemics", "run", "--horizons", "0", "--out", str(tmp_path)]) == 2
+    assert "weeks = 0: the horizon must be at least 1 week" in capsys.readouterr().err

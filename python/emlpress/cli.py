@@ -182,6 +182,28 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
+def _cmd_epidemics_run(args) -> int:
+    import pandas as pd
+
+    from emlpress.pipelines import epidemics as epi
+
+    if args.verbose:
+        os.environ["EMLPRESS_VERBOSE"] = "1"
+    cfg = epi.Config(topologies=args.topologies, variants=args.variants, horizons=args.horizons,
+                     budget_per_week=args.budget_per_week, epochs=args.epochs,
+                     time_limit=args.time_limit, tree=not args.no_tree, seed=args.seed, out=args.out)
+    folder, summary = epi.run(cfg)
+    cols = ["model", "weeks", "r2_S", "status", "solve_s", "binaries", "schedule", "predicted_S",
+            "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.float_format", "{:.5g}".format):
+        print(summary[[c for c in cols if c in summary]].to_string(index=False))
+    print("simulated_S: the plan simulated by the reference SIR integrator; optimum_S: brute force "
+          "over every schedule within the budget (where it runs), else best_known_S")
+    print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots, ptq_*.csv)")
+    return 0
+
+
 def _cmd_tpc_generate(args) -> int:
     from emlpress.data.tpc_generate import generate
 
@@ -301,6 +323,27 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--seed", type=int, default=0, help="(default: 0)")
     pq.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     pq.set_defaults(func=_cmd_quantize)
+
+    from emlpress.pipelines import epidemics as _epi
+
+    e = _epi.Config()
+    pe = sub.add_parser("epidemics", help="NPI planning with learned SIR models (chained MILP, checked by simulation)")
+    esub = pe.add_subparsers(dest="epidemics_cmd", required=True, parser_class=_Parser)
+    er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/")
+    er.add_argument("--topologies", nargs="+", choices=sorted(_epi.TOPOLOGIES), default=e.topologies,
+                    help=f"(default: {' '.join(e.topologies)})")
+    er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=e.variants,
+                    help=f"(default: {' '.join(e.variants)})")
+    er.add_argument("--horizons", nargs="+", type=int, default=e.horizons, help=f"weeks (default: {e.horizons})")
+    er.add_argument("--budget-per-week", type=float, default=e.budget_per_week,
+                    help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
+    er.add_argument("--epochs", type=int, default=e.epochs, help=f"most epochs, early stopping (default: {e.epochs})")
+    er.add_argument("--time-limit", type=float, default=e.time_limit, help=f"seconds per MILP (default: {e.time_limit})")
+    er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
+    er.add_argument("--seed", type=int, default=e.seed, help=f"(default: {e.seed})")
+    er.add_argument("--out", default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
+    er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    er.set_defaults(func=_cmd_epidemics_run)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)

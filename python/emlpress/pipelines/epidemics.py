@@ -1,8 +1,10 @@
 """NPI planning with a learned one-week SIR model chained over the horizon (the study's first
 pipeline): :func:`plan` (the planning MILP) and :func:`run` (train the models, evaluate them,
 plan every horizon, simulate every plan with the reference SIR, compare with the brute force;
-run folder with ``run.summary.csv``, JSON logs, models and plots). Not yet here: pruned and
-quantized variants, per-week lossless compression, the CLI command.
+run folder with ``run.summary.csv``, JSON logs, models and plots). Variants: the trained
+network, its TMOT-pruned fine-tuning and its int8 model (embedded exactly, predictions by the
+reference interpreter); the six PTQ modes' table per network. Not yet here: per-week lossless
+compression on the propagated box, the CLI command.
 
 The MILP, per week ``w``: five NPI binaries, a one-hot choice among the 32 combinations they
 make (linked row by row, so the week's ``beta`` is exactly ``sum_k beta_k c_wk``: no
@@ -123,6 +125,7 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
 #: hidden layer widths per topology name ("linear": no hidden layer)
 TOPOLOGIES = {"linear": [], "8": [8], "8-8-8-8": [8, 8, 8, 8], "16-16": [16, 16],
               "16x16": [16] * 16, "64x8": [64] * 8}
+VARIANTS = ("baseline", "pruned", "int8")
 #: the brute force runs where the schedules within the budget are at most this many
 BRUTE_FORCE_MAX = 2_000_000
 
@@ -141,6 +144,11 @@ class Config:
     n_train: int = 10_000
     n_test: int = 2_000
     horizons: list = field(default_factory=lambda: [3])
+    variants: list = field(default_factory=lambda: ["baseline", "pruned", "int8"])
+    initial_sparsity: float = 0.2     # the study's pruning schedule
+    final_sparsity: float = 0.9
+    prune_epochs: int = 30
+    ptq_table: bool = True            # the six post-training quantizations per network
     budget_per_week: float = 20.0 / 3.0  # the course instance: 20 over 3 weeks
     time_limit: float = 60.0
     out: object = "runs"
@@ -203,15 +211,42 @@ def run(cfg: Config):
     (folder / "logs").mkdir()
     Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
     lo, hi = np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4])
+    bad = [v for v in cfg.variants if v not in VARIANTS]
+    if bad:
+        raise ValueError(f"unknown variant {bad[0]!r}: one of {VARIANTS}")
     models = {}
+    common = dict(batch_size=cfg.batch_size, seed=cfg.seed, learning_rate=cfg.learning_rate,
+                  lo=lo, hi=hi, validation=cfg.validation)
     for name in cfg.topologies:
         t0 = time.perf_counter()
-        fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, batch_size=cfg.batch_size,
-                            seed=cfg.seed, patience=cfg.patience, learning_rate=cfg.learning_rate,
-                            lo=lo, hi=hi, validation=cfg.validation)
-        path = folder / "models" / f"{name}.npz"
-        fit.net.save(path)
-        models[name] = (fit.net, time.perf_counter() - t0, path)
+        fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
+                            **common)
+        base_s = time.perf_counter() - t0
+        if "baseline" in cfg.variants:
+            path = folder / "models" / f"{name}.npz"
+            fit.net.save(path)
+            models[name] = (fit.net, base_s, path)
+        if "pruned" in cfg.variants and TOPOLOGIES[name]:
+            t0 = time.perf_counter()
+            pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
+                                   pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
+            path = folder / "models" / f"{name}+pruned.npz"
+            pruned.net.save(path)
+            models[f"{name}+pruned"] = (pruned.net, base_s + time.perf_counter() - t0, path)
+        if "int8" in cfg.variants or cfg.ptq_table:
+            from emlpress.compress.lossy import quantization_table, quantize
+            from emlpress.io.tflite import QuantizedNetwork
+
+            if "int8" in cfg.variants:
+                t0 = time.perf_counter()
+                path = folder / "models" / f"{name}+int8.tflite"
+                q = QuantizedNetwork.from_tflite(quantize(fit.net, "int8-fallback", representative=Xtr,
+                                                          output=path))
+                q.lo, q.hi = lo, hi
+                models[f"{name}+int8"] = (q, base_s + time.perf_counter() - t0, path)
+            if cfg.ptq_table:
+                quantization_table(fit.net, Xte, Yte, representative=Xtr).to_csv(
+                    folder / f"ptq_{name}.csv", index=False)
     if cfg.tree:
         from sklearn.tree import DecisionTreeRegressor
 
@@ -228,10 +263,12 @@ def run(cfg: Config):
         if 0 <= n <= BRUTE_FORCE_MAX:
             truths[hz] = sir.brute_force(inst)
         for name, (model, train_s, path) in models.items():
-            P = model.forward(Xte) if hasattr(model, "forward") else model.predict(Xte)
+            P = (model.interpreter_float(Xte) if hasattr(model, "interpreter_float") else
+                 model.forward(Xte) if hasattr(model, "forward") else model.predict(Xte))
             p = plan(inst, model, time_limit=cfg.time_limit)
             plans[(name, hz)] = p
-            row = {"model": name, "weeks": hz, "budget": inst.budget, "train_s": train_s,
+            row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
+                   "weeks": hz, "budget": inst.budget, "train_s": train_s,
                    "size_bytes": path.stat().st_size, **_metrics(P, Yte), "status": p.status,
                    "solve_s": p.solution.solve_s, "gap": p.solution.gap,
                    "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
