@@ -80,13 +80,13 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
     from emlpress.pipelines import epidemics as E
 
     cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
-                   out=tmp_path, time_limit=30)
+                   out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False)
     folder, s = E.run(cfg)
-    assert len(s) == 6 and set(s["model"]) == {"linear", "8", "tree"}
+    assert len(s) == 10 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
-    assert (folder / "trajectories_2w.png").exists() and len(list((folder / "logs").glob("*.json"))) == 6
+    assert (folder / "trajectories_2w.png").exists() and len(list((folder / "logs").glob("*.json"))) == 10
     solved = s[s["status"] == "OPTIMAL"]
-    assert len(solved) == 6
+    assert len(solved) == 10
     # every plan is simulated, and no plan beats the brute force's true optimum
     assert (solved["simulated_S"] <= solved["optimum_S"] + 1e-9).all()
     inst = sir.Instance(weeks=2, budget=cfg.budget_per_week * 2)
