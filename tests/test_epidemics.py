@@ -80,16 +80,44 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
     from emlpress.pipelines import epidemics as E
 
     cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
-                   out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False)
+                   out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False,
+                   bounding=["chained", "chained+lossless"])
     folder, s = E.run(cfg)
-    assert len(s) == 10 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
+    assert len(s) == 14 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
-    assert (folder / "trajectories_2w.png").exists() and len(list((folder / "logs").glob("*.json"))) == 10
+    assert (folder / "trajectories_2w.png").exists() and len(list((folder / "logs").glob("*.json"))) == 14
     solved = s[s["status"] == "OPTIMAL"]
-    assert len(solved) == 10
+    assert len(solved) == 14
+    # compression per week changes the encoding, not the optimum of the surrogate (within the
+    # MIP gaps solve() passes: 1e-4 relative, 1e-6 absolute)
+    for (m, w), g in solved[solved["model"].isin(["linear", "8"])].groupby(["model", "weeks"]):
+        top = g["predicted_S"].abs().max()
+        assert g["predicted_S"].max() - g["predicted_S"].min() <= 2 * max(1e-4 * top, 1e-6) + 1e-12
     # every plan is simulated, and no plan beats the brute force's true optimum
     assert (solved["simulated_S"] <= solved["optimum_S"] + 1e-9).all()
     inst = sir.Instance(weeks=2, budget=cfg.budget_per_week * 2)
     for _, r in solved[solved["weeks"] == 2].iterrows():
         sched = [int(v) for v in r["schedule"].split()]
         assert sir.simulate(inst, sched, reference=True)[-1, 0] == pytest.approx(r["simulated_S"], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lossless_compression_per_week_keeps_the_optimum_and_single_box_only_restricts(seed):
+    inst = sir.Instance(weeks=2, budget=8.0)
+    net = _surrogate_network(seed)
+    best = _enumerate(net, inst)
+    chained = plan(inst, net, mip_gap=0, simulate=False, bounding="chained")
+    comp = plan(inst, net, mip_gap=0, simulate=False, bounding="chained+lossless")
+    assert chained.predicted_s == pytest.approx(best, abs=1e-7)
+    assert comp.predicted_s == pytest.approx(best, abs=1e-7)
+    assert len(comp.removed) == 2 and all(r >= 0 for r in comp.removed)
+    try:
+        single = plan(inst, net, mip_gap=0, simulate=False, bounding="single-box")
+    except ValueError as e:  # the network's outputs left the training box altogether
+        assert "single-box bounding cannot apply" in str(e)
+    else:  # restricting the weeks' inputs can only lose plans (or all of them)
+        assert single.status in ("OPTIMAL", "INFEASIBLE")
+        if single.status == "OPTIMAL":
+            assert single.predicted_s <= best + 1e-7
+    with pytest.raises(ValueError, match="unknown bounding 'box'"):
+        plan(inst, net, bounding="box")

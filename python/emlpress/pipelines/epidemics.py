@@ -42,6 +42,7 @@ class Plan:
     solution: object
     handles: list = field(default_factory=list)
     message: str = ""
+    removed: list = field(default_factory=list)  # units removed per week (chained+lossless)
 
     @property
     def predicted_s(self) -> float:
@@ -67,13 +68,55 @@ def _add_model(h, model, inputs, name):
                     f"got {type(model).__name__}")
 
 
+#: how a network's weeks are bounded: "chained" (each week's box is the previous week's output
+#: bounds: CROWN there), "chained+lossless" (and each week's network losslessly compressed on
+#: its box, with LP bounds), "single-box" (every week bounded once on the training box
+#: [0,1]^3 x [0, 0.4], the week's inputs restricted to it)
+BOUNDING = ("chained", "chained+lossless", "single-box")
+TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
+
+
+def _add_week(h, model, inputs, name, bounding, cache):
+    """One week's model; networks bounded as ``bounding`` says."""
+    from emlpress import bounds as _bounds
+    from emlpress.compress import lossless
+    from emlpress.milp import add_network
+    from emlpress.network import Network
+
+    if not isinstance(model, Network) or bounding == "chained":
+        return _add_model(h, model, inputs, name)
+    if bounding == "single-box":
+        lo, hi = TRAINING_BOX
+        cols = np.array([v.index for v in inputs], np.int32)
+        _, _, _, clo, chi, _ = h.getCols(4, cols)
+        nlo, nhi = np.maximum(clo, lo), np.minimum(chi, hi)
+        if np.any(nlo > nhi):
+            k = int(np.argmax(nlo > nhi))
+            raise ValueError(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
+                             f"training box [{lo[k]}, {hi[k]}]: single-box bounding cannot apply")
+        h.changeColsBounds(4, cols, nlo, nhi)
+        if "single" not in cache:
+            cache["single"] = _bounds.crown(model, lo, hi)
+        return add_network(h, model, inputs, bounds=cache["single"], name=name)
+    cols = np.array([v.index for v in inputs], np.int32)
+    _, _, _, clo, chi, _ = h.getCols(4, cols)
+    small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
+    cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
+    return add_network(h, small, inputs, bounds=rep.bounds, name=name)
+
+
 def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
-         constraints=None, simulate: bool = True) -> Plan:
+         constraints=None, simulate: bool = True, bounding: str = "chained") -> Plan:
     """Solve the planning MILP of ``instance`` with ``model`` (inputs S, I, R, beta; outputs
     the state a week later). ``constraints(h, weeks)``, if given, adds a user's rows
     (``weeks[w]`` holds the week's ``npis`` variables and ``state`` variables); an
-    infeasible problem returns status ``INFEASIBLE`` and a message, never a plan."""
+    infeasible problem returns status ``INFEASIBLE`` and a message, never a plan.
+    ``bounding``: one of ``BOUNDING`` (networks only)."""
     import highspy
+
+    if bounding not in BOUNDING:
+        raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
+    cache: dict = {}
 
     from emlpress import _highs
     from emlpress.milp import solve
@@ -95,7 +138,7 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
             h.addConstr(a[j] - sum(c[k] for k in range(n_c) if choices[k, j]) == 0)
         h.addConstr(b - sum(float(beta[k]) * c[k] for k in range(n_c)) == 0)
         inputs = [state[0], state[1], state[2], b]
-        hd = _add_model(h, model, inputs, name=f"week{w}")
+        hd = _add_week(h, model, inputs, f"week{w}", bounding, cache)
         handles.append(hd)
         weeks.append({"npis": a, "combination": c, "beta": b, "state_in": inputs[:3]})
         spend.append(sum(float(npi_cost[j]) * a[j] for j in range(n_npi)))
@@ -110,13 +153,15 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     if not sol.has_solution:
         msg = {"INFEASIBLE": "no schedule satisfies the budget and the constraints given"}.get(
             sol.status, f"no plan found ({sol.status})")
-        return Plan(sol.status, None, None, None, None, None, sol, handles, msg)
+        return Plan(sol.status, None, None, None, None, None, sol, handles, msg,
+                    removed=cache.get("removed", []))
     x = np.asarray(sol.col_values)
     sched = np.array([int(np.argmax([x[v.index] for v in wk["combination"]])) for wk in weeks])
     npis = choices[sched]
     pred = [s0] + [np.array([x[v.index] for v in wk["state"]]) for wk in weeks]
     sim = sir.simulate(instance, sched, reference=True) if simulate else None
-    return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles)
+    return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles,
+                removed=cache.get("removed", []))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +194,7 @@ class Config:
     final_sparsity: float = 0.9
     prune_epochs: int = 30
     ptq_table: bool = True            # the six post-training quantizations per network
+    bounding: list = field(default_factory=lambda: list(BOUNDING))  # per float network
     budget_per_week: float = 20.0 / 3.0  # the course instance: 20 over 3 weeks
     time_limit: float = 60.0
     out: object = "runs"
@@ -262,15 +308,27 @@ def run(cfg: Config):
         n = _count_schedules(inst)
         if 0 <= n <= BRUTE_FORCE_MAX:
             truths[hz] = sir.brute_force(inst)
-        for name, (model, train_s, path) in models.items():
+        from emlpress.network import Network
+
+        jobs = [(name, b) for name, (model, _, _) in models.items()
+                for b in (cfg.bounding if isinstance(model, Network) else ["-"])]
+        for name, bounding in jobs:
+            model, train_s, path = models[name]
             P = (model.interpreter_float(Xte) if hasattr(model, "interpreter_float") else
                  model.forward(Xte) if hasattr(model, "forward") else model.predict(Xte))
-            p = plan(inst, model, time_limit=cfg.time_limit)
-            plans[(name, hz)] = p
+            try:
+                p = plan(inst, model, time_limit=cfg.time_limit,
+                         bounding="chained" if bounding == "-" else bounding)
+            except ValueError as e:  # single-box on a network whose outputs leave the box
+                p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
+            if bounding in ("-", "chained"):
+                plans[(name, hz)] = p
             row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
-                   "weeks": hz, "budget": inst.budget, "train_s": train_s,
+                   "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
+                   "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
                    "size_bytes": path.stat().st_size, **_metrics(P, Yte), "status": p.status,
-                   "solve_s": p.solution.solve_s, "gap": p.solution.gap,
+                   "solve_s": p.solution.solve_s if p.solution else float("nan"),
+                   "gap": p.solution.gap if p.solution else float("nan"),
                    "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
                    "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
                    "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
@@ -281,7 +339,7 @@ def run(cfg: Config):
                            gap_to_optimum=(bf.best_s - p.simulated_s) / bf.best_s
                            if p.schedule is not None else float("nan"))
             rows.append(row)
-            with open(folder / "logs" / f"{name}_{hz}w.json", "w") as f:
+            with open(folder / "logs" / f"{name}_{bounding.replace('+', '_')}_{hz}w.json", "w") as f:
                 json.dump({"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
                            "simulated": None if p.simulated is None else p.simulated.tolist()}, f,
                           indent=1, default=str)
@@ -319,10 +377,11 @@ def _plots(folder, summary, plans) -> None:
         fig.savefig(folder / f"trajectories_{hz}w.png", dpi=100)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for hz, g in summary.groupby("weeks"):
-        ax.plot(g["model"], g["solve_s"], "o-", label=f"{hz} weeks")
+    for (hz, b), g in summary.groupby(["weeks", "bounding"]):
+        ax.plot(g["model"], g["solve_s"], "o-", label=f"{hz} weeks, {b}")
     ax.set_yscale("log")
     ax.set_ylabel("solve seconds")
+    ax.tick_params(axis="x", labelsize=6, rotation=30)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(folder / "solver_time.png", dpi=100)
