@@ -252,18 +252,28 @@ def run(cfg: Config):
             raise ValueError(f"unknown topology {t!r}: one of {sorted(TOPOLOGIES)}")
     for hz in cfg.horizons:
         sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)  # checks the values
-    folder = Path(cfg.out) / f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
-    (folder / "models").mkdir(parents=True, exist_ok=False)
+    for given, known, what in ((cfg.variants, VARIANTS, "variant"), (cfg.bounding, BOUNDING, "bounding")):
+        bad = [v for v in given if v not in known]
+        if bad:
+            raise ValueError(f"unknown {what} {bad[0]!r}: one of {known}")
+    stamp = f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
+    folder, k = Path(cfg.out) / stamp, 0
+    while folder.exists():  # two runs in one second
+        k += 1
+        folder = Path(cfg.out) / f"{stamp}_{k}"
+    (folder / "models").mkdir(parents=True)
     (folder / "logs").mkdir()
     Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
-    lo, hi = np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4])
-    bad = [v for v in cfg.variants if v not in VARIANTS]
-    if bad:
-        raise ValueError(f"unknown variant {bad[0]!r}: one of {VARIANTS}")
+    lo, hi = TRAINING_BOX
     models = {}
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, learning_rate=cfg.learning_rate,
                   lo=lo, hi=hi, validation=cfg.validation)
-    for name in cfg.topologies:
+    topologies = cfg.topologies
+    if cfg.progress:
+        from tqdm import tqdm
+
+        topologies = tqdm(cfg.topologies, desc="training", unit="topology")
+    for name in topologies:
         t0 = time.perf_counter()
         fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
                             **common)
@@ -312,7 +322,15 @@ def run(cfg: Config):
 
         jobs = [(name, b) for name, (model, _, _) in models.items()
                 for b in (cfg.bounding if isinstance(model, Network) else ["-"])]
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), desc=f"plans, {hz} weeks", unit="MILP")
         for name, bounding in jobs:
+            if bar is not None:
+                bar.set_postfix(model=name, bounding=bounding)
+                bar.update(1)
             model, train_s, path = models[name]
             P = (model.interpreter_float(Xte) if hasattr(model, "interpreter_float") else
                  model.forward(Xte) if hasattr(model, "forward") else model.predict(Xte))
@@ -344,6 +362,8 @@ def run(cfg: Config):
                            "simulated": None if p.simulated is None else p.simulated.tolist()}, f,
                           indent=1, default=str)
             pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+        if bar is not None:
+            bar.close()
     summary = pd.DataFrame(rows)
     for hz in cfg.horizons:
         if hz not in truths:  # the best plan found, as the best known
