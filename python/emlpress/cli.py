@@ -81,17 +81,23 @@ def _cmd_bounds(args) -> int:
     return 0
 
 
-def _cmd_compress(args) -> int:
-    from emlpress.compress import lossless
-
-    out = str(args.output)
-    if not out.endswith((".npz", ".h5", ".keras")):
-        raise _UsageError(f"-o {out}: the output must end in .npz, .h5 or .keras")
+def _output_path(out, suffixes: tuple, said: str) -> str:
+    """``-o out`` checked before any work: its suffix, an existing parent, not a directory."""
+    out = str(out)
+    if not out.endswith(suffixes):
+        raise _UsageError(f"-o {out}: the output must end in {said}")
     parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):  # fail before the bounds, not after
+    if not os.path.isdir(parent):  # fail before the work, not after
         raise _UsageError(f"-o {out}: directory {parent} does not exist")
     if os.path.isdir(out):
         raise _UsageError(f"-o {out}: is a directory; give a file name")
+    return out
+
+
+def _cmd_compress(args) -> int:
+    from emlpress.compress import lossless
+
+    out = _output_path(args.output, (".npz", ".h5", ".keras"), ".npz, .h5 or .keras")
     net, lo, hi = _model_and_box(args)
     b = _tighten(args, net, lo, hi, args.bounds)
     small, rep = lossless(net, b.lo, b.hi, bounds=b)
@@ -158,11 +164,7 @@ def _cmd_quantize(args) -> int:
     if not args.table and not args.output:
         raise _UsageError("give -o OUT.tflite (with --mode), or --table")
     if args.output:
-        if not args.output.endswith(".tflite"):
-            raise _UsageError(f"-o {args.output}: the output must end in .tflite")
-        parent = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(parent):
-            raise _UsageError(f"-o {args.output}: directory {parent} does not exist")
+        _output_path(args.output, (".tflite",), ".tflite")
     net = load_model(args.model)
     tf_keras()
     X, Y, src = _quantize_data(args, net)

@@ -46,6 +46,16 @@ def fold_scaling(net: Network, x_lo, x_hi, y_lo, y_hi, lo=None, hi=None) -> Netw
     return Network(Ws, bs, lo, hi)
 
 
+def keras_optimizer(name: str, learning_rate: float):
+    """A fresh tf_keras optimizer by name (``adam``, ``adadelta``, ...) with its learning rate."""
+    from emlpress.io.keras import tf_keras
+
+    try:
+        return tf_keras().optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+    except ValueError as e:
+        raise ValueError(f"unknown Keras optimizer {name!r}") from e
+
+
 def check_sparsities(initial, final) -> tuple[float, float]:
     """The pruning schedule's sparsities: 0 <= initial <= final < 1."""
     s0, s1 = float(initial), float(final)
@@ -132,11 +142,7 @@ def fit_regressor(
         model = keras.Sequential(layers)
 
     def make_optimizer():
-        try:
-            return keras.optimizers.get({"class_name": optimizer,
-                                         "config": {"learning_rate": learning_rate}})
-        except ValueError as e:
-            raise ValueError(f"unknown Keras optimizer {optimizer!r}") from e
+        return keras_optimizer(optimizer, learning_rate)
 
     model.compile(optimizer=make_optimizer(), loss="mse")
     perm = np.random.default_rng(seed).permutation(len(X))

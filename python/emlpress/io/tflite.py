@@ -24,9 +24,9 @@ interpreter on inputs whose product is an exact half.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -323,11 +323,7 @@ def from_tflite(path_or_bytes) -> Network:
 def quantize_unclamped(x, scale: float, zero_point: int) -> np.ndarray:
     """``round(float32(x) / float32(scale)) + zero_point``, half away from zero, as TFLite's
     reference ``QUANTIZE`` kernel computes it (then clamped to the integer type)."""
-    v = np.asarray(x, np.float32) / np.float32(scale)
-    a = np.abs(v)
-    r = np.floor(a)
-    r = np.where(a - r >= 0.5, r + 1, r) * np.sign(v)
-    return r.astype(np.int64) + int(zero_point)
+    return round_half_away(np.asarray(x, np.float32) / np.float32(scale)) + int(zero_point)
 
 
 def round_half_away(v: np.ndarray) -> np.ndarray:
@@ -405,8 +401,6 @@ class QuantizedNetwork:
             s_y, z_y = float(y.scale[0]), int(y.zero_point[0])
             n_out = W.data.shape[0]
             s_w = np.broadcast_to(W.scale.astype(np.float64), (n_out,))
-            from fractions import Fraction
-
             scale = (np.float64(np.float32(s_x)) * s_w.astype(np.float32).astype(np.float64)
                      / np.float64(np.float32(s_y)))
             ratio = [Fraction(float(np.float32(s_x))) * Fraction(float(np.float32(sw)))

@@ -72,6 +72,42 @@ def _col_name(h, c: int) -> str:
     return f"column {c}"
 
 
+class _Builder:
+    """New columns and rows of an encoding written in Python, collected and added to HiGHS in
+    bulk by :func:`~emlpress.bounds.relaxation.add_block` (as the C++ encodings are)."""
+
+    def __init__(self, first_col: int):
+        self.first = first_col
+        self.lb, self.ub, self.integer = [], [], []
+        self.rows_lo, self.rows_hi, self.rows = [], [], []  # rows: list of (cols, vals)
+
+    def col(self, lb, ub, integer: bool) -> int:
+        self.lb.append(float(lb))
+        self.ub.append(float(ub))
+        self.integer.append(bool(integer))
+        return self.first + len(self.lb) - 1
+
+    def row(self, cols, vals, lo, hi) -> None:
+        self.rows.append((np.asarray(cols, np.int32), np.asarray(vals, np.float64)))
+        self.rows_lo.append(float(lo))
+        self.rows_hi.append(float(hi))
+
+    def flush(self, h) -> tuple[int, int, int]:
+        """Add everything to ``h``; returns (columns, rows, nonzeros)."""
+        sizes = [c.size for c, _ in self.rows]
+        blk = {"col_lower": np.asarray(self.lb, np.float64), "col_upper": np.asarray(self.ub, np.float64),
+               "binary": np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
+               "row_lower": np.asarray(self.rows_lo, np.float64),
+               "row_upper": np.asarray(self.rows_hi, np.float64),
+               "starts": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+               "indices": (np.concatenate([c for c, _ in self.rows]) if self.rows
+                           else np.zeros(0)).astype(np.int32),
+               "values": (np.concatenate([v for _, v in self.rows]) if self.rows
+                          else np.zeros(0)).astype(np.float64)}
+        add_block(h, blk)
+        return len(self.lb), len(self.rows), int(blk["indices"].size)
+
+
 class _HandleVars:
     """Variables of a handle's inputs and outputs (``input_cols``, ``output_cols``)."""
 
@@ -92,6 +128,14 @@ class _HandleVars:
         """(inputs, outputs) of this network in ``solution``."""
         x = np.asarray(solution.col_values)
         return x[self.input_cols], x[self.output_cols]
+
+    def _mismatch(self, diff: float, scale: float) -> str | None:
+        """The warning for a verification difference ``diff`` (of ``_check``), or None."""
+        if diff > VERIFY_RTOL * scale:
+            return (f"network {self.name!r}: the MILP's outputs differ from the network's forward "
+                    f"pass by {diff:.3g} (relative {diff / scale:.3g}); the encoding is only as "
+                    "exact as the solver's feasibility tolerance")
+        return None
 
 
 @dataclass
@@ -407,19 +451,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
             sol.inputs[hd.name], sol.outputs[hd.name] = x, y
             diff, scale = hd._check(x, y)
             sol.verify_diff[hd.name] = diff
-            if getattr(hd, "exact", False):
-                if diff > 0:
-                    warnings.warn(
-                        f"network {hd.name!r}: the MILP's int8 outputs differ from LiteRT's "
-                        f"reference interpreter at the MILP's input by {diff:.3g} (dequantized); "
-                        "see handle.verify_bits(solution)", RuntimeWarning, stacklevel=2)
-            elif diff > VERIFY_RTOL * scale:
-                warnings.warn(
-                    f"network {hd.name!r}: the MILP's outputs differ from the network's forward "
-                    f"pass by {diff:.3g} (relative {diff / scale:.3g}); the encoding is only as "
-                    "exact as the solver's feasibility tolerance",
-                    RuntimeWarning, stacklevel=2,
-                )
+            message = hd._mismatch(diff, scale)
+            if message:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
     return sol
 
 

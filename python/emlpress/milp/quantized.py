@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emlpress.io.tflite import QuantizedNetwork
-from emlpress.milp import _HandleVars
+from emlpress.milp import _Builder, _HandleVars
 
 __all__ = ["add_quantized_network", "QuantizedHandle", "TIE_MARGIN", "INT_TOL"]
 
@@ -45,46 +45,6 @@ __all__ = ["add_quantized_network", "QuantizedHandle", "TIE_MARGIN", "INT_TOL"]
 TIE_MARGIN = 1e-6
 #: integrality and feasibility tolerance the encoding needs (set on the model when looser)
 INT_TOL = 1e-9
-
-
-class _Builder:
-    """Columns and rows collected in arrays, added to HiGHS in two bulk calls."""
-
-    def __init__(self, first_col: int):
-        self.first = first_col
-        self.lb, self.ub, self.integer = [], [], []
-        self.rows_lo, self.rows_hi, self.rows = [], [], []  # rows: list of (cols, vals)
-
-    def col(self, lb, ub, integer: bool) -> int:
-        self.lb.append(float(lb))
-        self.ub.append(float(ub))
-        self.integer.append(bool(integer))
-        return self.first + len(self.lb) - 1
-
-    def row(self, cols, vals, lo, hi) -> None:
-        self.rows.append((np.asarray(cols, np.int32), np.asarray(vals, np.float64)))
-        self.rows_lo.append(float(lo))
-        self.rows_hi.append(float(hi))
-
-    def flush(self, h) -> tuple[int, int, int]:
-        import highspy
-
-        n = len(self.lb)
-        if n:
-            h.addVars(n, np.asarray(self.lb), np.asarray(self.ub))
-            ints = [self.first + k for k in range(n) if self.integer[k]]
-            if ints:
-                h.changeColsIntegrality(len(ints), np.asarray(ints, np.int32),
-                                        np.full(len(ints), highspy.HighsVarType.kInteger))
-        nnz = 0
-        if self.rows:
-            starts = np.cumsum([0] + [c.size for c, _ in self.rows[:-1]]).astype(np.int32)
-            idx = np.concatenate([c for c, _ in self.rows]).astype(np.int32)
-            val = np.concatenate([v for _, v in self.rows])
-            nnz = int(idx.size)
-            h.addRows(len(self.rows), np.asarray(self.rows_lo), np.asarray(self.rows_hi), nnz,
-                      starts, idx, val)
-        return n, len(self.rows), nnz
 
 
 @dataclass
@@ -188,6 +148,7 @@ class _Relaxation:
 
     def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
         from emlpress._highs import highs
+        from emlpress.bounds.relaxation import add_block
 
         self.map = {int(c): k for k, c in enumerate(in_cols)}
         n_in = len(in_cols)
@@ -206,12 +167,10 @@ class _Relaxation:
         self.row_hi = np.asarray(B.rows_hi, float)
         h = self.h = highs()
         h.setOptionValue("output_flag", False)
-        n = self.col_lo.size
-        h.addCols(n, np.zeros(n), self.col_lo, self.col_hi, 0, np.zeros(0, np.int32),
-                  np.zeros(0, np.int32), np.zeros(0))
-        if self.row_lo.size:
-            h.addRows(self.row_lo.size, self.row_lo, self.row_hi, self.idx.size, self.starts[:-1],
-                      self.idx, self.val)
+        add_block(h, {"col_lower": self.col_lo, "col_upper": self.col_hi,
+                      "binary": np.zeros(0, np.int32), "row_lower": self.row_lo,
+                      "row_upper": self.row_hi, "starts": self.starts, "indices": self.idx,
+                      "values": self.val})
 
     def _local(self, c: int) -> int:
         c = int(c)
@@ -257,7 +216,14 @@ class QuantizedHandle(_HandleVars):
     encode_s: float
     quantized_inputs: bool
     _h: object = field(repr=False, default=None)
-    exact = True  # solve() verifies bit for bit against the interpreter
+
+    def _mismatch(self, diff: float, scale: float) -> str | None:
+        """Any difference is one: solve() verifies bit for bit against the interpreter."""
+        if diff > 0:
+            return (f"network {self.name!r}: the MILP's int8 outputs differ from LiteRT's "
+                    f"reference interpreter at the MILP's input by {diff:.3g} (dequantized); "
+                    "see handle.verify_bits(solution)")
+        return None
 
     def stats(self) -> dict:
         return {"network": self.name, "sizes": [self.qnet.n_in] + [l.W.shape[0] for l in self.qnet.layers],
@@ -275,38 +241,36 @@ class QuantizedHandle(_HandleVars):
         x = np.asarray(solution.col_values)
         return self._ints(x, self.q_inputs), self._ints(x, self.q_outputs)
 
+    def _interpreter_at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the int8 inputs the reference interpreter sees at the MILP's inputs x, its int8
+        outputs there)."""
+        q = self.qnet
+        if self.quantized_inputs:
+            seen = np.rint(x).astype(np.int64)
+            return seen, q.interpreter_int(seen[None, :])[0]
+        seen = q.quantize_input(x[None, :])[0]
+        if q.float_io:  # the interpreter quantizes x itself
+            y = q.interpreter_float(x[None, :])[0]
+            return seen, np.rint(y / q.s_out).astype(np.int64) + q.z_out
+        return seen, q.interpreter_int(seen[None, :])[0]
+
     def verify_bits(self, solution) -> dict:
         """The MILP against LiteRT's reference interpreter at the MILP's input: the int8
         inputs the interpreter sees (its own quantization of float inputs), its int8 outputs,
         the MILP's, and the number of outputs that differ (0: bit for bit)."""
         x = np.asarray(solution.col_values)[self.input_cols]
         q_in, q_out = self.milp_ints(solution)
-        if self.quantized_inputs:
-            seen = np.rint(x).astype(np.int64)
-            interp = self.qnet.interpreter_int(seen[None, :])[0]
-        else:
-            seen = self.qnet.quantize_input(x[None, :])[0]
-            interp = self._interpret_float(x)
+        seen, interp = self._interpreter_at(x)
         return {"inputs_float": x, "inputs_int8": seen, "milp_inputs_int8": q_in,
                 "interpreter_int8": interp, "milp_int8": q_out,
                 "input_mismatches": int(np.sum(seen != q_in)),
                 "output_mismatches": int(np.sum(interp != q_out))}
 
-    def _interpret_float(self, x: np.ndarray) -> np.ndarray:
-        q = self.qnet
-        if q.float_io:
-            y = q.interpreter_float(x[None, :])[0]
-            return np.rint(y / q.s_out).astype(np.int64) + q.z_out
-        return q.interpreter_int(q.quantize_input(x[None, :]))[0]
-
     def _check(self, x, y) -> tuple[float, float]:
         """(largest |output| difference in dequantized units between the MILP and the
         interpreter at x, scale 1): 0 exactly when they agree bit for bit."""
         q = self.qnet
-        if self.quantized_inputs:
-            interp = q.interpreter_int(np.rint(x).astype(np.int64)[None, :])[0]
-        else:
-            interp = self._interpret_float(np.asarray(x, float))
+        _, interp = self._interpreter_at(np.asarray(x, float))
         milp = np.rint(np.asarray(y) / q.s_out).astype(np.int64) + q.z_out
         return float(np.max(np.abs(interp - milp)) * q.s_out), 1.0
 
@@ -369,7 +333,6 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
         qlo = np.asarray([v.lo for v in vals], np.int64)
         qhi = np.asarray([v.hi for v in vals], np.int64)
         var_idx = [j for j, v in enumerate(vals) if v.col >= 0]
-        var_cols = [vals[j].col for j in var_idx]
         shifted_lo, shifted_hi = qlo - layer.z_in, qhi - layer.z_in
         acc_lo = layer.b + np.minimum(W * shifted_lo, W * shifted_hi).sum(1)
         acc_hi = layer.b + np.maximum(W * shifted_lo, W * shifted_hi).sum(1)
@@ -379,13 +342,14 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
             raise ValueError(f"network {name!r}, layer {l} unit {i}: the int32 accumulator can "
                              f"overflow on this input box ([{acc_lo[i]}, {acc_hi[i]}])")
         c0s = layer.b + W @ (const_in - layer.z_in)  # acc = c0 + sum_j W_ij x[col_j]
+        # per unit, the columns and weights of its accumulator's variable terms
+        terms = [([vals[j].col for j in var_idx if W[i, j] != 0],
+                  [float(W[i, j]) for j in var_idx if W[i, j] != 0]) for i in range(W.shape[0])]
         if bounds == "lp" and l > 0 and var_idx:
             R = _Relaxation(B, cols, lo, hi)
-            for i in range(W.shape[0]):
-                nz = [j for j in var_idx if W[i, j] != 0]
-                if not nz:
+            for i, (cs, ws) in enumerate(terms):
+                if not cs:
                     continue
-                cs, ws = [vals[j].col for j in nz], [float(W[i, j]) for j in nz]
                 low = R.min_of(cs, ws) + c0s[i]
                 high = -R.min_of(cs, [-w for w in ws]) + c0s[i]
                 if np.isfinite(low):
@@ -393,16 +357,12 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
                 if np.isfinite(high):
                     acc_hi[i] = min(acc_hi[i], int(np.floor(high)))
         t_los, t_his = layer.requantize(acc_lo), layer.requantize(acc_hi)
-        for i in range(W.shape[0]):
-            w = W[i]
+        for i, (cs, ws) in enumerate(terms):
             c0, t_lo, t_hi = int(c0s[i]), int(t_los[i]), int(t_his[i])
             if t_lo == t_hi:
                 t = _Val(-1, t_lo, t_lo, t_lo)
             else:
-                nz = [k for k, j in enumerate(var_idx) if w[j] != 0]
-                cols_i = [var_cols[k] for k in nz]
-                w_i = [float(w[var_idx[k]]) for k in nz]
-                t = _requantize_rows(B, layer.ratio[i], cols_i, w_i, c0,
+                t = _requantize_rows(B, layer.ratio[i], cs, ws, c0,
                                      int(acc_lo[i]), int(acc_hi[i]), t_lo, t_hi, stats)
             u = _Val(t.col, t.off + layer.z_out, t.lo + layer.z_out, t.hi + layer.z_out)
             nxt.append(_clamp_high(B, _clamp_low(B, u, layer.act_min, stats), layer.act_max, stats))

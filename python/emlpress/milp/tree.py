@@ -69,11 +69,10 @@ class TreeHandle(_HandleVars):
 
 
 def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
-    """Add a fitted scikit-learn ``DecisionTreeRegressor`` (or a ``tree_`` of one; single or
-    multi-output) to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
+    """Add a fitted scikit-learn ``DecisionTreeRegressor`` (single or multi-output) to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
     column indices with finite bounds) as its features. Returns a :class:`TreeHandle` whose
     ``outputs`` are the prediction's variables."""
-    from emlpress.milp import _new_inputs, tighten_tolerances
+    from emlpress.milp import _Builder, _new_inputs, tighten_tolerances
 
     t0 = time.perf_counter()
     t = getattr(tree, "tree_", None)
@@ -88,31 +87,14 @@ def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
     left, right, feat, thr = t.children_left, t.children_right, t.feature, t.threshold
     value = t.value[:, :, 0]  # (n_nodes, n_outputs)
     leaves = np.flatnonzero(left == -1)
-    first = h.getNumCol()
-    leaf_col = {int(n): first + k for k, n in enumerate(leaves)}
+    B = _Builder(h.getNumCol())
+    leaf_col = {int(n): B.col(0, 1, True) for n in leaves}
+    z = list(leaf_col.values())
     n_out = value.shape[1]
-    out_lo = value[leaves].min(0)
-    out_hi = value[leaves].max(0)
-    n_leaf = leaves.size
-    import highspy
-
-    h.addVars(n_leaf, np.zeros(n_leaf), np.ones(n_leaf))
-    h.changeColsIntegrality(n_leaf, np.arange(first, first + n_leaf, dtype=np.int32),
-                            np.full(n_leaf, highspy.HighsVarType.kInteger))
-    out_first = h.getNumCol()
-    h.addVars(n_out, out_lo, out_hi)
-    rows_lo, rows_hi, starts, idx, val = [], [], [], [], []
-
-    def row(cs, vs, a, b):
-        starts.append(len(idx))
-        idx.extend(int(c) for c in cs)
-        val.extend(float(v) for v in vs)
-        rows_lo.append(float(a))
-        rows_hi.append(float(b))
-
-    row(list(leaf_col.values()), [1.0] * n_leaf, 1.0, 1.0)  # exactly one leaf
-    for k in range(n_out):  # y_k = sum_l value[l, k] z_l
-        row([out_first + k] + list(leaf_col.values()), [1.0] + [-value[n, k] for n in leaves], 0.0, 0.0)
+    out_cols = [B.col(value[leaves, k].min(), value[leaves, k].max(), False) for k in range(n_out)]
+    B.row(z, [1.0] * len(z), 1.0, 1.0)  # exactly one leaf
+    for k, y in enumerate(out_cols):  # y_k = sum_l value[l, k] z_l
+        B.row([y] + z, [1.0] + [-value[n, k] for n in leaves], 0.0, 0.0)
 
     def subtree_leaves(n: int) -> list[int]:
         out, stack = [], [n]
@@ -132,16 +114,14 @@ def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
         zl, zr = subtree_leaves(int(left[n])), subtree_leaves(int(right[n]))
         # left leaves chosen -> x <= t_lo:  x + (U - t_lo) sum(zl) <= U
         if U > t_lo:
-            row([c] + zl, [1.0] + [U - t_lo] * len(zl), -np.inf, U)
+            B.row([c] + zl, [1.0] + [U - t_lo] * len(zl), -np.inf, U)
         # right leaves chosen -> x >= t_hi:  x - (t_hi - L) sum(zr) >= L
         if L < t_hi:
-            row([c] + zr, [1.0] + [-(t_hi - L)] * len(zr), L, np.inf)
-    h.addRows(len(rows_lo), np.asarray(rows_lo), np.asarray(rows_hi), len(idx),
-              np.asarray(starts, np.int32), np.asarray(idx, np.int32), np.asarray(val))
-    for k in range(n_out):
-        h.passColName(out_first + k, f"{name}.y{k}")
-    handle = TreeHandle(name, tree, cols, np.arange(out_first, out_first + n_out, dtype=np.int32),
-                        leaves, np.asarray(list(leaf_col.values()), np.int32), n_leaf + n_out,
-                        n_leaf, len(rows_lo), time.perf_counter() - t0, h)
+            B.row([c] + zr, [1.0] + [-(t_hi - L)] * len(zr), L, np.inf)
+    n_vars, n_rows, _ = B.flush(h)
+    for k, y in enumerate(out_cols):
+        h.passColName(y, f"{name}.y{k}")
+    handle = TreeHandle(name, tree, cols, np.asarray(out_cols, np.int32), leaves,
+                        np.asarray(z, np.int32), n_vars, len(z), n_rows, time.perf_counter() - t0, h)
     registry.append(handle)
     return handle

@@ -823,7 +823,8 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                 (folder / "models" / f"{tag}_{key}.tflite").write_bytes(content)
             row.update(weights=int(sum(W.size for n in nets for W in n.weights)),
                        size_bytes=path.stat().st_size,
-                       tflite_bytes=_tflite_bytes(sur, nets),
+                       # the same file format for every variant, where int8 ones are compared
+                       tflite_bytes=_tflite_bytes(sur, nets) if cfg.quantized else None,
                        answer_model=ANSWER_MODELS[m.embed],
                        neurons_before=m.err_fit.net.n_neurons + (m.res_fit.net.n_neurons if res_use else 0),
                        neurons_after=sum(n.n_neurons for n in nets),
