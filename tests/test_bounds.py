@@ -162,3 +162,28 @@ def test_bounds_hold_at_subnormal_values(method):
     dead = Network([np.zeros((3, 2)), np.ones((1, 3))], [np.zeros(3), np.zeros(1)])
     b = getattr(bounds, method)(dead, -np.ones(2), np.ones(2))
     assert b.stably_inactive(0).all() and b.upper[-1][0] == 0.0
+
+
+def test_bounds_on_points_hold_there_and_refuse_a_box():
+    from emlpress import bounds as B
+    from emlpress.compress import lossless
+
+    rng = np.random.default_rng(7)
+    net = Network([rng.normal(size=(6, 3)), rng.normal(size=(2, 6))], [rng.normal(size=6), np.zeros(2)])
+    X = rng.uniform(-1, 1, size=(50, 3))
+    b = B.on_points(net, X)
+    for z, a, u in zip(net.preactivations(X), b.lower, b.upper):
+        assert (z >= a).all() and (z <= u).all()
+        # tight: each bound is within the margin of a value the network takes
+        np.testing.assert_allclose(a, z.min(0), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(u, z.max(0), rtol=0, atol=1e-6)
+    b.check(net)  # at the points
+    lo, hi = X.min(0), X.max(0)
+    with pytest.raises(ValueError, match="hold only at the 50 inputs"):
+        B.lp(net, lo, hi, init=b)
+    with pytest.raises(ValueError, match="hold only at the 50 inputs"):
+        lossless(net, lo, hi, bounds=b)
+    with pytest.raises(ValueError, match="X row 1 is not finite"):
+        B.on_points(net, np.vstack([X[:1], [np.nan, 0, 0]]))
+    with pytest.raises(ValueError, match=r"shape \(n >= 1, 3\)"):
+        B.on_points(net, X[:, :2])

@@ -8,6 +8,7 @@ import pytest
 
 from emlpress import Network
 from emlpress.data import sir
+from emlpress.pipelines import epidemics as E
 from emlpress.pipelines.epidemics import plan
 
 
@@ -43,7 +44,7 @@ def _surrogate_network(seed):
 def test_planning_optimum_equals_enumeration_through_the_network(weeks, budget, seed):
     inst = sir.Instance(weeks=weeks, budget=budget)
     net = _surrogate_network(seed)
-    p = plan(inst, net, mip_gap=0, simulate=False)
+    p = plan(inst, net, mip_gap=0, simulate=False, start=False)
     assert p.status == "OPTIMAL"
     assert p.predicted_s == pytest.approx(_enumerate(net, inst), abs=1e-7)
     # the plan's own prediction is the network chained along its schedule
@@ -106,8 +107,8 @@ def test_lossless_compression_per_week_keeps_the_optimum_and_single_box_only_res
     inst = sir.Instance(weeks=2, budget=8.0)
     net = _surrogate_network(seed)
     best = _enumerate(net, inst)
-    chained = plan(inst, net, mip_gap=0, simulate=False, bounding="chained")
-    comp = plan(inst, net, mip_gap=0, simulate=False, bounding="chained+lossless")
+    chained = plan(inst, net, mip_gap=0, simulate=False, bounding="chained", start=False)
+    comp = plan(inst, net, mip_gap=0, simulate=False, bounding="chained+lossless", start=False)
     assert chained.predicted_s == pytest.approx(best, abs=1e-7)
     assert comp.predicted_s == pytest.approx(best, abs=1e-7)
     assert len(comp.removed) == 2 and all(r >= 0 for r in comp.removed)
@@ -121,3 +122,34 @@ def test_lossless_compression_per_week_keeps_the_optimum_and_single_box_only_res
             assert single.predicted_s <= best + 1e-7
     with pytest.raises(ValueError, match="unknown bounding 'box'"):
         plan(inst, net, bounding="box")
+
+
+@pytest.mark.parametrize("reach_max, start", [(E.REACH_MAX, False), (E.REACH_MAX, True), (40, False)])
+def test_reachable_bounding_keeps_the_enumerated_optimum(monkeypatch, reach_max, start):
+    """Bounds at every reachable input (all three weeks, or with REACH_MAX = 40 the first
+    week only, then the hull of its states and chained boxes) lose no schedule."""
+    monkeypatch.setattr(E, "REACH_MAX", reach_max)
+    inst = sir.Instance(weeks=3, budget=6.0)
+    net = _surrogate_network(3)
+    p = plan(inst, net, mip_gap=0, simulate=False, bounding="reachable", start=start)
+    assert p.status == "OPTIMAL"
+    assert p.predicted_s == pytest.approx(_enumerate(net, inst), abs=1e-7)
+    np.testing.assert_allclose(p.predicted[-1], _chain(net, inst, p.schedule), atol=1e-7)
+    assert len(p.removed) == 3
+    # the enumerated weeks' bounds are tighter than chained CROWN: fewer binaries
+    chained = plan(inst, net, mip_gap=0, simulate=False, start=False)
+    assert sum(hd.n_binaries for hd in p.handles) <= sum(hd.n_binaries for hd in chained.handles)
+
+
+@pytest.mark.parametrize("weeks, budget", [(1, 3.0), (2, 7.0)])
+def test_surrogate_search_is_the_networks_optimum_when_exhaustive(weeks, budget):
+    inst = sir.Instance(weeks=weeks, budget=budget)
+    net = _surrogate_network(4)
+    sched, s, exhaustive = E.surrogate_search(inst, net)
+    assert exhaustive and s == pytest.approx(_enumerate(net, inst), abs=1e-12)
+    assert _chain(net, inst, sched)[0] == pytest.approx(s, abs=1e-12)
+    _, _, cost = sir.combinations()
+    assert cost[sched].sum() <= budget
+    # a narrow beam is a heuristic: never better than the optimum, and says so
+    sched, s2, exhaustive = E.surrogate_search(inst, net, width=2)
+    assert (not exhaustive or weeks == 1) and s2 <= s + 1e-12

@@ -209,3 +209,35 @@ def test_nearly_constant_network_is_not_declared_infeasible():
         sol, nn = optimum(net, 0, MAX, "crown")
     X = np.random.default_rng(0).uniform(-1, 1, (20000, 2))
     assert sol.objective >= net.forward(X).max() - 1e-6 * 2600
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_start_from_the_forward_pass_is_what_the_milp_computes_there(seed):
+    """handle.start(x) gives every variable of the encoding; with the inputs fixed at x the
+    MILP's only solution has those values (phases where the pre-activation is not 0)."""
+    rng = np.random.default_rng(seed)
+    net = Network([rng.normal(size=(10, 3)), rng.normal(size=(8, 10)), rng.normal(size=(2, 8))],
+                  [rng.normal(size=10) * 0.5, rng.normal(size=8) * 0.5, np.zeros(2)])
+    x = rng.uniform(-1, 1, size=3)
+    h = highspy.Highs()
+    xs = [h.addVariable(lb=-1.0, ub=1.0) for _ in range(3)]
+    hd = add_network(h, net, xs)
+    cols, vals = hd.start(x)
+    assert len(set(cols.tolist())) == cols.size == hd.n_vars  # every variable, once
+    h.changeColsBounds(3, np.array([v.index for v in xs], np.int32), x, x)
+    h.setObjective(hd.outputs[0], sense=MAX)
+    sol = solve(h, mip_gap=0)
+    assert sol.status == "OPTIMAL"
+    got = np.asarray(sol.col_values)[cols]
+    np.testing.assert_allclose(got, vals, rtol=0, atol=1e-6)
+    # and HiGHS takes it as a start: the MILP solved from it ends at the same optimum
+    h2 = highspy.Highs()
+    xs2 = [h2.addVariable(lb=-1.0, ub=1.0) for _ in range(3)]
+    hd2 = add_network(h2, net, xs2)
+    h2.setObjective(hd2.outputs[0], sense=MAX)
+    ref = solve(h2, mip_gap=0).objective
+    c2, v2 = hd2.start(x)
+    h2.clearSolver()
+    h2.setSolution(c2.size + 3, np.concatenate([c2, [v.index for v in xs2]]).astype(np.int32),
+                   np.concatenate([v2, x]))
+    assert solve(h2, mip_gap=0).objective == pytest.approx(ref, abs=1e-7)

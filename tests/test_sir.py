@@ -47,6 +47,35 @@ def test_brute_force_equals_a_plain_loop_over_every_schedule():
     assert sir.simulate(inst, bf.best_schedule)[-1, 0] == pytest.approx(bf.best_s, abs=1e-15)
 
 
+def test_the_depth_first_search_equals_every_schedule_simulated_alone(monkeypatch):
+    """Three weeks, the last two depth-first (FRONTIER = 1), NPIs with equal effects at
+    different costs (the dearer one skipped) and costs that are not integers."""
+    npis = {"a": (0.75, 1.5), "b": (0.6, 3.0), "c": (0.6, 2.0), "d": (0.9, 0.5)}
+    inst = sir.Instance(weeks=3, budget=7.0, npis=npis)
+    _, beta, cost = sir.combinations(npis)
+    scheds = np.array([s for s in itertools.product(range(16), repeat=3)
+                       if cost[list(s)].sum() <= inst.budget])
+    X = np.repeat(inst.state[None, :], len(scheds), axis=0)
+    for w in range(3):  # every schedule on its own: no shared prefixes, no skipped combination
+        X = sir.week(X, beta[scheds[:, w]])
+    monkeypatch.setattr(sir, "FRONTIER", 1)
+    bf = sir.brute_force(inst)
+    assert bf.best_s == pytest.approx(X[:, 0].max(), abs=1e-15)
+    assert bf.n_schedules is None  # costs are not integers
+    assert bf.n_simulated_weeks < 3 * len(scheds)
+    assert cost[bf.best_schedule].sum() <= inst.budget
+    assert sir.simulate(inst, bf.best_schedule)[-1, 0] == pytest.approx(bf.best_s, abs=1e-15)
+
+
+@pytest.mark.parametrize("weeks, budget", [(1, 0.0), (2, 7.0), (3, 9.0)])
+def test_schedules_are_counted_as_a_plain_loop_counts_them(weeks, budget):
+    inst = sir.Instance(weeks=weeks, budget=budget)
+    _, _, cost = sir.combinations()
+    n = sum(1 for s in itertools.product(range(32), repeat=weeks) if cost[list(s)].sum() <= budget)
+    assert sir.count_schedules(inst) == n
+    assert sir.count_schedules(inst, simulated=True) == sir.brute_force(inst).n_simulated_weeks
+
+
 def test_the_course_instance():
     """3 weeks, budget 20: 22,364 schedules within the budget; the true optimum 0.95547."""
     bf = sir.brute_force(sir.Instance())

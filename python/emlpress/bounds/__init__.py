@@ -22,7 +22,7 @@ import pandas as pd
 from emlpress import _core, _options
 from emlpress.network import Network, box_points
 
-__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten"]
+__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points"]
 
 CHECK_POINTS = 32  # sampled points on which Bounds.check asks a network to stay inside bounds
 
@@ -47,6 +47,8 @@ class Bounds:
     seconds: dict = field(default_factory=dict)
     #: exact bounds only (:func:`milp`): the branch-and-bound's work per layer
     search: pd.DataFrame | None = None
+    #: bounds of :func:`on_points` only: the inputs they hold at (not the box between them)
+    points: np.ndarray | None = None
 
     def __post_init__(self):
         if len(self.lower) != len(self.upper):
@@ -124,21 +126,30 @@ class Bounds:
         """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes or, given a
         box ``lo``/``hi``, were computed on a box that does not contain it, or if ``net``
         takes a value outside them at a sampled point of the box (the box centre,
-        ``CHECK_POINTS`` seeded points and, in up to 6 dimensions, the corners): bounds of
-        another network of the same sizes, or bounds that are not sound, would otherwise
-        silently decide which neurons count as stable."""
+        ``CHECK_POINTS`` seeded points and, in up to 6 dimensions, the corners; bounds of
+        :func:`on_points`: at their points, and never on a box): bounds of another network
+        of the same sizes, or bounds that are not sound, would otherwise silently decide
+        which neurons count as stable."""
         if [a.size for a in self.lower] != net.sizes[1:]:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
             )
-        if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
-            raise ValueError(
-                f"the bounds ({self.method}) were computed on a smaller box "
-                f"[{self.lo.tolist()}, {self.hi.tolist()}] than [{np.asarray(lo).tolist()}, "
-                f"{np.asarray(hi).tolist()}]"
-            )
-        blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
-        X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
+        if self.points is not None:
+            if lo is not None:
+                raise ValueError(
+                    f"these bounds hold only at the {len(self.points)} inputs they were computed "
+                    "at (bounds.on_points), not on a box: they cannot start a box method or a "
+                    "compression")
+            X = self.points
+        else:
+            if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
+                raise ValueError(
+                    f"the bounds ({self.method}) were computed on a smaller box "
+                    f"[{self.lo.tolist()}, {self.hi.tolist()}] than [{np.asarray(lo).tolist()}, "
+                    f"{np.asarray(hi).tolist()}]"
+                )
+            blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
+            X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
         for l, z in enumerate(net.preactivations(X)):
             out = (z < self.lower[l]) | (z > self.upper[l])
             if out.any():
@@ -173,6 +184,7 @@ def _trusted(lower, upper, lo, hi, method, seconds) -> Bounds:
         ("settled", None),
         ("seconds", seconds),
         ("search", None),
+        ("points", None),
     ):
         object.__setattr__(b, k, v)
     return b
@@ -185,6 +197,39 @@ def _run(kernel, name: str, net: Network, lo, hi) -> Bounds:
     dt = time.perf_counter() - t0
     check_finite(lower, upper, name, lo, hi)
     return _trusted(lower, upper, lo, hi, name, {name: dt})
+
+
+#: :func:`on_points` widens each bound by POINTS_MARGIN * (1 + |v|): the forward pass's
+#: rounding (about 1e-13 on the networks here) and a MILP's feasibility tolerance (1e-9)
+POINTS_MARGIN = 1e-7
+
+
+def on_points(net: Network, X, margin: float = POINTS_MARGIN) -> Bounds:
+    """Bounds that hold at the inputs ``X`` (rows) only: each unit's least and greatest
+    pre-activation over them by a forward pass, widened by ``margin * (1 + |v|)``.
+
+    For a MILP whose network inputs can take no other values (decisions from a finite set,
+    every combination enumerated in ``X``): the tightest bounds there are, and no bound
+    excludes a value the network takes at those inputs. They say nothing between the points:
+    :meth:`Bounds.check` tests them at the points, and box methods (``lp(init=...)``) and
+    ``compress.lossless`` refuse them. ``lo``/``hi`` is the hull of ``X``."""
+    X = np.array(X, dtype=np.float64, copy=True)
+    if X.ndim != 2 or X.shape[1] != net.n_in or X.shape[0] == 0:
+        raise ValueError(f"X must have shape (n >= 1, {net.n_in}), got {X.shape}")
+    if not np.isfinite(X).all():
+        r = int(np.flatnonzero(~np.isfinite(X).all(1))[0])
+        raise ValueError(f"X row {r} is not finite: {X[r].tolist()}")
+    if not margin >= 0:
+        raise ValueError(f"margin = {margin!r} must be >= 0")
+    t0 = time.perf_counter()
+    lower, upper = [], []
+    for z in net.preactivations(X):
+        a, b = z.min(0), z.max(0)
+        lower.append(a - margin * (1 + np.abs(a)))
+        upper.append(b + margin * (1 + np.abs(b)))
+    X.flags.writeable = False
+    return Bounds(tuple(lower), tuple(upper), X.min(0), X.max(0), "points",
+                  seconds={"points": time.perf_counter() - t0}, points=X)
 
 
 def check_finite(lower, upper, method: str, lo, hi) -> None:

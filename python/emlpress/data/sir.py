@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["GAMMA", "WEEK", "BETA0", "NPIS", "SUBSTEPS", "Instance", "combinations", "week",
            "week_reference", "simulate", "max_deviation", "sample", "dataset", "brute_force",
-           "BruteForce"]
+           "BruteForce", "count_schedules", "distinct_combinations"]
 
 GAMMA = 1.0 / 14.0
 WEEK = 7.0
@@ -74,48 +74,106 @@ def _numba():
     import numba
 
     @numba.njit(cache=True, fastmath=False)
-    def weeks(S, I, R, beta, gamma, days, steps):
-        n = S.size
-        outS, outI, outR = np.empty(n), np.empty(n), np.empty(n)
-        h = days / steps
-        for j in range(n):
-            s, i, r, b = S[j], I[j], R[j], beta[j]
-            N = s + i + r
-            for _ in range(steps):
-                f1 = b * s * i / N
+    def lanes(S, I, R, N, beta, m, gamma, h, steps):
+        """One week (RK4, ``steps`` steps of ``h`` days) of each of the first ``m`` lanes, in
+        place: lane k from (S[k], I[k], R[k]) under beta[k]; N is scratch. The lanes are
+        independent and side by side in the inner loop, so it vectorises; each lane's
+        arithmetic is the same as alone."""
+        for k in range(m):
+            N[k] = S[k] + I[k] + R[k]
+        for _ in range(steps):
+            for k in range(m):
+                b, s, i, n = beta[k], S[k], I[k], N[k]
+                f1 = b * s * i / n
                 k1s, k1i = -f1, f1 - gamma * i
                 s2, i2 = s + 0.5 * h * k1s, i + 0.5 * h * k1i
-                f2 = b * s2 * i2 / N
+                f2 = b * s2 * i2 / n
                 k2s, k2i = -f2, f2 - gamma * i2
                 s3, i3 = s + 0.5 * h * k2s, i + 0.5 * h * k2i
-                f3 = b * s3 * i3 / N
+                f3 = b * s3 * i3 / n
                 k3s, k3i = -f3, f3 - gamma * i3
                 s4, i4 = s + h * k3s, i + h * k3i
-                f4 = b * s4 * i4 / N
+                f4 = b * s4 * i4 / n
                 k4s, k4i = -f4, f4 - gamma * i4
-                s += h / 6.0 * (k1s + 2 * k2s + 2 * k3s + k4s)
-                i += h / 6.0 * (k1i + 2 * k2i + 2 * k3i + k4i)
-            outS[j], outI[j] = s, i
-            outR[j] = N - s - i  # N is invariant: dR = -(dS + dI)
-        return outS, outI, outR
+                S[k] = s + h / 6.0 * (k1s + 2 * k2s + 2 * k3s + k4s)
+                I[k] = i + h / 6.0 * (k1i + 2 * k2i + 2 * k3i + k4i)
+        for k in range(m):
+            R[k] = N[k] - S[k] - I[k]  # N is invariant: dR = -(dS + dI)
 
-    return weeks
+    @numba.njit(cache=True, fastmath=False)
+    def weeks(S, I, R, beta, gamma, days, steps):
+        S, I, R = S.copy(), I.copy(), R.copy()
+        lanes(S, I, R, np.empty(S.size), beta, S.size, gamma, days / steps, steps)
+        return S, I, R
+
+    @numba.njit(cache=True, fastmath=False, parallel=True)
+    def search(X, spent, beta, cost, budget, depth, gamma, days, steps):
+        """Depth-first over the last ``depth`` weeks from every row of ``X`` (already spent
+        ``spent``), combinations in ascending cost, a node's children simulated together;
+        per row the best S, its tail, and the weeks simulated."""
+        n, nb = X.shape[0], beta.size
+        h = days / steps
+        best = np.full(n, -np.inf)
+        tail = np.zeros((n, depth), np.int64)
+        count = np.zeros(n, np.int64)
+        for p in numba.prange(n):
+            S, I, R = np.empty((depth, nb)), np.empty((depth, nb)), np.empty((depth, nb))
+            bs, bi, br, bn = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+            m = np.zeros(depth, np.int64)  # children of the node open at each level
+            nxt = np.zeros(depth, np.int64)  # the next child to open
+            sp = np.empty(depth)
+            path = np.zeros(depth, np.int64)
+            level, s0, i0, r0, sp[0] = 0, X[p, 0], X[p, 1], X[p, 2], spent[p]
+            while True:
+                # expand the node (s0, i0, r0) at ``level``: the combinations within the budget
+                c = 0
+                while c < nb and sp[level] + cost[c] <= budget:
+                    c += 1
+                bs[:c], bi[:c], br[:c] = s0, i0, r0
+                lanes(bs, bi, br, bn, beta, c, gamma, h, steps)
+                count[p] += c
+                m[level], nxt[level] = c, 0
+                S[level, :c], I[level, :c], R[level, :c] = bs[:c], bi[:c], br[:c]
+                if level == depth - 1:  # leaves
+                    for k in range(c):
+                        if S[level, k] > best[p]:
+                            best[p] = S[level, k]
+                            tail[p, :level] = path[:level]
+                            tail[p, level] = k
+                    level -= 1
+                while level >= 0 and nxt[level] >= m[level]:  # back to an unopened child
+                    level -= 1
+                if level < 0:
+                    break
+                k = nxt[level]
+                nxt[level] = k + 1
+                path[level] = k
+                s0, i0, r0 = S[level, k], I[level, k], R[level, k]
+                sp[level + 1] = sp[level] + cost[k]
+                level += 1
+        return best, tail, count
+
+    return weeks, search
 
 
-_WEEKS = None
+_KERNELS = None
+
+
+def _kernels():
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = _numba()
+    return _KERNELS
 
 
 def week(states: np.ndarray, beta, gamma: float = GAMMA, days: float = WEEK,
          substeps: int = SUBSTEPS) -> np.ndarray:
     """One week from each row of ``states`` (n, 3) with its ``beta`` (scalar or (n,)): the
     fast RK4 (numba)."""
-    global _WEEKS
-    if _WEEKS is None:
-        _WEEKS = _numba()
     X = np.atleast_2d(np.asarray(states, float))
     b = np.broadcast_to(np.asarray(beta, float), (X.shape[0],)).copy()
-    S, I, R = _WEEKS(X[:, 0].copy(), X[:, 1].copy(), X[:, 2].copy(), b, float(gamma), float(days),
-                     int(substeps))
+    S, I, R = _kernels()[0](X[:, 0].copy(), X[:, 1].copy(), X[:, 2].copy(), b, float(gamma),
+                            float(days), int(substeps))
     return np.column_stack([S, I, R])
 
 
@@ -203,30 +261,79 @@ def dataset(n_train: int = 10_000, n_test: int = 2_000, seed: int = 0):
 class BruteForce:
     best_s: float
     best_schedule: np.ndarray  # combination index per week
-    n_schedules: int  # within the budget
-    n_simulated_weeks: int  # distinct prefixes simulated
+    n_schedules: int | None  # within the budget, every combination (None: costs not integers)
+    n_simulated_weeks: int  # distinct prefixes simulated (duplicates of a cheaper beta skipped)
     seconds: float
+
+
+#: the breadth-first part of the brute force keeps at most this many prefixes in memory; the
+#: remaining weeks are searched depth-first (numba, in parallel over those prefixes)
+FRONTIER = 100_000
+
+
+def distinct_combinations(instance: Instance):
+    """The cheapest combination of each beta (the first of equal cost), in ascending cost:
+    (indices into :func:`combinations`, beta, cost). A dearer combination with the same beta
+    gives the same weeks; no schedule's best needs it."""
+    _, beta, cost = combinations(instance.npis, instance.beta0)
+    keep = [k for k in range(beta.size)
+            if not any(beta[j] == beta[k] and (cost[j], j) < (cost[k], k) for j in range(beta.size))]
+    keep = np.array(sorted(keep, key=lambda k: (cost[k], k)))
+    return keep, beta[keep], cost[keep]
+
+
+def count_schedules(instance: Instance, simulated: bool = False) -> int | None:
+    """Schedules within the budget, every combination counted (dynamic programming over the
+    spend); with ``simulated``, the weeks :func:`brute_force` simulates (its distinct
+    prefixes). None where the costs are not integers."""
+    cost = distinct_combinations(instance)[2] if simulated else combinations(instance.npis, instance.beta0)[2]
+    if not np.allclose(cost, np.round(cost)):
+        return None
+    cost = np.round(cost).astype(int)
+    cap = int(np.floor(instance.budget + 1e-9))
+    ways, total = [1] + [0] * cap, 0
+    for _ in range(instance.weeks):
+        nxt = [0] * (cap + 1)
+        for c in cost:
+            for b in range(cap - c, -1, -1):
+                nxt[b + c] += ways[b]
+        ways = nxt
+        total += sum(ways)
+    return total if simulated else sum(ways)
 
 
 def brute_force(instance: Instance) -> BruteForce:
     """The best schedule (largest S after the last week) over every schedule within the
-    budget, by the fast integrator; schedules that share their first weeks share those
-    weeks' simulations (one simulation per distinct prefix)."""
+    budget, by the fast integrator. Exact shortcuts only: a combination with the same beta as
+    a cheaper one is skipped (its schedules have the same trajectories and cost more), and
+    schedules that share their first weeks share those weeks' simulations (one per distinct
+    prefix: breadth-first while at most ``FRONTIER`` prefixes, then depth-first in parallel)."""
     import time
 
     t0 = time.perf_counter()
-    _, beta, cost = combinations(instance.npis, instance.beta0)
+    keep, kb, kc = distinct_combinations(instance)
+    budget = instance.budget + 1e-9
     states = instance.state[None, :]
     spent = np.zeros(1)
     prefix = np.zeros((1, 0), np.int64)
-    simulated = 0
-    for _ in range(instance.weeks):
-        # children of every prefix within the budget
-        p_idx, c_idx = np.nonzero(spent[:, None] + cost[None, :] <= instance.budget + 1e-9)
-        states = week(states[p_idx], beta[c_idx])
+    simulated, w = 0, 0
+    while w < instance.weeks:
+        p_idx, c_idx = np.nonzero(spent[:, None] + kc[None, :] <= budget)
+        if p_idx.size > FRONTIER and w > 0:
+            break
+        states = week(states[p_idx], kb[c_idx])
         simulated += p_idx.size
-        spent = spent[p_idx] + cost[c_idx]
+        spent = spent[p_idx] + kc[c_idx]
         prefix = np.column_stack([prefix[p_idx], c_idx])
-    k = int(np.argmax(states[:, 0]))
-    return BruteForce(float(states[k, 0]), prefix[k], int(states.shape[0]), simulated,
+        w += 1
+    if w < instance.weeks:  # the remaining weeks depth-first
+        best, tail, count = _kernels()[1](np.ascontiguousarray(states), spent, kb, kc, budget,
+                                    instance.weeks - w, GAMMA, WEEK, SUBSTEPS)
+        simulated += int(count.sum())
+        k = int(np.argmax(best))
+        best_s, sched = float(best[k]), np.concatenate([prefix[k], tail[k]])
+    else:
+        k = int(np.argmax(states[:, 0]))
+        best_s, sched = float(states[k, 0]), prefix[k]
+    return BruteForce(best_s, keep[sched], count_schedules(instance), simulated,
                       time.perf_counter() - t0)

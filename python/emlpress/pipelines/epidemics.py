@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emlpress.data import sir
+from emlpress.network import Network
 
 __all__ = ["Plan", "plan", "Config", "run", "TOPOLOGIES"]
 
@@ -42,7 +43,12 @@ class Plan:
     solution: object
     handles: list = field(default_factory=list)
     message: str = ""
-    removed: list = field(default_factory=list)  # units removed per week (chained+lossless)
+    #: per week: units removed by lossless compression (chained+lossless, reachable), or
+    #: (reachable, weeks whose inputs are all enumerated) units stable at every such input
+    removed: list = field(default_factory=list)
+    #: the start (networks): (schedule, the network's predicted S, whether the search was
+    #: exhaustive, i.e. that S is the network's own optimum)
+    search: tuple | None = None
 
     @property
     def predicted_s(self) -> float:
@@ -56,7 +62,6 @@ class Plan:
 def _add_model(h, model, inputs, name):
     from emlpress.io.tflite import QuantizedNetwork
     from emlpress.milp import add_network, add_quantized_network, add_tree
-    from emlpress.network import Network
 
     if isinstance(model, Network):
         return add_network(h, model, inputs, name=name)
@@ -70,10 +75,76 @@ def _add_model(h, model, inputs, name):
 
 #: how a network's weeks are bounded: "chained" (each week's box is the previous week's output
 #: bounds: CROWN there), "chained+lossless" (and each week's network losslessly compressed on
-#: its box, with LP bounds), "single-box" (every week bounded once on the training box
-#: [0,1]^3 x [0, 0.4], the week's inputs restricted to it)
-BOUNDING = ("chained", "chained+lossless", "single-box")
+#: its box, with LP bounds), "reachable" (each week's state box is the hull of the states the
+#: schedules within the budget reach, by forward passes of every such prefix while there are
+#: at most ``REACH_MAX``, then chained; LP bounds and lossless compression on it),
+#: "single-box" (every week bounded once on the training box [0,1]^3 x [0, 0.4], the week's
+#: inputs restricted to it)
+BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
 TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
+#: the "reachable" bounding enumerates a week's states while they are at most this many
+REACH_MAX = 200_000
+#: the hull of the enumerated states is widened by REACH_MARGIN * (1 + |v|): it covers the
+#: rounding of the forward passes (about 1e-13 here), so no schedule's state is cut off
+REACH_MARGIN = 1e-8
+
+
+class _Reach:
+    """The inputs and states the schedules within the budget reach, week by week, by forward
+    passes of the network over every such prefix (a combination with the beta of a cheaper
+    one gives the same states and is skipped), while they are at most ``REACH_MAX``."""
+
+    def __init__(self, instance: sir.Instance, net):
+        self.keep, self.beta, self.cost = sir.distinct_combinations(instance)
+        self.budget = instance.budget + 1e-9
+        self.net = net
+        self.states, self.spent = instance.state[None, :], np.zeros(1)
+        self._children()
+
+    def _children(self) -> None:
+        p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
+        self.X = self._p = self._c = None
+        if p.size <= REACH_MAX:
+            self.X = np.column_stack([self.states[p], self.beta[c]])
+            self._p, self._c = p, c
+
+    def box(self):
+        """The hull of this week's states, widened by REACH_MARGIN; None once they are too
+        many."""
+        if self.states is None:
+            return None
+        lo, hi = self.states.min(0), self.states.max(0)
+        return lo - REACH_MARGIN * (1 + np.abs(lo)), hi + REACH_MARGIN * (1 + np.abs(hi))
+
+    def advance(self) -> None:
+        if self.X is None:
+            self.states = None
+            return
+        self.states = self.net.forward(self.X)
+        self.spent = self.spent[self._p] + self.cost[self._c]
+        self._children()
+
+
+def surrogate_search(instance: sir.Instance, net, width: int = REACH_MAX):
+    """The best schedule for the network (largest predicted S after the last week) by a beam
+    search over the schedules within the budget, keeping the ``width`` best prefixes by
+    predicted S each week: exhaustive (the network's own optimum, by enumeration) where no
+    week has more prefixes than that. Returns (schedule, predicted S, exhaustive)."""
+    keep, beta, cost = sir.distinct_combinations(instance)
+    budget = instance.budget + 1e-9
+    states, spent = instance.state[None, :], np.zeros(1)
+    prefix = np.zeros((1, 0), np.int64)
+    exhaustive = True
+    for _ in range(instance.weeks):
+        p, c = np.nonzero(spent[:, None] + cost[None, :] <= budget)
+        states = net.forward(np.column_stack([states[p], beta[c]]))
+        spent, prefix = spent[p] + cost[c], np.column_stack([prefix[p], c])
+        if states.shape[0] > width:
+            exhaustive = False
+            top = np.argsort(-states[:, 0], kind="stable")[:width]
+            states, spent, prefix = states[top], spent[top], prefix[top]
+    k = int(np.argmax(states[:, 0]))
+    return keep[prefix[k]], float(states[k, 0]), exhaustive
 
 
 def _add_week(h, model, inputs, name, bounding, cache):
@@ -81,7 +152,6 @@ def _add_week(h, model, inputs, name, bounding, cache):
     from emlpress import bounds as _bounds
     from emlpress.compress import lossless
     from emlpress.milp import add_network
-    from emlpress.network import Network
 
     if not isinstance(model, Network) or bounding == "chained":
         return _add_model(h, model, inputs, name)
@@ -99,6 +169,19 @@ def _add_week(h, model, inputs, name, bounding, cache):
             cache["single"] = _bounds.crown(model, lo, hi)
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
     cols = np.array([v.index for v in inputs], np.int32)
+    if bounding == "reachable":
+        reach = cache.setdefault("reach", _Reach(cache["instance"], model))
+        box, X = reach.box(), reach.X
+        reach.advance()
+        if X is not None:  # every input enumerated: the columns in their hull, bounds there
+            b = _bounds.on_points(model, X)
+            _, _, _, clo, chi, _ = h.getCols(4, cols)
+            h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
+            cache.setdefault("removed", []).append(b.n_stable)
+            return add_network(h, model, inputs, bounds=b, name=name)
+        if box is not None:  # the states in the hull of the reachable ones (widened)
+            _, _, _, clo, chi, _ = h.getCols(3, cols[:3])
+            h.changeColsBounds(3, cols[:3], np.maximum(clo, box[0]), np.minimum(chi, box[1]))
     _, _, _, clo, chi, _ = h.getCols(4, cols)
     small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
     cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
@@ -106,17 +189,20 @@ def _add_week(h, model, inputs, name, bounding, cache):
 
 
 def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
-         constraints=None, simulate: bool = True, bounding: str = "chained") -> Plan:
+         constraints=None, simulate: bool = True, bounding: str = "chained",
+         start: bool = True) -> Plan:
     """Solve the planning MILP of ``instance`` with ``model`` (inputs S, I, R, beta; outputs
     the state a week later). ``constraints(h, weeks)``, if given, adds a user's rows
     (``weeks[w]`` holds the week's ``npis`` variables and ``state`` variables); an
     infeasible problem returns status ``INFEASIBLE`` and a message, never a plan.
-    ``bounding``: one of ``BOUNDING`` (networks only)."""
+    ``bounding``: one of ``BOUNDING`` (networks only). With ``start`` (networks only), HiGHS
+    starts from the schedule of :func:`surrogate_search` (the network's own optimum where
+    that search is exhaustive), its variables set by forward passes."""
     import highspy
 
     if bounding not in BOUNDING:
         raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
-    cache: dict = {}
+    cache: dict = {"instance": instance}
 
     from emlpress import _highs
     from emlpress.milp import solve
@@ -149,19 +235,45 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     if constraints is not None:
         constraints(h, weeks)
     h.setObjective(state[0], sense=highspy.ObjSense.kMaximize)
+    found = None
+    if start and isinstance(model, Network):
+        found = surrogate_search(instance, model)
+        _set_start(h, weeks, handles, found[0], choices, beta, s0)
     sol = solve(h, time_limit=time_limit, mip_gap=mip_gap)
     if not sol.has_solution:
         msg = {"INFEASIBLE": "no schedule satisfies the budget and the constraints given"}.get(
             sol.status, f"no plan found ({sol.status})")
         return Plan(sol.status, None, None, None, None, None, sol, handles, msg,
-                    removed=cache.get("removed", []))
+                    removed=cache.get("removed", []), search=found)
     x = np.asarray(sol.col_values)
     sched = np.array([int(np.argmax([x[v.index] for v in wk["combination"]])) for wk in weeks])
     npis = choices[sched]
     pred = [s0] + [np.array([x[v.index] for v in wk["state"]]) for wk in weeks]
     sim = sir.simulate(instance, sched, reference=True) if simulate else None
     return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles,
-                removed=cache.get("removed", []))
+                removed=cache.get("removed", []), search=found)
+
+
+def _set_start(h, weeks, handles, schedule, choices, beta, s0) -> None:
+    """A MIP start: the schedule's NPI and combination variables, and each week's network
+    variables by a forward pass from the state the previous week's network gives."""
+    cols, vals = [], []
+    x = np.asarray(s0, float)
+    for wk, hd, k in zip(weeks, handles, schedule):
+        for v, val in zip(wk["npis"], choices[k]):
+            cols.append(v.index)
+            vals.append(float(val))
+        for j, v in enumerate(wk["combination"]):
+            cols.append(v.index)
+            vals.append(1.0 if j == k else 0.0)
+        cols.append(wk["beta"].index)
+        vals.append(float(beta[k]))
+        xin = np.append(x, beta[k])
+        c, v = hd.start(xin)
+        cols.extend(c.tolist())
+        vals.extend(v.tolist())
+        x = hd.net.forward(xin[None, :])[0]
+    h.setSolution(len(cols), np.array(cols, np.int32), np.array(vals, float))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,8 +283,9 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
 TOPOLOGIES = {"linear": [], "8": [8], "8-8-8-8": [8, 8, 8, 8], "16-16": [16, 16],
               "16x16": [16] * 16, "64x8": [64] * 8}
 VARIANTS = ("baseline", "pruned", "int8")
-#: the brute force runs where the schedules within the budget are at most this many
-BRUTE_FORCE_MAX = 2_000_000
+#: the brute force runs where it simulates at most this many weeks (6 weeks of the course
+#: instance: 1.5e8, about 2 minutes on 2 cores)
+BRUTE_FORCE_MAX = 200_000_000
 
 
 @dataclass
@@ -205,24 +318,6 @@ def _save_tree(tree, path) -> None:
     t = tree.tree_
     np.savez(path, feature=t.feature, threshold=t.threshold, children_left=t.children_left,
              children_right=t.children_right, value=t.value)
-
-
-def _count_schedules(instance: sir.Instance) -> int:
-    """Schedules within the budget (dynamic programming over the spend, costs are integral)."""
-    _, _, cost = sir.combinations(instance.npis, instance.beta0)
-    if not np.allclose(cost, np.round(cost)):
-        return -1
-    cost = np.round(cost).astype(int)
-    cap = int(np.floor(instance.budget + 1e-9))
-    ways = np.zeros(cap + 1, dtype=object)
-    ways[0] = 1
-    for _ in range(instance.weeks):
-        nxt = np.zeros(cap + 1, dtype=object)
-        for c in cost:
-            if c <= cap:
-                nxt[c:] += ways[:cap + 1 - c]
-        ways = nxt
-    return int(ways.sum())
 
 
 def run(cfg: Config):
@@ -301,8 +396,6 @@ def run(cfg: Config):
         path = folder / "models" / "tree.npz"
         _save_tree(tree, path)
         models["tree"] = (tree, time.perf_counter() - t0, path)
-    from emlpress.network import Network
-
     # each model's held-out metrics, once (the int8 ones by the reference interpreter)
     from emlpress.compress.lossy import regression_metrics
 
@@ -314,8 +407,8 @@ def run(cfg: Config):
     truths = {}
     for hz in cfg.horizons:
         inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
-        n = _count_schedules(inst)
-        if 0 <= n <= BRUTE_FORCE_MAX:
+        n = sir.count_schedules(inst, simulated=True)
+        if n is not None and n <= BRUTE_FORCE_MAX:
             truths[hz] = sir.brute_force(inst)
         jobs = [(name, b) for name, (model, _, _) in models.items()
                 for b in (cfg.bounding if isinstance(model, Network) else ["-"])]
