@@ -45,6 +45,28 @@ def trained(name: str) -> Network:
     return res.net
 
 
+def sir_network(topology: str) -> Network:
+    """The epidemics pipeline's one-week SIR model of ``topology`` (its TOPOLOGIES), trained
+    as ``emlpress epidemics run`` trains it (seed 0, 10,000 samples, Adam, 100 epochs with
+    early stopping), cached."""
+    path = CACHE / f"sir_{topology}.npz"
+    if path.exists():
+        return Network.load(path)
+    from emlpress.data import sir
+    from emlpress.pipelines import epidemics as E
+    from emlpress.train import fit_regressor
+
+    c = E.Config()
+    Xtr, Ytr, _, _ = sir.dataset(c.n_train, c.n_test, seed=c.seed)
+    lo, hi = E.TRAINING_BOX
+    res = fit_regressor(Xtr, Ytr, E.TOPOLOGIES[topology], epochs=c.epochs, patience=c.patience,
+                        batch_size=c.batch_size, seed=c.seed, learning_rate=c.learning_rate,
+                        lo=lo, hi=hi, validation=c.validation)
+    CACHE.mkdir(exist_ok=True)
+    res.net.save(path)
+    return res.net
+
+
 if __name__ == "__main__":
     import numpy as np
 

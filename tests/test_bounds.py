@@ -179,11 +179,31 @@ def test_bounds_on_points_hold_there_and_refuse_a_box():
         np.testing.assert_allclose(u, z.max(0), rtol=0, atol=1e-6)
     b.check(net)  # at the points
     lo, hi = X.min(0), X.max(0)
-    with pytest.raises(ValueError, match="hold only at the 50 inputs"):
+    with pytest.raises(ValueError, match="hold only on the 50 points or boxes"):
         B.lp(net, lo, hi, init=b)
-    with pytest.raises(ValueError, match="hold only at the 50 inputs"):
+    with pytest.raises(ValueError, match="hold only on the 50 points or boxes"):
         lossless(net, lo, hi, bounds=b)
     with pytest.raises(ValueError, match="X row 1 is not finite"):
         B.on_points(net, np.vstack([X[:1], [np.nan, 0, 0]]))
     with pytest.raises(ValueError, match=r"shape \(n >= 1, 3\)"):
         B.on_points(net, X[:, :2])
+
+
+@given(network_and_box(max_depth=4, max_width=32))
+def test_bounds_on_boxes_and_on_points_are_sound_there(case):
+    """Networks that look trained (the strategy's scales, dead units, near-zero weights): the
+    union-of-boxes bounds hold at points sampled in every box; the points bounds at the
+    points, and each points bound is within its margin of a value taken."""
+    net, lo, hi, seed = case
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(lo, hi, size=(6, lo.size))
+    half = (hi - lo) * rng.uniform(0, 0.2, size=(6, lo.size))
+    b = bounds.on_boxes(net, centres - half, centres + half)
+    X = np.vstack([sample_box(c - r, c + r, 100, seed + k, max_corners=64)
+                   for k, (c, r) in enumerate(zip(centres, half))])
+    assert_inside(b, net, X)
+    np.testing.assert_array_equal(b.lo, (centres - half).min(0))
+    p = bounds.on_points(net, X)
+    assert_inside(p, net, X)
+    for z, a in zip(net.preactivations(X), p.lower):
+        assert np.all(z.min(0) - a <= bounds.POINTS_MARGIN * (1 + np.abs(z.min(0))) * 1.0000001)

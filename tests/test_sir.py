@@ -94,3 +94,24 @@ def test_the_course_instance():
 def test_bad_instances_name_the_value(kw, match):
     with pytest.raises(ValueError, match=match):
         sir.Instance(**kw)
+
+
+def test_local_search_climbs_and_never_passes_the_brute_force():
+    inst = sir.Instance(weeks=4, budget=26.0)
+    bf = sir.brute_force(inst)
+    _, _, cost = sir.combinations()
+    for start in ([0, 0, 0, 0], [31, 31, 0, 0], [5, 9, 17, 3]):
+        sched, s, rounds = sir.local_search(inst, start)
+        assert cost[sched].sum() <= inst.budget
+        assert s == pytest.approx(sir.simulate(inst, sched)[-1, 0], abs=1e-15)
+        assert s >= sir.simulate(inst, start)[-1, 0]
+        assert s <= bf.best_s + 1e-15
+        # no schedule one or two weeks away is better (what it stops at)
+        for a, b in itertools.combinations(range(4), 2):
+            for ka, kb in itertools.product(range(32), repeat=2):
+                c = sched.copy()
+                c[a], c[b] = ka, kb
+                if cost[c].sum() <= inst.budget:
+                    assert sir.simulate(inst, c)[-1, 0] <= s + 1e-15
+    with pytest.raises(ValueError, match="the schedule has 2 weeks; the instance 3"):
+        sir.local_search(sir.Instance(), [0, 0])

@@ -193,15 +193,19 @@ def _cmd_epidemics_run(args) -> int:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     cfg = epi.Config(topologies=args.topologies, variants=args.variants, horizons=args.horizons,
                      budget_per_week=args.budget_per_week, epochs=args.epochs,
-                     time_limit=args.time_limit, tree=not args.no_tree, seed=args.seed, out=args.out)
+                     time_limit=args.time_limit, tree=not args.no_tree, seed=args.seed, out=args.out,
+                     bounding=args.bounding, ptq_table=not args.no_ptq)
     folder, summary = epi.run(cfg)
-    cols = ["model", "weeks", "r2_S", "status", "solve_s", "binaries", "schedule", "predicted_S",
-            "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S"]
+    cols = ["model", "bounding", "weeks", "r2_S", "status", "solve_s", "gap", "binaries", "schedule",
+            "predicted_S", "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S",
+            "gap_to_best_known"]
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.float_format", "{:.5g}".format):
         print(summary[[c for c in cols if c in summary]].to_string(index=False))
-    print("simulated_S: the plan simulated by the reference SIR integrator; optimum_S: brute force "
-          "over every schedule within the budget (where it runs), else best_known_S")
+    print("predicted_S: the model's S after the last week at the MILP's plan; simulated_S: the plan "
+          "simulated by the reference SIR integrator; optimum_S: brute force over every schedule "
+          "within the budget (where it runs), else best_known_S: a local search with the true "
+          "simulator from every plan")
     print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots, ptq_*.csv)")
     return 0
 
@@ -341,7 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
     er.add_argument("--epochs", type=int, default=e.epochs, help=f"most epochs, early stopping (default: {e.epochs})")
     er.add_argument("--time-limit", type=float, default=e.time_limit, help=f"seconds per MILP (default: {e.time_limit})")
+    er.add_argument("--bounding", nargs="+", choices=_epi.BOUNDING, default=e.bounding,
+                    help="how each float network's weeks are bounded; the plots show the first "
+                         f"(default: {' '.join(e.bounding)})")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
+    er.add_argument("--no-ptq", action="store_true", help="skip the six post-training quantizations' table")
     er.add_argument("--seed", type=int, default=e.seed, help=f"(default: {e.seed})")
     er.add_argument("--out", default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
     er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")

@@ -22,7 +22,7 @@ import pandas as pd
 from emlpress import _core, _options
 from emlpress.network import Network, box_points
 
-__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points"]
+__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points", "on_boxes"]
 
 CHECK_POINTS = 32  # sampled points on which Bounds.check asks a network to stay inside bounds
 
@@ -47,8 +47,11 @@ class Bounds:
     seconds: dict = field(default_factory=dict)
     #: exact bounds only (:func:`milp`): the branch-and-bound's work per layer
     search: pd.DataFrame | None = None
-    #: bounds of :func:`on_points` only: the inputs they hold at (not the box between them)
-    points: np.ndarray | None = None
+    #: bounds of :func:`on_points` / :func:`on_boxes` only: (LO, HI), one row per point
+    #: (LO == HI) or small box they hold on; not the box between them
+    parts: tuple | None = None
+    #: :func:`on_boxes` only: the output layer's (lower, upper) on each part, (m, n_out) each
+    part_output: tuple | None = None
 
     def __post_init__(self):
         if len(self.lower) != len(self.upper):
@@ -134,13 +137,16 @@ class Bounds:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
             )
-        if self.points is not None:
+        if self.parts is not None:
             if lo is not None:
                 raise ValueError(
-                    f"these bounds hold only at the {len(self.points)} inputs they were computed "
-                    "at (bounds.on_points), not on a box: they cannot start a box method or a "
-                    "compression")
-            X = self.points
+                    f"these bounds hold only on the {len(self.parts[0])} points or boxes they "
+                    "were computed on (bounds.on_points, on_boxes), not on a box: they cannot "
+                    "start a box method or a compression")
+            PL, PH = self.parts  # the corners and centre of up to 4,096 of the parts
+            pick = np.random.default_rng(0).choice(len(PL), min(len(PL), 4096), replace=False)
+            PL, PH = PL[pick], PH[pick]
+            X = np.unique(np.vstack([PL, PH, (PL + PH) / 2]), axis=0)
         else:
             if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
                 raise ValueError(
@@ -184,7 +190,8 @@ def _trusted(lower, upper, lo, hi, method, seconds) -> Bounds:
         ("settled", None),
         ("seconds", seconds),
         ("search", None),
-        ("points", None),
+        ("parts", None),
+        ("part_output", None),
     ):
         object.__setattr__(b, k, v)
     return b
@@ -212,7 +219,8 @@ def on_points(net: Network, X, margin: float = POINTS_MARGIN) -> Bounds:
     every combination enumerated in ``X``): the tightest bounds there are, and no bound
     excludes a value the network takes at those inputs. They say nothing between the points:
     :meth:`Bounds.check` tests them at the points, and box methods (``lp(init=...)``) and
-    ``compress.lossless`` refuse them. ``lo``/``hi`` is the hull of ``X``."""
+    ``compress.lossless`` refuse them. ``lo``/``hi`` is the hull of ``X``; ``parts`` is
+    ``(X, X)``."""
     X = np.array(X, dtype=np.float64, copy=True)
     if X.ndim != 2 or X.shape[1] != net.n_in or X.shape[0] == 0:
         raise ValueError(f"X must have shape (n >= 1, {net.n_in}), got {X.shape}")
@@ -222,14 +230,49 @@ def on_points(net: Network, X, margin: float = POINTS_MARGIN) -> Bounds:
     if not margin >= 0:
         raise ValueError(f"margin = {margin!r} must be >= 0")
     t0 = time.perf_counter()
-    lower, upper = [], []
-    for z in net.preactivations(X):
-        a, b = z.min(0), z.max(0)
-        lower.append(a - margin * (1 + np.abs(a)))
-        upper.append(b + margin * (1 + np.abs(b)))
+    lower = [np.full(n, np.inf) for n in net.sizes[1:]]
+    upper = [np.full(n, -np.inf) for n in net.sizes[1:]]
+    step = max(1, 2**22 // max(1, sum(net.sizes[1:])))  # about 32 MB of pre-activations at once
+    for k in range(0, X.shape[0], step):
+        for l, z in enumerate(net.preactivations(X[k:k + step])):
+            np.minimum(lower[l], z.min(0), out=lower[l])
+            np.maximum(upper[l], z.max(0), out=upper[l])
+    lower = [a - margin * (1 + np.abs(a)) for a in lower]
+    upper = [b + margin * (1 + np.abs(b)) for b in upper]
     X.flags.writeable = False
     return Bounds(tuple(lower), tuple(upper), X.min(0), X.max(0), "points",
-                  seconds={"points": time.perf_counter() - t0}, points=X)
+                  seconds={"points": time.perf_counter() - t0}, parts=(X, X))
+
+
+def on_boxes(net: Network, LO, HI) -> Bounds:
+    """Bounds that hold on the union of the boxes ``[LO[k], HI[k]]`` (rows) only: CROWN on
+    each box, then per unit the least lower and greatest upper bound. For a MILP whose inputs
+    are known to lie in those boxes (a reachable set covered by small boxes, tighter than its
+    hull). ``part_output`` keeps each box's output bounds; ``lo``/``hi`` is the hull; like
+    :func:`on_points`, they refuse to stand for a box."""
+    LO = np.array(LO, dtype=np.float64, copy=True)
+    HI = np.array(HI, dtype=np.float64, copy=True)
+    if LO.shape != HI.shape or LO.ndim != 2 or LO.shape[1] != net.n_in or LO.shape[0] == 0:
+        raise ValueError(f"LO and HI must have one shape (m >= 1, {net.n_in}), got {LO.shape}, {HI.shape}")
+    bad = ~(np.isfinite(LO) & np.isfinite(HI) & (LO <= HI)).all(1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"box {r} is not a finite box with LO <= HI: [{LO[r].tolist()}, {HI[r].tolist()}]")
+    t0 = time.perf_counter()
+    lower = [np.full(n, np.inf) for n in net.sizes[1:]]
+    upper = [np.full(n, -np.inf) for n in net.sizes[1:]]
+    out_lo, out_hi = np.empty((LO.shape[0], net.n_out)), np.empty((LO.shape[0], net.n_out))
+    for k in range(LO.shape[0]):
+        a, b = _core.crown(net._core, LO[k], HI[k])
+        check_finite(a, b, "crown", LO[k], HI[k])
+        for l in range(len(lower)):
+            np.minimum(lower[l], a[l], out=lower[l])
+            np.maximum(upper[l], b[l], out=upper[l])
+        out_lo[k], out_hi[k] = a[-1], b[-1]
+    LO.flags.writeable = HI.flags.writeable = False
+    return Bounds(tuple(lower), tuple(upper), LO.min(0), HI.max(0), "boxes",
+                  seconds={"boxes": time.perf_counter() - t0}, parts=(LO, HI),
+                  part_output=(out_lo, out_hi))
 
 
 def check_finite(lower, upper, method: str, lo, hi) -> None:

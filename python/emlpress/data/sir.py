@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["GAMMA", "WEEK", "BETA0", "NPIS", "SUBSTEPS", "Instance", "combinations", "week",
            "week_reference", "simulate", "max_deviation", "sample", "dataset", "brute_force",
-           "BruteForce", "count_schedules", "distinct_combinations"]
+           "BruteForce", "count_schedules", "distinct_combinations", "local_search"]
 
 GAMMA = 1.0 / 14.0
 WEEK = 7.0
@@ -337,3 +337,43 @@ def brute_force(instance: Instance) -> BruteForce:
         best_s, sched = float(states[k, 0]), prefix[k]
     return BruteForce(best_s, keep[sched], count_schedules(instance), simulated,
                       time.perf_counter() - t0)
+
+
+def local_search(instance: Instance, schedule, step=None) -> tuple[np.ndarray, float, int]:
+    """Improve ``schedule`` with the true simulator (the fast integrator; or ``step(X)``, a
+    week of every row (S, I, R, beta) of X, such as a learned model's): among the schedules
+    within the budget that differ from it in one or two weeks, take the one with the largest
+    S after the last week, until none gains. Returns (schedule, its S, rounds). A best known
+    plan where the brute force cannot run; not a proof of optimality."""
+    keep, kb, kc = distinct_combinations(instance)
+    _, beta, cost = combinations(instance.npis, instance.beta0)
+    sched = np.asarray(schedule, np.int64).copy()
+    if sched.size != instance.weeks:
+        raise ValueError(f"the schedule has {sched.size} weeks; the instance {instance.weeks}")
+    if step is None:
+        def step(X):
+            return week(X[:, :3], X[:, 3])
+
+    def final_s(C):
+        X = np.repeat(instance.state[None, :], len(C), axis=0)
+        for w in range(instance.weeks):
+            X = np.asarray(step(np.column_stack([X, beta[C[:, w]]])))
+        return X[:, 0]
+
+    best = final_s(sched[None, :])[0]
+    n, rounds = instance.weeks, 0
+    pairs = [(w,) for w in range(n)] + list(itertools.combinations(range(n), 2))
+    while True:
+        rounds += 1
+        cand = []
+        for ws in pairs:
+            C = np.repeat(sched[None, :], len(keep) ** len(ws), axis=0)
+            C[:, list(ws)] = np.array(list(itertools.product(keep, repeat=len(ws))))
+            cand.append(C)
+        C = np.vstack(cand)
+        C = C[cost[C].sum(1) <= instance.budget + 1e-9]
+        S = final_s(C)
+        k = int(np.argmax(S))
+        if not S[k] > best:
+            return sched, float(best), rounds
+        sched, best = C[k], S[k]

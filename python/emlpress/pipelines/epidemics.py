@@ -1,19 +1,20 @@
 """NPI planning with a learned one-week SIR model chained over the horizon (the study's first
-pipeline): :func:`plan` (the planning MILP) and :func:`run` (train the models, evaluate them,
-plan every horizon, simulate every plan with the reference SIR, compare with the brute force;
-run folder with ``run.summary.csv``, JSON logs, models and plots). Variants: the trained
-network, its TMOT-pruned fine-tuning and its int8 model (embedded exactly, predictions by the
-reference interpreter); the six PTQ modes' table per network. Not yet here: per-week lossless
-compression on the propagated box, the CLI command.
+pipeline): :func:`plan` (the planning MILP) and :func:`run` (``emlpress epidemics run``: train
+the models, evaluate them, plan every horizon, simulate every plan with the reference SIR,
+compare with the brute force or the best known plan; run folder with ``run.summary.csv``,
+JSON logs, models and plots). Variants: the trained network, its TMOT-pruned fine-tuning and
+its int8 model (embedded exactly, predictions by the reference interpreter); the six PTQ
+modes' table per network; a decision tree.
 
 The MILP, per week ``w``: five NPI binaries, a one-hot choice among the 32 combinations they
 make (linked row by row, so the week's ``beta`` is exactly ``sum_k beta_k c_wk``: no
 relaxation of the product of effects), the model (a network by ``add_network``, an int8 one
 by ``add_quantized_network``, or a tree by ``add_tree``) from the week's state and ``beta``
 to the next state, whose output variables are the next week's inputs; the budget over the
-horizon; the objective: the largest S after the last week. Each week's network gets its
-input box from the previous week's output bounds (the bounds of its own output variables),
-so bounds are propagated, not the whole training box.
+horizon; the objective: the largest S after the last week. How each week's network is
+bounded is ``BOUNDING``'s choice: on the previous week's output box (chained, optionally
+losslessly compressed there), on what the schedules can feed it (reachable: the default of
+the run), or on the training box (single-box, the naive way).
 """
 
 from __future__ import annotations
@@ -75,24 +76,43 @@ def _add_model(h, model, inputs, name):
 
 #: how a network's weeks are bounded: "chained" (each week's box is the previous week's output
 #: bounds: CROWN there), "chained+lossless" (and each week's network losslessly compressed on
-#: its box, with LP bounds), "reachable" (each week's state box is the hull of the states the
-#: schedules within the budget reach, by forward passes of every such prefix while there are
-#: at most ``REACH_MAX``, then chained; LP bounds and lossless compression on it),
-#: "single-box" (every week bounded once on the training box [0,1]^3 x [0, 0.4], the week's
+#: its box, with LP bounds), "reachable" (each week's network bounded on what the schedules
+#: within the budget can feed it: every input while they are at most ``REACH_MAX``, then
+#: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every week bounded once on the training box [0,1]^3 x [0, 0.4], the week's
 #: inputs restricted to it)
 BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
 TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
-#: the "reachable" bounding enumerates a week's states while they are at most this many
-REACH_MAX = 200_000
-#: the hull of the enumerated states is widened by REACH_MARGIN * (1 + |v|): it covers the
-#: rounding of the forward passes (about 1e-13 here), so no schedule's state is cut off
-REACH_MARGIN = 1e-8
+#: the "reachable" bounding enumerates a week's inputs while they are at most this many
+#: (the course instance: 5 weeks, 8 million inputs in the fifth)
+REACH_MAX = 10_000_000
+#: then it covers the week's states by this many boxes (k-d splits of the enumerated states,
+#: later of the boxes' centres)
+REACH_BOXES = 4096
+
+
+def _kd_groups(C: np.ndarray, k: int) -> list:
+    """Index groups of the rows of ``C``: split at the median of the widest coordinate,
+    group by group, until there are ``k`` groups (or every group is a single row)."""
+    groups = [np.arange(C.shape[0])]
+    while len(groups) < k:
+        sizes = [g.size for g in groups]
+        q = int(np.argmax(sizes))
+        if sizes[q] < 2:
+            break
+        g = groups.pop(q)
+        d = int(np.argmax(np.ptp(C[g], axis=0)))
+        order = g[np.argsort(C[g, d], kind="stable")]
+        groups += [order[: g.size // 2], order[g.size // 2:]]
+    return groups
 
 
 class _Reach:
-    """The inputs and states the schedules within the budget reach, week by week, by forward
-    passes of the network over every such prefix (a combination with the beta of a cheaper
-    one gives the same states and is skipped), while they are at most ``REACH_MAX``."""
+    """What the schedules within the budget can feed each week's network: every input, by
+    forward passes of the network over every such prefix (a combination with the beta of a
+    cheaper one gives the same states and is skipped), while they are at most ``REACH_MAX``;
+    afterwards boxes that cover the states (``REACH_BOXES`` of them), each with the least
+    spend of its states, propagated by CROWN one beta at a time. ``bounds()`` gives the
+    week's bounds there (:func:`bounds.on_points`, :func:`bounds.on_boxes`)."""
 
     def __init__(self, instance: sir.Instance, net):
         self.keep, self.beta, self.cost = sir.distinct_combinations(instance)
@@ -102,34 +122,55 @@ class _Reach:
         self._children()
 
     def _children(self) -> None:
-        p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
-        self.X = self._p = self._c = None
-        if p.size <= REACH_MAX:
-            self.X = np.column_stack([self.states[p], self.beta[c]])
-            self._p, self._c = p, c
-
-    def box(self):
-        """The hull of this week's states, widened by REACH_MARGIN; None once they are too
-        many."""
-        if self.states is None:
-            return None
-        lo, hi = self.states.min(0), self.states.max(0)
-        return lo - REACH_MARGIN * (1 + np.abs(lo)), hi + REACH_MARGIN * (1 + np.abs(hi))
-
-    def advance(self) -> None:
-        if self.X is None:
+        self.X = None
+        if self.states is not None:
+            p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
+            if p.size <= REACH_MAX:
+                self.X = np.column_stack([self.states[p], self.beta[c]])
+                self._p, self._c = p, c
+                return
+            self._boxes(self.states, self.states, self.spent)
             self.states = None
-            return
-        self.states = self.net.forward(self.X)
-        self.spent = self.spent[self._p] + self.cost[self._c]
+        p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
+        self.LO = np.column_stack([self.slo[p], self.beta[c]])
+        self.HI = np.column_stack([self.shi[p], self.beta[c]])
+        self._p, self._c = p, c
+
+    def _boxes(self, lo, hi, spent) -> None:
+        """Cover the boxes [lo, hi] (rows) by REACH_BOXES hulls of groups of them."""
+        groups = _kd_groups((lo + hi) / 2, REACH_BOXES)
+        self.slo = np.array([lo[g].min(0) for g in groups])
+        self.shi = np.array([hi[g].max(0) for g in groups])
+        self.spent = np.array([spent[g].min() for g in groups])
+
+    def bounds(self):
+        from emlpress import bounds as _bounds
+
+        if self.X is not None:
+            return _bounds.on_points(self.net, self.X)
+        return _bounds.on_boxes(self.net, self.LO, self.HI)
+
+    def advance(self, b) -> None:
+        """To the next week, from this week's bounds ``b`` (those of :meth:`bounds`)."""
+        spent = self.spent[self._p] + self.cost[self._c]
+        if self.X is not None:
+            self.states, self.spent = self.net.forward(self.X), spent
+        else:
+            self._boxes(b.part_output[0], b.part_output[1], spent)
         self._children()
 
 
-def surrogate_search(instance: sir.Instance, net, width: int = REACH_MAX):
-    """The best schedule for the network (largest predicted S after the last week) by a beam
-    search over the schedules within the budget, keeping the ``width`` best prefixes by
-    predicted S each week: exhaustive (the network's own optimum, by enumeration) where no
-    week has more prefixes than that. Returns (schedule, predicted S, exhaustive)."""
+#: the beam of :func:`surrogate_search` (and the most prefixes a week may have for it to be an
+#: enumeration)
+SEARCH_WIDTH = 200_000
+
+
+def surrogate_search(instance: sir.Instance, net, width: int = SEARCH_WIDTH):
+    """The best schedule for the network (largest predicted S after the last week): every
+    schedule within the budget where no week has more than ``width`` prefixes (the network's
+    own optimum, by enumeration); else a beam search that keeps, at each spend, the prefixes
+    with the largest predicted S (``width`` in all), then a local search through the network
+    (:func:`sir.local_search`). Returns (schedule, predicted S, exhaustive)."""
     keep, beta, cost = sir.distinct_combinations(instance)
     budget = instance.budget + 1e-9
     states, spent = instance.state[None, :], np.zeros(1)
@@ -141,10 +182,17 @@ def surrogate_search(instance: sir.Instance, net, width: int = REACH_MAX):
         spent, prefix = spent[p] + cost[c], np.column_stack([prefix[p], c])
         if states.shape[0] > width:
             exhaustive = False
-            top = np.argsort(-states[:, 0], kind="stable")[:width]
+            levels, inv = np.unique(np.round(spent, 9), return_inverse=True)
+            per = max(1, width // levels.size)
+            order = np.lexsort((-states[:, 0], inv))  # by spend, then by S, largest first
+            rank = np.arange(order.size) - np.searchsorted(inv[order], inv[order])
+            top = order[rank < per]
             states, spent, prefix = states[top], spent[top], prefix[top]
     k = int(np.argmax(states[:, 0]))
-    return keep[prefix[k]], float(states[k, 0]), exhaustive
+    sched, s = keep[prefix[k]], float(states[k, 0])
+    if not exhaustive:
+        sched, s, _ = sir.local_search(instance, sched, step=net.forward)
+    return sched, s, exhaustive
 
 
 def _add_week(h, model, inputs, name, bounding, cache):
@@ -169,19 +217,14 @@ def _add_week(h, model, inputs, name, bounding, cache):
             cache["single"] = _bounds.crown(model, lo, hi)
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
     cols = np.array([v.index for v in inputs], np.int32)
-    if bounding == "reachable":
+    if bounding == "reachable":  # the columns in the hull of what is reachable, bounds there
         reach = cache.setdefault("reach", _Reach(cache["instance"], model))
-        box, X = reach.box(), reach.X
-        reach.advance()
-        if X is not None:  # every input enumerated: the columns in their hull, bounds there
-            b = _bounds.on_points(model, X)
-            _, _, _, clo, chi, _ = h.getCols(4, cols)
-            h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
-            cache.setdefault("removed", []).append(b.n_stable)
-            return add_network(h, model, inputs, bounds=b, name=name)
-        if box is not None:  # the states in the hull of the reachable ones (widened)
-            _, _, _, clo, chi, _ = h.getCols(3, cols[:3])
-            h.changeColsBounds(3, cols[:3], np.maximum(clo, box[0]), np.minimum(chi, box[1]))
+        b = reach.bounds()
+        reach.advance(b)
+        _, _, _, clo, chi, _ = h.getCols(4, cols)
+        h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
+        cache.setdefault("removed", []).append(b.n_stable)
+        return add_network(h, model, inputs, bounds=b, name=name)
     _, _, _, clo, chi, _ = h.getCols(4, cols)
     small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
     cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
@@ -307,17 +350,44 @@ class Config:
     final_sparsity: float = 0.9
     prune_epochs: int = 30
     ptq_table: bool = True            # the six post-training quantizations per network
-    bounding: list = field(default_factory=lambda: list(BOUNDING))  # per float network
+    #: per float network; the plots show the first bounding's plan
+    bounding: list = field(default_factory=lambda: ["reachable", "chained+lossless", "chained",
+                                                    "single-box"])
     budget_per_week: float = 20.0 / 3.0  # the course instance: 20 over 3 weeks
     time_limit: float = 60.0
     out: object = "runs"
     progress: bool = True
 
 
-def _save_tree(tree, path) -> None:
-    t = tree.tree_
-    np.savez(path, feature=t.feature, threshold=t.threshold, children_left=t.children_left,
-             children_right=t.children_right, value=t.value)
+def _parameters(model) -> dict:
+    """The arrays a model is, in the types it computes with: a network's float32 weights
+    (Keras trains in float32), an int8 model's int8 weights, int32 biases and scales, a tree's
+    nodes."""
+    from emlpress.io.tflite import QuantizedNetwork
+
+    if isinstance(model, Network):
+        return {f"{k}{l}": a.astype(np.float32) for l, (W, b) in enumerate(zip(model.weights, model.biases))
+                for k, a in (("W", W), ("b", b))}
+    if isinstance(model, QuantizedNetwork):
+        out = {"s_in": np.float32(model.s_in), "z_in": np.int8(model.z_in)}
+        for l, L in enumerate(model.layers):
+            out.update({f"W{l}": L.W.astype(np.int8), f"b{l}": L.b.astype(np.int32),
+                        f"scale{l}": L.scale.astype(np.float32), f"z{l}": np.int8(L.z_out),
+                        f"s{l}": np.float32(L.s_out)})
+        return out
+    t = model.tree_
+    return {"feature": t.feature, "threshold": t.threshold, "children_left": t.children_left,
+            "children_right": t.children_right, "value": t.value}
+
+
+def _size(model) -> int:
+    """Bytes of the model's parameters as one deflated .npz (the same format for every
+    model)."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **_parameters(model))
+    return buf.getbuffer().nbytes
 
 
 def run(cfg: Config):
@@ -394,7 +464,7 @@ def run(cfg: Config):
         t0 = time.perf_counter()
         tree = DecisionTreeRegressor(max_depth=cfg.tree_depth, random_state=cfg.seed).fit(Xtr, Ytr)
         path = folder / "models" / "tree.npz"
-        _save_tree(tree, path)
+        np.savez(path, **_parameters(tree))
         models["tree"] = (tree, time.perf_counter() - t0, path)
     # each model's held-out metrics, once (the int8 ones by the reference interpreter)
     from emlpress.compress.lossy import regression_metrics
@@ -403,6 +473,7 @@ def run(cfg: Config):
                                         else model.forward(Xte) if isinstance(model, Network)
                                         else model.predict(Xte), Yte, "SIR")
                for name, (model, _, _) in models.items()}
+    sizes = {name: _size(model) for name, (model, _, _) in models.items()}
     rows, plans = [], {}
     truths = {}
     for hz in cfg.horizons:
@@ -427,18 +498,21 @@ def run(cfg: Config):
                          bounding="chained" if bounding == "-" else bounding)
             except ValueError as e:  # single-box on a network whose outputs leave the box
                 p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
-            if bounding in ("-", "chained"):
+            if p.schedule is not None and (name, hz) not in plans:  # the first bounding's
                 plans[(name, hz)] = p
             row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
                    "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
                    "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
-                   "size_bytes": path.stat().st_size, **metrics[name], "status": p.status,
+                   "size_bytes": sizes[name], "file": path.name, **metrics[name], "status": p.status,
                    "solve_s": p.solution.solve_s if p.solution else float("nan"),
                    "gap": p.solution.gap if p.solution else float("nan"),
                    "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
                    "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
                    "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
                    "simulated_by": "reference SIR (DOP853, 1e-12)"}
+            if p.search is not None:  # the MIP start, and the network's own optimum if known
+                row.update(start_S=p.search[1], network_optimum_S=p.search[1] if p.search[2]
+                           else float("nan"))
             bf = truths.get(hz)
             if bf is not None:
                 row.update(optimum_S=bf.best_s, optimum_by="brute force (every schedule)",
@@ -454,9 +528,22 @@ def run(cfg: Config):
             bar.close()
     summary = pd.DataFrame(rows)
     for hz in cfg.horizons:
-        if hz not in truths:  # the best plan found, as the best known
-            best = summary.loc[summary["weeks"] == hz, "simulated_S"].max()
-            summary.loc[summary["weeks"] == hz, "best_known_S"] = best
+        if hz in truths:
+            continue
+        # no brute force: the best known plan, by a local search with the true simulator from
+        # every plan's schedule, simulated again by the reference integrator
+        inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
+        at = summary["weeks"] == hz
+        starts = {s for s in summary.loc[at, "schedule"] if s}
+        found = [sir.local_search(inst, [int(v) for v in s.split()]) for s in sorted(starts)]
+        if found:
+            sched = max(found, key=lambda f: f[1])[0]
+            best = float(sir.simulate(inst, sched, reference=True)[-1, 0])
+            summary.loc[at, "best_known_S"] = best
+            summary.loc[at, "best_known_schedule"] = " ".join(map(str, sched))
+            summary.loc[at, "best_known_by"] = ("local search (one- and two-week changes, true "
+                                                "simulator) from every plan; reference SIR")
+            summary.loc[at, "gap_to_best_known"] = (best - summary.loc[at, "simulated_S"]) / best
     summary.to_csv(folder / "run.summary.csv", index=False)
     _plots(folder, summary, plans)
     return folder, summary
