@@ -82,7 +82,7 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
 
     cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
                    out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False,
-                   bounding=["chained", "chained+lossless"])
+                   bounding=["reachable", "chained+lossless"])
     folder, s = E.run(cfg)
     assert len(s) == 14 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
@@ -94,6 +94,13 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
     for (m, w), g in solved[solved["model"].isin(["linear", "8"])].groupby(["model", "weeks"]):
         top = g["predicted_S"].abs().max()
         assert g["predicted_S"].max() - g["predicted_S"].min() <= 2 * max(1e-4 * top, 1e-6) + 1e-12
+    # the network's own optimum, by enumeration (1-2 weeks: exhaustive), is what the MILP proved
+    nets = solved[solved["model"].isin(["linear", "8"])]
+    assert np.allclose(nets["predicted_S"], nets["network_optimum_S"], rtol=2e-4, atol=2e-6)
+    # one format for every model's size; the int8 model's parameters are the fewest bytes
+    size = s.groupby("model")[["size_bytes", "param_bytes"]].first()
+    assert (size > 0).all().all()
+    assert size.loc["8+int8", "param_bytes"] < size.loc["8", "param_bytes"]
     # every plan is simulated, and no plan beats the brute force's true optimum
     assert (solved["simulated_S"] <= solved["optimum_S"] + 1e-9).all()
     inst = sir.Instance(weeks=2, budget=cfg.budget_per_week * 2)

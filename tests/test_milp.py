@@ -213,8 +213,8 @@ def test_nearly_constant_network_is_not_declared_infeasible():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_start_from_the_forward_pass_is_what_the_milp_computes_there(seed):
-    """handle.start(x) gives every variable of the encoding; with the inputs fixed at x the
-    MILP's only solution has those values (phases where the pre-activation is not 0)."""
+    """handle.start_values(x) gives every variable of the encoding; with the inputs fixed at
+    x the MILP's only solution has those values (phases where the pre-activation is not 0)."""
     rng = np.random.default_rng(seed)
     net = Network([rng.normal(size=(10, 3)), rng.normal(size=(8, 10)), rng.normal(size=(2, 8))],
                   [rng.normal(size=10) * 0.5, rng.normal(size=8) * 0.5, np.zeros(2)])
@@ -222,8 +222,8 @@ def test_a_start_from_the_forward_pass_is_what_the_milp_computes_there(seed):
     h = highspy.Highs()
     xs = [h.addVariable(lb=-1.0, ub=1.0) for _ in range(3)]
     hd = add_network(h, net, xs)
-    cols, vals = hd.start(x)
-    assert len(set(cols.tolist())) == cols.size == hd.n_vars  # every variable, once
+    cols, vals = hd.start_values(x)
+    assert len(set(cols.tolist())) == cols.size == hd.n_vars + 3  # every variable, once
     h.changeColsBounds(3, np.array([v.index for v in xs], np.int32), x, x)
     h.setObjective(hd.outputs[0], sense=MAX)
     sol = solve(h, mip_gap=0)
@@ -236,8 +236,6 @@ def test_a_start_from_the_forward_pass_is_what_the_milp_computes_there(seed):
     hd2 = add_network(h2, net, xs2)
     h2.setObjective(hd2.outputs[0], sense=MAX)
     ref = solve(h2, mip_gap=0).objective
-    c2, v2 = hd2.start(x)
     h2.clearSolver()
-    h2.setSolution(c2.size + 3, np.concatenate([c2, [v.index for v in xs2]]).astype(np.int32),
-                   np.concatenate([v2, x]))
+    hd2.suggest(x)
     assert solve(h2, mip_gap=0).objective == pytest.approx(ref, abs=1e-7)

@@ -264,11 +264,13 @@ def on_boxes(net: Network, LO, HI) -> Bounds:
     out_lo, out_hi = np.empty((LO.shape[0], net.n_out)), np.empty((LO.shape[0], net.n_out))
     for k in range(LO.shape[0]):
         a, b = _core.crown(net._core, LO[k], HI[k])
-        check_finite(a, b, "crown", LO[k], HI[k])
         for l in range(len(lower)):
             np.minimum(lower[l], a[l], out=lower[l])
             np.maximum(upper[l], b[l], out=upper[l])
         out_lo[k], out_hi[k] = a[-1], b[-1]
+    if not all(np.isfinite(a).all() and np.isfinite(b).all() for a, b in zip(lower, upper)):
+        for k in range(LO.shape[0]):  # name the first box at fault
+            check_finite(*_core.crown(net._core, LO[k], HI[k]), "crown", LO[k], HI[k])
     LO.flags.writeable = HI.flags.writeable = False
     return Bounds(tuple(lower), tuple(upper), LO.min(0), HI.max(0), "boxes",
                   seconds={"boxes": time.perf_counter() - t0}, parts=(LO, HI),

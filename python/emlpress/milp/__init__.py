@@ -220,27 +220,6 @@ class NetworkHandle(_HandleVars):
         cols, vals = self.start_values(x)
         self._h.setSolution(int(cols.size), cols, vals)
 
-    def start(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, values) of this network's variables at the input ``x`` by a forward
-        pass: each unit's output, pre-activation and phase binary (1 where the pre-activation
-        is positive). Part of a MIP start (``h.setSolution(n, columns, values)``, with the
-        rest of the model's integer variables); HiGHS checks and completes it."""
-        pre = self.net.preactivations(np.asarray(x, float)[None, :])
-        cols, vals = [], []
-        for l, z in enumerate(pre):
-            z = z[0]
-            last = l == len(pre) - 1
-            for c, v in ((self.layer_cols[l], z if last else np.maximum(z, 0.0)),
-                         (self.pre_cols[l] if not last else None, z),
-                         (self.binary_cols[l] if not last else None, (z > 0).astype(float))):
-                if c is None:
-                    continue
-                c = np.asarray(c)
-                keep = c >= 0
-                cols.append(c[keep])
-                vals.append(v[keep])
-        return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
-
     def verify(self, solution: Solution) -> float:
         """Largest absolute difference between the MILP's outputs and ``net.forward`` at the
         MILP's inputs (``nan`` when the solution has no values)."""

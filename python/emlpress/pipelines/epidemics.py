@@ -85,24 +85,33 @@ TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
 #: the "reachable" bounding enumerates a week's inputs while they are at most this many
 #: (the course instance: 5 weeks, 8 million inputs in the fifth)
 REACH_MAX = 10_000_000
-#: then it covers the week's states by this many boxes (k-d splits of the enumerated states,
-#: later of the boxes' centres)
+#: then it covers the week's states by boxes (k-d splits of the enumerated states, later of
+#: the boxes' centres): REACH_BOXES for networks of up to 32 units, fewer for larger ones
+#: (CROWN's cost grows with the units; at least 256)
 REACH_BOXES = 4096
 
 
+def _n_boxes(net) -> int:
+    return max(256, min(REACH_BOXES, REACH_BOXES * 32 // max(1, net.n_neurons)))
+
+
 def _kd_groups(C: np.ndarray, k: int) -> list:
-    """Index groups of the rows of ``C``: split at the median of the widest coordinate,
-    group by group, until there are ``k`` groups (or every group is a single row)."""
+    """Index groups of the rows of ``C``: every group split in two at the median of its widest
+    coordinate, level by level, until there are at least ``k`` groups (or the groups are
+    single rows)."""
     groups = [np.arange(C.shape[0])]
-    while len(groups) < k:
-        sizes = [g.size for g in groups]
-        q = int(np.argmax(sizes))
-        if sizes[q] < 2:
-            break
-        g = groups.pop(q)
-        d = int(np.argmax(np.ptp(C[g], axis=0)))
-        order = g[np.argsort(C[g, d], kind="stable")]
-        groups += [order[: g.size // 2], order[g.size // 2:]]
+    while len(groups) < k and max(g.size for g in groups) > 1:
+        nxt = []
+        for g in groups:
+            if g.size < 2:
+                nxt.append(g)
+                continue
+            sub = C[g]
+            d = int(np.argmax(sub.max(0) - sub.min(0)))
+            half = g.size // 2
+            part = np.argpartition(sub[:, d], half)
+            nxt += [g[part[:half]], g[part[half:]]]
+        groups = nxt
     return groups
 
 
@@ -138,7 +147,7 @@ class _Reach:
 
     def _boxes(self, lo, hi, spent) -> None:
         """Cover the boxes [lo, hi] (rows) by REACH_BOXES hulls of groups of them."""
-        groups = _kd_groups((lo + hi) / 2, REACH_BOXES)
+        groups = _kd_groups((lo + hi) / 2, _n_boxes(self.net))
         self.slo = np.array([lo[g].min(0) for g in groups])
         self.shi = np.array([hi[g].max(0) for g in groups])
         self.spent = np.array([spent[g].min() for g in groups])
@@ -161,16 +170,19 @@ class _Reach:
 
 
 #: the beam of :func:`surrogate_search` (and the most prefixes a week may have for it to be an
-#: enumeration)
+#: enumeration) for networks of up to 32 units; fewer for larger ones (at least 20,000)
 SEARCH_WIDTH = 200_000
 
 
-def surrogate_search(instance: sir.Instance, net, width: int = SEARCH_WIDTH):
+def surrogate_search(instance: sir.Instance, net, width: int | None = None):
     """The best schedule for the network (largest predicted S after the last week): every
     schedule within the budget where no week has more than ``width`` prefixes (the network's
     own optimum, by enumeration); else a beam search that keeps, at each spend, the prefixes
-    with the largest predicted S (``width`` in all), then a local search through the network
+    with the largest predicted S (``width`` in all; default SEARCH_WIDTH, scaled down for
+    networks of more than 32 units), then a local search through the network
     (:func:`sir.local_search`). Returns (schedule, predicted S, exhaustive)."""
+    if width is None:
+        width = max(20_000, min(SEARCH_WIDTH, SEARCH_WIDTH * 32 // max(1, net.n_neurons)))
     keep, beta, cost = sir.distinct_combinations(instance)
     budget = instance.budget + 1e-9
     states, spent = instance.state[None, :], np.zeros(1)
@@ -300,23 +312,15 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
 def _set_start(h, weeks, handles, schedule, choices, beta, s0) -> None:
     """A MIP start: the schedule's NPI and combination variables, and each week's network
     variables by a forward pass from the state the previous week's network gives."""
-    cols, vals = [], []
+    start = {}
     x = np.asarray(s0, float)
     for wk, hd, k in zip(weeks, handles, schedule):
-        for v, val in zip(wk["npis"], choices[k]):
-            cols.append(v.index)
-            vals.append(float(val))
-        for j, v in enumerate(wk["combination"]):
-            cols.append(v.index)
-            vals.append(1.0 if j == k else 0.0)
-        cols.append(wk["beta"].index)
-        vals.append(float(beta[k]))
+        start.update({v.index: float(val) for v, val in zip(wk["npis"], choices[k])})
+        start.update({v.index: float(j == k) for j, v in enumerate(wk["combination"])})
         xin = np.append(x, beta[k])
-        c, v = hd.start(xin)
-        cols.extend(c.tolist())
-        vals.extend(v.tolist())
+        start.update(zip(*(a.tolist() for a in hd.start_values(xin))))
         x = hd.net.forward(xin[None, :])[0]
-    h.setSolution(len(cols), np.array(cols, np.int32), np.array(vals, float))
+    h.setSolution(len(start), np.fromiter(start, np.int32), np.fromiter(start.values(), float))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,25 +373,27 @@ def _parameters(model) -> dict:
         return {f"{k}{l}": a.astype(np.float32) for l, (W, b) in enumerate(zip(model.weights, model.biases))
                 for k, a in (("W", W), ("b", b))}
     if isinstance(model, QuantizedNetwork):
-        out = {"s_in": np.float32(model.s_in), "z_in": np.int8(model.z_in)}
-        for l, L in enumerate(model.layers):
-            out.update({f"W{l}": L.W.astype(np.int8), f"b{l}": L.b.astype(np.int32),
-                        f"scale{l}": L.scale.astype(np.float32), f"z{l}": np.int8(L.z_out),
-                        f"s{l}": np.float32(L.s_out)})
+        out = {f"{k}{l}": a for l, L in enumerate(model.layers)
+               for k, a in (("W", L.W.astype(np.int8)), ("b", L.b.astype(np.int32)))}
+        out["scale"] = np.concatenate([L.scale for L in model.layers]).astype(np.float32)
+        out["meta"] = np.array([model.s_in, model.z_in] + [v for L in model.layers
+                                                            for v in (L.s_out, L.z_out)], np.float32)
         return out
     t = model.tree_
     return {"feature": t.feature, "threshold": t.threshold, "children_left": t.children_left,
             "children_right": t.children_right, "value": t.value}
 
 
-def _size(model) -> int:
-    """Bytes of the model's parameters as one deflated .npz (the same format for every
-    model)."""
+def _size(model) -> tuple[int, int]:
+    """(bytes of the model's parameters as one deflated .npz: the same format for every model,
+    bytes of the parameters themselves). On models this small the container's headers (some
+    200 bytes an array) can outweigh the parameters."""
     import io
 
+    arrays = _parameters(model)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **_parameters(model))
-    return buf.getbuffer().nbytes
+    np.savez_compressed(buf, **arrays)
+    return buf.getbuffer().nbytes, int(sum(a.nbytes for a in arrays.values()))
 
 
 def run(cfg: Config):
@@ -503,7 +509,7 @@ def run(cfg: Config):
             row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
                    "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
                    "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
-                   "size_bytes": sizes[name], "file": path.name, **metrics[name], "status": p.status,
+                   "size_bytes": sizes[name][0], "param_bytes": sizes[name][1], "file": path.name, **metrics[name], "status": p.status,
                    "solve_s": p.solution.solve_s if p.solution else float("nan"),
                    "gap": p.solution.gap if p.solution else float("nan"),
                    "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
