@@ -44,8 +44,8 @@ class Plan:
     solution: object
     handles: list = field(default_factory=list)
     message: str = ""
-    #: per week: units removed by lossless compression (chained+lossless, reachable), or
-    #: (reachable, weeks whose inputs are all enumerated) units stable at every such input
+    #: per week: units removed by lossless compression (chained+lossless), or (reachable)
+    #: units stable at every reachable input or box (no binary, inactive ones no variable)
     removed: list = field(default_factory=list)
     #: the start (networks): (schedule, the network's predicted S, whether the search was
     #: exhaustive, i.e. that S is the network's own optimum)
@@ -83,7 +83,7 @@ def _add_model(h, model, inputs, name):
 BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
 TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
 #: the "reachable" bounding enumerates a week's inputs while they are at most this many
-#: (the course instance: 5 weeks, 8 million inputs in the fifth)
+#: (the 10-week instance, budget 66.7: 5 weeks, 24^5 = 8.0 million inputs in the fifth)
 REACH_MAX = 10_000_000
 #: then it covers the week's states by boxes (k-d splits of the enumerated states, later of
 #: the boxes' centres): REACH_BOXES for networks of up to 32 units, fewer for larger ones
@@ -188,11 +188,11 @@ def surrogate_search(instance: sir.Instance, net, width: int | None = None):
     states, spent = instance.state[None, :], np.zeros(1)
     prefix = np.zeros((1, 0), np.int64)
     exhaustive = True
-    for _ in range(instance.weeks):
+    for w in range(instance.weeks):
         p, c = np.nonzero(spent[:, None] + cost[None, :] <= budget)
         states = net.forward(np.column_stack([states[p], beta[c]]))
         spent, prefix = spent[p] + cost[c], np.column_stack([prefix[p], c])
-        if states.shape[0] > width:
+        if states.shape[0] > width and w < instance.weeks - 1:  # the last week: every leaf
             exhaustive = False
             levels, inv = np.unique(np.round(spent, 9), return_inverse=True)
             per = max(1, width // levels.size)
@@ -230,9 +230,16 @@ def _add_week(h, model, inputs, name, bounding, cache):
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
     cols = np.array([v.index for v in inputs], np.int32)
     if bounding == "reachable":  # the columns in the hull of what is reachable, bounds there
+        from emlpress.milp import tighten_tolerances
+
+        # bounds at points: a one-hot or budget row off by HiGHS' default tolerances (1e-6,
+        # 1e-7) would move beta or the spend past the margins the points are widened by
+        tighten_tolerances(h, 1e-9)
         reach = cache.setdefault("reach", _Reach(cache["instance"], model))
         b = reach.bounds()
-        reach.advance(b)
+        if cache.setdefault("week", 0) < cache["instance"].weeks - 1:  # not after the last
+            reach.advance(b)
+        cache["week"] += 1
         _, _, _, clo, chi, _ = h.getCols(4, cols)
         h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
         cache.setdefault("removed", []).append(b.n_stable)
@@ -504,6 +511,9 @@ def run(cfg: Config):
                          bounding="chained" if bounding == "-" else bounding)
             except ValueError as e:  # single-box on a network whose outputs leave the box
                 p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
+            except RuntimeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
+                # CROWN over many weeks of a deep network)
+                p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
             if p.schedule is not None and (name, hz) not in plans:  # the first bounding's
                 plans[(name, hz)] = p
             row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
@@ -545,6 +555,10 @@ def run(cfg: Config):
         if found:
             sched = max(found, key=lambda f: f[1])[0]
             best = float(sir.simulate(inst, sched, reference=True)[-1, 0])
+            top = summary.loc[at, "simulated_S"].idxmax() if summary.loc[at, "simulated_S"].notna().any() else None
+            if top is not None and summary.loc[top, "simulated_S"] > best:  # a plan itself
+                best = float(summary.loc[top, "simulated_S"])
+                sched = [int(v) for v in summary.loc[top, "schedule"].split()]
             summary.loc[at, "best_known_S"] = best
             summary.loc[at, "best_known_schedule"] = " ".join(map(str, sched))
             summary.loc[at, "best_known_by"] = ("local search (one- and two-week changes, true "
