@@ -266,6 +266,16 @@ class BruteForce:
     seconds: float
 
 
+#: a spend within the budget plus this counts as within it (the MILP's rows hold to 1e-9)
+BUDGET_SLACK = 1e-9
+
+
+def affordable(spent: np.ndarray, cost: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """(prefix index, combination index) of every child within ``budget`` of prefixes that
+    have spent ``spent``, combinations costing ``cost``."""
+    return np.nonzero(spent[:, None] + cost[None, :] <= budget + BUDGET_SLACK)
+
+
 #: the breadth-first part of the brute force keeps at most this many prefixes in memory; the
 #: remaining weeks are searched depth-first (numba, in parallel over those prefixes)
 FRONTIER = 100_000
@@ -290,7 +300,7 @@ def count_schedules(instance: Instance, simulated: bool = False) -> int | None:
     if not np.allclose(cost, np.round(cost)):
         return None
     cost = np.round(cost).astype(int)
-    cap = int(np.floor(instance.budget + 1e-9))
+    cap = int(np.floor(instance.budget + BUDGET_SLACK))
     ways, total = [1] + [0] * cap, 0
     for _ in range(instance.weeks):
         nxt = [0] * (cap + 1)
@@ -312,13 +322,12 @@ def brute_force(instance: Instance) -> BruteForce:
 
     t0 = time.perf_counter()
     keep, kb, kc = distinct_combinations(instance)
-    budget = instance.budget + 1e-9
     states = instance.state[None, :]
     spent = np.zeros(1)
     prefix = np.zeros((1, 0), np.int64)
     simulated, w = 0, 0
     while w < instance.weeks:
-        p_idx, c_idx = np.nonzero(spent[:, None] + kc[None, :] <= budget)
+        p_idx, c_idx = affordable(spent, kc, instance.budget)
         if p_idx.size > FRONTIER and w > 0:
             break
         states = week(states[p_idx], kb[c_idx])
@@ -327,8 +336,9 @@ def brute_force(instance: Instance) -> BruteForce:
         prefix = np.column_stack([prefix[p_idx], c_idx])
         w += 1
     if w < instance.weeks:  # the remaining weeks depth-first
-        best, tail, count = _kernels()[1](np.ascontiguousarray(states), spent, kb, kc, budget,
-                                    instance.weeks - w, GAMMA, WEEK, SUBSTEPS)
+        best, tail, count = _kernels()[1](np.ascontiguousarray(states), spent, kb, kc,
+                                          instance.budget + BUDGET_SLACK, instance.weeks - w,
+                                          GAMMA, WEEK, SUBSTEPS)
         simulated += int(count.sum())
         k = int(np.argmax(best))
         best_s, sched = float(best[k]), np.concatenate([prefix[k], tail[k]])
@@ -345,7 +355,7 @@ def local_search(instance: Instance, schedule, step=None) -> tuple[np.ndarray, f
     within the budget that differ from it in one or two weeks, take the one with the largest
     S after the last week, until none gains. Returns (schedule, its S, rounds). A best known
     plan where the brute force cannot run; not a proof of optimality."""
-    keep, kb, kc = distinct_combinations(instance)
+    keep = distinct_combinations(instance)[0]
     _, beta, cost = combinations(instance.npis, instance.beta0)
     sched = np.asarray(schedule, np.int64).copy()
     if sched.size != instance.weeks:
@@ -371,7 +381,7 @@ def local_search(instance: Instance, schedule, step=None) -> tuple[np.ndarray, f
             C[:, list(ws)] = np.array(list(itertools.product(keep, repeat=len(ws))))
             cand.append(C)
         C = np.vstack(cand)
-        C = C[cost[C].sum(1) <= instance.budget + 1e-9]
+        C = C[cost[C].sum(1) <= instance.budget + BUDGET_SLACK]
         S = final_s(C)
         k = int(np.argmax(S))
         if not S[k] > best:

@@ -78,8 +78,9 @@ def _add_model(h, model, inputs, name):
 #: bounds: CROWN there), "chained+lossless" (and each week's network losslessly compressed on
 #: its box, with LP bounds), "reachable" (each week's network bounded on what the schedules
 #: within the budget can feed it: every input while they are at most ``REACH_MAX``, then
-#: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every week bounded once on the training box [0,1]^3 x [0, 0.4], the week's
-#: inputs restricted to it)
+#: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every
+#: week bounded once on the training box [0,1]^3 x [0, 0.4], the week's inputs restricted
+#: to it)
 BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
 TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
 #: the "reachable" bounding enumerates a week's inputs while they are at most this many
@@ -125,7 +126,7 @@ class _Reach:
 
     def __init__(self, instance: sir.Instance, net):
         self.keep, self.beta, self.cost = sir.distinct_combinations(instance)
-        self.budget = instance.budget + 1e-9
+        self.budget = instance.budget
         self.net = net
         self.states, self.spent = instance.state[None, :], np.zeros(1)
         self._children()
@@ -133,14 +134,14 @@ class _Reach:
     def _children(self) -> None:
         self.X = None
         if self.states is not None:
-            p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
+            p, c = sir.affordable(self.spent, self.cost, self.budget)
             if p.size <= REACH_MAX:
                 self.X = np.column_stack([self.states[p], self.beta[c]])
                 self._p, self._c = p, c
                 return
             self._boxes(self.states, self.states, self.spent)
             self.states = None
-        p, c = np.nonzero(self.spent[:, None] + self.cost[None, :] <= self.budget)
+        p, c = sir.affordable(self.spent, self.cost, self.budget)
         self.LO = np.column_stack([self.slo[p], self.beta[c]])
         self.HI = np.column_stack([self.shi[p], self.beta[c]])
         self._p, self._c = p, c
@@ -184,12 +185,11 @@ def surrogate_search(instance: sir.Instance, net, width: int | None = None):
     if width is None:
         width = max(20_000, min(SEARCH_WIDTH, SEARCH_WIDTH * 32 // max(1, net.n_neurons)))
     keep, beta, cost = sir.distinct_combinations(instance)
-    budget = instance.budget + 1e-9
     states, spent = instance.state[None, :], np.zeros(1)
     prefix = np.zeros((1, 0), np.int64)
     exhaustive = True
     for w in range(instance.weeks):
-        p, c = np.nonzero(spent[:, None] + cost[None, :] <= budget)
+        p, c = sir.affordable(spent, cost, instance.budget)
         states = net.forward(np.column_stack([states[p], beta[c]]))
         spent, prefix = spent[p] + cost[c], np.column_stack([prefix[p], c])
         if states.shape[0] > width and w < instance.weeks - 1:  # the last week: every leaf
@@ -324,9 +324,8 @@ def _set_start(h, weeks, handles, schedule, choices, beta, s0) -> None:
     for wk, hd, k in zip(weeks, handles, schedule):
         start.update({v.index: float(val) for v, val in zip(wk["npis"], choices[k])})
         start.update({v.index: float(j == k) for j, v in enumerate(wk["combination"])})
-        xin = np.append(x, beta[k])
-        start.update(zip(*(a.tolist() for a in hd.start_values(xin))))
-        x = hd.net.forward(xin[None, :])[0]
+        start.update(zip(*(a.tolist() for a in hd.start_values(np.append(x, beta[k])))))
+        x = np.array([start[int(c)] for c in hd.output_cols])  # the next week's input
     h.setSolution(len(start), np.fromiter(start, np.int32), np.fromiter(start.values(), float))
 
 
