@@ -26,11 +26,21 @@ def true_extremes(net, lo, hi, k):
                 A_ub.append(sgn * Z_A[i]); b_ub.append(-sgn * Z_c[i])
             A, c = Z_A * mask[:, None], Z_c * mask
         Z_A, Z_c = net.weights[k] @ A, net.weights[k] @ c + net.biases[k]
+        # each row scaled to unit norm (rows of a dead unit, ~1e-7 x + 1e-11 <= 0, are
+        # otherwise below HiGHS' tolerances); an all-zero row is a constant: 0 <= b or empty
+        A_ub, b_ub = np.array(A_ub).reshape(-1, net.n_in), np.array(b_ub)
+        norm = np.linalg.norm(A_ub, axis=1)
+        if np.any((norm == 0) & (b_ub < 0)):
+            continue
+        keep = norm > 0
+        A_ub, b_ub = A_ub[keep] / norm[keep, None], b_ub[keep] / norm[keep]
         for i in range(Z_A.shape[0]):
             for sgn in (1, -1):
-                r = linprog(sgn * Z_A[i], A_ub=np.array(A_ub), b_ub=b_ub, bounds=list(zip(lo, hi)), method="highs")
+                r = linprog(sgn * Z_A[i], A_ub=A_ub if len(A_ub) else None,
+                            b_ub=b_ub if len(b_ub) else None, bounds=list(zip(lo, hi)), method="highs")
                 if r.status == 2:
                     break  # empty region
+                assert r.status == 0, f"scipy linprog: {r.message}"
                 v = sgn * r.fun + Z_c[i]
                 best_l[i], best_u[i] = (min(best_l[i], v), best_u[i]) if sgn == 1 else (best_l[i], max(best_u[i], v))
     return best_l, best_u

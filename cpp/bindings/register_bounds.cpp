@@ -1,10 +1,19 @@
 #include <pybind11/eigen.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+#include <utility>
+
 #include "emlpress/bounds.hpp"
 #include "pynet.hpp"
 
 namespace emlpress::py_glue {
+
+namespace {
+using ClipArg = std::pair<std::vector<Vec>, std::vector<Vec>>;
+
+LayerBounds to_layer_bounds(const ClipArg& c) { return LayerBounds{c.first, c.second}; }
+}  // namespace
 
 void register_bounds(py::module_& m) {
     m.def(
@@ -20,15 +29,32 @@ void register_bounds(py::module_& m) {
         py::arg("net"), py::arg("lo"), py::arg("hi"));
     m.def(
         "crown",
-        [](const PyNet& net, const Vec& lo, const Vec& hi) {
+        [](const PyNet& net, const Vec& lo, const Vec& hi, std::optional<ClipArg> clip) {
             LayerBounds B;
+            const LayerBounds C = clip ? to_layer_bounds(*clip) : LayerBounds{};
             {
                 py::gil_scoped_release release;
-                B = crown(net.view(), lo, hi);
+                B = crown(net.view(), lo, hi, clip ? &C : nullptr);
             }
             return to_python(B);
         },
-        py::arg("net"), py::arg("lo"), py::arg("hi"));
+        py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("clip") = py::none(),
+        "CROWN bounds over [lo, hi]; clip = (lower, upper), per layer, bounds known to hold "
+        "on a box containing it, intersected at every layer.");
+    m.def(
+        "crown_boxes",
+        [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip) {
+            BoxBounds B;
+            const LayerBounds C = clip ? to_layer_bounds(*clip) : LayerBounds{};
+            {
+                py::gil_scoped_release release;
+                B = crown_boxes(net.view(), LO, HI, clip ? &C : nullptr);
+            }
+            return py::make_tuple(std::move(B.lower), std::move(B.upper));
+        },
+        py::arg("net"), py::arg("LO"), py::arg("HI"), py::arg("clip") = py::none(),
+        "CROWN on each box [LO[r], HI[r]] (boxes over threads): (lower, upper) of shape "
+        "(B, total units), the layers' units side by side.");
 }
 
 }  // namespace emlpress::py_glue

@@ -1,6 +1,8 @@
 #include "emlpress/bounds.hpp"
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "emlpress/parallel.hpp"
 #include "emlpress/rounding.hpp"
@@ -178,7 +180,7 @@ LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
     return out;
 }
 
-LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const LayerBounds* clip) {
     std::vector<Vec> mag;
     const LayerBounds plain = interval(net, lo, hi, &mag);
     const Vec xc = 0.5 * (lo + hi);
@@ -186,6 +188,17 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
     LayerBounds out;
     out.lower.push_back(plain.lower[0]);  // the first layer's interval bounds are exact
     out.upper.push_back(plain.upper[0]);
+    if (clip) {
+        if (static_cast<int>(clip->lower.size()) != net.n_layers() ||
+            static_cast<int>(clip->upper.size()) != net.n_layers())
+            throw std::invalid_argument("crown: clip bounds need one vector per layer");
+        for (int k = 0; k < net.n_layers(); ++k)
+            if (clip->lower[k].size() != net.width(k) || clip->upper[k].size() != net.width(k))
+                throw std::invalid_argument("crown: clip bounds of layer " + std::to_string(k) +
+                                            " do not match its width");
+        out.lower[0] = out.lower[0].cwiseMax(clip->lower[0]);
+        out.upper[0] = out.upper[0].cwiseMin(clip->upper[0]);
+    }
     std::vector<LiveLayer> live;
     double n_terms = static_cast<double>(net.W[0].cols());
     // Composed magnitude of every layer: |W_k| (cm_{k-1} on units not proven inactive) +
@@ -211,6 +224,10 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
                            out.upper[k - 1].cwiseMax(0.0));
         Vec l = step.lower.cwiseMax(plain.lower[k]);
         Vec u = step.upper.cwiseMin(plain.upper[k]);
+        if (clip) {
+            l = l.cwiseMax(clip->lower[k]);
+            u = u.cwiseMin(clip->upper[k]);
+        }
         std::vector<Eigen::Index> idx;
         if (k == net.n_layers() - 1) {
             for (Eigen::Index i = 0; i < l.size(); ++i) idx.push_back(i);
@@ -236,6 +253,28 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi) {
         out.lower.push_back(std::move(l));
         out.upper.push_back(std::move(u));
     }
+    return out;
+}
+
+BoxBounds crown_boxes(const NetworkView& net, const RowMat& LO, const RowMat& HI,
+                      const LayerBounds* clip) {
+    if (LO.rows() != HI.rows() || LO.cols() != net.n_in() || HI.cols() != net.n_in())
+        throw std::invalid_argument("crown_boxes: LO and HI must both have shape (B, n_in)");
+    Eigen::Index total = 0;
+    for (int k = 0; k < net.n_layers(); ++k) total += net.width(k);
+    BoxBounds out{RowMat(LO.rows(), total), RowMat(LO.rows(), total)};
+    parallel_chunks(LO.rows(), 1, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+        for (std::ptrdiff_t r = b; r < e; ++r) {
+            const LayerBounds B = crown(net, LO.row(r).transpose(), HI.row(r).transpose(), clip);
+            Eigen::Index c = 0;
+            for (int k = 0; k < net.n_layers(); ++k) {
+                const Eigen::Index n = net.width(k);
+                out.lower.row(r).segment(c, n) = B.lower[k].transpose();
+                out.upper.row(r).segment(c, n) = B.upper[k].transpose();
+                c += n;
+            }
+        }
+    });
     return out;
 }
 

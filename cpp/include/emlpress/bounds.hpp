@@ -15,8 +15,21 @@ LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
 // (slope 1 when u >= -l, else 0). Intermediate layers use the CROWN bounds of
 // the layers before them; neurons that interval arithmetic already proves
 // stable keep their interval bounds (their relaxation is exact), the output
-// layer is always bounded. The result is intersected with the interval bounds.
-LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi);
+// layer is always bounded. The result is intersected with the interval bounds and, when
+// given, with `clip`: bounds known to hold on a box containing [lo, hi] (a sub-box's
+// CROWN then starts from its parent's, or the whole box's LP or exact, bounds: they hold
+// on every part of it, and each layer's relaxation is built on the intersection).
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi,
+                  const LayerBounds* clip = nullptr);
+
+// CROWN on each box [LO.row(r), HI.row(r)] (B boxes of the network's inputs), the boxes
+// split over threads (each crown serial), clipped by `clip` when given. Returns
+// (B, total units) matrices whose columns are the layers' units in order.
+struct BoxBounds {
+    RowMat lower, upper;
+};
+BoxBounds crown_boxes(const NetworkView& net, const RowMat& LO, const RowMat& HI,
+                      const LayerBounds* clip = nullptr);
 
 // ReLU relaxation of one layer given its pre-activation bounds: upper line
 // a <= su z + tu, lower line a >= sl z. Stable neurons get exact lines.

@@ -22,7 +22,8 @@ import pandas as pd
 from emlpress import _core, _options
 from emlpress.network import Network, box_points
 
-__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points", "on_boxes"]
+__all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points", "on_boxes",
+           "stability", "Stability"]
 
 CHECK_POINTS = 32  # sampled points on which Bounds.check asks a network to stay inside bounds
 
@@ -517,14 +518,16 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
 
 
 #: the names ``tighten`` takes
-METHODS = ("interval", "crown", "lp", "milp", "exact", "progressive")
+METHODS = ("interval", "crown", "lp", "milp", "exact", "stability", "progressive")
 
 
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
-            progress: bool = False) -> Bounds:
+            progress: bool = False, time_limit: float | None = None) -> Bounds:
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
-    ``exact``: :func:`milp`'s branch-and-bound) or
+    ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
+    bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
+    in all, default none) or
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
@@ -539,6 +542,9 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
         return lp(net, lo, hi, threads=threads, progress=progress)
     if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
+    if method == "stability":
+        return stability(net, lo, hi, time_limit=time_limit, threads=threads,
+                         progress=progress).bounds
     if method != "progressive":
         raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")
     bi = interval(net, lo, hi)
@@ -551,3 +557,6 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if use_milp:
         b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress)
     return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds)
+
+
+from emlpress.bounds.stability import Stability, stability  # noqa: E402  (uses Bounds above)

@@ -557,9 +557,13 @@ class _Witnesses:
 
 
 def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
-                 rule: str = RULE, split: str = "relu"):
+                 rule: str = RULE, split: str = "relu", seen: _Witnesses | None = None,
+                 deadline: float = math.inf, output: bool = True):
     """Layer by layer, the branch-and-bound of :class:`PhaseSearch` for every target side
-    (see :func:`emlpress.bounds.milp`); returns (lower, upper, settled, per-layer stats)."""
+    (see :func:`emlpress.bounds.milp`); returns (lower, upper, settled, per-layer stats).
+    ``seen``: the witnesses to start from and add to (default: seeded samples of the box);
+    ``deadline`` (perf_counter): no side starts after it and none runs past it; without
+    ``output`` the output layer is left at its starting bounds."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -581,15 +585,16 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     else:
         workers = [InputSearch(net, lo, hi, lower, upper, rule) for _ in range(threads)]
     fwd = forward_rounding(net, lo, hi, upper)  # exact LP values are widened by it
-    seen = _Witnesses(net, box_points(lo, hi, N_SAMPLES, max_corner_dims=6))
+    if seen is None:
+        seen = _Witnesses(net, box_points(lo, hi, N_SAMPLES, max_corner_dims=6))
     rows, lock = [], threading.Lock()
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=net.n_layers - 1, desc="exact bounds", unit="layer")
+        bar = tqdm(total=net.n_layers - 1 - (not output), desc="exact bounds", unit="layer")
     with ThreadPoolExecutor(threads) as pool:
-        for k in range(1, net.n_layers):
+        for k in range(1, net.n_layers - (not output)):
             t0 = time.perf_counter()
             blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
             aff = store.pre_activation(net._core, k)
@@ -655,9 +660,13 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                         return float(z[k][0, i])
 
                     start = lower[k][i] if side == "min" else upper[k][i]
+                    now = time.perf_counter()
+                    if now > deadline:
+                        mine["limit"] += 1
+                        return
                     mine["sides"] += 1
                     v = workers[t].side(i, side, float(start), stop, witness,
-                                        time.perf_counter() + time_limit if time_limit else math.inf,
+                                        min(now + time_limit if time_limit else math.inf, deadline),
                                         node_limit, mine, k < net.n_layers - 1)
                     with lock:  # later tasks of the layer see the proof at once
                         bound = lower[k] if side == "min" else upper[k]

@@ -87,11 +87,14 @@ class LosslessReport:
 
 
 def _resolve_bounds(net: Network, lo, hi, bounds, threads) -> Bounds:
+    if isinstance(bounds, _bounds.Stability):  # its bounds: 0 on every proven side
+        bounds = bounds.bounds
     if isinstance(bounds, Bounds):
         bounds.check(net, lo, hi)
         return bounds
     if not isinstance(bounds, str):
-        raise TypeError(f"bounds must be a Bounds object or a method name, got {type(bounds).__name__}")
+        raise TypeError("bounds must be a Bounds or Stability object or a method name, got "
+                        f"{type(bounds).__name__}")
     return _bounds.tighten(net, lo, hi, method=bounds, threads=threads)
 
 
@@ -140,9 +143,10 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
              threads: int | None = None) -> tuple[Network, LosslessReport]:
     """Compress ``net`` exactly on the box ``[lo, hi]`` (default: its domain).
 
-    ``bounds`` is a :class:`~emlpress.bounds.Bounds` valid on the box, or a method name for
-    :func:`emlpress.bounds.tighten` (``interval``, ``crown``, ``lp``, ``milp``,
-    ``progressive``). Returns the compressed :class:`Network` (with the box as its domain)
+    ``bounds`` is a :class:`~emlpress.bounds.Bounds` valid on the box, the result of
+    :func:`emlpress.bounds.stability` (its ``bounds``: every proven unit at 0 on its proven
+    side), or a method name for :func:`emlpress.bounds.tighten` (``interval``, ``crown``,
+    ``lp``, ``milp``, ``stability``, ``progressive``). Returns the compressed :class:`Network` (with the box as its domain)
     and a :class:`LosslessReport`. With ``verify`` (the default; ``n_points`` must then be
     at least 100,000) the two networks are compared as described in the module docstring
     and :class:`LosslessError` is raised when they differ.

@@ -1,0 +1,413 @@
+"""Exact stability of every hidden unit: witnesses first, then one search for all the units
+no witness decides (after Serra, Yu, Kumar and Ramalingam, NeurIPS 2021, "Scaling Up Exact
+Neural Network Compression by ReLU Stability", which finds every stable unit with one MILP
+instead of one per neuron).
+
+A unit is *unstable* once two inputs of the box are known where its float64 pre-activation
+is positive and negative; most units are shown so by seeded samples (and the box corners),
+then by projected-gradient attacks on the side no sample reached. Every other unit has one
+*open side*: the sign no witness contradicts (``z <= 0``: inactive, or ``z >= 0``: active),
+which a search then tries to prove.
+
+Search over the input box (``split="input"``, the default for at most ``INPUT_DIMS``
+inputs): a queue of sub-boxes, breadth first, each bounded by CROWN on every layer at once
+(``_core.crown_boxes``, the boxes over threads, every layer intersected with the starting
+bounds, which hold on every sub-box). A box on which every open unit it still matters for is
+proven is a leaf; else its centre and corners are witnesses and it is halved along its
+widest dimension (relative to the box), its children checking only the units it failed on
+(a bound that holds on a box holds on its parts). A unit is proven stable when it holds on
+every leaf: the leaves cover the box, and each leaf's bound is sound there, so the proof is
+as sound as CROWN's outward-rounded bounds. A box narrower than ``MIN_WIDTH`` times the box
+is not split: a unit still failing there is unresolved (its value is within the bound's
+rounding slack of 0 there, or at a kink CROWN cannot separate).
+
+Search over ReLU phases (``split="relu"``, for more inputs): the sign-only branch-and-bound
+of :mod:`emlpress.bounds.bab` on rigorous LPs, unit by unit and layer by layer, sharing its
+witnesses (every node LP's optimum is a forward-pass witness for every unit).
+
+Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
+what a limit leaves.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from emlpress import _core, _options
+from emlpress.bounds import bab
+from emlpress.bounds.relaxation import BoundError
+from emlpress.network import Network, box_points
+
+__all__ = ["Stability", "stability", "STATUSES", "SPLITS", "INPUT_DIMS"]
+
+#: the status of a hidden unit, as ``Stability.status`` codes 0..3
+STATUSES = ("active", "inactive", "unstable", "unresolved")
+ACTIVE, INACTIVE, UNSTABLE, UNRESOLVED = range(4)
+#: what the search splits: the input box, the phases of earlier ReLUs (bab), or by inputs
+SPLITS = ("input", "relu", "auto")
+#: "auto" splits the input box for at most this many inputs, else the phases
+INPUT_DIMS = 2
+#: seeded uniform samples of the box before any search (plus its corners in up to 6 dims)
+N_SAMPLES = 4096
+#: boxes bounded per crown_boxes call (and between two checks of the time limit)
+BOX_BATCH = 64
+#: a sub-box narrower than this (relative to the box, in every splittable dimension) is
+#: not split again
+MIN_WIDTH = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class Stability:
+    """The stability of every hidden unit over the box ``[lo, hi]``.
+
+    ``status[l]`` (hidden layer ``l`` = the index of ``Bounds.lower[l]``) holds one code per
+    unit into :data:`STATUSES`. ``positive[l]`` / ``negative[l]`` (shape ``(units, n_in)``)
+    hold, for every unstable unit, an input of the box where a float64 forward pass gives
+    it a positive / negative pre-activation (NaN rows elsewhere). ``bounds`` are the starting
+    bounds with every proven unit's bound moved to 0 on its proven side (and, when the input
+    search finished, intersected with the union of its leaves' bounds): a :class:`Bounds`
+    that ``compress.lossless`` and the MILP encoder take. ``search`` has one row per hidden
+    layer: units, stable by the starting bounds, shown unstable by witnesses, proven by the
+    search, unresolved."""
+
+    status: tuple[np.ndarray, ...]
+    positive: tuple[np.ndarray, ...]
+    negative: tuple[np.ndarray, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    bounds: object  # emlpress.bounds.Bounds
+    search: pd.DataFrame
+    split: str
+    seconds: dict = field(default_factory=dict)
+    #: input search only: boxes bounded, levels of the box tree, leaves, whether it finished
+    boxes: dict = field(default_factory=dict)
+
+    def _mask(self, l: int, code: int) -> np.ndarray:
+        if not -len(self.status) <= l < len(self.status):
+            raise IndexError(f"hidden layer {l} out of range for {len(self.status)} hidden layers")
+        return self.status[l] == code
+
+    def stably_active(self, l: int) -> np.ndarray:
+        return self._mask(l, ACTIVE)
+
+    def stably_inactive(self, l: int) -> np.ndarray:
+        return self._mask(l, INACTIVE)
+
+    def unstable(self, l: int) -> np.ndarray:
+        return self._mask(l, UNSTABLE)
+
+    def unresolved(self, l: int) -> np.ndarray:
+        return self._mask(l, UNRESOLVED)
+
+    @property
+    def n_stable(self) -> int:
+        return int(sum(int(np.sum(s <= INACTIVE)) for s in self.status))
+
+    @property
+    def n_unresolved(self) -> int:
+        return int(sum(int(np.sum(s == UNRESOLVED)) for s in self.status))
+
+    def summary(self) -> pd.DataFrame:
+        """Per hidden layer (indexed as ``Bounds.lower``): units and the count of each status."""
+        rows = [{"layer": l, "units": int(s.size),
+                 **{name: int(np.sum(s == c)) for c, name in enumerate(STATUSES)}}
+                for l, s in enumerate(self.status)]
+        return pd.DataFrame(rows, columns=["layer", "units", *STATUSES]).set_index("layer")
+
+    def check(self, net: Network) -> None:
+        """Re-run every witness through ``net`` and raise ``BoundError`` if one does not give
+        its sign, or if a unit called stable takes the other sign at a witness of any unit
+        or at a sampled point of the box."""
+        pts = [np.vstack([self.lo, self.hi, (self.lo + self.hi) / 2,
+                          box_points(self.lo, self.hi, 256, seed=1)])]
+        for l, s in enumerate(self.status):
+            u = np.flatnonzero(s == UNSTABLE)
+            if not u.size:
+                continue
+            for X, sign in ((self.positive[l], 1.0), (self.negative[l], -1.0)):
+                z = net.preactivations(X[u])[l][np.arange(u.size), u]
+                bad = np.flatnonzero(~(sign * z > 0))
+                if bad.size:
+                    i = int(u[bad[0]])
+                    raise BoundError(f"layer {l}, unit {i}: its {'positive' if sign > 0 else 'negative'} "
+                                     f"witness {X[i].tolist()} gives {float(z[bad[0]])!r}")
+                pts.append(X[u])
+        P = np.vstack(pts)
+        for l, z in enumerate(net.preactivations(P)[:len(self.status)]):
+            s = self.status[l]
+            wrong = ((s == ACTIVE) & (z.min(0) < 0)) | ((s == INACTIVE) & (z.max(0) > 0))
+            if wrong.any():
+                i = int(np.flatnonzero(wrong)[0])
+                raise BoundError(f"layer {l}, unit {i} is called {STATUSES[s[i]]} but takes "
+                                 f"[{float(z[:, i].min())!r}, {float(z[:, i].max())!r}] at "
+                                 "witnesses and samples of the box: please report")
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name} {sum(int(np.sum(s == c)) for s in self.status)}"
+                           for c, name in enumerate(STATUSES))
+        return f"Stability({counts}; split {self.split})"
+
+
+class _Open:
+    """The witnesses seen so far (``bab._Witnesses``) and, over the hidden units in one flat
+    index (layer after layer), the open side of every unit no witness has decided."""
+
+    def __init__(self, net, lower, upper, seen):
+        self.net, self.seen = net, seen
+        self.hidden = len(lower) - 1
+        self.sizes = [a.size for a in lower]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.stable_lo = self.flat([a >= 0 for a in lower])
+        self.stable_hi = self.flat([a <= 0 for a in upper])
+        self.update()
+
+    def flat(self, per_layer) -> np.ndarray:
+        """The hidden layers' arrays of ``per_layer`` end to end."""
+        return np.concatenate(list(per_layer[: self.hidden]) + [np.zeros(0, per_layer[0].dtype)])
+
+    def update(self) -> None:
+        zmin, zmax = self.flat(self.seen.zmin), self.flat(self.seen.zmax)
+        stable = self.stable_lo | self.stable_hi
+        # prove z <= 0 where no witness is positive; z >= 0 where none is negative (a unit
+        # at exactly 0 on every witness tries the inactive side only)
+        self.need_hi = ~stable & ~(zmax > 0)
+        self.need_lo = ~stable & ~(zmin < 0) & ~self.need_hi
+
+    @property
+    def n_open(self) -> int:
+        return int(self.need_hi.sum() + self.need_lo.sum())
+
+    def layer_units(self, flat_idx) -> list[np.ndarray]:
+        return [flat_idx[(flat_idx >= self.offsets[l]) & (flat_idx < self.offsets[l + 1])]
+                - self.offsets[l] for l in range(self.hidden)]
+
+
+def _attack(net, lo, hi, op: _Open) -> None:
+    """Projected-gradient attacks on the open side of every open unit, from the witness
+    nearest that side, folded into the witnesses."""
+    for l, (hi_units, lo_units) in enumerate(zip(op.layer_units(np.flatnonzero(op.need_hi)),
+                                                 op.layer_units(np.flatnonzero(op.need_lo)))):
+        units = np.concatenate([hi_units, lo_units])
+        if not units.size:
+            continue
+        signs = np.concatenate([np.ones(hi_units.size), -np.ones(lo_units.size)])  # +1: maximise z
+        X0 = np.vstack([op.seen.xmax[l][hi_units], op.seen.xmin[l][lo_units]])
+        _, Xa = bab.attack(net, lo, hi, l, units, signs, X0)
+        op.seen.add(Xa)
+    op.update()
+
+
+def _corners(blo: np.ndarray, bhi: np.ndarray) -> np.ndarray:
+    """The centre and every corner of each box (rows of blo/bhi), stacked."""
+    n = blo.shape[1]
+    bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+    C = np.where(bits[None, :, :], bhi[:, None, :], blo[:, None, :]).reshape(-1, n)
+    return np.vstack([(blo + bhi) / 2, C])
+
+
+def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool):
+    """The breadth-first box search of the module docstring. Returns (proven flat mask,
+    union of the leaves' (lower, upper) or None when it did not finish, stats)."""
+    width0 = np.where(hi > lo, hi - lo, 1.0)
+    clip = ([np.asarray(a, float) for a in lower], [np.asarray(a, float) for a in upper])
+    H = op.offsets[op.hidden]  # flat hidden units; crown_boxes' columns go on to the output
+    QLO, QHI = lo[None].copy(), hi[None].copy()
+    Qfail = np.ones((1, H), dtype=bool)  # the units each queued box must still be checked for
+    Qlevel = np.zeros(1, dtype=np.int64)
+    stuck = np.zeros(H, dtype=bool)  # failing on a box too small to split
+    total = sum(op.sizes)
+    ulo, uhi = np.full(total, np.inf), np.full(total, -np.inf)
+    n_boxes = n_leaves = depth = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="stability boxes", unit="box")
+    while len(QLO):
+        if time.perf_counter() > deadline:
+            break
+        blo, bhi, bfail, blev = QLO[:BOX_BATCH], QHI[:BOX_BATCH], Qfail[:BOX_BATCH], Qlevel[:BOX_BATCH]
+        QLO, QHI, Qfail, Qlevel = QLO[BOX_BATCH:], QHI[BOX_BATCH:], Qfail[BOX_BATCH:], Qlevel[BOX_BATCH:]
+        A, B = _core.crown_boxes(net._core, blo, bhi, clip)
+        n_boxes += len(blo)
+        depth = max(depth, int(blev.max()))
+        open_hi, open_lo = op.need_hi, op.need_lo
+        fail = bfail & ((open_hi & (B[:, :H] > 0)) | (open_lo & (A[:, :H] < 0)))
+        bad = fail.any(1)
+        if bad.any():  # witnesses where the proof failed; they may close units for every box
+            op.seen.add(_corners(blo[bad], bhi[bad]))
+            op.update()
+            fail &= (op.need_hi | op.need_lo)[None, :]
+            bad = fail.any(1)
+        w = bhi - blo
+        d = np.argmax(w / width0, axis=1)
+        r = np.arange(len(blo))
+        mid = blo[r, d] + w[r, d] / 2
+        can = (w[r, d] > MIN_WIDTH * width0[d]) & (mid > blo[r, d]) & (mid < bhi[r, d])
+        split = bad & can
+        stuck |= (fail & ~can[:, None]).any(0)
+        leaf = ~split
+        n_leaves += int(leaf.sum())
+        if leaf.any():
+            np.minimum(ulo, A[leaf].min(0), out=ulo)
+            np.maximum(uhi, B[leaf].max(0), out=uhi)
+        if split.any():
+            s = np.flatnonzero(split)
+            lo1, hi1 = blo[s].copy(), bhi[s].copy()
+            hi1[np.arange(s.size), d[s]] = mid[s]
+            lo2, hi2 = blo[s].copy(), bhi[s].copy()
+            lo2[np.arange(s.size), d[s]] = mid[s]
+            QLO = np.vstack([QLO, lo1, lo2])
+            QHI = np.vstack([QHI, hi1, hi2])
+            Qfail = np.vstack([Qfail, fail[s], fail[s]])
+            Qlevel = np.concatenate([Qlevel, blev[s] + 1, blev[s] + 1])
+        if bar is not None:
+            bar.update(len(blo))
+            bar.set_postfix(open=op.n_open, queue=len(QLO), depth=depth)
+    if bar is not None:
+        bar.close()
+    still = op.need_hi | op.need_lo
+    pending = Qfail.any(0) if len(Qfail) else np.zeros(H, dtype=bool)
+    proven = still & ~stuck & ~pending
+    finished = not len(QLO)
+    stats = dict(boxes=n_boxes, leaves=n_leaves, depth=depth, queued=int(len(QLO)),
+                 finished=finished)
+    return proven, ((ulo, uhi) if finished else None), stats
+
+
+def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | None = None, *,
+              split: str = "auto", threads: int | None = None, n_samples: int = N_SAMPLES,
+              progress: bool = False) -> Stability:
+    """For every hidden unit of ``net`` over the box ``[lo, hi]`` (default: its domain):
+    proven stably active, proven stably inactive, proven unstable (two witness inputs,
+    checked by a forward pass) or unresolved (a limit was hit). See the module docstring.
+
+    ``init`` (a box :class:`Bounds`, default :func:`crown`) gives the starting bounds: the
+    units they prove stable are stable, and they bound every sub-box. ``time_limit``
+    (seconds in all, default none) stops the search; ``0`` returns what the samples and
+    ``init`` prove, everything else unresolved. ``split``: ``"input"`` (box search),
+    ``"relu"`` (bab's phase search), ``"auto"`` (input for at most ``INPUT_DIMS`` inputs). ``threads``: of the box bounding or the phase
+    search (default: all cores)."""
+    from emlpress import bounds as _b
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+    lo, hi = net.domain(lo, hi)
+    if time_limit is not None:
+        time_limit = _options._number("time_limit", time_limit)
+        if not time_limit >= 0:
+            raise ValueError(f"time_limit must be >= 0 seconds (or None for no limit), got "
+                             f"{time_limit!r}")
+    n_samples = _options.positive_int("n_samples", n_samples)
+    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    t0 = time.perf_counter()
+    deadline = math.inf if time_limit is None else t0 + time_limit
+    if init is None:
+        init = _b.crown(net, lo, hi)
+    else:
+        init.check(net, lo, hi)
+    if split == "auto":
+        split = "input" if net.n_in <= INPUT_DIMS else "relu"
+    lower = [np.array(a, dtype=np.float64) for a in init.lower]
+    upper = [np.array(a, dtype=np.float64) for a in init.upper]
+    seen = bab._Witnesses(net, box_points(lo, hi, n_samples, max_corner_dims=6))
+    op = _Open(net, lower, upper, seen)
+    start_open = op.n_open
+    seconds = {"start": init.seconds.copy()}
+    ts = time.perf_counter()
+    boxes: dict = {}
+    union = None
+    proven = np.zeros(op.offsets[op.hidden], dtype=bool)
+    if op.n_open and time.perf_counter() < deadline:
+        _attack(net, lo, hi, op)
+    seconds["witnesses"] = time.perf_counter() - ts
+    ts = time.perf_counter()
+    if op.n_open and time.perf_counter() < deadline:
+        if split == "input":
+            prev = _core.num_threads()
+            _core.set_num_threads(n_threads)
+            try:
+                proven, union, boxes = _input_search(net, lo, hi, lower, upper, op, deadline,
+                                                     progress)
+            finally:
+                _core.set_num_threads(prev)
+        else:
+            proven = _phase_search(net, lo, hi, init, op, deadline, n_threads, progress)
+    seconds["search"] = time.perf_counter() - ts
+    op.update()
+
+    # the statuses, from the proofs and the witnesses
+    zmin, zmax = op.flat(seen.zmin), op.flat(seen.zmax)
+    status = np.full(zmin.size, UNRESOLVED, dtype=np.int8)
+    status[(zmin < 0) & (zmax > 0)] = UNSTABLE
+    act = op.stable_lo | (proven & op.need_lo)
+    ina = op.stable_hi | (proven & op.need_hi)
+    if np.any((act | ina) & (status == UNSTABLE)):
+        i = int(np.flatnonzero((act | ina) & (status == UNSTABLE))[0])
+        raise BoundError(f"unit {i} (flat index) is proven stable but has witnesses of both "
+                         "signs: please report")
+    status[act] = ACTIVE
+    status[ina] = INACTIVE  # a unit both (z == 0 on the box) outputs 0: inactive
+    per_layer = [status[op.offsets[l]:op.offsets[l + 1]] for l in range(op.hidden)]
+    pos, neg = [], []
+    for l, s in enumerate(per_layer):
+        u = s == UNSTABLE
+        pos.append(np.where(u[:, None], seen.xmax[l], np.nan))
+        neg.append(np.where(u[:, None], seen.xmin[l], np.nan))
+        pos[-1].flags.writeable = neg[-1].flags.writeable = False
+    # the bounds: 0 on the proven side; the input search's leaves, when it finished
+    if union is not None:
+        for l in range(len(lower)):
+            a, b = op.offsets[l], op.offsets[l] + lower[l].size
+            lower[l] = np.maximum(lower[l], union[0][a:b])
+            upper[l] = np.minimum(upper[l], union[1][a:b])
+    settled = [np.array(a, dtype=object) for a in init.settled_by]
+    for l, s in enumerate(per_layer):
+        m = (s == ACTIVE) & (lower[l] < 0)
+        lower[l][m] = 0.0
+        m2 = (s == INACTIVE) & (upper[l] > 0)
+        upper[l][m2] = 0.0
+        changed = (lower[l] != init.lower[l]) | (upper[l] != init.upper[l])
+        settled[l][changed] = "stability"
+    if union is not None:
+        changed = (lower[-1] != init.lower[-1]) | (upper[-1] != init.upper[-1])
+        settled[-1][changed] = "stability"
+    seconds["stability"] = time.perf_counter() - t0
+    bseconds = dict(init.seconds)
+    bseconds["stability"] = seconds["stability"]
+    b = _b.Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds)
+
+    rows = []
+    for l, s in enumerate(per_layer):
+        a, e = op.offsets[l], op.offsets[l + 1]
+        start = (op.stable_lo | op.stable_hi)[a:e]
+        rows.append(dict(layer=l, units=int(s.size), start_stable=int(start.sum()),
+                         unstable=int(np.sum(s == UNSTABLE)),
+                         search_proved=int(np.sum((s <= INACTIVE) & ~start)),
+                         unresolved=int(np.sum(s == UNRESOLVED))))
+    search = pd.DataFrame(rows, columns=["layer", "units", "start_stable", "unstable",
+                                         "search_proved", "unresolved"]).set_index("layer")
+    boxes = dict(boxes, open_after_witnesses=start_open)
+    res = Stability(tuple(per_layer), tuple(pos), tuple(neg), lo, hi, b, search, split,
+                    seconds, boxes)
+    res.check(net)
+    return res
+
+
+def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
+    """The open units proven by bab's sign-only phase search (layer by layer, the witnesses
+    shared with ``op.seen``, each side given what is left of the time); returns the proven
+    flat mask."""
+    lower, upper, _, _ = bab.exact_bounds(
+        net, lo, hi, init, time_limit=None,
+        node_limit=None, threads=threads, full=False, progress=progress, split="relu",
+        seen=op.seen, deadline=deadline, output=False)
+    op.update()
+    lo_ok = op.flat([a >= 0 for a in lower])
+    hi_ok = op.flat([a <= 0 for a in upper])
+    return (op.need_lo & lo_ok) | (op.need_hi & hi_ok)

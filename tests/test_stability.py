@@ -1,0 +1,200 @@
+"""bounds.stability: exact stable sets, checked against enumerated activation patterns, and
+every witness and every proof against independent forward passes."""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from emlpress import Network, bounds
+from emlpress.bounds.stability import ACTIVE, INACTIVE, UNRESOLVED, UNSTABLE
+from emlpress.compress import lossless
+from reference import true_extremes
+from strategies import network_and_box, sample_box
+
+
+def numpy_preactivations(net, X):
+    """Every layer's pre-activations by plain numpy (independent of the C++ kernels)."""
+    out, a = [], np.asarray(X, float)
+    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+        z = a @ W.T + b
+        out.append(z)
+        a = np.maximum(z, 0.0)
+    return out
+
+
+def small_trained_like(seed, sizes):
+    """Small enough to enumerate every activation pattern, shaped like a trained network:
+    near-zero weights beside O(1) ones, a dead unit (pre-activation ~1e-11), per-layer
+    scales and biases that leave some units stable and some barely so."""
+    rng = np.random.default_rng(seed)
+    Ws, bs = [], []
+    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = rng.normal(size=(n_o, n_i)) * 1e-4
+        big = rng.random(W.shape) < 0.6
+        W[big] = rng.normal(size=int(big.sum()))
+        b = rng.normal(size=n_o) * 0.8
+        if j < len(sizes) - 2 and n_o > 2:
+            W[0] *= 1e-7  # a dead unit
+            b[0] = 1e-11 * rng.normal()
+            W *= 0.5 * (j + 1)
+            b *= 0.5 * (j + 1)
+        Ws.append(W)
+        bs.append(b)
+    return Network(Ws, bs)
+
+
+@functools.lru_cache(maxsize=None)
+def case_reference(seed, sizes):
+    """reference_status of small_trained_like(seed, sizes) on [-1, 1]^2, computed once."""
+    net = small_trained_like(seed, list(sizes))
+    return reference_status(net, -np.ones(2), np.ones(2), margin=1e-6)
+
+
+def reference_status(net, lo, hi, margin):
+    """Per hidden layer, the status by enumeration (true_extremes: every activation pattern
+    of the earlier units, one LP per region), or -1 where an extreme lies within ``margin``
+    of 0 (there the LP solver's tolerance, not the network, would decide)."""
+    out = []
+    for k in range(net.n_layers - 1):
+        if k == 0:  # affine on the box: its extremes at corners
+            W, b = net.weights[0], net.biases[0]
+            tl = np.minimum(W * lo, W * hi).sum(1) + b
+            tu = np.maximum(W * lo, W * hi).sum(1) + b
+        else:
+            tl, tu = true_extremes(net, lo, hi, k)
+        s = np.full(tl.size, -1)
+        s[tu < -margin] = INACTIVE
+        s[tl > margin] = ACTIVE
+        s[(tl < -margin) & (tu > margin)] = UNSTABLE
+        out.append(s)
+    return out
+
+
+def assert_witnesses_and_proofs(st, net, X):
+    """Every witness gives its sign by a numpy forward pass; no unit called stable takes the
+    other sign at a sampled point or at any witness."""
+    Z = numpy_preactivations(net, X)
+    for l, s in enumerate(st.status):
+        u = np.flatnonzero(s == UNSTABLE)
+        if u.size:
+            zp = numpy_preactivations(net, st.positive[l][u])[l][np.arange(u.size), u]
+            zn = numpy_preactivations(net, st.negative[l][u])[l][np.arange(u.size), u]
+            assert (zp > 0).all() and (zn < 0).all(), (l, u[(zp <= 0) | (zn >= 0)])
+            for P in (st.positive[l][u], st.negative[l][u]):
+                assert ((P >= st.lo) & (P <= st.hi)).all()  # witnesses lie in the box
+        assert np.all(np.isnan(st.positive[l][s != UNSTABLE]))
+        act, ina = s == ACTIVE, s == INACTIVE
+        assert (Z[l][:, act] >= 0).all(), np.flatnonzero(act)[(Z[l][:, act] < 0).any(0)]
+        assert (Z[l][:, ina] <= 0).all(), np.flatnonzero(ina)[(Z[l][:, ina] > 0).any(0)]
+
+
+CASES = [(seed, sizes) for seed in range(4) for sizes in ([2, 8, 8, 1], [2, 4, 4, 3, 1])]
+
+
+@pytest.mark.parametrize("split", ["input", "relu"])
+@pytest.mark.parametrize("seed,sizes", CASES)
+def test_stable_sets_equal_enumerated_activation_patterns(seed, sizes, split):
+    """Started from interval bounds, so that the search (not CROWN) proves most units."""
+    net = small_trained_like(seed, sizes)
+    lo, hi = -np.ones(2), np.ones(2)
+    st = bounds.stability(net, lo, hi, init=bounds.interval(net, lo, hi), split=split,
+                          time_limit=60)
+    ref = case_reference(seed, tuple(sizes))
+    for l, (s, r) in enumerate(zip(st.status, ref)):
+        decided = r >= 0
+        np.testing.assert_array_equal(s[decided], r[decided], err_msg=f"layer {l}")
+    # the dead units (|z| ~ 1e-11, within the margin) are still decided without a limit:
+    # proven at a sign or shown unstable, never unresolved here
+    assert st.n_unresolved == 0
+    assert_witnesses_and_proofs(st, net, sample_box(lo, hi, 20_000, seed))
+    # the proven bounds stay sound
+    b = st.bounds
+    for l, z in enumerate(numpy_preactivations(net, sample_box(lo, hi, 20_000, seed + 1))):
+        assert (z >= b.lower[l]).all() and (z <= b.upper[l]).all()
+
+
+def test_enumeration_reference_has_every_status():
+    """The cases above exercise all three decided statuses, and the search proves units the
+    starting interval bounds leave open (else the comparison would test them alone)."""
+    seen, searched = set(), 0
+    for seed, sizes in CASES:
+        net = small_trained_like(seed, sizes)
+        lo, hi = -np.ones(2), np.ones(2)
+        for r in case_reference(seed, tuple(sizes)):
+            seen |= set(r[r >= 0].tolist())
+        st = bounds.stability(net, lo, hi, init=bounds.interval(net, lo, hi))
+        searched += int(st.search["search_proved"].sum())
+    assert seen == {ACTIVE, INACTIVE, UNSTABLE}
+    assert searched > 0
+
+
+@given(network_and_box(max_depth=4, max_width=16, max_in=3))
+def test_stability_is_sound_and_its_witnesses_reproduce(case):
+    net, lo, hi, seed = case
+    st = bounds.stability(net, lo, hi, time_limit=5)
+    assert_witnesses_and_proofs(st, net, sample_box(lo, hi, 5_000, seed))
+    for l, z in enumerate(numpy_preactivations(net, sample_box(lo, hi, 2_000, seed + 1))):
+        assert (z >= st.bounds.lower[l]).all() and (z <= st.bounds.upper[l]).all()
+    # never less than the starting bounds prove
+    c = bounds.crown(net, lo, hi)
+    for l in range(net.n_layers - 1):  # (a unit proven both ways, z == 0, is inactive)
+        assert (st.stably_inactive(l) | ~c.stably_inactive(l)).all()
+        assert (st.stably_active(l) | ~(c.stably_active(l) & ~c.stably_inactive(l))).all()
+
+
+def test_time_limit_zero_returns_samples_and_start_only():
+    net = small_trained_like(1, [2, 16, 16, 8, 1])
+    lo, hi = -np.ones(2), np.ones(2)
+    c = bounds.crown(net, lo, hi)
+    st0 = bounds.stability(net, lo, hi, init=c, time_limit=0)
+    full = bounds.stability(net, lo, hi, init=c)
+    assert full.n_unresolved == 0
+    assert st0.n_unresolved > 0  # the search had something to do
+    for l in range(net.n_layers - 1):
+        start = c.stably_active(l) | c.stably_inactive(l)
+        s0 = st0.status[l]
+        assert ((s0 == INACTIVE) == c.stably_inactive(l)).all()
+        assert ((s0 == ACTIVE) == (c.stably_active(l) & ~c.stably_inactive(l))).all()
+        # the rest: unstable where the samples show both signs, else unresolved, never a guess
+        assert np.isin(s0[~start], [UNSTABLE, UNRESOLVED]).all()
+        # what the full search proves stable, the limited run leaves unresolved
+        assert (s0[(full.status[l] <= INACTIVE) & ~start] == UNRESOLVED).all()
+    assert_witnesses_and_proofs(st0, net, sample_box(lo, hi, 5_000, 0))
+
+
+def test_stability_feeds_lossless_and_tighten():
+    net = small_trained_like(2, [2, 24, 24, 12, 1])
+    lo, hi = -np.ones(2), np.ones(2)
+    st = bounds.stability(net, lo, hi)
+    small, rep = lossless(net, lo, hi, bounds=st)
+    _, rep_crown = lossless(net, lo, hi, bounds="crown")
+    assert rep.params_after <= rep_crown.params_after
+    removed = int(rep.layers["removed_inactive"].sum())
+    assert removed == sum(int(st.stably_inactive(l).sum()) for l in range(net.n_layers - 1)) \
+        - int(rep.layers["removed_zero_weight"].sum())
+    X = sample_box(lo, hi, 20_000, 3)
+    np.testing.assert_allclose(small.forward(X), net.forward(X), rtol=0,
+                               atol=1e-9 * np.abs(net.forward(X)).max())
+    b = bounds.tighten(net, lo, hi, method="stability")
+    assert b.method == "stability"
+    assert b.n_stable == st.n_stable
+    _, rep2 = lossless(net, lo, hi, bounds="stability")
+    assert rep2.params_after == rep.params_after
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda net: bounds.stability(net, split="box"), "unknown split 'box'"),
+    (lambda net: bounds.stability(net, time_limit=-1), "time_limit must be >= 0"),
+    (lambda net: bounds.stability(net, time_limit="1"), "time_limit must be a number"),
+    (lambda net: bounds.stability(net, n_samples=0), "n_samples must be a positive integer"),
+    (lambda net: bounds.stability(net, init=bounds.crown(small_trained_like(9, [2, 5, 4, 1]),
+                                                                 -np.ones(2), np.ones(2))),
+     "do not hold for this network"),
+])
+def test_bad_input(call, match):
+    net = small_trained_like(0, [2, 5, 4, 1])
+    net = Network(net.weights, net.biases, -np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match=match):
+        call(net)
