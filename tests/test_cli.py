@@ -11,7 +11,8 @@ from emlpress.cli import main
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.mark.parametrize("method", ["interval", "crown", "lp", "milp", "exact", "progressive"])
+@pytest.mark.parametrize("method", ["interval", "crown", "lp", "milp", "exact", "stability",
+                                    "progressive"])
 def test_bounds_on_shipped_model(method, capsys):
     assert main(["bounds", str(DATA / "goldstein_32x32.npz"), "--method", method]) == 0
     out = capsys.readouterr().out
@@ -20,6 +21,7 @@ def test_bounds_on_shipped_model(method, capsys):
         assert col in out
     assert "output" in out
     assert ("branch-and-bound per layer" in out) == (method in ("milp", "exact"))
+    assert ("stability of every hidden unit" in out) == (method == "stability")
 
 
 def test_bounds_explicit_box_and_broadcast(tmp_path, capsys):

@@ -69,7 +69,13 @@ def _tighten(args, net, lo, hi, method: str):
 
 def _cmd_bounds(args) -> int:
     net, lo, hi = _model_and_box(args)
-    b = _tighten(args, net, lo, hi, args.method)
+    st = None
+    if args.method == "stability":  # the statuses, beside the bounds they give
+        st = _bounds.stability(net, lo, hi, time_limit=args.time_limit, threads=args.threads,
+                               progress=True)
+        b = st.bounds
+    else:
+        b = _tighten(args, net, lo, hi, args.method)
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
     stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
@@ -78,6 +84,13 @@ def _cmd_bounds(args) -> int:
     if b.search is not None:  # exact bounds: what the branch-and-bound did per layer
         print("branch-and-bound per layer (unresolved: sides cut short by the limit, bounds sound):")
         print(b.search.to_string(float_format=lambda v: f"{v:.3f}"))
+    if st is not None:
+        print(f"stability of every hidden unit ({st.split} search; unstable: two witness inputs "
+              "checked by a forward pass; unresolved: left by the time limit):")
+        print(st.summary().to_string())
+        if st.boxes.get("boxes"):
+            print(f"input boxes bounded: {st.boxes['boxes']}, depth {st.boxes['depth']}, "
+                  f"{'finished' if st.boxes['finished'] else 'stopped by the time limit'}")
     return 0
 
 
@@ -306,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
     pb.add_argument("--method", choices=_bounds.METHODS, default="crown")
+    pb.add_argument("--time-limit", type=float, default=None, metavar="S",
+                    help="stability only: seconds in all (default: none; 0: samples and CROWN only)")
     pb.set_defaults(func=_cmd_bounds)
 
     pc = sub.add_parser("compress", help="lossless compression of a model on an input box")
