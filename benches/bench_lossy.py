@@ -51,6 +51,7 @@ def test_convert(benchmark, mode):
     label(benchmark, "convert gp_2-128-128-64-1", mode)
     content = benchmark.pedantic(lossy.quantize, args=(net, mode), kwargs={"representative": X},
                                  rounds=3, iterations=1)
+    benchmark.extra_info["bytes"] = len(content)
     print(f"\n{mode}: {len(content)} bytes")
 
 
@@ -61,6 +62,11 @@ def test_table(benchmark):
     label(benchmark, "quantization_table gp_2-128-128-64-1", "all seven modes")
     df = benchmark.pedantic(lossy.quantization_table, args=(net, Xt, yt),
                             kwargs={"representative": X}, rounds=1, iterations=1)
+    for _, r in df.iterrows():  # per mode, for emlpress bench compare --info
+        benchmark.extra_info[r["mode"]] = (
+            f"{int(r['bytes']):,} B ({r['size_vs_float32']:.2f} of float32, gzip {int(r['gzip_bytes']):,}), "
+            f"RMSE {r['rmse_0']:.4g}, R2 {r['r2_0']:.3f}, max |dequantized - interpreter| "
+            f"{r['dequantized_max_diff']:.2g}, {r['latency_us']:.3g} µs/sample")
     cols = ["mode", "bytes", "size_vs_float32", "gzip_bytes", "rmse_0", "r2_0",
             "dequantized_max_diff", "convert_s", "latency_us"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

@@ -142,9 +142,9 @@ def machine(benches: Path | None = None) -> dict:
 
     versions["emlpress"] = emlpress.__version__  # the one imported, which may not be pip's
     try:
-        import highspy
+        from emlpress._highs import highs
 
-        h = highspy.Highs()
+        h = highs()  # without HiGHS' banner on stdout
         versions["HiGHS"] = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     except Exception:
         versions["HiGHS"] = None
@@ -185,6 +185,7 @@ class _Recorder:
         self.benches, self.quick = benches, quick
         self.suite_version = None
         self.outcomes = {"passed": 0, "failed": [], "skipped": 0, "errors": []}
+        self.group_s: dict = {}  # wall seconds per group (setup, call, teardown)
 
     def pytest_collection_finish(self, session):
         conftest = next((m for m in session.config.pluginmanager.get_plugins()
@@ -200,6 +201,8 @@ class _Recorder:
               flush=True)
 
     def pytest_runtest_logreport(self, report):
+        group = Path(report.nodeid.split("::")[0]).stem[len("bench_"):]
+        self.group_s[group] = round(self.group_s.get(group, 0.0) + report.duration, 1)
         if report.when == "call" and report.passed:
             self.outcomes["passed"] += 1
         elif report.skipped and report.when in ("setup", "call"):
@@ -266,7 +269,7 @@ def run(benches=None, quick: bool = False, tag: str | None = None, only=None, ou
         "quick": quick, "groups": only or known, "wall_s": round(wall, 1),
         "command": " ".join(["emlpress", "bench"] + (["--quick"] if quick else []) + ["--tag", tag]
                             + (["--only", *only] if only else [])),
-        "machine": desc, "outcomes": rec.outcomes,
+        "group_s": rec.group_s, "machine": desc, "outcomes": rec.outcomes,
         "benchmarks": [_entry(b) for b in data.get("benchmarks", [])],
     }
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
