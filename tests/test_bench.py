@@ -191,6 +191,8 @@ def test_tiny_run_saves_a_machine_tagged_result(tmp_path):
     res = bench.load(out)
     assert (res["tag"], res["suite_version"], res["quick"]) == ("vm", "t1", True)
     assert res["machine"]["cores"] == os.cpu_count()
+    assert 0.05 < res["group_s"]["tiny"] <= res["wall_s"] + 0.1
+    assert res["outcomes"] == {"passed": 2, "failed": [], "skipped": 0, "errors": []}
     names = sorted(b["name"] for b in res["benchmarks"])
     assert names == ["bench_tiny.py::test_sleep[fast]", "bench_tiny.py::test_sleep[slow]"]  # quick only
     med = {b["extra_info"]["impl"]: b["stats"]["median"] for b in res["benchmarks"]}

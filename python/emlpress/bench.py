@@ -549,6 +549,7 @@ def plot(c: Comparison, path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     n = len(c.labels)
@@ -596,6 +597,8 @@ def plot(c: Comparison, path) -> Path:
         ax2.invert_yaxis()
         ax2.set_xscale("log")
         ax2.axvline(1.0, color="k", lw=0.6)
+        ax2.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax2.set_xlabel("peer time / emlpress time (same run)")
     fig.tight_layout()
     path = Path(path)
