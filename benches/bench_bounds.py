@@ -1,13 +1,18 @@
-"""interval and CROWN: emlpress (C++/Eigen) beside the same methods in plain numpy.
+"""interval and CROWN: emlpress (C++/Eigen) beside the same methods in plain numpy and, when
+it is installed, auto_LiRPA (IBP and CROWN, lirpa_peer.py).
 
-Run: python -m pytest benches/bench_bounds.py --benchmark-columns=min,median,mean,rounds
+Run: emlpress bench --only bounds (or: cd benches && python -m pytest bench_bounds.py)
 """
 
 import numpy as np
 import pytest
 
+import lirpa_peer
 import numpy_bounds
+from conftest import label
 from emlpress import bounds
+
+IMPLS = ["emlpress", "numpy", "auto_lirpa"]
 
 
 def _agree(ours, ref_l, ref_u, rtol=1e-9):
@@ -19,26 +24,39 @@ def _agree(ours, ref_l, ref_u, rtol=1e-9):
         assert np.allclose(a, b, rtol=rtol, atol=rtol * scale), f"upper, layer {l}"
 
 
-@pytest.mark.parametrize("impl", ["emlpress", "numpy"])
+def _output_agrees(ours, lu, rtol):
+    (l, u), a, b = lu, ours.lower[-1], ours.upper[-1]
+    scale = 1 + np.abs(np.r_[a, b]).max()
+    assert np.allclose(l, a, rtol=rtol, atol=rtol * scale) and np.allclose(u, b, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_interval(benchmark, network, impl):
     name, net = network
-    benchmark.group = f"interval {name}"
+    label(benchmark, f"interval {name}", impl, peer=impl != "emlpress")
     Ws, bs = list(net.weights), list(net.biases)
     if impl == "emlpress":
         b = benchmark(bounds.interval, net)
         _agree(b, *numpy_bounds.interval(Ws, bs, net.lo, net.hi))
-    else:
+    elif impl == "numpy":
         benchmark(numpy_bounds.interval, Ws, bs, net.lo, net.hi)
+    else:
+        compute = lirpa_peer.bounded(net)
+        _output_agrees(bounds.interval(net), benchmark(compute, "IBP"), 1e-7)
 
 
-@pytest.mark.parametrize("impl", ["emlpress", "numpy"])
+@pytest.mark.parametrize("impl", IMPLS)
 def test_crown(benchmark, network, impl):
     name, net = network
-    benchmark.group = f"crown {name}"
+    label(benchmark, f"crown {name}", impl, peer=impl != "emlpress")
     Ws, bs = list(net.weights), list(net.biases)
     if impl == "emlpress":
         b = benchmark(bounds.crown, net)
         benchmark.extra_info["stable"] = b.n_stable
         _agree(b, *numpy_bounds.crown(Ws, bs, net.lo, net.hi), rtol=1e-7)
-    else:
+    elif impl == "numpy":
         benchmark(numpy_bounds.crown, Ws, bs, net.lo, net.hi)
+    else:  # auto_LiRPA's CROWN: its own intermediate bounds, so only the output is timed and shown
+        compute = lirpa_peer.bounded(net)
+        lo, hi = benchmark(compute, "CROWN")
+        benchmark.extra_info["output width"] = float(np.max(hi - lo))

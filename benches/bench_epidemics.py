@@ -1,7 +1,7 @@
 """Epidemics planning: the brute force over NPI schedules, and the planning MILP of every
 bounding on the trained one-week SIR networks (the run's own training, cached).
 
-Run: python -m pytest bench_epidemics.py -o python_files='bench_*.py' --benchmark-columns=min,median,rounds -s
+Run: emlpress bench --only epidemics (or: cd benches && python -m pytest bench_epidemics.py -s)
 
 The MILP's time limit is TIME_LIMIT; each plan is solved once (pedantic, one round) and its
 status, gap, binaries, predicted and simulated S go to extra_info and are printed. The
@@ -11,6 +11,7 @@ brute force's optimum is checked against the reference integrator.
 import numpy as np
 import pytest
 
+from conftest import label, quick
 from emlpress.data import sir
 from emlpress.pipelines import epidemics as E
 from trained import sir_network
@@ -18,7 +19,9 @@ from trained import sir_network
 TIME_LIMIT = 60.0
 
 
+@quick
 def test_brute_force_3_weeks(benchmark):
+    label(benchmark, "epidemics brute force 3 weeks", "emlpress sir.brute_force")
     inst = sir.Instance()
     sir.brute_force(inst)  # compiles the kernels
     bf = benchmark(sir.brute_force, inst)
@@ -28,9 +31,11 @@ def test_brute_force_3_weeks(benchmark):
     benchmark.extra_info.update(best_s=bf.best_s, simulated_weeks=bf.n_simulated_weeks)
 
 
+@quick
 def test_brute_force_3_weeks_plain_numpy_rk4(benchmark):
     """The peer: every in-budget schedule's three weeks, vectorised over schedules (numpy
     RK4, the same steps), no shared prefixes."""
+    label(benchmark, "epidemics brute force 3 weeks", "plain numpy RK4", peer=True)
     inst = sir.Instance()
     _, beta, cost = sir.combinations()
     import itertools
@@ -69,6 +74,7 @@ def test_brute_force_3_weeks_plain_numpy_rk4(benchmark):
 @pytest.mark.parametrize("weeks", [6])
 def test_brute_force_long(benchmark, weeks):
     inst = sir.Instance(weeks=weeks, budget=20 / 3 * weeks)
+    label(benchmark, f"epidemics brute force {weeks} weeks", "emlpress sir.brute_force")
     sir.brute_force(sir.Instance())
     bf = benchmark.pedantic(sir.brute_force, args=(inst,), rounds=1, iterations=1)
     ref = sir.simulate(inst, bf.best_schedule, reference=True)[-1, 0]
@@ -82,10 +88,13 @@ def test_brute_force_long(benchmark, weeks):
 CASES = [(t, 3, b) for t in ("8-8-8-8", "16-16", "16x16", "64x8")
          for b in ("reachable", "chained+lossless", "chained", "single-box")]
 CASES += [(t, w, b) for t in ("8", "8-8-8-8") for w in (6, 10) for b in ("reachable", "chained+lossless")]
+QUICK_PLANS = {("8-8-8-8", 3, "reachable")}
 
 
-@pytest.mark.parametrize("topology, weeks, bounding", CASES)
+@pytest.mark.parametrize("topology, weeks, bounding", [
+    pytest.param(*c, marks=[quick] if c in QUICK_PLANS else []) for c in CASES])
 def test_plan(benchmark, topology, weeks, bounding):
+    label(benchmark, f"epidemics plan {topology} {weeks} weeks", bounding)
     net = sir_network(topology)
     inst = sir.Instance(weeks=weeks, budget=20 / 3 * weeks)
 

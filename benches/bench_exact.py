@@ -1,7 +1,7 @@
 """Exact bounds (emlpress.bounds.milp, the certified branch-and-bound) beside the
 per-neuron HiGHS MIP that it replaced (highs_milp.py).
 
-Run: python -m pytest bench_exact.py -o python_files='bench_*.py' --benchmark-columns=min,rounds -s
+Run: emlpress bench --only exact (or: cd benches && python -m pytest bench_exact.py -s)
 
 Networks: seeded He-initialised [2,32,32,1] and [2,32,32,16,1] on [-1,1]^2 (every unit
 unstable under CROWN), the trained L2 network of issue 18 (trained.L2_NET) and the
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import highs_milp
-from conftest import SHARED, random_network
+from conftest import SHARED, label, quick, random_network
 from emlpress import Network, bounds
 from emlpress.network import box_points
 from trained import L2_NET, trained
@@ -42,7 +42,8 @@ def violations(net, lower, upper):
     return int(sum(((z < lo) | (z > up)).sum() for z, lo, up in zip(net.preactivations(X), lower, upper)))
 
 
-@pytest.fixture(scope="module", params=sorted(NETS))
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=[quick] if n == "random_2-32-32-1" else [])
+                                        for n in sorted(NETS)])
 def net(request):
     return request.param, NETS[request.param]()
 
@@ -50,7 +51,8 @@ def net(request):
 @pytest.mark.parametrize("mode", ["sign", "full", "highs-full"])
 def test_exact(benchmark, net, mode):
     name, n = net
-    benchmark.group = f"exact bounds {name}"
+    label(benchmark, f"exact bounds {name}", "emlpress " + mode if mode != "highs-full" else "HiGHS MIP per neuron, full",
+          peer=mode == "highs-full", against=["emlpress full"])
     if mode == "highs-full":
         if name not in HIGHS:
             pytest.skip("HiGHS' per-neuron MIP takes too long here (EMLPRESS_BENCH_HIGHS_LARGE=1)")

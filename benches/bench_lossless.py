@@ -1,6 +1,6 @@
 """Lossless compression of the large Goldstein-Price networks, given their bounds.
 
-Run: python -m pytest bench_lossless.py -o python_files='bench_*.py' --benchmark-columns=min,median,rounds -s
+Run: emlpress bench --only lossless (or: cd benches && python -m pytest bench_lossless.py -s)
 
 Timed: `lossless(net, bounds=b, verify=False)` (bounds computed beforehand, as the issue
 asks); the 100,000-point verification that `lossless` runs by default is timed once per case
@@ -10,7 +10,7 @@ and printed beside, together with the neurons removed per layer.
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, label, quick
 from emlpress import Network, bounds
 from emlpress.bounds import Bounds
 from emlpress.compress import lossless
@@ -45,14 +45,17 @@ def case(name, method):
 
 
 @pytest.mark.parametrize("method", ["interval", "crown", "lp"])
-@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[quick] if n.startswith("seed_gp") else [])
+                                  for n in sorted(NETS)])
 def test_lossless(benchmark, name, method):
     net, b = case(name, method)
-    benchmark.group = f"lossless {name}"
+    label(benchmark, f"lossless {name}", f"{method} bounds")
     small, rep = benchmark(lossless, net, bounds=b, verify=False)
     _, checked = lossless(net, bounds=b)  # the default call: raises unless equal
     removed = (rep.layers.units_before - rep.layers.units_after).tolist()
-    benchmark.extra_info.update(neurons_after=rep.neurons_after, removed_per_layer=removed)
+    benchmark.extra_info.update(neurons_after=rep.neurons_after, removed_per_layer=removed,
+                                params_after=rep.params_after, verify_s=checked.seconds["verify"],
+                                rel_diff=checked.rel_diff)
     print(f"\n{name} [{b.method}] neurons {rep.neurons_before} -> {rep.neurons_after}, "
           f"params {rep.params_before} -> {rep.params_after}, "
           f"verify {checked.seconds['verify']:.2f} s on {checked.n_points} points, "

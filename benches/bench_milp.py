@@ -1,6 +1,6 @@
 """MILP embedding: encode time and encode+solve time against OMLT + HiGHS (the [peers] extra).
 
-Run: python -m pytest bench_milp.py -o python_files='bench_*.py' --benchmark-columns=min,median,rounds -s
+Run: emlpress bench --only milp (or: cd benches && python -m pytest bench_milp.py -s)
 
 Encode: building the model for a network over its box. emlpress is timed both with its
 bound computation (CROWN) inside and with bounds given; OMLT's time is its model
@@ -14,7 +14,7 @@ import time
 import highspy
 import pytest
 
-from conftest import SHARED, random_network
+from conftest import SHARED, label, quick, random_network
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
@@ -37,10 +37,11 @@ def emlpress_encode(net, b):
 
 
 @pytest.mark.parametrize("impl", ["emlpress+crown", "emlpress(bounds given)", "omlt"])
-@pytest.mark.parametrize("name", sorted(ENCODE_NETS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[quick] if n.startswith("random_784") else [])
+                                  for n in sorted(ENCODE_NETS)])
 def test_encode(benchmark, name, impl):
     net = ENCODE_NETS[name]()
-    benchmark.group = f"encode {name}"
+    label(benchmark, f"encode {name}", impl, peer=impl == "omlt")
     if impl == "omlt":
         benchmark.pedantic(omlt_model, args=(net,), rounds=1, iterations=1)
     elif impl == "emlpress+crown":
@@ -80,13 +81,15 @@ def emlpress_solve(net, b):
 
 
 VARIANTS = ["interval", "crown", "lp", "interval+lossless", "crown+lossless", "lp+lossless", "omlt"]
+QUICK_SOLVES = {("gp_2-128-128-64-1", v) for v in ("lp", "lp+lossless", "omlt")}
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", list(SOLVE_NETS))
+@pytest.mark.parametrize("name, variant", [
+    pytest.param(n, v, marks=[quick] if (n, v) in QUICK_SOLVES else []) for n in SOLVE_NETS for v in VARIANTS])
 def test_solve(benchmark, name, variant):
     net = SOLVE_NETS[name]()
-    benchmark.group = f"solve {name}"
+    label(benchmark, f"solve {name}", variant if variant == "omlt" else "emlpress " + variant,
+          peer=variant == "omlt")
     if variant == "omlt":
         def run():
             m, enc = omlt_model(net)

@@ -1,7 +1,7 @@
 """The transprecision main job's truth: brute-force optima and the measure-and-cut loop.
 
-Run: python -m pytest bench_tpc.py -o python_files='bench_*.py' --benchmark-columns=min,rounds -s
-(about 10 minutes on 2 cores; the loop cases need the embedded data's manifest to match this
+Run: emlpress bench --only tpc (or: cd benches && python -m pytest bench_tpc.py -s)
+(about 10 minutes on 2 cores, --quick: Saxpy's loop and two brute forces, about 1.5; the loop cases need the embedded data's manifest to match this
 host, else the oracle is the table and the figures are of the table-restricted loop)
 
 - ``test_brute_force[B]``: the fewest total bits under error <= 0.01 and time <= 100 ms over
@@ -19,13 +19,16 @@ import pytest
 
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import brute_force
+from conftest import label, quick
 from emlpress.pipelines import tpc as pipe
 
 _optimum = {}
 
 
-@pytest.mark.parametrize("bench", list(tpc.BENCHMARKS))
+@pytest.mark.parametrize("bench", [pytest.param(b, marks=[quick] if b != "Correlation" else [])
+                                   for b in tpc.BENCHMARKS])
 def test_brute_force(benchmark, bench):
+    label(benchmark, f"tpc brute force {bench}", "emlpress.data.tpc_oracle.brute_force")
     data = tpc.load(pipe.DEFAULT_DATA, bench)
     lo, hi = data.bit_range()
     r = benchmark.pedantic(lambda: brute_force(bench, 0.01, 100.0, bit_range=(lo, hi)),
@@ -38,8 +41,10 @@ def test_brute_force(benchmark, bench):
           f"in {r['seconds']:.1f} s")
 
 
-@pytest.mark.parametrize("bench", list(tpc.BENCHMARKS))
+@pytest.mark.parametrize("bench", [pytest.param(b, marks=[quick] if b == "Saxpy" else [])
+                                   for b in tpc.BENCHMARKS])
 def test_loop(benchmark, bench, tmp_path):
+    label(benchmark, f"tpc loop {bench}", "emlpress tpc run")
     cfg = pipe.Config(benchmarks=[bench], out=tmp_path, progress=False, truth_seconds=0)
     _, s = benchmark.pedantic(lambda: pipe.run(cfg), rounds=1, iterations=1)
     opt = _optimum.get(bench)

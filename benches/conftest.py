@@ -12,6 +12,32 @@ from emlpress import Network
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path(__file__).resolve().parent / ".cache"
 
+#: The suite's version, saved in every result of `emlpress bench`. Bump it when a benchmark's
+#: workload changes (its network, sizes, settings or what it times): `emlpress bench compare`
+#: does not divide figures of different versions.
+SUITE_VERSION = "1"
+
+#: Expected minutes per group (bench_<group>.py) on a 2-core VM shared with other work, full
+#: suite and --quick, printed by `emlpress bench` before it starts; the first run on a machine
+#: adds about 1.5 minutes to train the cached networks (trained.py).
+EXPECTED_MINUTES = {
+    "bounds": (0.5, 0.3), "tighten": (3, 0.4), "exact": (6, 0.4), "lossless": (2, 0.8),
+    "lossy": (3, 0.3), "milp": (35, 0.5), "tpc": (10, 2.2), "epidemics": (20, 0.1),
+}
+
+quick = pytest.mark.quick  # part of `emlpress bench --quick`
+
+
+def label(benchmark, group: str, impl: str, peer: bool = False, against=None) -> None:
+    """Name a figure: its `group` (the rows measured side by side), the implementation, and
+    whether it is a peer (what a user would pick instead of emlpress). `emlpress bench
+    compare` gives each peer's time over the time of each emlpress row of the same group, or
+    of the emlpress impls in `against` only (those that compute the same thing)."""
+    benchmark.group = group
+    benchmark.extra_info.update(impl=impl, role="peer" if peer else "emlpress")
+    if against is not None:
+        benchmark.extra_info["against"] = list(against)
+
 
 def random_network(sizes, seed=0, lo=-1.0, hi=1.0) -> Network:
     """Seeded He-initialised ReLU network with small random biases on the box [lo, hi]^n."""
@@ -28,6 +54,6 @@ NETWORKS = {
 }
 
 
-@pytest.fixture(scope="session", params=sorted(NETWORKS))
+@pytest.fixture(scope="session", params=[pytest.param(n, marks=quick) for n in sorted(NETWORKS)])
 def network(request):
     return request.param, NETWORKS[request.param]()

@@ -300,6 +300,37 @@ def _cmd_tpc_run(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from emlpress import bench
+
+    path, result, code = bench.run(args.benches, quick=args.quick, tag=args.tag, only=args.only,
+                                   output=args.output)
+    o = result["outcomes"]
+    print(f"emlpress bench: {len(result['benchmarks'])} figures in {result['wall_s']:.0f} s "
+          f"({o['passed']} passed, {o['skipped']} skipped, {len(o['failed']) + len(o['errors'])} failed); "
+          f"wrote {path}")
+    for nodeid in o["failed"] + o["errors"]:
+        print(f"emlpress bench: failed: {nodeid} (its figure is not in the result)", file=sys.stderr)
+    return code
+
+
+def _cmd_bench_compare(args) -> int:
+    from emlpress import bench
+
+    results = [bench.load(p) for p in args.results]
+    c = bench.compare(results, only=args.only)
+    if not c.rows:
+        raise _UsageError("no benchmark to compare" + (f" in --only {' '.join(args.only)}" if args.only else ""))
+    if args.plot and not args.markdown:
+        _output_path(args.plot, (".png",), ".png")
+    print(bench.machines(results, c.labels))
+    print()
+    print(bench.markdown(c, info=args.info) if args.markdown else bench.text(c, info=args.info))
+    if args.plot and not args.markdown:
+        print(f"\nwrote {bench.plot(c, args.plot)}")
+    return 0
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     """The model, its input box and the bound solver options (bounds, compress)."""
     p.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth, .tflite (dequantized)")
@@ -369,6 +400,32 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--out", default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
     er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     er.set_defaults(func=_cmd_epidemics_run)
+
+    pbe = sub.add_parser(
+        "bench", help="run the benchmark suite and save a machine-tagged result; 'bench compare' to compare",
+        description="Run the benchmark suite (the repository's benches/, pytest-benchmark: the "
+                    "[bench] extra) and save one JSON result with the machine's description and the "
+                    "tag. It prints its expected time when it starts (full suite: about 80 minutes "
+                    "on 2 cores; --quick: about 5).")
+    pbe.add_argument("--quick", action="store_true", help="only the benchmarks marked quick (about 5 minutes on 2 cores)")
+    pbe.add_argument("--tag", default=None, help="the machine's name in the result (pc, vm, g100, ...; default: the host name)")
+    pbe.add_argument("--only", nargs="+", default=None, metavar="GROUP",
+                     help="groups to run (bench_<GROUP>.py): bounds, tighten, exact, lossless, lossy, milp, tpc, epidemics")
+    pbe.add_argument("--output", "-o", default=None,
+                     help="result file (default: bench-results/<tag>-<date>-<time>.json)")
+    pbe.add_argument("--benches", default=None, metavar="DIR",
+                     help="the suite's directory (default: $EMLPRESS_BENCHES, else ./benches, else the "
+                          "source checkout's benches/)")
+    pbe.set_defaults(func=_cmd_bench)
+    bsub = pbe.add_subparsers(dest="bench_command", required=False, parser_class=_Parser)
+    pbc = bsub.add_parser("compare", help="side-by-side table (one column per result, ratios against the first) and a PNG plot")
+    pbc.add_argument("results", nargs="+", metavar="RESULT.json", help="result files written by emlpress bench; the first is the reference")
+    pbc.add_argument("--only", nargs="+", default=None, metavar="GROUP", help="groups to show (default: all)")
+    pbc.add_argument("--markdown", action="store_true", help="markdown tables (for benches/README.md), no plot")
+    pbc.add_argument("--info", action="store_true", help="also the figures each benchmark records (stable units, status, bits, ...)")
+    pbc.add_argument("--plot", default="bench-compare.png", help="PNG of the same (default: bench-compare.png)")
+    pbc.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="no PNG")
+    pbc.set_defaults(func=_cmd_bench_compare)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
