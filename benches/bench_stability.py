@@ -1,7 +1,9 @@
 """Stable units and time of every bound method beside bounds.stability (issue 23), on the same
 networks in one run, and the parameters lossless compression leaves with each.
 
-Run: python -m pytest bench_stability.py -o python_files='bench_*.py' --benchmark-columns=min,rounds -s
+Run: emlpress bench --only stability (or, by hand, cd benches && python -m pytest
+bench_stability.py --benchmark-columns=min,rounds -s); --quick: the random and the 256-wide
+networks.
 
 Networks: seeded He-initialised [2,32,32,16,1] (per-neuron exact bounds finish there), the
 trained Goldstein-Price [2,256,128,128,64,1] and [2,1024,512,512,256,1] (trained.py) and the
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED, random_network
+from conftest import SHARED, label, quick, random_network
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.network import box_points
@@ -52,7 +54,11 @@ def _masks(res, n_hidden):
             for l in range(n_hidden)]
 
 
-@pytest.fixture(scope="module", params=sorted(NETS))
+QUICK = {"random_2-32-32-16-1", "gp_2-256-128-128-64-1"}
+
+
+@pytest.fixture(scope="module",
+                params=[pytest.param(n, marks=quick) if n in QUICK else n for n in sorted(NETS)])
 def net(request):
     return request.param, NETS[request.param]()
 
@@ -60,7 +66,7 @@ def net(request):
 @pytest.mark.parametrize("method", METHODS)
 def test_stability_methods(benchmark, net, method):
     name, n = net
-    benchmark.group = f"stable units {name}"
+    label(benchmark, f"stable units {name}", f"emlpress {method}")
     _run.name = name
     res = benchmark.pedantic(_run, args=(method, n), rounds=1, iterations=1)
     H = n.n_layers - 1
@@ -76,19 +82,20 @@ def test_stability_methods(benchmark, net, method):
     stable = sum(int(a.sum() + i.sum()) for a, i in masks)
     unresolved = (res.n_unresolved if isinstance(res, bounds.Stability) else
                   int(res.search["unresolved"][:-1].sum()) if method == "exact" else None)
-    info = dict(stable=stable, per_layer_inactive_active=" ".join(per_layer),
-                unresolved=unresolved, params_after=rep.params_after,
-                params_before=rep.params_before, seconds=benchmark.stats.stats.min)
+    info = {"stable": stable, "(inactive,active) per layer": " ".join(per_layer),
+            "params left": rep.params_after}
+    if unresolved is not None:
+        info["unresolved"] = unresolved
     if isinstance(res, bounds.Stability):
-        info["boxes"] = res.boxes
-        info["search"] = res.search.reset_index().to_dict("records")
+        info["boxes"] = res.boxes["boxes"]
+        info["box depth"] = res.boxes["depth"]
     benchmark.extra_info.update(info)
     _RESULTS[(name, method)] = (masks, unresolved)
     if method == "stability" and (name, "exact") in _RESULTS:
         ex_masks, ex_unres = _RESULTS[(name, "exact")]
         same = all((a == ea).all() and (i == ei).all() for (a, i), (ea, ei) in zip(masks, ex_masks))
-        info["same_stable_sets_as_exact"] = same
-        benchmark.extra_info["same_stable_sets_as_exact"] = same
+        info["same stable sets as exact"] = same
+        benchmark.extra_info["same stable sets as exact"] = same
         if ex_unres == 0:
             assert same, "stability and finished exact bounds disagree on the stable sets"
     with pd.option_context("display.width", 200, "display.max_columns", 20):

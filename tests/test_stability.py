@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 from emlpress import Network, bounds
-from emlpress.bounds.stability import ACTIVE, INACTIVE, UNRESOLVED, UNSTABLE
+from emlpress.bounds.stability import ACTIVE, INACTIVE, STATUSES, UNRESOLVED, UNSTABLE
 from emlpress.compress import lossless
 from reference import true_extremes
 from strategies import network_and_box, sample_box
@@ -198,3 +198,50 @@ def test_bad_input(call, match):
     net = Network(net.weights, net.biases, -np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match=match):
         call(net)
+
+
+def test_the_search_finds_witnesses_that_no_sample_hits():
+    """w = relu(z1) - relu(z2), z1 and z2 bumps of width 2e-6 at c1 and c2 that no sample
+    hits: w is 0 at every sample, and CROWN cannot prove its sign. The box search refines
+    around the bumps (where z1, z2 are not proven inactive) and must find both signs of w,
+    z1 and z2 there, each witness reproducing."""
+    c1, c2, eps = 0.3001, -0.4003, 1e-6
+    W0 = np.array([[1.0], [-1.0], [1.0], [-1.0]])
+    b0 = np.array([-c1, c1, -c2, c2])
+    W1 = np.array([[-1.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -1.0]])
+    b1 = np.array([eps, eps])
+    net = Network([W0, W1, np.array([[1.0, -1.0]]), np.array([[1.0]])],
+                  [b0, b1, np.zeros(1), np.zeros(1)])
+    lo, hi = -np.ones(1), np.ones(1)
+    X = sample_box(lo, hi, 4096, 0)
+    assert (numpy_preactivations(net, X)[2] == 0).all()  # no sample sees the bumps
+    c = bounds.crown(net, lo, hi)
+    assert c.lower[2][0] < 0 < c.upper[2][0]
+    st = bounds.stability(net, lo, hi)
+    assert st.status[1].tolist() == [UNSTABLE, UNSTABLE], st.summary()
+    assert st.status[2][0] == UNSTABLE, STATUSES[st.status[2][0]]
+    assert abs(st.positive[2][0, 0] - c1) < eps and abs(st.negative[2][0, 0] - c2) < eps
+    assert_witnesses_and_proofs(st, net, np.vstack([X, [[c1], [c2]]]))
+
+
+def test_open_sides_only_close_once_the_search_has_begun():
+    """A unit at exactly 0 on every witness is searched for z <= 0; a positive witness found
+    during the search must not open z >= 0 (the boxes dropped as leaves so far were never
+    checked for it): it then has no open side and ends unresolved, not proven active."""
+    from emlpress.bounds import bab
+    from emlpress.bounds.stability import _Open
+
+    net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    seen = bab._Witnesses(net, np.zeros((1, 1)))  # one witness: every pre-activation 0
+    lower = [np.array([-1.0, -1.0]), np.array([-1.0])]
+    upper = [np.array([1.0, 1.0]), np.array([1.0])]
+    op = _Open(net, lower, upper, seen)
+    assert op.need_hi.tolist() == [True, True] and op.need_lo.tolist() == [False, False]
+    op.frozen = True
+    seen.add(np.array([[0.5]]))  # unit 0 positive, unit 1 negative
+    op.update()
+    assert op.need_hi.tolist() == [False, True]
+    assert op.need_lo.tolist() == [False, False]  # before the search it would be [True, False]
+    op.frozen = False
+    op.update()
+    assert op.need_lo.tolist() == [True, False]

@@ -164,6 +164,7 @@ class _Open:
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.stable_lo = self.flat([a >= 0 for a in lower])
         self.stable_hi = self.flat([a <= 0 for a in upper])
+        self.frozen = False
         self.update()
 
     def flat(self, per_layer) -> np.ndarray:
@@ -171,12 +172,20 @@ class _Open:
         return np.concatenate(list(per_layer[: self.hidden]) + [np.zeros(0, per_layer[0].dtype)])
 
     def update(self) -> None:
+        """The open sides after the witnesses seen so far. Once :attr:`frozen` (the search
+        has begun), a side can only close: a unit at exactly 0 on every earlier witness
+        whose open side a witness then contradicts does not get the other side, which the
+        boxes already dropped as leaves were never checked for (it stays unresolved)."""
         zmin, zmax = self.flat(self.seen.zmin), self.flat(self.seen.zmax)
         stable = self.stable_lo | self.stable_hi
         # prove z <= 0 where no witness is positive; z >= 0 where none is negative (a unit
         # at exactly 0 on every witness tries the inactive side only)
-        self.need_hi = ~stable & ~(zmax > 0)
-        self.need_lo = ~stable & ~(zmin < 0) & ~self.need_hi
+        need_hi = ~stable & ~(zmax > 0)
+        need_lo = ~stable & ~(zmin < 0) & ~need_hi
+        if self.frozen:
+            need_hi &= self.need_hi
+            need_lo &= self.need_lo
+        self.need_hi, self.need_lo = need_hi, need_lo
 
     @property
     def n_open(self) -> int:
@@ -202,11 +211,15 @@ def _attack(net, lo, hi, op: _Open) -> None:
     op.update()
 
 
-def _corners(blo: np.ndarray, bhi: np.ndarray) -> np.ndarray:
-    """The centre and every corner of each box (rows of blo/bhi), stacked."""
+def _corners(blo: np.ndarray, bhi: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The centre and every corner of each box (rows of blo/bhi), stacked; beyond 6
+    dimensions 64 seeded random corners per box instead of all."""
     n = blo.shape[1]
-    bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
-    C = np.where(bits[None, :, :], bhi[:, None, :], blo[:, None, :]).reshape(-1, n)
+    if n <= 6:
+        bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)[None, :, :]
+    else:
+        bits = np.random.default_rng(seed).random((len(blo), 64, n)) < 0.5
+    C = np.where(bits, bhi[:, None, :], blo[:, None, :]).reshape(-1, n)
     return np.vstack([(blo + bhi) / 2, C])
 
 
@@ -240,7 +253,7 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         fail = bfail & ((open_hi & (B[:, :H] > 0)) | (open_lo & (A[:, :H] < 0)))
         bad = fail.any(1)
         if bad.any():  # witnesses where the proof failed; they may close units for every box
-            op.seen.add(_corners(blo[bad], bhi[bad]))
+            op.seen.add(_corners(blo[bad], bhi[bad], seed=n_boxes))
             op.update()
             fail &= (op.need_hi | op.need_lo)[None, :]
             bad = fail.any(1)
@@ -327,6 +340,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
         _attack(net, lo, hi, op)
     seconds["witnesses"] = time.perf_counter() - ts
     ts = time.perf_counter()
+    op.frozen = True
     if op.n_open and time.perf_counter() < deadline:
         if split == "input":
             prev = _core.num_threads()
