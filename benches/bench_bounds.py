@@ -2,6 +2,11 @@
 it is installed, auto_LiRPA (IBP and CROWN, lirpa_peer.py).
 
 Run: emlpress bench --only bounds (or: cd benches && python -m pytest bench_bounds.py)
+
+Checked: emlpress' bounds equal numpy's (same algorithm); auto_LiRPA's output bounds must
+contain the network's outputs at 10,000 points of the box and its corners (it computes its
+own intermediate bounds, so they are not compared with emlpress' number for number), and its
+IBP bounds equal emlpress' interval output.
 """
 
 import numpy as np
@@ -11,6 +16,7 @@ import lirpa_peer
 import numpy_bounds
 from conftest import label
 from emlpress import bounds
+from emlpress.network import box_points
 
 IMPLS = ["emlpress", "numpy", "auto_lirpa"]
 
@@ -28,6 +34,14 @@ def _output_agrees(ours, lu, rtol):
     (l, u), a, b = lu, ours.lower[-1], ours.upper[-1]
     scale = 1 + np.abs(np.r_[a, b]).max()
     assert np.allclose(l, a, rtol=rtol, atol=rtol * scale) and np.allclose(u, b, rtol=rtol, atol=rtol * scale)
+
+
+def _contains_outputs(net, lu, n_points=10_000):
+    """The output bounds `lu` hold the network's outputs at sampled points and the corners."""
+    l, u = (np.asarray(v, dtype=float) for v in lu)
+    y = net.forward(box_points(net.lo, net.hi, n_points, seed=0))
+    slack = 1e-9 * (1 + np.abs(y).max())  # torch's float64 rounding, not the bound's looseness
+    assert (y >= l - slack).all() and (y <= u + slack).all(), "output bounds exclude outputs the network takes"
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -59,4 +73,5 @@ def test_crown(benchmark, network, impl):
     else:  # auto_LiRPA's CROWN: its own intermediate bounds, so only the output is timed and shown
         compute = lirpa_peer.bounded(net)
         lo, hi = benchmark(compute, "CROWN")
+        _contains_outputs(net, (lo, hi))
         benchmark.extra_info["output width"] = float(np.max(hi - lo))

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import highs_milp
-from conftest import SHARED, label, quick, random_network
+from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.network import box_points
 from trained import L2_NET, trained
@@ -29,7 +29,7 @@ NETS = {
     "random_2-32-32-1": lambda: random_network([2, 32, 32, 1]),
     "random_2-32-32-16-1": lambda: random_network([2, 32, 32, 16, 1]),
     L2_NET: lambda: trained(L2_NET),
-    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(SHARED / "seed_gp" / "model.npz"),
+    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(shared("seed_gp", "model.npz")),
 }
 HIGHS = {"random_2-32-32-1"}
 if os.environ.get("EMLPRESS_BENCH_HIGHS_LARGE"):

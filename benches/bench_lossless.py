@@ -10,7 +10,7 @@ and printed beside, together with the neurons removed per layer.
 import numpy as np
 import pytest
 
-from conftest import SHARED, label, quick
+from conftest import label, quick, shared
 from emlpress import Network, bounds
 from emlpress.bounds import Bounds
 from emlpress.compress import lossless
@@ -19,14 +19,14 @@ from trained import trained
 
 def reference_lp(net: Network) -> Bounds:
     """The study network's reference LP bounds (../shared/data/seed_gp/lp_bounds.npz)."""
-    z = np.load(SHARED / "seed_gp" / "lp_bounds.npz")
+    z = np.load(shared("seed_gp", "lp_bounds.npz"))
     L = tuple(z[f"L{l}"] for l in range(net.n_layers))
     U = tuple(z[f"U{l}"] for l in range(net.n_layers))
     return Bounds(L, U, net.lo, net.hi, "lp (reference file)")
 
 
 NETS = {
-    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(SHARED / "seed_gp" / "model.npz"),
+    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(shared("seed_gp", "model.npz")),
     "gp_2-1024-512-512-256-1": lambda: trained("gp_2-1024-512-512-256-1"),
 }
 _cache = {}

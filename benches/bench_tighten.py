@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 import naive_lp
-from conftest import SHARED, label, quick
+from conftest import label, quick, shared
 from emlpress import Network, bounds
 from trained import HIDDEN, trained
 
 NETS = {name: (lambda name=name: trained(name)) for name in HIDDEN}
-NETS["seed_gp_2-1024-512-512-256-1"] = lambda: Network.load(SHARED / "seed_gp" / "model.npz")
+NETS["seed_gp_2-1024-512-512-256-1"] = lambda: Network.load(shared("seed_gp", "model.npz"))
 NAIVE = {"gp_2-256-128-128-64-1", "gp_2-128-128-64-1"}
 if os.environ.get("EMLPRESS_BENCH_NAIVE_LARGE"):  # hours: the trained 1024-wide network too
     NAIVE.add("gp_2-1024-512-512-256-1")
@@ -72,7 +72,7 @@ def test_lp(benchmark, net, impl):
         pl = stable_per_layer(bb.lower, bb.upper)
         print(f"{name} {method}: stable {sum(a + b for a, b in pl)} {pl}")
     if name.startswith("seed_gp") and impl != "naive":
-        ref = np.load(SHARED / "seed_gp" / "lp_bounds.npz")
+        ref = np.load(shared("seed_gp", "lp_bounds.npz"))
         rl = [ref[f"L{l}"] for l in range(n.n_layers)]
         ru = [ref[f"U{l}"] for l in range(n.n_layers)]
         pl = stable_per_layer(rl, ru)

@@ -1,8 +1,10 @@
 """The transprecision main job's truth: brute-force optima and the measure-and-cut loop.
 
 Run: emlpress bench --only tpc (or: cd benches && python -m pytest bench_tpc.py -s)
-(about 10 minutes on 2 cores, --quick: Saxpy's loop and two brute forces, about 1.5; the loop cases need the embedded data's manifest to match this
-host, else the oracle is the table and the figures are of the table-restricted loop)
+(about 10 minutes on 2 cores; --quick, Saxpy's loop and two brute forces: about 2, 132 s in
+benches/results/vm.json; EXPECTED_MINUTES in conftest.py. The loop cases need the embedded
+data's manifest to match this host, else the oracle is the table and the figures are of the
+table-restricted loop)
 
 - ``test_brute_force[B]``: the fewest total bits under error <= 0.01 and time <= 100 ms over
   every configuration of the embedded data's bit range, by the kernel (error-only runs by

@@ -1,11 +1,14 @@
 """Regenerate the tables of benches/README.md from the saved results.
 
-Run: python benches/readme_tables.py [README]   (from the repository's root)
+Run: python benches/readme_tables.py [README]   (from anywhere: result paths in the markers
+are relative to the repository's root)
 
 Each table sits between a line `<!-- emlpress bench compare ARGS -->` and `<!-- /table -->`;
 everything between is replaced by the tables that command prints (ARGS include --markdown).
-The command in the marker is the one a reader runs by hand to see the same figures. A block
-`<!-- machines: RESULT.json ... -->` ... `<!-- /table -->` gets one line per result's machine.
+The command in the marker is the one a reader runs by hand, from the repository's root, to
+see the same figures. A block `<!-- machines: RESULT.json ... -->` ... `<!-- /table -->` gets
+one line per result's machine. A block whose result file is missing is left as it is (and
+named).
 """
 
 import re
@@ -16,15 +19,26 @@ from pathlib import Path
 from emlpress import bench
 from emlpress.cli import build_parser
 
+ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- ((?:emlpress bench compare|machines:) [^\n]*?) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
+def _args(command: str):
+    return None if command.startswith("machines:") else build_parser().parse_args(shlex.split(command)[1:])
+
+
+def result_files(command: str) -> list:
+    """The result files a marker's command reads, resolved against the repository's root."""
+    args = _args(command)
+    names = shlex.split(command)[1:] if args is None else args.results
+    return [p if p.is_absolute() else ROOT / p for p in map(Path, names)]
+
+
 def render(command: str) -> str:
-    if command.startswith("machines:"):
-        results = [bench.load(p) for p in shlex.split(command)[1:]]
+    results = [bench.load(p) for p in result_files(command)]
+    args = _args(command)
+    if args is None:
         return "\n".join(f"- {line}" for line in bench.machines(results, bench.compare(results).labels).splitlines())
-    args = build_parser().parse_args(shlex.split(command)[1:])
-    results = [bench.load(p) for p in args.results]
     c = bench.compare(results, only=args.only)
     if not c.rows:
         raise SystemExit(f"{command}: no benchmark to show")
@@ -37,6 +51,10 @@ def update(readme: Path) -> int:
 
     def sub(m):
         nonlocal n
+        missing = [str(p) for p in result_files(m.group(2)) if not p.is_file()]
+        if missing:
+            print(f"left as it is (no {', '.join(missing)}): <!-- {m.group(2)} -->", file=sys.stderr)
+            return m.group(0)
         n += 1
         return m.group(1) + render(m.group(2)) + "\n" + m.group(4)
 

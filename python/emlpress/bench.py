@@ -14,6 +14,7 @@ seconds: ``stats`` min, max, median, mean, rounds) with their ``group`` and ``ex
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import json
 import math
@@ -52,6 +53,24 @@ def find_benches(path=None) -> Path:
             return c.resolve()
     raise BenchError(f"no benchmark suite at {said}: the suite is the repository's benches/ "
                      "(bench_*.py and conftest.py); run from the repository's root or pass --benches DIR")
+
+
+def expected_minutes(benches=None):
+    """(full suite, --quick) minutes on 2 cores: the sums of EXPECTED_MINUTES in the suite's
+    conftest.py, read without importing it; None when no suite is found or it has none."""
+    try:
+        tree = ast.parse((find_benches(benches) / "conftest.py").read_text())
+    except (BenchError, OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(getattr(t, "id", None) == "EXPECTED_MINUTES" for t in targets) and node.value is not None:
+            try:
+                table = ast.literal_eval(node.value)
+                return tuple(float(sum(v[i] for v in table.values())) for i in (0, 1))
+            except (ValueError, TypeError, IndexError, AttributeError):
+                return None
+    return None
 
 
 def groups(benches: Path) -> list[str]:
@@ -185,7 +204,7 @@ class _Recorder:
         self.benches, self.quick = benches, quick
         self.suite_version = None
         self.outcomes = {"passed": 0, "failed": [], "skipped": 0, "errors": []}
-        self.group_s: dict = {}  # wall seconds per group (setup, call, teardown)
+        self.group_s: dict = {}  # wall seconds per group (setup, call, teardown), unrounded
 
     def pytest_collection_finish(self, session):
         conftest = next((m for m in session.config.pluginmanager.get_plugins()
@@ -202,7 +221,7 @@ class _Recorder:
 
     def pytest_runtest_logreport(self, report):
         group = Path(report.nodeid.split("::")[0]).stem[len("bench_"):]
-        self.group_s[group] = round(self.group_s.get(group, 0.0) + report.duration, 1)
+        self.group_s[group] = self.group_s.get(group, 0.0) + report.duration
         if report.when == "call" and report.passed:
             self.outcomes["passed"] += 1
         elif report.skipped and report.when in ("setup", "call"):
@@ -258,19 +277,33 @@ def run(benches=None, quick: bool = False, tag: str | None = None, only=None, ou
         t0 = time.perf_counter()
         code = pytest.main(args, plugins=[rec])
         wall = time.perf_counter() - t0
-        if code not in (0, 1) or not raw.exists():
+        text = raw.read_text() if raw.is_file() else ""
+        if int(code) == 5 or (code in (0, 1) and not text.strip()):
+            # pytest-benchmark writes no file when no benchmark ran (an empty one before 5.3)
+            o = rec.outcomes
+            failed = o["failed"] + o["errors"]
+            raise RuntimeError(f"no benchmark ran: {o['passed']} passed, {o['skipped']} skipped, "
+                               f"{len(failed)} failed or errors" + (f" ({', '.join(failed)})" if failed else "")
+                               + f" in {', '.join(only or known)}; nothing saved")
+        if code not in (0, 1):
             raise RuntimeError(f"the benchmark run did not complete (pytest exit status {int(code)}); nothing saved")
-        data = json.loads(raw.read_text())
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RuntimeError(f"pytest-benchmark's result {raw} is not JSON ({e}); nothing saved") from None
     if rec.suite_version is None:
         raise BenchError(f"{benches / 'conftest.py'} defines no SUITE_VERSION: not an emlpress benchmark suite")
+    # pytest-benchmark keeps a figure whose test failed after the timing (a check of its
+    # result): a failed benchmark's figure is not saved
+    failed = {_key(n) for n in rec.outcomes["failed"] + rec.outcomes["errors"]}
     result = {
         "format": FORMAT, "suite_version": str(rec.suite_version), "tag": tag,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": quick, "groups": only or known, "wall_s": round(wall, 1),
         "command": " ".join(["emlpress", "bench"] + (["--quick"] if quick else []) + ["--tag", tag]
                             + (["--only", *only] if only else [])),
-        "group_s": rec.group_s, "machine": desc, "outcomes": rec.outcomes,
-        "benchmarks": [_entry(b) for b in data.get("benchmarks", [])],
+        "group_s": {g: round(s, 1) for g, s in rec.group_s.items()}, "machine": desc, "outcomes": rec.outcomes,
+        "benchmarks": [_entry(b) for b in data.get("benchmarks", []) if _key(b["fullname"]) not in failed],
     }
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     return out, result, 0 if code == 0 else 1
@@ -338,8 +371,11 @@ class Comparison:
 
     ``times``: per benchmark and result the time (median, min, max in seconds) or None where
     the result lacks it; ``ratios``: per benchmark and later result the median over the
-    first's, or a note saying why not comparable; ``peers``: per result, peer time over
-    emlpress time of each pair of a group; ``notes``: what is not comparable and why."""
+    first's (a float; ``(ratio, ">=" or "<=")`` where one side stopped at its time limit), or
+    a note saying why not comparable; ``peers``: per result, peer time over emlpress time of
+    each pair of a group, ``(ratio, sign, noisy)``; ``noisy``: the (benchmark, result) whose
+    rounds spread more than ``NOISY``-fold (max over min), so that their median may be far
+    from a quiet machine's; ``notes``: what is not comparable and why."""
 
     labels: list
     rows: list = field(default_factory=list)  # (group, name, impl)
@@ -347,7 +383,13 @@ class Comparison:
     ratios: dict = field(default_factory=dict)  # (name, k) -> float or str
     peers: list = field(default_factory=list)  # (group, emlpress impl, peer impl, {k: float|str})
     info: dict = field(default_factory=dict)  # (name, k) -> {key: value}
+    noisy: set = field(default_factory=set)  # (name, k) whose max > NOISY * min
     notes: list = field(default_factory=list)
+
+
+#: A figure whose slowest round took more than this many times its fastest is marked noisy:
+#: something else ran on the cores during its rounds (its median may be inflated as much).
+NOISY = 3.0
 
 
 def _at_limit(info: dict) -> bool:
@@ -384,6 +426,8 @@ def compare(results: list, only=None) -> Comparison:
             st = b["stats"]
             c.times[name, k] = (float(st["median"]), float(st["min"]), float(st["max"]))
             c.info[name, k] = b.get("extra_info", {})
+            if c.times[name, k][2] > NOISY * c.times[name, k][1]:
+                c.noisy.add((name, k))
             if k == 0:
                 continue
             b0 = by[0].get(name)
@@ -393,8 +437,14 @@ def compare(results: list, only=None) -> Comparison:
                 c.ratios[name, k] = f"n/c: not in {labels[0]}"
             elif (b0.get("group"), b0.get("params")) != (b.get("group"), b.get("params")):
                 c.ratios[name, k] = "n/c: other group or parameters"
+            elif c.times[name, 0][0] <= 0:
+                c.ratios[name, k] = "n/c: zero time"
             else:
-                c.ratios[name, k] = c.times[name, k][0] / c.times[name, 0][0] if c.times[name, 0][0] > 0 else "n/c: zero time"
+                x = c.times[name, k][0] / c.times[name, 0][0]
+                lim0, limk = _at_limit(c.info[name, 0]), _at_limit(c.info[name, k])
+                # a time at the limit is a lower bound of the time the run would have taken
+                c.ratios[name, k] = ("n/c: both at the time limit" if lim0 and limk else
+                                     (x, ">=") if limk else (x, "<=") if lim0 else x)
         for k in range(1, len(results)):
             if (name, k) not in c.times and name in by[0]:
                 c.ratios[name, k] = f"n/c: not in {labels[k]}"
@@ -429,7 +479,8 @@ def compare(results: list, only=None) -> Comparison:
                     elif te <= 0:
                         cells[k] = "n/c: zero time"
                     else:
-                        cells[k] = (tp / te, ">=" if pl else "<=" if el else "")
+                        cells[k] = (tp / te, ">=" if pl else "<=" if el else "",
+                                    (pname, k) in c.noisy or (ename, k) in c.noisy)
                 c.peers.append((group, eimpl, pimpl, cells))
     return c
 
@@ -451,13 +502,13 @@ def _num(x: float) -> str:
     return f"{x:,.{min(digits, 3)}f}"
 
 
-def _ratio(v) -> str:
+def _ratio(v, noisy: bool = False) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, tuple):
-        x, sign = v
-        return f"{sign}{_num(x)}x"
-    return f"{_num(v)}x"
+        x, sign, *rest = v
+        return f"{sign}{_num(x)}x" + (" noisy" if noisy or any(rest) else "")
+    return f"{_num(v)}x" + (" noisy" if noisy else "")
 
 
 def _info_text(info: dict) -> str:
@@ -488,14 +539,18 @@ def tables(c: Comparison, info: bool = False) -> list:
         for k in range(n):
             t = c.times.get((name, k))
             cells.append("absent" if t is None else
-                         f"{_num(t[0] / scale)} {unit} ({_num(t[1] / scale)}-{_num(t[2] / scale)})")
-        cells += [_ratio(c.ratios.get((name, k), "n/c")) for k in range(1, n)]
+                         f"{_num(t[0] / scale)} {unit} ({_num(t[1] / scale)}-{_num(t[2] / scale)})"
+                         + (" noisy" if (name, k) in c.noisy else ""))
+        cells += [_ratio(c.ratios.get((name, k), "n/c"), (name, 0) in c.noisy or (name, k) in c.noisy)
+                  for k in range(1, n)]
         rows.append([group, impl or name.split("::", 1)[1]] + cells)
-    out.append(("times (median, min-max over the rounds; ratio of medians)", head, rows))
+    out.append((f"times (median, min-max over the rounds; ratio of medians; noisy: max over {NOISY:g}x min, "
+                "the median may be inflated; >=, <=: that result stopped at its time limit)", head, rows))
     if c.peers:
         prow = [[g, e, p] + [_ratio(cells[k]) for k in range(n)] for g, e, p, cells in c.peers]
         out.append(("peer time / emlpress time, measured side by side in each run "
-                    "(>=: the peer stopped at its time limit)",
+                    f"(>=: the peer stopped at its time limit; <=: emlpress did; noisy: either time's max "
+                    f"over {NOISY:g}x its min, the ratio may be far off)",
                     ["group", "emlpress", "peer"] + c.labels, prow))
     if info:
         irows = [[g, impl or name.split("::", 1)[1]] + [_info_text(c.info.get((name, k), {})) for k in range(n)]

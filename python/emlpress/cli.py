@@ -94,16 +94,16 @@ def _cmd_bounds(args) -> int:
     return 0
 
 
-def _output_path(out, suffixes: tuple, said: str) -> str:
-    """``-o out`` checked before any work: its suffix, an existing parent, not a directory."""
+def _output_path(out, suffixes: tuple, said: str, option: str = "-o") -> str:
+    """``option out`` checked before any work: its suffix, an existing parent, not a directory."""
     out = str(out)
     if not out.endswith(suffixes):
-        raise _UsageError(f"-o {out}: the output must end in {said}")
+        raise _UsageError(f"{option} {out}: the output must end in {said}")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):  # fail before the work, not after
-        raise _UsageError(f"-o {out}: directory {parent} does not exist")
+        raise _UsageError(f"{option} {out}: directory {parent} does not exist")
     if os.path.isdir(out):
-        raise _UsageError(f"-o {out}: is a directory; give a file name")
+        raise _UsageError(f"{option} {out}: is a directory; give a file name")
     return out
 
 
@@ -322,13 +322,30 @@ def _cmd_bench_compare(args) -> int:
     if not c.rows:
         raise _UsageError("no benchmark to compare" + (f" in --only {' '.join(args.only)}" if args.only else ""))
     if args.plot and not args.markdown:
-        _output_path(args.plot, (".png",), ".png")
+        _output_path(args.plot, (".png",), ".png", option="--plot")
     print(bench.machines(results, c.labels))
     print()
     print(bench.markdown(c, info=args.info) if args.markdown else bench.text(c, info=args.info))
     if args.plot and not args.markdown:
         print(f"\nwrote {bench.plot(c, args.plot)}")
     return 0
+
+
+_BENCH_DESCRIPTION = ("Run the benchmark suite (the repository's benches/, pytest-benchmark: the [bench] "
+                      "extra) and save one JSON result with the machine's description and the tag. It "
+                      "prints the expected time of what it selected when it starts")
+
+
+def _bench_help(parser: argparse.ArgumentParser) -> str:
+    """The bench command's help, with the suite's expected minutes when a suite is found
+    (read when the help is shown, not when the parser is built)."""
+    from emlpress import bench
+
+    minutes = bench.expected_minutes()
+    parser.description = _BENCH_DESCRIPTION + (
+        f" (this suite: about {minutes[0]:.0f} minutes on 2 cores, --quick about {minutes[1]:.0f})."
+        if minutes else ".")
+    return argparse.ArgumentParser.format_help(parser)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -403,14 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     pbe = sub.add_parser(
         "bench", help="run the benchmark suite and save a machine-tagged result; 'bench compare' to compare",
-        description="Run the benchmark suite (the repository's benches/, pytest-benchmark: the "
-                    "[bench] extra) and save one JSON result with the machine's description and the "
-                    "tag. It prints its expected time when it starts (full suite: about 80 minutes "
-                    "on 2 cores; --quick: about 5).")
-    pbe.add_argument("--quick", action="store_true", help="only the benchmarks marked quick (about 5 minutes on 2 cores)")
+        description=_BENCH_DESCRIPTION + ".")
+    pbe.format_help = lambda: _bench_help(pbe)  # the suite's expected time, looked up when shown
+    pbe.add_argument("--quick", action="store_true",
+                     help="only the benchmarks marked quick (a few minutes; the expected time is printed at the start)")
     pbe.add_argument("--tag", default=None, help="the machine's name in the result (pc, vm, g100, ...; default: the host name)")
     pbe.add_argument("--only", nargs="+", default=None, metavar="GROUP",
-                     help="groups to run (bench_<GROUP>.py): bounds, tighten, exact, lossless, lossy, milp, tpc, epidemics")
+                     help="groups to run (bench_<GROUP>.py): bounds, tighten, exact, stability, lossless, lossy, milp, tpc, epidemics")
     pbe.add_argument("--output", "-o", default=None,
                      help="result file (default: bench-results/<tag>-<date>-<time>.json)")
     pbe.add_argument("--benches", default=None, metavar="DIR",
