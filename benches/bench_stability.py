@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED, label, quick, random_network
+from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.network import box_points
@@ -28,7 +28,7 @@ NETS = {
     "random_2-32-32-16-1": lambda: random_network([2, 32, 32, 16, 1]),
     "gp_2-256-128-128-64-1": lambda: trained("gp_2-256-128-128-64-1"),
     "gp_2-1024-512-512-256-1": lambda: trained("gp_2-1024-512-512-256-1"),
-    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(SHARED / "seed_gp" / "model.npz"),
+    "seed_gp_2-1024-512-512-256-1": lambda: Network.load(shared("seed_gp", "model.npz")),
 }
 #: exact bounds' limit per neuron and side where they would not finish otherwise
 EXACT_LIMIT = {"gp_2-1024-512-512-256-1": 0.5, "seed_gp_2-1024-512-512-256-1": 0.5}

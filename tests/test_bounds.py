@@ -41,6 +41,12 @@ def test_crown_on_sub_boxes_clipped_by_the_box_bounds_is_sound(case):
         assert_inside(box, net, sample_box(LO[r], HI[r], 300, seed + r))
         for l in range(net.n_layers):
             assert (lower[l] >= whole.lower[l]).all() and (upper[l] <= whole.upper[l]).all()
+    # the same clip given per box (the search passes each box its parent's bounds)
+    rows = (np.tile(np.concatenate(whole.lower), (len(LO), 1)),
+            np.tile(np.concatenate(whole.upper), (len(LO), 1)))
+    A2, B2 = _core.crown_boxes(net._core, LO, HI, None, rows)
+    np.testing.assert_array_equal(A2, A)
+    np.testing.assert_array_equal(B2, B)
     A1, B1 = _core.crown_boxes(net._core, LO[:1], HI[:1])
     np.testing.assert_allclose(A1[0], np.concatenate(whole.lower), rtol=1e-9, atol=0)
     np.testing.assert_allclose(B1[0], np.concatenate(whole.upper), rtol=1e-9, atol=0)
@@ -55,6 +61,9 @@ def test_crown_boxes_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="clip bounds of layer 1 do not match its width"):
         _core.crown_boxes(net._core, np.zeros((1, 3)), np.ones((1, 3)),
                           ([np.zeros(2), np.zeros(3)], [np.ones(2), np.ones(3)]))
+    with pytest.raises(ValueError, match="box_clip must hold two"):
+        _core.crown_boxes(net._core, np.zeros((2, 3)), np.ones((2, 3)), None,
+                          (np.zeros((2, 3)), np.ones((1, 3))))
 
 
 @pytest.mark.parametrize("method", ["crown", "lp"])

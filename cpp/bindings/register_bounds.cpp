@@ -43,18 +43,23 @@ void register_bounds(py::module_& m) {
         "on a box containing it, intersected at every layer.");
     m.def(
         "crown_boxes",
-        [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip) {
+        [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip,
+           std::optional<std::pair<RowMat, RowMat>> box_clip) {
             BoxBounds B;
             const LayerBounds C = clip ? to_layer_bounds(*clip) : LayerBounds{};
+            BoxBounds BC;
+            if (box_clip) BC = BoxBounds{std::move(box_clip->first), std::move(box_clip->second)};
             {
                 py::gil_scoped_release release;
-                B = crown_boxes(net.view(), LO, HI, clip ? &C : nullptr);
+                B = crown_boxes(net.view(), LO, HI, clip ? &C : nullptr, box_clip ? &BC : nullptr);
             }
             return py::make_tuple(std::move(B.lower), std::move(B.upper));
         },
         py::arg("net"), py::arg("LO"), py::arg("HI"), py::arg("clip") = py::none(),
+        py::arg("box_clip") = py::none(),
         "CROWN on each box [LO[r], HI[r]] (boxes over threads): (lower, upper) of shape "
-        "(B, total units), the layers' units side by side.");
+        "(B, total units), the layers' units side by side. clip: per layer, bounds holding on "
+        "every box; box_clip: (lower, upper) of that shape, row r holding on box r.");
 }
 
 }  // namespace emlpress::py_glue

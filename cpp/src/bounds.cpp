@@ -257,15 +257,35 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
 }
 
 BoxBounds crown_boxes(const NetworkView& net, const RowMat& LO, const RowMat& HI,
-                      const LayerBounds* clip) {
+                      const LayerBounds* clip, const BoxBounds* box_clip) {
     if (LO.rows() != HI.rows() || LO.cols() != net.n_in() || HI.cols() != net.n_in())
         throw std::invalid_argument("crown_boxes: LO and HI must both have shape (B, n_in)");
     Eigen::Index total = 0;
     for (int k = 0; k < net.n_layers(); ++k) total += net.width(k);
+    if (box_clip && (box_clip->lower.rows() != LO.rows() || box_clip->upper.rows() != LO.rows() ||
+                     box_clip->lower.cols() != total || box_clip->upper.cols() != total))
+        throw std::invalid_argument("crown_boxes: box_clip must hold two (B, total units) matrices");
     BoxBounds out{RowMat(LO.rows(), total), RowMat(LO.rows(), total)};
     parallel_chunks(LO.rows(), 1, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
         for (std::ptrdiff_t r = b; r < e; ++r) {
-            const LayerBounds B = crown(net, LO.row(r).transpose(), HI.row(r).transpose(), clip);
+            LayerBounds C;  // this box's clip: the shared one intersected with its own row
+            if (box_clip) {
+                Eigen::Index c = 0;
+                for (int k = 0; k < net.n_layers(); ++k) {
+                    const Eigen::Index n = net.width(k);
+                    Vec l = box_clip->lower.row(r).segment(c, n).transpose();
+                    Vec u = box_clip->upper.row(r).segment(c, n).transpose();
+                    if (clip) {
+                        l = l.cwiseMax(clip->lower[k]);
+                        u = u.cwiseMin(clip->upper[k]);
+                    }
+                    C.lower.push_back(std::move(l));
+                    C.upper.push_back(std::move(u));
+                    c += n;
+                }
+            }
+            const LayerBounds B = crown(net, LO.row(r).transpose(), HI.row(r).transpose(),
+                                        box_clip ? &C : clip);
             Eigen::Index c = 0;
             for (int k = 0; k < net.n_layers(); ++k) {
                 const Eigen::Index n = net.width(k);

@@ -23,13 +23,15 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi,
                   const LayerBounds* clip = nullptr);
 
 // CROWN on each box [LO.row(r), HI.row(r)] (B boxes of the network's inputs), the boxes
-// split over threads (each crown serial), clipped by `clip` when given. Returns
-// (B, total units) matrices whose columns are the layers' units in order.
+// split over threads (each crown serial), clipped by `clip` when given and, when
+// `box_clip` is given, box r also by its row r (bounds known to hold on that box, e.g. its
+// parent's: (B, total units) each, the layout of the result). Returns (B, total units)
+// matrices whose columns are the layers' units in order.
 struct BoxBounds {
     RowMat lower, upper;
 };
 BoxBounds crown_boxes(const NetworkView& net, const RowMat& LO, const RowMat& HI,
-                      const LayerBounds* clip = nullptr);
+                      const LayerBounds* clip = nullptr, const BoxBounds* box_clip = nullptr);
 
 // ReLU relaxation of one layer given its pre-activation bounds: upper line
 // a <= su z + tu, lower line a >= sl z. Stable neurons get exact lines.
