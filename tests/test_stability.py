@@ -130,10 +130,11 @@ def test_enumeration_reference_has_every_status():
     assert searched > 0
 
 
-@given(network_and_box(max_depth=4, max_width=16, max_in=3))
-def test_stability_is_sound_and_its_witnesses_reproduce(case):
+@pytest.mark.parametrize("split", ["input", "relu"])
+@given(case=network_and_box(max_depth=4, max_width=16, max_in=4))
+def test_stability_is_sound_and_its_witnesses_reproduce(case, split):
     net, lo, hi, seed = case
-    st = bounds.stability(net, lo, hi, time_limit=5)
+    st = bounds.stability(net, lo, hi, time_limit=2, split=split)
     assert_witnesses_and_proofs(st, net, sample_box(lo, hi, 5_000, seed))
     for l, z in enumerate(numpy_preactivations(net, sample_box(lo, hi, 2_000, seed + 1))):
         assert (z >= st.bounds.lower[l]).all() and (z <= st.bounds.upper[l]).all()
