@@ -347,8 +347,8 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     boxes: dict = {}
     union = None
     proven = np.zeros(op.offsets[op.hidden], dtype=bool)
-    if op.n_open and time.perf_counter() < deadline:
-        _attack(net, lo, hi, op)
+    if op.n_open and time.perf_counter() < deadline and split == "input":
+        _attack(net, lo, hi, op)  # (bab's phase search runs these attacks itself)
     seconds["witnesses"] = time.perf_counter() - ts
     ts = time.perf_counter()
     op.frozen = True
