@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -223,6 +224,69 @@ def _cmd_epidemics_run(args) -> int:
     return 0
 
 
+def _cmd_study_run(args) -> int:
+    import pandas as pd
+
+    from emlpress.pipelines import lossless_study as study
+
+    reference = None if args.no_reference else (args.reference or "auto")
+    cfg = study.config(args.preset, optimizers=args.optimizers,
+                       regularizations=args.regularizations, seeds=args.seeds,
+                       methods=args.methods, reference=reference)
+    folder = Path(args.folder) if args.folder else Path(args.out) / f"study-{cfg.preset}"
+    n = len(cfg.optimizers) * len(cfg.regularizations) * cfg.seeds
+    print(f"lossless study, preset {cfg.preset}: {n} models {[2, *cfg.hidden, 1]} x methods "
+          f"{', '.join(cfg.methods)}" + ("" if cfg.reference else
+                                        "; no reference network (the study's seed_gp not found: "
+                                        "--reference PATH)") + f"; run folder {folder}")
+    res = study.run(cfg, folder, workers=args.workers, threads_per_worker=args.threads_per_worker,
+                    native_threads=args.native_threads, scheduler=args.scheduler,
+                    timeout=args.scheduler_timeout, progress=not args.no_progress)
+    out = res.summary or {}
+    with pd.option_context("display.width", 250, "display.max_columns", 40,
+                           "display.float_format", "{:.4g}".format):
+        if "table" in out:
+            print(out["table"].to_string())
+            print("\nmean over models, by method (seconds per model):")
+            print(out["by_method"].to_string())
+        if "reference" in out:
+            print("\nthe study's own network (seed_gp): study (published) beside emlpress")
+            print(out["reference"].to_string())
+            for line in out["reference_notes"]:
+                print(f"- {line}")
+    print(f"\ntasks: {len(res.ran)} run now, {len(res.skipped)} already finished, "
+          f"{len(res.failed)} failed ({res.seconds:.0f} s)")
+    for key, err in res.failed.items():
+        last = err.strip().splitlines()[-1] if err.strip() else err
+        print(f"  failed: {key}: {last} (details: {folder}/tasks/{key}.error)", file=sys.stderr)
+    print(f"run folder: {folder} (summary.md, models.csv, layers.csv, reference.csv, "
+          "removed_by_method.png, removed_by_layer.png, loss_vs_params.png, tasks/, models/)")
+    if res.interrupted:
+        print(f"emlpress: interrupted; rerun the same command to resume ({folder})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if res.failed else 0
+
+
+_BATTERY_OPTIONS = ("workers", "threads_per_worker", "native_threads", "scheduler",
+                    "scheduler_timeout", "no_progress")
+
+
+def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> None:
+    p.add_argument("--workers", type=int, default=workers,
+                   help=workers_help or f"Dask workers of the LocalCluster (default: {workers})")
+    p.add_argument("--threads-per-worker", type=int, default=1,
+                   help="tasks each worker runs at a time (default: 1)")
+    p.add_argument("--native-threads", type=int, default=None,
+                   help="threads of the native kernels per task (default: cores / (workers x "
+                        "threads per worker) on a LocalCluster, 1 on --scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="an existing Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
+                        "the run folder must be on a file system the workers share")
+    p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for --scheduler to answer (default: 10)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _cmd_tpc_generate(args) -> int:
     from emlpress.data.tpc_generate import generate
 
@@ -241,7 +305,8 @@ def _cmd_tpc_run(args) -> int:
     if args.resume:  # the run's own settings: refuse others rather than ignore them
         base = vars(build_parser().parse_args(["tpc", "run"]))
         given = [k for k, v in vars(args).items()
-                 if k not in ("resume", "verbose", "func") and k in base and v != base[k]]
+                 if k not in ("resume", "verbose", "func", *_BATTERY_OPTIONS) and k in base
+                 and v != base[k]]
         if given:
             raise _UsageError(f"--resume uses the settings the run was started with; drop "
                               + ", ".join("--" + k.replace("_", "-") for k in given))
@@ -258,7 +323,11 @@ def _cmd_tpc_run(args) -> int:
     if args.verbose:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     try:
-        folder, summary = pipe.run(cfg, resume=args.resume)
+        cfg.progress = not args.no_progress
+        folder, summary = pipe.run(cfg, resume=args.resume, workers=args.workers,
+                                   threads_per_worker=args.threads_per_worker,
+                                   native_threads=args.native_threads, scheduler=args.scheduler,
+                                   timeout=args.scheduler_timeout)
     except KeyboardInterrupt:
         if pipe.last_folder is not None and (pipe.last_folder / pipe.INCOMPLETE).exists():
             print(f"emlpress: interrupted; the answers so far are in {pipe.last_folder}; resume "
@@ -443,6 +512,34 @@ def build_parser() -> argparse.ArgumentParser:
     pbc.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="no PNG")
     pbc.set_defaults(func=_cmd_bench_compare)
 
+    from emlpress.pipelines import lossless_study as _study
+
+    ps = sub.add_parser("study", help="the lossless-compression study: train a grid of networks, "
+                        "bound, compress and verify them with every method (on Dask)")
+    ssub = ps.add_subparsers(dest="study_cmd", required=True)
+    sr = ssub.add_parser("run", help="run or resume the study; writes runs/study-<preset>/")
+    sr.add_argument("--preset", choices=list(_study.PRESETS), default="quick",
+                    help="quick: [2,64,32,32,16,1], about 15 minutes on 2 cores; study: the "
+                         "study's settings ([2,1024,512,512,256,1], full epochs); test: seconds "
+                         "(default: quick)")
+    sr.add_argument("--optimizers", nargs="+", choices=list(_study.OPTIMIZERS), default=None,
+                    help="(default: all four)")
+    sr.add_argument("--regularizations", nargs="+", choices=list(_study.REGULARIZATIONS),
+                    default=None, metavar="REG",
+                    help=f"(default: all 13: {', '.join(_study.REGULARIZATIONS)})")
+    sr.add_argument("--seeds", type=int, default=1, help="models per setting (default: 1)")
+    sr.add_argument("--methods", nargs="+", choices=list(_study.METHODS), default=None,
+                    help="bound methods (default: all; exact is bounds.stability)")
+    sr.add_argument("--reference", default=None, metavar="NPZ",
+                    help="the study's network (default: $EMLPRESS_SEED_GP or "
+                         "../shared/data/seed_gp/model.npz when found)")
+    sr.add_argument("--no-reference", action="store_true", help="no reference network row")
+    sr.add_argument("--folder", default=None,
+                    help="run folder (default: OUT/study-<preset>); rerunning on it resumes")
+    sr.add_argument("--out", default="runs", help="parent of the default run folder (default: runs)")
+    _battery_args(sr)
+    sr.set_defaults(func=_cmd_study_run)
+
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
     g = tsub.add_parser("generate", help="measure the numba kernels at random precisions")
@@ -493,6 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(other options are then not used); answers already written are kept")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
+    _battery_args(r, workers=None, workers_help=(
+        "run the benchmarks and topologies as tasks of a Dask battery on a LocalCluster of this "
+        "many workers (default: none, one after the other in this process; a battery's "
+        "folder resumes as a battery)"))
     r.set_defaults(func=_cmd_tpc_run)
     return p
 

@@ -46,14 +46,26 @@ def fold_scaling(net: Network, x_lo, x_hi, y_lo, y_hi, lo=None, hi=None) -> Netw
     return Network(Ws, bs, lo, hi)
 
 
-def keras_optimizer(name: str, learning_rate: float):
-    """A fresh tf_keras optimizer by name (``adam``, ``adadelta``, ...) with its learning rate."""
+def keras_optimizer(name: str, learning_rate, *, clipnorm: float | None = None,
+                    momentum: float | None = None):
+    """A fresh tf_keras optimizer by name (``adam``, ``adadelta``, ``sgd``, ...) with its
+    learning rate (a number or a Keras schedule), gradient-norm clipping and, for ``sgd``,
+    momentum."""
     from emlpress.io.keras import tf_keras
 
+    keras = tf_keras()
     try:
-        return tf_keras().optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
+        cls = type(keras.optimizers.get(name))
     except ValueError as e:
         raise ValueError(f"unknown Keras optimizer {name!r}") from e
+    extra = {}
+    if clipnorm is not None:
+        extra["clipnorm"] = float(clipnorm)
+    if momentum is not None:
+        if name.lower() != "sgd":
+            raise ValueError(f"momentum is an option of sgd, not of {name!r}")
+        extra["momentum"] = float(momentum)
+    return cls(learning_rate=learning_rate, **extra)
 
 
 def check_sparsities(initial, final) -> tuple[float, float]:
@@ -83,9 +95,13 @@ def fit_regressor(
     pruning: tuple[float, float] | None = None,
     optimizer: str = "adam",
     scale_targets: bool = True,
+    scale_inputs: bool = True,
     init: FitResult | None = None,
     early_stopping: bool = True,
     validation: float = 0.1,
+    lr_decay: float | None = None,
+    clipnorm: float | None = None,
+    momentum: float | None = None,
 ) -> FitResult:
     """Train a ``[n_in, *hidden, n_out]`` ReLU regressor (Adam by default, MSE, early
     stopping on a seeded validation split, ``validation`` of the rows, 10% by default) and return it as a Network on raw units, with domain
@@ -100,7 +116,12 @@ def fit_regressor(
     ``optimizer`` is any Keras optimizer name (``adam``, ``adadelta``, ...), built with
     ``learning_rate``. ``scale_targets=False`` trains on the raw targets instead of their
     min-max scaling: the regularisation penalty then weighs what it weighed in studies that
-    trained on raw outputs (with scaled targets an L1 of 1e-3 outweighs the loss).
+    trained on raw outputs (with scaled targets an L1 of 1e-3 outweighs the loss);
+    ``scale_inputs=False`` likewise feeds the raw inputs.
+
+    ``lr_decay``: the learning rate is multiplied by it after every epoch (a staircase
+    exponential decay); ``clipnorm``: each gradient is clipped to this norm; ``momentum``:
+    for ``sgd``. ``validation=0`` (with ``early_stopping=False``) trains on every row.
 
     ``init``: continue training (warm start) a copy of an earlier result's model, with its
     scalings (``hidden`` must match; ``init`` itself is left as it was). With ``pruning``, a
@@ -127,6 +148,8 @@ def fit_regressor(
     else:
         x_lo, x_hi = X.min(0), X.max(0)
         x_hi = np.where(x_hi > x_lo, x_hi, x_lo + 1)
+        if not scale_inputs:
+            x_lo, x_hi = np.zeros_like(x_lo), np.ones_like(x_hi)
         y_lo, y_hi = Y.min(0), Y.max(0)
         y_hi = np.where(y_hi > y_lo, y_hi, y_lo + 1)
         if not scale_targets:
@@ -141,14 +164,25 @@ def fit_regressor(
         layers.append(keras.layers.Dense(Y.shape[1], kernel_regularizer=reg))
         model = keras.Sequential(layers)
 
+    if not 0.0 <= validation < 1.0 or (validation == 0.0 and early_stopping):
+        raise ValueError(f"validation = {validation!r}: the validation share must lie in (0, 1)"
+                         + (" (0 only with early_stopping=False)" if validation == 0.0 else ""))
+    n_val = (len(X) * round(validation * 10_000)) // 10_000  # exact: n // 10 for 0.1
+    if validation > 0.0:
+        n_val = max(1, n_val)
+    steps_per_epoch = max(1, -(-(len(X) - n_val) // batch_size))
+    if lr_decay is not None and not 0.0 < lr_decay <= 1.0:
+        raise ValueError(f"lr_decay = {lr_decay!r}: the per-epoch factor must lie in (0, 1]")
+
     def make_optimizer():
-        return keras_optimizer(optimizer, learning_rate)
+        lr = learning_rate
+        if lr_decay is not None and lr_decay != 1.0:
+            lr = keras.optimizers.schedules.ExponentialDecay(
+                learning_rate, decay_steps=steps_per_epoch, decay_rate=lr_decay, staircase=True)
+        return keras_optimizer(optimizer, lr, clipnorm=clipnorm, momentum=momentum)
 
     model.compile(optimizer=make_optimizer(), loss="mse")
     perm = np.random.default_rng(seed).permutation(len(X))
-    if not 0.0 < validation < 1.0:
-        raise ValueError(f"validation = {validation!r}: the validation share must lie in (0, 1)")
-    n_val = max(1, (len(X) * round(validation * 10_000)) // 10_000)  # exact: n // 10 for 0.1
     val, tr = perm[:n_val], perm[n_val:]
     callbacks = ([keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
                  if early_stopping else [])
@@ -173,7 +207,7 @@ def fit_regressor(
     else:
         t0 = time.perf_counter()
         history = model.fit(
-            Xs[tr], Ys[tr], validation_data=(Xs[val], Ys[val]), epochs=epochs,
+            Xs[tr], Ys[tr], validation_data=(Xs[val], Ys[val]) if n_val else None, epochs=epochs,
             batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
         ).history
         train_s = time.perf_counter() - t0

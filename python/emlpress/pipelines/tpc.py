@@ -55,7 +55,8 @@ from emlpress.data import tpc
 from emlpress.data.tpc_oracle import Oracle, brute_force
 from emlpress.network import Network
 
-__all__ = ["PRESETS", "Config", "Surrogate", "run", "load_config", "optimize", "solve_loop", "conformal_margin",
+__all__ = ["PRESETS", "Config", "Surrogate", "run", "load_config", "truth_task", "job_task",
+           "optimize", "solve_loop", "conformal_margin",
            "solver_time_ratios", "DEFAULT_DATA", "VARIANTS", "QUANTIZED_VARIANTS", "variants"]
 
 # The study's topology catalogue (hidden layer widths), as named presets.
@@ -536,6 +537,8 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
                "no answer": "black"}
     markers = dict(zip(VARIANTS + QUANTIZED_VARIANTS, "os^Dvx"))
     for bench, g in summary.groupby("benchmark"):
+        if "solver_ms_median" not in g or g["solver_ms_median"].isna().all():
+            continue  # no first MILP was solved: nothing to plot
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for (variant, verdict), gs in g.groupby(["variant", "verdict"]):
             ax.scatter(gs["weights"], gs["solver_ms_median"], c=colours.get(verdict, "tab:gray"),
@@ -654,30 +657,11 @@ def load_config(folder) -> Config:
     path = folder / "logs" / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{folder}: not a tpc run folder (no logs/config.json)")
-    saved = json.loads(path.read_text())
-    known = {f for f in Config.__dataclass_fields__}
-    cfg = Config(**{k: v for k, v in saved.items() if k in known and k != "rerun_kernels"})
-    cfg.data, cfg.out = Path(cfg.data), Path(cfg.out)
-    return cfg
+    return _config_from(json.loads(path.read_text()))
 
 
-def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
-    """The whole pipeline; returns the run folder and the summary table (also written, row by
-    row as answers are final, to ``run.summary.csv``). While it runs, the folder holds a file
-    ``INCOMPLETE`` saying how far it got; ``resume=FOLDER`` continues such a run with its own
-    settings (``cfg`` then only sets ``progress``), keeping every benchmark and topology whose
-    four answers were written and redoing the others (training is seeded: the same models)."""
-    from emlpress.train import fit_regressor
-
-    if resume is not None:
-        progress = cfg.progress
-        cfg = load_config(resume)
-        cfg.progress = progress
-    cfg.data = Path(cfg.data)
-    if cfg.rerun_kernels is not None:
-        warnings.warn("Config.rerun_kernels is deprecated: use oracle='kernel' or 'data'",
-                      DeprecationWarning, stacklevel=2)
-        cfg.oracle = "kernel" if cfg.rerun_kernels else "data"
+def _prepare(cfg: Config):
+    """Checks, data, oracles and splits, before any training."""
     _check(cfg)
     datasets = tpc.load_dir(cfg.data, cfg.benchmarks)
     oracles, splits = {}, {}
@@ -693,6 +677,57 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
                              f"and {len(splits[name][0])} for training: too few for a {cfg.coverage:.0%} "
                              f"margin and a fit (at least {need} rows; or change coverage, "
                              "calibration_size, test_size)")
+    return datasets, oracles, splits
+
+
+def _new_folder(cfg: Config) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    folder = Path(cfg.out) / f"run{stamp}"
+    k = 0
+    while folder.exists():  # two runs in one second
+        k += 1
+        folder = Path(cfg.out) / f"run{stamp}_{k}"
+    return folder
+
+
+def _config_payload(cfg: Config) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}
+
+
+def _start_folder(folder: Path, cfg: Config) -> None:
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    _log(folder, "config", _config_payload(cfg))
+
+
+def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_worker: int = 1,
+        native_threads: int | None = None, scheduler: str | None = None,
+        timeout: float = 10.0) -> tuple[Path, pd.DataFrame]:
+    """The whole pipeline; returns the run folder and the summary table (also written, row by
+    row as answers are final, to ``run.summary.csv``). While it runs, the folder holds a file
+    ``INCOMPLETE`` saying how far it got; ``resume=FOLDER`` continues such a run with its own
+    settings (``cfg`` then only sets ``progress``), keeping every benchmark and topology whose
+    four answers were written and redoing the others (training is seeded: the same models).
+
+    ``workers`` or ``scheduler``: the benchmarks and topologies run as tasks of a battery on
+    Dask (:mod:`emlpress.pipelines.battery`: a LocalCluster of ``workers`` processes, or the
+    cluster at ``scheduler``), one task per benchmark and topology plus one brute force per
+    benchmark; each task writes its answers to ``tasks/`` and ``resume`` (or the same folder
+    again) skips the finished ones."""
+    if resume is not None:
+        progress = cfg.progress
+        cfg = load_config(resume)
+        cfg.progress = progress
+        if (Path(resume) / "battery.json").exists() and workers is None and scheduler is None:
+            workers = 1  # a battery's folder resumes as a battery
+    cfg.data = Path(cfg.data)
+    if cfg.rerun_kernels is not None:
+        warnings.warn("Config.rerun_kernels is deprecated: use oracle='kernel' or 'data'",
+                      DeprecationWarning, stacklevel=2)
+        cfg.oracle = "kernel" if cfg.rerun_kernels else "data"
+    if workers is not None or scheduler is not None:
+        return _run_battery(cfg, resume, workers or 1, threads_per_worker, native_threads,
+                            scheduler, timeout)
+    datasets, oracles, splits = _prepare(cfg)
     jobs = [(b, t) for b in datasets for t in cfg.topologies]
     kept = []
     if resume is not None:
@@ -706,14 +741,8 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
         finished = {(g["benchmark"].iloc[0], str(g["topology"].iloc[0])) for g in kept}
         jobs = [j for j in jobs if j not in finished]
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d%H%M%S")
-        folder = Path(cfg.out) / f"run{stamp}"
-        k = 0
-        while folder.exists():  # two runs in one second
-            k += 1
-            folder = Path(cfg.out) / f"run{stamp}_{k}"
-        (folder / "models").mkdir(parents=True)
-        _log(folder, "config", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
+        folder = _new_folder(cfg)
+        _start_folder(folder, cfg)
     total = (len(jobs) + len(kept)) * len(variants(cfg))
     global last_folder
     last_folder = folder
@@ -730,171 +759,279 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     rows = [r for g in kept for r in g.to_dict("records")]
     notes = []
     mark(len(rows))
-    limits = _limits(cfg)
-    truths, best_in_data = {}, {}
-    for bench, topo in jobs:
-        data = datasets[bench]
-        oracle = oracles[bench]
-        allowed = [cfg.hw] if cfg.hw else data.hardware
-        measured_only = cfg.measured_only
-        if measured_only is None:
-            measured_only = any(oracle.source(w) == "data" for w in allowed)
-        if bench not in truths:
-            truths[bench] = _truth(bench, data, oracle, cfg, allowed)
-            best_in_data[bench] = best_measured_bits(oracle, allowed, limits)
-            for w in allowed:
-                if oracle.source(w) == "data":
-                    notes.append(f"{bench} on {w}: answers measured by {oracle.reason[w]}"
-                                 + ("; answers restricted to its configurations" if measured_only else ""))
-        split = splits[bench]
-        train, cal, test = split
-        lo, hi = _domain(data)
-        hidden = PRESETS[topo]
-        Xtr, Ytr = data.X(train), data.Y(train)
-        common = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, lo=lo, hi=hi,
-                      learning_rate=cfg.learning_rate, patience=cfg.patience)
-        prune = dict(epochs=cfg.prune_epochs, batch_size=cfg.batch_size, seed=cfg.seed, lo=lo, hi=hi,
-                     learning_rate=cfg.learning_rate, pruning=(cfg.initial_sparsity, cfg.final_sparsity))
-        res_common = {**common, "epochs": cfg.resource_epochs, "patience": min(cfg.patience, 10)}
-        fits = {"baseline": (fit_regressor(Xtr, Ytr[:, :1], hidden, **common),
-                             fit_regressor(Xtr, Ytr[:, 1:], hidden, **res_common))}
-        fits["pruned"] = (fit_regressor(Xtr, Ytr[:, :1], hidden, init=fits["baseline"][0], **prune),
-                          fit_regressor(Xtr, Ytr[:, 1:], hidden, init=fits["baseline"][1], **prune))
-        # which resource outputs the MILP uses: held-out R2 of the baseline resource network
-        Xte = data.X(test)
-        Pres = fits["baseline"][1].net.forward(Xte)
-        r2_res = {name: _r2(Pres[:, k], test[name].to_numpy()) for k, name in enumerate(RESOURCES)}
-        res_use, fallback = {}, {}
-        for name in RESOURCES:
-            if limits[name] is None:
-                continue
-            if r2_res[name] >= cfg.resource_r2_min:
-                res_use[name] = True
-            else:
-                fallback[name] = {w: float(train.loc[train["hardware"] == w, name].max())
-                                  if (train["hardware"] == w).any() else float("inf")
-                                  for w in data.hardware}
-        _log(folder, f"{bench}_{topo}_data", {
-            "rows": len(data.frame), "train": len(train), "calibration": len(cal), "test": len(test),
-            "hardware": data.hardware, "oracle": oracle.reason, "measured_only": measured_only,
-            "r2_resources": r2_res, "resource_constraints": {
-                n: ("surrogate" if n in res_use else "fallback: max measured per hardware")
-                for n in RESOURCES if limits[n] is not None}, "fallback": fallback,
-            "truth": truths[bench]})
-        firsts = {}
-        for variant in variants(cfg):
-            base = variant.split("+")[0]
-            m = _Model(*fits[base], variant.endswith("+lossless"), embedding(variant))
-            tag = f"{bench}_{topo}_{variant.replace('+', '_')}"
-            pe = m.err_fit.net.forward(Xte)[:, 0]
-            r2_err = _r2(pe, test["neg_log_error"].to_numpy())
-            if r2_err < R2_ERROR_GOAL and "+" not in variant:  # the same network, or close
-                notes.append(f"{bench} {topo} {variant} (and its lossless compression): held-out R2 "
-                             f"of -log10(error) {r2_err:.3f} < "
-                             f"{R2_ERROR_GOAL} (the data or the topology does not allow more here); "
-                             "its answers rest on the closed loop")
-            if bar is not None:
-                bar.set_postfix(benchmark=bench, topology=topo, variant=variant)
+    truths = {}
 
-            def on_iteration(it, bar=bar):
-                if bar is not None:
-                    bar.set_postfix(benchmark=bench, topology=topo, variant=variant,
-                                    iteration=it["iteration"], verdict=it["verdict"])
-
-            res = solve_loop(m, data, split, cfg, oracle, res_use, fallback, measured_only, on_iteration)
-            log = res["log"]
-            row = {"benchmark": bench, "topology": topo, "variant": variant,
-                   "hardware": cfg.hw or "any", "oracle": "/".join(sorted({oracle.source(w) for w in allowed})),
-                   "measured_only": measured_only,
-                   "oracle_reason": "; ".join(f"{w}: {oracle.reason[w]}" for w in allowed),
-                   "train_ms": (fits[base][0].train_s + fits[base][1].train_s) * 1e3,
-                   "epochs_trained": fits[base][0].epochs, "sparsity": fits[base][0].sparsity,
-                   "r2_error": r2_err, "rmse_error": float(np.sqrt(np.mean((pe - test["neg_log_error"].to_numpy()) ** 2))),
-                   "r2_time": r2_res["time"],
-                   "time_constraint": ("surrogate" if "time" in res_use else "fallback: max measured per hardware"),
-                   }
-            sur = res["final_sur"]
-            nets = [sur.error_net] + ([sur.resource_net] if sur.resource_net is not None else [])
-            path = folder / "models" / f"{tag}_error.npz"
-            sur.error_net.save(path)
-            if sur.resource_net is not None:
-                sur.resource_net.save(folder / "models" / f"{tag}_resources.npz")
-            for key, content in sur.tflite.items():
-                (folder / "models" / f"{tag}_{key}.tflite").write_bytes(content)
-            row.update(weights=int(sum(W.size for n in nets for W in n.weights)),
-                       size_bytes=path.stat().st_size,
-                       # the same file format for every variant, where int8 ones are compared
-                       tflite_bytes=_tflite_bytes(sur, nets) if cfg.quantized else None,
-                       answer_model=ANSWER_MODELS[m.embed],
-                       neurons_before=m.err_fit.net.n_neurons + (m.res_fit.net.n_neurons if res_use else 0),
-                       neurons_after=sum(n.n_neurons for n in nets),
-                       compress_ms=m.compress_ms,
-                       margin_error=sur.margin_error,
-                       test_coverage_error=float(np.mean(
-                           test["neg_log_error"].to_numpy() >= sur.error_prediction(Xte) - sur.margin_error)))
-            if res["first"] is not None and m.embed != "float":
-                # the variant's own (int8) model on the held-out rows, as its MILP embeds it
-                pq = res["first"][1].error_prediction(Xte)
-                row.update(r2_error=_r2(pq, test["neg_log_error"].to_numpy()), rmse_error=float(
-                    np.sqrt(np.mean((pq - test["neg_log_error"].to_numpy()) ** 2))))
-            if res["first"] is not None:
-                fsol, fsur, fhandle, fcand = res["first"]
-                row.update(binaries=fhandle.n_binaries, status_first=fsol.status, nodes=fsol.nodes,
-                           encode_ms=fsol.encode_s * 1e3, solver_ms=fsol.solve_s * 1e3,
-                           solver_ms_median=fsol.solve_s * 1e3, timing_solves=1)
-                firsts[variant] = (fsur, row, fcand)
-            answered = [it for it in log if "bits" in it]
-            if answered:
-                f, last = answered[0], res["final"]
-                for k in ("bits", "total_bits", "predicted_error", "measured_error", "measured_time",
-                          "verdict", "measured_source"):
-                    row[f"first_{k}"] = f.get(k)
-                for k in ("chosen_hardware", "bits", "total_bits", "predicted_error", "predicted_time",
-                          "interpreter_predicted_error", "interpreter_predicted_time",
-                          "measured_error", "measured_time", "measured_memory_peak", "measured_source",
-                          "verdict", "milp_forward_diff"):
-                    row[k] = last.get(k)
-                row["status"] = last["status"]
-            else:
-                row["verdict"] = "no answer"
-                row["status"] = log[-1]["status"] if log else "NO_CANDIDATES"
-            row["measured_feasible"] = row.get("verdict") == "feasible"
-            row.update(iterations=res["out"]["iterations"], probes=res["out"]["probes"],
-                       loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"])
-            truth = truths[bench]
-            row["optimum_bits"] = truth.get("total_bits")
-            row["optimum_proven"] = truth.get("proven")
-            feasible = row["measured_feasible"]
-            # distances only for measured-feasible answers (an infeasible one can be "below")
-            if feasible and truth.get("proven") and truth.get("total_bits") is not None:
-                row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
-            row["best_measured_bits"] = best_in_data[bench]
-            if feasible and row["best_measured_bits"] is not None:
-                row["bits_above_best_measured"] = int(row["total_bits"]) - row["best_measured_bits"]
-            rows.append(row)
-            _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
-                               "lossless": {k: str(v) for k, v in m.reports.items()}})
-            pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
-            mark(len(rows))
-            if bar is not None:
-                bar.update(1)
-        # solver time, compressed against uncompressed: the same first MILP, solved again,
-        # only where compression removed something
-        for base in ("baseline", "pruned"):
-            pair = firsts.get(base), firsts.get(f"{base}+lossless")
-            if None in pair or pair[1][1]["neurons_after"] >= pair[0][1]["neurons_after"]:
-                continue
-            if bar is not None:
-                bar.set_postfix(benchmark=bench, topology=topo, timing=base)
-            for fsur, row, fcand in pair:
-                t = _timings(fsur, data, cfg, fcand)
-                row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
-                           solver_ms_max=max(t), timing_solves=len(t))
-        for row in rows[-len(variants(cfg)):]:
-            row["group_done"] = True  # answers and timings of this benchmark and topology
+    def on_row(row) -> None:
+        rows.append(row)
         pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+        mark(len(rows))
+        if bar is not None:
+            bar.update(1)
+
+    for bench, topo in jobs:
+        data, oracle = datasets[bench], oracles[bench]
+        if bench not in truths:
+            truths[bench] = _truth(bench, data, oracle, cfg, [cfg.hw] if cfg.hw else data.hardware)
+        _job(cfg, folder, bench, topo, data, oracle, splits[bench], truths[bench], notes, bar, on_row)
+        pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)  # group_done
     if bar is not None:
         bar.close()
+    summary = _finish(folder, cfg, rows, notes)
+    (folder / INCOMPLETE).unlink(missing_ok=True)
+    return folder, summary
+
+
+def _config_from(payload: dict) -> Config:
+    known = set(Config.__dataclass_fields__)
+    cfg = Config(**{k: v for k, v in payload.items() if k in known and k != "rerun_kernels"})
+    cfg.data, cfg.out = Path(cfg.data), Path(cfg.out)
+    return cfg
+
+
+def truth_task(cfg: dict, bench: str, threads: int = 1) -> dict:
+    """A battery task: the benchmark's brute force (see :func:`_truth`)."""
+    c = _config_from(cfg)
+    data = tpc.load_dir(c.data, [bench])[bench]
+    oracle = Oracle(data, c.oracle, c.data, hardware=[c.hw] if c.hw else None)
+    return {"benchmark": bench,
+            "truth": _truth(bench, data, oracle, c, [c.hw] if c.hw else data.hardware)}
+
+
+def job_task(cfg: dict, folder: str, bench: str, topo: str, threads: int = 1) -> dict:
+    """A battery task: one benchmark and topology (see :func:`_job`); models and logs go
+    into ``folder`` as in a sequential run."""
+    c = _config_from(cfg)
+    c.progress = False
+    data = tpc.load_dir(c.data, [bench])[bench]
+    oracle = Oracle(data, c.oracle, c.data, hardware=[c.hw] if c.hw else None)
+    notes = []
+    rows = _job(c, Path(folder), bench, topo, data, oracle, _splits(data, c), None, notes)
+    return {"benchmark": bench, "topology": topo, "rows": rows, "notes": notes}
+
+
+def _job_key(bench: str, topo: str) -> str:
+    return f"{bench}_{topo}"
+
+
+def _run_battery(cfg: Config, resume, workers: int, threads_per_worker: int,
+                 native_threads: int | None, scheduler: str | None,
+                 timeout: float) -> tuple[Path, pd.DataFrame]:
+    from emlpress.pipelines import battery
+
+    datasets, _, _ = _prepare(cfg)  # every check before a worker starts
+    folder = Path(resume) if resume is not None else _new_folder(cfg)
+    global last_folder
+    last_folder = folder
+    payload = _config_payload(cfg)
+    payload.pop("progress", None)  # how it is shown does not change the answers
+    jobs = [(b, t) for b in datasets for t in cfg.topologies]
+    tasks = [battery.Task(f"truth_{b}", truth_task, dict(cfg=payload, bench=b)) for b in datasets]
+    tasks += [battery.Task(_job_key(b, t), job_task,
+                           dict(cfg=payload, folder=str(folder.resolve()), bench=b, topo=t))
+              for b, t in jobs]
+
+    def summarize(folder, results):
+        rows, notes = [], []
+        for b, t in jobs:
+            r = results.get(_job_key(b, t))
+            if r is None:
+                continue
+            truth = results.get(f"truth_{b}", {}).get("truth")
+            for row in r["rows"]:
+                row = dict(row)
+                if truth is not None:
+                    _apply_truth(row, truth)
+                rows.append(row)
+            notes += r["notes"]
+        if not rows:
+            return pd.DataFrame()
+        return _finish(Path(folder), cfg, rows, notes)
+
+    res = battery.run(folder, "tpc", payload, tasks, summarize=summarize, workers=workers,
+                      threads_per_worker=threads_per_worker, native_threads=native_threads,
+                      scheduler=scheduler, timeout=timeout, progress=cfg.progress, desc="tpc run",
+                      on_start=lambda f: _start_folder(f, cfg))
+    if res.interrupted:
+        raise KeyboardInterrupt
+    if res.failed:
+        raise RuntimeError(f"{len(res.failed)} of {len(tasks)} tasks failed "
+                           f"({', '.join(res.failed)}); why: {folder}/tasks/<task>.error; "
+                           f"rerun with --resume {folder} to retry them")
+    return folder, res.summary
+
+
+def _apply_truth(row: dict, truth: dict) -> None:
+    """The brute force's optimum beside an answer (distances only for measured-feasible
+    answers: an infeasible one can be "below")."""
+    row["optimum_bits"] = truth.get("total_bits")
+    row["optimum_proven"] = truth.get("proven")
+    if row["measured_feasible"] and truth.get("proven") and truth.get("total_bits") is not None:
+        row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
+
+
+def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle, split,
+         truth: dict | None, notes: list, bar=None, on_row=None) -> list[dict]:
+    """One benchmark and topology: train the baseline and pruned networks, answer for every
+    variant (closed loop, measured), time the compressed against the uncompressed MILPs.
+    Returns the variants' summary rows (``truth``: the benchmark's brute force, or None to
+    join it later)."""
+    from emlpress.train import fit_regressor
+
+    limits = _limits(cfg)
+    allowed = [cfg.hw] if cfg.hw else data.hardware
+    measured_only = cfg.measured_only
+    if measured_only is None:
+        measured_only = any(oracle.source(w) == "data" for w in allowed)
+    best_in_data = best_measured_bits(oracle, allowed, limits)
+    for w in allowed:
+        if oracle.source(w) == "data":
+            notes.append(f"{bench} on {w}: answers measured by {oracle.reason[w]}"
+                         + ("; answers restricted to its configurations" if measured_only else ""))
+    train, cal, test = split
+    lo, hi = _domain(data)
+    hidden = PRESETS[topo]
+    Xtr, Ytr = data.X(train), data.Y(train)
+    common = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, lo=lo, hi=hi,
+                  learning_rate=cfg.learning_rate, patience=cfg.patience)
+    prune = dict(epochs=cfg.prune_epochs, batch_size=cfg.batch_size, seed=cfg.seed, lo=lo, hi=hi,
+                 learning_rate=cfg.learning_rate, pruning=(cfg.initial_sparsity, cfg.final_sparsity))
+    res_common = {**common, "epochs": cfg.resource_epochs, "patience": min(cfg.patience, 10)}
+    fits = {"baseline": (fit_regressor(Xtr, Ytr[:, :1], hidden, **common),
+                         fit_regressor(Xtr, Ytr[:, 1:], hidden, **res_common))}
+    fits["pruned"] = (fit_regressor(Xtr, Ytr[:, :1], hidden, init=fits["baseline"][0], **prune),
+                      fit_regressor(Xtr, Ytr[:, 1:], hidden, init=fits["baseline"][1], **prune))
+    # which resource outputs the MILP uses: held-out R2 of the baseline resource network
+    Xte = data.X(test)
+    Pres = fits["baseline"][1].net.forward(Xte)
+    r2_res = {name: _r2(Pres[:, k], test[name].to_numpy()) for k, name in enumerate(RESOURCES)}
+    res_use, fallback = {}, {}
+    for name in RESOURCES:
+        if limits[name] is None:
+            continue
+        if r2_res[name] >= cfg.resource_r2_min:
+            res_use[name] = True
+        else:
+            fallback[name] = {w: float(train.loc[train["hardware"] == w, name].max())
+                              if (train["hardware"] == w).any() else float("inf")
+                              for w in data.hardware}
+    _log(folder, f"{bench}_{topo}_data", {
+        "rows": len(data.frame), "train": len(train), "calibration": len(cal), "test": len(test),
+        "hardware": data.hardware, "oracle": oracle.reason, "measured_only": measured_only,
+        "r2_resources": r2_res, "resource_constraints": {
+            n: ("surrogate" if n in res_use else "fallback: max measured per hardware")
+            for n in RESOURCES if limits[n] is not None}, "fallback": fallback,
+        "truth": truth if truth is not None else "see tasks/truth_<benchmark>.json"})
+    firsts = {}
+    rows = []
+    for variant in variants(cfg):
+        base = variant.split("+")[0]
+        m = _Model(*fits[base], variant.endswith("+lossless"), embedding(variant))
+        tag = f"{bench}_{topo}_{variant.replace('+', '_')}"
+        pe = m.err_fit.net.forward(Xte)[:, 0]
+        r2_err = _r2(pe, test["neg_log_error"].to_numpy())
+        if r2_err < R2_ERROR_GOAL and "+" not in variant:  # the same network, or close
+            notes.append(f"{bench} {topo} {variant} (and its lossless compression): held-out R2 "
+                         f"of -log10(error) {r2_err:.3f} < "
+                         f"{R2_ERROR_GOAL} (the data or the topology does not allow more here); "
+                         "its answers rest on the closed loop")
+        if bar is not None:
+            bar.set_postfix(benchmark=bench, topology=topo, variant=variant)
+
+        def on_iteration(it, bar=bar):
+            if bar is not None:
+                bar.set_postfix(benchmark=bench, topology=topo, variant=variant,
+                                iteration=it["iteration"], verdict=it["verdict"])
+
+        res = solve_loop(m, data, split, cfg, oracle, res_use, fallback, measured_only, on_iteration)
+        log = res["log"]
+        row = {"benchmark": bench, "topology": topo, "variant": variant,
+               "hardware": cfg.hw or "any", "oracle": "/".join(sorted({oracle.source(w) for w in allowed})),
+               "measured_only": measured_only,
+               "oracle_reason": "; ".join(f"{w}: {oracle.reason[w]}" for w in allowed),
+               "train_ms": (fits[base][0].train_s + fits[base][1].train_s) * 1e3,
+               "epochs_trained": fits[base][0].epochs, "sparsity": fits[base][0].sparsity,
+               "r2_error": r2_err, "rmse_error": float(np.sqrt(np.mean((pe - test["neg_log_error"].to_numpy()) ** 2))),
+               "r2_time": r2_res["time"],
+               "time_constraint": ("surrogate" if "time" in res_use else "fallback: max measured per hardware"),
+               }
+        sur = res["final_sur"]
+        nets = [sur.error_net] + ([sur.resource_net] if sur.resource_net is not None else [])
+        path = folder / "models" / f"{tag}_error.npz"
+        sur.error_net.save(path)
+        if sur.resource_net is not None:
+            sur.resource_net.save(folder / "models" / f"{tag}_resources.npz")
+        for key, content in sur.tflite.items():
+            (folder / "models" / f"{tag}_{key}.tflite").write_bytes(content)
+        row.update(weights=int(sum(W.size for n in nets for W in n.weights)),
+                   size_bytes=path.stat().st_size,
+                   # the same file format for every variant, where int8 ones are compared
+                   tflite_bytes=_tflite_bytes(sur, nets) if cfg.quantized else None,
+                   answer_model=ANSWER_MODELS[m.embed],
+                   neurons_before=m.err_fit.net.n_neurons + (m.res_fit.net.n_neurons if res_use else 0),
+                   neurons_after=sum(n.n_neurons for n in nets),
+                   compress_ms=m.compress_ms,
+                   margin_error=sur.margin_error,
+                   test_coverage_error=float(np.mean(
+                       test["neg_log_error"].to_numpy() >= sur.error_prediction(Xte) - sur.margin_error)))
+        if res["first"] is not None and m.embed != "float":
+            # the variant's own (int8) model on the held-out rows, as its MILP embeds it
+            pq = res["first"][1].error_prediction(Xte)
+            row.update(r2_error=_r2(pq, test["neg_log_error"].to_numpy()), rmse_error=float(
+                np.sqrt(np.mean((pq - test["neg_log_error"].to_numpy()) ** 2))))
+        if res["first"] is not None:
+            fsol, fsur, fhandle, fcand = res["first"]
+            row.update(binaries=fhandle.n_binaries, status_first=fsol.status, nodes=fsol.nodes,
+                       encode_ms=fsol.encode_s * 1e3, solver_ms=fsol.solve_s * 1e3,
+                       solver_ms_median=fsol.solve_s * 1e3, timing_solves=1)
+            firsts[variant] = (fsur, row, fcand)
+        answered = [it for it in log if "bits" in it]
+        if answered:
+            f, last = answered[0], res["final"]
+            for k in ("bits", "total_bits", "predicted_error", "measured_error", "measured_time",
+                      "verdict", "measured_source"):
+                row[f"first_{k}"] = f.get(k)
+            for k in ("chosen_hardware", "bits", "total_bits", "predicted_error", "predicted_time",
+                      "interpreter_predicted_error", "interpreter_predicted_time",
+                      "measured_error", "measured_time", "measured_memory_peak", "measured_source",
+                      "verdict", "milp_forward_diff"):
+                row[k] = last.get(k)
+            row["status"] = last["status"]
+        else:
+            row["verdict"] = "no answer"
+            row["status"] = log[-1]["status"] if log else "NO_CANDIDATES"
+        row["measured_feasible"] = row.get("verdict") == "feasible"
+        row.update(iterations=res["out"]["iterations"], probes=res["out"]["probes"],
+                   loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"])
+        if truth is not None:
+            _apply_truth(row, truth)
+        feasible = row["measured_feasible"]
+        row["best_measured_bits"] = best_in_data
+        if feasible and row["best_measured_bits"] is not None:
+            row["bits_above_best_measured"] = int(row["total_bits"]) - row["best_measured_bits"]
+        rows.append(row)
+        _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
+                           "lossless": {k: str(v) for k, v in m.reports.items()}})
+        if on_row is not None:
+            on_row(row)
+    # solver time, compressed against uncompressed: the same first MILP, solved again,
+    # only where compression removed something
+    for base in ("baseline", "pruned"):
+        pair = firsts.get(base), firsts.get(f"{base}+lossless")
+        if None in pair or pair[1][1]["neurons_after"] >= pair[0][1]["neurons_after"]:
+            continue
+        if bar is not None:
+            bar.set_postfix(benchmark=bench, topology=topo, timing=base)
+        for fsur, row, fcand in pair:
+            t = _timings(fsur, data, cfg, fcand)
+            row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
+                       solver_ms_max=max(t), timing_solves=len(t))
+    for row in rows:
+        row["group_done"] = True  # answers and timings of this benchmark and topology
+    return rows
+
+
+def _finish(folder: Path, cfg: Config, rows: list, notes: list) -> pd.DataFrame:
+    """The summary table from every answer's row: coverage, notes, plots, run.summary.csv."""
     summary = pd.DataFrame(rows)
     cov = {"coverage_asked": cfg.coverage,
            "first_answers_measured": int(summary["first_verdict"].isin(["feasible", "infeasible"]).sum())
@@ -905,12 +1042,11 @@ def run(cfg: Config, resume=None) -> tuple[Path, pd.DataFrame]:
     _log(folder, "coverage", cov)
     if cfg.max_iterations == 0:
         notes.append("open loop (max_iterations=0): every answer is measured, none is corrected")
-    summary.attrs["notes"] = notes
+    summary.attrs["notes"] = list(dict.fromkeys(notes))
     summary.attrs["coverage"] = cov
     _plots(folder, summary)
     summary.to_csv(folder / "run.summary.csv", index=False)
-    (folder / INCOMPLETE).unlink(missing_ok=True)
-    return folder, summary
+    return summary
 
 
 def _tflite_bytes(sur: Surrogate, nets) -> int:

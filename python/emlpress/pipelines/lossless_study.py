@@ -1,0 +1,601 @@
+"""The lossless-compression study, rerun: train a grid of Goldstein-Price regressors, bound them
+with every method, compress them losslessly, verify, and compare.
+
+The study (Serra, Kumar and Ramalingam's compression applied to 52 networks
+``[2, 1024, 512, 512, 256, 1]``) trained one model per optimizer and regularization, bounded
+them by LP only and compared the neurons removed. Here each model is a task of a battery
+(:mod:`emlpress.pipelines.battery`, on dask.distributed): train (tf_keras, seeded), then for
+each bound method (``interval``, ``crown``, ``lp``, ``exact``: the exact stable sets of
+:func:`emlpress.bounds.stability`) bound, compress (:func:`emlpress.compress.lossless`, which
+verifies on 100,000 points and raises if the networks differ) and record per layer the units
+removed by rule, the parameters left, the test loss and the times. The study's own network
+(``seed_gp``) is a fixed task of every run, compared with the study's published figures.
+
+Training follows the study's settings: x in [-1.5, -0.5], y in [-0.5, 0.5], 40,000 training
+and 8,000 test samples (uniform, seeded), MSE on the raw inputs and targets (the study's own
+network works on raw units: its output layer gives 26 to 11,960 directly), the L1/L2 penalty on
+every kernel, fixed epochs (no early stopping), a staircase per-epoch learning-rate decay and
+gradient-norm clipping per optimizer (:data:`OPTIMIZERS`). Not stated by the study and chosen
+here: batch size 128, SGD momentum 0.9, Keras' default initialisation.
+
+Presets (:data:`PRESETS`): ``study`` is the study's settings; ``quick`` the same grid with
+``[2, 64, 32, 32, 16, 1]`` networks, 10,000 training samples and a fifth of the epochs (the
+decay raised to the 5th power, so the schedule ends where the study's does); ``test`` a tiny
+network for the test suite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emlpress.pipelines import battery
+
+__all__ = ["Optimizer", "OPTIMIZERS", "REGULARIZATIONS", "METHODS", "PRESETS", "Config",
+           "PUBLISHED", "config", "tasks", "run", "summarize", "model_task", "reference_task",
+           "default_reference", "params_of"]
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    keras: str            # the tf_keras optimizer name
+    epochs: int
+    learning_rate: float
+    decay: float          # learning rate factor per epoch
+    clipnorm: float | None
+    momentum: float | None = None
+
+
+#: The study's optimizers: epochs, learning rate, per-epoch decay, gradient-norm clip.
+OPTIMIZERS = {
+    "adam": Optimizer("adam", 600, 1e-3, 0.95, 5.0),
+    "adadelta": Optimizer("adadelta", 2000, 1.5, 0.9985, None),
+    "sgd": Optimizer("sgd", 2000, 0.025, 0.998, 5.0),
+    "sgd-momentum": Optimizer("sgd", 800, 0.005, 0.995, 5.0, momentum=0.9),
+}
+
+_LAMBDAS = ("0.001", "0.01", "0.1", "0.5")
+#: The study's 13 regularizations: name -> (l1, l2).
+REGULARIZATIONS = {"none": (0.0, 0.0)}
+REGULARIZATIONS.update({f"l1={v}": (float(v), 0.0) for v in _LAMBDAS})
+REGULARIZATIONS.update({f"l2={v}": (0.0, float(v)) for v in _LAMBDAS})
+REGULARIZATIONS.update({f"l1l2={v}": (float(v), float(v)) for v in _LAMBDAS})
+
+METHODS = ("interval", "crown", "lp", "exact")
+
+#: The study's published compression of its own network (seed_gp) with its LP bounds.
+PUBLISHED = {
+    "neurons_removed": 1128, "params_before": 922113, "params_after": 325019,
+    "removed_inactive": [415, 156, 48, 18], "removed_zero_weight": [17, 0, 0, 0],
+    "folded_dependent": [474, 0, 0, 0],
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    hidden: tuple
+    n_train: int
+    n_test: int
+    epoch_scale: int          # epochs divided by it (the decay raised to its power)
+    batch_size: int
+    exact_time_limit: float   # seconds of bounds.stability per model
+
+
+PRESETS = {
+    "study": Preset((1024, 512, 512, 256), 40_000, 8_000, 1, 128, 600.0),
+    "quick": Preset((64, 32, 32, 16), 10_000, 2_000, 5, 128, 60.0),
+    "test": Preset((8, 8, 4), 600, 300, 400, 64, 10.0),
+}
+
+
+@dataclass
+class Config:
+    """The settings that decide a run's results (stored in the run folder; a rerun must
+    match them)."""
+
+    preset: str = "quick"
+    optimizers: list = field(default_factory=lambda: list(OPTIMIZERS))
+    regularizations: list = field(default_factory=lambda: list(REGULARIZATIONS))
+    seeds: int = 1
+    methods: list = field(default_factory=lambda: list(METHODS))
+    hidden: list = field(default_factory=list)
+    n_train: int = 0
+    n_test: int = 0
+    epoch_scale: int = 1
+    batch_size: int = 128
+    exact_time_limit: float = 60.0
+    data_seed: int = 12345
+    reference: str | None = None   # the study's network (.npz), None: no reference row
+
+
+def config(preset: str = "quick", *, optimizers=None, regularizations=None, seeds: int = 1,
+           methods=None, reference="auto", **overrides) -> Config:
+    """A checked :class:`Config` from a preset and the grid's options (unknown names raise
+    ``ValueError`` listing the known ones). ``reference="auto"``: the study's network from
+    :func:`default_reference` when it is there; ``None``: no reference row."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    opts = list(OPTIMIZERS) if optimizers is None else list(optimizers)
+    regs = list(REGULARIZATIONS) if regularizations is None else list(regularizations)
+    meths = list(METHODS) if methods is None else list(methods)
+    for kind, names, known in (("optimizer", opts, OPTIMIZERS),
+                               ("regularization", regs, REGULARIZATIONS),
+                               ("bound method", meths, METHODS)):
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ValueError(f"unknown {kind} {', '.join(map(repr, bad))}; known: "
+                             f"{', '.join(known)}")
+        if not names:
+            raise ValueError(f"no {kind} given")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{kind} given twice: {names}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    if reference == "auto":
+        found = default_reference()
+        reference = str(found) if found is not None else None
+    elif reference is not None:
+        path = Path(reference)
+        if not path.is_file():
+            raise FileNotFoundError(f"reference network {path}: no such file (the study's "
+                                    "seed_gp/model.npz)")
+        reference = str(path.resolve())
+    cfg = Config(preset, opts, regs, seeds, meths, list(p.hidden), p.n_train, p.n_test,
+                 p.epoch_scale, p.batch_size, p.exact_time_limit, reference=reference)
+    return replace(cfg, **overrides)
+
+
+def default_reference() -> Path | None:
+    """The study's network: ``$EMLPRESS_SEED_GP``, else ``../shared/data/seed_gp/model.npz``
+    next to the working directory or to this source tree, else None."""
+    env = os.environ.get("EMLPRESS_SEED_GP")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for base in (Path.cwd(), *here.parents):
+        p = base.parent / "shared" / "data" / "seed_gp" / "model.npz"
+        if p.is_file():
+            return p.resolve()
+    return None
+
+
+def params_of(sizes) -> int:
+    """Parameters of a dense network with these layer widths (inputs first)."""
+    return int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+def _key(opt: str, reg: str, seed: int) -> str:
+    return f"{opt}_{reg}_s{seed}"
+
+
+def tasks(cfg: Config, folder=None) -> list[battery.Task]:
+    """One task per model of the grid, then the reference network's task; with ``folder``,
+    each model task also saves its trained network in ``folder/models``."""
+    where = None if folder is None else str(Path(folder).resolve())
+    out = [battery.Task(_key(o, r, s), model_task,
+                        dict(cfg=asdict(cfg), optimizer=o, regularization=r, seed=s,
+                             folder=where))
+           for o in cfg.optimizers for r in cfg.regularizations for s in range(cfg.seeds)]
+    if cfg.reference is not None:
+        out.append(battery.Task("reference", reference_task,
+                                dict(path=cfg.reference, methods=list(cfg.methods),
+                                     exact_time_limit=cfg.exact_time_limit)))
+    return out
+
+
+# --- what a task does --------------------------------------------------------------------
+
+def _bound(net, lo, hi, method: str, threads: int, exact_time_limit: float):
+    from emlpress import bounds
+
+    if method == "interval":
+        return bounds.interval(net, lo, hi)
+    if method == "crown":
+        return bounds.crown(net, lo, hi)
+    if method == "lp":
+        return bounds.lp(net, lo, hi, threads=threads)
+    if method == "exact":
+        return bounds.stability(net, lo, hi, time_limit=exact_time_limit, threads=threads)
+    raise ValueError(f"unknown bound method {method!r}")
+
+
+def _compress_all(net, lo, hi, methods, threads: int, exact_time_limit: float):
+    """Per method: stable units per layer, units removed per rule and layer, parameters
+    left, times, verification; and the bounds themselves, by method."""
+    from emlpress import bounds as _b
+    from emlpress.compress import lossless
+
+    out, found = {}, {}
+    for method in methods:
+        t0 = time.perf_counter()
+        b = _bound(net, lo, hi, method, threads, exact_time_limit)
+        bounds_s = time.perf_counter() - t0
+        if isinstance(b, _b.Stability):
+            unresolved = [int(b.unresolved(l).sum()) for l in range(net.n_layers - 1)]
+            active = [int(b.stably_active(l).sum()) for l in range(net.n_layers - 1)]
+            inactive = [int(b.stably_inactive(l).sum()) for l in range(net.n_layers - 1)]
+            b.check(net)  # every witness re-run through the network
+        else:
+            unresolved = [0] * (net.n_layers - 1)
+            active = [int(b.stably_active(l).sum()) for l in range(net.n_layers - 1)]
+            inactive = [int(b.stably_inactive(l).sum()) for l in range(net.n_layers - 1)]
+        found[method] = b
+        small, rep = lossless(net, lo, hi, bounds=b, threads=threads)
+        L = rep.layers
+        merged = [int(L.loc[l, "units_before"] - L.loc[l, "removed_inactive"]
+                      - L.loc[l, "removed_zero_weight"] - L.loc[l, "folded_dependent"])
+                  if bool(L.loc[l, "merged"]) else 0 for l in L.index]
+        out[method] = {
+            "bounds_s": bounds_s, "compress_s": rep.seconds["compress"],
+            "verify_s": rep.seconds.get("verify", float("nan")),
+            "stably_active": active, "stably_inactive": inactive, "unresolved": unresolved,
+            "removed_inactive": [int(v) for v in L["removed_inactive"]],
+            "removed_zero_weight": [int(v) for v in L["removed_zero_weight"]],
+            "folded_dependent": [int(v) for v in L["folded_dependent"]],
+            "removed_merged": merged,
+            "units_after": [int(v) for v in L["units_after"]],
+            "neurons_removed": int(rep.neurons_before - rep.neurons_after),
+            "params_before": int(rep.params_before), "params_after": int(rep.params_after),
+            "layers_after": int(rep.layers_after),
+            "max_abs_diff": rep.max_abs_diff, "rel_diff": rep.rel_diff,
+            "verify_points": rep.n_points,
+        }
+    return out, found
+
+
+def _save_atomic(net, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        net.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, threads: int = 1,
+               folder: str | None = None) -> dict:
+    """Train one model of the grid and compress it with every method (a battery task)."""
+    from emlpress.data import goldstein
+    from emlpress.train import fit_regressor
+
+    c = Config(**cfg)
+    o = OPTIMIZERS[optimizer]
+    l1, l2 = REGULARIZATIONS[regularization]
+    epochs = max(1, round(o.epochs / c.epoch_scale))
+    decay = o.decay ** (o.epochs / epochs)  # the schedule ends where the study's does
+    X, Y = goldstein.sample(c.n_train, seed=c.data_seed)
+    Xt, Yt = goldstein.sample(c.n_test, seed=c.data_seed + 1)
+    fit = fit_regressor(X, Y, list(c.hidden), l1=l1, l2=l2, epochs=epochs,
+                        batch_size=c.batch_size, learning_rate=o.learning_rate, seed=seed,
+                        optimizer=o.keras, lr_decay=decay, clipnorm=o.clipnorm,
+                        momentum=o.momentum, scale_targets=False, scale_inputs=False,
+                        early_stopping=False, validation=0.0, lo=goldstein.LO, hi=goldstein.HI)
+    net = fit.net
+    P = net.forward(Xt)[:, 0]
+    res = {"model": _key(optimizer, regularization, seed), "optimizer": optimizer,
+           "regularization": regularization, "seed": seed, "l1": l1, "l2": l2,
+           "epochs": epochs, "train_s": fit.train_s,
+           "train_loss_final": float(fit.history["loss"][-1]),
+           "finite": bool(np.all(np.isfinite(P))),
+           "test_mse": float(np.mean((P - Yt) ** 2)),
+           "test_rmse": float(np.sqrt(np.mean((P - Yt) ** 2))),
+           "test_r2": float(1 - np.sum((P - Yt) ** 2) / np.sum((Yt - Yt.mean()) ** 2)),
+           "sizes": list(net.sizes), "params": int(net.n_params),
+           "zero_weights": float(sum(int((W == 0).sum()) for W in net.weights)
+                                 / sum(W.size for W in net.weights))}
+    if folder is not None:
+        _save_atomic(net, Path(folder) / "models" / f"{res['model']}.npz")
+    if not res["finite"]:
+        res["methods"] = {}
+        res["note"] = "training diverged (non-finite outputs): not bounded"
+        return res
+    res["methods"], _ = _compress_all(net, goldstein.LO, goldstein.HI, c.methods, threads,
+                                      c.exact_time_limit)
+    return res
+
+
+def reference_task(path: str, methods: list, exact_time_limit: float, threads: int = 1,
+                   folder: str | None = None) -> dict:
+    """The study's own network: every method, and the figures that explain the difference
+    between emlpress' compression and the published one (a battery task)."""
+    from emlpress import bounds
+    from emlpress.network import Network
+
+    net = Network.load(path)
+    lo, hi = net.domain()
+    per_method, found = _compress_all(net, lo, hi, methods, threads, exact_time_limit)
+    res = {"model": "reference", "path": path, "sizes": list(net.sizes),
+           "params": int(net.n_params), "methods": per_method}
+    # What separates the published rules from emlpress' exact ones (see summarize):
+    W, b = net.weights, net.biases
+    ex = bounds.interval(net, lo, hi)  # layer 0: exact up to outward rounding
+    U0, L0 = ex.upper[0], ex.lower[0]
+    act0 = L0 >= 0
+    rmax = np.abs(W[0]).max(axis=1)
+    tiny = (U0 > 0) & (rmax <= 1e-5)
+    res["analysis"] = {
+        "layer0_exact_zero_rows": int((rmax == 0).sum()),
+        "layer0_rank_active_weights": int(np.linalg.matrix_rank(W[0][act0])),
+        "layer0_rank_active_weights_bias": int(np.linalg.matrix_rank(
+            np.c_[W[0][act0], b[0][act0]])),
+        "layer0_active": int(act0.sum()),
+        "layer0_not_inactive_tiny_weights": int(tiny.sum()),
+        "layer0_tiny_max_upper": float(U0[tiny].max()) if tiny.any() else 0.0,
+        "layer0_tiny_max_output_effect": float(
+            np.abs(W[1][:, tiny]).sum(axis=1).max() * U0[tiny].max()) if tiny.any() else 0.0,
+    }
+    if "lp" in found:
+        lpb = found["lp"]
+        res["analysis"]["inactive_upper_within_1e-7"] = [
+            int(((u <= 0) & (u >= -1e-7)).sum()) for u in lpb.upper[:-1]]
+        res["analysis"]["unstable_upper_within_1e-5"] = [
+            int(((u > 0) & (u <= 1e-5) & (l < 0)).sum())
+            for l, u in zip(lpb.lower[:-1], lpb.upper[:-1])]
+    return res
+
+
+# --- the summary ---------------------------------------------------------------------------
+
+def _rows(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    models, layers = [], []
+    for key, r in results.items():
+        base = {k: r.get(k) for k in ("model", "optimizer", "regularization", "seed",
+                                      "test_mse", "test_rmse", "test_r2", "train_s", "epochs",
+                                      "params")}
+        base["model"] = key
+        for m, v in r.get("methods", {}).items():
+            row = dict(base, method=m)
+            for k in ("bounds_s", "compress_s", "verify_s", "neurons_removed", "params_after",
+                      "layers_after", "rel_diff"):
+                row[k] = v[k]
+            for rule in ("removed_inactive", "removed_zero_weight", "folded_dependent",
+                         "removed_merged"):
+                row[rule] = int(sum(v[rule]))
+            row["stable"] = int(sum(v["stably_active"]) + sum(v["stably_inactive"]))
+            row["unresolved"] = int(sum(v["unresolved"]))
+            row["task_s"] = r.get("_task", {}).get("seconds")
+            models.append(row)
+            for l in range(len(v["units_after"])):
+                layers.append({"model": key, "optimizer": r.get("optimizer"),
+                               "regularization": r.get("regularization"), "seed": r.get("seed"),
+                               "method": m, "layer": l, "units": r["sizes"][l + 1],
+                               "stably_active": v["stably_active"][l],
+                               "stably_inactive": v["stably_inactive"][l],
+                               "unresolved": v["unresolved"][l],
+                               "removed_inactive": v["removed_inactive"][l],
+                               "removed_zero_weight": v["removed_zero_weight"][l],
+                               "folded_dependent": v["folded_dependent"][l],
+                               "removed_merged": v["removed_merged"][l],
+                               "units_after": v["units_after"][l]})
+    return pd.DataFrame(models), pd.DataFrame(layers)
+
+
+def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Per layer and rule: the study's published compression of its network beside emlpress'
+    with each method; and the lines that explain the differences (from measured figures)."""
+    pub = PUBLISHED
+    rows = []
+    for l in range(4):
+        row = {"layer": l + 1, "study: inactive": pub["removed_inactive"][l],
+               "study: zero-weight": pub["removed_zero_weight"][l],
+               "study: dependent": pub["folded_dependent"][l]}
+        for m, v in r["methods"].items():
+            row[f"{m}: inactive"] = v["removed_inactive"][l]
+            row[f"{m}: zero-weight"] = v["removed_zero_weight"][l]
+            row[f"{m}: dependent"] = v["folded_dependent"][l]
+            row[f"{m}: kept"] = v["units_after"][l]
+        rows.append(row)
+    tab = pd.DataFrame(rows).set_index("layer")
+    tot = {"layer": "neurons removed", "study: inactive": pub["neurons_removed"]}
+    par = {"layer": "parameters left", "study: inactive": pub["params_after"]}
+    for m, v in r["methods"].items():
+        tot[f"{m}: inactive"] = v["neurons_removed"]
+        par[f"{m}: inactive"] = v["params_after"]
+    tab = pd.concat([tab, pd.DataFrame([tot, par]).set_index("layer")])
+    a = r.get("analysis", {})
+    sizes = r["sizes"]
+    kept_pub = [sizes[l + 1] - pub["removed_inactive"][l] - pub["removed_zero_weight"][l]
+                - pub["folded_dependent"][l] for l in range(4)]
+    p_pub = params_of([sizes[0], *kept_pub, sizes[-1]])
+    # the layer-0 width that the published parameter count implies, the rest as published
+    implied = [(k, params_of([sizes[0], k, *kept_pub[1:], sizes[-1]]))
+               for k in range(sizes[1] + 1)]
+    k_imp = [k for k, p in implied if p == pub["params_after"]]
+    lines = []
+    if "lp" in r["methods"]:
+        v = r["methods"]["lp"]
+        lines.append(
+            f"emlpress with LP bounds removes {v['neurons_removed']:,} units and leaves "
+            f"{v['params_after']:,} parameters; the study reports {pub['neurons_removed']:,} "
+            f"and {pub['params_after']:,}.")
+    lines.append(
+        f"Layer 1, linearly dependent: the {a.get('layer0_active')} stably active rows have rank "
+        f"{a.get('layer0_rank_active_weights')} on the weights and "
+        f"{a.get('layer0_rank_active_weights_bias')} with the bias: emlpress folds the bias "
+        "differences into the next layer's biases exactly and keeps "
+        f"{a.get('layer0_rank_active_weights')} rows, the study's test on [w, b] keeps "
+        f"{a.get('layer0_rank_active_weights_bias')}: one fold less.")
+    if "inactive_upper_within_1e-7" in a:
+        w7 = a["inactive_upper_within_1e-7"]
+        lines.append(
+            "Inactive: units whose certified LP upper bound lies in [-1e-7, 0], per layer "
+            f"{w7}: an LP solver's feasibility tolerance (about 1e-7) can report them just "
+            "above 0; the study's 415 vs 417 (layer 1, where the bounds are exact) and 48 vs 49 "
+            "(layer 3) are of that size.")
+    lines.append(
+        f"Zero-weight: {a.get('layer0_exact_zero_rows')} layer-1 rows are exactly zero (all on "
+        "inactive units, counted as inactive here); "
+        f"{a.get('layer0_not_inactive_tiny_weights')} layer-1 units that are NOT inactive have "
+        "every weight below 1e-5 in magnitude (positive values up to "
+        f"{a.get('layer0_tiny_max_upper'):.2g} in the box, moving a layer-2 pre-activation by "
+        f"up to {a.get('layer0_tiny_max_output_effect'):.2g}): a zero-weight rule with a "
+        "tolerance removes such units (the study's 17); removing them is not exact, so emlpress "
+        "keeps them.")
+    lines.append(
+        f"Parameters: a network with the published neuron counts (kept {kept_pub}) has "
+        f"{p_pub:,} parameters, not {pub['params_after']:,}; the published parameter count is "
+        "that of layer 1 keeping "
+        + (f"{k_imp[0]} units" if k_imp else "no whole number of units")
+        + " with layers 2-4 as published: the study's two figures are not of the same network "
+        + (f"({k_imp[0] - kept_pub[0]} layer-1 units counted as removed among the neurons but "
+           "as kept among the parameters)." if k_imp else "."))
+    if "exact" in r["methods"] and "lp" in r["methods"]:
+        e, v = r["methods"]["exact"], r["methods"]["lp"]
+        lines.append(
+            f"Exact stable sets (bounds.stability, {sum(e['unresolved'])} units unresolved): "
+            f"{e['neurons_removed']:,} units removed, {e['params_after']:,} parameters left: "
+            f"{e['neurons_removed'] - v['neurons_removed']:+,} units and "
+            f"{e['params_after'] - v['params_after']:+,} parameters against LP "
+            f"(kept {e['units_after']} vs {v['units_after']}).")
+    return tab, lines
+
+
+def _markdown(df: pd.DataFrame, floatfmt=".3g") -> str:
+    try:
+        return df.to_markdown(floatfmt=floatfmt)
+    except ImportError:  # tabulate is optional
+        return "```\n" + df.to_string() + "\n```"
+
+
+def summarize(folder, results: dict) -> dict:
+    """Rebuild the run folder's tables, plots and ``summary.md`` from the task results."""
+    folder = Path(folder)
+    ref = results.get("reference")
+    grid = {k: v for k, v in results.items() if k != "reference"}
+    models, layers = _rows(grid)
+    out = {"models": models, "layers": layers}
+    models.to_csv(folder / "models.csv", index=False)
+    layers.to_csv(folder / "layers.csv", index=False)
+    md = ["# Lossless-compression study", ""]
+    if not models.empty:
+        removed = models.pivot_table(index=["optimizer", "regularization"], columns="method",
+                                     values="neurons_removed", aggfunc="mean")
+        params = models.pivot_table(index=["optimizer", "regularization"], columns="method",
+                                    values="params_after", aggfunc="mean")
+        loss = models.groupby(["optimizer", "regularization"])["test_rmse"].mean()
+        table = removed.add_prefix("removed: ").join(params.add_prefix("params: "))
+        table["test RMSE"] = loss
+        out["table"] = table
+        md += ["Neurons removed and parameters left per model (mean over seeds) and method; "
+               "test RMSE in the function's units.", "", _markdown(table), ""]
+        by_m = models.groupby("method")[["neurons_removed", "params_after", "stable",
+                                         "bounds_s", "compress_s", "task_s"]].mean()
+        out["by_method"] = by_m
+        md += ["Mean over models, by method (seconds per model):", "", _markdown(by_m), ""]
+    if ref is not None:
+        tab, lines = reference_table(ref)
+        out["reference"], out["reference_notes"] = tab, lines
+        tab.to_csv(folder / "reference.csv")
+        md += ["## The study's own network (seed_gp)", "", _markdown(tab, ".0f"), ""]
+        md += [f"- {x}" for x in lines] + [""]
+    out["plots"] = _plots(folder, models, layers)
+    (folder / "summary.md").write_text("\n".join(md))
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plots(folder: Path, models: pd.DataFrame, layers: pd.DataFrame) -> list[Path]:
+    if models.empty:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    methods = [m for m in METHODS if m in set(models["method"])]
+    colors = dict(zip(METHODS, ["#bbbbbb", "#7fa7d9", "#2c6fbb", "#d95f02"]))
+    opts = [o for o in OPTIMIZERS if o in set(models["optimizer"])]
+    regs = [r for r in REGULARIZATIONS if r in set(models["regularization"])]
+    mean = models.groupby(["optimizer", "regularization", "method"])["neurons_removed"].mean()
+    fig, axes = plt.subplots(len(opts), 1, figsize=(max(6, 0.75 * len(regs) + 2),
+                                                   2.6 * len(opts)), squeeze=False, sharey=True)
+    width = 0.8 / len(methods)
+    first = layers[(layers["model"] == layers["model"].iloc[0])
+                   & (layers["method"] == layers["method"].iloc[0])]
+    total = int(first["units"].sum())
+    for ax, o in zip(axes[:, 0], opts):
+        x = np.arange(len(regs))
+        for i, m in enumerate(methods):
+            y = [mean.get((o, r, m), np.nan) for r in regs]
+            ax.bar(x + (i - (len(methods) - 1) / 2) * width, y, width, label=m, color=colors[m])
+        ax.set_xticks(x, regs, rotation=30, ha="right", fontsize=8)
+        ax.set_title(o, fontsize=10, loc="left")
+        ax.set_ylabel(f"neurons removed\n(of {total})", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(ncol=len(methods), fontsize=8, loc="upper left")
+    fig.suptitle("Neurons removed by lossless compression, by bound method")
+    paths.append(_save(fig, folder / "removed_by_method.png"))
+
+    rules = ["removed_inactive", "removed_zero_weight", "folded_dependent", "removed_merged"]
+    rule_colors = ["#1b9e77", "#e6ab02", "#7570b3", "#e7298a"]
+    lay = layers.groupby(["method", "layer"])[rules + ["units"]].mean()
+    n_layers = int(layers["layer"].max()) + 1
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.4), sharey=True,
+                             squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        bottom = np.zeros(n_layers)
+        for rule, c in zip(rules, rule_colors):
+            y = np.array([lay.loc[(m, l), rule] if (m, l) in lay.index else 0
+                          for l in range(n_layers)])
+            ax.bar(np.arange(n_layers) + 1, y, bottom=bottom, color=c,
+                   label=rule.replace("removed_", "").replace("_", " "))
+            bottom += y
+        units = [lay.loc[(m, l), "units"] for l in range(n_layers) if (m, l) in lay.index]
+        ax.plot(np.arange(len(units)) + 1, units, "k_", markersize=18, label="units")
+        ax.set_title(m, fontsize=10)
+        ax.set_xlabel("hidden layer")
+        ax.set_xticks(np.arange(n_layers) + 1)
+    axes[0, 0].set_ylabel("units removed (mean over models)")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("Removal by layer and rule")
+    paths.append(_save(fig, folder / "removed_by_layer.png"))
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = dict(zip(METHODS, ["o", "s", "^", "D"]))
+    ocolors = dict(zip(OPTIMIZERS, ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]))
+    for m in methods:
+        for o in opts:
+            d = models[(models["method"] == m) & (models["optimizer"] == o)]
+            ax.scatter(d["params_after"], d["test_rmse"], marker=markers[m], color=ocolors[o],
+                       alpha=0.75, s=22, label=f"{o}, {m}")
+    ax.set_xlabel("parameters left after lossless compression")
+    ax.set_ylabel("test RMSE")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("Test loss against parameters left (marker: bound method)")
+    paths.append(_save(fig, folder / "loss_vs_params.png"))
+    return paths
+
+
+def run(cfg: Config, folder=None, *, workers: int = 2, threads_per_worker: int = 1,
+        native_threads: int | None = None, scheduler: str | None = None,
+        timeout: float = 10.0, progress: bool = True) -> battery.BatteryResult:
+    """Run (or resume) the study in ``folder`` (default ``runs/study-<preset>``) on a Dask
+    battery; see :func:`emlpress.pipelines.battery.run` for the cluster options."""
+    folder = Path(folder) if folder is not None else Path("runs") / f"study-{cfg.preset}"
+    ts = tasks(cfg, folder)
+    return battery.run(folder, "lossless-study", asdict(cfg), ts, summarize=summarize,
+                       workers=workers, threads_per_worker=threads_per_worker,
+                       native_threads=native_threads, scheduler=scheduler, timeout=timeout,
+                       progress=progress, desc=f"study {cfg.preset}")

@@ -1,0 +1,186 @@
+"""The Dask battery runner (emlpress.pipelines.battery) through the lossless study's CLI:
+killed halfway and resumed to the same summary, refusal of another configuration, an
+unreachable scheduler, failed tasks retried, atomic results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emlpress.pipelines import battery
+
+pytest.importorskip("distributed")
+
+GRID = ["--preset", "test", "--optimizers", "adam", "sgd", "--regularizations", "none",
+        "l1=0.01", "l2=0.01", "--no-reference", "--workers", "2", "--no-progress"]
+N_TASKS = 6
+# times and where a task ran differ between runs; everything else must not
+VOLATILE = ("train_s", "bounds_s", "compress_s", "verify_s", "task_s")
+
+
+def _cli(folder, *extra, check=True, **kw):
+    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder),
+           *extra]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, **kw)
+    if check:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _models(folder) -> pd.DataFrame:
+    df = pd.read_csv(Path(folder) / "models.csv")
+    return df.drop(columns=list(VOLATILE)).sort_values(["model", "method"]).reset_index(drop=True)
+
+
+def _snapshot(folder) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in Path(folder).rglob("*")}
+
+
+@pytest.mark.slow
+def test_killed_halfway_and_resumed_gives_the_same_summary(tmp_path):
+    clean = tmp_path / "clean"
+    _cli(clean)
+    assert len(battery.finished(clean)) == N_TASKS
+
+    folder = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while len(battery.finished(folder)) < 2:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no task finished in 300 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the client, the LocalCluster and its workers
+        proc.wait()
+    done = battery.finished(folder)
+    assert 2 <= len(done) < N_TASKS, f"killed too late: {len(done)} of {N_TASKS} finished"
+    assert (folder / battery.INCOMPLETE).exists()
+    for p in (folder / "tasks").glob("*.json"):  # every result file whole (atomic writes)
+        json.loads(p.read_text())
+
+    for r in battery.load_results(folder).values():  # 2 workers share the cores
+        assert r["_task"]["native_threads"] == r["_task"]["emlpress_threads"] == max(
+            1, len(os.sched_getaffinity(0)) // 2)
+    p = _cli(folder)
+    assert f"{N_TASKS - len(done)} run now, {len(done)} already finished, 0 failed" in p.stdout
+    assert not (folder / battery.INCOMPLETE).exists()
+    pd.testing.assert_frame_equal(_models(folder), _models(clean))
+    # a third run has nothing left to do and rebuilds the same summary
+    p = _cli(folder)
+    assert f"0 run now, {N_TASKS} already finished" in p.stdout
+    pd.testing.assert_frame_equal(_models(folder), _models(clean))
+
+
+@pytest.mark.slow
+def test_another_configuration_is_refused_and_nothing_written(tmp_path):
+    folder = tmp_path / "run"
+    _cli(folder, "--methods", "interval", "crown")
+    before = _snapshot(folder)
+    p = _cli(folder, "--methods", "interval", "lp", check=False)
+    assert p.returncode == 2
+    assert "another configuration" in p.stderr and "methods" in p.stderr
+    assert "'crown'" in p.stderr and "'lp'" in p.stderr  # what differs, both sides
+    assert _snapshot(folder) == before
+
+
+def test_a_folder_that_is_not_a_battery_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(battery.ConfigMismatch, match="not a battery run folder"):
+        battery.check_folder(tmp_path, "lossless-study", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_an_unreachable_scheduler_is_an_error_within_its_timeout(tmp_path):
+    folder = tmp_path / "run"
+    t0 = time.monotonic()
+    p = _cli(folder, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "2", check=False)
+    assert p.returncode != 0
+    assert "no Dask scheduler answered at 'tcp://127.0.0.1:9' within 2 s" in p.stderr
+    assert time.monotonic() - t0 < 60
+    assert not folder.exists()  # nothing written
+
+
+def test_unknown_names_are_refused():
+    from emlpress.pipelines import lossless_study as study
+
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; known: adam"):
+        study.config("test", optimizers=["rmsprop"])
+    with pytest.raises(ValueError, match="unknown regularization 'l1=0.2'"):
+        study.config("test", regularizations=["l1=0.2"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        study.config("huge")
+    p = subprocess.run([sys.executable, "-m", "emlpress", "study", "run", "--optimizers", "nadam"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "invalid choice: 'nadam'" in p.stderr
+
+
+@pytest.mark.slow
+def test_a_failed_task_is_reported_and_retried(tmp_path):
+    from emlpress.pipelines import lossless_study as study
+
+    folder = tmp_path / "run"
+    missing = tmp_path / "later.npz"
+    ok = battery.Task("fine", study.reference_task,
+                      dict(path=str(_tiny_net(tmp_path / "net.npz")), methods=["interval"],
+                           exact_time_limit=1.0))
+    bad = battery.Task("bad", study.reference_task,
+                       dict(path=str(missing), methods=["interval"], exact_time_limit=1.0))
+    res = battery.run(folder, "t", {"x": 1}, [ok, bad], workers=1, progress=False)
+    assert res.ran == ["fine"] and list(res.failed) == ["bad"]
+    assert "FileNotFoundError" in res.failed["bad"]
+    assert (folder / "tasks" / "bad.error").exists() and (folder / battery.INCOMPLETE).exists()
+    _tiny_net(missing)
+    res = battery.run(folder, "t", {"x": 1}, [ok, bad], workers=1, progress=False)
+    assert res.ran == ["bad"] and res.skipped == ["fine"] and res.complete
+    assert not (folder / "tasks" / "bad.error").exists()
+    assert not (folder / battery.INCOMPLETE).exists()
+    assert set(res.results) == {"fine", "bad"}
+
+
+def _tiny_net(path):
+    import numpy as np
+
+    from emlpress.network import Network
+
+    rng = np.random.default_rng(0)
+    Network([rng.normal(size=(4, 2)), rng.normal(size=(1, 4))], [rng.normal(size=4),
+            rng.normal(size=1)], [-1, -1], [1, 1]).save(path)
+    return path
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    battery.write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        battery.write_json_atomic(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_task_keys_are_checked(tmp_path):
+    t = battery.Task("a/b", print)
+    with pytest.raises(ValueError, match="task key 'a/b'"):
+        battery.run(tmp_path / "x", "t", {}, [t], progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        battery.run(tmp_path / "x", "t", {}, [battery.Task("a", print)] * 2, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_native_threads_share_the_cores():
+    cores = len(os.sched_getaffinity(0))
+    assert battery.native_threads_default(1, 1) == cores
+    assert battery.native_threads_default(cores, 1) == 1
+    assert battery.native_threads_default(4 * cores, 2) == 1

@@ -1,0 +1,121 @@
+"""The lossless-compression study (emlpress.pipelines.lossless_study): what a run records is
+what the saved networks give, the exact stable sets contain every sound method's, and the
+study's own network row against its reference LP bounds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emlpress.network import Network
+from emlpress.pipelines import battery
+from emlpress.pipelines import lossless_study as study
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def test_run(tmp_path_factory):
+    pytest.importorskip("tf_keras")
+    folder = tmp_path_factory.mktemp("study") / "run"
+    cfg = study.config("test", optimizers=["adam", "adadelta", "sgd-momentum"],
+                       regularizations=["none", "l1=0.1", "l1l2=0.01"], reference=None)
+    res = study.run(cfg, folder, workers=2, progress=False)
+    assert res.complete and len(res.ran) == 9
+    return cfg, folder, res
+
+
+def test_the_recorded_figures_are_what_the_saved_networks_give(test_run):
+    from emlpress import bounds
+    from emlpress.compress import lossless
+    from emlpress.data import goldstein
+
+    cfg, folder, res = test_run
+    _, Yt = goldstein.sample(cfg.n_test, seed=cfg.data_seed + 1)
+    Xt, _ = goldstein.sample(cfg.n_test, seed=cfg.data_seed + 1)
+    for key, r in res.results.items():
+        net = Network.load(folder / "models" / f"{key}.npz")
+        assert r["sizes"] == [2, *cfg.hidden, 1] and r["params"] == net.n_params
+        mse = float(np.mean((net.forward(Xt)[:, 0] - Yt) ** 2))
+        assert r["test_mse"] == pytest.approx(mse, rel=1e-12)
+        for method in ("interval", "crown"):  # deterministic: recompute and compare
+            b = getattr(bounds, method)(net, goldstein.LO, goldstein.HI)
+            small, rep = lossless(net, goldstein.LO, goldstein.HI, bounds=b)
+            v = r["methods"][method]
+            assert v["params_after"] == small.n_params
+            assert v["units_after"] == [int(u) for u in rep.layers["units_after"]]
+            assert v["stably_inactive"] == [int(b.stably_inactive(l).sum())
+                                            for l in range(net.n_layers - 1)]
+        for v in r["methods"].values():
+            assert v["rel_diff"] <= 1e-9 and v["verify_points"] >= 100_000
+            removed = (sum(v["removed_inactive"]) + sum(v["removed_zero_weight"])
+                       + sum(v["folded_dependent"]) + sum(v["removed_merged"]))
+            assert removed == v["neurons_removed"]
+
+
+def test_the_exact_stable_sets_contain_every_sound_methods(test_run):
+    """Every method is sound, and exact is the network's stable set (nothing unresolved on
+    these small networks): per layer and side, no method proves more units than exact."""
+    _, _, res = test_run
+    for key, r in res.results.items():
+        e = r["methods"]["exact"]
+        assert sum(e["unresolved"]) == 0, key
+        for m in ("interval", "crown", "lp"):
+            v = r["methods"][m]
+            for side in ("stably_active", "stably_inactive"):
+                assert all(a <= b for a, b in zip(v[side], e[side])), (key, m, side)
+        # a tighter stable set never leaves more parameters
+        assert e["params_after"] <= min(r["methods"][m]["params_after"]
+                                        for m in ("interval", "crown", "lp"))
+
+
+def test_the_summary_tables_and_plots(test_run):
+    cfg, folder, res = test_run
+    models = pd.read_csv(folder / "models.csv")
+    assert len(models) == 9 * len(cfg.methods)
+    assert set(models["method"]) == set(study.METHODS)
+    layers = pd.read_csv(folder / "layers.csv")
+    assert len(layers) == 9 * len(cfg.methods) * len(cfg.hidden)
+    assert (layers["units_after"] <= layers["units"]).all()
+    for png in ("removed_by_method.png", "removed_by_layer.png", "loss_vs_params.png"):
+        assert (folder / png).stat().st_size > 10_000
+    text = (folder / "summary.md").read_text()
+    assert "l1l2=0.01" in text and "sgd-momentum" in text
+    saved = json.loads((folder / "battery.json").read_text())
+    assert saved["kind"] == "lossless-study" and saved["config"]["preset"] == "test"
+    assert not (folder / battery.INCOMPLETE).exists()
+
+
+@pytest.mark.slow
+def test_the_study_network_row(shared_data):
+    """The study's network: LP bounds give the reference file's stable sets (computed
+    separately, plain warm-started LP), the explanation lines come from measured figures,
+    and the exact stable sets remove at least what LP removes."""
+    path = shared_data / "seed_gp" / "model.npz"
+    ref = np.load(shared_data / "seed_gp" / "lp_bounds.npz")
+    r = study.reference_task(str(path), ["lp", "exact"], exact_time_limit=300.0, threads=2)
+    lp = r["methods"]["lp"]
+    for l in range(4):
+        U, L = ref[f"U{l}"], ref[f"L{l}"]
+        assert lp["stably_inactive"][l] == int((U <= 0).sum())
+        assert lp["stably_active"][l] == int((L >= 0).sum())
+    a = r["analysis"]
+    assert (a["layer0_rank_active_weights"], a["layer0_rank_active_weights_bias"]) == (2, 3)
+    assert lp["folded_dependent"][0] == a["layer0_active"] - 2
+    e = r["methods"]["exact"]
+    assert sum(e["unresolved"]) == 0
+    assert e["neurons_removed"] >= lp["neurons_removed"]
+    assert e["params_after"] <= lp["params_after"]
+    tab, lines = study.reference_table(r)
+    assert tab.loc["parameters left", "lp: inactive"] == lp["params_after"]
+    assert tab.loc["parameters left", "study: inactive"] == study.PUBLISHED["params_after"]
+    text = " ".join(lines)
+    # the published neuron counts and parameter count are not of one network
+    kept = [1024 - 415 - 17 - 474, 512 - 156, 512 - 48, 256 - 18]
+    assert f"{study.params_of([2, *kept, 1]):,} parameters" in text
+    implied = [k for k in range(1025)
+               if study.params_of([2, k, *kept[1:], 1]) == study.PUBLISHED["params_after"]]
+    assert len(implied) == 1 and f"layer 1 keeping {implied[0]} units" in text
