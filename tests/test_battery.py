@@ -184,3 +184,48 @@ def test_native_threads_share_the_cores():
     assert battery.native_threads_default(1, 1) == cores
     assert battery.native_threads_default(cores, 1) == 1
     assert battery.native_threads_default(4 * cores, 2) == 1
+
+
+@pytest.mark.slow
+def test_an_existing_scheduler_runs_the_tasks(tmp_path):
+    """--scheduler ADDRESS: the tasks go to a cluster started elsewhere (here a LocalCluster
+    of this test), one native thread each by default."""
+    from distributed import LocalCluster
+
+    from emlpress.pipelines import lossless_study as study
+
+    net = str(_tiny_net(tmp_path / "net.npz"))
+    tasks = [battery.Task(f"t{k}", study.reference_task,
+                          dict(path=net, methods=["interval", "crown"], exact_time_limit=1.0))
+             for k in range(3)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        res = battery.run(tmp_path / "run", "t", {"x": 1}, tasks,
+                          scheduler=cluster.scheduler_address, progress=False)
+        worker_pids = {w.pid for w in cluster.workers.values()}
+    assert res.complete and sorted(res.ran) == ["t0", "t1", "t2"]
+    for r in res.results.values():
+        assert r["_task"]["native_threads"] == 1 and r["_task"]["pid"] in worker_pids
+        assert r["methods"]["crown"]["rel_diff"] <= 1e-9
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_keeps_the_finished_tasks_and_says_how_to_resume(tmp_path):
+    folder = tmp_path / "run"
+    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(battery.finished(folder)) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "rerun the same command to resume" in err
+    done = battery.finished(folder)
+    assert 1 <= len(done) < N_TASKS and (folder / battery.INCOMPLETE).exists()
+    # the summary was rebuilt from the tasks that finished
+    assert set(pd.read_csv(folder / "models.csv")["model"]) == done
+    p = _cli(folder)
+    assert f"{N_TASKS - len(done)} run now, {len(done)} already finished" in p.stdout

@@ -379,13 +379,13 @@ def test_the_battery_on_dask_answers_as_the_sequential_run(tmp_path, loop_data):
     from emlpress.pipelines import battery
     from emlpress.pipelines import tpc as pipe
 
-    cfg = dict(data=loop_data, topologies=["9-7", "12-15"], epochs=3, prune_epochs=3,
+    cfg = dict(data=loop_data, topologies=["12-15"], epochs=3, prune_epochs=3,
                resource_epochs=3, refit_epochs=2, max_iterations=1, improve_probes=0,
                time_limit=10, progress=False, timing_repeats=3, truth_seconds=5,
                oracle="kernel")
     _, seq = pipe.run(pipe.Config(out=tmp_path / "seq", **cfg))
     folder, par = pipe.run(pipe.Config(out=tmp_path / "par", **cfg), workers=2)
-    assert sorted(battery.finished(folder)) == ["Saxpy_12-15", "Saxpy_9-7", "truth_Saxpy"]
+    assert sorted(battery.finished(folder)) == ["Saxpy_12-15", "truth_Saxpy"]
     assert not (folder / pipe.INCOMPLETE).exists()
     assert (folder / "logs" / "config.json").exists() and (folder / "run.summary.csv").exists()
     keys = ["benchmark", "topology", "variant"]
@@ -394,7 +394,7 @@ def test_the_battery_on_dask_answers_as_the_sequential_run(tmp_path, loop_data):
             "first_measured_error", "optimum_bits", "optimum_proven"]
     pd.testing.assert_frame_equal(par[same], seq[same], check_dtype=False)
     assert par["verdict"].isin(["feasible", "infeasible", "no answer"]).all()
-    for f in ("Saxpy_9-7_baseline_error.npz", "Saxpy_12-15_pruned_lossless_error.npz"):
+    for f in ("Saxpy_12-15_baseline_error.npz", "Saxpy_12-15_pruned_lossless_error.npz"):
         assert (folder / "models" / f).exists()
     again, s = pipe.run(pipe.Config(progress=False), resume=folder)  # resumes as a battery
     assert again == folder

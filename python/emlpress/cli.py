@@ -247,6 +247,8 @@ def _cmd_study_run(args) -> int:
                            "display.float_format", "{:.4g}".format):
         if "table" in out:
             print(out["table"].to_string())
+            for note in out.get("notes", []):
+                print(f"note: {note}")
             print("\nmean over models, by method (seconds per model):")
             print(out["by_method"].to_string())
         if "reference" in out:
@@ -308,7 +310,7 @@ def _cmd_tpc_run(args) -> int:
                  if k not in ("resume", "verbose", "func", *_BATTERY_OPTIONS) and k in base
                  and v != base[k]]
         if given:
-            raise _UsageError(f"--resume uses the settings the run was started with; drop "
+            raise _UsageError("--resume uses the settings the run was started with; drop "
                               + ", ".join("--" + k.replace("_", "-") for k in given))
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(

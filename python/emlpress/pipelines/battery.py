@@ -43,11 +43,13 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "run",
-           "load_results", "finished", "write_json_atomic", "native_threads_default",
-           "config_of"]
+           "load_results", "finished", "write_atomic", "write_json_atomic",
+           "native_threads_default", "config_of", "check_folder", "THREAD_VARIABLES"]
 
 VERSION = 1
 INCOMPLETE = "INCOMPLETE"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class ConfigMismatch(ValueError):
@@ -96,21 +98,31 @@ def _check_key(key: str) -> str:
     return key
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as JSON to ``path`` through a temporary file in the same folder and
-    a rename: a reader sees the old file or the new one, never a part."""
+def write_atomic(path: Path, write: Callable) -> None:
+    """``write(tmp)`` writes the file's content to a temporary path in the same folder, which
+    is then renamed to ``path``: a reader sees the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (:func:`write_atomic`)."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+
+    write_atomic(path, write)
 
 
 def _json_default(o):
@@ -190,10 +202,14 @@ def native_threads_default(workers: int, threads_per_worker: int) -> int:
     return max(1, (cores or 1) // max(1, workers * threads_per_worker))
 
 
+#: The thread-count variables of the native libraries a task may start (read when each starts).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")
+
+
 def cap_native_threads(n: int) -> None:
     """Cap the threads of every native library a task uses at ``n`` (in this process)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS"):
+    for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
     from emlpress import _core
 
@@ -285,9 +301,7 @@ def _connect(scheduler: str | None, workers: int, threads_per_worker: int, nativ
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        env = {v: str(native) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                         "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                                         "TF_NUM_INTEROP_THREADS", "NUMBA_NUM_THREADS")}
+        env = {v: str(native) for v in THREAD_VARIABLES}
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["TF_USE_LEGACY_KERAS"] = "1"
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
@@ -368,6 +382,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
                     rec = fut.result()
                 except Exception as e:  # the worker died (killed, out of memory)
                     failed[futures[fut]] = f"{type(e).__name__}: {e}"
+                    (folder / "tasks" / f"{futures[fut]}.error").write_text(
+                        f"the task's worker failed: {type(e).__name__}: {e}\n")
                     rec = None
                 if rec is not None:
                     if rec["ok"]:
@@ -398,6 +414,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     if not failed and not interrupted and set(keys) <= set(results):
         marker.unlink(missing_ok=True)
     elif not marker.exists():
-        marker.write_text("this battery has unfinished tasks; rerun the same command to resume it\n")
+        marker.write_text("this battery has unfinished tasks; rerun the same command to "
+                          "resume it\n")
     return BatteryResult(folder, results, ran, skipped, failed, summary,
                          time.perf_counter() - t0, interrupted)

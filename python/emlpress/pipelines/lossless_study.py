@@ -26,9 +26,7 @@ network for the test suite.
 
 from __future__ import annotations
 
-import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -251,18 +249,6 @@ def _compress_all(net, lo, hi, methods, threads: int, exact_time_limit: float):
     return out, found
 
 
-def _save_atomic(net, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        net.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, threads: int = 1,
                folder: str | None = None) -> dict:
     """Train one model of the grid and compress it with every method (a battery task)."""
@@ -295,7 +281,7 @@ def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, thread
            "zero_weights": float(sum(int((W == 0).sum()) for W in net.weights)
                                  / sum(W.size for W in net.weights))}
     if folder is not None:
-        _save_atomic(net, Path(folder) / "models" / f"{res['model']}.npz")
+        battery.write_atomic(Path(folder) / "models" / f"{res['model']}.npz", net.save)
     if not res["finite"]:
         res["methods"] = {}
         res["note"] = "training diverged (non-finite outputs): not bounded"
@@ -330,6 +316,7 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
         "layer0_rank_active_weights_bias": int(np.linalg.matrix_rank(
             np.c_[W[0][act0], b[0][act0]])),
         "layer0_active": int(act0.sum()),
+        "layer0_inactive": int((U0 <= 0).sum()),
         "layer0_not_inactive_tiny_weights": int(tiny.sum()),
         "layer0_tiny_max_upper": float(U0[tiny].max()) if tiny.any() else 0.0,
         "layer0_tiny_max_output_effect": float(
@@ -431,17 +418,23 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
         lines.append(
             "Inactive: units whose certified LP upper bound lies in [-1e-7, 0], per layer "
             f"{w7}: an LP solver's feasibility tolerance (about 1e-7) can report them just "
-            "above 0; the study's 415 vs 417 (layer 1, where the bounds are exact) and 48 vs 49 "
-            "(layer 3) are of that size.")
+            "above 0, so a study that trusts its solver's values calls fewer units inactive "
+            "(its layer 3: 48 where emlpress proves 49).")
     lines.append(
-        f"Zero-weight: {a.get('layer0_exact_zero_rows')} layer-1 rows are exactly zero (all on "
-        "inactive units, counted as inactive here); "
+        f"Zero-weight: {a.get('layer0_exact_zero_rows')} layer-1 rows are exactly zero, all on "
+        "inactive units (emlpress counts them as zero-weight, its 'inactive' the rest); "
         f"{a.get('layer0_not_inactive_tiny_weights')} layer-1 units that are NOT inactive have "
         "every weight below 1e-5 in magnitude (positive values up to "
         f"{a.get('layer0_tiny_max_upper'):.2g} in the box, moving a layer-2 pre-activation by "
-        f"up to {a.get('layer0_tiny_max_output_effect'):.2g}): a zero-weight rule with a "
-        "tolerance removes such units (the study's 17); removing them is not exact, so emlpress "
-        "keeps them.")
+        f"up to {a.get('layer0_tiny_max_output_effect'):.2g}). A zero-weight rule with a "
+        "tolerance of 1e-5 removes them, and the inactive units near 0 that a tolerance left "
+        "out: layer 1's inactive + zero-weight are "
+        + (f"{a['layer0_inactive']} + {a.get('layer0_not_inactive_tiny_weights')} = "
+           f"{a['layer0_inactive'] + a.get('layer0_not_inactive_tiny_weights', 0)} in emlpress' "
+           if "layer0_inactive" in a else "")
+        + f"figures, {pub['removed_inactive'][0]} + {pub['removed_zero_weight'][0]} = "
+        f"{pub['removed_inactive'][0] + pub['removed_zero_weight'][0]} in the study's. Removing "
+        "those units is not exact, so emlpress keeps them.")
     lines.append(
         f"Parameters: a network with the published neuron counts (kept {kept_pub}) has "
         f"{p_pub:,} parameters, not {pub['params_after']:,}; the published parameter count is "
@@ -483,12 +476,19 @@ def summarize(folder, results: dict) -> dict:
                                      values="neurons_removed", aggfunc="mean")
         params = models.pivot_table(index=["optimizer", "regularization"], columns="method",
                                     values="params_after", aggfunc="mean")
-        loss = models.groupby(["optimizer", "regularization"])["test_rmse"].mean()
+        fit = models.groupby(["optimizer", "regularization"])[["test_rmse", "test_r2"]].mean()
         table = removed.add_prefix("removed: ").join(params.add_prefix("params: "))
-        table["test RMSE"] = loss
+        table["test RMSE"], table["test R2"] = fit["test_rmse"], fit["test_r2"]
         out["table"] = table
         md += ["Neurons removed and parameters left per model (mean over seeds) and method; "
                "test RMSE in the function's units.", "", _markdown(table), ""]
+        poor = fit[fit["test_r2"] < 0.9]
+        if len(poor):
+            note = (f"{len(poor)} of {len(fit)} settings fit the function poorly (test R2 < "
+                    f"0.9: {', '.join(f'{o} {r}' for o, r in poor.index)}): many of their units "
+                    "are dead, so they compress well for a reason that is not the method's.")
+            out["notes"] = [note]
+            md += [f"Note: {note}", ""]
         by_m = models.groupby("method")[["neurons_removed", "params_after", "stable",
                                          "bounds_s", "compress_s", "task_s"]].mean()
         out["by_method"] = by_m
@@ -577,13 +577,18 @@ def _plots(folder: Path, models: pd.DataFrame, layers: pd.DataFrame) -> list[Pat
         for o in opts:
             d = models[(models["method"] == m) & (models["optimizer"] == o)]
             ax.scatter(d["params_after"], d["test_rmse"], marker=markers[m], color=ocolors[o],
-                       alpha=0.75, s=22, label=f"{o}, {m}")
+                       alpha=0.75, s=22)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", color=ocolors[o], label=o) for o in opts]
+    handles += [Line2D([], [], ls="", marker=markers[m], color="0.4", label=m) for m in methods]
+    ax.legend(handles=handles, fontsize=7, ncol=2, title="colour: optimizer, marker: method",
+              title_fontsize=7)
     ax.set_xlabel("parameters left after lossless compression")
     ax.set_ylabel("test RMSE")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    ax.set_title("Test loss against parameters left (marker: bound method)")
+    ax.set_title("Test loss against parameters left")
     paths.append(_save(fig, folder / "loss_vs_params.png"))
     return paths
 
