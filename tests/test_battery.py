@@ -41,6 +41,11 @@ def _models(folder) -> pd.DataFrame:
     return df.drop(columns=list(VOLATILE)).sort_values(["model", "method"]).reset_index(drop=True)
 
 
+def _layers(folder) -> pd.DataFrame:
+    df = pd.read_csv(Path(folder) / "layers.csv")
+    return df.sort_values(["model", "method", "layer"]).reset_index(drop=True)
+
+
 def _snapshot(folder) -> dict:
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
             for p in Path(folder).rglob("*")}
@@ -78,6 +83,7 @@ def test_killed_halfway_and_resumed_gives_the_same_summary(tmp_path):
     assert f"{N_TASKS - len(done)} run now, {len(done)} already finished, 0 failed" in p.stdout
     assert not (folder / battery.INCOMPLETE).exists()
     pd.testing.assert_frame_equal(_models(folder), _models(clean))
+    pd.testing.assert_frame_equal(_layers(folder), _layers(clean))
     # a third run has nothing left to do and rebuilds the same summary
     p = _cli(folder)
     assert f"0 run now, {N_TASKS} already finished" in p.stdout
@@ -229,3 +235,29 @@ def test_ctrl_c_stops_the_run_keeps_the_finished_tasks_and_says_how_to_resume(tm
     assert set(pd.read_csv(folder / "models.csv")["model"]) == done
     p = _cli(folder)
     assert f"{N_TASKS - len(done)} run now, {len(done)} already finished" in p.stdout
+
+
+def test_a_folder_in_use_is_refused(tmp_path):
+    import fcntl
+
+    from emlpress.pipelines import lossless_study as study
+
+    folder = tmp_path / "run"
+    net = str(_tiny_net(tmp_path / "net.npz"))
+    t = battery.Task("t", study.reference_task, dict(path=net, methods=["interval"],
+                                                    exact_time_limit=1.0))
+    battery.run(folder, "t", {"x": 1}, [t], workers=1, progress=False)
+    with open(folder / ".lock", "w") as held:  # another run holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(battery.FolderBusy, match="in use by another run"):
+            battery.run(folder, "t", {"x": 1}, [t], workers=1, progress=False)
+
+
+def test_a_scheduler_without_workers_is_an_error(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster:
+        with pytest.raises(battery.SchedulerUnreachable, match="has no worker"):
+            battery.run(tmp_path / "run", "t", {}, [battery.Task("a", print)],
+                        scheduler=cluster.scheduler_address, timeout=1, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -391,11 +391,16 @@ def test_the_battery_on_dask_answers_as_the_sequential_run(tmp_path, loop_data):
     keys = ["benchmark", "topology", "variant"]
     assert par[keys].astype(str).values.tolist() == seq[keys].astype(str).values.tolist()
     same = ["r2_error", "neurons_before", "neurons_after", "first_bits", "first_verdict",
-            "first_measured_error", "optimum_bits", "optimum_proven"]
+            "first_measured_error"]
     pd.testing.assert_frame_equal(par[same], seq[same], check_dtype=False)
+    # the brute force is cut at truth_seconds: its optimum compares where both finished
+    if seq["optimum_proven"].all() and par["optimum_proven"].all():
+        assert (par["optimum_bits"] == seq["optimum_bits"]).all()
+    assert par["optimum_bits"].notna().all()  # joined from the truth task
     assert par["verdict"].isin(["feasible", "infeasible", "no answer"]).all()
     for f in ("Saxpy_12-15_baseline_error.npz", "Saxpy_12-15_pruned_lossless_error.npz"):
         assert (folder / "models" / f).exists()
     again, s = pipe.run(pipe.Config(progress=False), resume=folder)  # resumes as a battery
     assert again == folder
-    pd.testing.assert_frame_equal(s[same + keys], par[same + keys], check_dtype=False)
+    pd.testing.assert_frame_equal(s[same + keys + ["optimum_bits"]],
+                                  par[same + keys + ["optimum_bits"]], check_dtype=False)

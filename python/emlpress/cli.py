@@ -237,8 +237,10 @@ def _cmd_study_run(args) -> int:
     n = len(cfg.optimizers) * len(cfg.regularizations) * cfg.seeds
     print(f"lossless study, preset {cfg.preset}: {n} models {[2, *cfg.hidden, 1]} x methods "
           f"{', '.join(cfg.methods)}" + ("" if cfg.reference else
-                                        "; no reference network (the study's seed_gp not found: "
-                                        "--reference PATH)") + f"; run folder {folder}")
+                                        "; no reference network" + (
+                                            "" if args.no_reference else
+                                            " (the study's seed_gp not found: --reference PATH)"))
+          + f"; run folder {folder}")
     res = study.run(cfg, folder, workers=args.workers, threads_per_worker=args.threads_per_worker,
                     native_threads=args.native_threads, scheduler=args.scheduler,
                     timeout=args.scheduler_timeout, progress=not args.no_progress)
@@ -270,14 +272,15 @@ def _cmd_study_run(args) -> int:
 
 
 _BATTERY_OPTIONS = ("workers", "threads_per_worker", "native_threads", "scheduler",
-                    "scheduler_timeout", "no_progress")
+                    "scheduler_timeout", "no_progress", "folder")
 
 
 def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> None:
     p.add_argument("--workers", type=int, default=workers,
                    help=workers_help or f"Dask workers of the LocalCluster (default: {workers})")
     p.add_argument("--threads-per-worker", type=int, default=1,
-                   help="tasks each worker runs at a time (default: 1)")
+                   help="tasks each worker runs at a time (default: 1; more share one "
+                        "process' random seeds: seeded training is then not reproducible)")
     p.add_argument("--native-threads", type=int, default=None,
                    help="threads of the native kernels per task (default: cores / (workers x "
                         "threads per worker) on a LocalCluster, 1 on --scheduler)")
@@ -329,7 +332,7 @@ def _cmd_tpc_run(args) -> int:
         folder, summary = pipe.run(cfg, resume=args.resume, workers=args.workers,
                                    threads_per_worker=args.threads_per_worker,
                                    native_threads=args.native_threads, scheduler=args.scheduler,
-                                   timeout=args.scheduler_timeout)
+                                   timeout=args.scheduler_timeout, folder=args.folder)
     except KeyboardInterrupt:
         if pipe.last_folder is not None and (pipe.last_folder / pipe.INCOMPLETE).exists():
             print(f"emlpress: interrupted; the answers so far are in {pipe.last_folder}; resume "
@@ -592,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(other options are then not used); answers already written are kept")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
+    r.add_argument("--folder", default=None,
+                   help="with --workers or --scheduler: the run folder (default: a new "
+                        "OUT/run<time>); the same command again resumes it")
     _battery_args(r, workers=None, workers_help=(
         "run the benchmarks and topologies as tasks of a Dask battery on a LocalCluster of this "
         "many workers (default: none, one after the other in this process; a battery's "

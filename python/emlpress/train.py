@@ -199,7 +199,8 @@ def fit_regressor(
 
         t0 = time.perf_counter()
         res = prune(model, *pruning, Xs[tr], Ys[tr], epochs=epochs, batch_size=batch_size,
-                    validation_data=(Xs[val], Ys[val]), optimizer=make_optimizer(),
+                    validation_data=(Xs[val], Ys[val]) if n_val else None,
+                    optimizer=make_optimizer(),
                     verbose=verbose)
         train_s = time.perf_counter() - t0
         model, history, pruned = res.wrapped, res.history, True

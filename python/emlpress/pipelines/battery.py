@@ -8,6 +8,7 @@ scheduler) and rebuilds the battery's summary from every task result at the end.
 The run folder::
 
     battery.json        kind and configuration (written once; a rerun must match it)
+    .lock               held by the run using the folder (a second one is refused)
     tasks/<key>.json    one result per finished task, written atomically by the task itself
                         (a temporary file in the same folder, then a rename)
     tasks/<key>.error   why a task failed (it is retried by the next run)
@@ -38,11 +39,12 @@ import tempfile
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "run",
+__all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
            "load_results", "finished", "write_atomic", "write_json_atomic",
            "native_threads_default", "config_of", "check_folder", "THREAD_VARIABLES"]
 
@@ -57,7 +59,11 @@ class ConfigMismatch(ValueError):
 
 
 class SchedulerUnreachable(ConnectionError):
-    """No Dask scheduler answered at the address within the timeout."""
+    """No Dask scheduler answered at the address within the timeout, or it has no worker."""
+
+
+class FolderBusy(RuntimeError):
+    """Another run holds the run folder."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,20 @@ def load_results(folder: Path) -> dict:
     return out
 
 
+def _lock(folder: Path):
+    """An exclusive lock on the run folder for this run (released when the file closes)."""
+    import fcntl
+
+    f = open(folder / ".lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise FolderBusy(f"{folder} is in use by another run (its .lock is held); wait for it "
+                         "to end, or choose another folder") from None
+    return f
+
+
 def native_threads_default(workers: int, threads_per_worker: int) -> int:
     """Cores per running task on this machine (at least 1)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -269,29 +289,32 @@ def _worker_log(folder: str) -> None:
     _LOGGING[os.getpid()] = folder
 
 
-def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: int) -> dict:
+def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: int,
+             own_worker: bool = False) -> dict:
     """What a worker runs: cap the threads, run the task, write its result atomically.
-    Returns a short record (the result itself stays in the file)."""
-    _worker_log(folder)
+    Returns a short record (the result itself stays in the file). ``own_worker``: the worker
+    belongs to this run's LocalCluster, so its stderr may go to the run folder's log."""
+    if own_worker:
+        _worker_log(folder)
     cap_native_threads(native_threads)
     _tf_threads(native_threads)
     t0 = time.perf_counter()
     err = Path(folder) / "tasks" / f"{key}.error"
     try:
-        result = fn(**kwargs, threads=native_threads)
+        result = dict(fn(**kwargs, threads=native_threads))
+        seconds = time.perf_counter() - t0
+        from emlpress import _core
+
+        result["_task"] = {"key": key, "seconds": seconds, "host": socket.gethostname(),
+                           "pid": os.getpid(), "native_threads": native_threads,
+                           "emlpress_threads": _core.num_threads(),
+                           "blas_threads": _blas_threads()}
+        write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     except Exception:
         text = traceback.format_exc()
         err.parent.mkdir(parents=True, exist_ok=True)
         err.write_text(text)
         return {"key": key, "ok": False, "error": text}
-    seconds = time.perf_counter() - t0
-    result = dict(result)
-    from emlpress import _core
-
-    result["_task"] = {"key": key, "seconds": seconds, "host": socket.gethostname(),
-                       "pid": os.getpid(), "native_threads": native_threads,
-                       "emlpress_threads": _core.num_threads(), "blas_threads": _blas_threads()}
-    write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     err.unlink(missing_ok=True)
     return {"key": key, "ok": True, "seconds": seconds}
 
@@ -313,6 +336,13 @@ def _connect(scheduler: str | None, workers: int, threads_per_worker: int, nativ
     except (OSError, TimeoutError) as e:
         raise SchedulerUnreachable(f"no Dask scheduler answered at {scheduler!r} within "
                                    f"{timeout:g} s ({type(e).__name__}: {e})") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise SchedulerUnreachable(f"the Dask scheduler at {scheduler!r} has no worker (waited "
+                                   f"{timeout:g} s): start workers with `dask worker "
+                                   f"{scheduler}`") from None
     return client, None
 
 
@@ -320,7 +350,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
         summarize: Callable | None = None, workers: int = 2, threads_per_worker: int = 1,
         native_threads: int | None = None, scheduler: str | None = None,
         timeout: float = 10.0, progress: bool = True, desc: str | None = None,
-        on_start: Callable | None = None) -> BatteryResult:
+        on_start: Callable | None = None,
+        resume_hint: str = "rerun the same command") -> BatteryResult:
     """Run the battery's unfinished ``tasks`` in ``folder`` and rebuild its summary.
 
     ``summarize(folder, results)`` (results: key -> dict, every finished task) is called at
@@ -328,8 +359,13 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     is ``BatteryResult.summary``. ``workers``/``threads_per_worker`` size the LocalCluster;
     ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``) uses an existing cluster
     instead, which must answer within ``timeout`` seconds. ``on_start(folder)`` is called
-    once, when the folder is new, after ``battery.json`` is written. Raises :class:`ConfigMismatch`
-    (nothing written) when the folder holds another configuration."""
+    once, when the folder is new, after ``battery.json`` is written; ``resume_hint`` is what
+    the ``INCOMPLETE`` file tells to do. Raises :class:`ConfigMismatch` (nothing written) when
+    the folder holds another configuration, :class:`FolderBusy` when another run holds it.
+
+    ``threads_per_worker > 1`` runs several tasks in one worker process, which share its
+    random seeds (TensorFlow's are per process) and thread caps: seeded tasks are then not
+    reproducible, and a warning says so."""
     from emlpress import _options
 
     folder = Path(folder)
@@ -343,27 +379,43 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"task keys must be unique: {dup}")
+    if threads_per_worker > 1:
+        warnings.warn(f"threads_per_worker={threads_per_worker}: tasks sharing a worker process "
+                      "share its random seeds and thread caps, so seeded tasks are not "
+                      "reproducible; use more workers instead", stacklevel=2)
     existed = check_folder(folder, kind, config)  # raises before anything is written
+    if existed:
+        lock = _lock(folder)  # before reading which tasks finished
     done = finished(folder) if existed else set()
     todo = [t for t in tasks if t.key not in done]
     skipped = [t.key for t in tasks if t.key in done]
     t0 = time.perf_counter()
     client = cluster = None
-    if todo:
-        client, cluster = _connect(scheduler, workers, threads_per_worker, native_threads, timeout)
+    try:
+        if todo:
+            client, cluster = _connect(scheduler, workers, threads_per_worker, native_threads,
+                                       timeout)
+    except BaseException:
+        if existed:
+            lock.close()
+        raise
     if not existed:
-        (folder / "tasks").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / "battery.json", config_of(kind, config))
-        if on_start is not None:
-            on_start(folder)
-    for stale in (folder / "tasks").glob(".*.tmp"):  # a rename that never happened
-        stale.unlink(missing_ok=True)
+        try:
+            (folder / "tasks").mkdir(parents=True, exist_ok=True)
+            lock = _lock(folder)
+            write_json_atomic(folder / "battery.json", config_of(kind, config))
+            if on_start is not None:
+                on_start(folder)
+        except BaseException:
+            for c in (client, cluster):
+                if c is not None:
+                    c.close()
+            raise
     marker = folder / INCOMPLETE
     ran, failed, interrupted = [], {}, False
     if todo:
         marker.write_text(f"this battery stopped before its end ({len(skipped)} of {len(tasks)} "
-                          "tasks had results when it started); rerun the same command to "
-                          "resume it\n")
+                          f"tasks had results when it started); {resume_hint} to resume it\n")
     bar = None
     try:
         if todo:
@@ -373,8 +425,10 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(tasks), initial=len(skipped), desc=desc or kind, unit="task")
+            own = cluster is not None
             futures = {client.submit(run_task, str(folder.resolve()), t.key, t.fn, t.kwargs,
-                                     native_threads, key=f"{kind}-{t.key}-{uuid.uuid4().hex[:8]}",
+                                     native_threads, own,
+                                     key=f"{kind}-{t.key}-{uuid.uuid4().hex[:8]}",
                                      pure=False, retries=0): t.key
                        for t in todo}
             for fut in as_completed(list(futures)):
@@ -409,12 +463,16 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
             client.close()
         if cluster is not None:
             cluster.close()
-    results = load_results(folder)
-    summary = summarize(folder, results) if summarize is not None else None
-    if not failed and not interrupted and set(keys) <= set(results):
-        marker.unlink(missing_ok=True)
-    elif not marker.exists():
-        marker.write_text("this battery has unfinished tasks; rerun the same command to "
-                          "resume it\n")
+    try:
+        results = load_results(folder)
+        summary = summarize(folder, results) if summarize is not None else None
+        if not failed and not interrupted and set(keys) <= set(results):
+            marker.unlink(missing_ok=True)
+            for stale in (folder / "tasks").glob(".*.tmp"):  # renames that never happened
+                stale.unlink(missing_ok=True)
+        elif not marker.exists():
+            marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
+    finally:
+        lock.close()
     return BatteryResult(folder, results, ran, skipped, failed, summary,
                          time.perf_counter() - t0, interrupted)

@@ -16,12 +16,16 @@ and 8,000 test samples (uniform, seeded), MSE on the raw inputs and targets (the
 network works on raw units: its output layer gives 26 to 11,960 directly), the L1/L2 penalty on
 every kernel, fixed epochs (no early stopping), a staircase per-epoch learning-rate decay and
 gradient-norm clipping per optimizer (:data:`OPTIMIZERS`). Not stated by the study and chosen
-here: batch size 128, SGD momentum 0.9, Keras' default initialisation.
+here: batch size 128, SGD momentum 0.9, Keras' default initialisation, and the clipping as
+Keras' ``clipnorm`` (each weight tensor's gradient clipped to the norm on its own).
 
 Presets (:data:`PRESETS`): ``study`` is the study's settings; ``quick`` the same grid with
 ``[2, 64, 32, 32, 16, 1]`` networks, 10,000 training samples and a fifth of the epochs (the
-decay raised to the 5th power, so the schedule ends where the study's does); ``test`` a tiny
-network for the test suite.
+decay raised to the 5th power, so the learning rate ends where the study's does, after 20
+times fewer steps); ``test`` a tiny network for the test suite. The study's Adam schedule
+(x 0.95 per epoch) leaves about 60 useful epochs; compressed so, it leaves ``quick``'s Adam
+about 1,000 useful steps, too few to fit the function: those models come out nearly constant
+and the summary says so.
 """
 
 from __future__ import annotations
@@ -156,6 +160,9 @@ def default_reference() -> Path | None:
     next to the working directory or to this source tree, else None."""
     env = os.environ.get("EMLPRESS_SEED_GP")
     if env:
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"$EMLPRESS_SEED_GP = {env!r}: no such file (the study's "
+                                    "seed_gp/model.npz)")
         return Path(env).resolve()
     here = Path(__file__).resolve()
     for base in (Path.cwd(), *here.parents):
@@ -178,10 +185,13 @@ def tasks(cfg: Config, folder=None) -> list[battery.Task]:
     """One task per model of the grid, then the reference network's task; with ``folder``,
     each model task also saves its trained network in ``folder/models``."""
     where = None if folder is None else str(Path(folder).resolve())
+    # longest first (the most epochs): Dask starts tasks in the order given, and a long task
+    # started last would leave the other workers idle at the end
+    opts = sorted(cfg.optimizers, key=lambda o: -OPTIMIZERS[o].epochs)
     out = [battery.Task(_key(o, r, s), model_task,
                         dict(cfg=asdict(cfg), optimizer=o, regularization=r, seed=s,
                              folder=where))
-           for o in cfg.optimizers for r in cfg.regularizations for s in range(cfg.seeds)]
+           for o in opts for r in cfg.regularizations for s in range(cfg.seeds)]
     if cfg.reference is not None:
         out.append(battery.Task("reference", reference_task,
                                 dict(path=cfg.reference, methods=list(cfg.methods),
@@ -312,12 +322,17 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
     tiny = (U0 > 0) & (rmax <= 1e-5)
     res["analysis"] = {
         "layer0_exact_zero_rows": int((rmax == 0).sum()),
+        "layer0_exact_zero_rows_inactive": int(((rmax == 0) & (U0 <= 0)).sum()),
         "layer0_rank_active_weights": int(np.linalg.matrix_rank(W[0][act0])),
         "layer0_rank_active_weights_bias": int(np.linalg.matrix_rank(
             np.c_[W[0][act0], b[0][act0]])),
         "layer0_active": int(act0.sum()),
         "layer0_inactive": int((U0 <= 0).sum()),
-        "layer0_not_inactive_tiny_weights": int(tiny.sum()),
+        # units not proven inactive whose every weight is at most t in magnitude
+        "layer0_tiny_tolerances": [1e-6, 1e-5, 1e-4],
+        "layer0_tiny_not_inactive": [int(((U0 > 0) & (rmax <= t)).sum())
+                                     for t in (1e-6, 1e-5, 1e-4)],
+        "layer0_tiny_active": [int((act0 & (rmax <= t)).sum()) for t in (1e-6, 1e-5, 1e-4)],
         "layer0_tiny_max_upper": float(U0[tiny].max()) if tiny.any() else 0.0,
         "layer0_tiny_max_output_effect": float(
             np.abs(W[1][:, tiny]).sum(axis=1).max() * U0[tiny].max()) if tiny.any() else 0.0,
@@ -341,6 +356,8 @@ def _rows(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
                                       "test_mse", "test_rmse", "test_r2", "train_s", "epochs",
                                       "params")}
         base["model"] = key
+        if not r.get("methods"):  # diverged: not bounded, but not left out either
+            models.append(dict(base, method="(not bounded)", note=r.get("note")))
         for m, v in r.get("methods", {}).items():
             row = dict(base, method=m)
             for k in ("bounds_s", "compress_s", "verify_s", "neurons_removed", "params_after",
@@ -392,65 +409,93 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
     tab = pd.concat([tab, pd.DataFrame([tot, par]).set_index("layer")])
     a = r.get("analysis", {})
     sizes = r["sizes"]
+    hidden = len(sizes) - 2
     kept_pub = [sizes[l + 1] - pub["removed_inactive"][l] - pub["removed_zero_weight"][l]
-                - pub["folded_dependent"][l] for l in range(4)]
+                - pub["folded_dependent"][l] for l in range(hidden)]
     p_pub = params_of([sizes[0], *kept_pub, sizes[-1]])
-    # the layer-0 width that the published parameter count implies, the rest as published
-    implied = [(k, params_of([sizes[0], k, *kept_pub[1:], sizes[-1]]))
-               for k in range(sizes[1] + 1)]
-    k_imp = [k for k, p in implied if p == pub["params_after"]]
-    lines = []
-    if "lp" in r["methods"]:
-        v = r["methods"]["lp"]
+    # the layer-1 width that the published parameter count implies, the rest as published
+    k_imp = [k for k in range(sizes[1] + 1)
+             if params_of([sizes[0], k, *kept_pub[1:], sizes[-1]]) == pub["params_after"]]
+    lines, decomposition = [], {}
+    v = r["methods"].get("lp")
+    if v is not None:
+        d = {rule: [e - q for e, q in zip(v[rule], pub[rule])]
+             for rule in ("removed_inactive", "removed_zero_weight", "folded_dependent")}
+        total = v["neurons_removed"] - pub["neurons_removed"]
+        decomposition["neurons"] = {"total": total, **{k: sum(x) for k, x in d.items()}}
         lines.append(
-            f"emlpress with LP bounds removes {v['neurons_removed']:,} units and leaves "
-            f"{v['params_after']:,} parameters; the study reports {pub['neurons_removed']:,} "
-            f"and {pub['params_after']:,}.")
-    lines.append(
-        f"Layer 1, linearly dependent: the {a.get('layer0_active')} stably active rows have rank "
-        f"{a.get('layer0_rank_active_weights')} on the weights and "
-        f"{a.get('layer0_rank_active_weights_bias')} with the bias: emlpress folds the bias "
-        "differences into the next layer's biases exactly and keeps "
-        f"{a.get('layer0_rank_active_weights')} rows, the study's test on [w, b] keeps "
-        f"{a.get('layer0_rank_active_weights_bias')}: one fold less.")
-    if "inactive_upper_within_1e-7" in a:
+            f"Neurons: emlpress with LP bounds removes {v['neurons_removed']:,}, the study "
+            f"{pub['neurons_removed']:,}: {total:+} = inactive {sum(d['removed_inactive']):+} "
+            f"(per layer {d['removed_inactive']}) + zero-weight "
+            f"{sum(d['removed_zero_weight']):+} ({d['removed_zero_weight']}) + dependent "
+            f"{sum(d['folded_dependent']):+} ({d['folded_dependent']}).")
+    if "layer0_tiny_tolerances" in a:
+        s_sum = pub["removed_inactive"][0] + pub["removed_zero_weight"][0]
+        tols = ", ".join(f"{n} at {t:g} ({act} of them active)" for t, n, act in zip(
+            a["layer0_tiny_tolerances"], a["layer0_tiny_not_inactive"], a["layer0_tiny_active"]))
+        lines.append(
+            f"Layer 1, inactive and zero-weight: its bounds are exact (one affine layer over the "
+            f"box, outward-rounded): {a['layer0_inactive']} units are provably inactive, "
+            f"{a['layer0_exact_zero_rows_inactive']} of them with exactly zero weights, which "
+            "emlpress counts as zero-weight. The study calls "
+            f"{pub['removed_inactive'][0]} inactive and {pub['removed_zero_weight'][0]} "
+            f"zero-weight: {s_sum} units, {s_sum - a['layer0_inactive']} more than are "
+            "inactive. Units that are not inactive but have every weight at most t in "
+            f"magnitude: {tols}; a zero-weight rule with a tolerance removes such units, which "
+            f"is not exact (they reach {a['layer0_tiny_max_upper']:.2g} in the box, moving a "
+            f"layer-2 pre-activation by up to {a['layer0_tiny_max_output_effect']:.2g}), so "
+            "emlpress keeps them (the active ones it folds as dependent). The published figures "
+            "do not say which tolerance, nor why the study finds "
+            f"{a['layer0_inactive'] - pub['removed_inactive'][0]} fewer inactive units where "
+            "the bounds are exact.")
+        lines.append(
+            f"Layer 1, linearly dependent: the {a['layer0_active']} stably active rows have "
+            f"rank {a['layer0_rank_active_weights']} on the weights and "
+            f"{a['layer0_rank_active_weights_bias']} with the bias: emlpress folds the bias "
+            "differences into the next layer's biases exactly and keeps "
+            f"{a['layer0_rank_active_weights']} rows, a test on [w, b] keeps "
+            f"{a['layer0_rank_active_weights_bias']}: one fold less.")
+    if "inactive_upper_within_1e-7" in a and v is not None:
         w7 = a["inactive_upper_within_1e-7"]
         lines.append(
-            "Inactive: units whose certified LP upper bound lies in [-1e-7, 0], per layer "
-            f"{w7}: an LP solver's feasibility tolerance (about 1e-7) can report them just "
-            "above 0, so a study that trusts its solver's values calls fewer units inactive "
-            "(its layer 3: 48 where emlpress proves 49).")
-    lines.append(
-        f"Zero-weight: {a.get('layer0_exact_zero_rows')} layer-1 rows are exactly zero, all on "
-        "inactive units (emlpress counts them as zero-weight, its 'inactive' the rest); "
-        f"{a.get('layer0_not_inactive_tiny_weights')} layer-1 units that are NOT inactive have "
-        "every weight below 1e-5 in magnitude (positive values up to "
-        f"{a.get('layer0_tiny_max_upper'):.2g} in the box, moving a layer-2 pre-activation by "
-        f"up to {a.get('layer0_tiny_max_output_effect'):.2g}). A zero-weight rule with a "
-        "tolerance of 1e-5 removes them, and the inactive units near 0 that a tolerance left "
-        "out: layer 1's inactive + zero-weight are "
-        + (f"{a['layer0_inactive']} + {a.get('layer0_not_inactive_tiny_weights')} = "
-           f"{a['layer0_inactive'] + a.get('layer0_not_inactive_tiny_weights', 0)} in emlpress' "
-           if "layer0_inactive" in a else "")
-        + f"figures, {pub['removed_inactive'][0]} + {pub['removed_zero_weight'][0]} = "
-        f"{pub['removed_inactive'][0] + pub['removed_zero_weight'][0]} in the study's. Removing "
-        "those units is not exact, so emlpress keeps them.")
+            f"Inactive, layers 2-{hidden}: emlpress proves {v['removed_inactive'][1:]} "
+            f"(certified LP bounds), the study {pub['removed_inactive'][1:]}. Units whose "
+            f"certified upper bound lies in [-1e-7, 0], per layer (from 1): {w7}: an LP "
+            "solver's feasibility tolerance (about 1e-7) decides those, so bounds taken at the "
+            "solver's word can call fewer units inactive.")
     lines.append(
         f"Parameters: a network with the published neuron counts (kept {kept_pub}) has "
-        f"{p_pub:,} parameters, not {pub['params_after']:,}; the published parameter count is "
-        "that of layer 1 keeping "
+        f"{p_pub:,} parameters, not {pub['params_after']:,}; with layers 2-{hidden} as "
+        "published, the published parameter count is that of layer 1 keeping "
         + (f"{k_imp[0]} units" if k_imp else "no whole number of units")
-        + " with layers 2-4 as published: the study's two figures are not of the same network "
-        + (f"({k_imp[0] - kept_pub[0]} layer-1 units counted as removed among the neurons but "
-           "as kept among the parameters)." if k_imp else "."))
-    if "exact" in r["methods"] and "lp" in r["methods"]:
-        e, v = r["methods"]["exact"], r["methods"]["lp"]
+        + ": the two published figures are not of one network.")
+    if v is not None and k_imp:
+        # from the network the published parameter count describes to emlpress' (LP), one
+        # layer at a time: the steps sum to the whole difference
+        widths = [k_imp[0], *kept_pub[1:]]
+        steps, p0 = [], params_of([sizes[0], *widths, sizes[-1]])
+        for l, k in enumerate(v["units_after"]):
+            if k != widths[l]:
+                before = params_of([sizes[0], *widths, sizes[-1]])
+                old, widths[l] = widths[l], k
+                steps.append((l + 1, old, k, params_of([sizes[0], *widths, sizes[-1]]) - before))
+        decomposition["params"] = {"total": v["params_after"] - pub["params_after"],
+                                   "steps": steps, "end": params_of([sizes[0], *widths,
+                                                                     sizes[-1]]) - p0}
+        lines.append(
+            f"Against that network, emlpress (LP) keeps {v['units_after']}: "
+            f"{v['params_after'] - pub['params_after']:+,} parameters = "
+            + " + ".join(f"layer {l}: {o} -> {k} units ({dp:+,})" for l, o, k, dp in steps)
+            + ".")
+    if "exact" in r["methods"] and v is not None:
+        e = r["methods"]["exact"]
         lines.append(
             f"Exact stable sets (bounds.stability, {sum(e['unresolved'])} units unresolved): "
             f"{e['neurons_removed']:,} units removed, {e['params_after']:,} parameters left: "
             f"{e['neurons_removed'] - v['neurons_removed']:+,} units and "
             f"{e['params_after'] - v['params_after']:+,} parameters against LP "
             f"(kept {e['units_after']} vs {v['units_after']}).")
+    tab.attrs["decomposition"] = decomposition
     return tab, lines
 
 
@@ -467,7 +512,12 @@ def summarize(folder, results: dict) -> dict:
     ref = results.get("reference")
     grid = {k: v for k, v in results.items() if k != "reference"}
     models, layers = _rows(grid)
-    out = {"models": models, "layers": layers}
+    out = {"models": models, "layers": layers, "notes": []}
+    if "method" in models and (models["method"] == "(not bounded)").any():
+        bad = models.loc[models["method"] == "(not bounded)", "model"].tolist()
+        out["notes"].append(f"{len(bad)} models diverged in training (non-finite outputs) and "
+                            f"were not bounded: {', '.join(bad)}")
+        models = models[models["method"] != "(not bounded)"]
     models.to_csv(folder / "models.csv", index=False)
     layers.to_csv(folder / "layers.csv", index=False)
     md = ["# Lossless-compression study", ""]
@@ -484,11 +534,18 @@ def summarize(folder, results: dict) -> dict:
                "test RMSE in the function's units.", "", _markdown(table), ""]
         poor = fit[fit["test_r2"] < 0.9]
         if len(poor):
-            note = (f"{len(poor)} of {len(fit)} settings fit the function poorly (test R2 < "
-                    f"0.9: {', '.join(f'{o} {r}' for o, r in poor.index)}): many of their units "
-                    "are dead, so they compress well for a reason that is not the method's.")
-            out["notes"] = [note]
-            md += [f"Note: {note}", ""]
+            sel = models.set_index(["optimizer", "regularization"]).index.isin(poor.index)
+            best = next(m for m in reversed(METHODS) if m in set(models["method"]))
+            ex = models[sel & (models["method"] == best)]
+            units = layers.groupby("model")["units"].sum() / layers.groupby("model")[
+                "method"].nunique()
+            dead = float((ex["removed_inactive"] / ex["model"].map(units)).mean())
+            out["notes"].append(
+                f"{len(poor)} of {len(fit)} settings fit the function poorly (test R2 < 0.9: "
+                f"{', '.join(f'{o} {r}' for o, r in poor.index)}): with "
+                f"{ex['method'].iloc[0]} bounds {dead:.0%} of their hidden units are stably "
+                "inactive on average, so they compress well because they learnt little.")
+        md += [f"Note: {n}" for n in out["notes"]] + ([""] if out["notes"] else [])
         by_m = models.groupby("method")[["neurons_removed", "params_after", "stable",
                                          "bounds_s", "compress_s", "task_s"]].mean()
         out["by_method"] = by_m

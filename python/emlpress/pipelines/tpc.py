@@ -701,7 +701,7 @@ def _start_folder(folder: Path, cfg: Config) -> None:
 
 def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_worker: int = 1,
         native_threads: int | None = None, scheduler: str | None = None,
-        timeout: float = 10.0) -> tuple[Path, pd.DataFrame]:
+        timeout: float = 10.0, folder=None) -> tuple[Path, pd.DataFrame]:
     """The whole pipeline; returns the run folder and the summary table (also written, row by
     row as answers are final, to ``run.summary.csv``). While it runs, the folder holds a file
     ``INCOMPLETE`` saying how far it got; ``resume=FOLDER`` continues such a run with its own
@@ -711,8 +711,9 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
     ``workers`` or ``scheduler``: the benchmarks and topologies run as tasks of a battery on
     Dask (:mod:`emlpress.pipelines.battery`: a LocalCluster of ``workers`` processes, or the
     cluster at ``scheduler``), one task per benchmark and topology plus one brute force per
-    benchmark; each task writes its answers to ``tasks/`` and ``resume`` (or the same folder
-    again) skips the finished ones."""
+    benchmark; each task writes its answers to ``tasks/``, and ``resume=FOLDER``, or the same
+    call again with ``folder=FOLDER`` (the run folder to use instead of a new
+    ``run<time>``), skips the finished ones."""
     if resume is not None:
         progress = cfg.progress
         cfg = load_config(resume)
@@ -724,9 +725,13 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
         warnings.warn("Config.rerun_kernels is deprecated: use oracle='kernel' or 'data'",
                       DeprecationWarning, stacklevel=2)
         cfg.oracle = "kernel" if cfg.rerun_kernels else "data"
+    if folder is not None and workers is None and scheduler is None:
+        raise ValueError("folder= is for batteries (workers= or scheduler=); a run in this "
+                         "process writes a new run folder, resume=FOLDER continues one")
     if workers is not None or scheduler is not None:
-        return _run_battery(cfg, resume, workers or 1, threads_per_worker, native_threads,
-                            scheduler, timeout)
+        return _run_battery(cfg, resume if resume is not None else folder,
+                            1 if workers is None else workers, threads_per_worker,
+                            native_threads, scheduler, timeout)
     datasets, oracles, splits = _prepare(cfg)
     jobs = [(b, t) for b in datasets for t in cfg.topologies]
     kept = []
@@ -850,7 +855,8 @@ def _run_battery(cfg: Config, resume, workers: int, threads_per_worker: int,
     res = battery.run(folder, "tpc", payload, tasks, summarize=summarize, workers=workers,
                       threads_per_worker=threads_per_worker, native_threads=native_threads,
                       scheduler=scheduler, timeout=timeout, progress=cfg.progress, desc="tpc run",
-                      on_start=lambda f: _start_folder(f, cfg))
+                      on_start=lambda f: _start_folder(f, cfg),
+                      resume_hint=f"run emlpress tpc run --resume {folder}")
     if res.interrupted:
         raise KeyboardInterrupt
     if res.failed:
