@@ -600,7 +600,9 @@ def _plots(folder: Path, models: pd.DataFrame, layers: pd.DataFrame) -> list[Pat
         ax.set_ylabel(f"neurons removed\n(of {total})", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(ncol=len(methods), fontsize=8, loc="upper left")
-    fig.suptitle("Neurons removed by lossless compression, by bound method")
+    seeds = int(models.groupby(["optimizer", "regularization", "method"]).size().max())
+    fig.suptitle("Neurons removed by lossless compression, by bound method"
+                 + (f" (mean over {seeds} seeds)" if seeds > 1 else ""))
     paths.append(_save(fig, folder / "removed_by_method.png"))
 
     rules = ["removed_inactive", "removed_zero_weight", "folded_dependent", "removed_merged"]
