@@ -28,6 +28,10 @@ not oversubscribe the cores. With an existing scheduler the default is 1 per tas
 On a cluster of several machines, the run folder must be visible to every worker at the same
 path (a shared file system): the tasks write their results there. A task result the client
 cannot see afterwards is reported as such.
+
+From a script of your own, call :func:`run` (or a pipeline's ``run``) under
+``if __name__ == "__main__":``: the LocalCluster's workers are spawned processes, which import
+the script's main module again.
 """
 
 from __future__ import annotations
