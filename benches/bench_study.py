@@ -22,7 +22,28 @@ from emlpress.pipelines import battery
 from emlpress.pipelines import lossless_study as study
 
 pytest.importorskip("tf_keras")
-battery.cap_native_threads(1)  # as in a battery task of 2 workers on 2 cores
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One native thread, as a battery task of 2 workers on 2 cores gets (this module only:
+    `emlpress bench` runs every group in one process)."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    from emlpress import _core
+
+    saved = {v: os.environ.get(v) for v in battery.THREAD_VARIABLES}
+    with threadpool_limits(1):
+        battery.cap_native_threads(1)
+        yield
+    _core.set_num_threads(0)  # back to every core
+    for v, old in saved.items():
+        if old is None:
+            os.environ.pop(v, None)
+        else:
+            os.environ[v] = old
 
 
 @pytest.mark.parametrize("optimizer", list(study.OPTIMIZERS))

@@ -253,6 +253,18 @@ def test_a_folder_in_use_is_refused(tmp_path):
             battery.run(folder, "t", {"x": 1}, [t], workers=1, progress=False)
 
 
+def test_a_new_folder_in_use_is_refused(tmp_path):
+    import fcntl
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    with open(folder / ".lock", "w") as held:  # a run that has just created it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(battery.FolderBusy):
+            battery.run(folder, "t", {"x": 1}, [battery.Task("a", print)], progress=False)
+    assert [p.name for p in folder.iterdir()] == [".lock"]
+
+
 def test_a_scheduler_without_workers_is_an_error(tmp_path):
     from distributed import LocalCluster
 
@@ -261,3 +273,12 @@ def test_a_scheduler_without_workers_is_an_error(tmp_path):
             battery.run(tmp_path / "run", "t", {}, [battery.Task("a", print)],
                         scheduler=cluster.scheduler_address, timeout=1, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_battery_options_of_tpc_run_need_a_battery(capsys):
+    from emlpress.cli import main
+
+    assert main(["tpc", "run", "--native-threads", "2"]) == 2
+    assert "--native-threads: options of a battery; add --workers N" in capsys.readouterr().err
+    assert main(["tpc", "run", "--workers", "2", "--resume", "x", "--folder", "y"]) == 2
+    assert "give one of them" in capsys.readouterr().err

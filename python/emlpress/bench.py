@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field

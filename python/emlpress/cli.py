@@ -315,6 +315,15 @@ def _cmd_tpc_run(args) -> int:
         if given:
             raise _UsageError("--resume uses the settings the run was started with; drop "
                               + ", ".join("--" + k.replace("_", "-") for k in given))
+    if args.workers is None and args.scheduler is None:
+        stray = [o for o, given in (("--threads-per-worker", args.threads_per_worker != 1),
+                                    ("--native-threads", args.native_threads is not None),
+                                    ("--folder", args.folder is not None)) if given]
+        if stray:
+            raise _UsageError(f"{', '.join(stray)}: options of a battery; add --workers N or "
+                              "--scheduler ADDRESS")
+    if args.resume and args.folder:
+        raise _UsageError("--resume FOLDER and --folder: give one of them")
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(
         data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,

@@ -36,8 +36,10 @@ the script's main module again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -173,7 +175,7 @@ def check_folder(folder: Path, kind: str, config: dict) -> bool:
     folder = Path(folder)
     meta = folder / "battery.json"
     if not meta.exists():
-        if folder.exists() and any(folder.iterdir()):
+        if folder.exists() and any(p.name != ".lock" for p in folder.iterdir()):
             raise ConfigMismatch(f"{folder}: not empty and not a battery run folder "
                                  "(no battery.json); choose another folder")
         return False
@@ -206,11 +208,21 @@ def load_results(folder: Path) -> dict:
     return out
 
 
+def _visible(path: Path, seconds: float = 5.0) -> bool:
+    """Whether ``path`` exists, waiting a little for a shared file system's attribute cache."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _lock(folder: Path):
     """An exclusive lock on the run folder for this run (released when the file closes)."""
     import fcntl
 
-    f = open(folder / ".lock", "w")
+    f = open(folder / ".lock", "a")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -342,7 +354,7 @@ def _connect(scheduler: str | None, workers: int, threads_per_worker: int, nativ
                                    f"{timeout:g} s ({type(e).__name__}: {e})") from None
     try:
         client.wait_for_workers(1, timeout=timeout)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, asyncio.TimeoutError):
         client.close()
         raise SchedulerUnreachable(f"the Dask scheduler at {scheduler!r} has no worker (waited "
                                    f"{timeout:g} s): start workers with `dask worker "
@@ -387,42 +399,49 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
         warnings.warn(f"threads_per_worker={threads_per_worker}: tasks sharing a worker process "
                       "share its random seeds and thread caps, so seeded tasks are not "
                       "reproducible; use more workers instead", stacklevel=2)
-    existed = check_folder(folder, kind, config)  # raises before anything is written
-    if existed:
-        lock = _lock(folder)  # before reading which tasks finished
+    check_folder(folder, kind, config)  # refuses before anything is written
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = _lock(folder)
+    try:
+        return _run_locked(folder, kind, config, tasks, keys, summarize, workers,
+                           threads_per_worker, native_threads, scheduler, timeout, progress,
+                           desc, on_start, resume_hint, created)
+    finally:
+        lock.close()
+
+
+def _run_locked(folder, kind, config, tasks, keys, summarize, workers, threads_per_worker,
+                native_threads, scheduler, timeout, progress, desc, on_start, resume_hint,
+                created) -> BatteryResult:
+    existed = check_folder(folder, kind, config)  # again, under the lock
     done = finished(folder) if existed else set()
     todo = [t for t in tasks if t.key not in done]
     skipped = [t.key for t in tasks if t.key in done]
     t0 = time.perf_counter()
     client = cluster = None
-    try:
-        if todo:
-            client, cluster = _connect(scheduler, workers, threads_per_worker, native_threads,
-                                       timeout)
-    except BaseException:
-        if existed:
-            lock.close()
-        raise
-    if not existed:
-        try:
-            (folder / "tasks").mkdir(parents=True, exist_ok=True)
-            lock = _lock(folder)
-            write_json_atomic(folder / "battery.json", config_of(kind, config))
-            if on_start is not None:
-                on_start(folder)
-        except BaseException:
-            for c in (client, cluster):
-                if c is not None:
-                    c.close()
-            raise
     marker = folder / INCOMPLETE
     ran, failed, interrupted = [], {}, False
-    if todo:
-        marker.write_text(f"this battery stopped before its end ({len(skipped)} of {len(tasks)} "
-                          f"tasks had results when it started); {resume_hint} to resume it\n")
     bar = None
     try:
+        try:
+            if todo:
+                client, cluster = _connect(scheduler, workers, threads_per_worker,
+                                           native_threads, timeout)
+            if not existed:
+                (folder / "tasks").mkdir(exist_ok=True)
+                if on_start is not None:
+                    on_start(folder)
+                # last: a folder is a battery's once everything it needs is there
+                write_json_atomic(folder / "battery.json", config_of(kind, config))
+        except BaseException:
+            if created and not (folder / "battery.json").exists():
+                shutil.rmtree(folder, ignore_errors=True)  # this call made it: leave nothing
+            raise
         if todo:
+            marker.write_text(f"this battery stopped before its end ({len(skipped)} of "
+                              f"{len(tasks)} tasks had results when it started); {resume_hint} "
+                              "to resume it\n")
             from distributed import as_completed
 
             if progress:
@@ -436,24 +455,23 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
                                      pure=False, retries=0): t.key
                        for t in todo}
             for fut in as_completed(list(futures)):
+                key = futures[fut]
                 try:
                     rec = fut.result()
                 except Exception as e:  # the worker died (killed, out of memory)
-                    failed[futures[fut]] = f"{type(e).__name__}: {e}"
-                    (folder / "tasks" / f"{futures[fut]}.error").write_text(
+                    failed[key] = f"{type(e).__name__}: {e}"
+                    (folder / "tasks" / f"{key}.error").write_text(
                         f"the task's worker failed: {type(e).__name__}: {e}\n")
                     rec = None
                 if rec is not None:
-                    if rec["ok"]:
-                        if not (folder / "tasks" / f"{rec['key']}.json").exists():
-                            failed[rec["key"]] = (
-                                f"the task finished but its result is not in {folder}/tasks: "
-                                "the workers do not see this run folder (use a shared file "
-                                "system path)")
-                        else:
-                            ran.append(rec["key"])
+                    if not rec["ok"]:
+                        failed[key] = rec["error"]
+                    elif not _visible(folder / "tasks" / f"{key}.json"):
+                        failed[key] = (f"the task finished but its result is not in "
+                                       f"{folder}/tasks: the workers do not see this run "
+                                       "folder (use a shared file system path)")
                     else:
-                        failed[rec["key"]] = rec["error"]
+                        ran.append(key)
                 if bar is not None:
                     bar.update(1)
                     if failed:
@@ -463,20 +481,21 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     finally:
         if bar is not None:
             bar.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-    try:
-        results = load_results(folder)
-        summary = summarize(folder, results) if summarize is not None else None
-        if not failed and not interrupted and set(keys) <= set(results):
-            marker.unlink(missing_ok=True)
-            for stale in (folder / "tasks").glob(".*.tmp"):  # renames that never happened
-                stale.unlink(missing_ok=True)
-        elif not marker.exists():
-            marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
-    finally:
-        lock.close()
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+    if not (folder / "battery.json").exists():  # interrupted before the folder was set up
+        raise KeyboardInterrupt
+    results = load_results(folder)
+    summary = summarize(folder, results) if summarize is not None else None
+    if not failed and not interrupted and set(keys) <= set(results):
+        marker.unlink(missing_ok=True)
+        for stale in folder.rglob(".*.tmp"):  # renames that never happened
+            stale.unlink(missing_ok=True)
+    elif not marker.exists():
+        marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
     return BatteryResult(folder, results, ran, skipped, failed, summary,
                          time.perf_counter() - t0, interrupted)

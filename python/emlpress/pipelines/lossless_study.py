@@ -72,6 +72,9 @@ REGULARIZATIONS.update({f"l1l2={v}": (float(v), float(v)) for v in _LAMBDAS})
 
 METHODS = ("interval", "crown", "lp", "exact")
 
+#: The layer widths of the study's networks (and of its own, seed_gp).
+STUDY_SIZES = [2, 1024, 512, 512, 256, 1]
+
 #: The study's published compression of its own network (seed_gp) with its LP bounds.
 PUBLISHED = {
     "neurons_removed": 1128, "params_before": 922113, "params_after": 325019,
@@ -115,6 +118,7 @@ class Config:
     exact_time_limit: float = 60.0
     data_seed: int = 12345
     reference: str | None = None   # the study's network (.npz), None: no reference row
+    reference_sha256: str | None = None  # its content: a changed file is another configuration
 
 
 def config(preset: str = "quick", *, optimizers=None, regularizations=None, seeds: int = 1,
@@ -150,8 +154,20 @@ def config(preset: str = "quick", *, optimizers=None, regularizations=None, seed
             raise FileNotFoundError(f"reference network {path}: no such file (the study's "
                                     "seed_gp/model.npz)")
         reference = str(path.resolve())
+    digest = None
+    if reference is not None:
+        import hashlib
+
+        from emlpress.network import Network
+
+        sizes = Network.load(reference).sizes  # a readable network, or a clear error now
+        if list(sizes) != STUDY_SIZES:
+            raise ValueError(f"reference network {reference}: sizes {list(sizes)}, not the "
+                             f"study's {STUDY_SIZES} (its published figures are of that one)")
+        digest = hashlib.sha256(Path(reference).read_bytes()).hexdigest()
     cfg = Config(preset, opts, regs, seeds, meths, list(p.hidden), p.n_train, p.n_test,
-                 p.epoch_scale, p.batch_size, p.exact_time_limit, reference=reference)
+                 p.epoch_scale, p.batch_size, p.exact_time_limit, reference=reference,
+                 reference_sha256=digest)
     return replace(cfg, **overrides)
 
 
@@ -442,12 +458,12 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
             f"zero-weight: {s_sum} units, {s_sum - a['layer0_inactive']} more than are "
             "inactive. Units that are not inactive but have every weight at most t in "
             f"magnitude: {tols}; a zero-weight rule with a tolerance removes such units, which "
-            f"is not exact (they reach {a['layer0_tiny_max_upper']:.2g} in the box, moving a "
-            f"layer-2 pre-activation by up to {a['layer0_tiny_max_output_effect']:.2g}), so "
-            "emlpress keeps them (the active ones it folds as dependent). The published figures "
-            "do not say which tolerance, nor why the study finds "
-            f"{a['layer0_inactive'] - pub['removed_inactive'][0]} fewer inactive units where "
-            "the bounds are exact.")
+            "is not exact (at t = 1e-5 they reach "
+            f"{a['layer0_tiny_max_upper']:.2g} in the box, moving a layer-2 pre-activation by "
+            f"up to {a['layer0_tiny_max_output_effect']:.2g}), so emlpress keeps them (the "
+            "active ones it folds as dependent). The published figures do not say which "
+            f"tolerance, nor which of the {a['layer0_inactive']} inactive units the study "
+            "counted as zero-weight rather than inactive.")
         lines.append(
             f"Layer 1, linearly dependent: the {a['layer0_active']} stably active rows have "
             f"rank {a['layer0_rank_active_weights']} on the weights and "
@@ -659,7 +675,15 @@ def run(cfg: Config, folder=None, *, workers: int = 2, threads_per_worker: int =
     battery; see :func:`emlpress.pipelines.battery.run` for the cluster options."""
     folder = Path(folder) if folder is not None else Path("runs") / f"study-{cfg.preset}"
     ts = tasks(cfg, folder)
-    return battery.run(folder, "lossless-study", asdict(cfg), ts, summarize=summarize,
-                       workers=workers, threads_per_worker=threads_per_worker,
-                       native_threads=native_threads, scheduler=scheduler, timeout=timeout,
-                       progress=progress, desc=f"study {cfg.preset}")
+    try:
+        return battery.run(folder, "lossless-study", asdict(cfg), ts, summarize=summarize,
+                           workers=workers, threads_per_worker=threads_per_worker,
+                           native_threads=native_threads, scheduler=scheduler,
+                           timeout=timeout, progress=progress, desc=f"study {cfg.preset}")
+    except battery.ConfigMismatch as e:
+        if "config.reference" in str(e):
+            raise battery.ConfigMismatch(
+                f"{e}\nThe reference network is found from $EMLPRESS_SEED_GP or the working "
+                "directory unless given: pass the folder's with --reference PATH, or "
+                "--no-reference if it had none.") from None
+        raise
