@@ -184,6 +184,7 @@ def fit_regressor(
     model.compile(optimizer=make_optimizer(), loss="mse")
     perm = np.random.default_rng(seed).permutation(len(X))
     val, tr = perm[:n_val], perm[n_val:]
+    val_data = (Xs[val], Ys[val]) if n_val else None
     callbacks = ([keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
                  if early_stopping else [])
     pruned = init is not None and init.pruned
@@ -199,8 +200,7 @@ def fit_regressor(
 
         t0 = time.perf_counter()
         res = prune(model, *pruning, Xs[tr], Ys[tr], epochs=epochs, batch_size=batch_size,
-                    validation_data=(Xs[val], Ys[val]) if n_val else None,
-                    optimizer=make_optimizer(),
+                    validation_data=val_data, optimizer=make_optimizer(),
                     verbose=verbose)
         train_s = time.perf_counter() - t0
         model, history, pruned = res.wrapped, res.history, True
@@ -208,7 +208,7 @@ def fit_regressor(
     else:
         t0 = time.perf_counter()
         history = model.fit(
-            Xs[tr], Ys[tr], validation_data=(Xs[val], Ys[val]) if n_val else None, epochs=epochs,
+            Xs[tr], Ys[tr], validation_data=val_data, epochs=epochs,
             batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
         ).history
         train_s = time.perf_counter() - t0

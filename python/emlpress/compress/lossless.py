@@ -147,9 +147,10 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     :func:`emlpress.bounds.stability` (its ``bounds``: every proven unit at 0 on its proven
     side), or a method name for :func:`emlpress.bounds.tighten` (``interval``, ``crown``,
     ``lp``, ``milp``, ``stability``, ``progressive``). Returns the compressed
-    :class:`Network` (with the box as its domain) and a :class:`LosslessReport`. With ``verify`` (the default; ``n_points`` must then be
-    at least 100,000) the two networks are compared as described in the module docstring
-    and :class:`LosslessError` is raised when they differ.
+    :class:`Network` (with the box as its domain) and a :class:`LosslessReport`. With
+    ``verify`` (the default; ``n_points`` must then be at least 100,000) the two networks are
+    compared as described in the module docstring and :class:`LosslessError` is raised when
+    they differ.
     """
     lo, hi = net.domain(lo, hi)
     if verify and n_points < 100_000:

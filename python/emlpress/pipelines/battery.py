@@ -192,20 +192,19 @@ def check_folder(folder: Path, kind: str, config: dict) -> bool:
     return True
 
 
+def _result_files(folder: Path) -> list[Path]:
+    """The result files in ``folder/tasks``, sorted (not the hidden temporary files)."""
+    return sorted(p for p in (Path(folder) / "tasks").glob("*.json") if not p.name.startswith("."))
+
+
 def finished(folder: Path) -> set[str]:
     """Keys of the tasks with a result in ``folder/tasks``."""
-    d = Path(folder) / "tasks"
-    return {p.stem for p in d.glob("*.json") if not p.name.startswith(".")} if d.exists() else set()
+    return {p.stem for p in _result_files(folder)}
 
 
 def load_results(folder: Path) -> dict:
     """Every task result of the folder, by key (sorted)."""
-    d = Path(folder) / "tasks"
-    out = {}
-    for p in sorted(d.glob("*.json")) if d.exists() else []:
-        if not p.name.startswith("."):
-            out[p.stem] = json.loads(p.read_text())
-    return out
+    return {p.stem: json.loads(p.read_text()) for p in _result_files(folder)}
 
 
 def _visible(path: Path, seconds: float = 5.0) -> bool:
@@ -250,19 +249,14 @@ def cap_native_threads(n: int) -> None:
     from emlpress import _core
 
     _core.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(n)
-    except ImportError:  # threadpoolctl is optional; the environment variables still apply
-        pass
+    threadpool_limits(n)
 
 
 def _blas_threads() -> int | None:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
+    from threadpoolctl import threadpool_info
+
     return max((p["num_threads"] for p in threadpool_info()), default=None)
 
 
@@ -284,15 +278,10 @@ _LOGGING = {}
 
 
 def _worker_log(folder: str) -> None:
-    """In a Dask worker process: send what native libraries write on stderr (TensorFlow's
-    log lines) to ``logs/worker-<host>-<pid>.log`` of the run folder, once per process."""
+    """In a worker of this run's LocalCluster: send what native libraries write on stderr
+    (TensorFlow's log lines) to ``logs/worker-<host>-<pid>.log`` of the run folder, once per
+    process."""
     if _LOGGING.get(os.getpid()) == folder:
-        return
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):  # not in a worker: leave this process' stderr alone
         return
     import sys
 
@@ -362,6 +351,38 @@ def _connect(scheduler: str | None, workers: int, threads_per_worker: int, nativ
     return client, None
 
 
+def _collect(client, folder: Path, kind: str, todo: list, native_threads: int,
+             own_workers: bool, bar, ran: list, failed: dict) -> None:
+    """Submit ``todo`` and record each task as it ends: its key in ``ran``, or why it failed
+    in ``failed`` (filled as they come, so an interruption keeps what finished)."""
+    from distributed import as_completed
+
+    futures = {client.submit(run_task, str(folder.resolve()), t.key, t.fn, t.kwargs,
+                             native_threads, own_workers,
+                             key=f"{kind}-{t.key}-{uuid.uuid4().hex[:8]}", pure=False,
+                             retries=0): t.key
+               for t in todo}
+    for fut in as_completed(list(futures)):
+        key = futures[fut]
+        try:
+            rec = fut.result()
+        except Exception as e:  # the worker died (killed, out of memory)
+            rec = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            (folder / "tasks" / f"{key}.error").write_text(
+                f"the task's worker failed: {rec['error']}\n")
+        if not rec["ok"]:
+            failed[key] = rec["error"]
+        elif not _visible(folder / "tasks" / f"{key}.json"):
+            failed[key] = (f"the task finished but its result is not in {folder}/tasks: the "
+                           "workers do not see this run folder (use a shared file system path)")
+        else:
+            ran.append(key)
+        if bar is not None:
+            bar.update(1)
+            if failed:
+                bar.set_postfix(failed=len(failed))
+
+
 def run(folder, kind: str, config: dict, tasks: list[Task], *,
         summarize: Callable | None = None, workers: int = 2, threads_per_worker: int = 1,
         native_threads: int | None = None, scheduler: str | None = None,
@@ -375,7 +396,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     is ``BatteryResult.summary``. ``workers``/``threads_per_worker`` size the LocalCluster;
     ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``) uses an existing cluster
     instead, which must answer within ``timeout`` seconds. ``on_start(folder)`` is called
-    once, when the folder is new, after ``battery.json`` is written; ``resume_hint`` is what
+    once, when the folder is new, before ``battery.json`` is written; ``resume_hint`` is what
     the ``INCOMPLETE`` file tells to do. Raises :class:`ConfigMismatch` (nothing written) when
     the folder holds another configuration, :class:`FolderBusy` when another run holds it.
 
@@ -402,100 +423,62 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     check_folder(folder, kind, config)  # refuses before anything is written
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    lock = _lock(folder)
-    try:
-        return _run_locked(folder, kind, config, tasks, keys, summarize, workers,
-                           threads_per_worker, native_threads, scheduler, timeout, progress,
-                           desc, on_start, resume_hint, created)
-    finally:
-        lock.close()
-
-
-def _run_locked(folder, kind, config, tasks, keys, summarize, workers, threads_per_worker,
-                native_threads, scheduler, timeout, progress, desc, on_start, resume_hint,
-                created) -> BatteryResult:
-    existed = check_folder(folder, kind, config)  # again, under the lock
-    done = finished(folder) if existed else set()
-    todo = [t for t in tasks if t.key not in done]
-    skipped = [t.key for t in tasks if t.key in done]
-    t0 = time.perf_counter()
-    client = cluster = None
-    marker = folder / INCOMPLETE
-    ran, failed, interrupted = [], {}, False
-    bar = None
-    try:
+    with _lock(folder):  # held until the summary is written, on every path
+        existed = check_folder(folder, kind, config)  # again, under the lock
+        done = finished(folder) if existed else set()
+        todo = [t for t in tasks if t.key not in done]
+        skipped = [t.key for t in tasks if t.key in done]
+        t0 = time.perf_counter()
+        client = cluster = None
+        marker = folder / INCOMPLETE
+        ran, failed, interrupted = [], {}, False
+        bar = None
         try:
+            try:
+                if todo:
+                    client, cluster = _connect(scheduler, workers, threads_per_worker,
+                                               native_threads, timeout)
+                if not existed:
+                    (folder / "tasks").mkdir(exist_ok=True)
+                    if on_start is not None:
+                        on_start(folder)
+                    # last: a folder is a battery's once everything it needs is there
+                    write_json_atomic(folder / "battery.json", config_of(kind, config))
+            except BaseException:
+                if created and not (folder / "battery.json").exists():
+                    shutil.rmtree(folder, ignore_errors=True)  # this call made it: leave nothing
+                raise
             if todo:
-                client, cluster = _connect(scheduler, workers, threads_per_worker,
-                                           native_threads, timeout)
-            if not existed:
-                (folder / "tasks").mkdir(exist_ok=True)
-                if on_start is not None:
-                    on_start(folder)
-                # last: a folder is a battery's once everything it needs is there
-                write_json_atomic(folder / "battery.json", config_of(kind, config))
-        except BaseException:
-            if created and not (folder / "battery.json").exists():
-                shutil.rmtree(folder, ignore_errors=True)  # this call made it: leave nothing
-            raise
-        if todo:
-            marker.write_text(f"this battery stopped before its end ({len(skipped)} of "
-                              f"{len(tasks)} tasks had results when it started); {resume_hint} "
-                              "to resume it\n")
-            from distributed import as_completed
+                marker.write_text(f"this battery stopped before its end ({len(skipped)} of "
+                                  f"{len(tasks)} tasks had results when it started); {resume_hint} "
+                                  "to resume it\n")
+                if progress:
+                    from tqdm import tqdm
 
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(tasks), initial=len(skipped), desc=desc or kind, unit="task")
-            own = cluster is not None
-            futures = {client.submit(run_task, str(folder.resolve()), t.key, t.fn, t.kwargs,
-                                     native_threads, own,
-                                     key=f"{kind}-{t.key}-{uuid.uuid4().hex[:8]}",
-                                     pure=False, retries=0): t.key
-                       for t in todo}
-            for fut in as_completed(list(futures)):
-                key = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as e:  # the worker died (killed, out of memory)
-                    failed[key] = f"{type(e).__name__}: {e}"
-                    (folder / "tasks" / f"{key}.error").write_text(
-                        f"the task's worker failed: {type(e).__name__}: {e}\n")
-                    rec = None
-                if rec is not None:
-                    if not rec["ok"]:
-                        failed[key] = rec["error"]
-                    elif not _visible(folder / "tasks" / f"{key}.json"):
-                        failed[key] = (f"the task finished but its result is not in "
-                                       f"{folder}/tasks: the workers do not see this run "
-                                       "folder (use a shared file system path)")
-                    else:
-                        ran.append(key)
-                if bar is not None:
-                    bar.update(1)
-                    if failed:
-                        bar.set_postfix(failed=len(failed))
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-        try:
-            if client is not None:
-                client.close()
+                    bar = tqdm(total=len(tasks), initial=len(skipped), desc=desc or kind,
+                               unit="task")
+                _collect(client, folder, kind, todo, native_threads, cluster is not None, bar,
+                         ran, failed)
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            if cluster is not None:
-                cluster.close()
-    if not (folder / "battery.json").exists():  # interrupted before the folder was set up
-        raise KeyboardInterrupt
-    results = load_results(folder)
-    summary = summarize(folder, results) if summarize is not None else None
-    if not failed and not interrupted and set(keys) <= set(results):
-        marker.unlink(missing_ok=True)
-        for stale in folder.rglob(".*.tmp"):  # renames that never happened
-            stale.unlink(missing_ok=True)
-    elif not marker.exists():
-        marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
-    return BatteryResult(folder, results, ran, skipped, failed, summary,
-                         time.perf_counter() - t0, interrupted)
+            if bar is not None:
+                bar.close()
+            try:
+                if client is not None:
+                    client.close()
+            finally:
+                if cluster is not None:
+                    cluster.close()
+        if not (folder / "battery.json").exists():  # interrupted before the folder was set up
+            raise KeyboardInterrupt
+        results = load_results(folder)
+        summary = summarize(folder, results) if summarize is not None else None
+        if not failed and not interrupted and set(keys) <= set(results):
+            marker.unlink(missing_ok=True)
+            for stale in folder.rglob(".*.tmp"):  # renames that never happened
+                stale.unlink(missing_ok=True)
+        elif not marker.exists():
+            marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
+        return BatteryResult(folder, results, ran, skipped, failed, summary,
+                             time.perf_counter() - t0, interrupted)

@@ -72,6 +72,10 @@ REGULARIZATIONS.update({f"l1l2={v}": (float(v), float(v)) for v in _LAMBDAS})
 
 METHODS = ("interval", "crown", "lp", "exact")
 
+#: Weight magnitudes below which a zero-weight rule with a tolerance would call a unit's
+#: weights zero: the seed_gp row counts such units at each (the middle one, 1e-5, in detail).
+TINY_WEIGHTS = (1e-6, 1e-5, 1e-4)
+
 #: The layer widths of the study's networks (and of its own, seed_gp).
 STUDY_SIZES = [2, 1024, 512, 512, 256, 1]
 
@@ -242,17 +246,16 @@ def _compress_all(net, lo, hi, methods, threads: int, exact_time_limit: float):
         t0 = time.perf_counter()
         b = _bound(net, lo, hi, method, threads, exact_time_limit)
         bounds_s = time.perf_counter() - t0
+        hidden = range(net.n_layers - 1)
+        active = [int(b.stably_active(l).sum()) for l in hidden]
+        inactive = [int(b.stably_inactive(l).sum()) for l in hidden]
         if isinstance(b, _b.Stability):
-            unresolved = [int(b.unresolved(l).sum()) for l in range(net.n_layers - 1)]
-            active = [int(b.stably_active(l).sum()) for l in range(net.n_layers - 1)]
-            inactive = [int(b.stably_inactive(l).sum()) for l in range(net.n_layers - 1)]
+            unresolved = [int(b.unresolved(l).sum()) for l in hidden]
             b.check(net)  # every witness re-run through the network
         else:
-            unresolved = [0] * (net.n_layers - 1)
-            active = [int(b.stably_active(l).sum()) for l in range(net.n_layers - 1)]
-            inactive = [int(b.stably_inactive(l).sum()) for l in range(net.n_layers - 1)]
+            unresolved = [0] * len(hidden)
         found[method] = b
-        small, rep = lossless(net, lo, hi, bounds=b, threads=threads)
+        _, rep = lossless(net, lo, hi, bounds=b, threads=threads)
         L = rep.layers
         merged = [int(L.loc[l, "units_before"] - L.loc[l, "removed_inactive"]
                       - L.loc[l, "removed_zero_weight"] - L.loc[l, "folded_dependent"])
@@ -279,7 +282,7 @@ def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, thread
                folder: str | None = None) -> dict:
     """Train one model of the grid and compress it with every method (a battery task)."""
     from emlpress.data import goldstein
-    from emlpress.train import fit_regressor
+    from emlpress.train import fit_regressor, weight_sparsity
 
     c = Config(**cfg)
     o = OPTIMIZERS[optimizer]
@@ -295,17 +298,16 @@ def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, thread
                         early_stopping=False, validation=0.0, lo=goldstein.LO, hi=goldstein.HI)
     net = fit.net
     P = net.forward(Xt)[:, 0]
+    mse = float(np.mean((P - Yt) ** 2))
     res = {"model": _key(optimizer, regularization, seed), "optimizer": optimizer,
            "regularization": regularization, "seed": seed, "l1": l1, "l2": l2,
            "epochs": epochs, "train_s": fit.train_s,
            "train_loss_final": float(fit.history["loss"][-1]),
            "finite": bool(np.all(np.isfinite(P))),
-           "test_mse": float(np.mean((P - Yt) ** 2)),
-           "test_rmse": float(np.sqrt(np.mean((P - Yt) ** 2))),
-           "test_r2": float(1 - np.sum((P - Yt) ** 2) / np.sum((Yt - Yt.mean()) ** 2)),
+           "test_mse": mse, "test_rmse": float(np.sqrt(mse)),
+           "test_r2": float(1 - mse / np.mean((Yt - Yt.mean()) ** 2)),
            "sizes": list(net.sizes), "params": int(net.n_params),
-           "zero_weights": float(sum(int((W == 0).sum()) for W in net.weights)
-                                 / sum(W.size for W in net.weights))}
+           "zero_weights": weight_sparsity(net)}
     if folder is not None:
         battery.write_atomic(Path(folder) / "models" / f"{res['model']}.npz", net.save)
     if not res["finite"]:
@@ -317,8 +319,7 @@ def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, thread
     return res
 
 
-def reference_task(path: str, methods: list, exact_time_limit: float, threads: int = 1,
-                   folder: str | None = None) -> dict:
+def reference_task(path: str, methods: list, exact_time_limit: float, threads: int = 1) -> dict:
     """The study's own network: every method, and the figures that explain the difference
     between emlpress' compression and the published one (a battery task)."""
     from emlpress import bounds
@@ -331,11 +332,12 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
            "params": int(net.n_params), "methods": per_method}
     # What separates the published rules from emlpress' exact ones (see summarize):
     W, b = net.weights, net.biases
-    ex = bounds.interval(net, lo, hi)  # layer 0: exact up to outward rounding
+    # layer 0: interval bounds are exact up to outward rounding
+    ex = found["interval"] if "interval" in found else bounds.interval(net, lo, hi)
     U0, L0 = ex.upper[0], ex.lower[0]
     act0 = L0 >= 0
     rmax = np.abs(W[0]).max(axis=1)
-    tiny = (U0 > 0) & (rmax <= 1e-5)
+    tiny = (U0 > 0) & (rmax <= TINY_WEIGHTS[1])
     res["analysis"] = {
         "layer0_exact_zero_rows": int((rmax == 0).sum()),
         "layer0_exact_zero_rows_inactive": int(((rmax == 0) & (U0 <= 0)).sum()),
@@ -345,10 +347,9 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
         "layer0_active": int(act0.sum()),
         "layer0_inactive": int((U0 <= 0).sum()),
         # units not proven inactive whose every weight is at most t in magnitude
-        "layer0_tiny_tolerances": [1e-6, 1e-5, 1e-4],
-        "layer0_tiny_not_inactive": [int(((U0 > 0) & (rmax <= t)).sum())
-                                     for t in (1e-6, 1e-5, 1e-4)],
-        "layer0_tiny_active": [int((act0 & (rmax <= t)).sum()) for t in (1e-6, 1e-5, 1e-4)],
+        "layer0_tiny_tolerances": list(TINY_WEIGHTS),
+        "layer0_tiny_not_inactive": [int(((U0 > 0) & (rmax <= t)).sum()) for t in TINY_WEIGHTS],
+        "layer0_tiny_active": [int((act0 & (rmax <= t)).sum()) for t in TINY_WEIGHTS],
         "layer0_tiny_max_upper": float(U0[tiny].max()) if tiny.any() else 0.0,
         "layer0_tiny_max_output_effect": float(
             np.abs(W[1][:, tiny]).sum(axis=1).max() * U0[tiny].max()) if tiny.any() else 0.0,
@@ -357,9 +358,6 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
         lpb = found["lp"]
         res["analysis"]["inactive_upper_within_1e-7"] = [
             int(((u <= 0) & (u >= -1e-7)).sum()) for u in lpb.upper[:-1]]
-        res["analysis"]["unstable_upper_within_1e-5"] = [
-            int(((u > 0) & (u <= 1e-5) & (l < 0)).sum())
-            for l, u in zip(lpb.lower[:-1], lpb.upper[:-1])]
     return res
 
 
@@ -405,8 +403,10 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
     """Per layer and rule: the study's published compression of its network beside emlpress'
     with each method; and the lines that explain the differences (from measured figures)."""
     pub = PUBLISHED
+    sizes = r["sizes"]
+    hidden = len(sizes) - 2
     rows = []
-    for l in range(4):
+    for l in range(hidden):
         row = {"layer": l + 1, "study: inactive": pub["removed_inactive"][l],
                "study: zero-weight": pub["removed_zero_weight"][l],
                "study: dependent": pub["folded_dependent"][l]}
@@ -424,8 +424,6 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
         par[f"{m}: inactive"] = v["params_after"]
     tab = pd.concat([tab, pd.DataFrame([tot, par]).set_index("layer")])
     a = r.get("analysis", {})
-    sizes = r["sizes"]
-    hidden = len(sizes) - 2
     kept_pub = [sizes[l + 1] - pub["removed_inactive"][l] - pub["removed_zero_weight"][l]
                 - pub["folded_dependent"][l] for l in range(hidden)]
     p_pub = params_of([sizes[0], *kept_pub, sizes[-1]])
@@ -458,7 +456,7 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
             f"zero-weight: {s_sum} units, {s_sum - a['layer0_inactive']} more than are "
             "inactive. Units that are not inactive but have every weight at most t in "
             f"magnitude: {tols}; a zero-weight rule with a tolerance removes such units, which "
-            "is not exact (at t = 1e-5 they reach "
+            f"is not exact (at t = {TINY_WEIGHTS[1]:g} they reach "
             f"{a['layer0_tiny_max_upper']:.2g} in the box, moving a layer-2 pre-activation by "
             f"up to {a['layer0_tiny_max_output_effect']:.2g}), so emlpress keeps them (the "
             "active ones it folds as dependent). The published figures do not say which "
@@ -489,15 +487,14 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
         # from the network the published parameter count describes to emlpress' (LP), one
         # layer at a time: the steps sum to the whole difference
         widths = [k_imp[0], *kept_pub[1:]]
-        steps, p0 = [], params_of([sizes[0], *widths, sizes[-1]])
+        steps = []
         for l, k in enumerate(v["units_after"]):
             if k != widths[l]:
                 before = params_of([sizes[0], *widths, sizes[-1]])
                 old, widths[l] = widths[l], k
                 steps.append((l + 1, old, k, params_of([sizes[0], *widths, sizes[-1]]) - before))
         decomposition["params"] = {"total": v["params_after"] - pub["params_after"],
-                                   "steps": steps, "end": params_of([sizes[0], *widths,
-                                                                     sizes[-1]]) - p0}
+                                   "steps": steps}
         lines.append(
             f"Against that network, emlpress (LP) keeps {v['units_after']}: "
             f"{v['params_after'] - pub['params_after']:+,} parameters = "
@@ -513,13 +510,6 @@ def reference_table(r: dict) -> tuple[pd.DataFrame, list[str]]:
             f"(kept {e['units_after']} vs {v['units_after']}).")
     tab.attrs["decomposition"] = decomposition
     return tab, lines
-
-
-def _markdown(df: pd.DataFrame, floatfmt=".3g") -> str:
-    try:
-        return df.to_markdown(floatfmt=floatfmt)
-    except ImportError:  # tabulate is optional
-        return "```\n" + df.to_string() + "\n```"
 
 
 def summarize(folder, results: dict) -> dict:
@@ -547,14 +537,13 @@ def summarize(folder, results: dict) -> dict:
         table["test RMSE"], table["test R2"] = fit["test_rmse"], fit["test_r2"]
         out["table"] = table
         md += ["Neurons removed and parameters left per model (mean over seeds) and method; "
-               "test RMSE in the function's units.", "", _markdown(table), ""]
+               "test RMSE in the function's units.", "", table.to_markdown(floatfmt=".3g"), ""]
         poor = fit[fit["test_r2"] < 0.9]
         if len(poor):
             sel = models.set_index(["optimizer", "regularization"]).index.isin(poor.index)
             best = next(m for m in reversed(METHODS) if m in set(models["method"]))
             ex = models[sel & (models["method"] == best)]
-            units = layers.groupby("model")["units"].sum() / layers.groupby("model")[
-                "method"].nunique()
+            units = layers[layers["method"] == best].groupby("model")["units"].sum()
             dead = float((ex["removed_inactive"] / ex["model"].map(units)).mean())
             out["notes"].append(
                 f"{len(poor)} of {len(fit)} settings fit the function poorly (test R2 < 0.9: "
@@ -565,12 +554,13 @@ def summarize(folder, results: dict) -> dict:
         by_m = models.groupby("method")[["neurons_removed", "params_after", "stable",
                                          "bounds_s", "compress_s", "task_s"]].mean()
         out["by_method"] = by_m
-        md += ["Mean over models, by method (seconds per model):", "", _markdown(by_m), ""]
+        md += ["Mean over models, by method (seconds per model):", "",
+               by_m.to_markdown(floatfmt=".3g"), ""]
     if ref is not None:
         tab, lines = reference_table(ref)
         out["reference"], out["reference_notes"] = tab, lines
         tab.to_csv(folder / "reference.csv")
-        md += ["## The study's own network (seed_gp)", "", _markdown(tab, ".0f"), ""]
+        md += ["## The study's own network (seed_gp)", "", tab.to_markdown(floatfmt=".0f"), ""]
         md += [f"- {x}" for x in lines] + [""]
     out["plots"] = _plots(folder, models, layers)
     (folder / "summary.md").write_text("\n".join(md))

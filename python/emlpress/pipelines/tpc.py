@@ -793,11 +793,17 @@ def _config_from(payload: dict) -> Config:
     return cfg
 
 
+def _task_inputs(cfg: dict, bench: str):
+    """In a battery task: the run's settings, the benchmark's data and its oracle."""
+    c = _config_from(cfg)
+    c.progress = False
+    data = tpc.load_dir(c.data, [bench])[bench]
+    return c, data, Oracle(data, c.oracle, c.data, hardware=[c.hw] if c.hw else None)
+
+
 def truth_task(cfg: dict, bench: str, threads: int = 1) -> dict:
     """A battery task: the benchmark's brute force (see :func:`_truth`)."""
-    c = _config_from(cfg)
-    data = tpc.load_dir(c.data, [bench])[bench]
-    oracle = Oracle(data, c.oracle, c.data, hardware=[c.hw] if c.hw else None)
+    c, data, oracle = _task_inputs(cfg, bench)
     return {"benchmark": bench,
             "truth": _truth(bench, data, oracle, c, [c.hw] if c.hw else data.hardware)}
 
@@ -805,10 +811,7 @@ def truth_task(cfg: dict, bench: str, threads: int = 1) -> dict:
 def job_task(cfg: dict, folder: str, bench: str, topo: str, threads: int = 1) -> dict:
     """A battery task: one benchmark and topology (see :func:`_job`); models and logs go
     into ``folder`` as in a sequential run."""
-    c = _config_from(cfg)
-    c.progress = False
-    data = tpc.load_dir(c.data, [bench])[bench]
-    oracle = Oracle(data, c.oracle, c.data, hardware=[c.hw] if c.hw else None)
+    c, data, oracle = _task_inputs(cfg, bench)
     notes = []
     rows = _job(c, Path(folder), bench, topo, data, oracle, _splits(data, c), None, notes)
     return {"benchmark": bench, "topology": topo, "rows": rows, "notes": notes}
