@@ -11,6 +11,12 @@ DependentRows dependent_rows(const CRef& W, const std::vector<Eigen::Index>& can
                              double rel_tol) {
     const Eigen::Index n = W.cols();
     const auto m = static_cast<Eigen::Index>(candidates.size());
+    if (rel_tol < 0.0) {  // fold nothing: every candidate kept
+        DependentRows none;
+        none.kept = candidates;
+        none.alpha.resize(0, m);
+        return none;
+    }
     double scale = 0.0;
     for (Eigen::Index i : candidates) scale = std::max(scale, W.row(i).norm());
     const double tol = rel_tol * scale;

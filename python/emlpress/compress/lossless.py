@@ -19,6 +19,18 @@ norm among the layer's stably active units. The default ``1e-12`` sits about 1,0
 above the rounding noise of the projection for rows of length ~1,000; a row it wrongly keeps
 costs only compression, a row it wrongly folds would show in the verification below.
 
+Conditioning: folding scales a removed unit's outgoing weights by its combination
+coefficients and merging multiplies two layers, so the compressed network can carry far larger
+weights than the original (in a 2-input first layer every active unit beyond the second is
+dependent, and nearly parallel rows give coefficients of 1e4). A MILP's big-M rows are only
+as exact as the solver's integrality tolerance times their big-M, so each layer's row of
+``report.layers`` gives the largest absolute weight the step leaves in the next layer
+(``max_abs_weight``) and the report the largest weight before and after
+(``max_weight_before``/``max_weight_after``). With ``max_coefficient=c`` a fold or merge that
+would leave a weight above ``max(c, the original's weights there)`` is not done: the layer is
+kept as it is (its stably inactive and zero-weight units still go; ``kept_for_conditioning``
+in its row), trading parameters for a better conditioned MILP.
+
 Verification: both networks are evaluated on ``n_points`` seeded uniform points of the box
 plus all its corners when the input has at most 12 dimensions; the largest absolute output
 difference must be at most ``1e-9`` times the output scale (the largest absolute output of
@@ -33,6 +45,7 @@ and by the compressed network's own forward rounding, so they stay sound, not ju
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +54,7 @@ import pandas as pd
 from emlpress import _core
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
+from emlpress.bounds.conditioning import CONDITIONING_RTOL, HIGHS_MIP_TOL, integrality_error
 from emlpress.network import Network, box_points
 
 __all__ = ["lossless", "LosslessReport", "LosslessError", "RANK_TOL", "VERIFY_RTOL"]
@@ -70,6 +84,12 @@ class LosslessReport:
     n_points: int
     bounds: Bounds
     seconds: dict = field(default_factory=dict)
+    max_weight_before: float = float("nan")
+    max_weight_after: float = float("nan")
+    #: the largest output movement HiGHS' default integrality tolerance allows in the big-M
+    #: encoding of the original (its bounds) and of the compressed network (the carried bounds)
+    tolerance_error_before: float = float("nan")
+    tolerance_error_after: float = float("nan")
 
     @property
     def rel_diff(self) -> float:
@@ -79,7 +99,10 @@ class LosslessReport:
         head = (
             f"neurons {self.neurons_before} -> {self.neurons_after}, "
             f"parameters {self.params_before} -> {self.params_after}, "
-            f"affine layers {self.layers_before} -> {self.layers_after}\n"
+            f"affine layers {self.layers_before} -> {self.layers_after}, "
+            f"largest |weight| {self.max_weight_before:.3g} -> {self.max_weight_after:.3g}, "
+            f"MILP outputs exact to {self.tolerance_error_before:.2g} -> "
+            f"{self.tolerance_error_after:.2g} at integrality tolerance {HIGHS_MIP_TOL:g}\n"
             f"max |difference| on {self.n_points} points: {self.max_abs_diff:.3g} "
             f"(output scale {self.output_scale:.3g}, relative {self.rel_diff:.3g})"
         )
@@ -138,9 +161,14 @@ def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bou
                   dict(b.seconds))
 
 
+def _max_abs(W: np.ndarray) -> float:
+    return float(np.max(np.abs(W))) if W.size else 0.0
+
+
 def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = RANK_TOL,
              n_points: int = 100_000, verify: bool = True, seed: int = 0,
-             threads: int | None = None) -> tuple[Network, LosslessReport]:
+             threads: int | None = None,
+             max_coefficient: float | None = None) -> tuple[Network, LosslessReport]:
     """Compress ``net`` exactly on the box ``[lo, hi]`` (default: its domain).
 
     ``bounds`` is a :class:`~emlpress.bounds.Bounds` valid on the box, the result of
@@ -150,13 +178,17 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     :class:`Network` (with the box as its domain) and a :class:`LosslessReport`. With
     ``verify`` (the default; ``n_points`` must then be at least 100,000) the two networks are
     compared as described in the module docstring and :class:`LosslessError` is raised when
-    they differ.
+    they differ. ``max_coefficient``: keep a layer whose folding or merging would create
+    weights above it (and above the original's there), see "Conditioning" in the module
+    docstring; ``None`` (default) folds and merges whatever the coefficients.
     """
     lo, hi = net.domain(lo, hi)
     if verify and n_points < 100_000:
         raise ValueError(f"n_points = {n_points}: verification needs at least 100,000 points")
     if not (0.0 <= rank_tol < 1.0):
         raise ValueError(f"rank_tol = {rank_tol} must lie in [0, 1)")
+    if max_coefficient is not None and not (np.isfinite(max_coefficient) and max_coefficient > 0):
+        raise ValueError(f"max_coefficient = {max_coefficient} must be a finite number > 0 (or None)")
     t0 = time.perf_counter()
     b = _resolve_bounds(net, lo, hi, bounds, threads)
     t_bounds = time.perf_counter() - t0
@@ -181,6 +213,12 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
         units = Ws[j].shape[0]
         f = _core.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
                              rank_tol)
+        # the largest weight the original has where this step writes (the next layer)
+        limit = None if max_coefficient is None else max(max_coefficient, _max_abs(Ws[j + 1]))
+        keep = limit is not None and int(f["n_dependent"]) > 0 and _max_abs(f["V"]) > limit
+        if keep:  # fold nothing (a negative tolerance)
+            f = _core.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
+                                 -1.0)
         kept = np.asarray(f["kept"], dtype=np.intp)
         row = {
             "layer": k,  # the index Bounds and the API use
@@ -190,17 +228,26 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
             "removed_zero_weight": int(f["n_zero"]),
             "folded_dependent": int(f["n_dependent"]),
             "merged": False,
+            "max_abs_weight": _max_abs(f["V"]),
+            "kept_for_conditioning": bool(keep),
         }
         Ws[j + 1], bs[j + 1] = f["V"], f["c"]
         # ReLU is 1-Lipschitz: errors of the kept units pass through |V'|.
         delta[j + 1] = _bounds.round_up(f["resid"] + np.abs(f["V"]) @ delta[j][kept])
-        if not f["any_unstable"]:
+        merge = not f["any_unstable"]
+        if merge and limit is not None and kept.size:
+            Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
+            if _max_abs(Wm) > max(limit, _max_abs(f["W"])):
+                merge = False
+                row["kept_for_conditioning"] = True
+        if merge:
             # Affine on the box: (V, c) o (W, b) replaces both layers; the next layer's
             # pre-activations, and so its bounds, are unchanged.
             Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
             delta[j + 1] = _bounds.round_up(delta[j + 1] + err)
             row["units_after"] = 0
             row["merged"] = True
+            row["max_abs_weight"] = _max_abs(Wm)
             del Ws[j], bs[j], lowers[j], uppers[j], settled[j], orig[j], delta[j]
             Ws[j], bs[j] = Wm, bm
         else:
@@ -221,14 +268,30 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
         diff, scale, npts = verify_equal(net, out, lo, hi, n_points, seed)
         seconds["verify"] = time.perf_counter() - t0
     layers = pd.DataFrame(rows, columns=["layer", "units_before", "units_after", "removed_inactive",
-                                         "removed_zero_weight", "folded_dependent", "merged"])
+                                         "removed_zero_weight", "folded_dependent", "merged",
+                                         "max_abs_weight", "kept_for_conditioning"])
     report = LosslessReport(
         layers=layers.set_index("layer"),
         params_before=net.n_params, params_after=out.n_params,
         neurons_before=net.n_neurons, neurons_after=out.n_neurons,
         layers_before=net.n_layers, layers_after=out.n_layers,
         max_abs_diff=diff, output_scale=scale, n_points=npts, bounds=carried, seconds=seconds,
+        max_weight_before=max(_max_abs(W) for W in net.weights),
+        max_weight_after=max(_max_abs(W) for W in out.weights),
+        tolerance_error_before=float(integrality_error(net, b)[0].max(initial=0.0)),
+        tolerance_error_after=float(integrality_error(out, carried)[0].max(initial=0.0)),
     )
+    out_scale = max(1.0, float(np.max(np.maximum(np.abs(carried.lower[-1]), np.abs(carried.upper[-1])),
+                                      initial=0.0)))
+    if (report.tolerance_error_after > 10 * report.tolerance_error_before
+            and report.tolerance_error_after > CONDITIONING_RTOL * out_scale):
+        warnings.warn(
+            f"the compressed network's MILP is less exact than the original's: its largest weight "
+            f"grew from {report.max_weight_before:.3g} to {report.max_weight_after:.3g}, and HiGHS' "
+            f"integrality tolerance can move its outputs by {report.tolerance_error_after:.3g} "
+            f"against {report.tolerance_error_before:.3g}; pass max_coefficient= (e.g. "
+            f"{10 * report.max_weight_before:.3g}) to keep the layers whose folding or merging "
+            "creates those weights", RuntimeWarning, stacklevel=2)
     if verify and not diff <= VERIFY_RTOL * scale:
         raise LosslessError(
             f"compressed network differs from the original by {diff:.3g} on the box "

@@ -27,8 +27,10 @@ import numpy as np
 from emlpress import _core, _options
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
+from emlpress.bounds.conditioning import CONDITIONING_RTOL, integrality_error
 from emlpress.network import Network
 from emlpress.bounds.relaxation import add_block
+from emlpress.milp import repair as _repair_mod
 
 __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree", "TreeHandle", "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP"]
 
@@ -124,6 +126,16 @@ class _HandleVars:
         """Output variables, usable in highspy expressions (``h.setObjective(nn.outputs[0])``)."""
         return self._vars(self.output_cols)
 
+    def values_at(self, col_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, outputs) of this model in the model's column values ``col_values``."""
+        x = np.asarray(col_values)
+        return x[self.input_cols], x[self.output_cols]
+
+    def _exact_columns(self, x) -> tuple[np.ndarray, np.ndarray] | None:
+        """(columns, values) of this model's encoding evaluated exactly at input ``x``, or
+        None where the encoding cannot be rebuilt column by column."""
+        return None
+
     def values(self, solution: "Solution") -> tuple[np.ndarray, np.ndarray]:
         """(inputs, outputs) of this network in ``solution``."""
         x = np.asarray(solution.col_values)
@@ -158,6 +170,10 @@ class NetworkHandle(_HandleVars):
     n_nonzeros: int
     encode_s: float
     _h: object = field(repr=False, default=None)
+    #: the largest movement of an output that HiGHS' integrality tolerance allows in this
+    #: encoding (:func:`emlpress.bounds.conditioning.integrality_error`), and its largest big-M
+    tolerance_error: float = 0.0
+    max_bigm: float = 0.0
 
     @property
     def output_cols(self) -> np.ndarray:
@@ -180,6 +196,8 @@ class NetworkHandle(_HandleVars):
             "stable_units": stable,
             "hidden_units": self.net.n_neurons,
             "bounds": self.bounds.method,
+            "max_bigm": self.max_bigm,
+            "tolerance_error": self.tolerance_error,
             "encode_ms": self.encode_s * 1e3,
         }
 
@@ -190,7 +208,8 @@ class NetworkHandle(_HandleVars):
             f"Network {s['network']!r} {s['sizes']}: {s['variables']} variables "
             f"({s['binaries']} binary), {s['constraints']} constraints, {s['nonzeros']} nonzeros; "
             f"{s['stable_units']} of {s['hidden_units']} hidden units stable ({s['bounds']} bounds); "
-            f"encoded in {s['encode_ms']:.2f} ms",
+            f"largest big-M {s['max_bigm']:.3g} (outputs exact to {s['tolerance_error']:.2g} at "
+            f"HiGHS' integrality tolerance, before solve() verifies); encoded in {s['encode_ms']:.2f} ms",
             file=file,
         )
 
@@ -212,6 +231,9 @@ class NetworkHandle(_HandleVars):
                 cols += [bc[mb], pc[mb]]
                 vals += [(z[mb] > 0).astype(np.float64), z[mb]]
         return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
+
+    def _exact_columns(self, x) -> tuple[np.ndarray, np.ndarray]:
+        return self.start_values(x)
 
     def suggest(self, x) -> None:
         """Give HiGHS a MIP start: this network evaluated at input ``x`` (HiGHS completes
@@ -289,6 +311,7 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
     else:
         raise TypeError(f"bounds must be a Bounds, a method name or None, got {type(bounds).__name__}")
 
+    _check_representable(net, b, name)
     first = h.getNumCol()
     enc = _core.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
     add_block(h, enc)
@@ -309,8 +332,39 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
         n_binaries=len(enc["binary"]), n_constraints=len(enc["row_lower"]),
         n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
     )
+    e, layer, m = integrality_error(net, b, _option(h, "mip_feasibility_tolerance"))
+    handle.tolerance_error, handle.max_bigm = float(e.max(initial=0.0)), m
+    scale = max(1.0, float(np.max(np.maximum(np.abs(b.lower[-1]), np.abs(b.upper[-1])), initial=0.0)))
+    if handle.tolerance_error > CONDITIONING_RTOL * scale:
+        warnings.warn(
+            f"network {name!r}: big-Ms up to {m:.3g} (layer {layer}) let HiGHS' integrality "
+            f"tolerance ({_option(h, 'mip_feasibility_tolerance'):g}) move the MILP's outputs by "
+            f"up to {handle.tolerance_error:.3g} (output scale {scale:.3g}); solve() verifies and "
+            "repairs every answer, but a better conditioned encoding solves more exactly: tighter "
+            "bounds, compress.lossless(..., max_coefficient=...) to keep layers whose folding "
+            "creates large weights, or a lower mip_feasibility_tolerance",
+            RuntimeWarning, stacklevel=2)
     registry.append(handle)
     return handle
+
+
+#: coefficients and ranges HiGHS cannot take exactly (it drops coefficients <= 1e-9 relative
+#: and warns beyond 1e9)
+MAX_COEFFICIENT, MAX_RANGE = 1e9, 1e12
+
+
+def _check_representable(net: Network, b: Bounds, name: str) -> None:
+    """Warn, naming the layer, where the rows would carry coefficients or bounds HiGHS
+    cannot represent exactly."""
+    for l, (W, lower, upper) in enumerate(zip(net.weights, b.lower, b.upper)):
+        w = float(np.max(np.abs(W), initial=0.0))
+        r = float(np.max(upper - lower, initial=0.0))
+        if w > MAX_COEFFICIENT or r > MAX_RANGE:
+            warnings.warn(
+                f"network {name!r}, layer {l}: weights up to {w:.3g} and bound ranges up to "
+                f"{r:.3g} exceed what HiGHS represents exactly (coefficients {MAX_COEFFICIENT:g}, "
+                f"ranges {MAX_RANGE:g}); solve() verifies every answer against the forward pass "
+                "and reports NUMERICAL where none can be verified", RuntimeWarning, stacklevel=3)
 
 
 def _option(h, name):
@@ -338,9 +392,13 @@ _STATUS = {
 
 @dataclass
 class Solution:
-    """Result of :func:`solve`. ``status`` is a name such as ``OPTIMAL`` (within the MIP gap
-    asked for), ``INFEASIBLE``, ``TIME_LIMIT`` (with the incumbent when one was found:
-    ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``."""
+    """Result of :func:`solve`. ``status`` is a name such as ``OPTIMAL`` (a verified answer
+    within the MIP gap asked for), ``FEASIBLE`` (verified, not proven within the gap),
+    ``INFEASIBLE``, ``TIME_LIMIT`` (with the verified incumbent when one was found:
+    ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
+    check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
+    always that of a verified point; ``repaired`` names the repair that found it ("" when
+    HiGHS' answer passed as it came)."""
 
     status: str
     objective: float
@@ -354,6 +412,8 @@ class Solution:
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     verify_diff: dict = field(default_factory=dict)
+    repaired: str = ""
+    mismatch: float = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -375,11 +435,20 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
-    to HiGHS; pass ``mip_gap=0`` to compare optima more closely. Each network added with :func:`add_network` is verified against
-    its forward pass (a quantized one from :func:`add_quantized_network` against LiteRT's
-    reference interpreter, bit for bit); a difference above ``VERIFY_RTOL`` (relative to max(1, |output|))
-    triggers a warning naming the network (the solver's tolerances can make an encoding
-    lie). ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
+    to HiGHS; pass ``mip_gap=0`` to compare optima more closely.
+
+    Every answer is verified: each network added with :func:`add_network` against its
+    forward pass, a tree against ``predict``, a quantized network from
+    :func:`add_quantized_network` against LiteRT's reference interpreter (bit for bit). An
+    answer that differs by more than ``VERIFY_RTOL`` (relative to max(1, |output|); HiGHS'
+    tolerances can make a big-M encoding lie) is repaired as :mod:`emlpress.milp.repair`
+    describes (exact evaluation at the MILP's inputs, the LP with the integers fixed, a
+    re-solve at tolerance 1e-9), with a warning naming the model: the objective reported is
+    then that of the verified point, ``Solution.repaired`` says how it was found and
+    ``Solution.mismatch`` how far HiGHS' own answer was. The status is ``OPTIMAL`` only when
+    the verified objective is within the gaps of HiGHS' bound, else ``FEASIBLE`` (or the time
+    limit's status); when no point can be verified it is ``NUMERICAL`` with no solution and a
+    ``nan`` objective. ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
 
     With ``confirm_infeasible`` (default), an ``INFEASIBLE`` verdict is re-checked by a
     second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
@@ -423,7 +492,6 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
                 stacklevel=2,
             )
             status = status2
-    solve_s = time.perf_counter() - t0
     info = h.getInfo()
     has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
     integrality = h.getLp().integrality_  # a copy of the model: fetch it once
@@ -435,28 +503,127 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     if status == "INFEASIBLE":
         best = -np.inf if sense_max else np.inf
     handles = h.__dict__.get(_REGISTRY_ATTR, [])
+    objective = float(info.objective_function_value) if has_solution else float("nan")
+    gap = float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf"))
+    repaired, mismatch = "", 0.0
+    if has_solution and handles:
+        diffs = {hd.name: hd._check(*hd.values_at(col_values)) for hd in handles}
+        failed = {n: d for n, d in diffs.items()
+                  if next(hd for hd in handles if hd.name == n)._mismatch(*d) is not None}
+        if failed:
+            mismatch = max(d / s for d, s in failed.values())
+            cand, best, nodes = _repair(h, handles, col_values, status, best, nodes, sense_max,
+                                        mip_gap, mip_abs_gap, time_limit, t0)
+            names = ", ".join(f"network {n!r} by {d:.3g} (relative {d / s:.3g})"
+                              for n, (d, s) in failed.items())
+            head = (f"{names}: the MILP's outputs differ from the model's own evaluation at the "
+                    f"MILP's inputs, so HiGHS' objective {objective:.9g} is not verified (its "
+                    "feasibility tolerances let a big-M encoding move)")
+            if cand is None:
+                status, has_solution, objective, gap = "NUMERICAL", False, float("nan"), float("inf")
+                _repair_mod.warn(f"{head}; no verified point was found (exact evaluation, the LP "
+                                 f"with the integers fixed, a re-solve at tolerance "
+                                 f"{_repair_mod.REPAIR_TOL:g}): status NUMERICAL")
+            else:
+                col_values, objective, repaired = cand.values, cand.objective, cand.how
+                status, best, gap = _verified_status(status, objective, best, sense_max, mip_gap,
+                                                     mip_abs_gap)
+                _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
+                                 f"{objective:.9g}, status {status}")
+    solve_s = time.perf_counter() - t0
     sol = Solution(
         status=status,
-        objective=float(info.objective_function_value) if has_solution else float("nan"),
+        objective=objective,
         best_bound=float(best),
-        gap=float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf")),
+        gap=gap,
         nodes=nodes,
         encode_s=float(sum(hd.encode_s for hd in handles)),
         solve_s=solve_s,
         has_solution=has_solution,
         col_values=col_values,
+        repaired=repaired,
+        mismatch=mismatch,
     )
-    if has_solution:
+    if col_values is not None:
         for hd in handles:
             x, y = hd.values(sol)
             sol.inputs[hd.name], sol.outputs[hd.name] = x, y
-            diff, scale = hd._check(x, y)
-            sol.verify_diff[hd.name] = diff
-            message = hd._mismatch(diff, scale)
-            if message:
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            sol.verify_diff[hd.name] = hd._check(x, y)[0]
     return sol
 
+
+def _gap(objective: float, bound: float) -> float:
+    """HiGHS' relative gap: |bound - objective| / |objective| (inf at objective 0 unless equal)."""
+    d = abs(bound - objective)
+    if d == 0.0:
+        return 0.0
+    return d / abs(objective) if objective != 0.0 else float("inf")
+
+
+def _within(objective: float, best: float, sense_max: bool, mip_gap: float, mip_abs_gap: float) -> bool:
+    """Whether ``objective`` is within the gaps asked for of the bound ``best`` (and does not
+    beat it beyond them)."""
+    d = (best - objective) if sense_max else (objective - best)
+    tol = max(mip_abs_gap, mip_gap * abs(objective))
+    return abs(d) <= tol or (d >= 0 and _gap(objective, best) <= mip_gap)
+
+
+def _verified_status(status: str, objective: float, best: float, sense_max: bool,
+                     mip_gap: float, mip_abs_gap: float) -> tuple[str, float, float]:
+    """(status, bound, gap) for a verified objective against HiGHS' bound: OPTIMAL only
+    within the gaps asked for; a bound the verified point beats is dropped (trivial bound)."""
+    beats = objective - best if sense_max else best - objective
+    if beats > max(mip_abs_gap, 1e-9 * max(1.0, abs(objective))):
+        _repair_mod.warn(f"the verified objective {objective:.9g} beats HiGHS' bound {best:.9g}: "
+                         "the bound is dropped")
+        return "FEASIBLE", (np.inf if sense_max else -np.inf), float("inf")
+    best = max(best, objective) if sense_max else min(best, objective)
+    gap = _gap(objective, best)
+    if _within(objective, best, sense_max, mip_gap, mip_abs_gap):
+        return ("OPTIMAL" if status == "OPTIMAL" else status), best, gap
+    return ("FEASIBLE" if status == "OPTIMAL" else status), best, gap
+
+
+def _repair(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, time_limit, t0):
+    """(the best verified point or None, HiGHS' bound, nodes) after the steps of
+    :mod:`emlpress.milp.repair`."""
+    R = _repair_mod
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    M = R.model_arrays(h)
+    tol = _option(h, "primal_feasibility_tolerance")
+    cand = R.repair(M, handles, raw, tol, deadline)
+    good = cand is not None and _within(cand.objective, best, sense_max, mip_gap, mip_abs_gap)
+    left = None if deadline is None else deadline - time.perf_counter()
+    if good or (left is not None and left <= 0.05):
+        return cand, best, nodes
+    # step 3: the MILP again, tolerances tight, from the verified point
+    saved = {o: _option(h, o) for o in ("mip_feasibility_tolerance", "primal_feasibility_tolerance",
+                                        "time_limit")}
+    try:
+        tighten_tolerances(h, R.REPAIR_TOL)
+        if left is not None:
+            h.setOptionValue("time_limit", float(left))
+        if cand is not None:
+            h.setSolution(int(cand.values.size), np.arange(cand.values.size, dtype=np.int32),
+                          cand.values)
+        h.run()
+        info = h.getInfo()
+        nodes += max(0, int(info.mip_node_count))
+        if h.getModelStatus().name in ("kOptimal", "kTimeLimit", "kInterrupt", "kHighsInterrupt"):
+            b2 = info.mip_dual_bound
+            if np.isfinite(b2):
+                best = min(best, b2) if sense_max else max(best, b2)
+        if info.primal_solution_status == 2:
+            raw2 = np.asarray(h.getSolution().col_value)
+            left = None if deadline is None else deadline - time.perf_counter()
+            # the LP of step 2 gets at least a second even when the re-solve used the rest
+            lp_deadline = None if deadline is None else max(deadline, time.perf_counter() + 1.0)
+            c2 = R.repair(M, handles, raw2, tol, lp_deadline)
+            cand = R.better(cand, c2, sense_max)
+    finally:
+        for o, val in saved.items():
+            h.setOptionValue(o, val)
+    return cand, best, nodes
 
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network  # noqa: E402
 from emlpress.milp.tree import TreeHandle, add_tree  # noqa: E402

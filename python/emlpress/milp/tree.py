@@ -63,6 +63,14 @@ class TreeHandle(_HandleVars):
         x = np.asarray(solution.col_values)
         return int(self.leaves[int(np.argmax(x[self.leaf_cols]))])
 
+    def _exact_columns(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The leaf ``tree.apply`` sends ``x`` to and ``tree.predict(x)``, as columns."""
+        x = np.asarray(x, float)[None, :]
+        leaf = int(self.tree.apply(x)[0])
+        y = np.asarray(self.tree.predict(x), float).reshape(-1)
+        cols = np.concatenate([self.input_cols, self.leaf_cols, self.output_cols]).astype(np.int32)
+        return cols, np.concatenate([x[0], (self.leaves == leaf).astype(float), y])
+
     def _check(self, x, y) -> tuple[float, float]:
         p = np.asarray(self.tree.predict(np.asarray(x, float)[None, :]), float).reshape(-1)
         return float(np.max(np.abs(p - np.asarray(y, float)))), max(1.0, float(np.max(np.abs(p))))
