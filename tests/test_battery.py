@@ -282,3 +282,89 @@ def test_battery_options_of_tpc_run_need_a_battery(capsys):
     assert "--native-threads: options of a battery; add --workers N" in capsys.readouterr().err
     assert main(["tpc", "run", "--workers", "2", "--resume", "x", "--folder", "y"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- HPC clusters
+# No queue here: the job script dask-jobqueue would submit is what is checked, through the CLI.
+
+HPC = ["--cluster", "slurm", "--cores", "48", "--memory", "64GB", "--walltime", "04:00:00",
+       "--queue", "g100_usr_prod", "--account", "IscrC_TEST", "--workers", "3"]
+
+
+def _job_script(capsys, tmp_path, *options):
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "hpc"
+    code = cli.main(["study", "run", "--preset", "test", "--folder", str(folder), *options,
+                     "--job-script"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert not (tmp_path / "runs").exists(), "--job-script must leave nothing on disk"
+    return out.out, folder
+
+
+def _directives(script: str, prefix: str) -> list[str]:
+    return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
+
+
+def _worker_command(script: str) -> str:
+    lines = [line for line in script.splitlines() if "distributed.cli.dask_worker" in line]
+    assert len(lines) == 1, script
+    return lines[0]
+
+
+def test_slurm_job_script_books_what_was_asked_and_runs_a_reachable_worker(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    script, folder = _job_script(capsys, tmp_path, *HPC)
+    d = _directives(script, "#SBATCH")
+    assert "-p g100_usr_prod" in d and "-A IscrC_TEST" in d and "-t 04:00:00" in d
+    assert "--cpus-per-task=48" in d and "-n 1" in d
+    assert "--mem=60G" in d  # 64 GB = 59.6 GiB, rounded up in SLURM's GiB ("G")
+    logs = str(folder.resolve() / "logs" / "jobs")
+    assert f"-o {logs}/emlpress-%J.out" in d and f"-e {logs}/emlpress-%J.err" in d
+    cmd = _worker_command(script).split()
+    assert cmd[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
+    address = cmd[3]
+    host = address.split("://")[1].rsplit(":", 1)[0]
+    assert address.startswith("tcp://") and not host.startswith("127."), address
+    assert cmd[cmd.index("--nthreads") + 1] == "1"  # one task at a time per worker
+    # leaves 5 minutes before the 4 h walltime, so its task is rescheduled, not lost
+    assert cmd[cmd.index("--lifetime") + 1] == f"{4 * 3600 - 300}s"
+    # every task's native kernels use the job's 48 cores
+    assert "export OMP_NUM_THREADS=48" in script and "export OPENBLAS_NUM_THREADS=48" in script
+
+
+def test_pbs_job_script_and_threads_per_worker(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    script, _ = _job_script(capsys, tmp_path, "--cluster", "pbs", "--cores", "8", "--memory",
+                            "16GB", "--walltime", "1-00:00:00", "--queue", "workq",
+                            "--threads-per-worker", "2")
+    d = _directives(script, "#PBS")
+    assert "-q workq" in d and "-l walltime=1-00:00:00" in d
+    assert "-l select=1:ncpus=8:mem=15GB" in d, d  # 16 GB = 14.9 GiB, rounded up
+    cmd = _worker_command(script).split()
+    assert cmd[cmd.index("--nthreads") + 1] == "2"
+    assert "export OMP_NUM_THREADS=4" in script  # 8 cores / 2 tasks at a time
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--cluster", "slurm", "--cores", "4"], "--cluster slurm needs --memory --walltime"),
+    (["--cores", "4"], "--cores: an option of --cluster slurm|pbs"),
+    (HPC[:-2] + ["--workers", "0"], "--workers must be a positive integer"),
+    (HPC[:2] + ["--cores", "0", "--memory", "1GB", "--walltime", "1:00:00"],
+     "--cores must be a positive integer"),
+    (HPC[:4] + ["--memory", "lots", "--walltime", "1:00:00"], "--memory 'lots'"),
+    (HPC[:6] + ["--walltime", "4h"], "--walltime '4h': use HH:MM:SS"),
+    (HPC + ["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler and --cluster slurm"),
+    (HPC + ["--interface", "lo"], "--interface 'lo': not a network interface"),  # loopback
+    (HPC + ["--interface", "nosuch0"], "--interface 'nosuch0'"),
+])
+def test_bad_cluster_options_are_refused_before_any_work(capsys, tmp_path, options, says):
+    pytest.importorskip("dask_jobqueue")
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "hpc"
+    code = cli.main(["study", "run", "--preset", "test", "--folder", str(folder), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()

@@ -29,6 +29,12 @@ On a cluster of several machines, the run folder must be visible to every worker
 path (a shared file system): the tasks write their results there. A task result the client
 cannot see afterwards is reported as such.
 
+On an HPC cluster, ``scheduler=JobQueue("slurm", cores=48, memory="64GB",
+walltime="04:00:00", ...)`` starts the scheduler in this process and the workers as batch jobs
+(SLURM or PBS, through dask-jobqueue: the ``[hpc]`` extra); a worker leaves before its job's
+walltime and a new job replaces it, and a run whose own process is killed resumes on the same
+command, as above.
+
 From a script of your own, call :func:`run` (or a pipeline's ``run``) under
 ``if __name__ == "__main__":``: the LocalCluster's workers are spawned processes, which import
 the script's main module again.
@@ -50,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
+__all__ = ["Task", "JobQueue", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
            "load_results", "finished", "write_atomic", "write_json_atomic",
            "native_threads_default", "config_of", "check_folder", "THREAD_VARIABLES"]
 
@@ -83,6 +89,160 @@ class Task:
     key: str
     fn: Callable
     kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """Workers started as batch jobs of an HPC queue (dask-jobqueue, the ``[hpc]`` extra): pass
+    it to :func:`run` as ``scheduler``.
+
+    ``kind``: ``"slurm"`` or ``"pbs"``. Each of the ``jobs`` jobs books ``cores`` CPUs and
+    ``memory`` (``"64GB"``; the worker's memory limit too) for ``walltime`` (``"HH:MM:SS"``) in
+    ``queue`` (SLURM's partition, ``-p``; PBS' ``-q``) on ``account`` (``-A``), and runs one Dask
+    worker of ``threads_per_worker`` tasks at a time. The scheduler runs in the calling process
+    and listens on ``interface`` (``"ib0"``; default: the address of the host's default
+    route); its dashboard only on 127.0.0.1. Anything not given here comes from dask-jobqueue's
+    configuration (``~/.config/dask/jobqueue.yaml``), e.g. ``job-extra-directives``.
+
+    Walltime: each worker closes gracefully ``LEAVE_BEFORE`` before its walltime (its task goes
+    back to the queue of tasks) and a new job replaces it, so tasks longer than the walltime
+    never finish: book more."""
+
+    kind: str
+    cores: int
+    memory: str
+    walltime: str
+    jobs: int = 1
+    queue: str | None = None
+    account: str | None = None
+    interface: str | None = None
+
+    KINDS = ("slurm", "pbs")
+    #: how long before its walltime a worker leaves (seconds; at most half the walltime)
+    LEAVE_BEFORE = 300
+
+    def __post_init__(self):
+        from emlpress import _options
+
+        if self.kind not in self.KINDS:
+            raise ValueError(f"cluster {self.kind!r}: use one of {', '.join(self.KINDS)}")
+        _options.positive_int("cores", self.cores)
+        _options.positive_int("jobs", self.jobs)
+        self.walltime_seconds()
+        self.memory_bytes()
+        for name in ("queue", "account", "interface"):
+            value = getattr(self, name)
+            if value is not None and (not value or any(c.isspace() for c in value)):
+                raise ValueError(f"{name} {value!r}: a name without spaces")
+        if self.interface is not None:
+            import psutil
+
+            ours = {a.address for a in psutil.net_if_addrs().get(self.interface, ())
+                    if a.family == socket.AF_INET}
+            if not ours or all(a.startswith("127.") for a in ours):
+                raise ValueError(f"interface {self.interface!r}: not a network interface of "
+                                 "this host that other hosts reach (see `ip addr`)")
+
+    def walltime_seconds(self) -> int:
+        """The walltime in seconds (``[[D-]HH:]MM:SS`` or ``HH:MM:SS``)."""
+        text = str(self.walltime)
+        days, _, clock = text.rpartition("-")
+        parts = clock.split(":")
+        try:
+            if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts) \
+                    or (days and not days.isdigit()):
+                raise ValueError
+            seconds = 0
+            for p in parts:
+                seconds = seconds * 60 + int(p)
+            seconds += int(days or 0) * 86400
+        except ValueError:
+            raise ValueError(f"walltime {text!r}: use HH:MM:SS (or D-HH:MM:SS)") from None
+        if seconds < 60:
+            raise ValueError(f"walltime {text!r}: at least a minute")
+        return seconds
+
+    def memory_bytes(self) -> int:
+        """``memory`` in bytes (``"64GB"``, ``"500MiB"``)."""
+        from dask.utils import parse_bytes
+
+        try:
+            n = parse_bytes(str(self.memory))
+        except (ValueError, TypeError):
+            n = 0
+        if n < 2**20:
+            raise ValueError(f"memory {self.memory!r}: a size such as 64GB or 500MiB")
+        return n
+
+    def make(self, folder: Path, threads_per_worker: int, native_threads: int):
+        """The dask-jobqueue cluster (its scheduler started here, no job submitted yet: see
+        ``scale``/``adapt``); the jobs' output goes to ``folder/logs/jobs``."""
+        try:
+            import dask_jobqueue
+        except ImportError:
+            raise ImportError(f"--cluster {self.kind} needs dask-jobqueue: pip install "
+                              "'emlpress[hpc]'") from None
+        import sys
+
+        logs = Path(folder).resolve() / "logs" / "jobs"
+        made = [d for d in reversed([logs, *logs.parents]) if not d.exists()]  # outermost first
+        wall = self.walltime_seconds()
+        leave = min(self.LEAVE_BEFORE, wall // 2)
+        env = {v: str(native_threads) for v in THREAD_VARIABLES}
+        env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+        options = dict(
+            cores=threads_per_worker, processes=1, memory=self.memory, walltime=self.walltime,
+            queue=self.queue, account=self.account, interface=self.interface,
+            python=sys.executable, job_name="emlpress", death_timeout=120,
+            log_directory=str(logs),
+            job_script_prologue=[f"export {k}={v}" for k, v in env.items()],
+            # leave before the walltime kills the job: the task is rescheduled, not failed
+            worker_extra_args=["--lifetime", f"{wall - leave}s", "--lifetime-stagger",
+                               f"{max(1, leave // 4)}s"],
+            scheduler_options={"dashboard_address": "127.0.0.1:0"})
+        if self.kind == "slurm":
+            cls = dask_jobqueue.SLURMCluster
+            options["job_cpu"] = self.cores
+        else:
+            from dask_jobqueue.pbs import pbs_format_bytes_ceil
+
+            cls = dask_jobqueue.PBSCluster
+            options["resource_spec"] = (f"select=1:ncpus={self.cores}"
+                                        f":mem={pbs_format_bytes_ceil(self.memory_bytes())}")
+        try:
+            cluster = cls(**options)
+        except BaseException:
+            self._remove(made)
+            raise
+        cluster.emlpress_made = made  # folders this call made (job_script removes them)
+        host = cluster.scheduler_address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+        if host.startswith("127.") or host in ("::1", "localhost"):
+            cluster.close()
+            self._remove(made)
+            raise ValueError(f"the scheduler's address is {host}, which the jobs' workers "
+                             "cannot reach: give the network interface of the compute nodes "
+                             "(--interface ib0, or eth0)")
+        return cluster
+
+    def job_script(self, folder: Path, threads_per_worker: int = 1,
+                   native_threads: int | None = None) -> str:
+        """The batch script each worker job would run (nothing submitted, nothing left on
+        disk: the log folders that dask-jobqueue makes are removed again)."""
+        native = native_threads or max(1, self.cores // threads_per_worker)
+        cluster = self.make(folder, threads_per_worker, native)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
+            self._remove(cluster.emlpress_made)
+
+    @staticmethod
+    def _remove(made: list) -> None:
+        for d in reversed(made):  # deepest first; only if still empty
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 @dataclass
@@ -324,10 +484,18 @@ def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
     return {"key": key, "ok": True, "seconds": seconds}
 
 
-def _connect(scheduler: str | None, workers: int, threads_per_worker: int, native: int,
-             timeout: float):
+def _connect(scheduler, workers: int, threads_per_worker: int, native: int,
+             timeout: float, folder: Path):
     from distributed import Client, LocalCluster
 
+    if isinstance(scheduler, JobQueue):
+        cluster = scheduler.make(folder, threads_per_worker, native)
+        # adapt, not scale: a job that ends at its walltime is replaced by a new one
+        cluster.adapt(minimum_jobs=scheduler.jobs, maximum_jobs=scheduler.jobs)
+        print(f"emlpress: {scheduler.jobs} {scheduler.kind.upper()} worker job(s) submitted "
+              f"(scheduler {cluster.scheduler_address}); tasks start when they run; job "
+              f"output in {folder}/logs/jobs", flush=True)
+        return Client(cluster), cluster
     if scheduler is None:
         env = {v: str(native) for v in THREAD_VARIABLES}
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -395,7 +563,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     the end of every run, also one stopped by Ctrl-C or with failed tasks, and its return value
     is ``BatteryResult.summary``. ``workers``/``threads_per_worker`` size the LocalCluster;
     ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``) uses an existing cluster
-    instead, which must answer within ``timeout`` seconds. ``on_start(folder)`` is called
+    instead, which must answer within ``timeout`` seconds; a :class:`JobQueue` starts the
+    workers as SLURM or PBS jobs (``workers`` is then ignored: ``JobQueue.jobs``). ``on_start(folder)`` is called
     once, when the folder is new, before ``battery.json`` is written; ``resume_hint`` is what
     the ``INCOMPLETE`` file tells to do. Raises :class:`ConfigMismatch` (nothing written) when
     the folder holds another configuration, :class:`FolderBusy` when another run holds it.
@@ -408,7 +577,9 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     folder = Path(folder)
     workers = _options.positive_int("workers", workers)
     threads_per_worker = _options.positive_int("threads_per_worker", threads_per_worker)
-    if native_threads is None:
+    if native_threads is None and isinstance(scheduler, JobQueue):
+        native_threads = max(1, scheduler.cores // threads_per_worker)  # a job's own cores
+    elif native_threads is None:
         native_threads = 1 if scheduler else native_threads_default(workers, threads_per_worker)
     native_threads = _options.positive_int("native_threads", native_threads)
     timeout = _options.seconds("timeout", timeout) or 10.0
@@ -437,7 +608,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
             try:
                 if todo:
                     client, cluster = _connect(scheduler, workers, threads_per_worker,
-                                               native_threads, timeout)
+                                               native_threads, timeout, folder)
                 if not existed:
                     (folder / "tasks").mkdir(exist_ok=True)
                     if on_start is not None:
@@ -457,7 +628,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
 
                     bar = tqdm(total=len(tasks), initial=len(skipped), desc=desc or kind,
                                unit="task")
-                _collect(client, folder, kind, todo, native_threads, cluster is not None, bar,
+                _collect(client, folder, kind, todo, native_threads,
+                         cluster is not None and not isinstance(scheduler, JobQueue), bar,
                          ran, failed)
         except KeyboardInterrupt:
             interrupted = True
