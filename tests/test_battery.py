@@ -368,3 +368,24 @@ def test_bad_cluster_options_are_refused_before_any_work(capsys, tmp_path, optio
     err = capsys.readouterr().err
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_scheduler_listens_where_the_jobs_reach_it_and_the_dashboard_on_loopback(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    import psutil
+
+    q = battery.JobQueue("slurm", cores=4, memory="4GB", walltime="01:00:00", jobs=2)
+    cluster = q.make(tmp_path / "run", threads_per_worker=1, native_threads=4)
+    try:
+        listening = {c.laddr for c in psutil.Process().net_connections()
+                     if c.status == psutil.CONN_LISTEN}
+        host = cluster.scheduler_address.split("://")[1].rsplit(":", 1)[0]
+        port = int(cluster.scheduler_address.rsplit(":", 1)[1])
+        assert (host, port) in listening and not host.startswith("127.")
+        assert not any(ip in ("0.0.0.0", "::", "") for ip, _ in listening), listening
+        dashboard = cluster.scheduler.services["dashboard"]
+        ports = {s.getsockname()[:2] for s in dashboard._sockets.values()}
+        assert all(ip == "127.0.0.1" for ip, _ in ports), ports
+        assert (tmp_path / "run" / "logs" / "jobs").is_dir()  # where SLURM writes the jobs' output
+    finally:
+        cluster.close()

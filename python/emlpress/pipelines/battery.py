@@ -134,7 +134,9 @@ class JobQueue:
             value = getattr(self, name)
             if value is not None and (not value or any(c.isspace() for c in value)):
                 raise ValueError(f"{name} {value!r}: a name without spaces")
-        if self.interface is not None:
+        if self.interface is None:
+            self._default_host()
+        else:
             import psutil
 
             ours = {a.address for a in psutil.net_if_addrs().get(self.interface, ())
@@ -142,6 +144,18 @@ class JobQueue:
             if not ours or all(a.startswith("127.") for a in ours):
                 raise ValueError(f"interface {self.interface!r}: not a network interface of "
                                  "this host that other hosts reach (see `ip addr`)")
+
+    @staticmethod
+    def _default_host() -> str:
+        """This host's address on its default route (what the compute nodes reach)."""
+        from distributed.utils import get_ip
+
+        host = get_ip()
+        if host.startswith("127."):
+            raise ValueError(f"interface: this host's default address is {host}, which the "
+                             "jobs' workers cannot reach; give the network interface of the "
+                             "compute nodes (ib0, eth0)")
+        return host
 
     def walltime_seconds(self) -> int:
         """The walltime in seconds (``[[D-]HH:]MM:SS`` or ``HH:MM:SS``)."""
@@ -200,6 +214,8 @@ class JobQueue:
             worker_extra_args=["--lifetime", f"{wall - leave}s", "--lifetime-stagger",
                                f"{max(1, leave // 4)}s"],
             scheduler_options={"dashboard_address": "127.0.0.1:0"})
+        if self.interface is None:  # the default route's address only, not every interface
+            options["scheduler_options"]["host"] = self._default_host()
         if self.kind == "slurm":
             cls = dask_jobqueue.SLURMCluster
             options["job_cpu"] = self.cores
@@ -215,13 +231,6 @@ class JobQueue:
             self._remove(made)
             raise
         cluster.emlpress_made = made  # folders this call made (job_script removes them)
-        host = cluster.scheduler_address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
-        if host.startswith("127.") or host in ("::1", "localhost"):
-            cluster.close()
-            self._remove(made)
-            raise ValueError(f"the scheduler's address is {host}, which the jobs' workers "
-                             "cannot reach: give the network interface of the compute nodes "
-                             "(--interface ib0, or eth0)")
         return cluster
 
     def job_script(self, folder: Path, threads_per_worker: int = 1,
