@@ -389,3 +389,15 @@ def test_the_scheduler_listens_where_the_jobs_reach_it_and_the_dashboard_on_loop
         assert (tmp_path / "run" / "logs" / "jobs").is_dir()  # where SLURM writes the jobs' output
     finally:
         cluster.close()
+
+
+def test_tpc_run_takes_the_cluster_options_too(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "tpc"
+    code = cli.main(["tpc", "run", *HPC[:-2], "--folder", str(folder), "--job-script"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "#SBATCH --cpus-per-task=48" in out.out and f"{folder.resolve()}/logs/jobs" in out.out
+    assert not (tmp_path / "runs").exists()

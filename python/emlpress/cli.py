@@ -271,8 +271,9 @@ def _cmd_study_run(args) -> int:
     return EXIT_FAILURE if res.failed else 0
 
 
+_HPC_OPTIONS = ("cores", "memory", "walltime", "queue", "account", "interface", "job_script")
 _BATTERY_OPTIONS = ("workers", "threads_per_worker", "native_threads", "scheduler",
-                    "scheduler_timeout", "no_progress", "folder")
+                    "scheduler_timeout", "no_progress", "folder", "cluster", *_HPC_OPTIONS)
 
 
 def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> None:
@@ -308,8 +309,6 @@ def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> Non
     hpc.add_argument("--job-script", action="store_true",
                      help="print the batch script of a worker job and exit (nothing submitted)")
 
-
-_HPC_OPTIONS = ("cores", "memory", "walltime", "queue", "account", "interface", "job_script")
 
 
 def _hpc_cluster(args) -> bool:
