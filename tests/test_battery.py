@@ -401,3 +401,77 @@ def test_tpc_run_takes_the_cluster_options_too(capsys, tmp_path):
     assert code == 0, out.err
     assert "#SBATCH --cpus-per-task=48" in out.out and f"{folder.resolve()}/logs/jobs" in out.out
     assert not (tmp_path / "runs").exists()
+
+
+# A stand-in for SLURM: `sbatch` runs the job script dask-jobqueue generated, unchanged, as a
+# background process on this machine; `scancel` kills that process and its descendants, by
+# their ids. Everything stays on the loopback interface (the scheduler's address is set to
+# 127.0.0.1 for this test only).
+_SBATCH = """#!/bin/bash
+set -e
+cp "$1" "{jobs}/job-$$.sh"
+bash "{jobs}/job-$$.sh" > "{jobs}/job-$$.log" 2>&1 < /dev/null &
+echo "$!" >> "{jobs}/pids"
+echo "Submitted batch job $!"
+"""
+_SCANCEL = """#!/bin/bash
+tree() {{ for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; kill -KILL "$1" 2>/dev/null || true; }}
+tree "$1"
+"""
+
+
+def _job_killed_at_its_walltime(marker: str, threads: int = 1) -> dict:
+    """First run: record it and kill this worker and its nanny, so that the job ends as at
+    its walltime. Second run (on the job that replaced it): finish."""
+    import os
+    import signal
+    from pathlib import Path
+
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getppid(), signal.SIGKILL)  # the nanny
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"first_pid": int(Path(marker).read_text()), "pid": os.getpid()}
+
+
+def _quick(x: int, threads: int = 1) -> dict:
+    return {"x": x, "threads": threads}
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_walltime_is_replaced_and_its_task_rerun(tmp_path, monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    import dask
+
+    jobs = tmp_path / "queue"
+    jobs.mkdir()
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, text in (("sbatch", _SBATCH.format(jobs=jobs)), ("scancel", _SCANCEL.format())):
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
+    # the jobs inherit the environment (as SLURM's do): their workers import this module
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setattr(battery.JobQueue, "_default_host", staticmethod(lambda: "127.0.0.1"))
+
+    q = battery.JobQueue("slurm", cores=1, memory="2GB", walltime="01:00:00", jobs=1)
+    tasks = [battery.Task("walltime", _job_killed_at_its_walltime,
+                          {"marker": str(tmp_path / "first-attempt")}),
+             battery.Task("quick", _quick, {"x": 3})]
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
+            res = battery.run(tmp_path / "run", "hpc-test", {"n": 2}, tasks, scheduler=q,
+                              progress=False)
+    finally:
+        pids = (jobs / "pids").read_text().split() if (jobs / "pids").exists() else []
+        for pid in pids:  # a job left running (its script is this test's), by its id
+            subprocess.run([str(bin_ / "scancel"), pid], capture_output=True)
+    assert res.complete and sorted(res.ran) == ["quick", "walltime"], res.failed
+    r = res.results["walltime"]
+    assert r["pid"] != r["first_pid"]  # finished by another worker than the one killed
+    assert len(pids) >= 2  # a second job replaced the first
+    assert res.results["quick"]["x"] == 3 and res.results["quick"]["threads"] == 1
+    script = next(jobs.glob("job-*.sh")).read_text()
+    assert "#SBATCH -t 01:00:00" in script and "export OMP_NUM_THREADS=1" in script
+    assert not (tmp_path / "run" / "INCOMPLETE").exists()
