@@ -51,7 +51,7 @@ def test_the_site_builds_without_warnings(tmp_path):
                                      "emlpress.compress.lossy.quantize"],
                         "milp": ["emlpress.milp.add_network", "emlpress.milp.solve"],
                         "io": ["emlpress.io.from_keras", "emlpress.io.load_model"],
-                        "pipelines": ["emlpress.pipelines.battery.JobQueue",
+                        "pipelines": ["emlpress.pipelines.jobqueue.JobQueue",
                                       "emlpress.pipelines.tpc.run"]}.items():
         html = (site / "reference" / page / "index.html").read_text()
         for name in names:
