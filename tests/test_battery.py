@@ -475,3 +475,17 @@ def test_a_job_killed_at_its_walltime_is_replaced_and_its_task_rerun(tmp_path, m
     script = next(jobs.glob("job-*.sh")).read_text()
     assert "#SBATCH -t 01:00:00" in script and "export OMP_NUM_THREADS=1" in script
     assert not (tmp_path / "run" / "INCOMPLETE").exists()
+
+
+def test_the_users_jobqueue_configuration_is_kept(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    import dask
+
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--qos=normal"],
+                          "jobqueue.slurm.job-script-prologue": ["module load python"]}):
+        script, _ = _job_script(capsys, tmp_path, *HPC)
+    lines = script.splitlines()
+    assert "#SBATCH --qos=normal" in lines and "module load python" in lines
+    # the site's prologue first, then emlpress' thread caps, then the worker
+    assert lines.index("module load python") < lines.index("export OMP_NUM_THREADS=48") \
+        < lines.index(_worker_command(script))

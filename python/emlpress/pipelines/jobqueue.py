@@ -21,8 +21,11 @@ class JobQueue:
     ``queue`` (SLURM's partition, ``-p``; PBS' ``-q``) on ``account`` (``-A``), and runs one Dask
     worker of ``threads_per_worker`` tasks at a time. The scheduler runs in the calling process
     and listens on ``interface`` (``"ib0"``; default: the address of the host's default
-    route); its dashboard only on 127.0.0.1. Anything not given here comes from dask-jobqueue's
-    configuration (``~/.config/dask/jobqueue.yaml``), e.g. ``job-extra-directives``.
+    route); its dashboard only on 127.0.0.1. Anything else comes from dask-jobqueue's
+    configuration (``~/.config/dask/jobqueue.yaml``), e.g. ``job-extra-directives``;
+    ``job-script-prologue`` and ``worker-extra-args`` there come before emlpress' own (thread
+    caps, ``--lifetime``), while the job's name, Python, log folder and death timeout are
+    emlpress'.
 
     Walltime: each worker closes gracefully ``LEAVE_BEFORE`` before its walltime (its task goes
     back to the queue of tasks) and a new job replaces it, so tasks longer than the walltime
@@ -126,15 +129,21 @@ class JobQueue:
         leave = min(self.LEAVE_BEFORE, wall // 2)
         env = {v: str(native_threads) for v in THREAD_VARIABLES}
         env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+        import dask
+
+        def configured(name):  # what the user's jobqueue.yaml says; ours is added to it
+            return list(dask.config.get(f"jobqueue.{self.kind}.{name}", None) or [])
+
         options = dict(
             cores=threads_per_worker, processes=1, memory=self.memory, walltime=self.walltime,
             queue=self.queue, account=self.account, interface=self.interface,
             python=sys.executable, job_name="emlpress", death_timeout=120,
             log_directory=str(logs),
-            job_script_prologue=[f"export {k}={v}" for k, v in env.items()],
+            job_script_prologue=(configured("job-script-prologue")
+                                 + [f"export {k}={v}" for k, v in env.items()]),
             # leave before the walltime kills the job: the task is rescheduled, not failed
-            worker_extra_args=["--lifetime", f"{wall - leave}s", "--lifetime-stagger",
-                               f"{max(1, leave // 4)}s"],
+            worker_extra_args=configured("worker-extra-args") + [
+                "--lifetime", f"{wall - leave}s", "--lifetime-stagger", f"{max(1, leave // 4)}s"],
             scheduler_options={"dashboard_address": "127.0.0.1:0"})
         if self.interface is None:  # the default route's address only, not every interface
             options["scheduler_options"]["host"] = self._default_host()
