@@ -282,3 +282,210 @@ def test_battery_options_of_tpc_run_need_a_battery(capsys):
     assert "--native-threads: options of a battery; add --workers N" in capsys.readouterr().err
     assert main(["tpc", "run", "--workers", "2", "--resume", "x", "--folder", "y"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- HPC clusters
+# No queue here: the job script dask-jobqueue would submit is what is checked, through the CLI.
+
+HPC = ["--cluster", "slurm", "--cores", "48", "--memory", "64GB", "--walltime", "04:00:00",
+       "--queue", "g100_usr_prod", "--account", "IscrC_TEST", "--workers", "3"]
+
+
+def _job_script(capsys, tmp_path, *options):
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "hpc"
+    code = cli.main(["study", "run", "--preset", "test", "--folder", str(folder), *options,
+                     "--job-script"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert not (tmp_path / "runs").exists(), "--job-script must leave nothing on disk"
+    return out.out, folder
+
+
+def _directives(script: str, prefix: str) -> list[str]:
+    return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
+
+
+def _worker_command(script: str) -> str:
+    lines = [line for line in script.splitlines() if "distributed.cli.dask_worker" in line]
+    assert len(lines) == 1, script
+    return lines[0]
+
+
+def test_slurm_job_script_books_what_was_asked_and_runs_a_reachable_worker(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    script, folder = _job_script(capsys, tmp_path, *HPC)
+    d = _directives(script, "#SBATCH")
+    assert "-p g100_usr_prod" in d and "-A IscrC_TEST" in d and "-t 04:00:00" in d
+    assert "--cpus-per-task=48" in d and "-n 1" in d
+    assert "--mem=60G" in d  # 64 GB = 59.6 GiB, rounded up in SLURM's GiB ("G")
+    logs = str(folder.resolve() / "logs" / "jobs")
+    assert f"-o {logs}/emlpress-%J.out" in d and f"-e {logs}/emlpress-%J.err" in d
+    cmd = _worker_command(script).split()
+    assert cmd[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
+    address = cmd[3]
+    host = address.split("://")[1].rsplit(":", 1)[0]
+    assert address.startswith("tcp://") and not host.startswith("127."), address
+    assert cmd[cmd.index("--nthreads") + 1] == "1"  # one task at a time per worker
+    # leaves 5 minutes before the 4 h walltime, so its task is rescheduled, not lost
+    assert cmd[cmd.index("--lifetime") + 1] == f"{4 * 3600 - 300}s"
+    # every task's native kernels use the job's 48 cores
+    assert "export OMP_NUM_THREADS=48" in script and "export OPENBLAS_NUM_THREADS=48" in script
+
+
+def test_pbs_job_script_and_threads_per_worker(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    script, _ = _job_script(capsys, tmp_path, "--cluster", "pbs", "--cores", "8", "--memory",
+                            "16GB", "--walltime", "1-00:00:00", "--queue", "workq",
+                            "--threads-per-worker", "2")
+    d = _directives(script, "#PBS")
+    assert "-q workq" in d and "-l walltime=1-00:00:00" in d
+    assert "-l select=1:ncpus=8:mem=15GB" in d, d  # 16 GB = 14.9 GiB, rounded up
+    cmd = _worker_command(script).split()
+    assert cmd[cmd.index("--nthreads") + 1] == "2"
+    assert "export OMP_NUM_THREADS=4" in script  # 8 cores / 2 tasks at a time
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--cluster", "slurm", "--cores", "4"], "--cluster slurm needs --memory --walltime"),
+    (["--cores", "4"], "--cores: an option of --cluster slurm|pbs"),
+    (HPC[:-2] + ["--workers", "0"], "--workers must be a positive integer"),
+    (HPC[:2] + ["--cores", "0", "--memory", "1GB", "--walltime", "1:00:00"],
+     "--cores must be a positive integer"),
+    (HPC[:4] + ["--memory", "lots", "--walltime", "1:00:00"], "--memory 'lots'"),
+    (HPC[:6] + ["--walltime", "4h"], "--walltime '4h': use HH:MM:SS"),
+    (HPC + ["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler and --cluster slurm"),
+    (HPC + ["--interface", "lo"], "--interface 'lo': not a network interface"),  # loopback
+    (HPC + ["--interface", "nosuch0"], "--interface 'nosuch0'"),
+])
+def test_bad_cluster_options_are_refused_before_any_work(capsys, tmp_path, options, says):
+    pytest.importorskip("dask_jobqueue")
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "hpc"
+    code = cli.main(["study", "run", "--preset", "test", "--folder", str(folder), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_scheduler_listens_where_the_jobs_reach_it_and_the_dashboard_on_loopback(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    import psutil
+
+    q = battery.JobQueue("slurm", cores=4, memory="4GB", walltime="01:00:00", jobs=2)
+    cluster = q.make(tmp_path / "run", threads_per_worker=1, native_threads=4)
+    try:
+        listening = {c.laddr for c in psutil.Process().net_connections()
+                     if c.status == psutil.CONN_LISTEN}
+        host = cluster.scheduler_address.split("://")[1].rsplit(":", 1)[0]
+        port = int(cluster.scheduler_address.rsplit(":", 1)[1])
+        assert (host, port) in listening and not host.startswith("127.")
+        assert not any(ip in ("0.0.0.0", "::", "") for ip, _ in listening), listening
+        dashboard = cluster.scheduler.services["dashboard"]
+        ports = {s.getsockname()[:2] for s in dashboard._sockets.values()}
+        assert all(ip == "127.0.0.1" for ip, _ in ports), ports
+        assert (tmp_path / "run" / "logs" / "jobs").is_dir()  # where SLURM writes the jobs' output
+    finally:
+        cluster.close()
+
+
+def test_tpc_run_takes_the_cluster_options_too(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    from emlpress import cli
+
+    folder = tmp_path / "runs" / "tpc"
+    code = cli.main(["tpc", "run", *HPC[:-2], "--folder", str(folder), "--job-script"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "#SBATCH --cpus-per-task=48" in out.out and f"{folder.resolve()}/logs/jobs" in out.out
+    assert not (tmp_path / "runs").exists()
+
+
+# A stand-in for SLURM: `sbatch` runs the job script dask-jobqueue generated, unchanged, as a
+# background process on this machine; `scancel` kills that process and its descendants, by
+# their ids. Everything stays on the loopback interface (the scheduler's address is set to
+# 127.0.0.1 for this test only).
+_SBATCH = """#!/bin/bash
+set -e
+cp "$1" "{jobs}/job-$$.sh"
+bash "{jobs}/job-$$.sh" > "{jobs}/job-$$.log" 2>&1 < /dev/null &
+echo "$!" >> "{jobs}/pids"
+echo "Submitted batch job $!"
+"""
+_SCANCEL = """#!/bin/bash
+tree() {{ for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; kill -KILL "$1" 2>/dev/null || true; }}
+tree "$1"
+"""
+
+
+def _job_killed_at_its_walltime(marker: str, threads: int = 1) -> dict:
+    """First run: record it and kill this worker and its nanny, so that the job ends as at
+    its walltime. Second run (on the job that replaced it): finish."""
+    import os
+    import signal
+    from pathlib import Path
+
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getppid(), signal.SIGKILL)  # the nanny
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"first_pid": int(Path(marker).read_text()), "pid": os.getpid()}
+
+
+def _quick(x: int, threads: int = 1) -> dict:
+    return {"x": x, "threads": threads}
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_walltime_is_replaced_and_its_task_rerun(tmp_path, monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    import dask
+
+    jobs = tmp_path / "queue"
+    jobs.mkdir()
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, text in (("sbatch", _SBATCH.format(jobs=jobs)), ("scancel", _SCANCEL.format())):
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}:{os.environ['PATH']}")
+    # the jobs inherit the environment (as SLURM's do): their workers import this module
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.setattr(battery.JobQueue, "_default_host", staticmethod(lambda: "127.0.0.1"))
+
+    q = battery.JobQueue("slurm", cores=1, memory="2GB", walltime="01:00:00", jobs=1)
+    tasks = [battery.Task("walltime", _job_killed_at_its_walltime,
+                          {"marker": str(tmp_path / "first-attempt")}),
+             battery.Task("quick", _quick, {"x": 3})]
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
+            res = battery.run(tmp_path / "run", "hpc-test", {"n": 2}, tasks, scheduler=q,
+                              progress=False)
+    finally:
+        pids = (jobs / "pids").read_text().split() if (jobs / "pids").exists() else []
+        for pid in pids:  # a job left running (its script is this test's), by its id
+            subprocess.run([str(bin_ / "scancel"), pid], capture_output=True)
+    assert res.complete and sorted(res.ran) == ["quick", "walltime"], res.failed
+    r = res.results["walltime"]
+    assert r["pid"] != r["first_pid"]  # finished by another worker than the one killed
+    assert len(pids) >= 2  # a second job replaced the first
+    assert res.results["quick"]["x"] == 3 and res.results["quick"]["threads"] == 1
+    script = next(jobs.glob("job-*.sh")).read_text()
+    assert "#SBATCH -t 01:00:00" in script and "export OMP_NUM_THREADS=1" in script
+    assert not (tmp_path / "run" / "INCOMPLETE").exists()
+
+
+def test_the_users_jobqueue_configuration_is_kept(capsys, tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    import dask
+
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--qos=normal"],
+                          "jobqueue.slurm.job-script-prologue": ["module load python"]}):
+        script, _ = _job_script(capsys, tmp_path, *HPC)
+    lines = script.splitlines()
+    assert "#SBATCH --qos=normal" in lines and "module load python" in lines
+    # the site's prologue first, then emlpress' thread caps, then the worker
+    assert lines.index("module load python") < lines.index("export OMP_NUM_THREADS=48") \
+        < lines.index(_worker_command(script))

@@ -271,8 +271,9 @@ def _cmd_study_run(args) -> int:
     return EXIT_FAILURE if res.failed else 0
 
 
+_HPC_OPTIONS = ("cores", "memory", "walltime", "queue", "account", "interface", "job_script")
 _BATTERY_OPTIONS = ("workers", "threads_per_worker", "native_threads", "scheduler",
-                    "scheduler_timeout", "no_progress", "folder")
+                    "scheduler_timeout", "no_progress", "folder", "cluster", *_HPC_OPTIONS)
 
 
 def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> None:
@@ -290,6 +291,62 @@ def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> Non
     p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="S",
                    help="seconds to wait for --scheduler to answer (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hpc = p.add_argument_group(
+        "HPC cluster (the [hpc] extra, dask-jobqueue)",
+        "--cluster slurm|pbs starts the workers as batch jobs: --workers N jobs, each booking "
+        "--cores and --memory for --walltime; a worker leaves before its walltime and a new job "
+        "replaces it; if this command itself is killed, the same command resumes the folder")
+    hpc.add_argument("--cluster", choices=("local", "slurm", "pbs"), default="local",
+                     help="where the workers run (default: local, a LocalCluster)")
+    hpc.add_argument("--cores", type=int, default=None, help="CPUs each job books")
+    hpc.add_argument("--memory", default=None, metavar="SIZE", help="memory each job books (64GB)")
+    hpc.add_argument("--walltime", default=None, metavar="HH:MM:SS", help="each job's walltime")
+    hpc.add_argument("--queue", default=None, help="partition (SLURM -p) or queue (PBS -q)")
+    hpc.add_argument("--account", default=None, help="account or project to charge (-A)")
+    hpc.add_argument("--interface", default=None,
+                     help="network interface the compute nodes reach this host on (e.g. ib0; "
+                          "default: the default route's)")
+    hpc.add_argument("--job-script", action="store_true",
+                     help="print the batch script of a worker job and exit (nothing submitted)")
+
+
+
+def _hpc_cluster(args) -> bool:
+    """Check the --cluster options before any work; with slurm/pbs, args.scheduler becomes the
+    battery's JobQueue. True when --job-script printed the script (nothing to run)."""
+    from emlpress.pipelines.battery import JobQueue
+
+    given = [o for o in _HPC_OPTIONS if getattr(args, o) not in (None, False)]
+    if args.cluster == "local":
+        if given:
+            raise _UsageError(f"--{given[0].replace('_', '-')}: an option of --cluster slurm|pbs")
+        return False
+    if args.scheduler is not None:
+        raise _UsageError(f"--scheduler and --cluster {args.cluster}: give one of them")
+    import importlib.util
+
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        raise _UsageError(f"--cluster {args.cluster} needs dask-jobqueue: pip install "
+                          "'emlpress[hpc]'")
+    missing = [o for o in ("cores", "memory", "walltime") if getattr(args, o) is None]
+    if missing:
+        raise _UsageError(f"--cluster {args.cluster} needs "
+                          + " ".join(f"--{o}" for o in missing))
+    try:
+        spec = JobQueue(args.cluster, cores=args.cores, memory=args.memory, walltime=args.walltime,
+                        jobs=1 if args.workers is None else args.workers, queue=args.queue,
+                        account=args.account, interface=args.interface)
+    except ValueError as e:
+        text = str(e)
+        raise _UsageError("--workers" + text[4:] if text.startswith("jobs") else f"--{text}") from None
+    if args.job_script:
+        preset = getattr(args, "preset", None)  # study run's default folder, else tpc run's
+        folder = Path(args.folder) if args.folder else Path(args.out) / (
+            f"study-{preset}" if preset else "run<time>")
+        print(spec.job_script(folder, args.threads_per_worker, args.native_threads), end="")
+        return True
+    args.scheduler = spec
+    return False
 
 
 def _cmd_tpc_generate(args) -> int:
@@ -618,6 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "cluster") and _hpc_cluster(args):
+            return 0
         return args.func(args)
     except KeyboardInterrupt:
         print("emlpress: interrupted", file=sys.stderr)

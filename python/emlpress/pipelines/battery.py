@@ -29,6 +29,12 @@ On a cluster of several machines, the run folder must be visible to every worker
 path (a shared file system): the tasks write their results there. A task result the client
 cannot see afterwards is reported as such.
 
+On an HPC cluster, ``scheduler=JobQueue("slurm", cores=48, memory="64GB",
+walltime="04:00:00", ...)`` starts the scheduler in this process and the workers as batch jobs
+(SLURM or PBS, through dask-jobqueue: the ``[hpc]`` extra); a worker leaves before its job's
+walltime and a new job replaces it, and a run whose own process is killed resumes on the same
+command, as above.
+
 From a script of your own, call :func:`run` (or a pipeline's ``run``) under
 ``if __name__ == "__main__":``: the LocalCluster's workers are spawned processes, which import
 the script's main module again.
@@ -50,7 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
+from emlpress.pipelines.jobqueue import JobQueue
+
+__all__ = ["Task", "JobQueue", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
            "load_results", "finished", "write_atomic", "write_json_atomic",
            "native_threads_default", "config_of", "check_folder", "THREAD_VARIABLES"]
 
@@ -324,10 +332,18 @@ def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
     return {"key": key, "ok": True, "seconds": seconds}
 
 
-def _connect(scheduler: str | None, workers: int, threads_per_worker: int, native: int,
-             timeout: float):
+def _connect(scheduler, workers: int, threads_per_worker: int, native: int,
+             timeout: float, folder: Path):
     from distributed import Client, LocalCluster
 
+    if isinstance(scheduler, JobQueue):
+        cluster = scheduler.make(folder, threads_per_worker, native)
+        # adapt, not scale: a job that ends at its walltime is replaced by a new one
+        cluster.adapt(minimum_jobs=scheduler.jobs, maximum_jobs=scheduler.jobs)
+        print(f"emlpress: {scheduler.jobs} {scheduler.kind.upper()} worker job(s) submitted "
+              f"(scheduler {cluster.scheduler_address}); tasks start when they run; job "
+              f"output in {folder}/logs/jobs", flush=True)
+        return Client(cluster), cluster
     if scheduler is None:
         env = {v: str(native) for v in THREAD_VARIABLES}
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -395,7 +411,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     the end of every run, also one stopped by Ctrl-C or with failed tasks, and its return value
     is ``BatteryResult.summary``. ``workers``/``threads_per_worker`` size the LocalCluster;
     ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``) uses an existing cluster
-    instead, which must answer within ``timeout`` seconds. ``on_start(folder)`` is called
+    instead, which must answer within ``timeout`` seconds; a :class:`JobQueue` starts the
+    workers as SLURM or PBS jobs (``workers`` is then ignored: ``JobQueue.jobs``). ``on_start(folder)`` is called
     once, when the folder is new, before ``battery.json`` is written; ``resume_hint`` is what
     the ``INCOMPLETE`` file tells to do. Raises :class:`ConfigMismatch` (nothing written) when
     the folder holds another configuration, :class:`FolderBusy` when another run holds it.
@@ -408,7 +425,9 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
     folder = Path(folder)
     workers = _options.positive_int("workers", workers)
     threads_per_worker = _options.positive_int("threads_per_worker", threads_per_worker)
-    if native_threads is None:
+    if native_threads is None and isinstance(scheduler, JobQueue):
+        native_threads = max(1, scheduler.cores // threads_per_worker)  # a job's own cores
+    elif native_threads is None:
         native_threads = 1 if scheduler else native_threads_default(workers, threads_per_worker)
     native_threads = _options.positive_int("native_threads", native_threads)
     timeout = _options.seconds("timeout", timeout) or 10.0
@@ -437,7 +456,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
             try:
                 if todo:
                     client, cluster = _connect(scheduler, workers, threads_per_worker,
-                                               native_threads, timeout)
+                                               native_threads, timeout, folder)
                 if not existed:
                     (folder / "tasks").mkdir(exist_ok=True)
                     if on_start is not None:
@@ -457,7 +476,8 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
 
                     bar = tqdm(total=len(tasks), initial=len(skipped), desc=desc or kind,
                                unit="task")
-                _collect(client, folder, kind, todo, native_threads, cluster is not None, bar,
+                _collect(client, folder, kind, todo, native_threads,
+                         cluster is not None and not isinstance(scheduler, JobQueue), bar,
                          ran, failed)
         except KeyboardInterrupt:
             interrupted = True
