@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import traceback
 import uuid
@@ -50,14 +49,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from emlpress import _atomic
+from emlpress._atomic import write_atomic
+
 __all__ = ["Task", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
            "load_results", "finished", "write_atomic", "write_json_atomic",
            "native_threads_default", "config_of", "check_folder", "THREAD_VARIABLES"]
 
 VERSION = 1
 INCOMPLETE = "INCOMPLETE"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class ConfigMismatch(ValueError):
@@ -110,31 +110,9 @@ def _check_key(key: str) -> str:
     return key
 
 
-def write_atomic(path: Path, write: Callable) -> None:
-    """``write(tmp)`` writes the file's content to a temporary path in the same folder, which
-    is then renamed to ``path``: a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (:func:`write_atomic`)."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-
-    write_atomic(path, write)
+    """Write ``payload`` as JSON to ``path`` atomically (:func:`emlpress._atomic.write_atomic`)."""
+    _atomic.write_json_atomic(path, payload, default=_json_default)
 
 
 def _json_default(o):
@@ -333,7 +311,8 @@ def _connect(scheduler: str | None, workers: int, threads_per_worker: int, nativ
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["TF_USE_LEGACY_KERAS"] = "1"
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0", env=env,
+                               processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", env=env,
                                silence_logs=40)
         return Client(cluster), cluster
     try:
