@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["write_atomic", "write_json_atomic", "write_bytes_atomic", "write_text_atomic",
-           "check_writable", "WriteError"]
+           "write_csv_atomic", "save_figure_atomic", "check_writable", "WriteError"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -32,6 +32,17 @@ class WriteError(OSError):
 
     def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]"
         return self.strerror or super().__str__()
+
+
+def _cause(e: OSError) -> str:
+    """The system's words for the error (h5py and others wrap them in pages of their own)."""
+    if e.errno:
+        return os.strerror(e.errno)
+    text = str(e)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+        if os.strerror(code) in text:
+            return os.strerror(code)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
 
 
 def _fsync_path(path, directory: bool = False) -> None:
@@ -59,7 +70,7 @@ def write_atomic(path, write: Callable, keep_suffix: bool = False) -> None:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group
         os.close(fd)
     except OSError as e:
-        raise WriteError(e.errno, f"{path}: cannot be written ({e.strerror or e})") from None
+        raise WriteError(e.errno, f"{path}: cannot be written ({_cause(e)})") from None
     try:
         write(tmp)
         _fsync_path(tmp)
@@ -68,8 +79,7 @@ def write_atomic(path, write: Callable, keep_suffix: bool = False) -> None:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and not isinstance(e, WriteError):
             kept = "; the existing file is unchanged" if path.exists() else ""
-            raise WriteError(e.errno, f"{path}: cannot be written "
-                                      f"({e.strerror or e}){kept}") from None
+            raise WriteError(e.errno, f"{path}: cannot be written ({_cause(e)}){kept}") from None
         raise
     _fsync_path(path.parent, directory=True)
 
@@ -82,6 +92,17 @@ def write_bytes_atomic(path, content: bytes) -> None:
 def write_text_atomic(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (:func:`write_atomic`)."""
     write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_csv_atomic(path, frame, index: bool = False, **options) -> None:
+    """``frame.to_csv(path, index=index, **options)`` atomically (:func:`write_atomic`)."""
+    write_atomic(path, lambda tmp: frame.to_csv(tmp, index=index, **options))
+
+
+def save_figure_atomic(fig, path, **options) -> None:
+    """``fig.savefig(path, **options)`` atomically; the format is ``path``'s suffix."""
+    fmt = options.pop("format", Path(path).suffix.lstrip(".") or None)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **options))
 
 
 def write_json_atomic(path, payload, default: Callable | None = None, indent: int = 1) -> None:
@@ -111,5 +132,5 @@ def check_writable(path, name: str | None = None) -> Path:
         os.unlink(probe)
     except OSError as e:
         raise WriteError(e.errno, f"{said}: cannot write in {parent.resolve()} "
-                                  f"({e.strerror or e})") from None
+                                  f"({_cause(e)})") from None
     return path

@@ -421,6 +421,15 @@ def _cmd_tpc_run(args) -> int:
                               "--scheduler ADDRESS")
     if args.resume and args.folder:
         raise _UsageError("--resume FOLDER and --folder: give one of them")
+    if args.resume:  # its settings readable, named if not, before anything starts
+        settings = Path(args.resume) / "logs" / "config.json"
+        try:
+            pipe.load_config(args.resume)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise _UsageError(f"--resume {args.resume}: {settings} cannot be read "
+                              f"({type(e).__name__}: {e}); it is not the settings of a tpc run") from None
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(
         data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
@@ -749,6 +758,10 @@ def main(argv=None) -> int:
         except OSError:
             pass
         return EXIT_FAILURE
+    except ModuleNotFoundError as e:  # an install without an extra the command needs
+        return _say("error", f"{e}: this command needs it; install emlpress with the extra that "
+                    "brings it (pip install 'emlpress[keras]' for training, TFLite and Keras "
+                    "files)", EXIT_USAGE)
     except MagnitudeError as e:  # a box or weights too large: the input's fault, like overflow
         return _say("error", e, EXIT_USAGE)
     except RuntimeError as e:  # LosslessError, BoundError, solver failures

@@ -295,8 +295,7 @@ def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
         write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     except Exception:
         text = traceback.format_exc()
-        err.parent.mkdir(parents=True, exist_ok=True)
-        err.write_text(text)
+        _atomic.write_text_atomic(err, text)
         return {"key": key, "ok": False, "error": text}
     err.unlink(missing_ok=True)
     return {"key": key, "ok": True, "seconds": seconds}
@@ -347,8 +346,8 @@ def _collect(client, folder: Path, kind: str, todo: list, native_threads: int,
             rec = fut.result()
         except Exception as e:  # the worker died (killed, out of memory)
             rec = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-            (folder / "tasks" / f"{key}.error").write_text(
-                f"the task's worker failed: {rec['error']}\n")
+            _atomic.write_text_atomic(folder / "tasks" / f"{key}.error",
+                                      f"the task's worker failed: {rec['error']}\n")
         if not rec["ok"]:
             failed[key] = rec["error"]
         elif not _visible(folder / "tasks" / f"{key}.json"):
@@ -428,9 +427,10 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
                     shutil.rmtree(folder, ignore_errors=True)  # this call made it: leave nothing
                 raise
             if todo:
-                marker.write_text(f"this battery stopped before its end ({len(skipped)} of "
-                                  f"{len(tasks)} tasks had results when it started); {resume_hint} "
-                                  "to resume it\n")
+                _atomic.write_text_atomic(
+                    marker, f"this battery stopped before its end ({len(skipped)} of "
+                            f"{len(tasks)} tasks had results when it started); {resume_hint} "
+                            "to resume it\n")
                 if progress:
                     from tqdm import tqdm
 
@@ -458,6 +458,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
             for stale in folder.rglob(".*.tmp"):  # renames that never happened
                 stale.unlink(missing_ok=True)
         elif not marker.exists():
-            marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
+            _atomic.write_text_atomic(
+                marker, f"this battery has unfinished tasks; {resume_hint} to resume it\n")
         return BatteryResult(folder, results, ran, skipped, failed, summary,
                              time.perf_counter() - t0, interrupted)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emlpress._atomic import write_atomic, write_bytes_atomic, write_json_atomic
+from emlpress._atomic import (save_figure_atomic, write_atomic, write_bytes_atomic,
+                              write_csv_atomic, write_json_atomic)
 from emlpress.bounds.relaxation import MagnitudeError
 
 from emlpress.data import sir
@@ -506,7 +507,7 @@ def run(cfg: Config):
                 q.lo, q.hi = lo, hi
                 models[f"{name}+int8"] = (q, base_s + time.perf_counter() - t0, path)
             if cfg.ptq_table:
-                _csv(quantization_table(fit.net, Xte, Yte, representative=Xtr),
+                write_csv_atomic(quantization_table(fit.net, Xte, Yte, representative=Xtr),
                      folder / f"ptq_{name}.csv")
     if cfg.tree:
         from sklearn.tree import DecisionTreeRegressor
@@ -577,7 +578,7 @@ def run(cfg: Config):
                               {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
                                "simulated": None if p.simulated is None else p.simulated.tolist()},
                               default=str)
-            _csv(pd.DataFrame(rows), folder / "run.summary.csv")
+            write_csv_atomic(pd.DataFrame(rows), folder / "run.summary.csv")
         if bar is not None:
             bar.close()
     summary = pd.DataFrame(rows)
@@ -602,7 +603,7 @@ def run(cfg: Config):
             summary.loc[at, "best_known_by"] = ("local search (one- and two-week changes, true "
                                                 "simulator) from every plan; reference SIR")
             summary.loc[at, "gap_to_best_known"] = (best - summary.loc[at, "simulated_S"]) / best
-    _csv(summary, folder / "run.summary.csv")
+    write_csv_atomic(summary, folder / "run.summary.csv")
     _plots(folder, summary, plans)
     return folder, summary
 
@@ -610,14 +611,6 @@ def run(cfg: Config):
 def _savez(path, arrays) -> None:
     with open(path, "wb") as f:  # a file object: np.savez would add .npz to the name
         np.savez(f, **arrays)
-
-
-def _csv(df, path) -> None:
-    write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
-def _png(fig, path) -> None:
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def _plots(folder, summary, plans) -> None:
@@ -640,7 +633,7 @@ def _plots(folder, summary, plans) -> None:
         axes[0].legend(fontsize=6)
         fig.suptitle(f"{hz} weeks: the chosen plans, predicted (dashed) and simulated (solid)", fontsize=9)
         fig.tight_layout()
-        _png(fig, folder / f"trajectories_{hz}w.png")
+        save_figure_atomic(fig, folder / f"trajectories_{hz}w.png", dpi=100)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (hz, b), g in summary.groupby(["weeks", "bounding"]):
@@ -650,5 +643,5 @@ def _plots(folder, summary, plans) -> None:
     ax.tick_params(axis="x", labelsize=6, rotation=30)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _png(fig, folder / "solver_time.png")
+    save_figure_atomic(fig, folder / "solver_time.png", dpi=100)
     plt.close(fig)
