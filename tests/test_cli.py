@@ -209,7 +209,7 @@ def test_tpc_out_pointing_at_a_file(tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("x")
     assert main(["tpc", "run", "--out", str(f)]) == 2
-    assert f"out {f}: is a file" in capsys.readouterr().err
+    assert f"argument --out: {f} is a file" in capsys.readouterr().err
 
 
 def test_help_is_plain_and_every_tpc_run_option_says_its_default(capsys):

@@ -237,6 +237,9 @@ def test_an_unwritable_output_is_refused_before_the_work(tmp_path, capsys, monke
     (["study", "run", "--seeds", "0"], "argument --seeds: must be an integer >= 1, got 0"),
     (["tpc", "generate", "--rows", "0"], "argument --rows: must be an integer >= 1, got 0"),
     (["epidemics", "run", "--topologies", "9"], "argument --topologies: invalid choice: '9'"),
+    (["epidemics", "run", "--out", MODEL], f"argument --out: {MODEL} is a file"),
+    (["tpc", "run", "--initial-sparsity", "0.5", "--final-sparsity", "0.2"],
+     "--initial-sparsity 0.5 > --final-sparsity 0.2"),
 ])
 def test_bad_options_are_one_line_naming_the_option(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)  # any run folder would appear here

@@ -44,9 +44,6 @@ class _Parser(argparse.ArgumentParser):
 #: the most threads, workers or solver instances an option takes: more than 4 per core only
 #: adds solver instances (each its own copy of the rows) and context switches, never speed
 MAX_THREADS = 4 * (os.cpu_count() or 1)
-#: the longest planning horizon of `epidemics run`: the MILP holds one model copy and 37
-#: binaries per week, and a year of weekly NPIs is already beyond what solves in minutes
-MAX_WEEKS = 52
 
 
 def _integer(low: int, high: int | None = None, why: str = ""):
@@ -79,6 +76,13 @@ def _real(low: float | None = None, strict: bool = True, high: float | None = No
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return v
     return parse
+
+
+def _directory(text: str) -> str:
+    """An argparse type: a directory to write in, which may not exist yet (it is made)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file; give the directory to write in")
+    return text
 
 
 _THREADS = _integer(1, MAX_THREADS, "4 per core; more only add solver instances")
@@ -421,6 +425,9 @@ def _cmd_tpc_run(args) -> int:
                               "--scheduler ADDRESS")
     if args.resume and args.folder:
         raise _UsageError("--resume FOLDER and --folder: give one of them")
+    if args.initial_sparsity > args.final_sparsity:
+        raise _UsageError(f"--initial-sparsity {args.initial_sparsity} > --final-sparsity "
+                          f"{args.final_sparsity}: the pruning schedule only grows")
     if args.resume:  # its settings readable, named if not, before anything starts
         settings = Path(args.resume) / "logs" / "config.json"
         try:
@@ -595,9 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"(default: {' '.join(e.topologies)})")
     er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=e.variants,
                     help=f"(default: {' '.join(e.variants)})")
-    er.add_argument("--horizons", nargs="+", type=_integer(1, MAX_WEEKS, "a year of weeks: the "
-                                                           "MILP holds a model copy per week"),
-                    default=e.horizons, help=f"weeks, 1 to {MAX_WEEKS} (default: {e.horizons})")
+    er.add_argument("--horizons", nargs="+", type=_integer(1, _epi.MAX_WEEKS, "a year of weeks: "
+                                                           "the MILP holds a model copy per week"),
+                    default=e.horizons, help=f"weeks, 1 to {_epi.MAX_WEEKS} (default: {e.horizons})")
     er.add_argument("--budget-per-week", type=_real(0.0, strict=False, what="a finite number >= 0"),
                     default=e.budget_per_week,
                     help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
@@ -609,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
     er.add_argument("--no-ptq", action="store_true", help="skip the six post-training quantizations' table")
     er.add_argument("--seed", type=_SEED, default=e.seed, help=f"(default: {e.seed})")
-    er.add_argument("--out", default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
+    er.add_argument("--out", type=_directory, default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
     er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     er.set_defaults(func=_cmd_epidemics_run)
 
@@ -662,14 +669,14 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--no-reference", action="store_true", help="no reference network row")
     sr.add_argument("--folder", default=None,
                     help="run folder (default: OUT/study-<preset>); rerunning on it resumes")
-    sr.add_argument("--out", default="runs", help="parent of the default run folder (default: runs)")
+    sr.add_argument("--out", type=_directory, default="runs", help="parent of the default run folder (default: runs)")
     _battery_args(sr)
     sr.set_defaults(func=_cmd_study_run)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
     g = tsub.add_parser("generate", help="measure the numba kernels at random precisions")
-    g.add_argument("--out", default="tpc_data", help="output directory (default: tpc_data)")
+    g.add_argument("--out", type=_directory, default="tpc_data", help="output directory (default: tpc_data)")
     g.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS))
     g.add_argument("--rows", type=_integer(1), default=2000, help="configurations per benchmark")
     g.add_argument("--hw", default=None, help="hardware name in the file names (default: host name)")
@@ -715,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run folder with the settings it was started with "
                         "(other options are then not used); answers already written are kept")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
-    r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
+    r.add_argument("--out", type=_directory, default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
     r.add_argument("--folder", default=None,
                    help="with --workers or --scheduler: the run folder (default: a new "
                         "OUT/run<time>); the same command again resumes it")

@@ -412,8 +412,8 @@ def _size(model) -> tuple[int, int]:
     return buf.getbuffer().nbytes, int(sum(a.nbytes for a in arrays.values()))
 
 
-#: the longest horizon :func:`run` plans: one model copy and 37 binaries per week, and a year
-#: of weekly NPIs is already beyond what solves in minutes
+#: the longest horizon :func:`run` plans: a year of weekly decisions (the MILP holds one
+#: model copy and 37 binaries per week; the README's runs go to 10 weeks)
 MAX_WEEKS = 52
 
 
