@@ -396,8 +396,8 @@ def test_readme_commands_run_their_default_paths_on_the_keras_install(tmp_path):
     pytest.importorskip("packaging")
     pytest.importorskip("ai_edge_litert")
     runs = [
-        ["epidemics", "run", "--topologies", "8", "--variants", "baseline", "--horizons", "1",
-         "--epochs", "2", "--no-ptq", "--bounding", "reachable", "--out", str(tmp_path / "runs")],
+        ["epidemics", "run", "--topologies", "8", "--variants", "baseline", "int8", "--horizons",
+         "1", "--epochs", "2", "--bounding", "reachable", "--out", str(tmp_path / "runs")],
         ["compress", MODEL, "--bounds", "lp", "-o", str(tmp_path / "small.h5")],
         ["bounds", str(tmp_path / "small.h5")],
         ["quantize", MODEL, "--table", "--samples", "100", "--modes", "int8"],
@@ -414,3 +414,6 @@ def test_readme_commands_run_their_default_paths_on_the_keras_install(tmp_path):
     summary = pd.read_csv(next((tmp_path / "runs").glob("epidemics*/run.summary.csv")))
     tree = summary[summary["model"] == "tree"]  # the default tree was trained and planned
     assert len(tree) == 1 and np.isfinite(tree["simulated_S"]).all()
+    assert set(summary["model"]) == {"8", "8+int8", "tree"}
+    ptq = pd.read_csv(next((tmp_path / "runs").glob("epidemics*/ptq_8.csv")))
+    assert len(ptq) == 7 and np.isfinite(ptq.filter(like="rmse_")).all().all()

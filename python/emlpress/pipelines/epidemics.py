@@ -507,8 +507,8 @@ def run(cfg: Config):
                 q.lo, q.hi = lo, hi
                 models[f"{name}+int8"] = (q, base_s + time.perf_counter() - t0, path)
             if cfg.ptq_table:
-                write_csv_atomic(quantization_table(fit.net, Xte, Yte, representative=Xtr),
-                     folder / f"ptq_{name}.csv")
+                write_csv_atomic(folder / f"ptq_{name}.csv",
+                                 quantization_table(fit.net, Xte, Yte, representative=Xtr))
     if cfg.tree:
         from sklearn.tree import DecisionTreeRegressor
 
@@ -578,7 +578,7 @@ def run(cfg: Config):
                               {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
                                "simulated": None if p.simulated is None else p.simulated.tolist()},
                               default=str)
-            write_csv_atomic(pd.DataFrame(rows), folder / "run.summary.csv")
+            write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
         if bar is not None:
             bar.close()
     summary = pd.DataFrame(rows)
@@ -603,7 +603,7 @@ def run(cfg: Config):
             summary.loc[at, "best_known_by"] = ("local search (one- and two-week changes, true "
                                                 "simulator) from every plan; reference SIR")
             summary.loc[at, "gap_to_best_known"] = (best - summary.loc[at, "simulated_S"]) / best
-    write_csv_atomic(summary, folder / "run.summary.csv")
+    write_csv_atomic(folder / "run.summary.csv", summary)
     _plots(folder, summary, plans)
     return folder, summary
 
