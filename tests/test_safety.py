@@ -343,7 +343,7 @@ def test_the_milp_module_example_runs():
 
 # --- 1. the README's commands on the install the README gives: emlpress[keras] ----------------
 
-_GUARD = r'''
+_CLOSURE = r'''
 import importlib.abc, importlib.metadata as md, json, sys
 from packaging.requirements import Requirement
 
@@ -366,6 +366,9 @@ def closure(name, extras=()):
                 todo.append((r.name, tuple(sorted(r.extras))))
     return {k for k, _ in seen}
 
+'''
+
+_GUARD = _CLOSURE + r'''
 allowed = closure("emlpress", ["keras"])
 owners = md.packages_distributions()
 
@@ -417,3 +420,35 @@ def test_readme_commands_run_their_default_paths_on_the_keras_install(tmp_path):
     assert set(summary["model"]) == {"8", "8+int8", "tree"}
     ptq = pd.read_csv(next((tmp_path / "runs").glob("epidemics*/ptq_8.csv")))
     assert len(ptq) == 7 and np.isfinite(ptq.filter(like="rmse_")).all().all()
+
+
+#: imports of the package outside emlpress[keras], each where its own extra is documented
+_OTHER_EXTRAS = {"onnx": {"io/onnx.py"}, "torch": {"io/torch.py"},
+                 "pytest": {"bench.py"}, "pytest_benchmark": {"bench.py"}}
+
+
+def test_every_import_of_the_package_is_in_the_keras_install():
+    """Every module the package imports anywhere (inside functions too, as epidemics' tree
+    did) comes with `pip install '.[keras]'`, but the importers and the bench, whose
+    extras the README names; the static side of the README-commands test above."""
+    import ast
+    import importlib.metadata as md
+
+    pytest.importorskip("packaging")
+    ns = {}
+    exec(_CLOSURE, ns)
+    allowed = ns["closure"]("emlpress", ["keras"])
+    owners = md.packages_distributions()
+    root = Path(__file__).resolve().parents[1] / "python" / "emlpress"
+    outside = {}
+    for f in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for top in {n.split(".")[0] for n in names}:
+                dists = {d.lower().replace("_", "-") for d in owners.get(top, [])}
+                if top not in sys.stdlib_module_names and top != "emlpress" and not dists & allowed:
+                    outside.setdefault(top, set()).add(f.relative_to(root).as_posix())
+    assert "numpy" not in outside and "scikit-learn" in allowed
+    assert outside == {k: v for k, v in _OTHER_EXTRAS.items() if k in outside}, outside
+    assert set(outside) == set(_OTHER_EXTRAS)  # the list above is not stale
