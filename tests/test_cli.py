@@ -91,7 +91,7 @@ def test_tpc_generate_and_run_errors(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
     assert (tmp_path / "manifest.json").exists()
     assert main(["tpc", "run", "--data", str(tmp_path), "--max-iterations", "-2"]) == 2
-    assert "max_iterations must be an integer >= 0, got -2" in capsys.readouterr().err
+    assert "argument --max-iterations: must be an integer >= 0, got -2" in capsys.readouterr().err
     # 5 rows: 1 for calibration, which cannot give a 90% margin
     assert main(["tpc", "run", "--data", str(tmp_path), "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
@@ -209,7 +209,7 @@ def test_tpc_out_pointing_at_a_file(tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("x")
     assert main(["tpc", "run", "--out", str(f)]) == 2
-    assert f"out {f}: is a file" in capsys.readouterr().err
+    assert f"argument --out: {f} is a file" in capsys.readouterr().err
 
 
 def test_help_is_plain_and_every_tpc_run_option_says_its_default(capsys):
@@ -308,4 +308,4 @@ def test_epidemics_run_help_gives_every_default(capsys):
 
 def test_epidemics_bad_horizon_is_a_usage_error(tmp_path, capsys):
     assert main(["epidemics", "run", "--horizons", "0", "--out", str(tmp_path)]) == 2
-    assert "weeks = 0: the horizon must be at least 1 week" in capsys.readouterr().err
+    assert "argument --horizons: must be an integer >= 1 and <= 52" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emlpress import bounds as _bounds
+from emlpress._atomic import write_atomic, write_bytes_atomic
 from emlpress.io import load_model
 
 
@@ -27,14 +28,67 @@ EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 _NUMBER = re.compile(r"^-(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf(inity)?|nan)$", re.I)
 
 
+class _UsageError(Exception):
+    """A bad option value: exit status 2, one line."""
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = _NUMBER
 
+    def error(self, message):  # argparse's usage block + message: one line, printed by main
+        raise _UsageError(f"{message} (see: {self.prog} --help)")
 
-class _UsageError(Exception):
-    """A bad option value: exit status 2, one line."""
+
+#: the most threads, workers or solver instances an option takes: more than 4 per core only
+#: adds solver instances (each its own copy of the rows) and context switches, never speed
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+
+
+def _integer(low: int, high: int | None = None, why: str = ""):
+    """An argparse type: an integer in [low, high]; the message says why the top is there."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low or (high is not None and v > high):
+            top = f" and <= {high}{f' ({why})' if why else ''}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{top}, got {v}")
+        return v
+    return parse
+
+
+def _real(low: float | None = None, strict: bool = True, high: float | None = None,
+          finite: bool = True, what: str = "a number"):
+    """An argparse type: a float above ``low`` (or at least, unless ``strict``), below
+    ``high`` (strictly), finite unless ``finite=False`` (which still refuses NaN)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        bad = v != v or (finite and not np.isfinite(v))
+        bad |= low is not None and (v <= low if strict else v < low)
+        bad |= high is not None and v >= high
+        if bad:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return v
+    return parse
+
+
+def _directory(text: str) -> str:
+    """An argparse type: a directory to write in, which may not exist yet (it is made)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file; give the directory to write in")
+    return text
+
+
+_THREADS = _integer(1, MAX_THREADS, "4 per core; more only add solver instances")
+_SEED = _integer(0)
+_SECONDS = _real(0.0, finite=False, what="a number of seconds > 0")
+_FRACTION = _real(0.0, strict=False, high=1.0, what="a fraction in [0, 1)")
 
 
 def _box(values, n: int, name: str):
@@ -86,25 +140,32 @@ def _cmd_bounds(args) -> int:
         print("branch-and-bound per layer (unresolved: sides cut short by the limit, bounds sound):")
         print(b.search.to_string(float_format=lambda v: f"{v:.3f}"))
     if st is not None:
+        limit = (f"the time limit ({args.time_limit:g} s) or the search's own limits"
+                 if args.time_limit is not None else
+                 "sub-boxes too narrow to split (1e-9 of the box; no time limit was set)"
+                 if st.split == "input" else "the search (no time limit was set)")
         print(f"stability of every hidden unit ({st.split} search; unstable: two witness inputs "
-              "checked by a forward pass; unresolved: left by the time limit):")
+              f"checked by a forward pass; unresolved: left open by {limit}):")
         print(st.summary().to_string())
         if st.boxes.get("boxes"):
+            stop = "stopped by the time limit" if args.time_limit is not None else "stopped early"
             print(f"input boxes bounded: {st.boxes['boxes']}, depth {st.boxes['depth']}, "
-                  f"{'finished' if st.boxes['finished'] else 'stopped by the time limit'}")
+                  f"{'finished' if st.boxes['finished'] else stop}")
     return 0
 
 
 def _output_path(out, suffixes: tuple, said: str, option: str = "-o") -> str:
-    """``option out`` checked before any work: its suffix, an existing parent, not a directory."""
+    """``option out`` checked before any work: its suffix, and that a file can be written in
+    its directory (which exists; permissions; a read-only file system), not a directory."""
+    from emlpress._atomic import WriteError, check_writable
+
     out = str(out)
     if not out.endswith(suffixes):
         raise _UsageError(f"{option} {out}: the output must end in {said}")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):  # fail before the work, not after
-        raise _UsageError(f"{option} {out}: directory {parent} does not exist")
-    if os.path.isdir(out):
-        raise _UsageError(f"{option} {out}: is a directory; give a file name")
+    try:
+        check_writable(out, option)  # fail before the work, not after
+    except WriteError as e:
+        raise _UsageError(str(e)) from None
     return out
 
 
@@ -116,11 +177,12 @@ def _cmd_compress(args) -> int:
     b = _tighten(args, net, lo, hi, args.bounds)
     small, rep = lossless(net, b.lo, b.hi, bounds=b)
     if out.endswith(".npz"):
-        small.save(out)
+        write_atomic(out, small.save)
     else:
         from emlpress.io.keras import save_keras
 
-        save_keras(small, out)  # with the input box, read back by load_model
+        # with the input box, read back by load_model; Keras picks the format by the suffix
+        write_atomic(out, lambda tmp: save_keras(small, tmp), keep_suffix=True)
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
     stages = {**b.seconds, **{k: v for k, v in rep.seconds.items() if k != "bounds"}}
@@ -130,29 +192,54 @@ def _cmd_compress(args) -> int:
     return 0
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_data(path: str):
+    """(X, Y or None) of a --data file, read without unpickling anything."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if path.endswith(".npz"):
+        if not zipfile.is_zipfile(path):
+            raise _UsageError(f"--data {path}: not an .npz archive (np.savez of arrays X and Y)")
+    elif path.endswith(".npy"):
+        if head != _NPY_MAGIC:
+            raise _UsageError(f"--data {path}: not an .npy array file (np.save of the inputs)")
+    else:
+        raise _UsageError(f"--data {path}: give an .npz (arrays X, Y) or .npy (inputs) file")
+    try:
+        if path.endswith(".npy"):
+            return np.asarray(np.load(path, allow_pickle=False), float), None
+        with np.load(path, allow_pickle=False) as z:
+            if "X" not in z:
+                raise _UsageError(f"--data {path}: an .npz needs an array 'X' (and optionally 'Y')")
+            return (np.asarray(z["X"], float),
+                    np.asarray(z["Y"], float) if "Y" in z else None)
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        reason = "holds Python objects, not numbers" if "pickle" in str(e) else str(e)
+        raise _UsageError(f"--data {path}: cannot be read ({reason})") from None
+
+
 def _quantize_data(args, net):
     """(X, Y, where from): the inputs for calibration and the table, and its targets."""
     if args.data:
         path = args.data
         if not os.path.exists(path):
             raise FileNotFoundError(f"--data {path}: file not found")
-        try:
-            if path.endswith(".npz"):
-                with np.load(path) as z:
-                    if "X" not in z:
-                        raise _UsageError(f"--data {path}: an .npz needs an array 'X' (and optionally 'Y')")
-                    X = np.asarray(z["X"], float)
-                    Y = np.asarray(z["Y"], float) if "Y" in z else None
-            elif path.endswith(".npy"):
-                X, Y = np.asarray(np.load(path), float), None
-            else:
-                raise _UsageError(f"--data {path}: give an .npz (arrays X, Y) or .npy (inputs) file")
-        except (OSError, ValueError) as e:
-            raise _UsageError(f"--data {path}: cannot be read ({e})") from None
+        X, Y = _read_data(path)
         if X.ndim != 2 or X.shape[1] != net.n_in:
             raise _UsageError(f"--data {path}: X has shape {X.shape}; the model takes {net.n_in} inputs")
         if Y is not None and (Y.ndim not in (1, 2) or len(Y) != len(X)):
             raise _UsageError(f"--data {path}: Y has shape {Y.shape} for {len(X)} rows of X")
+        for name, A in (("X", X), ("Y", Y)):
+            if A is not None and not np.isfinite(A).all():
+                row = int(np.flatnonzero(~np.isfinite(A.reshape(len(A), -1)).all(1))[0])
+                raise _UsageError(f"--data {path}: {name} has {int((~np.isfinite(A)).sum())} "
+                                  f"NaN or infinite values (the first in row {row})")
+        if len(X) < 2:
+            raise _UsageError(f"--data {path}: {len(X)} row; the table needs at least 2")
         src = f"{path} ({len(X)} rows)"
     else:
         lo, hi = net.lo, net.hi
@@ -183,13 +270,27 @@ def _cmd_quantize(args) -> int:
     tf_keras()
     X, Y, src = _quantize_data(args, net)
     if args.output:
-        content = lossy.quantize(net, args.mode, representative=X, output=args.output)
+        content = lossy.quantize(net, args.mode, representative=X)
+        write_bytes_atomic(args.output, content)
         print(f"{args.model}: {net}")
         print(f"wrote {args.output}: mode {args.mode} ({lossy.DESCRIPTIONS[args.mode]}), "
               f"{len(content)} bytes" + (f"; calibration: {src.split('; targets')[0]}" if args.mode in lossy.NEEDS_DATA else ""))
     if args.table:
+        Y2 = Y.reshape(len(Y), -1)
+        flat = np.flatnonzero(np.ptp(Y2, axis=0) == 0)
+        if flat.size:  # R2 would be NaN: say so before converting six models
+            raise _UsageError(f"the table's targets ({src}): output {int(flat[0])} is constant "
+                              f"({Y2[0, flat[0]]:.6g} on every row), so R2 is undefined; give "
+                              "--data with varied targets, or a larger box")
         modes = args.modes or list(lossy.MODES)
         df = lossy.quantization_table(net, X, Y, modes=modes, representative=X)
+        metrics = [c for c in df.columns if c.split("_")[0] in ("rmse", "mae", "r2")] + [
+            "dequantized_max_diff"]
+        nan = df[metrics].isna().any()
+        if nan.any():  # never a NaN figure with exit status 0
+            raise RuntimeError(f"quantization table: {', '.join(nan[nan].index)} came out NaN "
+                               f"(modes {', '.join(df.loc[df[metrics].isna().any(axis=1), 'mode'])}): "
+                               "an interpreter returned NaN or infinite outputs")
         print(f"{args.model}: {net}; data: {src}")
         print("metrics in raw units on dequantized outputs (LiteRT's default interpreter); "
               "dequantized_max_diff: largest |from_tflite(...).forward - interpreter|")
@@ -277,18 +378,18 @@ _BATTERY_OPTIONS = ("workers", "threads_per_worker", "native_threads", "schedule
 
 
 def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> None:
-    p.add_argument("--workers", type=int, default=workers,
+    p.add_argument("--workers", type=_THREADS, default=workers,
                    help=workers_help or f"Dask workers of the LocalCluster (default: {workers})")
-    p.add_argument("--threads-per-worker", type=int, default=1,
+    p.add_argument("--threads-per-worker", type=_THREADS, default=1,
                    help="tasks each worker runs at a time (default: 1; more share one "
                         "process' random seeds: seeded training is then not reproducible)")
-    p.add_argument("--native-threads", type=int, default=None,
+    p.add_argument("--native-threads", type=_THREADS, default=None,
                    help="threads of the native kernels per task (default: cores / (workers x "
                         "threads per worker) on a LocalCluster, 1 on --scheduler)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="an existing Dask scheduler (tcp://host:8786) instead of a LocalCluster; "
                         "the run folder must be on a file system the workers share")
-    p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--scheduler-timeout", type=_SECONDS, default=10.0, metavar="S",
                    help="seconds to wait for --scheduler to answer (default: 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     hpc = p.add_argument_group(
@@ -381,6 +482,18 @@ def _cmd_tpc_run(args) -> int:
                               "--scheduler ADDRESS")
     if args.resume and args.folder:
         raise _UsageError("--resume FOLDER and --folder: give one of them")
+    if args.initial_sparsity > args.final_sparsity:
+        raise _UsageError(f"--initial-sparsity {args.initial_sparsity} > --final-sparsity "
+                          f"{args.final_sparsity}: the pruning schedule only grows")
+    if args.resume:  # its settings readable, named if not, before anything starts
+        settings = Path(args.resume) / "logs" / "config.json"
+        try:
+            pipe.load_config(args.resume)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise _UsageError(f"--resume {args.resume}: {settings} cannot be read "
+                              f"({type(e).__name__}: {e}); it is not the settings of a tpc run") from None
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
     cfg = pipe.Config(
         data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
@@ -493,8 +606,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth, .tflite (dequantized)")
     p.add_argument("--lo", type=float, nargs="+", help="input lower bounds (1 value or n_in)")
     p.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
-    p.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
-    p.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per neuron and side of the exact (milp) bounds search; a limit gives sound, looser bounds")
+    p.add_argument("--threads", type=_THREADS, default=None,
+                   help=f"HiGHS instances for lp/milp, at most {MAX_THREADS} (default: all cores)")
+    p.add_argument("--milp-time-limit", type=_SECONDS, default=10.0, help="seconds per neuron and side of the exact (milp) bounds search; a limit gives sound, looser bounds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -507,7 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
     pb.add_argument("--method", choices=_bounds.METHODS, default="crown")
-    pb.add_argument("--time-limit", type=float, default=None, metavar="S",
+    pb.add_argument("--time-limit", type=_real(0.0, strict=False, finite=False,
+                                               what="a number of seconds >= 0"),
+                    default=None, metavar="S",
                     help="stability only: seconds in all (default: none; 0: samples and CROWN only)")
     pb.set_defaults(func=_cmd_bounds)
 
@@ -528,8 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--data", default=None, help="inputs for calibration and the table: .npz with X (and Y: targets) or .npy; default: uniform samples of the model's input box, targets its own outputs")
     pq.add_argument("--lo", type=float, nargs="+", help="input lower bounds for the samples (1 value or n_in)")
     pq.add_argument("--hi", type=float, nargs="+", help="input upper bounds for the samples (1 value or n_in)")
-    pq.add_argument("--samples", type=int, default=2000, help="uniform samples when no --data (default: 2000)")
-    pq.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    pq.add_argument("--samples", type=_integer(2), default=2000, help="uniform samples when no --data (default: 2000)")
+    pq.add_argument("--seed", type=_SEED, default=0, help="(default: 0)")
     pq.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     pq.set_defaults(func=_cmd_quantize)
 
@@ -543,18 +659,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"(default: {' '.join(e.topologies)})")
     er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=e.variants,
                     help=f"(default: {' '.join(e.variants)})")
-    er.add_argument("--horizons", nargs="+", type=int, default=e.horizons, help=f"weeks (default: {e.horizons})")
-    er.add_argument("--budget-per-week", type=float, default=e.budget_per_week,
+    er.add_argument("--horizons", nargs="+", type=_integer(1, _epi.MAX_WEEKS, "a year of weeks: "
+                                                           "the MILP holds a model copy per week"),
+                    default=e.horizons, help=f"weeks, 1 to {_epi.MAX_WEEKS} (default: {e.horizons})")
+    er.add_argument("--budget-per-week", type=_real(0.0, strict=False, what="a finite number >= 0"),
+                    default=e.budget_per_week,
                     help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
-    er.add_argument("--epochs", type=int, default=e.epochs, help=f"most epochs, early stopping (default: {e.epochs})")
-    er.add_argument("--time-limit", type=float, default=e.time_limit, help=f"seconds per MILP (default: {e.time_limit})")
+    er.add_argument("--epochs", type=_integer(1), default=e.epochs, help=f"most epochs, early stopping (default: {e.epochs})")
+    er.add_argument("--time-limit", type=_SECONDS, default=e.time_limit, help=f"seconds per MILP (default: {e.time_limit})")
     er.add_argument("--bounding", nargs="+", choices=_epi.BOUNDING, default=e.bounding,
                     help="how each float network's weeks are bounded; the plots show the first "
                          f"(default: {' '.join(e.bounding)})")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
     er.add_argument("--no-ptq", action="store_true", help="skip the six post-training quantizations' table")
-    er.add_argument("--seed", type=int, default=e.seed, help=f"(default: {e.seed})")
-    er.add_argument("--out", default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
+    er.add_argument("--seed", type=_SEED, default=e.seed, help=f"(default: {e.seed})")
+    er.add_argument("--out", type=_directory, default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
     er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     er.set_defaults(func=_cmd_epidemics_run)
 
@@ -598,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--regularizations", nargs="+", choices=list(_study.REGULARIZATIONS),
                     default=None, metavar="REG",
                     help=f"(default: all 13: {', '.join(_study.REGULARIZATIONS)})")
-    sr.add_argument("--seeds", type=int, default=1, help="models per setting (default: 1)")
+    sr.add_argument("--seeds", type=_integer(1), default=1, help="models per setting (default: 1)")
     sr.add_argument("--methods", nargs="+", choices=list(_study.METHODS), default=None,
                     help="bound methods (default: all; exact is bounds.stability)")
     sr.add_argument("--reference", default=None, metavar="NPZ",
@@ -607,19 +726,19 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--no-reference", action="store_true", help="no reference network row")
     sr.add_argument("--folder", default=None,
                     help="run folder (default: OUT/study-<preset>); rerunning on it resumes")
-    sr.add_argument("--out", default="runs", help="parent of the default run folder (default: runs)")
+    sr.add_argument("--out", type=_directory, default="runs", help="parent of the default run folder (default: runs)")
     _battery_args(sr)
     sr.set_defaults(func=_cmd_study_run)
 
     pt = sub.add_parser("tpc", help="transprecision computing: generate data, run the pipeline")
     tsub = pt.add_subparsers(dest="tpc_command", required=True)
     g = tsub.add_parser("generate", help="measure the numba kernels at random precisions")
-    g.add_argument("--out", default="tpc_data", help="output directory (default: tpc_data)")
+    g.add_argument("--out", type=_directory, default="tpc_data", help="output directory (default: tpc_data)")
     g.add_argument("--benchmarks", nargs="+", choices=list(tpc_data.BENCHMARKS))
-    g.add_argument("--rows", type=int, default=2000, help="configurations per benchmark")
+    g.add_argument("--rows", type=_integer(1), default=2000, help="configurations per benchmark")
     g.add_argument("--hw", default=None, help="hardware name in the file names (default: host name)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
+    g.add_argument("--seed", type=_SEED, default=0)
+    g.add_argument("--repeats", type=_integer(1), default=3, help="timing repeats (best is kept)")
     g.set_defaults(func=_cmd_tpc_generate)
     d = tpc_pipe.Config()  # the pipeline's defaults are the command's
     r = tsub.add_parser("run", help="train, compress, optimise and verify; writes runs/run<time>/")
@@ -630,26 +749,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden widths, presets: " + " ".join(tpc_pipe.PRESETS)
                    + f" (default: {' '.join(d.topologies)})")
     r.add_argument("--hw", default=d.hw, help="fix the hardware platform (default: the MILP chooses)")
-    r.add_argument("--max-error", type=float, default=d.max_error, help=f"error limit (default: {d.max_error})")
-    r.add_argument("--max-time", type=float, default=d.max_time, help=f"time limit in ms (default: {d.max_time})")
-    r.add_argument("--max-memory-peak", type=float, default=d.max_memory_peak, help="peak memory limit in MB (default: none)")
-    r.add_argument("--time-limit", type=float, default=d.time_limit, help=f"seconds per MILP (default: {d.time_limit})")
-    r.add_argument("--epochs", type=int, default=d.epochs, help=f"most training epochs, early stopping (default: {d.epochs})")
-    r.add_argument("--seed", type=int, default=d.seed, help=f"(default: {d.seed})")
-    r.add_argument("--initial-sparsity", type=float, default=d.initial_sparsity, help=f"pruning schedule start (default: {d.initial_sparsity})")
-    r.add_argument("--final-sparsity", type=float, default=d.final_sparsity, help=f"pruning schedule end (default: {d.final_sparsity})")
-    r.add_argument("--coverage", type=float, default=d.coverage,
+    r.add_argument("--max-error", type=_real(0.0, what="a finite limit > 0"), default=d.max_error, help=f"error limit (default: {d.max_error})")
+    r.add_argument("--max-time", type=_real(0.0, what="a finite limit > 0"), default=d.max_time, help=f"time limit in ms (default: {d.max_time})")
+    r.add_argument("--max-memory-peak", type=_real(0.0, what="a finite limit > 0"), default=d.max_memory_peak, help="peak memory limit in MB (default: none)")
+    r.add_argument("--time-limit", type=_SECONDS, default=d.time_limit, help=f"seconds per MILP (default: {d.time_limit})")
+    r.add_argument("--epochs", type=_integer(1), default=d.epochs, help=f"most training epochs, early stopping (default: {d.epochs})")
+    r.add_argument("--seed", type=_SEED, default=d.seed, help=f"(default: {d.seed})")
+    r.add_argument("--initial-sparsity", type=_FRACTION, default=d.initial_sparsity, help=f"pruning schedule start (default: {d.initial_sparsity})")
+    r.add_argument("--final-sparsity", type=_FRACTION, default=d.final_sparsity, help=f"pruning schedule end (default: {d.final_sparsity})")
+    r.add_argument("--coverage", type=_real(0.0, high=1.0, what="a fraction in (0, 1), e.g. 0.9"), default=d.coverage,
                    help=f"coverage of the conformal margins on the error and time constraints (default: {d.coverage})")
-    r.add_argument("--max-iterations", type=int, default=d.max_iterations,
+    r.add_argument("--max-iterations", type=_integer(0), default=d.max_iterations,
                    help=f"corrections of the measure-and-cut loop per answer; 0: open loop (default: {d.max_iterations})")
-    r.add_argument("--loop-seconds", type=float, default=d.loop_seconds,
+    r.add_argument("--loop-seconds", type=_SECONDS, default=d.loop_seconds,
                    help=f"time budget of the loop per answer (default: {d.loop_seconds})")
     r.add_argument("--oracle", choices=["auto", "kernel", "data"], default=d.oracle,
                    help="how answers are measured: kernel re-run where the data's manifest matches this host, "
                         "else the data table (auto, the default); kernel (required); data (the table only)")
     r.add_argument("--measured-only", choices=["auto", "yes", "no"], default="auto",
                    help="restrict answers to configurations in the data (auto: when the table is the oracle)")
-    r.add_argument("--truth-seconds", type=float, default=d.truth_seconds,
+    r.add_argument("--truth-seconds", type=_real(0.0, strict=False, finite=False, what="a number of seconds >= 0"), default=d.truth_seconds,
                    help=f"brute force over the kernel per benchmark, for the distance to the optimum; 0: off (default: {d.truth_seconds})")
     r.add_argument("--compression-bounds", choices=_bounds.METHODS, default=d.compression_bounds,
                    help=f"bounds of the lossless compression (default: {d.compression_bounds})")
@@ -660,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run folder with the settings it was started with "
                         "(other options are then not used); answers already written are kept")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
-    r.add_argument("--out", default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
+    r.add_argument("--out", type=_directory, default=str(d.out), help=f"parent directory of the run folder (default: {d.out})")
     r.add_argument("--folder", default=None,
                    help="with --workers or --scheduler: the run folder (default: a new "
                         "OUT/run<time>); the same command again resumes it")
@@ -672,15 +791,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(kind: str, message, code: int) -> int:
+    """The one error line of the command: ``emlpress: <kind>: <message>`` on stderr, on a line
+    of its own (an open progress bar is closed first), and the exit status."""
+    try:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        pass
+    text = " ".join(str(message).split()) if kind != "interrupted" else ""
+    print(f"emlpress: {kind}" + (f": {text}" if text else ""), file=sys.stderr)
+    return code
+
+
 def main(argv=None) -> int:
+    from emlpress._atomic import WriteError
+    from emlpress.bounds.relaxation import MagnitudeError
+
     try:
         args = build_parser().parse_args(argv)
         if hasattr(args, "cluster") and _hpc_cluster(args):
             return 0
         return args.func(args)
     except KeyboardInterrupt:
-        print("emlpress: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _say("interrupted", "", EXIT_INTERRUPTED)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop writing, quietly
         try:
@@ -688,16 +824,21 @@ def main(argv=None) -> int:
         except OSError:
             pass
         return EXIT_FAILURE
+    except ModuleNotFoundError as e:  # an install without an extra the command needs
+        return _say("error", f"{e}: this command needs it; install emlpress with the extra that "
+                    "brings it (pip install 'emlpress[keras]' for training, TFLite and Keras "
+                    "files)", EXIT_USAGE)
+    except MagnitudeError as e:  # a box or weights too large: the input's fault, like overflow
+        return _say("error", e, EXIT_USAGE)
     except RuntimeError as e:  # LosslessError, BoundError, solver failures
-        print(f"emlpress: failed: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _say("failed", e, EXIT_FAILURE)
+    except WriteError as e:  # names the file; unwritable targets are refused before the work
+        return _say("failed", e, EXIT_FAILURE)
     except (_UsageError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
             FileExistsError, PermissionError) as e:
-        print(f"emlpress: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _say("error", e, EXIT_USAGE)
     except OSError as e:  # disk full, read-only file system, ...
-        print(f"emlpress: failed: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _say("failed", e, EXIT_FAILURE)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ def _run(kernel, name: str, net: Network, lo, hi) -> Bounds:
     t0 = time.perf_counter()
     lower, upper = kernel(net._core, lo, hi)
     dt = time.perf_counter() - t0
-    check_finite(lower, upper, name, lo, hi)
+    check_finite(lower, upper, name, lo, hi, net)
     return _trusted(lower, upper, lo, hi, name, {name: dt})
 
 
@@ -271,23 +271,31 @@ def on_boxes(net: Network, LO, HI) -> Bounds:
         out_lo[k], out_hi[k] = a[-1], b[-1]
     if not all(np.isfinite(a).all() and np.isfinite(b).all() for a, b in zip(lower, upper)):
         for k in range(LO.shape[0]):  # name the first box at fault
-            check_finite(*_core.crown(net._core, LO[k], HI[k]), "crown", LO[k], HI[k])
+            check_finite(*_core.crown(net._core, LO[k], HI[k]), "crown", LO[k], HI[k], net)
     LO.flags.writeable = HI.flags.writeable = False
     return Bounds(tuple(lower), tuple(upper), LO.min(0), HI.max(0), "boxes",
                   seconds={"boxes": time.perf_counter() - t0}, parts=(LO, HI),
                   part_output=(out_lo, out_hi))
 
 
-def check_finite(lower, upper, method: str, lo, hi) -> None:
-    """Refuse bounds that overflowed float64: an infinite or NaN bound is no answer."""
+def check_finite(lower, upper, method: str, lo, hi, net: Network | None = None) -> None:
+    """Refuse bounds that overflowed float64: an infinite or NaN bound is no answer. The
+    message blames the larger in magnitude of the box and the network's parameters."""
     for l, (a, b) in enumerate(zip(lower, upper)):
         bad = np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(
-                f"{method} bounds overflow float64 at layer {l}, neuron {i} ([{a[i]}, {b[i]}]): "
-                f"the input box is too large for this network (largest |bound| of the box "
-                f"{max(np.abs(lo).max(), np.abs(hi).max()):.3g}); scale the inputs or shrink the box")
+            box = float(max(np.abs(lo).max(), np.abs(hi).max()))
+            par = max((float(np.abs(p).max(initial=0.0)) for p in (*net.weights, *net.biases)),
+                      default=0.0) if net is not None else 0.0
+            if par > box:
+                cause = (f"the weights are too large (largest |weight| {par:.3g}; largest |bound| "
+                         f"of the box {box:.3g}); scale the network's weights down")
+            else:
+                cause = (f"the input box is too large for this network (largest |bound| of the "
+                         f"box {box:.3g}); scale the inputs or shrink the box")
+            raise ValueError(f"{method} bounds overflow float64 at layer {l}, neuron {i} "
+                             f"([{a[i]}, {b[i]}]): {cause}")
 
 
 def interval(net: Network, lo=None, hi=None) -> Bounds:

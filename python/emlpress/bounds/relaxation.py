@@ -43,13 +43,19 @@ def add_block(h: highspy.Highs, blk: dict, integral: bool = True) -> None:
              "rows", blk["values"], blk["row_lower"], blk["row_upper"])
 
 
+class MagnitudeError(RuntimeError):
+    """HiGHS refused rows or columns with values of 1e15 and above: the input box or the
+    weights are too large for an LP (the CLI's exit status 2, like a float64 overflow)."""
+
+
 def _checked(status, what: str, *arrays) -> None:
     """Raise when HiGHS refused an addCols/addRows (it then adds nothing, and every later
     index and dual would be off), naming the largest finite magnitude it was given."""
     if status == highspy.HighsStatus.kError:
         big = max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays), default=0.0)
-        raise RuntimeError(f"HiGHS refused the {what} (largest finite |value| {big:.3g}; HiGHS "
-                           "rejects coefficients of 1e15 and above)")
+        raise MagnitudeError(f"HiGHS refused the {what} of the LP relaxation (largest finite "
+                             f"|value| {big:.3g}; HiGHS rejects 1e15 and above): the input box "
+                             "or the weights are too large; scale the inputs or shrink the box")
 
 
 #: earlier solutions of the instance tried as hints for each LP's starting basis, beside

@@ -218,7 +218,9 @@ class MinMax:
         return cls(list(d["columns"]), np.asarray(d["lo"], float), np.asarray(d["hi"], float))
 
     def save(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        from emlpress._atomic import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1))
 
 
 def best_measured(data: TPCData, max_error: float, max_time: float, hardware=None,

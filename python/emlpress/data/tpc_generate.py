@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from emlpress import _options
+from emlpress._atomic import write_csv_atomic, write_text_atomic
 from emlpress.data.tpc import BENCHMARKS, HW_NAME
 
 __all__ = ["round_bits", "run_kernel", "kernel_reference", "generate", "BIT_RANGE", "KERNEL_VERSION",
@@ -295,9 +296,7 @@ def _write_manifest(out_dir: Path, hw: str, benchmarks, seed: int, repeats: int,
                    "rows": n_rows, "benchmarks": done, "host": host,
                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     path = out_dir / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"format": 1, "hardware": entries}, indent=1) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps({"format": 1, "hardware": entries}, indent=1) + "\n")
     return path
 
 
@@ -371,7 +370,7 @@ def generate(out_dir, benchmarks=None, n_rows: int = 2000, hw: str | None = None
             r = run_kernel(b, bits, inputs, ref, repeats)
             rows.append({**{f"var_{i}": int(v) for i, v in enumerate(bits)}, **r})
         path = out_dir / f"{b}_{hw}.csv"
-        pd.DataFrame(rows).to_csv(path, index=False, float_format="%.6g")
+        write_csv_atomic(path, pd.DataFrame(rows), float_format="%.6g")
         written.append(path)
     _write_manifest(out_dir, hw, benchmarks or list(BENCHMARKS), seed, repeats, n_rows)
     return written

@@ -45,12 +45,107 @@ def _import_quietly():
     return keras
 
 
-def _activation_ops(name: str, where: str) -> list:
+def _activation_ops(name: str, where: str, source: str) -> list:
     if name == "relu":
         return [Relu(where)]
     if name == "linear":
         return []
-    raise UnsupportedLayerError(f"{where}: activation '{name}' is not supported (only relu, linear)")
+    raise UnsupportedLayerError(f"{source}: {where}: activation '{name}' is not supported "
+                                "(only relu, linear)")
+
+
+#: the layer classes a model file may name; anything else is refused from the file's
+#: configuration, before Keras builds (or runs) any of it
+SAFE_LAYERS = ("InputLayer", "Dense", "ReLU", "Activation")
+SAFE_ACTIVATIONS = ("relu", "linear")
+_MODELS = ("Sequential", "Functional", "Model")
+
+
+def check_config(path) -> None:
+    """Refuse a ``.h5``/``.keras`` file whose configuration (the HDF5 attribute
+    ``model_config``, or the archive's ``config.json``) names a layer outside
+    ``SAFE_LAYERS``, an activation outside ``SAFE_ACTIVATIONS`` or an object that is not
+    Keras' own (a ``Lambda``'s Python code, a custom layer, initializer or regularizer),
+    naming the layer and the file. Only JSON is read: nothing of the file is run, which
+    Keras' ``load_model`` would do for a legacy ``.h5`` Lambda layer."""
+    import json
+
+    from emlpress.io import ModelFileError
+
+    path = str(path)
+    if path.endswith(".h5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                raw = f.attrs.get("model_config")
+        except OSError as e:
+            raise ModelFileError(f"{path}: not a Keras HDF5 model file (OSError: {e})") from None
+        if raw is None:
+            raise ModelFileError(f"{path}: an HDF5 file without a Keras model (no model_config "
+                                 "attribute): not a file written by Keras' model.save")
+    else:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise ModelFileError(f"{path}: not a Keras model file (not a .keras zip archive)")
+        with zipfile.ZipFile(path) as z:
+            if "config.json" not in z.namelist():
+                raise ModelFileError(f"{path}: a zip archive without config.json: not a file "
+                                     "written by Keras' model.save")
+            raw = z.read("config.json")
+    try:
+        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        layers = cfg["config"]["layers"]
+        kind = cfg["class_name"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{path}: its Keras model configuration cannot be read "
+                             f"({type(e).__name__}: {e})") from None
+    if kind not in _MODELS:
+        raise UnsupportedLayerError(f"{path}: the model is a {kind!r}, not a Sequential or "
+                                    "functional chain (refused before loading it)")
+    if kind == "Sequential":  # numbered as model.layers, which leaves the InputLayer out
+        layers = [l for l in layers if not (isinstance(l, dict) and l.get("class_name") == "InputLayer")]
+    for pos, layer in enumerate(layers):
+        kind = layer.get("class_name") if isinstance(layer, dict) else None
+        conf = layer.get("config", {}) if isinstance(layer, dict) else {}
+        where = f"layer {pos} '{conf.get('name', '?')}' ({kind})"
+        if kind not in SAFE_LAYERS:
+            raise UnsupportedLayerError(
+                f"{path}: {where} is not supported (only {', '.join(SAFE_LAYERS)}); refused "
+                "from the file's configuration, nothing in it was run")
+        act = conf.get("activation")
+        if kind in ("Dense", "Activation") and act not in SAFE_ACTIVATIONS:
+            raise UnsupportedLayerError(f"{path}: {where}: activation {act!r} is not supported "
+                                        f"(only {', '.join(SAFE_ACTIVATIONS)})")
+        foreign = _foreign_object(conf)
+        if foreign is not None or not str(layer.get("module", "keras")).startswith(
+                ("keras", "tf_keras")):
+            raise UnsupportedLayerError(
+                f"{path}: {where} uses {foreign or layer.get('module')}, which is not Keras' "
+                "own; refused from the file's configuration, nothing in it was run")
+
+
+def _foreign_object(value):
+    """The first object in a layer's configuration that Keras would look up outside its
+    own modules (a custom initializer, regularizer or constraint), or None."""
+    if isinstance(value, dict):
+        if "class_name" in value:
+            module = value.get("module")
+            registered = value.get("registered_name")
+            if (module is not None and not str(module).startswith(("keras", "tf_keras"))) or (
+                    registered not in (None, value["class_name"])):
+                return f"{value['class_name']} from {module or registered}"
+        for v in value.values():
+            found = _foreign_object(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _foreign_object(v)
+            if found is not None:
+                return found
+    return None
 
 
 def from_keras(model_or_path) -> Network:
@@ -60,14 +155,16 @@ def from_keras(model_or_path) -> Network:
     and ``Activation('linear')``, ``InputLayer``. Anything else raises
     :class:`UnsupportedLayerError` naming the layer, its type and its position.
     """
-    keras = tf_keras()
     source = "keras model"
     model = model_or_path
     if isinstance(model_or_path, (str, os.PathLike)):
         source = str(model_or_path)
         if not os.path.exists(source):
             raise FileNotFoundError(source)
-        model = keras.models.load_model(source, compile=False)
+        check_config(source)  # before Keras reads it: a legacy .h5 Lambda runs when loaded
+    keras = tf_keras()
+    if isinstance(model_or_path, (str, os.PathLike)):
+        model = keras.models.load_model(source, compile=False, safe_mode=True)
     domain = read_domain(source) if isinstance(model_or_path, (str, os.PathLike)) else None
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedLayerError(
@@ -86,7 +183,7 @@ def from_keras(model_or_path) -> Network:
             kernel, *rest = layer.get_weights()
             bias = rest[0] if layer.use_bias else np.zeros(kernel.shape[1])
             ops.append(Affine(kernel.T, bias, where))
-            ops += _activation_ops(keras.activations.serialize(layer.activation), where)
+            ops += _activation_ops(keras.activations.serialize(layer.activation), where, source)
         elif isinstance(layer, keras.layers.ReLU):
             cfg = layer.get_config()
             if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get(
@@ -98,7 +195,7 @@ def from_keras(model_or_path) -> Network:
                 )
             ops.append(Relu(where))
         elif isinstance(layer, keras.layers.Activation):
-            ops += _activation_ops(keras.activations.serialize(layer.activation), where)
+            ops += _activation_ops(keras.activations.serialize(layer.activation), where, source)
         else:
             raise UnsupportedLayerError(
                 f"{source}: {where} is not supported (only Dense, ReLU, Activation relu/linear)"

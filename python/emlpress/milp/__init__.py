@@ -1,11 +1,19 @@
 """Embedding trained ReLU networks in a HiGHS MILP (Empirical Model Learning).
 
->>> import highspy
+>>> import highspy, numpy as np
+>>> from emlpress import Network
+>>> from emlpress.milp import add_network, solve
+>>> net = Network([np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[1.0, -1.0]])],
+...               [np.zeros(2), np.zeros(1)], lo=[-1.0, -1.0], hi=[1.0, 1.0])
 >>> h = highspy.Highs()
->>> x = h.addVariables(2, lb=net.lo, ub=net.hi)
+>>> h.setOptionValue("output_flag", False)      # no HiGHS log
+<HighsStatus.kOk: 0>
+>>> x = h.addVariables(2, lb=net.lo.tolist(), ub=net.hi.tolist())  # lists: highspy 1.16
 >>> nn = add_network(h, net, x)                  # big-M rows generated in C++, added in bulk
 >>> h.setObjective(nn.outputs[0], sense=highspy.ObjSense.kMaximize)  # or addConstr on outputs
 >>> sol = solve(h, time_limit=60)                # every network's solution is verified
+>>> sol.status, round(sol.objective, 9)
+('OPTIMAL', 2.0)
 
 Encoding per hidden unit (``cpp/include/emlpress/bigm.hpp``): stably inactive units have no
 variable, stably active ones a continuous variable equal to their affine expression, unstable

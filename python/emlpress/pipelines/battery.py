@@ -47,7 +47,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import traceback
 import uuid
@@ -56,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from emlpress import _atomic
+from emlpress._atomic import write_atomic
 from emlpress.pipelines.jobqueue import JobQueue
 
 __all__ = ["Task", "JobQueue", "BatteryResult", "ConfigMismatch", "SchedulerUnreachable", "FolderBusy", "run",
@@ -64,8 +65,6 @@ __all__ = ["Task", "JobQueue", "BatteryResult", "ConfigMismatch", "SchedulerUnre
 
 VERSION = 1
 INCOMPLETE = "INCOMPLETE"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 class ConfigMismatch(ValueError):
@@ -118,31 +117,9 @@ def _check_key(key: str) -> str:
     return key
 
 
-def write_atomic(path: Path, write: Callable) -> None:
-    """``write(tmp)`` writes the file's content to a temporary path in the same folder, which
-    is then renamed to ``path``: a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, payload) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (:func:`write_atomic`)."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=1, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-
-    write_atomic(path, write)
+    """Write ``payload`` as JSON to ``path`` atomically (:func:`emlpress._atomic.write_atomic`)."""
+    _atomic.write_json_atomic(path, payload, default=_json_default)
 
 
 def _json_default(o):
@@ -325,8 +302,7 @@ def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
         write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     except Exception:
         text = traceback.format_exc()
-        err.parent.mkdir(parents=True, exist_ok=True)
-        err.write_text(text)
+        _atomic.write_text_atomic(err, text)
         return {"key": key, "ok": False, "error": text}
     err.unlink(missing_ok=True)
     return {"key": key, "ok": True, "seconds": seconds}
@@ -349,7 +325,8 @@ def _connect(scheduler, workers: int, threads_per_worker: int, native: int,
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["TF_USE_LEGACY_KERAS"] = "1"
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0", env=env,
+                               processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", env=env,
                                silence_logs=40)
         return Client(cluster), cluster
     try:
@@ -384,8 +361,8 @@ def _collect(client, folder: Path, kind: str, todo: list, native_threads: int,
             rec = fut.result()
         except Exception as e:  # the worker died (killed, out of memory)
             rec = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-            (folder / "tasks" / f"{key}.error").write_text(
-                f"the task's worker failed: {rec['error']}\n")
+            _atomic.write_text_atomic(folder / "tasks" / f"{key}.error",
+                                      f"the task's worker failed: {rec['error']}\n")
         if not rec["ok"]:
             failed[key] = rec["error"]
         elif not _visible(folder / "tasks" / f"{key}.json"):
@@ -468,9 +445,10 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
                     shutil.rmtree(folder, ignore_errors=True)  # this call made it: leave nothing
                 raise
             if todo:
-                marker.write_text(f"this battery stopped before its end ({len(skipped)} of "
-                                  f"{len(tasks)} tasks had results when it started); {resume_hint} "
-                                  "to resume it\n")
+                _atomic.write_text_atomic(
+                    marker, f"this battery stopped before its end ({len(skipped)} of "
+                            f"{len(tasks)} tasks had results when it started); {resume_hint} "
+                            "to resume it\n")
                 if progress:
                     from tqdm import tqdm
 
@@ -499,6 +477,7 @@ def run(folder, kind: str, config: dict, tasks: list[Task], *,
             for stale in folder.rglob(".*.tmp"):  # renames that never happened
                 stale.unlink(missing_ok=True)
         elif not marker.exists():
-            marker.write_text(f"this battery has unfinished tasks; {resume_hint} to resume it\n")
+            _atomic.write_text_atomic(
+                marker, f"this battery has unfinished tasks; {resume_hint} to resume it\n")
         return BatteryResult(folder, results, ran, skipped, failed, summary,
                              time.perf_counter() - t0, interrupted)

@@ -20,13 +20,23 @@ the run), or on the training box (single-box, the naive way).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from emlpress._atomic import (save_figure_atomic, write_atomic, write_bytes_atomic,
+                              write_csv_atomic, write_json_atomic)
+from emlpress.bounds.relaxation import MagnitudeError
 
 from emlpress.data import sir
 from emlpress.network import Network
 
-__all__ = ["Plan", "plan", "Config", "run", "TOPOLOGIES"]
+__all__ = ["Plan", "plan", "Config", "run", "TOPOLOGIES", "NotApplicable"]
+
+
+class NotApplicable(ValueError):
+    """A bounding that cannot apply to this instance (single-box: a week's inputs leave the
+    training box); the run records it as such, and only it."""
 
 
 @dataclass
@@ -222,7 +232,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
         nlo, nhi = np.maximum(clo, lo), np.minimum(chi, hi)
         if np.any(nlo > nhi):
             k = int(np.argmax(nlo > nhi))
-            raise ValueError(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
+            raise NotApplicable(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
                              f"training box [{lo[k]}, {hi[k]}]: single-box bounding cannot apply")
         h.changeColsBounds(4, cols, nlo, nhi)
         if "single" not in cache:
@@ -402,13 +412,38 @@ def _size(model) -> tuple[int, int]:
     return buf.getbuffer().nbytes, int(sum(a.nbytes for a in arrays.values()))
 
 
+#: the longest horizon :func:`run` plans: a year of weekly decisions (the MILP holds one
+#: model copy and 37 binaries per week; the README's runs go to 10 weeks)
+MAX_WEEKS = 52
+
+
+def check(cfg: Config) -> None:
+    """Refuse settings that would fail or give NaN after training (a time limit <= 0, no
+    epochs, a horizon beyond ``MAX_WEEKS``), naming the setting; nothing is written."""
+    from emlpress import _options
+
+    _options.seconds("time_limit", cfg.time_limit)
+    for name in ("epochs", "prune_epochs", "batch_size", "patience", "n_train", "n_test"):
+        _options.positive_int(name, getattr(cfg, name))
+    for hz in cfg.horizons:
+        if isinstance(hz, bool) or not isinstance(hz, (int, np.integer)) or not 1 <= hz <= MAX_WEEKS:
+            raise ValueError(f"horizons: {hz!r} weeks; give 1 to {MAX_WEEKS} (the MILP holds a "
+                             "model copy per week)")
+    if not 0.0 < cfg.validation < 1.0:
+        raise ValueError(f"validation = {cfg.validation!r} must lie in (0, 1)")
+    from emlpress.train import check_sparsities
+
+    check_sparsities(cfg.initial_sparsity, cfg.final_sparsity)
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {out}: is a file; give the directory the run folders go to")
+
+
 def run(cfg: Config):
     """Train every model, evaluate it, plan every horizon with it, simulate each plan and
     compare with the brute force; returns (run folder, summary DataFrame)."""
     import datetime as dt
-    import json
     import time
-    from pathlib import Path
 
     import pandas as pd
 
@@ -423,6 +458,9 @@ def run(cfg: Config):
         bad = [v for v in given if v not in known]
         if bad:
             raise ValueError(f"unknown {what} {bad[0]!r}: one of {known}")
+    check(cfg)
+    if cfg.tree:  # before any training: the default run's tree needs scikit-learn
+        import sklearn.tree  # noqa: F401
     stamp = f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
     folder, k = Path(cfg.out) / stamp, 0
     while folder.exists():  # two runs in one second
@@ -447,14 +485,14 @@ def run(cfg: Config):
         base_s = time.perf_counter() - t0
         if "baseline" in cfg.variants:
             path = folder / "models" / f"{name}.npz"
-            fit.net.save(path)
+            write_atomic(path, fit.net.save)
             models[name] = (fit.net, base_s, path)
         if "pruned" in cfg.variants and TOPOLOGIES[name]:
             t0 = time.perf_counter()
             pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
                                    pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
             path = folder / "models" / f"{name}+pruned.npz"
-            pruned.net.save(path)
+            write_atomic(path, pruned.net.save)
             models[f"{name}+pruned"] = (pruned.net, base_s + time.perf_counter() - t0, path)
         if "int8" in cfg.variants or cfg.ptq_table:
             from emlpress.compress.lossy import quantization_table, quantize
@@ -463,20 +501,22 @@ def run(cfg: Config):
             if "int8" in cfg.variants:
                 t0 = time.perf_counter()
                 path = folder / "models" / f"{name}+int8.tflite"
-                q = QuantizedNetwork.from_tflite(quantize(fit.net, "int8-fallback", representative=Xtr,
-                                                          output=path))
+                content = quantize(fit.net, "int8-fallback", representative=Xtr)
+                write_bytes_atomic(path, content)
+                q = QuantizedNetwork.from_tflite(content)
                 q.lo, q.hi = lo, hi
                 models[f"{name}+int8"] = (q, base_s + time.perf_counter() - t0, path)
             if cfg.ptq_table:
-                quantization_table(fit.net, Xte, Yte, representative=Xtr).to_csv(
-                    folder / f"ptq_{name}.csv", index=False)
+                write_csv_atomic(folder / f"ptq_{name}.csv",
+                                 quantization_table(fit.net, Xte, Yte, representative=Xtr))
     if cfg.tree:
         from sklearn.tree import DecisionTreeRegressor
 
         t0 = time.perf_counter()
         tree = DecisionTreeRegressor(max_depth=cfg.tree_depth, random_state=cfg.seed).fit(Xtr, Ytr)
         path = folder / "models" / "tree.npz"
-        np.savez(path, **_parameters(tree))
+        arrays = _parameters(tree)
+        write_atomic(path, lambda tmp: _savez(tmp, arrays))
         models["tree"] = (tree, time.perf_counter() - t0, path)
     # each model's held-out metrics, once (the int8 ones by the reference interpreter)
     from emlpress.compress.lossy import regression_metrics
@@ -508,9 +548,9 @@ def run(cfg: Config):
             try:
                 p = plan(inst, model, time_limit=cfg.time_limit,
                          bounding="chained" if bounding == "-" else bounding)
-            except ValueError as e:  # single-box on a network whose outputs leave the box
+            except NotApplicable as e:  # single-box on a network whose outputs leave the box
                 p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
-            except RuntimeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
+            except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
                 # CROWN over many weeks of a deep network)
                 p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
             if p.schedule is not None and (name, hz) not in plans:  # the first bounding's
@@ -534,11 +574,11 @@ def run(cfg: Config):
                            gap_to_optimum=(bf.best_s - p.simulated_s) / bf.best_s
                            if p.schedule is not None else float("nan"))
             rows.append(row)
-            with open(folder / "logs" / f"{name}_{bounding.replace('+', '_')}_{hz}w.json", "w") as f:
-                json.dump({"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
-                           "simulated": None if p.simulated is None else p.simulated.tolist()}, f,
-                          indent=1, default=str)
-            pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+            write_json_atomic(folder / "logs" / f"{name}_{bounding.replace('+', '_')}_{hz}w.json",
+                              {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
+                               "simulated": None if p.simulated is None else p.simulated.tolist()},
+                              default=str)
+            write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
         if bar is not None:
             bar.close()
     summary = pd.DataFrame(rows)
@@ -563,9 +603,14 @@ def run(cfg: Config):
             summary.loc[at, "best_known_by"] = ("local search (one- and two-week changes, true "
                                                 "simulator) from every plan; reference SIR")
             summary.loc[at, "gap_to_best_known"] = (best - summary.loc[at, "simulated_S"]) / best
-    summary.to_csv(folder / "run.summary.csv", index=False)
+    write_csv_atomic(folder / "run.summary.csv", summary)
     _plots(folder, summary, plans)
     return folder, summary
+
+
+def _savez(path, arrays) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would add .npz to the name
+        np.savez(f, **arrays)
 
 
 def _plots(folder, summary, plans) -> None:
@@ -588,7 +633,7 @@ def _plots(folder, summary, plans) -> None:
         axes[0].legend(fontsize=6)
         fig.suptitle(f"{hz} weeks: the chosen plans, predicted (dashed) and simulated (solid)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(folder / f"trajectories_{hz}w.png", dpi=100)
+        save_figure_atomic(fig, folder / f"trajectories_{hz}w.png", dpi=100)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (hz, b), g in summary.groupby(["weeks", "bounding"]):
@@ -598,5 +643,5 @@ def _plots(folder, summary, plans) -> None:
     ax.tick_params(axis="x", labelsize=6, rotation=30)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(folder / "solver_time.png", dpi=100)
+    save_figure_atomic(fig, folder / "solver_time.png", dpi=100)
     plt.close(fig)

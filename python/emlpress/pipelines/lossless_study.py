@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emlpress._atomic import save_figure_atomic, write_csv_atomic, write_text_atomic
 from emlpress.pipelines import battery
 
 __all__ = ["Optimizer", "OPTIMIZERS", "REGULARIZATIONS", "METHODS", "PRESETS", "Config",
@@ -524,8 +525,8 @@ def summarize(folder, results: dict) -> dict:
         out["notes"].append(f"{len(bad)} models diverged in training (non-finite outputs) and "
                             f"were not bounded: {', '.join(bad)}")
         models = models[models["method"] != "(not bounded)"]
-    models.to_csv(folder / "models.csv", index=False)
-    layers.to_csv(folder / "layers.csv", index=False)
+    write_csv_atomic(folder / "models.csv", models)
+    write_csv_atomic(folder / "layers.csv", layers)
     md = ["# Lossless-compression study", ""]
     if not models.empty:
         removed = models.pivot_table(index=["optimizer", "regularization"], columns="method",
@@ -559,11 +560,11 @@ def summarize(folder, results: dict) -> dict:
     if ref is not None:
         tab, lines = reference_table(ref)
         out["reference"], out["reference_notes"] = tab, lines
-        tab.to_csv(folder / "reference.csv")
+        write_csv_atomic(folder / "reference.csv", tab, index=True)
         md += ["## The study's own network (seed_gp)", "", tab.to_markdown(floatfmt=".0f"), ""]
         md += [f"- {x}" for x in lines] + [""]
     out["plots"] = _plots(folder, models, layers)
-    (folder / "summary.md").write_text("\n".join(md))
+    write_text_atomic(folder / "summary.md", "\n".join(md))
     return out
 
 
@@ -571,7 +572,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emlpress._atomic import (save_figure_atomic, write_atomic, write_bytes_atomic,
+                              write_csv_atomic, write_json_atomic, write_text_atomic)
 from emlpress.compress import lossless
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import Oracle, brute_force
@@ -163,9 +165,7 @@ class Surrogate:
 
 
 def _log(folder: Path, step: str, payload: dict) -> None:
-    (folder / "logs").mkdir(exist_ok=True)
-    with open(folder / "logs" / f"{step}.json", "w") as f:
-        json.dump(payload, f, indent=1, default=_json)
+    write_json_atomic(folder / "logs" / f"{step}.json", payload, default=_json)
 
 
 def _json(o):
@@ -551,7 +551,7 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
         ax.legend(fontsize=7)
         p = folder / f"solver_time_{bench}.png"
         fig.tight_layout()
-        fig.savefig(p, dpi=100)
+        save_figure_atomic(fig, p, dpi=100)
         plt.close(fig)
         paths.append(p)
     ratios = solver_time_ratios(summary)
@@ -570,7 +570,7 @@ def _plots(folder: Path, summary: pd.DataFrame) -> list[Path]:
                      "solves; bars: min-max)", fontsize=9)
         p = folder / "solver_time_ratio.png"
         fig.tight_layout()
-        fig.savefig(p, dpi=100)
+        save_figure_atomic(fig, p, dpi=100)
         plt.close(fig)
         paths.append(p)
     return paths
@@ -753,7 +753,8 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
     last_folder = folder
 
     def mark(n_done: int) -> None:
-        (folder / INCOMPLETE).write_text(
+        write_text_atomic(
+            folder / INCOMPLETE,
             f"this run stopped before its end: {n_done} of {total} answers written to "
             f"run.summary.csv\nresume with: emlpress tpc run --resume {folder}\n")
     bar = None
@@ -768,7 +769,7 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
 
     def on_row(row) -> None:
         rows.append(row)
-        pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)
+        write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
         mark(len(rows))
         if bar is not None:
             bar.update(1)
@@ -778,7 +779,7 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
         if bench not in truths:
             truths[bench] = _truth(bench, data, oracle, cfg, [cfg.hw] if cfg.hw else data.hardware)
         _job(cfg, folder, bench, topo, data, oracle, splits[bench], truths[bench], notes, bar, on_row)
-        pd.DataFrame(rows).to_csv(folder / "run.summary.csv", index=False)  # group_done
+        write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))  # group_done
     if bar is not None:
         bar.close()
     summary = _finish(folder, cfg, rows, notes)
@@ -966,11 +967,11 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
         sur = res["final_sur"]
         nets = [sur.error_net] + ([sur.resource_net] if sur.resource_net is not None else [])
         path = folder / "models" / f"{tag}_error.npz"
-        sur.error_net.save(path)
+        write_atomic(path, sur.error_net.save)
         if sur.resource_net is not None:
-            sur.resource_net.save(folder / "models" / f"{tag}_resources.npz")
+            write_atomic(folder / "models" / f"{tag}_resources.npz", sur.resource_net.save)
         for key, content in sur.tflite.items():
-            (folder / "models" / f"{tag}_{key}.tflite").write_bytes(content)
+            write_bytes_atomic(folder / "models" / f"{tag}_{key}.tflite", content)
         row.update(weights=int(sum(W.size for n in nets for W in n.weights)),
                    size_bytes=path.stat().st_size,
                    # the same file format for every variant, where int8 ones are compared
@@ -1054,7 +1055,7 @@ def _finish(folder: Path, cfg: Config, rows: list, notes: list) -> pd.DataFrame:
     summary.attrs["notes"] = list(dict.fromkeys(notes))
     summary.attrs["coverage"] = cov
     _plots(folder, summary)
-    summary.to_csv(folder / "run.summary.csv", index=False)
+    write_csv_atomic(folder / "run.summary.csv", summary)
     return summary
 
 
