@@ -83,8 +83,8 @@ LiveLayer make_live_layer(const NetworkView& net, int j, const Vec& l, const Vec
 
 // Backward pass for the rows `idx` of layer k: CROWN lower and upper bounds.
 void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
-                   const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
-                   Vec& upper) {
+                   const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr,
+                   const L1Ball* l1, Vec& lower, Vec& upper) {
     const Eigen::Index m = static_cast<Eigen::Index>(idx.size());
     // Rows [0, m) bound from above, rows [m, 2m) from below; one GEMM serves both.
     RowMat M(2 * m, net.W[k].cols());
@@ -127,19 +127,37 @@ void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index
     const auto bot = M.bottomRows(m);
     upper = cU + top * xc + top.cwiseAbs() * xr;
     lower = cL + bot * xc - bot.cwiseAbs() * xr;
+    if (l1) {
+        // min/max of a.x over the ball: a.center -+ eps max|a_j| (the dual norm), plus the
+        // rounding of that evaluation and of adding the intercept (the back-substitution's
+        // own rounding is the caller's slack, as for the box)
+        const Vec ac = l1->center.cwiseAbs();
+        const double g = gamma_slack(static_cast<double>(xc.size()) + 2.0);
+        const double tiny = subnormal_slack(static_cast<double>(xc.size()) + 2.0);
+        for (Eigen::Index i = 0; i < m; ++i) {
+            const double nu = top.row(i).cwiseAbs().maxCoeff();
+            const double nl = bot.row(i).cwiseAbs().maxCoeff();
+            const double vu = cU[i] + top.row(i).dot(l1->center) + l1->eps * nu;
+            const double vl = cL[i] + bot.row(i).dot(l1->center) - l1->eps * nl;
+            const double mu = top.row(i).cwiseAbs().dot(ac) + l1->eps * nu + std::fabs(cU[i]);
+            const double ml = bot.row(i).cwiseAbs().dot(ac) + l1->eps * nl + std::fabs(cL[i]);
+            upper[i] = std::min(upper[i], vu + g * mu + tiny);
+            lower[i] = std::max(lower[i], vl - g * ml - tiny);
+        }
+    }
 }
 
 // The target rows are independent: split them over threads, each with its own GEMMs.
 void backward(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
-              const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
-              Vec& upper) {
+              const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr,
+              const L1Ball* l1, Vec& lower, Vec& upper) {
     const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(idx.size());
     lower.resize(m);
     upper.resize(m);
     parallel_chunks(m, 16, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
         const std::vector<Eigen::Index> part(idx.begin() + b, idx.begin() + e);
         Vec lo_part, up_part;
-        backward_rows(net, k, part, live, xc, xr, lo_part, up_part);
+        backward_rows(net, k, part, live, xc, xr, l1, lo_part, up_part);
         lower.segment(b, e - b) = lo_part;
         upper.segment(b, e - b) = up_part;
     });
@@ -180,7 +198,10 @@ LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
     return out;
 }
 
-LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const LayerBounds* clip) {
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const LayerBounds* clip,
+                  const L1Ball* l1) {
+    if (l1 && l1->center.size() != lo.size())
+        throw std::invalid_argument("crown: the l1 centre needs one value per input");
     std::vector<Vec> mag;
     const LayerBounds plain = interval(net, lo, hi, &mag);
     const Vec xc = 0.5 * (lo + hi);
@@ -188,6 +209,19 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
     LayerBounds out;
     out.lower.push_back(plain.lower[0]);  // the first layer's interval bounds are exact
     out.upper.push_back(plain.upper[0]);
+    if (l1) {  // on the box; over the ball, its closed form may be tighter
+        std::vector<Eigen::Index> all(static_cast<std::size_t>(net.width(0)));
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<Eigen::Index>(i);
+        Vec cl, cu;
+        backward(net, 0, all, {}, xc, xr, l1, cl, cu);
+        const double n0 = static_cast<double>(net.W[0].cols());
+        for (Eigen::Index i = 0; i < cl.size(); ++i) {
+            // the box side's rounding, as interval's (the ball's is inside cl, cu)
+            const double slack = gamma_slack(n0 + 2.0) * mag[0][i] + subnormal_slack(n0 + 2.0);
+            out.lower[0][i] = std::max(out.lower[0][i], cl[i] - slack);
+            out.upper[0][i] = std::min(out.upper[0][i], cu[i] + slack);
+        }
+    }
     if (clip) {
         if (static_cast<int>(clip->lower.size()) != net.n_layers() ||
             static_cast<int>(clip->upper.size()) != net.n_layers())
@@ -236,7 +270,7 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
         }
         if (!idx.empty()) {
             Vec cl, cu;
-            backward(net, k, idx, live, xc, xr, cl, cu);
+            backward(net, k, idx, live, xc, xr, l1, cl, cu);
             // one more rounding per layer for the slopes and intercepts, and the intercept
             // terms (|t_j| <= |l_j| <= cm_j: at most cm_k per layer) beside the weights'
             const double g = gamma_slack(n_terms + 2.0 * k);
