@@ -457,7 +457,8 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
     # a point of the domain (the box centre): a witness that the bound problems are feasible
     x0 = (lo + hi) / 2 if d is None else d.point
     zc = [z[0] for z in net.preactivations(x0[None, :])]
-    layers = range(1, net.n_layers)
+    # the first layer's interval bounds are exact on a box, not on a polytope
+    layers = range(1 if d is None else 0, net.n_layers)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -466,12 +467,13 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
     lock = threading.Lock()
     with ThreadPoolExecutor(n_threads) as pool:
         for k in layers:
-            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
+            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1]) if k else None
             aff = store.pre_activation(net._core, k)
             # a network point inside every bound so far proves the problem feasible
             witness = all(bool(np.all((lower[j] <= zc[j]) & (zc[j] <= upper[j]))) for j in range(k))
             for w in workers:
-                w.add_block(blk)
+                if blk is not None:
+                    w.add_block(blk)
                 w.set_targets(k, aff, fwd[k])
                 w.witness = witness
             hidden = k < net.n_layers - 1
