@@ -252,3 +252,44 @@ def test_methods_without_polytope_support_refuse_it():
     box = Domain(lo, hi)
     assert B.milp(net, domain=box, time_limit=5).domain is None
     assert B.tighten(net, method="progressive", domain=d).domain is d
+
+
+def test_cli_bounds_and_compress_on_a_polytope(tmp_path, capsys):
+    """emlpress bounds/compress with --constraints and --l1-*: the polytope's stable unit
+    shows, the compressed file equals the original on the polytope; bad domains exit 2 with
+    one line naming the option and the argument."""
+    from emlpress.cli import main
+
+    model = tmp_path / "net.npz"
+    Network(_relu_sum_net().weights, _relu_sum_net().biases, -np.ones(2), np.ones(2)).save(model)
+    cons = tmp_path / "c.npz"
+    np.savez(cons, A_ub=np.array([[1.0, 1.0]]), b_ub=np.array([-0.5]))
+    assert main(["bounds", str(model), "--method", "lp"]) == 0
+    assert "stable hidden units: 0 of 2" in capsys.readouterr().out
+    assert main(["bounds", str(model), "--method", "lp", "--constraints", str(cons)]) == 0
+    out = capsys.readouterr().out
+    assert "stable hidden units: 1 of 2" in out and "input domain: Domain(n_in=2, A_ub: 1 rows)" in out
+    small = tmp_path / "small.npz"
+    assert main(["compress", str(model), "--constraints", str(cons), "-o", str(small)]) == 0
+    capsys.readouterr()
+    d = Domain(-np.ones(2), np.ones(2), A_ub=[[1.0, 1.0]], b_ub=[-0.5])
+    X = d.sample(2000, seed=11)
+    net2 = Network.load(small)
+    assert net2.n_neurons == 1
+    np.testing.assert_array_equal(net2.forward(X), _relu_sum_net().forward(X))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, A_ub=np.array([[np.nan, 1.0]]), b_ub=np.array([0.0]))
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, A_eq=np.array([[1.0, 0.0]]), b_eq=np.array([3.0]))
+    for argv, msg in (
+        (["--l1-center", "0", "--l1-eps", "-1"], "--l1-center / --l1-eps: l1 eps = -1.0 must be"),
+        (["--l1-eps", "0.5"], "give both --l1-center and --l1-eps"),
+        (["--l1-center", "0", "0", "0", "--l1-eps", "1"], "--l1-center takes 1 or 2 values"),
+        (["--constraints", str(bad)], r"--constraints: A_ub[0, 0] = nan is not finite"),
+        (["--constraints", str(empty)], "--constraints: the constraints admit no input"),
+        (["--constraints", str(tmp_path / "none.npz")], "none.npz: file not found"),
+        (["--l1-center", "0", "--l1-eps", "1", "--method", "stability"], "stability with --constraints"),
+    ):
+        assert main(["bounds", str(model), *argv]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, err
