@@ -48,6 +48,29 @@ void register_bounds(py::module_& m) {
         "also satisfy ||x - center||_1 <= eps, each linear bound concretised over that ball "
         "too (dual norm) and the tighter kept.");
     m.def(
+        "crown_linear",
+        [](const PyNet& net, const Vec& lo, const Vec& hi, const ClipArg& given, int k,
+           const std::vector<Eigen::Index>& idx) {
+            const LayerBounds G = to_layer_bounds(given);
+            LinearBounds L;
+            {
+                py::gil_scoped_release release;
+                L = crown_linear(net.view(), lo, hi, G, k, idx);
+            }
+            py::dict d;
+            d["AU"] = L.AU;
+            d["cU"] = L.cU;
+            d["AL"] = L.AL;
+            d["cL"] = L.cL;
+            d["slack"] = L.slack;
+            return d;
+        },
+        py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("given"), py::arg("layer"),
+        py::arg("units"),
+        "CROWN's linear bounds of `units` of `layer` over the inputs, through the relaxations "
+        "of `given` = (lower, upper) per earlier layer: AL x + cL - slack <= z <= AU x + cU + "
+        "slack on [lo, hi] (a dict of numpy arrays).");
+    m.def(
         "crown_boxes",
         [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip,
            std::optional<std::pair<RowMat, RowMat>> box_clip) {

@@ -31,6 +31,19 @@ struct L1Ball {
 LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi,
                   const LayerBounds* clip = nullptr, const L1Ball* l1 = nullptr);
 
+// CROWN's linear bounds of units `idx` of layer k over the inputs, through the relaxations
+// the bounds `given` (per layer before k, sound on a domain inside [lo, hi]) define:
+// for every input x of that domain, AL.row(p) x + cL[p] - slack[p] <= z_idx[p](x) <=
+// AU.row(p) x + cU[p] + slack[p], where slack is crown()'s rounding slack of layer k (for
+// |x| <= max(|lo|, |hi|)). For concretising over a polytope (an LP per row), where the box's
+// closed form is too loose.
+struct LinearBounds {
+    RowMat AU, AL;
+    Vec cU, cL, slack;
+};
+LinearBounds crown_linear(const NetworkView& net, const Vec& lo, const Vec& hi,
+                          const LayerBounds& given, int k, const std::vector<Eigen::Index>& idx);
+
 // CROWN on each box [LO.row(r), HI.row(r)] (B boxes of the network's inputs), the boxes
 // split over threads (each crown serial), clipped by `clip` when given and, when
 // `box_clip` is given, box r also by its row r (bounds known to hold on that box, e.g. its

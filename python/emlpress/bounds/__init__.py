@@ -379,14 +379,46 @@ def crown(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=
     On a :class:`Domain` (keywords as :func:`interval`): over its tightened box and, with an
     l1 ball ``||x - center||_1 <= eps``, each linear bound ``a.x + c`` also concretised
     over the ball in closed form, ``a.center -+ eps ||a||_inf`` (the dual norm), the tighter
-    of the two kept (first layer included). Linear rows act through the tightened box only
-    (:func:`lp` puts them in every LP).
+    of the two kept (first layer included). With linear rows, each layer's CROWN linear
+    bounds of the units still unstable (every output) are then concretised over the domain
+    by an LP over the inputs (one per unit and side, ``Domain.min_linear``, certified from
+    its duals), layer by layer, each layer's relaxation built on the tightened bounds
+    before it.
     """
     d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if d is not None and d.center is not None:
         ball = (np.asarray(d.center), float(d.eps))
-        return _run(lambda c, a, b: _core.crown(c, a, b, None, ball), "crown", net, lo, hi, d)
-    return _run(_core.crown, "crown", net, lo, hi, d)
+        b = _run(lambda c, a, b: _core.crown(c, a, b, None, ball), "crown", net, lo, hi, d)
+    else:
+        b = _run(_core.crown, "crown", net, lo, hi, d)
+    if d is None or not d.n_rows_linear:
+        return b
+    return _crown_on_rows(net, d, b)
+
+
+def _crown_on_rows(net: Network, d: Domain, b: Bounds) -> Bounds:
+    """CROWN's linear bounds concretised over the domain's rows by LPs (see crown)."""
+    t0 = time.perf_counter()
+    lower = [np.array(a) for a in b.lower]
+    upper = [np.array(a) for a in b.upper]
+    for k in range(net.n_layers):
+        if k < net.n_layers - 1:
+            idx = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
+        else:
+            idx = np.arange(lower[k].size)
+        if not idx.size:
+            continue
+        L = _core.crown_linear(net._core, b.lo, b.hi, (lower[:k], upper[:k]), k, idx.tolist())
+        # upper: max AU x + cU + slack = -min(-AU x) + ...; each addition rounded outward
+        hi_ = np.nextafter(np.nextafter(L["cU"] - d.min_linear(-L["AU"]), np.inf) + L["slack"], np.inf)
+        lo_ = np.nextafter(np.nextafter(L["cL"] + d.min_linear(L["AL"]), -np.inf) - L["slack"], -np.inf)
+        upper[k][idx] = np.minimum(upper[k][idx], hi_)
+        # both sides are sound, so they cross only on an empty domain (within rounding)
+        lower[k][idx] = np.minimum(np.maximum(lower[k][idx], lo_), upper[k][idx])
+    check_finite(lower, upper, "crown", b.lo, b.hi)
+    seconds = dict(b.seconds)
+    seconds["crown"] += time.perf_counter() - t0
+    return _trusted(tuple(lower), tuple(upper), b.lo, b.hi, "crown", seconds, d)
 
 
 def gamma_slack(n_terms) -> float:

@@ -121,6 +121,7 @@ class Domain:
         self.box_lo, self.box_hi = self.lo.copy(), self.hi.copy()
         self.point = np.clip((lo + hi) / 2, lo, hi)
         self._vertices = np.empty((0, n))
+        self._lp = None
         if self.center is not None:
             self._tighten_l1()
         if self.n_rows_linear:
@@ -216,53 +217,92 @@ class Domain:
 
     def _tighten_lp(self) -> None:
         """Emptiness (elastic LP, certified) and, per input that a linear row involves, its
-        least and greatest value over the domain by an LP, certified from the duals."""
-        import highspy
-
+        least and greatest value over the domain (:meth:`min_linear`)."""
         rows, col_lo, col_hi = self._columns()
         self._check_nonempty(rows, col_lo, col_hi)
-        nc, nr = len(col_lo), len(rows["row_lower"])
-        rl, ru = np.asarray(rows["row_lower"]), np.asarray(rows["row_upper"])
-        starts = np.asarray(rows["starts"], dtype=np.int32)
-        idx = np.asarray(rows["indices"], dtype=np.int32)
-        val = np.asarray(rows["values"], dtype=np.float64)
-        h = _highs.highs()
-        h.setOptionValue("presolve", "off")  # the next objective starts from the last basis
-        h.addCols(nc, np.zeros(nc), col_lo, col_hi, 0, np.array([], np.int32),
-                  np.array([], np.int32), np.array([], np.float64))
-        h.addRows(nr, rl, ru, len(val), starts[:-1], idx, val)
         targets = set()
         for A in (self.A_ub, self.A_eq):
             if A is not None:
                 targets.update(np.flatnonzero(np.any(A != 0, axis=0)).tolist())
-        new_lo, new_hi = self.box_lo.copy(), self.box_hi.copy()
+        targets = np.array(sorted(targets), dtype=np.intp)
+        if not targets.size:
+            return
+        E = np.zeros((2 * targets.size, self.n_in))
+        E[np.arange(targets.size), targets] = 1.0
+        E[targets.size + np.arange(targets.size), targets] = -1.0
         verts = []
-        args = (col_lo.tolist(), col_hi.tolist(), rl.tolist(), ru.tolist(), starts.tolist(),
-                idx.tolist(), val.tolist())
-        for j in sorted(targets):
-            for sign in (1.0, -1.0):
-                cost = np.zeros(nc)
-                cost[j] = sign
-                h.changeColsCost(nc, np.arange(nc, dtype=np.int32), cost)
-                h.run()
-                if h.modelStatusToString(h.getModelStatus()) not in _OK:
-                    h.clearSolver()  # keep the box's side: sound
-                    continue
-                sol = h.getSolution()
-                verts.append(np.asarray(sol.col_value)[: self.n_in])
-                y = np.asarray(sol.row_dual, dtype=np.float64)
-                v = _core.safe_lower_bound(cost.tolist(), *args, y)  # min sign * x_j, rigorous
-                if not math.isfinite(v):
-                    continue
-                if sign > 0:
-                    new_lo[j] = max(new_lo[j], v)
-                else:
-                    new_hi[j] = min(new_hi[j], -v)
-        self.box_lo, self.box_hi = new_lo, new_hi
+        v = self.min_linear(E, points=verts)
+        self.box_lo[targets] = np.maximum(self.box_lo[targets], v[: targets.size])
+        self.box_hi[targets] = np.minimum(self.box_hi[targets], -v[targets.size:])
+        self._lp = None  # rebuilt on the tightened box when next needed
         if verts:
             self._vertices = np.array(verts)
             # a convex combination of optima: inside the domain (up to the LP tolerance)
             self.point = np.clip(self._vertices.mean(0), self.box_lo, self.box_hi)
+
+    def _lp_instance(self):
+        """(HiGHS instance over the domain's rows, safe_lower_bound's arguments but the
+        cost), built once per box."""
+        if getattr(self, "_lp", None) is None:
+            rows, col_lo, col_hi = self._columns()
+            nc, nr = len(col_lo), len(rows["row_lower"])
+            starts = np.asarray(rows["starts"], dtype=np.int32)
+            idx = np.asarray(rows["indices"], dtype=np.int32)
+            val = np.asarray(rows["values"], dtype=np.float64)
+            h = _highs.highs()
+            h.setOptionValue("presolve", "off")  # the next objective starts from the last basis
+            h.addCols(nc, np.zeros(nc), col_lo, col_hi, 0, np.array([], np.int32),
+                      np.array([], np.int32), np.array([], np.float64))
+            h.addRows(nr, np.asarray(rows["row_lower"]), np.asarray(rows["row_upper"]), len(val),
+                      starts[:-1], idx, val)
+            args = (col_lo.tolist(), col_hi.tolist(), list(rows["row_lower"]),
+                    list(rows["row_upper"]), starts.tolist(), idx.tolist(), val.tolist())
+            self._lp = (h, args)
+        return self._lp
+
+    def min_linear(self, A, points: list | None = None) -> np.ndarray:
+        """Rigorous lower bounds of ``min A[i] @ x`` over the domain, one per row of ``A``
+        ``(k, n_in)``: an LP over the domain's rows per row, its value certified from the
+        duals (``_core.safe_lower_bound``), never below the box's closed form (kept where
+        HiGHS fails). ``points``, when given, receives the inputs of the LP optima.
+        Not thread-safe (one HiGHS instance per domain)."""
+        A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+        out = np.array([self._box_min(a) for a in A])
+        if not self.constrained:
+            return out
+        h, args = self._lp_instance()
+        nc = len(args[0])
+        cols = np.arange(nc, dtype=np.int32)
+        for i, a in enumerate(A):
+            amax = float(np.abs(a).max())
+            if amax == 0.0:
+                continue
+            # a power-of-two scale (exact) so that max |cost| is about 1
+            scale = 2.0 ** min(math.frexp(amax)[1], 1000)
+            cost = np.zeros(nc)
+            cost[: self.n_in] = a / scale
+            if not np.array_equal(cost[: self.n_in] * scale, a):  # a subnormal was rounded
+                scale = 1.0
+                cost[: self.n_in] = a
+            h.changeColsCost(nc, cols, cost)
+            h.run()
+            if h.modelStatusToString(h.getModelStatus()) not in _OK:
+                h.clearSolver()  # the box's value stands: sound
+                continue
+            sol = h.getSolution()
+            if points is not None:
+                points.append(np.asarray(sol.col_value)[: self.n_in])
+            y = np.asarray(sol.row_dual, dtype=np.float64)
+            v = _core.safe_lower_bound(cost.tolist(), *args, y) * scale
+            if math.isfinite(v):
+                out[i] = max(out[i], v)
+        return out
+
+    def _box_min(self, a: np.ndarray) -> float:
+        """min a.x over [box_lo, box_hi], rounded down past its float64 evaluation."""
+        t = np.minimum(a * self.box_lo, a * self.box_hi)
+        n = t.size
+        return float(t.sum()) - 2 * (n + 3) * _UNIT * float(np.abs(t).sum()) - (n + 1) * 5e-324
 
     def _check_nonempty(self, rows, col_lo, col_hi) -> None:
         """Minimise the total violation v of the constraints (the elastic LP: one column
