@@ -174,6 +174,21 @@ def test_lossless_on_a_polytope():
     pb.check(net, np.array([-1.0, -1.0]), np.array([-0.5, -0.1]))
 
 
+@pytest.mark.parametrize("kw, after", [
+    ({"l1": ([-0.6, -0.6], 0.3)}, 1),  # x0 + x1 <= -0.9 on the ball: unit 0 inactive
+    ({"A_eq": [[1.0, 1.0]], "b_eq": [-0.7]}, 1),  # a line: only hit-and-run samples it
+])
+def test_lossless_on_an_l1_ball_and_a_line(kw, after):
+    net = _relu_sum_net()
+    lo, hi = -np.ones(2), np.ones(2)
+    out, rep = lossless(net, lo, hi, bounds="crown", **kw)
+    assert out.n_neurons == after and rep.n_points > 100_000
+    d = rep.domain
+    X = d.sample(3_000, seed=5)
+    assert d.contains(X).all()
+    np.testing.assert_allclose(out.forward(X), net.forward(X), rtol=0, atol=1e-12)
+
+
 def test_add_network_refuses_polytope_bounds_on_a_larger_box():
     highspy = pytest.importorskip("highspy")
     from emlpress import milp
