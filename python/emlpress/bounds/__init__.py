@@ -150,6 +150,7 @@ class Bounds:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
             )
+        near = None  # points of a domain within rounding of it (equality rows): a tolerance
         if self.parts is not None:
             if lo is not None or domain is not None:
                 raise ValueError(
@@ -161,7 +162,7 @@ class Bounds:
             PL, PH = PL[pick], PH[pick]
             X = np.unique(np.vstack([PL, PH, (PL + PH) / 2]), axis=0)
         elif self.domain is not None or domain is not None:
-            X = self._check_domain(lo, hi, domain)
+            X, near = self._check_domain(lo, hi, domain)
         else:
             if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
                 raise ValueError(
@@ -172,7 +173,8 @@ class Bounds:
             blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
             X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
         for l, z in enumerate(net.preactivations(X)):
-            out = (z < self.lower[l]) | (z > self.upper[l])
+            tol = 0.0 if near is None else np.where(near[:, None], 1e-9 * (1 + np.abs(z)), 0.0)
+            out = (z < self.lower[l] - tol) | (z > self.upper[l] + tol)
             if out.any():
                 p, i = (int(v[0]) for v in np.nonzero(out))
                 raise ValueError(
@@ -182,9 +184,10 @@ class Bounds:
                     "(bounds of another network?)"
                 )
 
-    def _check_domain(self, lo, hi, domain: Domain | None) -> np.ndarray:
+    def _check_domain(self, lo, hi, domain: Domain | None) -> tuple[np.ndarray, np.ndarray | None]:
         """Bounds.check with a constrained domain on either side: refuse a query domain
-        not shown inside the bounds' own; the points to test."""
+        not shown inside the bounds' own; the points to test, and which of them are only
+        within rounding of the domain (not ``certainly_contains``)."""
         mine = self.domain
         if domain is not None:
             inside = (domain.within(mine) if mine is not None else
@@ -203,8 +206,9 @@ class Bounds:
             where = mine
         if lo is not None and domain is None and mine.contains_box(lo, hi):
             blo, bhi = np.asarray(lo, float), np.asarray(hi, float)
-            return np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
-        return np.vstack([where.point[None, :], where.sample(CHECK_POINTS)])
+            return np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)]), None
+        X = np.vstack([where.point[None, :], where.sample(CHECK_POINTS)])
+        return X, ~where.certainly_contains(X)
 
     def __repr__(self) -> str:
         dom = "" if self.domain is None else f", domain={self.domain}"

@@ -132,6 +132,11 @@ class Domain:
         if self.n_rows_linear:
             self._tighten_lp()
         self.box_lo = np.minimum(self.box_lo, self.box_hi)  # equal when the domain is a point
+        # LP solutions meet the rows within HiGHS' tolerance: prefer a point exactly inside
+        for x in [self.point] + ([np.clip(self.center, self.lo, self.hi)] if self.center is not None else []):
+            if self.certainly_contains(x[None, :])[0]:
+                self.point = np.array(x)
+                break
         _frozen(self.box_lo, self.box_hi, self.point)
 
     def __getstate__(self):  # the cached HiGHS instance does not pickle (Dask, processes)
@@ -418,6 +423,23 @@ class Domain:
             ok &= np.abs(X - self.center).sum(1) <= self.eps + tol * (1 + self.eps)
         return ok
 
+    def certainly_contains(self, X) -> np.ndarray:
+        """Per row of ``X``: whether it lies in the domain in exact arithmetic, each
+        constraint evaluated with a margin for its float64 rounding (so False on a boundary
+        the rounding can hide, and on every equality row but an exact ``lo == hi`` fit)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        g = 2 * (self.n_in + 4) * _UNIT
+        ok = np.all((X >= self.lo) & (X <= self.hi), axis=1)
+        if self.A_ub is not None:
+            mag = np.abs(X) @ np.abs(self.A_ub).T + np.abs(self.b_ub)
+            ok &= np.all(X @ self.A_ub.T + g * mag + (self.n_in + 2) * 5e-324 <= self.b_ub, axis=1)
+        if self.A_eq is not None:
+            ok &= False
+        if self.center is not None:
+            s = np.abs(X - self.center).sum(1)
+            ok &= s * (1 + g) + (self.n_in + 2) * 5e-324 <= self.eps
+        return ok
+
     def contains_box(self, lo, hi) -> bool:
         """Whether every input of the box [lo, hi] lies in the domain (rigorous: the box's
         extreme values of each constraint in closed form, rounded against the answer)."""
@@ -426,7 +448,7 @@ class Domain:
             return False
         g = 2 * (self.n_in + 3) * _UNIT
         if self.A_eq is not None:
-            return False if np.any(lo < hi) or not self.contains(lo[None], 0.0)[0] else \
+            return False if np.any(lo < hi) or not self.certainly_contains(lo[None])[0] else \
                 self._ub_and_l1_hold(lo, hi, g)
         return self._ub_and_l1_hold(lo, hi, g)
 
@@ -469,7 +491,10 @@ class Domain:
         the domain: uniform points of ``[box_lo, box_hi]`` kept when inside), ``"hit-and-run"``
         (a random walk along random lines through the domain, in the null space of ``A_eq``;
         for thin domains and equality rows), ``"auto"``: rejection unless there are equality
-        rows or fewer than 2% of the box's points are inside."""
+        rows or fewer than 2% of the box's points are inside. Without equality rows every
+        point returned lies in the domain in exact arithmetic (``certainly_contains``),
+        unless no such point was found (e.g. a domain of one point known from an LP);
+        equality rows hold within the rounding of float64 (about 1e-16 relative)."""
         rng = np.random.default_rng(seed)
         n = int(n)
         if method not in ("auto", "rejection", "hit-and-run"):
@@ -479,7 +504,7 @@ class Domain:
             while sum(len(o) for o in out) < n and tries < 20:
                 m = max(1024, 2 * n)
                 X = self.box_lo + (self.box_hi - self.box_lo) * rng.random((m, self.n_in))
-                X = X[self.contains(X, 0.0)]
+                X = X[self.certainly_contains(X)]
                 out.append(X)
                 tries += 1
                 if method == "auto" and tries == 1 and len(X) < 0.02 * m:
@@ -490,7 +515,20 @@ class Domain:
             if method == "rejection":
                 raise RuntimeError(f"rejection sampling found {len(got)} of {n} points: use "
                                    "method='hit-and-run'")
-        return self._hit_and_run(n, rng)
+        X = self._hit_and_run(n, rng)
+        if self.A_eq is not None:
+            return X
+        # keep the points exactly inside (a line's end is computed within rounding)
+        keep = [X[self.certainly_contains(X)]]
+        for _ in range(4):
+            if sum(len(k) for k in keep) >= n:
+                break
+            X = self._hit_and_run(n, rng)
+            keep.append(X[self.certainly_contains(X)])
+        got = np.vstack(keep)
+        if len(got) == 0:
+            return X  # no exact point found: within the LP's tolerance
+        return np.resize(got, (n, self.n_in)) if len(got) < n else got[:n]
 
     def interior_point(self) -> np.ndarray:
         """A point of the domain away from its boundary where it can be (hit-and-run's
