@@ -50,6 +50,9 @@ def _points(d: Domain, n=200, seed=0):
     """Points of the domain: the domain's own point and samples (rejection, hit-and-run)."""
     X = np.vstack([d.point[None, :], d.sample(n, seed)])
     assert d.contains(X, 1e-9).all()
+    # the tightened box is rigorous: hit-and-run walks the original box, not it
+    Y = X[d.certainly_contains(X)]
+    assert np.all(Y >= d.box_lo) and np.all(Y <= d.box_hi)
     return X
 
 
@@ -118,6 +121,14 @@ def test_domain_points_inside_and_box_rigorous():
         X = d.sample(500, 1, method=method)
         assert X.shape == (500, 4) and d.contains(X, 1e-12).all()
         assert np.all(X >= d.box_lo) and np.all(X <= d.box_hi)
+    # beyond LP_TIGHTEN_MAX inputs the box comes from bound propagation: here exact up to
+    # its rounding slack, gamma_n (|b| + sum |a_i x_i|) ~ 5e-12
+    n = 100
+    big = Domain(-np.ones(n), np.ones(n), A_ub=np.ones((1, n)), b_ub=[-(n - 1.0)])
+    np.testing.assert_allclose(big.box_hi, 0.0, atol=1e-11)
+    assert np.all(big.box_hi >= 0.0)
+    X = big.sample(200, 3)
+    assert big.certainly_contains(X).all() and np.all(X <= big.box_hi)
     # an equality row: only hit-and-run reaches it, and it stays on the plane
     e = Domain(lo, hi, A_eq=[[1.0, -1.0, 0.0, 0.0]], b_eq=[0.3])
     X = e.sample(500, 2)
