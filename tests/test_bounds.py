@@ -255,3 +255,31 @@ def test_bounds_on_boxes_and_on_points_are_sound_there(case):
     assert_inside(p, net, X)
     for z, a in zip(net.preactivations(X), p.lower):
         assert np.all(z.min(0) - a <= bounds.POINTS_MARGIN * (1 + np.abs(z.min(0))) * 1.0000001)
+
+
+@pytest.mark.parametrize("method", bounds.METHODS)
+def test_every_method_on_a_polytope_is_sound_there_or_refuses_it(method):
+    """Every name tighten takes, on a trained-looking network and a polytope (a budget row, an
+    equality and an l1 ball): bounds sound at the polytope's samples (hit-and-run), recorded
+    with their domain and never looser than the same method's on the box where the method
+    is monotone (interval), or NotImplementedError naming the domain."""
+    rng = np.random.default_rng(5)
+    sizes = [4, 12, 12, 2]
+    net = Network([rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])],
+                  [rng.normal(size=o) * 0.1 for o in sizes[1:]])
+    lo, hi = -np.ones(4), np.ones(4)
+    d = bounds.Domain(lo, hi, A_ub=[[1.0, 1.0, 0.0, 0.0]], b_ub=[0.2], A_eq=[[0.0, 0.0, 1.0, -1.0]],
+                      b_eq=[0.1], l1=(np.zeros(4), 1.5))
+    if method in ("milp", "exact", "stability"):
+        with pytest.raises(NotImplementedError, match="domain"):
+            bounds.tighten(net, method=method, domain=d)
+        return
+    b = bounds.tighten(net, method=method, domain=d)
+    assert b.domain is d
+    X = d.sample(3000, seed=3)
+    assert d.contains(X).all()
+    assert_inside(b, net, X)
+    if method == "interval":
+        box = bounds.interval(net, lo, hi)
+        assert all(np.all(u <= v) for u, v in zip(b.upper, box.upper))
+        assert sum(np.sum(u < v) for u, v in zip(b.upper, box.upper)) > 0

@@ -29,18 +29,47 @@ void register_bounds(py::module_& m) {
         py::arg("net"), py::arg("lo"), py::arg("hi"));
     m.def(
         "crown",
-        [](const PyNet& net, const Vec& lo, const Vec& hi, std::optional<ClipArg> clip) {
+        [](const PyNet& net, const Vec& lo, const Vec& hi, std::optional<ClipArg> clip,
+           std::optional<std::pair<Vec, double>> l1) {
             LayerBounds B;
             const LayerBounds C = clip ? to_layer_bounds(*clip) : LayerBounds{};
+            L1Ball ball;
+            if (l1) ball = L1Ball{l1->first, l1->second};
             {
                 py::gil_scoped_release release;
-                B = crown(net.view(), lo, hi, clip ? &C : nullptr);
+                B = crown(net.view(), lo, hi, clip ? &C : nullptr, l1 ? &ball : nullptr);
             }
             return to_python(B);
         },
         py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("clip") = py::none(),
+        py::arg("l1") = py::none(),
         "CROWN bounds over [lo, hi]; clip = (lower, upper), per layer, bounds known to hold "
-        "on a box containing it, intersected at every layer.");
+        "on a box containing it, intersected at every layer; l1 = (center, eps): the inputs "
+        "also satisfy ||x - center||_1 <= eps, each linear bound concretised over that ball "
+        "too (dual norm) and the tighter kept.");
+    m.def(
+        "crown_linear",
+        [](const PyNet& net, const Vec& lo, const Vec& hi, const ClipArg& given, int k,
+           const std::vector<Eigen::Index>& idx) {
+            const LayerBounds G = to_layer_bounds(given);
+            LinearBounds L;
+            {
+                py::gil_scoped_release release;
+                L = crown_linear(net.view(), lo, hi, G, k, idx);
+            }
+            py::dict d;
+            d["AU"] = L.AU;
+            d["cU"] = L.cU;
+            d["AL"] = L.AL;
+            d["cL"] = L.cL;
+            d["slack"] = L.slack;
+            return d;
+        },
+        py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("given"), py::arg("layer"),
+        py::arg("units"),
+        "CROWN's linear bounds of `units` of `layer` over the inputs, through the relaxations "
+        "of `given` = (lower, upper) per earlier layer: AL x + cL - slack <= z <= AU x + cU + "
+        "slack on [lo, hi] (a dict of numpy arrays).");
     m.def(
         "crown_boxes",
         [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip,

@@ -34,6 +34,19 @@ void register_lp(py::module_& m) {
             },
             py::arg("net"), py::arg("layer"), py::arg("lower"), py::arg("upper"))
         .def(
+            "add_domain",
+            [](LpRelaxation& R, const std::vector<double>& aux_lower,
+               const std::vector<double>& aux_upper, const std::vector<double>& row_lower,
+               const std::vector<double>& row_upper, const std::vector<Index>& starts,
+               const std::vector<Index>& indices, const std::vector<double>& values) {
+                return block_dict(R.add_domain(aux_lower, aux_upper, row_lower, row_upper,
+                                               starts, indices, values));
+            },
+            py::arg("aux_lower"), py::arg("aux_upper"), py::arg("row_lower"),
+            py::arg("row_upper"), py::arg("starts"), py::arg("indices"), py::arg("values"),
+            "The input domain's rows (CSR over the inputs and `aux` columns numbered after "
+            "them), before any layer; returns the block to add to each HiGHS instance.")
+        .def(
             "pre_activation",
             [](const LpRelaxation& R, const PyNet& net, int j) {
                 const NetworkView& v = net.view();

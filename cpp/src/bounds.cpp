@@ -81,17 +81,17 @@ LiveLayer make_live_layer(const NetworkView& net, int j, const Vec& l, const Vec
     return L;
 }
 
-// Backward pass for the rows `idx` of layer k: CROWN lower and upper bounds.
-void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
-                   const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
-                   Vec& upper) {
+// Back-substitution for the rows `idx` (m of them) of layer k through the relaxations of
+// the layers before it: z_i <= M.row(i) x + cU_i and z_i >= M.row(m + i) x + cL_i.
+void back_substitute(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
+                     const std::vector<LiveLayer>& live, RowMat& M, Vec& cU, Vec& cL) {
     const Eigen::Index m = static_cast<Eigen::Index>(idx.size());
     // Rows [0, m) bound from above, rows [m, 2m) from below; one GEMM serves both.
-    RowMat M(2 * m, net.W[k].cols());
+    M.resize(2 * m, net.W[k].cols());
     M.topRows(m) = net.W[k](idx, Eigen::all);
     M.bottomRows(m) = M.topRows(m);
-    Vec cU = net.b[k](idx);
-    Vec cL = cU;
+    cU = net.b[k](idx);
+    cL = cU;
     for (int j = k - 1; j >= 0; --j) {
         const LiveLayer& L = live[j];
         const Vec& su = L.rel.su;
@@ -123,23 +123,51 @@ void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index
         cL += Sb.tail(m);
         M.noalias() = S * L.W;
     }
+}
+
+// Backward pass for the rows `idx` of layer k: CROWN lower and upper bounds.
+void backward_rows(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
+                   const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr,
+                   const L1Ball* l1, Vec& lower, Vec& upper) {
+    const Eigen::Index m = static_cast<Eigen::Index>(idx.size());
+    RowMat M;
+    Vec cU, cL;
+    back_substitute(net, k, idx, live, M, cU, cL);
     const auto top = M.topRows(m);
     const auto bot = M.bottomRows(m);
     upper = cU + top * xc + top.cwiseAbs() * xr;
     lower = cL + bot * xc - bot.cwiseAbs() * xr;
+    if (l1) {
+        // min/max of a.x over the ball: a.center -+ eps max|a_j| (the dual norm), plus the
+        // rounding of that evaluation and of adding the intercept (the back-substitution's
+        // own rounding is the caller's slack, as for the box)
+        const Vec ac = l1->center.cwiseAbs();
+        const double g = gamma_slack(static_cast<double>(xc.size()) + 2.0);
+        const double tiny = subnormal_slack(static_cast<double>(xc.size()) + 2.0);
+        for (Eigen::Index i = 0; i < m; ++i) {
+            const double nu = top.row(i).cwiseAbs().maxCoeff();
+            const double nl = bot.row(i).cwiseAbs().maxCoeff();
+            const double vu = cU[i] + top.row(i).dot(l1->center) + l1->eps * nu;
+            const double vl = cL[i] + bot.row(i).dot(l1->center) - l1->eps * nl;
+            const double mu = top.row(i).cwiseAbs().dot(ac) + l1->eps * nu + std::fabs(cU[i]);
+            const double ml = bot.row(i).cwiseAbs().dot(ac) + l1->eps * nl + std::fabs(cL[i]);
+            upper[i] = std::min(upper[i], vu + g * mu + tiny);
+            lower[i] = std::max(lower[i], vl - g * ml - tiny);
+        }
+    }
 }
 
 // The target rows are independent: split them over threads, each with its own GEMMs.
 void backward(const NetworkView& net, int k, const std::vector<Eigen::Index>& idx,
-              const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr, Vec& lower,
-              Vec& upper) {
+              const std::vector<LiveLayer>& live, const Vec& xc, const Vec& xr,
+              const L1Ball* l1, Vec& lower, Vec& upper) {
     const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(idx.size());
     lower.resize(m);
     upper.resize(m);
     parallel_chunks(m, 16, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
         const std::vector<Eigen::Index> part(idx.begin() + b, idx.begin() + e);
         Vec lo_part, up_part;
-        backward_rows(net, k, part, live, xc, xr, lo_part, up_part);
+        backward_rows(net, k, part, live, xc, xr, l1, lo_part, up_part);
         lower.segment(b, e - b) = lo_part;
         upper.segment(b, e - b) = up_part;
     });
@@ -180,7 +208,10 @@ LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
     return out;
 }
 
-LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const LayerBounds* clip) {
+LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const LayerBounds* clip,
+                  const L1Ball* l1) {
+    if (l1 && l1->center.size() != lo.size())
+        throw std::invalid_argument("crown: the l1 centre needs one value per input");
     std::vector<Vec> mag;
     const LayerBounds plain = interval(net, lo, hi, &mag);
     const Vec xc = 0.5 * (lo + hi);
@@ -188,6 +219,19 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
     LayerBounds out;
     out.lower.push_back(plain.lower[0]);  // the first layer's interval bounds are exact
     out.upper.push_back(plain.upper[0]);
+    if (l1) {  // on the box; over the ball, its closed form may be tighter
+        std::vector<Eigen::Index> all(static_cast<std::size_t>(net.width(0)));
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<Eigen::Index>(i);
+        Vec cl, cu;
+        backward(net, 0, all, {}, xc, xr, l1, cl, cu);
+        const double n0 = static_cast<double>(net.W[0].cols());
+        for (Eigen::Index i = 0; i < cl.size(); ++i) {
+            // the box side's rounding, as interval's (the ball's is inside cl, cu)
+            const double slack = gamma_slack(n0 + 2.0) * mag[0][i] + subnormal_slack(n0 + 2.0);
+            out.lower[0][i] = std::max(out.lower[0][i], cl[i] - slack);
+            out.upper[0][i] = std::min(out.upper[0][i], cu[i] + slack);
+        }
+    }
     if (clip) {
         if (static_cast<int>(clip->lower.size()) != net.n_layers() ||
             static_cast<int>(clip->upper.size()) != net.n_layers())
@@ -236,7 +280,7 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
         }
         if (!idx.empty()) {
             Vec cl, cu;
-            backward(net, k, idx, live, xc, xr, cl, cu);
+            backward(net, k, idx, live, xc, xr, l1, cl, cu);
             // one more rounding per layer for the slopes and intercepts, and the intercept
             // terms (|t_j| <= |l_j| <= cm_j: at most cm_k per layer) beside the weights'
             const double g = gamma_slack(n_terms + 2.0 * k);
@@ -252,6 +296,50 @@ LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi, const La
         }
         out.lower.push_back(std::move(l));
         out.upper.push_back(std::move(u));
+    }
+    return out;
+}
+
+LinearBounds crown_linear(const NetworkView& net, const Vec& lo, const Vec& hi,
+                          const LayerBounds& given, int k, const std::vector<Eigen::Index>& idx) {
+    if (k < 0 || k >= net.n_layers()) throw std::invalid_argument("crown_linear: no layer " + std::to_string(k));
+    if (static_cast<int>(given.lower.size()) < k || static_cast<int>(given.upper.size()) < k)
+        throw std::invalid_argument("crown_linear: bounds of every layer before the target needed");
+    for (int j = 0; j < k; ++j)
+        if (given.lower[j].size() != net.width(j) || given.upper[j].size() != net.width(j))
+            throw std::invalid_argument("crown_linear: bounds of layer " + std::to_string(j) +
+                                        " do not match its width");
+    for (Eigen::Index i : idx)
+        if (i < 0 || i >= net.width(k)) throw std::invalid_argument("crown_linear: unit out of range");
+    // the slack of crown() for layer k, from the same magnitudes (see there)
+    std::vector<Vec> mag;
+    interval(net, lo, hi, &mag);
+    std::vector<LiveLayer> live;
+    double n_terms = static_cast<double>(net.W[0].cols());
+    Vec cm = net.W[0].cwiseAbs() * lo.cwiseAbs().cwiseMax(hi.cwiseAbs()) + net.b[0].cwiseAbs();
+    double amp = std::max(1.0, lo.cwiseAbs().cwiseMax(hi.cwiseAbs()).maxCoeff()) * net.amplification[0];
+    double ops = 0.0;
+    for (int j = 1; j <= k; ++j) {
+        amp *= net.amplification[static_cast<std::size_t>(j)];
+        live.push_back(make_live_layer(net, j - 1, given.lower[j - 1], given.upper[j - 1]));
+        n_terms += static_cast<double>(net.W[j].cols());
+        cm = net.W[j].cwiseAbs() * (given.upper[j - 1].array() > 0.0).select(cm, 0.0) +
+             net.b[j].cwiseAbs();
+        ops += static_cast<double>(net.W[j].cols()) * static_cast<double>(net.W[j - 1].cols());
+    }
+    LinearBounds out;
+    const Eigen::Index m = static_cast<Eigen::Index>(idx.size());
+    RowMat M;
+    back_substitute(net, k, idx, live, M, out.cU, out.cL);
+    out.AU = M.topRows(m);
+    out.AL = M.bottomRows(m);
+    out.slack.resize(m);
+    const double g = gamma_slack(n_terms + 2.0 * k);
+    const double tiny = subnormal_slack(ops + n_terms + 2.0 * k) * (k + 1.0) * amp;
+    for (Eigen::Index p = 0; p < m; ++p) {
+        const Eigen::Index i = idx[static_cast<std::size_t>(p)];
+        const double mm = std::max(mag[static_cast<std::size_t>(k)][i], (k + 1.0) * cm[i]);
+        out.slack[p] = g * mm + (mm > 0.0 ? tiny : 0.0);
     }
     return out;
 }

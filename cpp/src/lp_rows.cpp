@@ -243,6 +243,41 @@ const LpBlock& LpRelaxation::add_layer(const NetworkView& net, int j, const Vec&
     return last_;
 }
 
+const LpBlock& LpRelaxation::add_domain(const std::vector<double>& aux_lower,
+                                        const std::vector<double>& aux_upper,
+                                        const std::vector<double>& row_lower,
+                                        const std::vector<double>& row_upper,
+                                        const std::vector<Index>& starts,
+                                        const std::vector<Index>& indices,
+                                        const std::vector<double>& values) {
+    if (layers_ > 0 || n_rows() > 0 || n_aux_ > 0)
+        throw std::logic_error("add_domain: the domain comes before any layer, once");
+    const std::size_t na = aux_lower.size(), nr = row_lower.size();
+    if (aux_upper.size() != na || row_upper.size() != nr || starts.size() != nr + 1 ||
+        starts.front() != 0 || static_cast<std::size_t>(starts.back()) != indices.size() ||
+        indices.size() != values.size())
+        throw std::invalid_argument("add_domain: inconsistent column, row or CSR arrays");
+    const auto limit = static_cast<Index>(n_in_ + na);
+    for (Index j : indices)
+        if (j < 0 || j >= limit)
+            throw std::invalid_argument("add_domain: a row refers to a column past the domain's");
+    for (std::size_t j = 0; j < na; ++j)
+        if (!(std::isfinite(aux_lower[j]) && std::isfinite(aux_upper[j]) && aux_lower[j] <= aux_upper[j]))
+            throw std::invalid_argument("add_domain: auxiliary columns need finite bounds lower <= upper");
+    LpBlock B;
+    B.col_lower = aux_lower;
+    B.col_upper = aux_upper;
+    B.row_lower = row_lower;
+    B.row_upper = row_upper;
+    B.starts = starts;
+    B.indices = indices;
+    B.values = values;
+    n_aux_ = na;
+    append(B);
+    last_ = std::move(B);
+    return last_;
+}
+
 void LpRelaxation::append(const LpBlock& B) {
     col_lower_.insert(col_lower_.end(), B.col_lower.begin(), B.col_lower.end());
     col_upper_.insert(col_upper_.end(), B.col_upper.begin(), B.col_upper.end());
@@ -319,8 +354,8 @@ double LpRelaxation::crown_basis(const std::vector<double>& cost, const double* 
             take(U.eq, g[z]);  // z basic: its reduced cost goes back through its row
         }
     }
-    // ... plus each input's reduced cost times the bound it sits at
-    for (std::size_t q = 0; q < n_in_; ++q) {
+    // ... plus each input's (and domain column's) reduced cost times the bound it sits at
+    for (std::size_t q = 0; q < n_in_ + n_aux_; ++q) {
         col_status[q] = g[q] >= 0.0 ? kLower : kUpper;
         if (g[q] != 0.0) objective += g[q] * (g[q] > 0.0 ? col_lower_[q] : col_upper_[q]);
     }
@@ -375,7 +410,7 @@ double LpRelaxation::primal_point(const std::int8_t* col_status, const std::int8
         const double side = row_status[ri] == kUpper ? row_upper_[ri] : row_lower_[ri];
         x[static_cast<std::size_t>(j)] = (side - rest) / coef;
     };
-    for (std::size_t q = 0; q < n_in_; ++q) {
+    for (std::size_t q = 0; q < n_in_ + n_aux_; ++q) {
         if (col_status[q] == kBasic) return std::numeric_limits<double>::infinity();
         at_bound(q);
     }

@@ -115,24 +115,65 @@ def _model_and_box(args):
     return net, lo, hi
 
 
-def _tighten(args, net, lo, hi, method: str):
-    """Bounds by `method`, with a progress bar for the per-neuron (LP/MILP) methods."""
-    return _bounds.tighten(net, lo, hi, method, threads=args.threads,
-                           milp_time_limit=args.milp_time_limit,
-                           progress=method not in ("interval", "crown"))
+def _input_domain(args, net, lo, hi):
+    """The Domain of --constraints / --l1-center / --l1-eps on the box (None without them)."""
+    given = [o for o, v in (("--constraints", args.constraints), ("--l1-center", args.l1_center),
+                            ("--l1-eps", args.l1_eps)) if v is not None]
+    if not given:
+        return None
+    if (args.l1_center is None) != (args.l1_eps is None):
+        raise _UsageError("give both --l1-center and --l1-eps, or neither")
+    kw = {}
+    if args.constraints is not None:
+        path = args.constraints
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--constraints {path}: file not found")
+        try:
+            with np.load(path) as f:
+                kw = {k: f[k] for k in ("A_ub", "b_ub", "A_eq", "b_eq") if k in f.files}
+                extra = sorted(set(f.files) - set(kw))
+        except (OSError, ValueError) as e:
+            raise _UsageError(f"--constraints {path}: not a readable .npz file ({e})") from None
+        if extra or not kw:
+            raise _UsageError(f"--constraints {path}: expected arrays A_ub, b_ub and/or A_eq, "
+                              f"b_eq, found {sorted(set(kw) | set(extra))}")
+    if args.l1_center is not None:
+        kw["l1"] = (_box(args.l1_center, net.n_in, "l1-center"), args.l1_eps)
+    lo, hi = net.domain(lo, hi)
+    try:
+        return _bounds.Domain(lo, hi, **kw)
+    except ValueError as e:  # names the argument (A_ub, l1 eps, ...); EmptyDomainError too
+        raise _UsageError(f"{' / '.join(given)}: {e}") from None
+
+
+def _tighten(args, net, lo, hi, method: str, domain=None):
+    """Bounds by `method`, with a progress bar for the per-neuron (LP/MILP) methods; on
+    `domain` when given."""
+    where = {"lo": lo, "hi": hi} if domain is None else {"domain": domain}
+    try:
+        return _bounds.tighten(net, method=method, threads=args.threads,
+                               milp_time_limit=args.milp_time_limit,
+                               progress=method not in ("interval", "crown"), **where)
+    except NotImplementedError as e:
+        raise _UsageError(f"--method/--bounds {method} with --constraints or --l1-*: {e}") from None
 
 
 def _cmd_bounds(args) -> int:
     net, lo, hi = _model_and_box(args)
+    d = _input_domain(args, net, lo, hi)
     st = None
+    if args.method == "stability" and d is not None:
+        _tighten(args, net, lo, hi, args.method, d)  # refuses the domain, naming it
     if args.method == "stability":  # the statuses, beside the bounds they give
         st = _bounds.stability(net, lo, hi, time_limit=args.time_limit, threads=args.threads,
                                progress=True)
         b = st.bounds
     else:
-        b = _tighten(args, net, lo, hi, args.method)
+        b = _tighten(args, net, lo, hi, args.method, d)
     print(f"{args.model}: {net}")
     print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
+    if d is not None:
+        print(f"input domain: {d} (the box above is its tightened box; bounds hold on the domain only)")
     stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
     print(f"method: {args.method} ({stages}), stable hidden units: {b.n_stable} of {net.n_neurons}")
     print(b.summary().to_string())
@@ -174,8 +215,12 @@ def _cmd_compress(args) -> int:
 
     out = _output_path(args.output, (".npz", ".h5", ".keras"), ".npz, .h5 or .keras")
     net, lo, hi = _model_and_box(args)
-    b = _tighten(args, net, lo, hi, args.bounds)
-    small, rep = lossless(net, b.lo, b.hi, bounds=b)
+    d = _input_domain(args, net, lo, hi)
+    b = _tighten(args, net, lo, hi, args.bounds, d)
+    if d is None:
+        small, rep = lossless(net, b.lo, b.hi, bounds=b)
+    else:  # equal to the original on the domain only, verified on its samples
+        small, rep = lossless(net, domain=d, bounds=b)
     if out.endswith(".npz"):
         write_atomic(out, small.save)
     else:
@@ -609,6 +654,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_THREADS, default=None,
                    help=f"HiGHS instances for lp/milp, at most {MAX_THREADS} (default: all cores)")
     p.add_argument("--milp-time-limit", type=_SECONDS, default=10.0, help="seconds per neuron and side of the exact (milp) bounds search; a limit gives sound, looser bounds")
+    p.add_argument("--constraints", metavar="FILE", default=None,
+                   help="linear input constraints: a .npz with A_ub, b_ub (A_ub x <= b_ub) and/or "
+                        "A_eq, b_eq (A_eq x = b_eq); bounds then hold on that polytope only")
+    p.add_argument("--l1-center", type=float, nargs="+", default=None, metavar="V",
+                   help="centre of an l1 ball ||x - center||_1 <= --l1-eps the inputs lie in (1 value or n_in)")
+    p.add_argument("--l1-eps", type=float, default=None, metavar="EPS", help="radius of that l1 ball (>= 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,8 +19,30 @@ LayerBounds interval(const NetworkView& net, const Vec& lo, const Vec& hi,
 // given, with `clip`: bounds known to hold on a box containing [lo, hi] (a sub-box's
 // CROWN then starts from its parent's, or the whole box's LP or exact, bounds: they hold
 // on every part of it, and each layer's relaxation is built on the intersection).
+//
+// With `l1` (the inputs also satisfy ||x - center||_1 <= eps, [lo, hi] a box containing
+// that domain), every linear bound a.x + c is also concretised over the ball in closed
+// form by the dual norm, a.center -+ eps ||a||_inf, and the tighter of that and the box's
+// value kept (each is sound on the ball intersected with the box), first layer included.
+struct L1Ball {
+    Vec center;
+    double eps;
+};
 LayerBounds crown(const NetworkView& net, const Vec& lo, const Vec& hi,
-                  const LayerBounds* clip = nullptr);
+                  const LayerBounds* clip = nullptr, const L1Ball* l1 = nullptr);
+
+// CROWN's linear bounds of units `idx` of layer k over the inputs, through the relaxations
+// the bounds `given` (per layer before k, sound on a domain inside [lo, hi]) define:
+// for every input x of that domain, AL.row(p) x + cL[p] - slack[p] <= z_idx[p](x) <=
+// AU.row(p) x + cU[p] + slack[p], where slack is crown()'s rounding slack of layer k (for
+// |x| <= max(|lo|, |hi|)). For concretising over a polytope (an LP per row), where the box's
+// closed form is too loose.
+struct LinearBounds {
+    RowMat AU, AL;
+    Vec cU, cL, slack;
+};
+LinearBounds crown_linear(const NetworkView& net, const Vec& lo, const Vec& hi,
+                          const LayerBounds& given, int k, const std::vector<Eigen::Index>& idx);
 
 // CROWN on each box [LO.row(r), HI.row(r)] (B boxes of the network's inputs), the boxes
 // split over threads (each crown serial), clipped by `clip` when given and, when

@@ -96,6 +96,18 @@ class LpRelaxation {
     Affine pre_activation(const NetworkView& net, int j) const;
     // Adds hidden layer j (its units' bounds `lower`, `upper`) and returns the new block.
     const LpBlock& add_layer(const NetworkView& net, int j, const Vec& lower, const Vec& upper);
+    // Adds the linear constraints of an input domain (before any layer): `n_aux` auxiliary
+    // columns in [aux_lower, aux_upper] (numbered after the inputs; e.g. t_i >= |x_i - c_i|
+    // of an l1 ball) and CSR rows over the inputs and those columns. The rows stay basic
+    // (multiplier 0) and the auxiliary columns at their lower bound in the starting bases,
+    // so dual_feasible_basis still gives CROWN's bound over the box; the simplex then uses
+    // the rows, and safe_bound certifies over them like every other row.
+    const LpBlock& add_domain(const std::vector<double>& aux_lower,
+                              const std::vector<double>& aux_upper,
+                              const std::vector<double>& row_lower,
+                              const std::vector<double>& row_upper,
+                              const std::vector<Index>& starts, const std::vector<Index>& indices,
+                              const std::vector<double>& values);
     Index n_cols() const { return static_cast<Index>(col_lower_.size()); }
     Index n_rows() const { return static_cast<Index>(row_lower_.size()); }
     int n_layers() const { return layers_; }
@@ -186,6 +198,7 @@ class LpRelaxation {
     std::vector<Index> starts_{0}, indices_;
     LpBlock last_;
     std::size_t n_in_;
+    std::size_t n_aux_ = 0;  // domain columns after the inputs (add_domain)
     bool integer_;
 };
 

@@ -1,4 +1,7 @@
-"""Sound pre-activation bounds of every neuron over an input box.
+"""Sound pre-activation bounds of every neuron over an input box, or over a box with
+linear constraints and an l1 ball (:class:`Domain`: ``domain=``, or the keywords ``A_ub``,
+``b_ub``, ``A_eq``, ``b_eq``, ``l1=(center, eps)`` of every method); bounds on a domain are
+sound on it only, and :class:`Bounds` records it.
 
 Tolerance policy (one for all methods): each method widens its bounds outward at the
 moment it computes them, by the rounding error of float64 arithmetic (``gamma_n`` times
@@ -20,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from emlpress import _core, _options
+from emlpress.bounds.domain import Domain, EmptyDomainError, resolve
 from emlpress.network import Network, box_points
 
 __all__ = ["Bounds", "interval", "crown", "lp", "milp", "tighten", "on_points", "on_boxes",
-           "stability", "Stability"]
+           "stability", "Stability", "Domain", "EmptyDomainError"]
 
 CHECK_POINTS = 32  # sampled points on which Bounds.check asks a network to stay inside bounds
 
@@ -36,7 +40,9 @@ class Bounds:
     layer is the network output (linear). ``lo``/``hi`` is the input box they hold on.
     ``settled_by[l]`` names, per neuron, the method that produced its final bound
     (``settled``, when given, holds those arrays; else every neuron is ``method``'s);
-    ``seconds`` maps each stage to the time it took.
+    ``seconds`` maps each stage to the time it took. ``domain``: the :class:`Domain` with
+    constraints they hold on (None: the box ``lo``/``hi``; else ``lo``/``hi`` is its
+    tightened box, and the bounds hold on the domain only).
     """
 
     lower: tuple[np.ndarray, ...]
@@ -53,6 +59,8 @@ class Bounds:
     parts: tuple | None = None
     #: :func:`on_boxes` only: the output layer's (lower, upper) on each part, (m, n_out) each
     part_output: tuple | None = None
+    #: the constrained input domain they hold on (None: the box lo/hi)
+    domain: Domain | None = None
 
     def __post_init__(self):
         if len(self.lower) != len(self.upper):
@@ -126,20 +134,25 @@ class Bounds:
             )
         return pd.DataFrame(rows).set_index("layer")
 
-    def check(self, net: Network, lo=None, hi=None) -> None:
+    def check(self, net: Network, lo=None, hi=None, domain: Domain | None = None) -> None:
         """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes or, given a
-        box ``lo``/``hi``, were computed on a box that does not contain it, or if ``net``
-        takes a value outside them at a sampled point of the box (the box centre,
-        ``CHECK_POINTS`` seeded points and, in up to 6 dimensions, the corners; bounds of
+        box ``lo``/``hi`` (or a :class:`Domain`), were computed on a domain that does not
+        contain it (bounds of a polytope are refused on a box that is not inside it), or if
+        ``net`` takes a value outside them at a sampled point of the box (the box centre,
+        ``CHECK_POINTS`` seeded points and, in up to 6 dimensions, the corners; on a
+        constrained domain, ``CHECK_POINTS`` of its points; bounds of
         :func:`on_points`: at their points, and never on a box): bounds of another network
         of the same sizes, or bounds that are not sound, would otherwise silently decide
         which neurons count as stable."""
+        if domain is not None and not domain.constrained:
+            lo, hi, domain = domain.lo, domain.hi, None
         if [a.size for a in self.lower] != net.sizes[1:]:
             raise ValueError(
                 f"bounds have layer sizes {[a.size for a in self.lower]}, network has {net.sizes[1:]}"
             )
+        near = None  # points of a domain within rounding of it (equality rows): a tolerance
         if self.parts is not None:
-            if lo is not None:
+            if lo is not None or domain is not None:
                 raise ValueError(
                     f"these bounds hold only on the {len(self.parts[0])} points or boxes they "
                     "were computed on (bounds.on_points, on_boxes), not on a box: they cannot "
@@ -148,6 +161,8 @@ class Bounds:
             pick = np.random.default_rng(0).choice(len(PL), min(len(PL), 4096), replace=False)
             PL, PH = PL[pick], PH[pick]
             X = np.unique(np.vstack([PL, PH, (PL + PH) / 2]), axis=0)
+        elif self.domain is not None or domain is not None:
+            X, near = self._check_domain(lo, hi, domain)
         else:
             if lo is not None and (np.any(self.lo > lo) or np.any(self.hi < hi)):
                 raise ValueError(
@@ -158,7 +173,8 @@ class Bounds:
             blo, bhi = (self.lo, self.hi) if lo is None else (np.asarray(lo, float), np.asarray(hi, float))
             X = np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)])
         for l, z in enumerate(net.preactivations(X)):
-            out = (z < self.lower[l]) | (z > self.upper[l])
+            tol = 0.0 if near is None else np.where(near[:, None], 1e-9 * (1 + np.abs(z)), 0.0)
+            out = (z < self.lower[l] - tol) | (z > self.upper[l] + tol)
             if out.any():
                 p, i = (int(v[0]) for v in np.nonzero(out))
                 raise ValueError(
@@ -168,14 +184,41 @@ class Bounds:
                     "(bounds of another network?)"
                 )
 
+    def _check_domain(self, lo, hi, domain: Domain | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Bounds.check with a constrained domain on either side: refuse a query domain
+        not shown inside the bounds' own; the points to test, and which of them are only
+        within rounding of the domain (not ``certainly_contains``)."""
+        mine = self.domain
+        if domain is not None:
+            inside = (domain.within(mine) if mine is not None else
+                      bool(np.all(domain.box_lo >= self.lo) and np.all(domain.box_hi <= self.hi)))
+            if not inside:
+                raise ValueError(f"the bounds ({self.method}) hold on {mine or 'a box'} "
+                                 f"[{self.lo.tolist()}, {self.hi.tolist()}] only, not shown to "
+                                 f"contain the domain asked for, {domain}")
+            where = domain
+        else:
+            if lo is not None and not mine.contains_box(lo, hi):
+                raise ValueError(
+                    f"the bounds ({self.method}) hold on the constrained domain {mine} only, "
+                    f"not on the box [{np.asarray(lo).tolist()}, {np.asarray(hi).tolist()}]: "
+                    "compute bounds on that box, or give the domain")
+            where = mine
+        if lo is not None and domain is None and mine.contains_box(lo, hi):
+            blo, bhi = np.asarray(lo, float), np.asarray(hi, float)
+            return np.vstack([(blo + bhi) / 2, box_points(blo, bhi, CHECK_POINTS, max_corner_dims=6)]), None
+        X = np.vstack([where.point[None, :], where.sample(CHECK_POINTS)])
+        return X, ~where.certainly_contains(X)
+
     def __repr__(self) -> str:
+        dom = "" if self.domain is None else f", domain={self.domain}"
         return (
             f"Bounds(method={self.method!r}, layers={[a.size for a in self.lower]}, "
-            f"stable={self.n_stable})"
+            f"stable={self.n_stable}{dom})"
         )
 
 
-def _trusted(lower, upper, lo, hi, method, seconds) -> Bounds:
+def _trusted(lower, upper, lo, hi, method, seconds, domain=None) -> Bounds:
     """A ``Bounds`` from a kernel whose output is lower <= upper by construction.
 
     Skips ``__post_init__``'s checks, which cost about as much as the interval kernel's
@@ -193,18 +236,44 @@ def _trusted(lower, upper, lo, hi, method, seconds) -> Bounds:
         ("search", None),
         ("parts", None),
         ("part_output", None),
+        ("domain", domain),
     ):
         object.__setattr__(b, k, v)
     return b
 
 
-def _run(kernel, name: str, net: Network, lo, hi) -> Bounds:
-    lo, hi = net.domain(lo, hi)
+def _domain(net: Network, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1):
+    """(Domain or None, lo, hi): the constrained domain a method was given (None for a
+    plain box) and the box to run on (the domain's tightened box)."""
+    if domain is not None:
+        if lo is not None or hi is not None:
+            raise ValueError("give the box in domain= or as lo/hi, not both")
+        d = resolve(net.n_in, None, None, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    else:
+        lo, hi = net.domain(lo, hi)
+        d = resolve(net.n_in, lo, hi, None, A_ub, b_ub, A_eq, b_eq, l1)
+        if d is None:
+            return None, lo, hi
+    if not d.constrained:
+        return None, d.lo, d.hi
+    return d, d.box_lo, d.box_hi
+
+
+def _refuse_constraints(where: str, d: Domain | None) -> None:
+    if d is not None:
+        raise NotImplementedError(
+            f"{where}: domain (linear constraints or an l1 ball) is not supported by this "
+            f"method yet; use lp(..., domain=...) (rows in every LP), or this method on the "
+            f"domain's tightened box lo=domain.box_lo, hi=domain.box_hi (sound on the domain, "
+            f"exact on that box)")
+
+
+def _run(kernel, name: str, net: Network, lo, hi, d: Domain | None = None) -> Bounds:
     t0 = time.perf_counter()
     lower, upper = kernel(net._core, lo, hi)
     dt = time.perf_counter() - t0
     check_finite(lower, upper, name, lo, hi, net)
-    return _trusted(lower, upper, lo, hi, name, {name: dt})
+    return _trusted(lower, upper, lo, hi, name, {name: dt}, d)
 
 
 #: :func:`on_points` widens each bound by POINTS_MARGIN * (1 + |v|): the forward pass's
@@ -298,23 +367,70 @@ def check_finite(lower, upper, method: str, lo, hi, net: Network | None = None) 
                              f"([{a[i]}, {b[i]}]): {cause}")
 
 
-def interval(net: Network, lo=None, hi=None) -> Bounds:
+def interval(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=None,
+             b_ub=None, A_eq=None, b_eq=None, l1=None) -> Bounds:
     """Interval-arithmetic bounds of every pre-activation over the box ``[lo, hi]``.
 
     ``lo``/``hi`` default to the network's domain; float32 or float64 vectors of length
-    ``net.n_in``. Exact for the first layer; sound (outward rounded) everywhere.
+    ``net.n_in``. Exact for the first layer; sound (outward rounded) everywhere. With a
+    :class:`Domain` (``domain=`` or the keywords ``A_ub`` ``(m, n_in)``, ``b_ub`` ``(m,)``,
+    ``A_eq``, ``b_eq``, ``l1=(center, eps)``), over its rigorously tightened box.
     """
-    return _run(_core.interval, "interval", net, lo, hi)
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    return _run(_core.interval, "interval", net, lo, hi, d)
 
 
-def crown(net: Network, lo=None, hi=None) -> Bounds:
+def crown(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=None,
+          b_ub=None, A_eq=None, b_eq=None, l1=None) -> Bounds:
     """Backward linear-relaxation (CROWN / DeepPoly) bounds with the adaptive lower slope.
 
     Never looser than :func:`interval` on any neuron (the two are intersected). Units that
     interval arithmetic already proves stable keep their interval bounds: their ReLU is
     exact in every relaxation, so their bound values change nothing downstream.
+
+    On a :class:`Domain` (keywords as :func:`interval`): over its tightened box and, with an
+    l1 ball ``||x - center||_1 <= eps``, each linear bound ``a.x + c`` also concretised
+    over the ball in closed form, ``a.center -+ eps ||a||_inf`` (the dual norm), the tighter
+    of the two kept (first layer included). With linear rows, each layer's CROWN linear
+    bounds of the units still unstable (every output) are then concretised over the domain
+    by an LP over the inputs (one per unit and side, ``Domain.min_linear``, certified from
+    its duals), layer by layer, each layer's relaxation built on the tightened bounds
+    before it.
     """
-    return _run(_core.crown, "crown", net, lo, hi)
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    if d is not None and d.center is not None:
+        ball = (np.asarray(d.center), float(d.eps))
+        b = _run(lambda c, a, b: _core.crown(c, a, b, None, ball), "crown", net, lo, hi, d)
+    else:
+        b = _run(_core.crown, "crown", net, lo, hi, d)
+    if d is None or not d.n_rows_linear:
+        return b
+    return _crown_on_rows(net, d, b)
+
+
+def _crown_on_rows(net: Network, d: Domain, b: Bounds) -> Bounds:
+    """CROWN's linear bounds concretised over the domain's rows by LPs (see crown)."""
+    t0 = time.perf_counter()
+    lower = [np.array(a) for a in b.lower]
+    upper = [np.array(a) for a in b.upper]
+    for k in range(net.n_layers):
+        if k < net.n_layers - 1:
+            idx = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
+        else:
+            idx = np.arange(lower[k].size)
+        if not idx.size:
+            continue
+        L = _core.crown_linear(net._core, b.lo, b.hi, (lower[:k], upper[:k]), k, idx.tolist())
+        # upper: max AU x + cU + slack = -min(-AU x) + ...; each addition rounded outward
+        hi_ = np.nextafter(np.nextafter(L["cU"] - d.min_linear(-L["AU"]), np.inf) + L["slack"], np.inf)
+        lo_ = np.nextafter(np.nextafter(L["cL"] + d.min_linear(L["AL"]), -np.inf) - L["slack"], -np.inf)
+        upper[k][idx] = np.minimum(upper[k][idx], hi_)
+        # both sides are sound, so they cross only on an empty domain (within rounding)
+        lower[k][idx] = np.minimum(np.maximum(lower[k][idx], lo_), upper[k][idx])
+    check_finite(lower, upper, "crown", b.lo, b.hi)
+    seconds = dict(b.seconds)
+    seconds["crown"] += time.perf_counter() - t0
+    return _trusted(tuple(lower), tuple(upper), b.lo, b.hi, "crown", seconds, d)
 
 
 def gamma_slack(n_terms) -> float:
@@ -358,27 +474,35 @@ def round_up(v: np.ndarray) -> np.ndarray:
 _UNIT = np.finfo(np.float64).eps / 2.0  # unit roundoff
 
 
-def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
-    """Layer by layer, tighten every target neuron with its own LP (see relaxation.py)."""
+def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
+    """Layer by layer, tighten every target neuron with its own LP (see relaxation.py);
+    ``d``: a constrained Domain whose rows join every LP (lo, hi its tightened box)."""
     from emlpress.bounds.relaxation import (ALPHA_ITERATIONS, ALPHA_STEP, NeuronProblems,
                                             nearest_neighbour_order, run_on_free_workers)
 
-    lo, hi = net.domain(lo, hi)
     if init is None:
-        init = crown(net, lo, hi)
-    else:
+        init = crown(net, lo, hi) if d is None else crown(net, domain=d)
+    elif d is None:
         init.check(net, lo, hi)
+    else:
+        init.check(net, domain=d)
     n_threads = _options.threads(threads) or max(1, _core.num_threads())
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
     store = _core.LpRelaxation(lo, hi, False)
     workers = [NeuronProblems(net, lo, hi, store) for _ in range(n_threads)]
+    if d is not None:  # the domain's rows, in every LP and in every certificate
+        blk = store.add_domain(**d.rows())
+        for w in workers:
+            w.add_block(blk)
     t0 = time.perf_counter()
     fwd = forward_rounding(net, lo, hi, upper)  # exact LP values widened by it
-    # the box centre's pre-activations: a witness that the bound problems are feasible
-    zc = [z[0] for z in net.preactivations(((lo + hi) / 2)[None, :])]
-    layers = range(1, net.n_layers)
+    # a point of the domain (the box centre): a witness that the bound problems are feasible
+    x0 = (lo + hi) / 2 if d is None else d.point
+    zc = [z[0] for z in net.preactivations(x0[None, :])]
+    # the first layer's interval bounds are exact on a box, not on a polytope
+    layers = range(1 if d is None else 0, net.n_layers)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -387,12 +511,13 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
     lock = threading.Lock()
     with ThreadPoolExecutor(n_threads) as pool:
         for k in layers:
-            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1])
+            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1]) if k else None
             aff = store.pre_activation(net._core, k)
             # a network point inside every bound so far proves the problem feasible
             witness = all(bool(np.all((lower[j] <= zc[j]) & (zc[j] <= upper[j]))) for j in range(k))
             for w in workers:
-                w.add_block(blk)
+                if blk is not None:
+                    w.add_block(blk)
                 w.set_targets(k, aff, fwd[k])
                 w.witness = witness
             hidden = k < net.n_layers - 1
@@ -454,11 +579,12 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
         bar.close()
     seconds = dict(init.seconds)
     seconds[method] = time.perf_counter() - t0
-    return Bounds(tuple(lower), tuple(upper), lo, hi, method, tuple(settled), seconds)
+    return Bounds(tuple(lower), tuple(upper), lo, hi, method, tuple(settled), seconds, domain=d)
 
 
 def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int | None = None,
-       full: bool = False, progress: bool = False) -> Bounds:
+       full: bool = False, progress: bool = False, *, domain: Domain | None = None, A_ub=None,
+       b_ub=None, A_eq=None, b_eq=None, l1=None) -> Bounds:
     """LP-relaxation bounds, layer by layer: for each neuron, the min and max of its
     pre-activation over the triangle relaxation of every earlier unstable ReLU (the LP
     relaxation of the big-M encoding), using the tightest bounds known so far.
@@ -470,13 +596,21 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
     units are eliminated from the LP, stably active ones substituted. Every value is made
     rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
     HiGHS instances (default: all cores) split each layer's neurons.
+
+    On a :class:`Domain` (keywords as :func:`interval`) the LPs run over its tightened box
+    with its rows added to every LP (an l1 ball as ``t_i >= |x_i - center_i|``,
+    ``sum t <= eps``), and the certificates count those rows' multipliers too; ``init``
+    must hold on that domain.
     """
-    return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress)
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress, d=d)
 
 
 def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
          threads: int | None = None, full: bool = False, progress: bool = False,
-         node_limit: int | None = None, rule: str | None = None, split: str | None = None) -> Bounds:
+         node_limit: int | None = None, rule: str | None = None, split: str | None = None, *,
+         domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
+         l1=None) -> Bounds:
     """Exact bounds by emlpress' own branch-and-bound over the phases of earlier unstable
     ReLUs (``emlpress.bounds.bab``), layer by layer, each layer's relaxation built on the
     exact bounds of the layers before it.
@@ -501,10 +635,14 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     ``"auto"``: the input box for at most ``bab.INPUT_DIMS`` inputs) and ``rule`` the
     branching rule of the phase splits (``bab.RULES``, default ``bab.RULE``). The result's
     ``search`` table gives per layer (indexed as ``lower``/``upper``) the sides searched,
-    nodes explored, witnesses, proofs and the sides left unresolved by a limit."""
+    nodes explored, witnesses, proofs and the sides left unresolved by a limit.
+
+    ``domain`` (and the keywords of :func:`interval`): a box only for now; a domain with
+    linear constraints or an l1 ball raises ``NotImplementedError`` (:func:`lp` takes it)."""
     from emlpress.bounds import bab
 
-    lo, hi = net.domain(lo, hi)
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    _refuse_constraints("milp", d)
     n_threads = _options.threads(threads) or max(1, _core.num_threads())
     time_limit = _options.seconds("time_limit", time_limit)
     if node_limit is not None:
@@ -531,7 +669,9 @@ METHODS = ("interval", "crown", "lp", "milp", "exact", "stability", "progressive
 
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
-            progress: bool = False, time_limit: float | None = None) -> Bounds:
+            progress: bool = False, time_limit: float | None = None,
+            domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
+            l1=None) -> Bounds:
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
     ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
     bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
@@ -539,32 +679,53 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
-    time per stage."""
+    time per stage.
+
+    ``domain`` (or the keywords ``A_ub``, ``b_ub``, ``A_eq``, ``b_eq``, ``l1``, see
+    :func:`interval`): the bounds hold on that :class:`Domain`; ``milp``, ``exact``,
+    ``stability`` and ``use_milp`` refuse one with constraints (``NotImplementedError``)."""
     threads = _options.threads(threads)
     milp_time_limit = _options.seconds("milp_time_limit", milp_time_limit)
+    if method not in METHODS:
+        raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    if method in ("milp", "exact", "stability") or use_milp:
+        _refuse_constraints(f"tighten(method={method!r}{', use_milp=True' if use_milp else ''})", d)
+    # the box, or the domain, as the methods take it
+    where = {"lo": lo, "hi": hi} if d is None else {"domain": d}
     if method == "interval":
-        return interval(net, lo, hi)  # fast paths: no stage bookkeeping needed
+        return interval(net, **where)  # fast paths: no stage bookkeeping needed
     if method == "crown":
-        return crown(net, lo, hi)
+        return crown(net, **where)
     if method == "lp":
-        return lp(net, lo, hi, threads=threads, progress=progress)
+        return lp(net, threads=threads, progress=progress, **where)
     if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
     if method == "stability":
         return stability(net, lo, hi, time_limit=time_limit, threads=threads,
                          progress=progress).bounds
-    if method != "progressive":
-        raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")
-    bi = interval(net, lo, hi)
-    bc = crown(net, lo, hi)
+    bi = interval(net, **where)
+    bc = crown(net, **where)
     settled = tuple(np.where((c_l > i_l) | (c_u < i_u), "crown", "interval").astype(object)
                     for c_l, i_l, c_u, i_u in zip(bc.lower, bi.lower, bc.upper, bi.upper))
     bc = Bounds(bc.lower, bc.upper, bc.lo, bc.hi, "crown", settled,
-                {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]})
-    b = lp(net, lo, hi, init=bc, threads=threads, progress=progress)
+                {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]}, domain=d)
+    b = lp(net, init=bc, threads=threads, progress=progress, **where)
     if use_milp:
         b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress)
-    return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds)
+    return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds, domain=d)
 
 
-from emlpress.bounds.stability import Stability, stability  # noqa: E402  (uses Bounds above)
+from emlpress.bounds.stability import Stability  # noqa: E402  (uses Bounds above)
+from emlpress.bounds.stability import stability as _stability  # noqa: E402
+
+
+def stability(net: Network, lo=None, hi=None, *args, domain: Domain | None = None, A_ub=None,
+              b_ub=None, A_eq=None, b_eq=None, l1=None, **kwargs) -> Stability:
+    """:func:`emlpress.bounds.stability.stability` (the exact stable sets on a box; its
+    arguments), with ``domain`` and the keywords of :func:`interval`: a box only for now; a
+    domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
+    if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
+        d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+        _refuse_constraints("stability", d)
+    return _stability(net, lo, hi, *args, **kwargs)

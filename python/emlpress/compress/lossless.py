@@ -40,6 +40,13 @@ bounds of its surviving neurons (``report.bounds``), valid for reuse by the MILP
 are widened by a rigorous bound on how much folding and merging changed each pre-activation
 in float64 (computed from the actual residuals, see ``cpp/include/emlpress/lossless.hpp``)
 and by the compressed network's own forward rounding, so they stay sound, not just close.
+
+On a constrained input domain (``domain=``, or ``A_ub``/``b_ub``/``A_eq``/``b_eq``/``l1``
+as in :func:`emlpress.bounds.interval`) the network is compressed with bounds valid on the
+domain and is equal to the original on the domain only: the verification points are
+``n_points`` seeded points of the domain (``Domain.sample``: rejection from its box, else
+hit-and-run), the compressed network's stored box is the domain's tightened box, and the
+report's bounds record the domain, so they are refused on any larger one.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ import pandas as pd
 
 from emlpress import _core
 from emlpress import bounds as _bounds
-from emlpress.bounds import Bounds
+from emlpress.bounds import Bounds, Domain
 from emlpress.bounds.conditioning import CONDITIONING_RTOL, HIGHS_MIP_TOL, integrality_error
 from emlpress.network import Network, box_points
 
@@ -90,6 +97,8 @@ class LosslessReport:
     #: encoding of the original (its bounds) and of the compressed network (the carried bounds)
     tolerance_error_before: float = float("nan")
     tolerance_error_after: float = float("nan")
+    #: the constrained input domain the compression is exact on (None: the box)
+    domain: Domain | None = None
 
     @property
     def rel_diff(self) -> float:
@@ -103,30 +112,40 @@ class LosslessReport:
             f"largest |weight| {self.max_weight_before:.3g} -> {self.max_weight_after:.3g}, "
             f"MILP outputs exact to {self.tolerance_error_before:.2g} -> "
             f"{self.tolerance_error_after:.2g} at integrality tolerance {HIGHS_MIP_TOL:g}\n"
-            f"max |difference| on {self.n_points} points: {self.max_abs_diff:.3g} "
+            f"max |difference| on {self.n_points} points"
+            f"{'' if self.domain is None else f' of {self.domain}'}: {self.max_abs_diff:.3g} "
             f"(output scale {self.output_scale:.3g}, relative {self.rel_diff:.3g})"
         )
         return head + "\n" + self.layers.to_string()
 
 
-def _resolve_bounds(net: Network, lo, hi, bounds, threads) -> Bounds:
+def _resolve_bounds(net: Network, lo, hi, bounds, threads, d: Domain | None = None) -> Bounds:
     if isinstance(bounds, _bounds.Stability):  # its bounds: 0 on every proven side
         bounds = bounds.bounds
     if isinstance(bounds, Bounds):
-        bounds.check(net, lo, hi)
+        if d is None:
+            bounds.check(net, lo, hi)
+        else:
+            bounds.check(net, domain=d)
         return bounds
     if not isinstance(bounds, str):
         raise TypeError("bounds must be a Bounds or Stability object or a method name, got "
                         f"{type(bounds).__name__}")
+    if d is not None:
+        return _bounds.tighten(net, method=bounds, threads=threads, domain=d)
     return _bounds.tighten(net, lo, hi, method=bounds, threads=threads)
 
 
 def verify_equal(original: Network, compressed: Network, lo, hi, n_points: int = 100_000,
-                 seed: int = 0) -> tuple[float, float, int]:
+                 seed: int = 0, domain: Domain | None = None) -> tuple[float, float, int]:
     """Largest absolute output difference of two networks on ``n_points`` seeded uniform
-    points of the box plus its corners (input dimension <= 12); returns
+    points of the box plus its corners (input dimension <= 12), or on ``domain``, ``n_points``
+    seeded points of it (``Domain.sample``) and its point; returns
     ``(max_abs_diff, output_scale, points)``."""
-    X = box_points(lo, hi, n_points, seed)
+    if domain is not None:
+        X = np.vstack([domain.point[None, :], domain.sample(n_points, seed)])
+    else:
+        X = box_points(lo, hi, n_points, seed)
     Y = original.forward(X)
     Z = compressed.forward(X)
     diff = float(np.max(np.abs(Y - Z)))
@@ -134,7 +153,8 @@ def verify_equal(original: Network, compressed: Network, lo, hi, n_points: int =
     return diff, scale, X.shape[0]
 
 
-def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bounds) -> Bounds:
+def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bounds,
+                    d: Domain | None = None) -> Bounds:
     """The original bounds of the surviving units, valid for the compressed network.
 
     They hold for the original's pre-activations; the compressed network's differ by at
@@ -158,7 +178,7 @@ def _carried_bounds(out: Network, lo, hi, lowers, uppers, delta, settled, b: Bou
         ups.append(uppers[l] + widen)
         xabs = np.maximum(ups[-1], 0.0)
     return Bounds(tuple(lows), tuple(ups), lo, hi, f"{b.method} (carried over)", tuple(settled),
-                  dict(b.seconds))
+                  dict(b.seconds), domain=d)
 
 
 def _max_abs(W: np.ndarray) -> float:
@@ -167,8 +187,9 @@ def _max_abs(W: np.ndarray) -> float:
 
 def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = RANK_TOL,
              n_points: int = 100_000, verify: bool = True, seed: int = 0,
-             threads: int | None = None,
-             max_coefficient: float | None = None) -> tuple[Network, LosslessReport]:
+             threads: int | None = None, max_coefficient: float | None = None,
+             domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
+             l1=None) -> tuple[Network, LosslessReport]:
     """Compress ``net`` exactly on the box ``[lo, hi]`` (default: its domain).
 
     ``bounds`` is a :class:`~emlpress.bounds.Bounds` valid on the box, the result of
@@ -181,8 +202,12 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     they differ. ``max_coefficient``: keep a layer whose folding or merging would create
     weights above it (and above the original's there), see "Conditioning" in the module
     docstring; ``None`` (default) folds and merges whatever the coefficients.
+
+    ``domain`` (or the keywords ``A_ub``, ``b_ub``, ``A_eq``, ``b_eq``, ``l1``, see
+    :func:`emlpress.bounds.interval`): compress on that :class:`~emlpress.bounds.Domain`
+    (bounds valid on it, verification on its samples); the result equals ``net`` there only.
     """
-    lo, hi = net.domain(lo, hi)
+    d, lo, hi = _bounds._domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if verify and n_points < 100_000:
         raise ValueError(f"n_points = {n_points}: verification needs at least 100,000 points")
     if not (0.0 <= rank_tol < 1.0):
@@ -190,7 +215,7 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     if max_coefficient is not None and not (np.isfinite(max_coefficient) and max_coefficient > 0):
         raise ValueError(f"max_coefficient = {max_coefficient} must be a finite number > 0 (or None)")
     t0 = time.perf_counter()
-    b = _resolve_bounds(net, lo, hi, bounds, threads)
+    b = _resolve_bounds(net, lo, hi, bounds, threads, d)
     t_bounds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -258,14 +283,14 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
             j += 1
         rows.append(row)
     out = Network(Ws, bs, lo, hi)
-    carried = _carried_bounds(out, lo, hi, lowers, uppers, delta, settled, b)
+    carried = _carried_bounds(out, lo, hi, lowers, uppers, delta, settled, b, d)
     t_compress = time.perf_counter() - t0
 
     seconds = {"bounds": t_bounds, "compress": t_compress}
     diff, scale, npts = float("nan"), float("nan"), 0
     if verify:
         t0 = time.perf_counter()
-        diff, scale, npts = verify_equal(net, out, lo, hi, n_points, seed)
+        diff, scale, npts = verify_equal(net, out, lo, hi, n_points, seed, d)
         seconds["verify"] = time.perf_counter() - t0
     layers = pd.DataFrame(rows, columns=["layer", "units_before", "units_after", "removed_inactive",
                                          "removed_zero_weight", "folded_dependent", "merged",
@@ -280,6 +305,7 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
         max_weight_after=max(_max_abs(W) for W in out.weights),
         tolerance_error_before=float(integrality_error(net, b)[0].max(initial=0.0)),
         tolerance_error_after=float(integrality_error(out, carried)[0].max(initial=0.0)),
+        domain=d,
     )
     out_scale = max(1.0, float(np.max(np.maximum(np.abs(carried.lower[-1]), np.abs(carried.upper[-1])),
                                       initial=0.0)))
@@ -294,7 +320,8 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
             "creates those weights", RuntimeWarning, stacklevel=2)
     if verify and not diff <= VERIFY_RTOL * scale:
         raise LosslessError(
-            f"compressed network differs from the original by {diff:.3g} on the box "
+            f"compressed network differs from the original by {diff:.3g} on the "
+            f"{'box' if d is None else d} "
             f"(output scale {scale:.3g}, allowed {VERIFY_RTOL:g} x scale); the bounds "
             f"({b.method}) or rank_tol={rank_tol:g} are at fault\n{report}"
         )

@@ -308,7 +308,8 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
         b = _bounds.tighten(net, lo, hi, method=bounds or "crown")
     elif isinstance(bounds, Bounds):
         b = bounds
-        b.check(net)
+        # bounds of a constrained domain hold there only: refused unless it holds the box
+        b.check(net) if b.domain is None else b.check(net, lo, hi)
         bad = np.flatnonzero((b.lo > lo) | (b.hi < hi))
         if bad.size:
             q = bad[0]
