@@ -320,8 +320,27 @@ def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypat
     assert "5 of 8 answers written" in marker and f"--resume {folder}" in marker
     before = pd.read_csv(folder / "run.summary.csv")
     assert len(before) == 5
-    monkeypatch.setattr(pipe, "solve_loop", real)
+    # the second topology's networks were trained and checkpointed before the interruption
+    fits = sorted(p.name for p in (folder / "models").glob("*_fits.npz"))
+    assert fits == [f"Saxpy_{t}_{b}_fits.npz" for t in ("12-15", "9-7") for b in ("baseline", "pruned")]
+    stamps = {p: p.stat().st_mtime_ns for p in (folder / "models").iterdir()}
+    solved = []
+
+    def counted(m, *a, **k):
+        solved.append(m)
+        return real(m, *a, **k)
+
+    import emlpress.train as train
+    trained = []
+    real_fit = train.fit_regressor
+    monkeypatch.setattr(pipe, "solve_loop", counted)
+    monkeypatch.setattr(train, "fit_regressor",
+                        lambda *a, **k: trained.append(k.get("init")) or real_fit(*a, **k))
     again, s = pipe.run(pipe.Config(progress=False), resume=folder)
+    # only the 3 answers not written were solved; no network was trained from scratch
+    # (refits of the closed loop start from a trained one)
+    assert len(solved) == 3 and all(init is not None for init in trained)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing kept rewritten
     assert s["group_done"].all()
     assert again == folder and not (folder / pipe.INCOMPLETE).exists()
     assert list(zip(s["topology"].astype(str), s["variant"])) == [
