@@ -64,7 +64,7 @@ def _model_and_box(args):
 def _tighten(args, net, lo, hi, method: str):
     """Bounds by `method`, with a progress bar for the per-neuron (LP/MILP) methods."""
     return _bounds.tighten(net, lo, hi, method, threads=args.threads,
-                           milp_time_limit=args.milp_time_limit,
+                           milp_time_limit=args.milp_time_limit, deterministic=args.deterministic,
                            progress=method not in ("interval", "crown"))
 
 
@@ -438,6 +438,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hi", type=float, nargs="+", help="input upper bounds (1 value or n_in)")
     p.add_argument("--threads", type=int, default=None, help="HiGHS instances for lp/milp (default: all cores)")
     p.add_argument("--milp-time-limit", type=float, default=10.0, help="seconds per neuron and side of the exact (milp) bounds search; a limit gives sound, looser bounds")
+    p.add_argument("--deterministic", action="store_true",
+                   help="milp: the same bounds on every run (its searches on one thread; lp always is)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -420,7 +420,8 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress):
                             if solves[0] % 16 == 0:
                                 bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
 
-                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve):
+                # fixed slices: every run solves the same LPs from the same warm starts
+                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve, fixed=True):
                     for i, side, v in part:
                         bound = lower[k] if side == "min" else upper[k]
                         if v != bound[i]:
@@ -461,14 +462,17 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
     ``init``'s) and the dual simplex stops as soon as the sign is proven. Stably inactive
     units are eliminated from the LP, stably active ones substituted. Every value is made
     rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
-    HiGHS instances (default: all cores) split each layer's neurons.
+    HiGHS instances (default: all cores) split each layer's neurons into fixed slices, so
+    the result is the same on every run with the same ``threads`` (bit for bit; another
+    thread count may differ in the last digits, each result sound).
     """
     return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress)
 
 
 def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
          threads: int | None = None, full: bool = False, progress: bool = False,
-         node_limit: int | None = None, rule: str | None = None, split: str | None = None) -> Bounds:
+         node_limit: int | None = None, rule: str | None = None, split: str | None = None,
+         deterministic: bool = False) -> Bounds:
     """Exact bounds by emlpress' own branch-and-bound over the phases of earlier unstable
     ReLUs (``emlpress.bounds.bab``), layer by layer, each layer's relaxation built on the
     exact bounds of the layers before it.
@@ -493,7 +497,15 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     ``"auto"``: the input box for at most ``bab.INPUT_DIMS`` inputs) and ``rule`` the
     branching rule of the phase splits (``bab.RULES``, default ``bab.RULE``). The result's
     ``search`` table gives per layer (indexed as ``lower``/``upper``) the sides searched,
-    nodes explored, witnesses, proofs and the sides left unresolved by a limit."""
+    nodes explored, witnesses, proofs and the sides left unresolved by a limit.
+
+    Repeatability: with ``threads`` > 1 the searches share their witnesses and proofs as
+    they find them, so two runs can differ: a hidden unit keeps ``init``'s bound or is
+    proven stable on the same side (the stable sets are equal), and where no limit stopped
+    a search an output bound differs by at most ``bab.GAP_TOL * max(1, |bound|)`` (each is
+    within that of a value the network takes). ``deterministic=True`` runs the searches on
+    one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
+    bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
     from emlpress.bounds import bab
 
     lo, hi = net.domain(lo, hi)
@@ -510,7 +522,8 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
         init.check(net, lo, hi)
     t0 = time.perf_counter()
     lower, upper, settled, search = bab.exact_bounds(
-        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit, threads=n_threads,
+        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit,
+        threads=1 if deterministic else n_threads,
         full=full, progress=progress, rule=rule, split=split)
     seconds = dict(init.seconds)
     seconds["milp"] = time.perf_counter() - t0
@@ -523,7 +536,8 @@ METHODS = ("interval", "crown", "lp", "milp", "exact", "stability", "progressive
 
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
-            progress: bool = False, time_limit: float | None = None) -> Bounds:
+            progress: bool = False, time_limit: float | None = None,
+            deterministic: bool = False) -> Bounds:
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
     ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
     bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
@@ -531,7 +545,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
-    time per stage."""
+    time per stage. ``deterministic``: see :func:`milp`."""
     threads = _options.threads(threads)
     milp_time_limit = _options.seconds("milp_time_limit", milp_time_limit)
     if method == "interval":
@@ -541,7 +555,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if method == "lp":
         return lp(net, lo, hi, threads=threads, progress=progress)
     if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
-        return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
+        return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress,
+                    deterministic=deterministic)
     if method == "stability":
         return stability(net, lo, hi, time_limit=time_limit, threads=threads,
                          progress=progress).bounds
@@ -555,7 +570,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
                 {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]})
     b = lp(net, lo, hi, init=bc, threads=threads, progress=progress)
     if use_milp:
-        b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress)
+        b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress,
+                 deterministic=deterministic)
     return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds)
 
 
