@@ -4,8 +4,8 @@ with an uninterrupted run's summary.
 
 - ``emlpress tpc run``: a written answer is never solved again and its files stay as they
   were; INCOMPLETE says what was written; the resumed summary equals the uninterrupted one.
-- ``emlpress study run`` (the Dask battery): killed after a seeded number of tasks plus a
-  seeded delay; the resumed summaries equal the uninterrupted ones.
+- ``emlpress study run`` (the Dask battery of tests/test_battery.py): killed after a seeded
+  number of tasks plus a seeded delay; the resumed summaries equal the uninterrupted ones.
 - ``emlpress epidemics run`` has no run folder that can resume (each run writes a new
   timestamped folder), so it is not here.
 """
@@ -124,3 +124,63 @@ def test_tpc_run_killed_at_a_seeded_point_resumes_without_redoing_answers(
     assert {f: f.stat().st_mtime_ns for f in kept} == stamps
     assert not (folder / "INCOMPLETE").exists()
     pd.testing.assert_frame_equal(_tpc_summary(folder), tpc_clean)
+
+
+# -- emlpress study run (the Dask battery runner) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study_clean(tmp_path_factory):
+    pytest.importorskip("distributed")
+    from test_battery import N_TASKS, _cli
+
+    from emlpress.pipelines import battery
+
+    clean = tmp_path_factory.mktemp("study") / "clean"
+    _cli(clean)
+    assert len(battery.finished(clean)) == N_TASKS
+    return clean
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_study_run_killed_at_a_seeded_point_resumes_to_the_same_summary(study_clean, tmp_path, seed):
+    from test_battery import GRID, N_TASKS, _cli, _layers, _models
+
+    from emlpress.pipelines import battery
+
+    rng = np.random.default_rng(seed)
+    after = int(rng.integers(1, N_TASKS - 1))  # tasks finished before the kill
+    delay = float(rng.uniform(0.0, 1.5))
+    folder = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=ENV)
+    deadline = time.monotonic() + 300
+    try:
+        while len(battery.finished(folder)) < after:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, f"{after} tasks not finished in 300 s"
+            time.sleep(0.05)
+        time.sleep(delay)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the client, the LocalCluster and its workers
+        proc.wait()
+    done = battery.finished(folder)
+    assert after <= len(done) < N_TASKS, f"killed too late: {len(done)} of {N_TASKS} finished"
+    assert (folder / battery.INCOMPLETE).exists()
+    for p in (folder / "tasks").glob("*.json"):  # every result file whole (atomic writes)
+        json.loads(p.read_text())
+    for r in battery.load_results(folder).values():  # 2 workers share the cores
+        assert r["_task"]["native_threads"] == r["_task"]["emlpress_threads"] == max(
+            1, len(os.sched_getaffinity(0)) // 2)
+
+    p = _cli(folder)
+    assert f"{N_TASKS - len(done)} run now, {len(done)} already finished, 0 failed" in p.stdout
+    assert not (folder / battery.INCOMPLETE).exists()
+    pd.testing.assert_frame_equal(_models(folder), _models(study_clean))
+    pd.testing.assert_frame_equal(_layers(folder), _layers(study_clean))
+    if seed == 0:  # a third run has nothing left to do and rebuilds the same summary
+        p = _cli(folder)
+        assert f"0 run now, {N_TASKS} already finished" in p.stdout
+        pd.testing.assert_frame_equal(_models(folder), _models(study_clean))
