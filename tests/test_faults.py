@@ -79,6 +79,7 @@ def tpc_clean(tpc_data, tmp_path_factory):
 
 
 # seed 1: killed after 2 answers; seed 0: interrupted after all 4, during the solver timings
+@pytest.mark.slow
 @pytest.mark.parametrize("seed, sig", [(1, signal.SIGKILL), (0, signal.SIGINT)])
 def test_tpc_run_killed_at_a_seeded_point_resumes_without_redoing_answers(
         tpc_data, tpc_clean, tmp_path, seed, sig):

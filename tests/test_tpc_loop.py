@@ -215,6 +215,40 @@ def test_warm_started_refits_leave_their_start_alone_and_keep_pruned_zeros():
         fit_regressor(X, Y, [8, 4], epochs=1, init=base)
 
 
+def test_checkpointed_networks_refit_bit_for_bit_and_foreign_layers_are_refused(tmp_path):
+    """What a resumed tpc run trains from: the checkpoint of a group's networks gives the
+    same refits as the networks in memory (pruned masks included); a checkpoint whose layer
+    configuration holds anything training does not make is refused before it is built."""
+    from emlpress.pipelines import tpc as pipe
+    from emlpress.train import fit_regressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 3))
+    Y = (X**2).sum(1, keepdims=True)
+    base = fit_regressor(X, Y, [8, 8], epochs=3, seed=0)
+    pruned = fit_regressor(X, Y, [8, 8], epochs=3, pruning=(0.0, 0.5), init=base)
+    pipe._save_fits(tmp_path / "fits.npz", (base, pruned))
+    loaded = pipe._load_fits(tmp_path / "fits.npz")
+    for a, b in zip((base, pruned), loaded):
+        assert b.pruned == a.pruned and b.epochs == a.epochs and b.sparsity == a.sparsity
+        assert all(np.array_equal(u, v) for u, v in zip(a.net.weights, b.net.weights))
+    # a refit of the pruned one (its masks and pruning step restored too)
+    ra, rb = (fit_regressor(X, Y, [8, 8], epochs=2, init=f, early_stopping=False, seed=5)
+              for f in (pruned, loaded[1]))
+    assert all(np.array_equal(u, v) for u, v in zip(ra.net.weights, rb.net.weights))
+    with np.load(tmp_path / "fits.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta[0]["keras_config"]["layers"][1]["class_name"] = "Lambda"
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"bad.npz: layer 'Lambda'.*is not one training makes"):
+        pipe._load_fits(tmp_path / "bad.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "fits.npz").read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut.npz: not a readable checkpoint"):
+        pipe._load_fits(tmp_path / "cut.npz")
+
+
 def _run(tmp_path, data_dir, **kw):
     from emlpress.pipelines import tpc as pipe
 

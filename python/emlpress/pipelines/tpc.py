@@ -979,6 +979,8 @@ def _save_fits(path: Path, fits) -> None:
 def _load_fits(path: Path) -> tuple:
     """The FitResults :func:`_save_fits` wrote (their Keras models rebuilt from the layer
     configuration, refused unless it holds only the layers training makes)."""
+    import zipfile
+
     from emlpress.io.keras import tf_keras
     from emlpress.train import FitResult
 
@@ -987,7 +989,7 @@ def _load_fits(path: Path) -> tuple:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays["meta"]))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable checkpoint of trained networks ({e}); "
                          "delete it to train them again") from None
     fits = []
