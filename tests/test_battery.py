@@ -1,5 +1,5 @@
-"""The Dask battery runner (emlpress.pipelines.battery) through the lossless study's CLI:
-killed halfway and resumed to the same summary, refusal of another configuration, an
+"""The Dask battery runner (emlpress.pipelines.battery) through the lossless study's CLI
+(killed and resumed: tests/test_faults.py): refusal of another configuration, an
 unreachable scheduler, failed tasks retried, atomic results."""
 
 from __future__ import annotations
@@ -51,43 +51,7 @@ def _snapshot(folder) -> dict:
             for p in Path(folder).rglob("*")}
 
 
-@pytest.mark.slow
-def test_killed_halfway_and_resumed_gives_the_same_summary(tmp_path):
-    clean = tmp_path / "clean"
-    _cli(clean)
-    assert len(battery.finished(clean)) == N_TASKS
-
-    folder = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 300
-    try:
-        while len(battery.finished(folder)) < 2:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no task finished in 300 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the client, the LocalCluster and its workers
-        proc.wait()
-    done = battery.finished(folder)
-    assert 2 <= len(done) < N_TASKS, f"killed too late: {len(done)} of {N_TASKS} finished"
-    assert (folder / battery.INCOMPLETE).exists()
-    for p in (folder / "tasks").glob("*.json"):  # every result file whole (atomic writes)
-        json.loads(p.read_text())
-
-    for r in battery.load_results(folder).values():  # 2 workers share the cores
-        assert r["_task"]["native_threads"] == r["_task"]["emlpress_threads"] == max(
-            1, len(os.sched_getaffinity(0)) // 2)
-    p = _cli(folder)
-    assert f"{N_TASKS - len(done)} run now, {len(done)} already finished, 0 failed" in p.stdout
-    assert not (folder / battery.INCOMPLETE).exists()
-    pd.testing.assert_frame_equal(_models(folder), _models(clean))
-    pd.testing.assert_frame_equal(_layers(folder), _layers(clean))
-    # a third run has nothing left to do and rebuilds the same summary
-    p = _cli(folder)
-    assert f"0 run now, {N_TASKS} already finished" in p.stdout
-    pd.testing.assert_frame_equal(_models(folder), _models(clean))
+# killed at seeded points and resumed to the same summary: tests/test_faults.py (marker fault)
 
 
 @pytest.mark.slow

@@ -215,6 +215,40 @@ def test_warm_started_refits_leave_their_start_alone_and_keep_pruned_zeros():
         fit_regressor(X, Y, [8, 4], epochs=1, init=base)
 
 
+def test_checkpointed_networks_refit_bit_for_bit_and_foreign_layers_are_refused(tmp_path):
+    """What a resumed tpc run trains from: the checkpoint of a group's networks gives the
+    same refits as the networks in memory (pruned masks included); a checkpoint whose layer
+    configuration holds anything training does not make is refused before it is built."""
+    from emlpress.pipelines import tpc as pipe
+    from emlpress.train import fit_regressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 3))
+    Y = (X**2).sum(1, keepdims=True)
+    base = fit_regressor(X, Y, [8, 8], epochs=3, seed=0)
+    pruned = fit_regressor(X, Y, [8, 8], epochs=3, pruning=(0.0, 0.5), init=base)
+    pipe._save_fits(tmp_path / "fits.npz", (base, pruned))
+    loaded = pipe._load_fits(tmp_path / "fits.npz")
+    for a, b in zip((base, pruned), loaded):
+        assert b.pruned == a.pruned and b.epochs == a.epochs and b.sparsity == a.sparsity
+        assert all(np.array_equal(u, v) for u, v in zip(a.net.weights, b.net.weights))
+    # a refit of the pruned one (its masks and pruning step restored too)
+    ra, rb = (fit_regressor(X, Y, [8, 8], epochs=2, init=f, early_stopping=False, seed=5)
+              for f in (pruned, loaded[1]))
+    assert all(np.array_equal(u, v) for u, v in zip(ra.net.weights, rb.net.weights))
+    with np.load(tmp_path / "fits.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta[0]["keras_config"]["layers"][1]["class_name"] = "Lambda"
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"bad.npz: layer 'Lambda'.*is not one training makes"):
+        pipe._load_fits(tmp_path / "bad.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "fits.npz").read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut.npz: not a readable checkpoint"):
+        pipe._load_fits(tmp_path / "cut.npz")
+
+
 def _run(tmp_path, data_dir, **kw):
     from emlpress.pipelines import tpc as pipe
 
@@ -320,8 +354,27 @@ def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypat
     assert "5 of 8 answers written" in marker and f"--resume {folder}" in marker
     before = pd.read_csv(folder / "run.summary.csv")
     assert len(before) == 5
-    monkeypatch.setattr(pipe, "solve_loop", real)
+    # the second topology's networks were trained and checkpointed before the interruption
+    fits = sorted(p.name for p in (folder / "models").glob("*_fits.npz"))
+    assert fits == [f"Saxpy_{t}_{b}_fits.npz" for t in ("12-15", "9-7") for b in ("baseline", "pruned")]
+    stamps = {p: p.stat().st_mtime_ns for p in (folder / "models").iterdir()}
+    solved = []
+
+    def counted(m, *a, **k):
+        solved.append(m)
+        return real(m, *a, **k)
+
+    import emlpress.train as train
+    trained = []
+    real_fit = train.fit_regressor
+    monkeypatch.setattr(pipe, "solve_loop", counted)
+    monkeypatch.setattr(train, "fit_regressor",
+                        lambda *a, **k: trained.append(k.get("init")) or real_fit(*a, **k))
     again, s = pipe.run(pipe.Config(progress=False), resume=folder)
+    # only the 3 answers not written were solved; no network was trained from scratch
+    # (refits of the closed loop start from a trained one)
+    assert len(solved) == 3 and all(init is not None for init in trained)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing kept rewritten
     assert s["group_done"].all()
     assert again == folder and not (folder / pipe.INCOMPLETE).exists()
     assert list(zip(s["topology"].astype(str), s["variant"])) == [

@@ -6,11 +6,36 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import warnings
 
 
-def threads(value) -> int | None:
-    """``None`` (the default) or a positive integer."""
-    return None if value is None else positive_int("threads", value, " or None")
+class ThreadsCapped(UserWarning):
+    """More threads were asked for than this process has cores: the cores were used."""
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity; at least 1)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, n or 1)
+
+
+def threads(value, name: str = "threads") -> int | None:
+    """``None`` (the default) or a positive integer, capped at :func:`cores` with a
+    :class:`ThreadsCapped` warning naming the reason: every thread holds its own HiGHS
+    instance (``threads=100000`` spent 50 s building instances) and CPU-bound solves on more
+    threads than cores only add that set-up and memory."""
+    if value is None:
+        return None
+    n = positive_int(name, value, " or None")
+    limit = cores()
+    if n > limit:
+        warnings.warn(f"{name}={n} is more than the {limit} cores this process may use: "
+                      f"capped at {limit} (each thread holds its own HiGHS instance; more "
+                      "threads than cores only add set-up time and memory)", ThreadsCapped,
+                      stacklevel=3)
+        return limit
+    return n
 
 
 def positive_int(name: str, value, alternative: str = "") -> int:

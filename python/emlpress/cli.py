@@ -153,6 +153,7 @@ def _tighten(args, net, lo, hi, method: str, domain=None):
     try:
         return _bounds.tighten(net, method=method, threads=args.threads,
                                milp_time_limit=args.milp_time_limit,
+                               deterministic=args.deterministic,
                                progress=method not in ("interval", "crown"), **where)
     except NotImplementedError as e:
         raise _UsageError(f"--method/--bounds {method} with --constraints or --l1-*: {e}") from None
@@ -660,6 +661,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1-center", type=float, nargs="+", default=None, metavar="V",
                    help="centre of an l1 ball ||x - center||_1 <= --l1-eps the inputs lie in (1 value or n_in)")
     p.add_argument("--l1-eps", type=float, default=None, metavar="EPS", help="radius of that l1 ball (>= 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="milp: the same bounds on every run (its searches on one thread; lp always is)")
 
 
 def build_parser() -> argparse.ArgumentParser:

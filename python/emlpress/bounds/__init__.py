@@ -553,7 +553,8 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
                             if solves[0] % 16 == 0:
                                 bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
 
-                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve):
+                # fixed slices: every run solves the same LPs from the same warm starts
+                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve, fixed=True):
                     for i, side, v in part:
                         bound = lower[k] if side == "min" else upper[k]
                         if v != bound[i]:
@@ -595,7 +596,9 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
     ``init``'s) and the dual simplex stops as soon as the sign is proven. Stably inactive
     units are eliminated from the LP, stably active ones substituted. Every value is made
     rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
-    HiGHS instances (default: all cores) split each layer's neurons.
+    HiGHS instances (default: all cores) split each layer's neurons into fixed slices, so
+    the result is the same on every run with the same ``threads`` (bit for bit; another
+    thread count may differ in the last digits, each result sound).
 
     On a :class:`Domain` (keywords as :func:`interval`) the LPs run over its tightened box
     with its rows added to every LP (an l1 ball as ``t_i >= |x_i - center_i|``,
@@ -609,6 +612,7 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
 def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
          threads: int | None = None, full: bool = False, progress: bool = False,
          node_limit: int | None = None, rule: str | None = None, split: str | None = None, *,
+         deterministic: bool = False,
          domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
          l1=None) -> Bounds:
     """Exact bounds by emlpress' own branch-and-bound over the phases of earlier unstable
@@ -638,7 +642,15 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     nodes explored, witnesses, proofs and the sides left unresolved by a limit.
 
     ``domain`` (and the keywords of :func:`interval`): a box only for now; a domain with
-    linear constraints or an l1 ball raises ``NotImplementedError`` (:func:`lp` takes it)."""
+    linear constraints or an l1 ball raises ``NotImplementedError`` (:func:`lp` takes it).
+
+    Repeatability: with ``threads`` > 1 the searches share their witnesses and proofs as
+    they find them, so two runs can differ: a hidden unit keeps ``init``'s bound or is
+    proven stable on the same side (the stable sets are equal), and where no limit stopped
+    a search an output bound differs by at most ``bab.GAP_TOL * max(1, |bound|)`` (each is
+    within that of a value the network takes). ``deterministic=True`` runs the searches on
+    one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
+    bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
     from emlpress.bounds import bab
 
     d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
@@ -656,7 +668,8 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
         init.check(net, lo, hi)
     t0 = time.perf_counter()
     lower, upper, settled, search = bab.exact_bounds(
-        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit, threads=n_threads,
+        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit,
+        threads=1 if deterministic else n_threads,
         full=full, progress=progress, rule=rule, split=split)
     seconds = dict(init.seconds)
     seconds["milp"] = time.perf_counter() - t0
@@ -670,6 +683,7 @@ METHODS = ("interval", "crown", "lp", "milp", "exact", "stability", "progressive
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
             progress: bool = False, time_limit: float | None = None,
+            deterministic: bool = False,
             domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
             l1=None) -> Bounds:
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
@@ -679,7 +693,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
-    time per stage.
+    time per stage. ``deterministic``: see :func:`milp`.
 
     ``domain`` (or the keywords ``A_ub``, ``b_ub``, ``A_eq``, ``b_eq``, ``l1``, see
     :func:`interval`): the bounds hold on that :class:`Domain`; ``milp``, ``exact``,
@@ -700,7 +714,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if method == "lp":
         return lp(net, threads=threads, progress=progress, **where)
     if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
-        return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
+        return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress,
+                    deterministic=deterministic)
     if method == "stability":
         return stability(net, lo, hi, time_limit=time_limit, threads=threads,
                          progress=progress).bounds
@@ -712,7 +727,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
                 {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]}, domain=d)
     b = lp(net, init=bc, threads=threads, progress=progress, **where)
     if use_milp:
-        b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress)
+        b = milp(net, lo, hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress,
+                 deterministic=deterministic)
     return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds, domain=d)
 
 

@@ -329,22 +329,46 @@ def _up(x: float) -> float:
     return math.nextafter(x, math.inf)
 
 
-def run_on_free_workers(pool, n_threads: int, tasks, lock, work, state=list) -> list:
+def run_on_free_workers(pool, n_threads: int, tasks, lock, work, state=list, fixed: bool = False) -> list:
     """Run ``work(t, task, s)`` for every task, in order, each of ``n_threads`` threads of
     ``pool`` taking the next task when it is free (thread ``t`` uses its own HiGHS instance,
-    ``s`` is its own ``state()``); returns the threads' states."""
-    queue = iter(tasks)
+    ``s`` is its own ``state()``); returns the threads' states.
+
+    ``fixed``: thread ``t`` takes the ``t``-th of ``n_threads`` contiguous slices of the tasks
+    instead, so that each instance solves the same LPs in the same order on every run (its
+    warm starts come from its own previous solutions): the results do not depend on timing.
+    An exception in the calling thread (Ctrl-C) or in a task stops every thread after the
+    task it is solving, not at the end of the list."""
+    import threading
+
+    tasks = list(tasks)
+    stop = threading.Event()
+    if fixed:
+        cuts = [len(tasks) * t // n_threads for t in range(n_threads + 1)]
+        queues = [iter(tasks[cuts[t]:cuts[t + 1]]) for t in range(n_threads)]
+    else:
+        queues = [iter(tasks)] * n_threads  # one shared queue
 
     def run(t):
         s = state()
-        while True:
+        while not stop.is_set():
             with lock:
-                task = next(queue, None)
+                task = next(queues[t], None)
             if task is None:
                 return s
-            work(t, task, s)
+            try:
+                work(t, task, s)
+            except BaseException:
+                stop.set()
+                raise
+        return s
 
-    return list(pool.map(run, range(n_threads)))
+    futures = [pool.submit(run, t) for t in range(n_threads)]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        stop.set()  # the other threads end after their current task (one LP, or one search)
+        raise
 
 
 def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:

@@ -183,6 +183,14 @@ class NetworkHandle(_HandleVars):
     tolerance_error: float = 0.0
     max_bigm: float = 0.0
 
+    def values(self, solution: "Solution") -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, outputs) of this network in ``solution``, the inputs clipped into the box
+        the encoding holds on (``bounds.lo``/``bounds.hi``): HiGHS' feasibility tolerance
+        lets a column end a few ulps outside its bounds (0.5000000000000001 for hi 0.5), and
+        a verified answer must be a point of the box."""
+        x, y = super().values(solution)
+        return np.clip(x, self.bounds.lo, self.bounds.hi), y
+
     @property
     def output_cols(self) -> np.ndarray:
         return self.layer_cols[-1]

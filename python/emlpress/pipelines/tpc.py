@@ -41,6 +41,7 @@ import datetime as _dt
 import json
 import math
 import numbers
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -166,6 +167,29 @@ class Surrogate:
 
 def _log(folder: Path, step: str, payload: dict) -> None:
     write_json_atomic(folder / "logs" / f"{step}.json", payload, default=_json)
+
+def _write_summary(folder: Path, rows: list) -> None:
+    write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
+
+
+def _written(folder: Path, jobs: list, cfg: Config) -> tuple[list, dict]:
+    """The answers a stopped run wrote to ``run.summary.csv``: (rows of its finished groups
+    (answers and timings), {(benchmark, topology): {variant: row}} of the others)."""
+    path = folder / "run.summary.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return [], {}
+    done = pd.read_csv(path, dtype={"topology": str})
+    finished, partial = [], {}
+    for (b, t), g in done.groupby(["benchmark", "topology"], sort=False):
+        if (b, t) not in jobs:
+            continue
+        rows = {r["variant"]: r for r in g.to_dict("records") if r["variant"] in variants(cfg)}
+        complete = "group_done" in g and g["group_done"].fillna(False).astype(bool).all()
+        if len(rows) == len(variants(cfg)) and complete:
+            finished += [rows[v] for v in variants(cfg)]
+        else:
+            partial[(b, t)] = rows
+    return finished, partial
 
 
 def _json(o):
@@ -386,8 +410,7 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     limits = _limits(cfg)
     hidden = list(m.err_fit.net.sizes[1:-1])
     allowed = [cfg.hw] if cfg.hw else data.hardware
-    candidates = ([(k, w) for k, w in oracle.measured_configurations(allowed)]
-                  if measured_only else None)
+    candidates = _candidates(oracle, allowed, measured_only)
     excluded, extra, log = [], [], []
     t_start = time.perf_counter()
     out = {"loop_stop": ""}
@@ -484,6 +507,11 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     answered = [it for it in log if "bits" in it]
     final = best if best is not None else (answered[-1] if answered else None)
     return {"out": out, "log": log, "first": first, "final": final, "final_sur": sur}
+
+
+def _candidates(oracle: Oracle, allowed, measured_only: bool):
+    """The (bits, hardware) pairs the MILP may choose from (None: any configuration)."""
+    return [(k, w) for k, w in oracle.measured_configurations(allowed)] if measured_only else None
 
 
 def _verdict(meas) -> str:
@@ -705,8 +733,11 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
     """The whole pipeline; returns the run folder and the summary table (also written, row by
     row as answers are final, to ``run.summary.csv``). While it runs, the folder holds a file
     ``INCOMPLETE`` saying how far it got; ``resume=FOLDER`` continues such a run with its own
-    settings (``cfg`` then only sets ``progress``), keeping every benchmark and topology whose
-    four answers were written and redoing the others (training is seeded: the same models).
+    settings (``cfg`` then only sets ``progress``): every answer written is kept, not solved
+    again, and a benchmark and topology whose networks were trained (the checkpoints
+    ``models/<benchmark>_<topology>_<baseline|pruned>_fits.npz``) is not trained again; what
+    is left (answers, and the solver-time comparison of a group) is computed. Every file the
+    run writes is replaced atomically, so a kill (even SIGKILL) leaves whole files.
 
     ``workers`` or ``scheduler``: the benchmarks and topologies run as tasks of a battery on
     Dask (:mod:`emlpress.pipelines.battery`: a LocalCluster of ``workers`` processes, or the
@@ -734,57 +765,75 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
                             native_threads, scheduler, timeout)
     datasets, oracles, splits = _prepare(cfg)
     jobs = [(b, t) for b in datasets for t in cfg.topologies]
-    kept = []
+    finished, partial = [], {}
     if resume is not None:
         folder = Path(resume)
-        if (folder / "run.summary.csv").exists():
-            done = pd.read_csv(folder / "run.summary.csv")
-            for (b, t), g in done.groupby(["benchmark", "topology"], sort=False):
-                complete = "group_done" in g and g["group_done"].fillna(False).astype(bool).all()
-                if len(g) == len(variants(cfg)) and complete and (b, str(t)) in jobs:
-                    kept.append(g)
-        finished = {(g["benchmark"].iloc[0], str(g["topology"].iloc[0])) for g in kept}
-        jobs = [j for j in jobs if j not in finished]
+        finished, partial = _written(folder, jobs, cfg)
+        n_kept = len(finished) + sum(len(p) for p in partial.values())
+        print(f"resuming {folder}: {n_kept} answers already written are kept, not computed "
+              f"again (skipped: {_skipped(finished, partial)})", file=sys.stderr)
+        done_groups = {(r["benchmark"], r["topology"]) for r in finished}
+        jobs_left = [j for j in jobs if j not in done_groups]
     else:
         folder = _new_folder(cfg)
         _start_folder(folder, cfg)
-    total = (len(jobs) + len(kept)) * len(variants(cfg))
+        jobs_left = jobs
+    per_group = len(variants(cfg))
+    total = len(jobs) * per_group
     global last_folder
     last_folder = folder
+    rows = finished + [r for p in partial.values() for r in p.values()]
+    groups_done = [len(jobs) - len(jobs_left)]
 
-    def mark(n_done: int) -> None:
-        write_text_atomic(
-            folder / INCOMPLETE,
-            f"this run stopped before its end: {n_done} of {total} answers written to "
-            f"run.summary.csv\nresume with: emlpress tpc run --resume {folder}\n")
+    def mark() -> None:
+        text = (f"this run stopped before its end: {len(rows)} of {total} answers written to "
+                f"run.summary.csv (a resume keeps them); {groups_done[0]} of {len(jobs)} "
+                "benchmark-topology groups finished with their solver timings\n"
+                f"resume with: emlpress tpc run --resume {folder}\n")
+        write_text_atomic(folder / INCOMPLETE, text)
     bar = None
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=len(kept) * len(variants(cfg)), desc="tpc run", unit="answer")
-    rows = [r for g in kept for r in g.to_dict("records")]
+        bar = tqdm(total=total, initial=len(rows), desc="tpc run", unit="answer")
     notes = []
-    mark(len(rows))
+    mark()
     truths = {}
 
     def on_row(row) -> None:
         rows.append(row)
-        write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
-        mark(len(rows))
+        _write_summary(folder, rows)
+        mark()
         if bar is not None:
             bar.update(1)
 
-    for bench, topo in jobs:
+    for bench, topo in jobs_left:
         data, oracle = datasets[bench], oracles[bench]
         if bench not in truths:
             truths[bench] = _truth(bench, data, oracle, cfg, [cfg.hw] if cfg.hw else data.hardware)
-        _job(cfg, folder, bench, topo, data, oracle, splits[bench], truths[bench], notes, bar, on_row)
-        write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))  # group_done
+        _job(cfg, folder, bench, topo, data, oracle, splits[bench], truths[bench], notes, bar, on_row,
+             done=partial.get((bench, topo)))
+        groups_done[0] += 1
+        _write_summary(folder, rows)  # group_done
+        mark()
     if bar is not None:
         bar.close()
+    order = {(b, t, v): k for k, (b, t, v) in enumerate(
+        (b, t, v) for b, t in jobs for v in variants(cfg))}
+    rows.sort(key=lambda r: order[(r["benchmark"], str(r["topology"]), r["variant"])])
     summary = _finish(folder, cfg, rows, notes)
     (folder / INCOMPLETE).unlink(missing_ok=True)
     return folder, summary
+
+
+def _skipped(finished: list, partial: dict) -> str:
+    """Which answers a resume keeps, by benchmark and topology."""
+    groups = {}
+    for r in finished:
+        groups.setdefault((r["benchmark"], r["topology"]), []).append(r["variant"])
+    for (b, t), p in partial.items():
+        groups.setdefault((b, t), []).extend(p)
+    return "; ".join(f"{b} {t}: {', '.join(v)}" for (b, t), v in groups.items()) or "none"
 
 
 def _config_from(payload: dict) -> Config:
@@ -879,12 +928,98 @@ def _apply_truth(row: dict, truth: dict) -> None:
         row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
 
 
+# -- checkpoints of a group's trained networks (so that a resume does not train them again) --
+
+#: Keras layer classes a checkpoint may hold: what fit_regressor builds (nothing executable)
+_CHECKPOINT_LAYERS = {"InputLayer", "Dense", "PruneLowMagnitude"}
+_CHECKPOINT_ACTIVATIONS = {"relu", "linear"}
+
+
+def _fits_path(folder: Path, bench: str, topo: str, base: str) -> Path:
+    return folder / "models" / f"{bench}_{topo}_{base}_fits.npz"
+
+
+def _save_fits(path: Path, fits) -> None:
+    """Write a base's trained (error, resources) FitResults to ``path`` atomically: networks,
+    scalings, Keras weights (with pruning masks and step) and the layer configuration."""
+    from emlpress.pipelines.battery import write_atomic
+
+    arrays, meta = {}, []
+    for k, f in enumerate(fits):
+        for l, (W, b) in enumerate(zip(f.net.weights, f.net.biases)):
+            arrays[f"f{k}_W{l}"], arrays[f"f{k}_b{l}"] = W, b
+        arrays[f"f{k}_lo"], arrays[f"f{k}_hi"] = f.net.lo, f.net.hi
+        for name, (a, b) in (("x", f.x_range), ("y", f.y_range)):
+            arrays[f"f{k}_{name}lo"], arrays[f"f{k}_{name}hi"] = np.asarray(a), np.asarray(b)
+        for j, w in enumerate(f.model.get_weights()):
+            arrays[f"f{k}_keras{j}"] = w
+        meta.append({"layers": len(f.net.weights), "keras_weights": len(f.model.get_weights()),
+                     "train_s": f.train_s, "epochs": f.epochs, "sparsity": f.sparsity,
+                     "pruned": f.pruned, "history": f.history,
+                     "keras_config": f.model.get_config()})
+    arrays["meta"] = np.array(json.dumps(meta, default=_json))
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    write_atomic(path, write)
+
+
+def _load_fits(path: Path) -> tuple:
+    """The FitResults :func:`_save_fits` wrote (their Keras models rebuilt from the layer
+    configuration, refused unless it holds only the layers training makes)."""
+    import zipfile
+
+    from emlpress.io.keras import tf_keras
+    from emlpress.train import FitResult
+
+    keras = tf_keras()
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays["meta"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable checkpoint of trained networks ({e}); "
+                         "delete it to train them again") from None
+    fits = []
+    for k, m in enumerate(meta):
+        cfg = m["keras_config"]
+        for layer in cfg.get("layers", []):
+            inner = layer.get("config", {}).get("layer", layer)  # PruneLowMagnitude wraps a Dense
+            for lay in (layer, inner):
+                act = lay.get("config", {}).get("activation", "linear")
+                if (lay.get("class_name") not in _CHECKPOINT_LAYERS
+                        or act not in _CHECKPOINT_ACTIVATIONS):
+                    raise ValueError(f"{path}: layer {lay.get('class_name')!r} (activation "
+                                     f"{act!r}) is not one training makes; refused")
+        if m["pruned"]:
+            import tensorflow_model_optimization as tfmot
+
+            with tfmot.sparsity.keras.prune_scope():
+                model = keras.Sequential.from_config(cfg)
+        else:
+            model = keras.Sequential.from_config(cfg)
+        model.set_weights([arrays[f"f{k}_keras{j}"] for j in range(m["keras_weights"])])
+        net = Network([arrays[f"f{k}_W{l}"] for l in range(m["layers"])],
+                      [arrays[f"f{k}_b{l}"] for l in range(m["layers"])],
+                      arrays[f"f{k}_lo"], arrays[f"f{k}_hi"])
+        fits.append(FitResult(net, m["train_s"], m["epochs"], m["history"], m["sparsity"],
+                              (arrays[f"f{k}_xlo"], arrays[f"f{k}_xhi"]),
+                              (arrays[f"f{k}_ylo"], arrays[f"f{k}_yhi"]), model, m["pruned"]))
+    return tuple(fits)
+
+
 def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle, split,
-         truth: dict | None, notes: list, bar=None, on_row=None) -> list[dict]:
+         truth: dict | None, notes: list, bar=None, on_row=None, done=None) -> list[dict]:
     """One benchmark and topology: train the baseline and pruned networks, answer for every
     variant (closed loop, measured), time the compressed against the uncompressed MILPs.
     Returns the variants' summary rows (``truth``: the benchmark's brute force, or None to
-    join it later)."""
+    join it later).
+
+    The trained networks are checkpointed in ``models/<bench>_<topo>_<base>_fits.npz`` and
+    taken from there when present (a resumed group is not trained again); ``done`` maps a
+    variant to its row already written (a resume): it is kept as it is, not solved again."""
     from emlpress.train import fit_regressor
 
     limits = _limits(cfg)
@@ -906,10 +1041,20 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
     prune = dict(epochs=cfg.prune_epochs, batch_size=cfg.batch_size, seed=cfg.seed, lo=lo, hi=hi,
                  learning_rate=cfg.learning_rate, pruning=(cfg.initial_sparsity, cfg.final_sparsity))
     res_common = {**common, "epochs": cfg.resource_epochs, "patience": min(cfg.patience, 10)}
-    fits = {"baseline": (fit_regressor(Xtr, Ytr[:, :1], hidden, **common),
-                         fit_regressor(Xtr, Ytr[:, 1:], hidden, **res_common))}
-    fits["pruned"] = (fit_regressor(Xtr, Ytr[:, :1], hidden, init=fits["baseline"][0], **prune),
-                      fit_regressor(Xtr, Ytr[:, 1:], hidden, init=fits["baseline"][1], **prune))
+    done = done or {}
+    fits = {}
+    for base in ("baseline", "pruned"):
+        path = _fits_path(folder, bench, topo, base)
+        if path.exists():
+            fits[base] = _load_fits(path)
+            continue
+        if base == "baseline":
+            fits[base] = (fit_regressor(Xtr, Ytr[:, :1], hidden, **common),
+                          fit_regressor(Xtr, Ytr[:, 1:], hidden, **res_common))
+        else:
+            fits[base] = (fit_regressor(Xtr, Ytr[:, :1], hidden, init=fits["baseline"][0], **prune),
+                          fit_regressor(Xtr, Ytr[:, 1:], hidden, init=fits["baseline"][1], **prune))
+        _save_fits(path, fits[base])
     # which resource outputs the MILP uses: held-out R2 of the baseline resource network
     Xte = data.X(test)
     Pres = fits["baseline"][1].net.forward(Xte)
@@ -944,6 +1089,14 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
                          f"of -log10(error) {r2_err:.3f} < "
                          f"{R2_ERROR_GOAL} (the data or the topology does not allow more here); "
                          "its answers rest on the closed loop")
+        if variant in done:  # written before an interruption: kept, not solved again
+            row = done[variant]
+            rows.append(row)
+            if m.embed == "float" and not pd.isna(row.get("status_first")):
+                # the first MILP again for the timings below: the surrogate it embedded
+                firsts[variant] = (lambda m=m: _surrogate(m, data, split, cfg, res_use, fallback, lo, hi),
+                                   row, _candidates(oracle, allowed, measured_only))
+            continue
         if bar is not None:
             bar.set_postfix(benchmark=bench, topology=topo, variant=variant)
 
@@ -1032,7 +1185,7 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
         if bar is not None:
             bar.set_postfix(benchmark=bench, topology=topo, timing=base)
         for fsur, row, fcand in pair:
-            t = _timings(fsur, data, cfg, fcand)
+            t = _timings(fsur() if callable(fsur) else fsur, data, cfg, fcand)
             row.update(solver_ms_median=float(np.median(t)), solver_ms_min=min(t),
                        solver_ms_max=max(t), timing_solves=len(t))
     for row in rows:

@@ -1,0 +1,187 @@
+"""The fault suite (marker ``fault``; CI runs it with everything else): runs killed with
+SIGKILL (or interrupted with SIGINT) at seeded points, resumed through the CLI, and compared
+with an uninterrupted run's summary.
+
+- ``emlpress tpc run``: a written answer is never solved again and its files stay as they
+  were; INCOMPLETE says what was written; the resumed summary equals the uninterrupted one.
+- ``emlpress study run`` (the Dask battery of tests/test_battery.py): killed after a seeded
+  number of tasks plus a seeded delay; the resumed summaries equal the uninterrupted ones.
+- ``emlpress epidemics run`` has no run folder that can resume (each run writes a new
+  timestamped folder), so it is not here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.fault
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+# -- emlpress tpc run ---------------------------------------------------------------------
+
+# the smallest run that still trains, compresses, solves, measures and corrects (one group of
+# four answers); the CLI has no options for the pruning and resource epochs, so the run is
+# started from the library with the same settings the CLI would store, and resumed by the CLI
+TPC_CONFIG = dict(topologies=["9-7"], epochs=3, prune_epochs=3, resource_epochs=3, refit_epochs=2,
+                  max_iterations=1, improve_probes=0, time_limit=10, timing_repeats=3,
+                  truth_seconds=0, loop_seconds=1e6, progress=False)
+# times differ between runs (the kernel's own measured time too); every other column must not
+TPC_VOLATILE = re.compile(r"(_ms|_s)(_median|_min|_max)?$|measured_time$")
+
+
+def _tpc_start(data: Path, out: Path) -> subprocess.Popen:
+    code = ("import sys; from pathlib import Path; from emlpress.pipelines import tpc; "
+            f"tpc.run(tpc.Config(data=Path({str(data)!r}), out=Path({str(out)!r}), **{TPC_CONFIG!r}))")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+
+
+def _tpc_summary(folder: Path) -> pd.DataFrame:
+    s = pd.read_csv(folder / "run.summary.csv", dtype={"topology": str})
+    return s[sorted(c for c in s.columns if not TPC_VOLATILE.search(c))]
+
+
+def _written(folder: Path) -> int:
+    path = folder / "run.summary.csv"
+    return len(pd.read_csv(path)) if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def tpc_data(tmp_path_factory):
+    from emlpress.data import tpc_generate as gen
+
+    d = tmp_path_factory.mktemp("faultdata")
+    gen.generate(d, ["Saxpy"], n_rows=150, hw="h1", repeats=1, progress=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tpc_clean(tpc_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    p = _tpc_start(tpc_data, out)
+    stdout, stderr = p.communicate(timeout=600)
+    assert p.returncode == 0, stdout + stderr
+    (folder,) = out.glob("run*")
+    assert not (folder / "INCOMPLETE").exists()
+    return _tpc_summary(folder)
+
+
+# seed 1: killed after 2 answers; seed 0: interrupted after all 4, during the solver timings
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, sig", [(1, signal.SIGKILL), (0, signal.SIGINT)])
+def test_tpc_run_killed_at_a_seeded_point_resumes_without_redoing_answers(
+        tpc_data, tpc_clean, tmp_path, seed, sig):
+    rng = np.random.default_rng(seed)
+    after = int(rng.integers(1, 5))  # answers written before the kill (4: during the timings)
+    delay = float(rng.uniform(0.0, 1.0))
+    out = tmp_path / "runs"
+    p = _tpc_start(tpc_data, out)
+    deadline = time.monotonic() + 300
+    try:
+        while not list(out.glob("run*")) or _written(next(out.glob("run*"))) < after:
+            assert p.poll() is None, "the run ended before it could be killed:\n" + p.stderr.read()
+            assert time.monotonic() < deadline, f"{after} answers not written in 300 s"
+            time.sleep(0.05)
+        time.sleep(delay)
+    finally:
+        os.killpg(p.pid, sig)  # SIGINT as Ctrl-C in a terminal sends it: to the whole group
+        p.communicate(timeout=120)
+    (folder,) = out.glob("run*")
+    n = _written(folder)
+    if n == len(tpc_clean) and not (folder / "INCOMPLETE").exists():
+        pytest.skip("the run finished before the signal arrived")
+    assert p.returncode == -sig  # Python ends on an uncaught KeyboardInterrupt by SIGINT
+    # INCOMPLETE says what was written, and every file is whole (atomic writes)
+    marker = (folder / "INCOMPLETE").read_text()
+    assert f"{n} of {len(tpc_clean)} answers written" in marker
+    for f in (folder / "logs").glob("*.json"):
+        json.loads(f.read_text())
+    written = pd.read_csv(folder / "run.summary.csv")
+    tags = [f"Saxpy_9-7_{v.replace('+', '_')}" for v in written["variant"]]
+    kept = [folder / "logs" / f"{t}.json" for t in tags] + \
+           [folder / "models" / f"{t}_error.npz" for t in tags] + \
+           list((folder / "models").glob("*_fits.npz"))
+    stamps = {f: f.stat().st_mtime_ns for f in kept}
+
+    r = subprocess.run([sys.executable, "-m", "emlpress", "tpc", "run", "--resume", str(folder),
+                        "--no-progress"], capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{n} answers already written are kept" in r.stderr
+    for v in written["variant"]:
+        assert v in r.stderr.split("skipped:")[1]
+    # nothing written before the kill was computed again
+    assert {f: f.stat().st_mtime_ns for f in kept} == stamps
+    assert not (folder / "INCOMPLETE").exists()
+    pd.testing.assert_frame_equal(_tpc_summary(folder), tpc_clean)
+
+
+# -- emlpress study run (the Dask battery runner) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study_clean(tmp_path_factory):
+    pytest.importorskip("distributed")
+    from test_battery import N_TASKS, _cli
+
+    from emlpress.pipelines import battery
+
+    clean = tmp_path_factory.mktemp("study") / "clean"
+    _cli(clean)
+    assert len(battery.finished(clean)) == N_TASKS
+    return clean
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_study_run_killed_at_a_seeded_point_resumes_to_the_same_summary(study_clean, tmp_path, seed):
+    from test_battery import GRID, N_TASKS, _cli, _layers, _models
+
+    from emlpress.pipelines import battery
+
+    rng = np.random.default_rng(seed)
+    after = int(rng.integers(1, N_TASKS - 1))  # tasks finished before the kill
+    delay = float(rng.uniform(0.0, 1.5))
+    folder = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=ENV)
+    deadline = time.monotonic() + 300
+    try:
+        while len(battery.finished(folder)) < after:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, f"{after} tasks not finished in 300 s"
+            time.sleep(0.05)
+        time.sleep(delay)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the client, the LocalCluster and its workers
+        proc.wait()
+    done = battery.finished(folder)
+    assert after <= len(done) < N_TASKS, f"killed too late: {len(done)} of {N_TASKS} finished"
+    assert (folder / battery.INCOMPLETE).exists()
+    for p in (folder / "tasks").glob("*.json"):  # every result file whole (atomic writes)
+        json.loads(p.read_text())
+    for r in battery.load_results(folder).values():  # 2 workers share the cores
+        assert r["_task"]["native_threads"] == r["_task"]["emlpress_threads"] == max(
+            1, len(os.sched_getaffinity(0)) // 2)
+
+    p = _cli(folder)
+    assert f"{N_TASKS - len(done)} run now, {len(done)} already finished, 0 failed" in p.stdout
+    assert not (folder / battery.INCOMPLETE).exists()
+    pd.testing.assert_frame_equal(_models(folder), _models(study_clean))
+    pd.testing.assert_frame_equal(_layers(folder), _layers(study_clean))
+    if seed == 0:  # a third run has nothing left to do and rebuilds the same summary
+        p = _cli(folder)
+        assert f"0 run now, {N_TASKS} already finished" in p.stdout
+        pd.testing.assert_frame_equal(_models(folder), _models(study_clean))
