@@ -314,7 +314,7 @@ def test_pbs_job_script_and_threads_per_worker(capsys, tmp_path):
 @pytest.mark.parametrize("options, says", [
     (["--cluster", "slurm", "--cores", "4"], "--cluster slurm needs --memory --walltime"),
     (["--cores", "4"], "--cores: an option of --cluster slurm|pbs"),
-    (HPC[:-2] + ["--workers", "0"], "--workers must be a positive integer"),
+    (HPC[:-2] + ["--workers", "0"], "argument --workers: must be an integer >= 1"),
     (HPC[:2] + ["--cores", "0", "--memory", "1GB", "--walltime", "1:00:00"],
      "--cores must be a positive integer"),
     (HPC[:4] + ["--memory", "lots", "--walltime", "1:00:00"], "--memory 'lots'"),
