@@ -72,8 +72,10 @@ def _cmd_bounds(args) -> int:
     net, lo, hi = _model_and_box(args)
     st = None
     if args.method == "stability":  # the statuses, beside the bounds they give
-        st = _bounds.stability(net, lo, hi, time_limit=args.time_limit, threads=args.threads,
-                               progress=True)
+        from emlpress.bounds.stability import TIME_LIMIT
+
+        st = _bounds.stability(net, lo, hi, threads=args.threads, progress=True,
+                               time_limit=TIME_LIMIT if args.time_limit is None else args.time_limit)
         b = st.bounds
     else:
         b = _tighten(args, net, lo, hi, args.method)
@@ -447,11 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="emlpress", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    from emlpress.bounds.stability import TIME_LIMIT as _STABILITY_LIMIT
+
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
     pb.add_argument("--method", choices=_bounds.METHODS, default="crown")
     pb.add_argument("--time-limit", type=float, default=None, metavar="S",
-                    help="stability only: seconds in all (default: none; 0: samples and CROWN only)")
+                    help=f"stability only: seconds in all (default: {_STABILITY_LIMIT:g}, as for compress "
+                         "--bounds stability; inf: none; 0: samples, corners and CROWN only)")
     pb.set_defaults(func=_cmd_bounds)
 
     pc = sub.add_parser("compress", help="lossless compression of a model on an input box")

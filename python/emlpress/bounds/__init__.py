@@ -527,7 +527,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
     ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
     bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
-    in all, default none) or
+    seconds in all, default ``None``: ``stability.TIME_LIMIT``, ``math.inf``: none) or
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
@@ -543,8 +543,10 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if method in ("milp", "exact"):  # "exact": the same branch-and-bound, by what it gives
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress)
     if method == "stability":
-        return stability(net, lo, hi, time_limit=time_limit, threads=threads,
-                         progress=progress).bounds
+        from emlpress.bounds.stability import TIME_LIMIT
+
+        return stability(net, lo, hi, time_limit=TIME_LIMIT if time_limit is None else time_limit,
+                         threads=threads, progress=progress).bounds
     if method != "progressive":
         raise ValueError(f"unknown bound method {method!r}: expected one of {METHODS}")
     bi = interval(net, lo, hi)

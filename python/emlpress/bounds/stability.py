@@ -25,8 +25,22 @@ Search over ReLU phases (``split="relu"``, for more inputs): the sign-only branc
 of :mod:`emlpress.bounds.bab` on rigorous LPs, unit by unit and layer by layer, sharing its
 witnesses (every node LP's optimum is a forward-pass witness for every unit).
 
+The first hidden layer is decided in closed form: its pre-activations are affine in the
+input, so the box corner where each row's weights point up (down) attains its maximum
+(minimum); those corners are witnesses from the start, and interval arithmetic, exact
+there up to rounding, proves every unit they do not show unstable.
+
+Rounding: bounds carry the float64 rounding slack (``bounds`` module docstring), except
+where every term of a unit has one sign (sign-exact, ``cpp/include/emlpress/rounding.hpp``:
+an exact zero stays <= 0). A unit whose bound on a sub-box misses its sign only by the
+rounding slack (``_slack_tolerance``) is not split for: no split can remove the slack. It
+and every unit the search leaves open then go to the rigorous per-neuron LP of
+:func:`emlpress.bounds.lp`, started from the search's bounds, while time is left; so
+``stability`` proves at least what ``lp`` proves from the same start.
+
 Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
-what a limit leaves.
+what a limit (or a unit within the rounding slack of 0 that no LP decides) leaves. The
+default limit is ``TIME_LIMIT`` seconds in all, so that every entry point returns.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from emlpress.bounds import bab
 from emlpress.bounds.relaxation import BoundError
 from emlpress.network import Network, box_points
 
-__all__ = ["Stability", "stability", "STATUSES", "SPLITS", "INPUT_DIMS"]
+__all__ = ["Stability", "stability", "STATUSES", "SPLITS", "INPUT_DIMS", "TIME_LIMIT"]
 
 #: the status of a hidden unit, as ``Stability.status`` codes 0..3
 STATUSES = ("active", "inactive", "unstable", "unresolved")
@@ -62,6 +76,11 @@ BOX_BATCH = 64
 #: a sub-box narrower than this (relative to the box, in every splittable dimension) is
 #: not split again
 MIN_WIDTH = 1e-9
+#: the default limit of :func:`stability` (seconds in all), and so of
+#: ``tighten(method="stability")``, ``compress.lossless(bounds="stability")`` and the CLI
+#: (``bounds --method stability``, ``compress --bounds stability``): a search returns
+#: what it proved by then, the rest unresolved; ``None`` (or ``math.inf``) lifts it
+TIME_LIMIT = 300.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,9 +245,38 @@ def _corners(blo: np.ndarray, bhi: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.vstack([(blo + bhi) / 2, C])
 
 
+def first_layer_corners(net: Network, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The box corners where each first-layer pre-activation is largest and smallest
+    (rows: ``hi`` where the unit's weight is positive, else ``lo``, and the reverse),
+    without repeats: shape (at most 2 units, n_in). The first layer is affine in the
+    input, so these are the witnesses of its extremes."""
+    up = net.weights[0] > 0
+    return np.unique(np.vstack([np.where(up, hi, lo), np.where(up, lo, hi)]), axis=0)
+
+
+def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
+    """Per hidden unit (flat, layer after layer), a bound on the rounding slack CROWN adds
+    on any sub-box of [lo, hi]: gamma(n + 2k) times the larger of the interval magnitude
+    and (k + 1) times the composed magnitude (``bounds.cpp``), twice over. A sub-box
+    bound that misses a unit's sign by no more than this may be that slack alone."""
+    from emlpress import bounds as _b
+
+    plo, phi = _core.interval(net._core, lo, hi)
+    fwd = _b.forward_rounding(net, lo, hi)
+    xabs, n_terms, out = float(np.max(np.maximum(np.abs(lo), np.abs(hi)))), 0, []
+    for k, (W, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
+        n_terms += W.shape[1]
+        mag = np.abs(W).sum(1) * xabs + np.abs(b)
+        g = _b.gamma_slack(n_terms + 2 * k)
+        out.append(2.0 * (k + 1) * np.maximum(g * mag, (1 + 2 * k / n_terms) * fwd[k]))
+        xabs = float(np.max(np.maximum(phi[k], 0.0), initial=0.0))
+    return np.concatenate(out)
+
+
 def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool):
     """The breadth-first box search of the module docstring. Returns (proven flat mask,
-    union of the leaves' (lower, upper) or None when it did not finish, stats)."""
+    flat mask of the units it gave up as failing within the rounding slack, union of the
+    leaves' (lower, upper) or None when it did not finish, stats)."""
     width0 = np.where(hi > lo, hi - lo, 1.0)
     clip = ([np.asarray(a, float) for a in lower], [np.asarray(a, float) for a in upper])
     H = op.offsets[op.hidden]  # flat hidden units; crown_boxes' columns go on to the output
@@ -240,6 +288,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     QA = np.concatenate(clip[0])[None].copy()
     QB = np.concatenate(clip[1])[None].copy()
     stuck = np.zeros(H, dtype=bool)  # failing on a box too small to split
+    tol = _slack_tolerance(net, lo, hi)
+    slack = np.zeros(H, dtype=bool)  # failing within the rounding slack: left to the LP
     total = sum(op.sizes)
     ulo, uhi = np.full(total, np.inf), np.full(total, -np.inf)
     n_boxes = n_leaves = depth = 0
@@ -258,13 +308,19 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         A, B = _core.crown_boxes(net._core, blo, bhi, None, (ba, bb))
         n_boxes += len(blo)
         depth = max(depth, int(blev.max()))
-        open_hi, open_lo = op.need_hi, op.need_lo
+        open_hi, open_lo = op.need_hi & ~slack, op.need_lo & ~slack
         fail = bfail & ((open_hi & (B[:, :H] > 0)) | (open_lo & (A[:, :H] < 0)))
+        # no split removes a rounding slack: such units stop here (on every box)
+        near = fail & ((open_hi & (B[:, :H] <= tol)) | (open_lo & (A[:, :H] >= -tol)))
+        if near.any():
+            slack |= near.any(0)
+            fail &= ~slack[None, :]
+            Qfail &= ~slack[None, :]
         bad = fail.any(1)
         if bad.any():  # witnesses where the proof failed; they may close units for every box
             op.seen.add(_corners(blo[bad], bhi[bad], seed=n_boxes))
             op.update()
-            fail &= (op.need_hi | op.need_lo)[None, :]
+            fail &= ((op.need_hi | op.need_lo) & ~slack)[None, :]
             bad = fail.any(1)
         w = bhi - blo
         d = np.argmax(w / width0, axis=1)
@@ -297,14 +353,14 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         bar.close()
     still = op.need_hi | op.need_lo
     pending = Qfail.any(0) if len(Qfail) else np.zeros(H, dtype=bool)
-    proven = still & ~stuck & ~pending
+    proven = still & ~stuck & ~pending & ~slack
     finished = not len(QLO)
     stats = dict(boxes=n_boxes, leaves=n_leaves, depth=depth, queued=int(len(QLO)),
-                 finished=finished)
-    return proven, ((ulo, uhi) if finished else None), stats
+                 finished=finished, within_slack=int((slack & still).sum()))
+    return proven, slack & still, ((ulo, uhi) if finished else None), stats
 
 
-def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | None = None, *,
+def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | None = TIME_LIMIT, *,
               split: str = "auto", threads: int | None = None, n_samples: int = N_SAMPLES,
               progress: bool = False) -> Stability:
     """For every hidden unit of ``net`` over the box ``[lo, hi]`` (default: its domain):
@@ -313,7 +369,9 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
 
     ``init`` (a box :class:`Bounds`, default :func:`crown`) gives the starting bounds: the
     units they prove stable are stable, and they bound every sub-box. ``time_limit``
-    (seconds in all, default none) stops the search; ``0`` returns what the samples and
+    (seconds in all, default ``TIME_LIMIT``; ``None`` or ``math.inf``: none) stops the
+    search (the LP step after it, see the module docstring, starts only before the limit
+    and ends its layer); ``0`` returns what the samples, the first layer's corners and
     ``init`` prove, everything else unresolved. ``split``: ``"input"`` (box search),
     ``"relu"`` (bab's phase search), ``"auto"`` (input for at most ``INPUT_DIMS``
     inputs). ``threads``: of the box bounding or the phase search (default: all cores)."""
@@ -339,7 +397,8 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
         split = "input" if net.n_in <= INPUT_DIMS else "relu"
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
-    seen = bab._Witnesses(net, box_points(lo, hi, n_samples, max_corner_dims=6))
+    seen = bab._Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
+                                          first_layer_corners(net, lo, hi)]))
     op = _Open(net, lower, upper, seen)
     start_open = op.n_open
     seconds = {"start": init.seconds.copy()}
@@ -347,6 +406,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     boxes: dict = {}
     union = None
     proven = np.zeros(op.offsets[op.hidden], dtype=bool)
+    within_slack = proven.copy()
     if op.n_open and time.perf_counter() < deadline and split == "input":
         _attack(net, lo, hi, op)  # (bab's phase search runs these attacks itself)
     seconds["witnesses"] = time.perf_counter() - ts
@@ -357,14 +417,23 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             prev = _core.num_threads()
             _core.set_num_threads(n_threads)
             try:
-                proven, union, boxes = _input_search(net, lo, hi, lower, upper, op, deadline,
-                                                     progress)
+                proven, within_slack, union, boxes = _input_search(
+                    net, lo, hi, lower, upper, op, deadline, progress)
             finally:
                 _core.set_num_threads(prev)
         else:
             proven = _phase_search(net, lo, hi, init, op, deadline, n_threads, progress)
     seconds["search"] = time.perf_counter() - ts
     op.update()
+    ts = time.perf_counter()
+    lp_bounds = None
+    left = (op.need_hi | op.need_lo) & ~proven
+    left[: op.sizes[0]] = False  # the first layer's bounds are exact already: no LP helps
+    if left.any() and time.perf_counter() < deadline:
+        lp_bounds = _lp_step(net, lo, hi, init, lower, upper, op, proven, threads)
+        proven |= left & ((op.need_hi & op.flat([a <= 0 for a in lp_bounds.upper])) |
+                          (op.need_lo & op.flat([a >= 0 for a in lp_bounds.lower])))
+    seconds["lp"] = time.perf_counter() - ts
 
     # the statuses, from the proofs and the witnesses
     zmin, zmax = op.flat(seen.zmin), op.flat(seen.zmax)
@@ -391,6 +460,9 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             a, b = op.offsets[l], op.offsets[l] + lower[l].size
             lower[l] = np.maximum(lower[l], union[0][a:b])
             upper[l] = np.minimum(upper[l], union[1][a:b])
+    if lp_bounds is not None:  # sound on the box, like the starting bounds
+        lower = [np.maximum(a, c) for a, c in zip(lower, lp_bounds.lower)]
+        upper = [np.minimum(a, c) for a, c in zip(upper, lp_bounds.upper)]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
     for l, s in enumerate(per_layer):
         m = (s == ACTIVE) & (lower[l] < 0)
@@ -399,7 +471,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
         upper[l][m2] = 0.0
         changed = (lower[l] != init.lower[l]) | (upper[l] != init.upper[l])
         settled[l][changed] = "stability"
-    if union is not None:
+    if union is not None or lp_bounds is not None:
         changed = (lower[-1] != init.lower[-1]) | (upper[-1] != init.upper[-1])
         settled[-1][changed] = "stability"
     seconds["stability"] = time.perf_counter() - t0
@@ -417,11 +489,28 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
                          unresolved=int(np.sum(s == UNRESOLVED))))
     search = pd.DataFrame(rows, columns=["layer", "units", "start_stable", "unstable",
                                          "search_proved", "unresolved"]).set_index("layer")
-    boxes = dict(boxes, open_after_witnesses=start_open)
+    boxes = dict(boxes, open_after_witnesses=start_open,
+                 within_slack=int(within_slack.sum()), lp_step=lp_bounds is not None)
     res = Stability(tuple(per_layer), tuple(pos), tuple(neg), lo, hi, b, search, split,
                     seconds, boxes)
     res.check(net)
     return res
+
+
+def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
+    """:func:`emlpress.bounds.lp` (sign mode) started from ``init`` with every unit proven
+    so far at 0 on its proven side: the units the search left open get their rigorous LP
+    (and a unit the starting bounds leave open, the LP ``lp`` itself would solve)."""
+    from emlpress import bounds as _b
+
+    lw, up = [a.copy() for a in lower], [a.copy() for a in upper]
+    for l in range(op.hidden):
+        a, e = op.offsets[l], op.offsets[l + 1]
+        lw[l][proven[a:e] & op.need_lo[a:e]] = 0.0
+        up[l][proven[a:e] & op.need_hi[a:e]] = 0.0
+        lw[l] = np.minimum(lw[l], up[l])  # a unit exactly 0 on the box: both sides
+    start = _b.Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds))
+    return _b.lp(net, lo, hi, init=start, threads=threads)
 
 
 def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
