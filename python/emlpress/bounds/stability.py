@@ -76,6 +76,11 @@ BOX_BATCH = 64
 #: a sub-box narrower than this (relative to the box, in every splittable dimension) is
 #: not split again
 MIN_WIDTH = 1e-9
+#: the phase search's node limits per side, pass after pass (each pass takes the sides the
+#: last one left open; None: no limit). MNIST 784-100-100-10, radius 0.05 around image 0,
+#: 36 open sides of layer 1 (loaded 2-core VM): one unlimited pass proved 6 in 60 s, a pass
+#: at 100 nodes 16 in 30 s
+PHASE_PASSES = (100, None)
 #: the default limit of :func:`stability` (seconds in all), and so of
 #: ``tighten(method="stability")``, ``compress.lossless(bounds="stability")`` and the CLI
 #: (``bounds --method stability``, ``compress --bounds stability``): a search returns
@@ -515,13 +520,23 @@ def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
 
 def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
     """The open units proven by bab's sign-only phase search (layer by layer, the witnesses
-    shared with ``op.seen``, each side given what is left of the time); returns the proven
-    flat mask."""
-    lower, upper, _, _ = bab.exact_bounds(
-        net, lo, hi, init, time_limit=None,
-        node_limit=None, threads=threads, full=False, progress=progress, split="relu",
-        seen=op.seen, deadline=deadline, output=False)
-    op.update()
-    lo_ok = op.flat([a >= 0 for a in lower])
-    hi_ok = op.flat([a <= 0 for a in upper])
-    return (op.need_lo & lo_ok) | (op.need_hi & hi_ok)
+    shared with ``op.seen``), in passes of growing node limits per side
+    (``PHASE_PASSES``: the sides easy to prove first, so that the limit leaves the hard
+    ones); returns the proven flat mask."""
+    from emlpress import bounds as _b
+
+    start = init
+    for p, node_limit in enumerate(PHASE_PASSES):
+        lower, upper, _, _ = bab.exact_bounds(
+            net, lo, hi, start, time_limit=None,
+            node_limit=node_limit, threads=threads, full=False, progress=progress, split="relu",
+            seen=op.seen, deadline=deadline, output=False, attack_first=p == 0)
+        op.update()
+        lo_ok = op.flat([a >= 0 for a in lower])
+        hi_ok = op.flat([a <= 0 for a in upper])
+        proven = (op.need_lo & lo_ok) | (op.need_hi & hi_ok)
+        if not ((op.need_lo | op.need_hi) & ~proven).any() or time.perf_counter() > deadline:
+            break
+        start = _b.Bounds(tuple(lower), tuple(upper), lo, hi, init.method, init.settled,
+                          dict(init.seconds))
+    return proven
