@@ -570,7 +570,7 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
 #: node budget per side of each pass of :func:`_second_layer_search` (None: no limit).
 #: MNIST 784-100-100-10, radius 0.05 around image 0, at 10 s: 18 units unresolved (the LP
 #: phase search alone: 20); sides the LP search proved in 151, 233 and 785 nodes took
-#: 0.19, 0.47 and 1.9 s here (LP: 0.5, 0.8, 3.2 s)
+#: 0.19, 0.68 and 2.5 s here, passes included (LP alone: 0.5, 0.8, 3.2 s)
 FAST_PASSES = (200, 2000, None)
 #: projected sign-gradient steps on (alpha, beta) at the root and at every child (warm
 #: started from its parent's)
