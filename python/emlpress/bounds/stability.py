@@ -273,7 +273,7 @@ def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     bound that misses a unit's sign by no more than this may be that slack alone."""
     from emlpress import bounds as _b
 
-    plo, phi = _core.interval(net._core, lo, hi)
+    _, phi = _core.interval(net._core, lo, hi)
     fwd = _b.forward_rounding(net, lo, hi)
     xabs, n_terms, out = float(np.max(np.maximum(np.abs(lo), np.abs(hi)))), 0, []
     for k, (W, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
