@@ -2,7 +2,9 @@
 
 Tolerance policy (one for all methods): each method widens its bounds outward at the
 moment it computes them, by the rounding error of float64 arithmetic (``gamma_n`` times
-the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``); LP and exact
+the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``), except on the
+side of 0 where every term of a unit has one sign (sign-exact: such a sum keeps its sign
+under any rounding, so an exact zero stays <= 0); LP and exact
 bounds are certified from LP duals, whatever the solver's tolerances. After that widening a neuron is stable exactly when its bound
 is on the right side of 0: stably active iff ``lower >= 0``, stably inactive iff
 ``upper <= 0``. No further tolerance is applied anywhere, so no neuron is ever called
