@@ -12,7 +12,8 @@ from emlpress import Network
 @st.composite
 def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
     """A random network (depth 1..max_depth, widths 1..max_width) with exact zeros in its
-    weights, large or tiny scales, and an input box that may be degenerate (lo == hi)."""
+    weights, large or tiny scales, and an input box that may be degenerate (lo == hi).
+    Some draws add exact-zero units like L1/L2 training leaves (``exact_zero_units``)."""
     depth = draw(st.integers(1, max_depth))
     n_in = draw(st.integers(1, max_in or max_width))
     sizes = [n_in] + [draw(st.integers(1, max_width)) for _ in range(depth)]
@@ -22,6 +23,7 @@ def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
     bias_mode = draw(st.sampled_from(["normal", "zero", "positive", "negative"]))
     box_mode = draw(st.sampled_from(["normal", "normal", "some_degenerate", "all_degenerate"]))
     x_scale = draw(st.sampled_from([1e-4, 1.0, 1.0, 1e3]))
+    zero_units = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
     rng = np.random.default_rng(seed)
     Ws, bs = [], []
     for n_i, n_o in zip(sizes[:-1], sizes[1:]):
@@ -34,6 +36,8 @@ def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
             b = np.abs(b) * 3
         elif bias_mode == "negative":
             b = -np.abs(b) * 3
+        if zero_units:
+            exact_zero_units(rng, W, b, zero_units, after_relu=bool(Ws))
         Ws.append(W)
         bs.append(b)
     lo = rng.uniform(-1, 1, n_in) * x_scale
@@ -44,6 +48,24 @@ def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
         mask = rng.random(n_in) < 0.5
         hi[mask] = lo[mask]
     return Network(Ws, bs), lo, hi, seed
+
+
+def exact_zero_units(rng, W, b, frac, after_relu=True):
+    """Turn about ``frac`` of the units of the layer (W, b) into units like L1/L2 training
+    leaves, in place: bias exactly 0 and, on ReLU outputs (``after_relu``), weights <= 0 with
+    exact zeros (the unit is exactly 0 wherever its inputs are, else negative), some of them
+    also with a few +1e-30 weights beside large ones (positive only by 1e-30, below any
+    rounding slack). In the first layer (inputs of either sign), all-zero rows: a constant 0."""
+    units = np.flatnonzero(rng.random(W.shape[0]) < frac)
+    for i in units:
+        b[i] = 0.0
+        if not after_relu:
+            W[i] = 0.0
+            continue
+        W[i] = -np.abs(W[i])
+        W[i, rng.random(W.shape[1]) < 0.5] = 0.0
+        if rng.random() < 0.5:
+            W[i, rng.random(W.shape[1]) < 0.2] = 1e-30
 
 
 def sample_box(lo, hi, n, seed, max_corners=4096):

@@ -246,3 +246,175 @@ def test_open_sides_only_close_once_the_search_has_begun():
     op.frozen = False
     op.update()
     assert op.need_lo.tolist() == [True, False]
+
+
+def minimal_exact_zero():
+    """Issue 33's minimal case: layer 1 is -relu(x0), exactly 0 on half of [-1, 1]^2."""
+    return Network([np.array([[1.0, 0.0]]), np.array([[-1.0]]), np.array([[1.0]])],
+                   [np.zeros(1), np.zeros(1), np.zeros(1)], -np.ones(2), np.ones(2))
+
+
+def test_minimal_exact_zero_unit_is_stably_inactive_at_once(tmp_path, capsys):
+    """Every term of layer 1 is <= 0 (a non-positive weight on a ReLU output, bias 0): its
+    upper bound is 0 without rounding slack in every method, so every entry point calls it
+    inactive at once (before: +8.9e-16, and the box search split forever)."""
+    from emlpress.cli import main
+
+    net = minimal_exact_zero()
+    for method in ("interval", "crown", "lp", "milp", "progressive"):
+        b = bounds.tighten(net, method=method)
+        assert b.upper[1][0] == 0.0 and b.stably_inactive(1)[0], (method, b.upper[1])
+        assert b.lower[2][0] == 0.0 == b.upper[2][0], (method, b.lower[2], b.upper[2])
+    st = bounds.stability(net, time_limit=10)
+    assert st.status[0].tolist() == [UNSTABLE] and st.status[1].tolist() == [INACTIVE]
+    assert st.boxes.get("boxes", 0) == 0  # decided by the starting bounds, no box split
+    assert bounds.tighten(net, method="stability").stably_inactive(1)[0]
+    small, rep = lossless(net, bounds="stability")
+    assert int(rep.layers["removed_inactive"].sum()) >= 1
+    X = sample_box(net.lo, net.hi, 2_000, 0)
+    assert (small.forward(X) == 0).all() and (net.forward(X) == 0).all()
+    path = tmp_path / "minimal.npz"
+    net.save(path)
+    assert main(["bounds", str(path), "--method", "stability"]) == 0
+    out = capsys.readouterr().out
+    assert "unresolved" in out and "stable hidden units: 1 of 2" in out, out
+
+
+@given(case=network_and_box(max_depth=3, max_width=12, max_in=3))
+def test_sign_exact_units_are_exact_in_every_bound(case):
+    """A unit whose every term is <= 0 (>= 0) on the box, bias included, is bounded by 0
+    on that side with no slack by interval and CROWN: computed here independently from the
+    signs of the weights and of the previous layer's bounds."""
+    net, lo, hi, _ = case
+    for b in (bounds.interval(net, lo, hi), bounds.crown(net, lo, hi)):
+        l_prev, u_prev = lo, hi
+        for k, (W, bias) in enumerate(zip(net.weights, net.biases)):
+            can_pos = ((W > 0) & (u_prev > 0)) | ((W < 0) & (l_prev < 0))
+            can_neg = ((W > 0) & (l_prev < 0)) | ((W < 0) & (u_prev > 0))
+            never_pos = ~can_pos.any(1) & (bias <= 0)
+            never_neg = ~can_neg.any(1) & (bias >= 0)
+            assert (b.upper[k][never_pos] <= 0).all(), (b.method, k)
+            assert (b.lower[k][never_neg] >= 0).all(), (b.method, k)
+            l_prev, u_prev = np.maximum(b.lower[k], 0), np.maximum(b.upper[k], 0)
+
+
+def high_dim_trained_like(seed, n_in, hidden, radius=0.1, scale=1.0):
+    """A network with many inputs and two small hidden layers, trained-looking (near-zero
+    weights beside O(1) ones, scaled rows, times ``scale``), on a local box of ``radius``
+    around a point of [0, 1]^n_in, intersected with it: few enough first-layer units to
+    enumerate."""
+    net = small_trained_like(seed, [n_in, *hidden, 1])
+    rng = np.random.default_rng(seed + 100)
+    x = rng.random(n_in)
+    lo, hi = np.clip(x - radius, 0, 1), np.clip(x + radius, 0, 1)
+    return Network([W * scale for W in net.weights], net.biases, lo, hi)
+
+
+# (found by a scan of seeds: cases where the search, not CROWN or a witness, decides units)
+@pytest.mark.parametrize("seed,radius", [(5, 0.2), (0, 0.5)])
+def test_stable_sets_in_high_dimension_equal_enumeration(seed, radius):
+    """40 inputs, where box splitting cannot help: the first layer in closed form (its
+    corners), the second by the phase search; equal to the enumeration of every activation
+    pattern of the first layer (one LP per region, scipy), and time_limit=0 already decides
+    the whole first layer (samples plus its corners)."""
+    net = high_dim_trained_like(seed, 40, (8, 8), radius)
+    lo, hi = net.lo, net.hi
+    ref = reference_status(net, lo, hi, margin=1e-6)
+    st = bounds.stability(net, time_limit=60)
+    assert st.split == "relu" and st.n_unresolved == 0, st.summary()
+    for l, (s, r) in enumerate(zip(st.status, ref)):
+        decided = r >= 0
+        np.testing.assert_array_equal(s[decided], r[decided], err_msg=f"layer {l}")
+    statuses = set(np.concatenate(st.status).tolist())
+    assert {UNSTABLE} < statuses and statuses & {ACTIVE, INACTIVE}, statuses
+    assert st.search["search_proved"].sum() > 0  # the search decided units, not CROWN alone
+    assert_witnesses_and_proofs(st, net, sample_box(lo, hi, 5_000, seed, max_corners=256))
+    st0 = bounds.stability(net, time_limit=0)
+    assert (st0.status[0] != UNRESOLVED).all()
+    np.testing.assert_array_equal(st0.status[0], st.status[0])
+
+
+def stability_lp_cases():
+    nets = [minimal_exact_zero()]
+    for seed in range(3):
+        net = small_trained_like(seed, [2, 12, 10, 6, 1])
+        W, b = [np.array(a) for a in net.weights], [np.array(a) for a in net.biases]
+        from strategies import exact_zero_units
+
+        for k in range(1, 3):  # exact-zero units (bias 0, weights <= 0 or 1e-30) as L1 leaves
+            exact_zero_units(np.random.default_rng(seed + k), W[k], b[k], 0.4)
+        nets.append(Network(W, b, -np.ones(2), np.ones(2)))
+    nets.append(high_dim_trained_like(5, 40, (8, 8), 0.2))
+    return nets
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_stability_proves_at_least_what_lp_proves_from_the_same_start(case):
+    """From the same starting bounds (CROWN), every unit lp proves stable, stability proves
+    so too, on the same side (the LP step after the search sees to it where the search
+    stops short, e.g. within the rounding slack of 0)."""
+    net = stability_lp_cases()[case]
+    c = bounds.crown(net)
+    b = bounds.lp(net, init=c)
+    for split in ("input", "relu") if net.n_in <= 2 else ("relu",):
+        st = bounds.stability(net, init=c, time_limit=60, split=split)
+        for l in range(net.n_layers - 1):
+            ina = b.stably_inactive(l)
+            act = b.stably_active(l) & ~ina
+            assert st.stably_inactive(l)[ina].all(), (split, l, np.flatnonzero(ina & ~st.stably_inactive(l)))
+            assert (st.stably_active(l) | st.stably_inactive(l))[act].all(), (split, l)
+        assert_witnesses_and_proofs(st, net, sample_box(net.lo, net.hi, 5_000, case, max_corners=256))
+
+
+def test_default_time_limit_is_documented_and_applied(monkeypatch):
+    """stability, tighten(method="stability") and lossless(bounds="stability") stop at
+    stability.TIME_LIMIT unless told otherwise: with the constant at 0 they return at once
+    with what the samples and the start prove."""
+    import importlib
+    import inspect
+
+    st_mod = importlib.import_module("emlpress.bounds.stability")
+    assert inspect.signature(bounds.stability).parameters["time_limit"].default == st_mod.TIME_LIMIT
+    assert "TIME_LIMIT" in st_mod.__doc__
+    net = small_trained_like(1, [2, 16, 16, 8, 1])
+    net = Network(net.weights, net.biases, -np.ones(2), np.ones(2))
+    st0 = bounds.stability(net, time_limit=0)
+    monkeypatch.setattr(st_mod, "TIME_LIMIT", 0.0)
+    b = bounds.tighten(net, method="stability")
+    assert [a.tolist() for a in b.upper] == [a.tolist() for a in st0.bounds.upper]
+    assert st0.n_unresolved > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_second_layer_node_bounds_hold_on_samples_of_their_region(seed):
+    """The closed-form node bound of the second-layer search (beta-CROWN style: linear
+    ReLU bounds and multipliers on the fixed phases), for random phase fixes and random
+    (alpha, beta) and after its own optimisation, never exceeds the least value a float64
+    forward pass takes at sampled inputs of the box that satisfy those phases."""
+    import importlib
+
+    S = importlib.import_module("emlpress.bounds.stability")
+    net = high_dim_trained_like(seed, 40, (8, 8), 0.5)
+    lo, hi = net.lo, net.hi
+    c = bounds.crown(net)
+    fs = bounds.forward_rounding(net, lo, hi, c.upper)[1]
+    X = sample_box(lo, hi, 20_000, seed, max_corners=2048)
+    Z0, Z1 = net.preactivations(X)[:2]
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for i in range(net.sizes[2]):
+        for sgn in (1.0, -1.0):
+            P = S._SecondLayerSide(net, lo, hi, c.lower[0], c.upper[0], i, sgn, float(fs[i]))
+            for _ in range(10):
+                pick = P.unst & (rng.random(P.c.size) < 0.4)
+                fixA = pick & (rng.random(P.c.size) < 0.5)
+                fixI = pick & ~fixA
+                inside = ((Z0[:, fixA] >= 0).all(1)) & ((Z0[:, fixI] <= 0).all(1))
+                if not inside.any():
+                    continue
+                least = float((sgn * Z1[inside, i]).min())
+                alpha, beta = rng.random(P.c.size), rng.random(P.c.size) * 10.0 ** rng.integers(-1, 3)
+                assert P.bound(fixA, fixI, alpha, beta)[0] <= least
+                assert P.optimise(fixA, fixI, alpha, beta, 20)[0] <= least
+                checked += 1
+    assert checked > 20

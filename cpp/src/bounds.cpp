@@ -1,5 +1,6 @@
 #include "emlpress/bounds.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -26,20 +27,36 @@ IntervalLayer interval_layer(const MatMap& W, const VecMap& b, const Vec& row_l1
     const Eigen::Index m = W.cols();
     const double* pc = c.data();
     const double* pr = r.data();
+    // Which inputs can be positive / negative somewhere on the box (1.0 or 0.0): a term
+    // w x can then be positive iff (w > 0 and x can be > 0) or (w < 0 and x can be < 0).
+    Vec can_pos(m), can_neg(m);
+    for (Eigen::Index j = 0; j < m; ++j) {
+        can_pos[j] = u[j] > 0.0 ? 1.0 : 0.0;
+        can_neg[j] = l[j] < 0.0 ? 1.0 : 0.0;
+    }
+    const double* pp = can_pos.data();
+    const double* pn = can_neg.data();
     Vec zc(n), zr(n);
+    std::vector<unsigned char> never_pos(static_cast<std::size_t>(n)),
+        never_neg(static_cast<std::size_t>(n));
     // Not a matrix product any library offers: W c and |W| r in one pass over the row,
     // so W streams from memory once (Eigen's two row dots cost ~12% more here, see
     // benches/README.md). The simd reduction lets the compiler vectorise the two sums.
     for (Eigen::Index i = 0; i < n; ++i) {
         const double* w = W.data() + i * m;
-        double sc = 0.0, sr = 0.0;
-#pragma omp simd reduction(+ : sc, sr)
+        double sc = 0.0, sr = 0.0, up = 0.0, dn = 0.0;
+#pragma omp simd reduction(+ : sc, sr, up, dn)
         for (Eigen::Index j = 0; j < m; ++j) {
             sc += w[j] * pc[j];
             sr += std::fabs(w[j]) * pr[j];
+            // terms that can be > 0 (< 0) somewhere on the box: counted, not valued
+            up += (w[j] > 0.0 ? pp[j] : 0.0) + (w[j] < 0.0 ? pn[j] : 0.0);
+            dn += (w[j] > 0.0 ? pn[j] : 0.0) + (w[j] < 0.0 ? pp[j] : 0.0);
         }
         zc[i] = sc;
         zr[i] = sr;
+        never_pos[static_cast<std::size_t>(i)] = up == 0.0 && b[i] <= 0.0;
+        never_neg[static_cast<std::size_t>(i)] = dn == 0.0 && b[i] >= 0.0;
     }
     const double xmax = l.cwiseAbs().cwiseMax(u.cwiseAbs()).maxCoeff();
     IntervalLayer out;
@@ -52,6 +69,19 @@ IntervalLayer interval_layer(const MatMap& W, const VecMap& b, const Vec& row_l1
     zc += b;
     out.lower = zc - zr - slack;
     out.upper = zc + zr + slack;
+    // Sign-exact rounding (rounding.hpp): a sum of terms that are all <= 0 (>= 0) on the
+    // box rounds to <= 0 (>= 0) in every order, in the exact value and the forward pass
+    // alike, so its bound needs no slack on that side of 0: an exact zero stays stable.
+    for (Eigen::Index i = 0; i < n; ++i) {
+        if (never_pos[static_cast<std::size_t>(i)]) {
+            out.upper[i] = std::min(out.upper[i], 0.0);
+            out.lower[i] = std::min(out.lower[i], out.upper[i]);
+        }
+        if (never_neg[static_cast<std::size_t>(i)]) {
+            out.lower[i] = std::max(out.lower[i], 0.0);
+            out.upper[i] = std::max(out.upper[i], out.lower[i]);
+        }
+    }
     return out;
 }
 

@@ -9,6 +9,7 @@ failed); 130 interrupted (Ctrl-C). Errors end in one line on stderr naming the f
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -165,9 +166,12 @@ def _cmd_bounds(args) -> int:
     st = None
     if args.method == "stability" and d is not None:
         _tighten(args, net, lo, hi, args.method, d)  # refuses the domain, naming it
+    limit_s = None
     if args.method == "stability":  # the statuses, beside the bounds they give
-        st = _bounds.stability(net, lo, hi, time_limit=args.time_limit, threads=args.threads,
-                               progress=True)
+        from emlpress.bounds.stability import TIME_LIMIT
+
+        limit_s = TIME_LIMIT if args.time_limit is None else args.time_limit
+        st = _bounds.stability(net, lo, hi, threads=args.threads, progress=True, time_limit=limit_s)
         b = st.bounds
     else:
         b = _tighten(args, net, lo, hi, args.method, d)
@@ -182,15 +186,16 @@ def _cmd_bounds(args) -> int:
         print("branch-and-bound per layer (unresolved: sides cut short by the limit, bounds sound):")
         print(b.search.to_string(float_format=lambda v: f"{v:.3f}"))
     if st is not None:
-        limit = (f"the time limit ({args.time_limit:g} s) or the search's own limits"
-                 if args.time_limit is not None else
+        limit = (f"the time limit ({limit_s:g} s) or the search's own limits"
+                 if limit_s is not None and math.isfinite(limit_s) else
                  "sub-boxes too narrow to split (1e-9 of the box; no time limit was set)"
                  if st.split == "input" else "the search (no time limit was set)")
         print(f"stability of every hidden unit ({st.split} search; unstable: two witness inputs "
               f"checked by a forward pass; unresolved: left open by {limit}):")
         print(st.summary().to_string())
         if st.boxes.get("boxes"):
-            stop = "stopped by the time limit" if args.time_limit is not None else "stopped early"
+            stop = ("stopped by the time limit" if limit_s is not None and math.isfinite(limit_s)
+                    else "stopped early")
             print(f"input boxes bounded: {st.boxes['boxes']}, depth {st.boxes['depth']}, "
                   f"{'finished' if st.boxes['finished'] else stop}")
     return 0
@@ -672,13 +677,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="emlpress", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    from emlpress.bounds.stability import TIME_LIMIT as _STABILITY_LIMIT
+
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)
     pb.add_argument("--method", choices=_bounds.METHODS, default="crown")
     pb.add_argument("--time-limit", type=_real(0.0, strict=False, finite=False,
                                                what="a number of seconds >= 0"),
                     default=None, metavar="S",
-                    help="stability only: seconds in all (default: none; 0: samples and CROWN only)")
+                    help=f"stability only: seconds in all (default: {_STABILITY_LIMIT:g}, as for compress "
+                         "--bounds stability; inf: none; 0: samples, corners and CROWN only)")
     pb.set_defaults(func=_cmd_bounds)
 
     pc = sub.add_parser("compress", help="lossless compression of a model on an input box")

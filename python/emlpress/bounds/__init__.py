@@ -5,7 +5,9 @@ sound on it only, and :class:`Bounds` records it.
 
 Tolerance policy (one for all methods): each method widens its bounds outward at the
 moment it computes them, by the rounding error of float64 arithmetic (``gamma_n`` times
-the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``); LP and exact
+the magnitude of the terms, see ``cpp/include/emlpress/rounding.hpp``), except on the
+side of 0 where every term of a unit has one sign (sign-exact: such a sum keeps its sign
+under any rounding, so an exact zero stays <= 0); LP and exact
 bounds are certified from LP duals, whatever the solver's tolerances. After that widening a neuron is stable exactly when its bound
 is on the right side of 0: stably active iff ``lower >= 0``, stably inactive iff
 ``upper <= 0``. No further tolerance is applied anywhere, so no neuron is ever called
@@ -689,7 +691,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
     ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
     bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
-    in all, default none) or
+    seconds in all, default ``None``: ``stability.TIME_LIMIT``, ``math.inf``: none) or
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
@@ -717,8 +719,10 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
         return milp(net, lo, hi, time_limit=milp_time_limit, threads=threads, progress=progress,
                     deterministic=deterministic)
     if method == "stability":
-        return stability(net, lo, hi, time_limit=time_limit, threads=threads,
-                         progress=progress).bounds
+        from emlpress.bounds.stability import TIME_LIMIT
+
+        return stability(net, lo, hi, time_limit=TIME_LIMIT if time_limit is None else time_limit,
+                         threads=threads, progress=progress).bounds
     bi = interval(net, **where)
     bc = crown(net, **where)
     settled = tuple(np.where((c_l > i_l) | (c_u < i_u), "crown", "interval").astype(object)

@@ -558,12 +558,14 @@ class _Witnesses:
 
 def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
                  rule: str = RULE, split: str = "relu", seen: _Witnesses | None = None,
-                 deadline: float = math.inf, output: bool = True):
+                 deadline: float = math.inf, output: bool = True, attack_first: bool = True):
     """Layer by layer, the branch-and-bound of :class:`PhaseSearch` for every target side
     (see :func:`emlpress.bounds.milp`); returns (lower, upper, settled, per-layer stats).
     ``seen``: the witnesses to start from and add to (default: seeded samples of the box);
     ``deadline`` (perf_counter): no side starts after it and none runs past it; without
-    ``output`` the output layer is left at its starting bounds."""
+    ``output`` the output layer is left at its starting bounds; without ``attack_first``
+    no projected-gradient attack runs before the search (a later pass over the same
+    witnesses)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -619,7 +621,7 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
             # attacks on every side a sample has not settled (all sides in full mode)
             sides = [(int(i), s) for i in units for s in ("min", "max")
                      if not (stop and seen.settles(k, int(i), s))]
-            if sides:
+            if sides and attack_first:
                 u = np.array([i for i, _ in sides])
                 sg = np.array([-1.0 if s == "min" else 1.0 for _, s in sides])
                 X0 = np.array([seen.xmin[k][i] if s == "min" else seen.xmax[k][i] for i, s in sides])
