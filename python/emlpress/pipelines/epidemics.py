@@ -630,7 +630,7 @@ def run(cfg: Config | None = None, resume=None):
             print(f"resuming {folder}: the run is finished ({total} plan rows written); nothing "
                   "to compute, run.summary.csv and the plots rebuilt from logs/", file=sys.stderr)
             return folder, _finish(folder, cfg, records)
-        models = [n for n in _model_names(cfg) if n != "tree" and _model_path(folder, n).exists()]
+        models = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
         print(f"resuming {folder}: kept {len(models)} models ({', '.join(models) or 'none'}) and "
               f"{len(records)} of {total} plan rows already written; computing the rest",
               file=sys.stderr)
