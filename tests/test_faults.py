@@ -209,7 +209,7 @@ def _epi_summary(folder: Path) -> pd.DataFrame:
 
 
 def _epi_rows(folder: Path) -> list:
-    return sorted((folder / "logs").glob("*w.json"))  # a row's record (not logs/models.json)
+    return sorted((folder / "logs").glob("*.json"))  # a row's record
 
 
 @pytest.fixture(scope="module")

@@ -443,7 +443,7 @@ INCOMPLETE = "INCOMPLETE"
 #: the run's settings, written when the folder is made (what ``--resume`` reads and checks)
 CONFIG_FILE = "config.json"
 #: train_s of every model saved in models/, written before the model file itself
-TRAIN_TIMES = Path("logs") / "models.json"
+TRAIN_TIMES = Path("training.json")
 last_folder: Path | None = None  # the folder of the latest run (the CLI names it on Ctrl-C)
 #: settings a resume may change: where new folders go, the progress bars
 _FREE = ("out", "progress")
@@ -701,70 +701,74 @@ def _run(cfg: Config, folder: Path, records: dict):
         from tqdm import tqdm
 
         topologies = tqdm(cfg.topologies, desc="training", unit="topology")
-    for name in topologies:
-        base_path = _model_path(folder, name)
-        prune_path = _model_path(folder, f"{name}+pruned")
-        int8_path = _model_path(folder, f"{name}+int8")
-        ckpt = folder / "models" / f"{name}_fit.npz"  # the Keras fit pruning continues from
-        want_pruned = "pruned" in cfg.variants and bool(TOPOLOGIES[name]) and not prune_path.exists()
-        want_net = (("baseline" in cfg.variants and not base_path.exists())
-                    or ("int8" in cfg.variants and not int8_path.exists())
-                    or (cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists()))
-        fit, net, base_s = None, None, times.get(name)
-        if want_pruned and ckpt.exists():
-            from emlpress.pipelines.tpc import _load_fits
+    try:  # a bar closed on Ctrl-C too: the CLI's message on a line of its own
+        for name in topologies:
+            base_path = _model_path(folder, name)
+            prune_path = _model_path(folder, f"{name}+pruned")
+            int8_path = _model_path(folder, f"{name}+int8")
+            ckpt = folder / "models" / f"{name}_fit.npz"  # the Keras fit pruning continues from
+            want_pruned = "pruned" in cfg.variants and bool(TOPOLOGIES[name]) and not prune_path.exists()
+            want_net = (("baseline" in cfg.variants and not base_path.exists())
+                        or ("int8" in cfg.variants and not int8_path.exists())
+                        or (cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists()))
+            fit, net, base_s = None, None, times.get(name)
+            if (want_pruned or want_net) and ckpt.exists():  # the trained fit, not trained again
+                from emlpress.pipelines.tpc import _load_fits
 
-            fit, = _load_fits(ckpt)
-        elif want_net and not want_pruned and base_path.exists():
-            net = Network.load(base_path)
-        elif want_pruned or want_net:
-            t0 = time.perf_counter()
-            fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
-                                **common)
-            base_s = time.perf_counter() - t0
-            if want_pruned:  # before the baseline's file: a kept baseline has its checkpoint
-                from emlpress.pipelines.tpc import _save_fits
-
-                _save_fits(ckpt, (fit,))
-        if fit is not None:
-            net = fit.net
-            base_s = fit.train_s if base_s is None else base_s
-        if "baseline" in cfg.variants:
-            if not base_path.exists():
-                _save_model(folder, cfg, name, base_s, lambda p: write_atomic(p, net.save))
-            models[name] = (Network.load(base_path), times.get(name, base_s), base_path)
-        elif base_s is not None and name not in times:  # the pruned and int8 times start here
-            times[name] = base_s
-            write_json_atomic(folder / TRAIN_TIMES, {**_train_times(folder), name: base_s})
-        times = _train_times(folder)
-        if "pruned" in cfg.variants and TOPOLOGIES[name]:
-            key = f"{name}+pruned"
-            if not prune_path.exists():
+                fit, = _load_fits(ckpt)
+            elif want_net and not want_pruned and base_path.exists():
+                net = Network.load(base_path)
+            elif want_pruned or want_net:
                 t0 = time.perf_counter()
-                pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
-                                       pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
-                _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
-                            lambda p: write_atomic(p, pruned.net.save))
-                times = _train_times(folder)
-            models[key] = (Network.load(prune_path), times[key], prune_path)
-        if "int8" in cfg.variants or cfg.ptq_table:
-            from emlpress.compress.lossy import quantization_table, quantize
-            from emlpress.io.tflite import QuantizedNetwork
+                fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
+                                    **common)
+                base_s = time.perf_counter() - t0
+                if want_pruned:  # before the baseline's file: a kept baseline has its checkpoint
+                    from emlpress.pipelines.tpc import _save_fits
 
-            if "int8" in cfg.variants:
-                key = f"{name}+int8"
-                if not int8_path.exists():
+                    _save_fits(ckpt, (fit,))
+            if fit is not None:
+                net = fit.net
+                base_s = fit.train_s if base_s is None else base_s
+            if "baseline" in cfg.variants:
+                if not base_path.exists():
+                    _save_model(folder, cfg, name, base_s, lambda p: write_atomic(p, net.save))
+                models[name] = (Network.load(base_path), times.get(name, base_s), base_path)
+            elif base_s is not None and name not in times:  # the pruned and int8 times start here
+                times[name] = base_s
+                write_json_atomic(folder / TRAIN_TIMES, {**_train_times(folder), name: base_s})
+            times = _train_times(folder)
+            if "pruned" in cfg.variants and TOPOLOGIES[name]:
+                key = f"{name}+pruned"
+                if not prune_path.exists():
                     t0 = time.perf_counter()
-                    content = quantize(net, "int8-fallback", representative=Xtr)
+                    pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
+                                           pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
                     _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
-                                lambda p: write_bytes_atomic(p, content))
+                                lambda p: write_atomic(p, pruned.net.save))
                     times = _train_times(folder)
-                q = QuantizedNetwork.from_tflite(int8_path.read_bytes())
-                q.lo, q.hi = lo, hi
-                models[key] = (q, times[key], int8_path)
-            if cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists():
-                write_csv_atomic(folder / f"ptq_{name}.csv",
-                                 quantization_table(net, Xte, Yte, representative=Xtr))
+                models[key] = (Network.load(prune_path), times[key], prune_path)
+            if "int8" in cfg.variants or cfg.ptq_table:
+                from emlpress.compress.lossy import quantization_table, quantize
+                from emlpress.io.tflite import QuantizedNetwork
+
+                if "int8" in cfg.variants:
+                    key = f"{name}+int8"
+                    if not int8_path.exists():
+                        t0 = time.perf_counter()
+                        content = quantize(net, "int8-fallback", representative=Xtr)
+                        _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
+                                    lambda p: write_bytes_atomic(p, content))
+                        times = _train_times(folder)
+                    q = QuantizedNetwork.from_tflite(int8_path.read_bytes())
+                    q.lo, q.hi = lo, hi
+                    models[key] = (q, times[key], int8_path)
+                if cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists():
+                    write_csv_atomic(folder / f"ptq_{name}.csv",
+                                     quantization_table(net, Xte, Yte, representative=Xtr))
+    finally:
+        if cfg.progress:
+            topologies.close()
     if cfg.tree:
         from sklearn.tree import DecisionTreeRegressor
 
@@ -805,48 +809,59 @@ def _run(cfg: Config, folder: Path, records: dict):
 
             bar = tqdm(total=len(_jobs(cfg, hz)), initial=len(_jobs(cfg, hz)) - len(jobs),
                        desc=f"plans, {hz} weeks", unit="MILP")
-        for name, bounding in jobs:
+        try:
+            for name, bounding in jobs:
+                if bar is not None:
+                    bar.set_postfix(model=name, bounding=bounding)
+                    bar.update(1)
+                record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
+                                   sizes[name], truth)
+                # the log is the row's record; the summary after it is rebuilt from the records
+                write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
+                records[(name, bounding, hz)] = _roundtrip(record)
+                write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(_summary_rows(cfg, records)))
+                _mark(folder, cfg, len(records))
+        finally:
             if bar is not None:
-                bar.set_postfix(model=name, bounding=bounding)
-                bar.update(1)
-            model, train_s, path = models[name]
-            try:
-                p = plan(inst, model, time_limit=cfg.time_limit,
-                         bounding="chained" if bounding == "-" else bounding)
-            except NotApplicable as e:  # single-box on a network whose outputs leave the box
-                p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
-            except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
-                # CROWN over many weeks of a deep network)
-                p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
-            row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
-                   "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
-                   "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
-                   "size_bytes": sizes[name][0], "param_bytes": sizes[name][1], "file": path.name, **metrics[name], "status": p.status,
-                   "solve_s": p.solution.solve_s if p.solution else float("nan"),
-                   "gap": p.solution.gap if p.solution else float("nan"),
-                   "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
-                   "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
-                   "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
-                   "simulated_by": "reference SIR (DOP853, 1e-12)"}
-            if p.search is not None:  # the MIP start, and the network's own optimum if known
-                row.update(start_S=p.search[1], network_optimum_S=p.search[1] if p.search[2]
-                           else float("nan"))
-            if truth is not None:
-                row.update(optimum_S=truth.best_s, optimum_by="brute force (every schedule)",
-                           gap_to_optimum=(truth.best_s - p.simulated_s) / truth.best_s
-                           if p.schedule is not None else float("nan"))
-            record = {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
-                      "simulated": None if p.simulated is None else p.simulated.tolist()}
-            # the log is the row's record; the summary after it is rebuilt from the records
-            write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
-            records[(name, bounding, hz)] = _roundtrip(record)
-            write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(_summary_rows(cfg, records)))
-            _mark(folder, cfg, len(records))
-        if bar is not None:
-            bar.close()
+                bar.close()
     summary = _finish(folder, cfg, records)
     (folder / INCOMPLETE).unlink(missing_ok=True)
     return folder, summary
+
+
+def _plan_row(cfg: Config, inst, hz: int, name: str, bounding: str, entry, metrics: dict,
+              size: tuple, truth) -> dict:
+    """One plan row's record: the model ``entry`` (model, train_s, path) planned on ``inst``
+    with ``bounding``, simulated, and compared with the brute force ``truth`` (or None)."""
+    model, train_s, path = entry
+    try:
+        p = plan(inst, model, time_limit=cfg.time_limit,
+                 bounding="chained" if bounding == "-" else bounding)
+    except NotApplicable as e:  # single-box on a network whose outputs leave the box
+        p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
+    except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
+        # CROWN over many weeks of a deep network)
+        p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
+    row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
+           "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
+           "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
+           "size_bytes": size[0], "param_bytes": size[1], "file": path.name, **metrics,
+           "status": p.status,
+           "solve_s": p.solution.solve_s if p.solution else float("nan"),
+           "gap": p.solution.gap if p.solution else float("nan"),
+           "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
+           "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
+           "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
+           "simulated_by": "reference SIR (DOP853, 1e-12)"}
+    if p.search is not None:  # the MIP start, and the network's own optimum if known
+        row.update(start_S=p.search[1], network_optimum_S=p.search[1] if p.search[2]
+                   else float("nan"))
+    if truth is not None:
+        row.update(optimum_S=truth.best_s, optimum_by="brute force (every schedule)",
+                   gap_to_optimum=(truth.best_s - p.simulated_s) / truth.best_s
+                   if p.schedule is not None else float("nan"))
+    return {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
+            "simulated": None if p.simulated is None else p.simulated.tolist()}
 
 
 def _json(v):
