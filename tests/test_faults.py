@@ -286,6 +286,8 @@ def test_epidemics_run_killed_at_a_seeded_point_resumes_keeping_models_and_rows(
     for name in ("linear", "8"):  # the networks (kept or trained on resume) are the clean run's
         a, b = Network.load(folder / "models" / f"{name}.npz"), Network.load(epi_clean / "models" / f"{name}.npz")
         assert all(np.array_equal(x, y) for x, y in zip(a.weights + a.biases, b.weights + b.biases))
+    if phase == "training":
+        return
     # a resume of the finished run computes nothing and rebuilds the same summary
     stamps = {f: f.stat().st_mtime_ns for f in (folder / "logs").iterdir()}
     r = subprocess.run([sys.executable, "-m", "emlpress", "epidemics", "run", "--resume", str(folder)],
@@ -314,6 +316,9 @@ def test_epidemics_resume_refuses_other_settings_and_foreign_folders(tmp_path, c
     assert rc == 2 and err.count("\n") == 1, err
     assert "--epochs 2 (the run has epochs = 1)" in err and "--no-tree (the run has tree = True)" in err
     assert "--topologies" not in err  # given as the run has it
+    rc, err = cli("--resume", str(folder), "--seed", "0", "--budget-per-week", "0")  # 0 is a value
+    assert rc == 2 and "--budget-per-week 0.0 (the run has budget_per_week = 6.666" in err, err
+    assert "--seed" not in err  # given as the run has it
     rc, err = cli("--resume", str(folder), "--out", str(tmp_path))
     assert rc == 2 and "--out" in err
     with pytest.raises(ValueError, match=r"other settings: epochs 5 \(the run has 1\)"):

@@ -363,7 +363,7 @@ def _cmd_epidemics_run(args) -> int:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     given = {field: (not getattr(args, opt)) if opt.startswith("no_") else getattr(args, opt)
              for opt, field in _EPIDEMICS_OPTIONS.items()
-             if getattr(args, opt) not in (None, False)}
+             if getattr(args, opt) is not None and getattr(args, opt) is not False}  # 0 is given
     if args.resume:  # the run's own settings: an option that differs is refused, not ignored
         if args.out is not None:
             raise _UsageError(f"--out with --resume: the run's folder is {args.resume}; drop --out")
