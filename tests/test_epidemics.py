@@ -166,7 +166,8 @@ def test_surrogate_search_is_the_networks_optimum_when_exhaustive(weeks, budget)
 def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_results(tmp_path, monkeypatch):
     """Stopped while fine-tuning the pruned network (the baseline saved): the resume keeps the
     baseline file, continues from the baseline's checkpoint (not trained again), makes the
-    pruned and int8 models and the PTQ table, and ends as an uninterrupted run."""
+    pruned and int8 models and the PTQ table; stopped again at the first plan, the next resume
+    keeps all of them, and ends as an uninterrupted run."""
     pytest.importorskip("tf_keras")
     import pandas as pd
 
@@ -192,9 +193,24 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
     assert (folder / "models" / "8_fit.npz").exists() and not (folder / "ptq_8.csv").exists()
     base = folder / "models" / "8.npz"
     kept = (base.stat().st_mtime_ns, base.read_bytes())
-    _, s = E.run(None, resume=folder)
+    plan = E.plan
+
+    def stop_at_planning(*args, **kw):  # the second run: a Ctrl-C at the first plan
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "plan", stop_at_planning)
+    with pytest.raises(KeyboardInterrupt):
+        E.run(None, resume=folder)
     assert calls == ["baseline", "pruned", "pruned"]  # the baseline was not trained again
     assert (base.stat().st_mtime_ns, base.read_bytes()) == kept
+    assert "3 of 3 models saved in models/ (8, 8+pruned, 8+int8), 0 of 3 plan rows" in (
+        folder / E.INCOMPLETE).read_text()
+    made = [folder / "models" / f for f in ("8.npz", "8+pruned.npz", "8+int8.tflite")] + [folder / "ptq_8.csv"]
+    kept = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made}
+    monkeypatch.setattr(E, "plan", plan)
+    _, s = E.run(None, resume=folder)
+    assert calls == ["baseline", "pruned", "pruned"]
+    assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made} == kept  # models, PTQ kept
     assert not (folder / E.INCOMPLETE).exists() and not (folder / "models" / "8_fit.npz").exists()
     timed = [c for c in s.columns if c.endswith("_s")]
     pd.testing.assert_frame_equal(s.drop(columns=timed), s_clean.drop(columns=timed))

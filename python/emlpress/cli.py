@@ -740,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = _epi.Config()
     pe = sub.add_parser("epidemics", help="NPI planning with learned SIR models (chained MILP, checked by simulation)")
     esub = pe.add_subparsers(dest="epidemics_cmd", required=True, parser_class=_Parser)
-    er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/")
+    er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/ (--resume continues a stopped run)")
     er.add_argument("--topologies", nargs="+", choices=sorted(_epi.TOPOLOGIES), default=None,
                     help=f"(default: {' '.join(e.topologies)})")
     er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=None,
