@@ -667,7 +667,10 @@ def _train_times(folder: Path) -> dict:
     import json
 
     path = folder / TRAIN_TIMES
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable ({e}); delete it and models/ to train again") from None
 
 
 def _save_model(folder: Path, cfg: Config, name: str, train_s: float, write) -> Path:
