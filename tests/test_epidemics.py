@@ -160,3 +160,65 @@ def test_surrogate_search_is_the_networks_optimum_when_exhaustive(weeks, budget)
     # a narrow beam is a heuristic: never better than the optimum, and says so
     sched, s2, exhaustive = E.surrogate_search(inst, net, width=2)
     assert (not exhaustive or weeks == 1) and s2 <= s + 1e-12
+
+
+@pytest.mark.slow
+def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_results(tmp_path, monkeypatch):
+    """Stopped while fine-tuning the pruned network (the baseline saved): the resume keeps the
+    baseline file, continues from the baseline's checkpoint (not trained again), makes the
+    pruned and int8 models and the PTQ table; stopped again at the first plan, the next resume
+    keeps all of them, and ends as an uninterrupted run."""
+    pytest.importorskip("tf_keras")
+    import pandas as pd
+
+    from emlpress import train
+
+    cfg = dict(topologies=["8"], epochs=1, prune_epochs=1, n_train=600, n_test=200, horizons=[1],
+               tree=False, bounding=["chained"], time_limit=30, progress=False)
+    clean, s_clean = E.run(E.Config(out=tmp_path / "clean", **cfg))
+    fit = train.fit_regressor
+    calls = []
+
+    def stop_at_pruning(*args, **kw):
+        calls.append("pruned" if kw.get("pruning") else "baseline")
+        if kw.get("pruning") and len(calls) == 2:  # the first run: a Ctrl-C while pruning
+            raise KeyboardInterrupt
+        return fit(*args, **kw)
+
+    monkeypatch.setattr(train, "fit_regressor", stop_at_pruning)
+    with pytest.raises(KeyboardInterrupt):
+        E.run(E.Config(out=tmp_path / "stopped", **cfg))
+    folder = E.last_folder
+    assert "1 of 3 models saved in models/ (8), 0 of 3 plan rows" in (folder / E.INCOMPLETE).read_text()
+    assert (folder / "models" / "8_fit.npz").exists() and not (folder / "ptq_8.csv").exists()
+    base = folder / "models" / "8.npz"
+    kept = (base.stat().st_mtime_ns, base.read_bytes())
+    plan = E.plan
+
+    def stop_at_planning(*args, **kw):  # the second run: a Ctrl-C at the first plan
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "plan", stop_at_planning)
+    with pytest.raises(KeyboardInterrupt):
+        E.run(None, resume=folder)
+    assert calls == ["baseline", "pruned", "pruned"]  # the baseline was not trained again
+    assert (base.stat().st_mtime_ns, base.read_bytes()) == kept
+    assert "3 of 3 models saved in models/ (8, 8+pruned, 8+int8), 0 of 3 plan rows" in (
+        folder / E.INCOMPLETE).read_text()
+    made = [folder / "models" / f for f in ("8.npz", "8+pruned.npz", "8+int8.tflite")] + [folder / "ptq_8.csv"]
+    kept = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made}
+    monkeypatch.setattr(E, "plan", plan)
+    _, s = E.run(None, resume=folder)
+    assert calls == ["baseline", "pruned", "pruned"]
+    assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made} == kept  # models, PTQ kept
+    assert not (folder / E.INCOMPLETE).exists() and not (folder / "models" / "8_fit.npz").exists()
+    timed = [c for c in s.columns if c.endswith("_s")]
+    pd.testing.assert_frame_equal(s.drop(columns=timed), s_clean.drop(columns=timed))
+    for name in ("8", "8+pruned"):  # pruning continued from the checkpoint as from memory
+        a, b = Network.load(folder / "models" / f"{name}.npz"), Network.load(clean / "models" / f"{name}.npz")
+        assert all(np.array_equal(x, y) for x, y in zip(a.weights + a.biases, b.weights + b.biases))
+    ptq = [pd.read_csv(f / "ptq_8.csv") for f in (folder, clean)]
+    # the metrics (file sizes hold Keras' per-process layer names: this test runs twice in one)
+    stable = [c for c in ptq[0].columns if c == "mode" or c.split("_")[0] in ("rmse", "mae", "r2")
+              or c == "dequantized_max_diff"]
+    pd.testing.assert_frame_equal(ptq[0][stable], ptq[1][stable])

@@ -6,8 +6,10 @@ with an uninterrupted run's summary.
   were; INCOMPLETE says what was written; the resumed summary equals the uninterrupted one.
 - ``emlpress study run`` (the Dask battery of tests/test_battery.py): killed after a seeded
   number of tasks plus a seeded delay; the resumed summaries equal the uninterrupted ones.
-- ``emlpress epidemics run`` has no run folder that can resume (each run writes a new
-  timestamped folder), so it is not here.
+- ``emlpress epidemics run``: killed while training (after a seeded number of models) or
+  while planning (after a seeded number of plan rows); the resume keeps every model and row
+  (files untouched) and ends with the uninterrupted run's summary. Its refusals (other
+  settings, a folder of another pipeline) are fast tests.
 """
 
 from __future__ import annotations
@@ -185,3 +187,158 @@ def test_study_run_killed_at_a_seeded_point_resumes_to_the_same_summary(study_cl
         p = _cli(folder)
         assert f"0 run now, {N_TASKS} already finished" in p.stdout
         pd.testing.assert_frame_equal(_models(folder), _models(study_clean))
+
+
+# -- emlpress epidemics run ---------------------------------------------------------------
+
+# the smallest run the CLI allows with a hidden layer (the 8-unit network) and every bounding
+EPI_ARGS = ["--topologies", "linear", "8", "--variants", "baseline", "--horizons", "3",
+            "--epochs", "1", "--no-ptq"]
+EPI_VOLATILE = re.compile(r"_s$")  # train_s, solve_s: times
+
+
+def _epi_start(out: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "emlpress", "epidemics", "run", *EPI_ARGS,
+                             *extra, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+
+
+def _epi_summary(folder: Path) -> pd.DataFrame:
+    s = pd.read_csv(folder / "run.summary.csv", dtype={"model": str, "file": str})
+    return s[[c for c in s.columns if not EPI_VOLATILE.search(c)]]
+
+
+def _epi_rows(folder: Path) -> list:
+    return sorted((folder / "logs").glob("*.json"))  # a row's record
+
+
+@pytest.fixture(scope="module")
+def epi_clean(tmp_path_factory):
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("sklearn")
+    out = tmp_path_factory.mktemp("epiclean")
+    p = _epi_start(out)
+    stdout, stderr = p.communicate(timeout=600)
+    assert p.returncode == 0, stdout + stderr
+    (folder,) = out.glob("epidemics*")
+    assert not (folder / "INCOMPLETE").exists()
+    return folder
+
+
+# seed 0, no tree: killed while training, after the first network is saved; seed 1, with the
+# tree: killed while planning, after a seeded number of plan rows plus a seeded delay
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, phase, tree", [(0, "training", False), (1, "plans", True)])
+def test_epidemics_run_killed_at_a_seeded_point_resumes_keeping_models_and_rows(
+        epi_clean, tmp_path, seed, phase, tree):
+    from emlpress import Network
+
+    rng = np.random.default_rng(seed)
+    clean = _epi_summary(epi_clean)
+    if not tree:
+        clean = clean[clean["model"] != "tree"].reset_index(drop=True)
+    n_models = 2 + tree
+    after = int(rng.integers(1, 2 if phase == "training" else len(clean)))
+    # training "8" takes seconds, a plan row some 50 ms: the kill lands within the phase
+    delay = float(rng.uniform(0.0, 0.5 if phase == "training" else 0.05))
+    out = tmp_path / "runs"
+    p = _epi_start(out, *([] if tree else ["--no-tree"]))
+
+    def reached() -> bool:
+        folders = list(out.glob("epidemics*"))
+        if not folders:
+            return False
+        written = (folders[0] / "models").glob("*.npz") if phase == "training" else _epi_rows(folders[0])
+        return len([f for f in written if not f.name.endswith("_fit.npz")]) >= after
+
+    deadline = time.monotonic() + 300
+    try:
+        while not reached():
+            assert p.poll() is None, "the run ended before it could be killed:\n" + p.stderr.read()
+            assert time.monotonic() < deadline, f"{after} {phase} files not written in 300 s"
+            time.sleep(0.02)
+        time.sleep(delay)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate(timeout=120)
+    (folder,) = out.glob("epidemics*")
+    rows = _epi_rows(folder)
+    models = sorted(f for f in (folder / "models").iterdir() if not f.name.endswith("_fit.npz"))
+    if len(rows) == len(clean) or (phase == "training" and len(models) == n_models):
+        pytest.skip(f"the run got past the {phase} before the signal arrived")
+    assert p.returncode == -signal.SIGKILL
+    # INCOMPLETE says what was written and how to resume; every file is whole (atomic writes)
+    marker = (folder / "INCOMPLETE").read_text()
+    assert f"{len(models)} of {n_models} models saved" in marker
+    assert f"{len(rows)} of {len(clean)} plan rows written" in marker
+    assert f"resume with: emlpress epidemics run --resume {folder}" in marker
+    for f in rows:
+        json.loads(f.read_text())
+    if phase == "plans":  # as a kill between a row's log and the summary after it would leave
+        summary = pd.read_csv(folder / "run.summary.csv")
+        summary.iloc[:len(rows) - 1].to_csv(folder / "run.summary.csv", index=False)
+    kept = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in models + rows}
+
+    r = subprocess.run([sys.executable, "-m", "emlpress", "epidemics", "run", "--resume", str(folder)],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"kept {len(models)} models" in r.stderr and f"{len(rows)} of {len(clean)} plan rows" in r.stderr
+    # nothing written before the kill was computed or written again
+    assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in kept} == kept
+    assert not (folder / "INCOMPLETE").exists() and not list((folder / "models").glob("*_fit.npz"))
+    pd.testing.assert_frame_equal(_epi_summary(folder), clean)
+    for name in ("linear", "8"):  # the networks (kept or trained on resume) are the clean run's
+        a, b = Network.load(folder / "models" / f"{name}.npz"), Network.load(epi_clean / "models" / f"{name}.npz")
+        assert all(np.array_equal(x, y) for x, y in zip(a.weights + a.biases, b.weights + b.biases))
+    if phase == "training":
+        return
+    # a resume of the finished run computes nothing and rebuilds the same summary
+    stamps = {f: f.stat().st_mtime_ns for f in (folder / "logs").iterdir()}
+    r = subprocess.run([sys.executable, "-m", "emlpress", "epidemics", "run", "--resume", str(folder)],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0 and "the run is finished" in r.stderr, r.stdout + r.stderr
+    assert {f: f.stat().st_mtime_ns for f in (folder / "logs").iterdir()} == stamps
+    pd.testing.assert_frame_equal(_epi_summary(folder), clean)
+
+
+def test_epidemics_resume_refuses_other_settings_and_foreign_folders(tmp_path, capsys):
+    from emlpress._atomic import write_json_atomic
+    from emlpress.cli import main
+    from emlpress.pipelines import epidemics as E
+
+    folder = tmp_path / "epidemics20260101000000"
+    (folder / "logs").mkdir(parents=True)
+    write_json_atomic(folder / E.CONFIG_FILE, E._config_payload(E.Config(topologies=["linear"], epochs=1,
+                                                                          horizons=[3], ptq_table=False)))
+    before = sorted(folder.rglob("*"))
+
+    def cli(*args):
+        rc = main(["epidemics", "run", *args])
+        return rc, capsys.readouterr().err
+
+    rc, err = cli("--resume", str(folder), "--epochs", "2", "--no-tree", "--topologies", "linear")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "--epochs 2 (the run has epochs = 1)" in err and "--no-tree (the run has tree = True)" in err
+    assert "--topologies" not in err  # given as the run has it
+    rc, err = cli("--resume", str(folder), "--seed", "0", "--budget-per-week", "0")  # 0 is a value
+    assert rc == 2 and "--budget-per-week 0.0 (the run has budget_per_week = 6.666" in err, err
+    assert "--seed" not in err  # given as the run has it
+    rc, err = cli("--resume", str(folder), "--out", str(tmp_path))
+    assert rc == 2 and "--out" in err
+    with pytest.raises(ValueError, match=r"other settings: epochs 5 \(the run has 1\)"):
+        E.run(E.Config(topologies=["linear"], epochs=5, horizons=[3], ptq_table=False), resume=folder)
+    assert sorted(folder.rglob("*")) == before  # refused before anything is written
+    # a tpc run folder, another pipeline's config.json, a corrupt one, no folder at all
+    tpc_folder = tmp_path / "run20260101000000"
+    write_json_atomic(tpc_folder / "logs" / "config.json", {"epochs": 3})
+    other = tmp_path / "other"
+    write_json_atomic(other / E.CONFIG_FILE, {"pipeline": "tpc", "config": {}})
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / E.CONFIG_FILE).write_text('{"pipeline": "epidemics", "con')
+    for path, said in ((tpc_folder, "not an epidemics run folder (no config.json)"),
+                       (other, "written by the 'tpc' pipeline"),
+                       (corrupt, "not the settings of an epidemics run"),
+                       (tmp_path / "missing", "no such run folder")):
+        rc, err = cli("--resume", str(path))
+        assert rc == 2 and f"--resume: {path}" in err and said in err, err

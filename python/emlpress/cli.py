@@ -350,18 +350,50 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
+#: epidemics run's options and the Config fields they set (their defaults: None = not given)
+_EPIDEMICS_OPTIONS = {"topologies": "topologies", "variants": "variants", "horizons": "horizons",
+                      "budget_per_week": "budget_per_week", "epochs": "epochs",
+                      "time_limit": "time_limit", "no_tree": "tree", "seed": "seed",
+                      "bounding": "bounding", "no_ptq": "ptq_table"}
+
+
 def _cmd_epidemics_run(args) -> int:
+    from dataclasses import replace
+
     import pandas as pd
 
     from emlpress.pipelines import epidemics as epi
 
     if args.verbose:
         os.environ["EMLPRESS_VERBOSE"] = "1"
-    cfg = epi.Config(topologies=args.topologies, variants=args.variants, horizons=args.horizons,
-                     budget_per_week=args.budget_per_week, epochs=args.epochs,
-                     time_limit=args.time_limit, tree=not args.no_tree, seed=args.seed, out=args.out,
-                     bounding=args.bounding, ptq_table=not args.no_ptq)
-    folder, summary = epi.run(cfg)
+    given = {field: (not getattr(args, opt)) if opt.startswith("no_") else getattr(args, opt)
+             for opt, field in _EPIDEMICS_OPTIONS.items()
+             if getattr(args, opt) is not None and getattr(args, opt) is not False}  # 0 is given
+    if args.resume:  # the run's own settings: an option that differs is refused, not ignored
+        if args.out is not None:
+            raise _UsageError(f"--out with --resume: the run's folder is {args.resume}; drop --out")
+        try:
+            cfg = epi.load_config(args.resume)
+        except (ValueError, FileNotFoundError) as e:
+            raise _UsageError(f"--resume: {e}") from None
+        option = {f: "--" + o.replace("_", "-") for o, f in _EPIDEMICS_OPTIONS.items()}
+        diff = [option[f] + ("" if isinstance(v, bool) else
+                             " " + (" ".join(map(str, v)) if isinstance(v, list) else str(v)))
+                + f" (the run has {f} = {saved!r})"
+                for f, (v, saved) in epi.differences(replace(cfg, **given), cfg).items()]
+        if diff:
+            raise _UsageError(f"--resume {args.resume}: the run was started with other settings: "
+                              + "; ".join(diff) + "; drop them to resume it as it was started")
+    else:
+        cfg = epi.Config(**given, **({} if args.out is None else {"out": args.out}))
+    try:
+        folder, summary = epi.run(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        if epi.last_folder is not None and (epi.last_folder / epi.INCOMPLETE).exists():
+            print(f"emlpress: interrupted; what is written is in {epi.last_folder}; resume with: "
+                  f"emlpress epidemics run --resume {epi.last_folder}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
     cols = ["model", "bounding", "weeks", "r2_S", "status", "solve_s", "gap", "binaries", "schedule",
             "predicted_S", "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S",
             "gap_to_best_known"]
@@ -716,27 +748,30 @@ def build_parser() -> argparse.ArgumentParser:
     e = _epi.Config()
     pe = sub.add_parser("epidemics", help="NPI planning with learned SIR models (chained MILP, checked by simulation)")
     esub = pe.add_subparsers(dest="epidemics_cmd", required=True, parser_class=_Parser)
-    er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/")
-    er.add_argument("--topologies", nargs="+", choices=sorted(_epi.TOPOLOGIES), default=e.topologies,
+    er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/ (--resume continues a stopped run)")
+    er.add_argument("--topologies", nargs="+", choices=sorted(_epi.TOPOLOGIES), default=None,
                     help=f"(default: {' '.join(e.topologies)})")
-    er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=e.variants,
+    er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=None,
                     help=f"(default: {' '.join(e.variants)})")
     er.add_argument("--horizons", nargs="+", type=_integer(1, _epi.MAX_WEEKS, "a year of weeks: "
                                                            "the MILP holds a model copy per week"),
-                    default=e.horizons, help=f"weeks, 1 to {_epi.MAX_WEEKS} (default: {e.horizons})")
+                    default=None, help=f"weeks, 1 to {_epi.MAX_WEEKS} (default: {e.horizons})")
     er.add_argument("--budget-per-week", type=_real(0.0, strict=False, what="a finite number >= 0"),
-                    default=e.budget_per_week,
+                    default=None,
                     help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
-    er.add_argument("--epochs", type=_integer(1), default=e.epochs, help=f"most epochs, early stopping (default: {e.epochs})")
-    er.add_argument("--time-limit", type=_SECONDS, default=e.time_limit, help=f"seconds per MILP (default: {e.time_limit})")
-    er.add_argument("--bounding", nargs="+", choices=_epi.BOUNDING, default=e.bounding,
+    er.add_argument("--epochs", type=_integer(1), default=None, help=f"most epochs, early stopping (default: {e.epochs})")
+    er.add_argument("--time-limit", type=_SECONDS, default=None, help=f"seconds per MILP (default: {e.time_limit})")
+    er.add_argument("--bounding", nargs="+", choices=_epi.BOUNDING, default=None,
                     help="how each float network's weeks are bounded; the plots show the first "
                          f"(default: {' '.join(e.bounding)})")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
     er.add_argument("--no-ptq", action="store_true", help="skip the six post-training quantizations' table")
-    er.add_argument("--seed", type=_SEED, default=e.seed, help=f"(default: {e.seed})")
-    er.add_argument("--out", type=_directory, default=str(e.out), help=f"parent directory of the run folder (default: {e.out})")
+    er.add_argument("--seed", type=_SEED, default=None, help=f"(default: {e.seed})")
+    er.add_argument("--out", type=_directory, default=None, help=f"parent directory of the run folder (default: {e.out})")
     er.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    er.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue a stopped run (its INCOMPLETE says so) with its own settings: "
+                         "models, PTQ tables and plan rows already written are kept")
     er.set_defaults(func=_cmd_epidemics_run)
 
     pbe = sub.add_parser(

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from emlpress._atomic import (save_figure_atomic, write_atomic, write_bytes_atomic,
-                              write_csv_atomic, write_json_atomic)
+                              write_csv_atomic, write_json_atomic, write_text_atomic)
 from emlpress.bounds.relaxation import MagnitudeError
 
 from emlpress.data import sir
 from emlpress.network import Network
 
-__all__ = ["Plan", "plan", "Config", "run", "TOPOLOGIES", "NotApplicable"]
+__all__ = ["Plan", "plan", "Config", "run", "load_config", "TOPOLOGIES", "NotApplicable"]
 
 
 class NotApplicable(ValueError):
@@ -439,157 +439,124 @@ def check(cfg: Config) -> None:
         raise ValueError(f"out {out}: is a file; give the directory the run folders go to")
 
 
-def run(cfg: Config):
-    """Train every model, evaluate it, plan every horizon with it, simulate each plan and
-    compare with the brute force; returns (run folder, summary DataFrame)."""
-    import datetime as dt
-    import time
+INCOMPLETE = "INCOMPLETE"
+#: the run's settings, written when the folder is made (what ``--resume`` reads and checks)
+CONFIG_FILE = "config.json"
+#: train_s of every model saved in models/, written before the model file itself
+TRAIN_TIMES = Path("training.json")
+last_folder: Path | None = None  # the folder of the latest run (the CLI names it on Ctrl-C)
+#: settings a resume may change: where new folders go, the progress bars
+_FREE = ("out", "progress")
 
+
+def _config_payload(cfg: Config) -> dict:
+    return {"pipeline": "epidemics",
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}}
+
+
+def load_config(folder) -> Config:
+    """The settings an epidemics run folder was started with (``config.json``), to resume
+    it; a folder without them (or with another pipeline's) is refused, naming it."""
+    import json
+
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such run folder")
+    if not path.exists():
+        raise ValueError(f"{folder}: not an epidemics run folder (no {CONFIG_FILE})")
+    try:
+        payload = json.loads(path.read_text())
+        if payload.get("pipeline") != "epidemics":
+            raise ValueError(f"written by the {payload.get('pipeline')!r} pipeline")
+        known = set(Config.__dataclass_fields__)
+        return Config(**{k: v for k, v in payload["config"].items() if k in known})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not the settings of an epidemics run ({e})") from None
+
+
+def differences(cfg: Config, saved: Config) -> dict:
+    """The settings in which ``cfg`` differs from ``saved`` (but ``out`` and ``progress``):
+    {name: (cfg's value, saved's value)}, compared as their JSON (a tuple equals a list)."""
+    import json
+
+    def norm(v):
+        return json.loads(json.dumps(v, default=str))
+
+    return {k: (getattr(cfg, k), getattr(saved, k)) for k in Config.__dataclass_fields__
+            if k not in _FREE and norm(getattr(cfg, k)) != norm(getattr(saved, k))}
+
+
+def _model_names(cfg: Config) -> list[str]:
+    """The models a run trains, in the order of its summary."""
+    names = []
+    for t in cfg.topologies:
+        names += [n for n, on in ((t, "baseline" in cfg.variants),
+                                  (f"{t}+pruned", "pruned" in cfg.variants and TOPOLOGIES[t]),
+                                  (f"{t}+int8", "int8" in cfg.variants)) if on]
+    return names + (["tree"] if cfg.tree else [])
+
+
+def _jobs(cfg: Config, hz: int) -> list[tuple[str, str]]:
+    """(model, bounding) of every plan row of a horizon, in the summary's order ("-": a model
+    that is not a float network)."""
+    return [(name, b) for name in _model_names(cfg)
+            for b in (cfg.bounding if name != "tree" and "+int8" not in name else ["-"])]
+
+
+def _log_path(folder: Path, name: str, bounding: str, hz: int) -> Path:
+    return folder / "logs" / f"{name}_{bounding.replace('+', '_')}_{hz}w.json"
+
+
+def _records(folder: Path, cfg: Config) -> dict:
+    """The plan rows written so far: their log JSONs (the record of a row; run.summary.csv is
+    rebuilt from them), by (model, bounding, weeks)."""
+    import json
+
+    out = {}
+    for hz in cfg.horizons:
+        for name, b in _jobs(cfg, hz):
+            path = _log_path(folder, name, b, hz)
+            if path.exists():
+                try:
+                    out[(name, b, hz)] = json.loads(path.read_text())
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"{path}: not readable ({e}); delete it to plan that row "
+                                     "again") from None
+    return out
+
+
+def _summary_rows(cfg: Config, records: dict) -> list[dict]:
+    return [records[(n, b, hz)]["row"] for hz in cfg.horizons for n, b in _jobs(cfg, hz)
+            if (n, b, hz) in records]
+
+
+def _first_plans(cfg: Config, records: dict) -> dict:
+    """The plotted plan per (model, weeks): the first bounding's with a schedule."""
+    plans = {}
+    for hz in cfg.horizons:
+        for name, b in _jobs(cfg, hz):
+            r = records.get((name, b, hz))
+            if r and r["row"]["schedule"] and (name, hz) not in plans:
+                plans[(name, hz)] = Plan(r["row"]["status"], None, None, np.array(r["predicted"]),
+                                         np.array(r["simulated"]), None, None)
+    return plans
+
+
+def _finish(folder: Path, cfg: Config, records: dict):
+    """run.summary.csv (from the records, with the best known plans where no brute force
+    ran) and the plots."""
     import pandas as pd
 
-    from emlpress.train import fit_regressor
-
-    for t in cfg.topologies:
-        if t not in TOPOLOGIES:
-            raise ValueError(f"unknown topology {t!r}: one of {sorted(TOPOLOGIES)}")
+    summary = pd.DataFrame(_summary_rows(cfg, records))
     for hz in cfg.horizons:
-        sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)  # checks the values
-    for given, known, what in ((cfg.variants, VARIANTS, "variant"), (cfg.bounding, BOUNDING, "bounding")):
-        bad = [v for v in given if v not in known]
-        if bad:
-            raise ValueError(f"unknown {what} {bad[0]!r}: one of {known}")
-    check(cfg)
-    if cfg.tree:  # before any training: the default run's tree needs scikit-learn
-        import sklearn.tree  # noqa: F401
-    stamp = f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
-    folder, k = Path(cfg.out) / stamp, 0
-    while folder.exists():  # two runs in one second
-        k += 1
-        folder = Path(cfg.out) / f"{stamp}_{k}"
-    (folder / "models").mkdir(parents=True)
-    (folder / "logs").mkdir()
-    Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
-    lo, hi = TRAINING_BOX
-    models = {}
-    common = dict(batch_size=cfg.batch_size, seed=cfg.seed, learning_rate=cfg.learning_rate,
-                  lo=lo, hi=hi, validation=cfg.validation)
-    topologies = cfg.topologies
-    if cfg.progress:
-        from tqdm import tqdm
-
-        topologies = tqdm(cfg.topologies, desc="training", unit="topology")
-    for name in topologies:
-        t0 = time.perf_counter()
-        fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
-                            **common)
-        base_s = time.perf_counter() - t0
-        if "baseline" in cfg.variants:
-            path = folder / "models" / f"{name}.npz"
-            write_atomic(path, fit.net.save)
-            models[name] = (fit.net, base_s, path)
-        if "pruned" in cfg.variants and TOPOLOGIES[name]:
-            t0 = time.perf_counter()
-            pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
-                                   pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
-            path = folder / "models" / f"{name}+pruned.npz"
-            write_atomic(path, pruned.net.save)
-            models[f"{name}+pruned"] = (pruned.net, base_s + time.perf_counter() - t0, path)
-        if "int8" in cfg.variants or cfg.ptq_table:
-            from emlpress.compress.lossy import quantization_table, quantize
-            from emlpress.io.tflite import QuantizedNetwork
-
-            if "int8" in cfg.variants:
-                t0 = time.perf_counter()
-                path = folder / "models" / f"{name}+int8.tflite"
-                content = quantize(fit.net, "int8-fallback", representative=Xtr)
-                write_bytes_atomic(path, content)
-                q = QuantizedNetwork.from_tflite(content)
-                q.lo, q.hi = lo, hi
-                models[f"{name}+int8"] = (q, base_s + time.perf_counter() - t0, path)
-            if cfg.ptq_table:
-                write_csv_atomic(folder / f"ptq_{name}.csv",
-                                 quantization_table(fit.net, Xte, Yte, representative=Xtr))
-    if cfg.tree:
-        from sklearn.tree import DecisionTreeRegressor
-
-        t0 = time.perf_counter()
-        tree = DecisionTreeRegressor(max_depth=cfg.tree_depth, random_state=cfg.seed).fit(Xtr, Ytr)
-        path = folder / "models" / "tree.npz"
-        arrays = _parameters(tree)
-        write_atomic(path, lambda tmp: _savez(tmp, arrays))
-        models["tree"] = (tree, time.perf_counter() - t0, path)
-    # each model's held-out metrics, once (the int8 ones by the reference interpreter)
-    from emlpress.compress.lossy import regression_metrics
-
-    metrics = {name: regression_metrics(model.interpreter_float(Xte) if hasattr(model, "interpreter_float")
-                                        else model.forward(Xte) if isinstance(model, Network)
-                                        else model.predict(Xte), Yte, "SIR")
-               for name, (model, _, _) in models.items()}
-    sizes = {name: _size(model) for name, (model, _, _) in models.items()}
-    rows, plans = [], {}
-    truths = {}
-    for hz in cfg.horizons:
-        inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
-        n = sir.count_schedules(inst, simulated=True)
-        if n is not None and n <= BRUTE_FORCE_MAX:
-            truths[hz] = sir.brute_force(inst)
-        jobs = [(name, b) for name, (model, _, _) in models.items()
-                for b in (cfg.bounding if isinstance(model, Network) else ["-"])]
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(jobs), desc=f"plans, {hz} weeks", unit="MILP")
-        for name, bounding in jobs:
-            if bar is not None:
-                bar.set_postfix(model=name, bounding=bounding)
-                bar.update(1)
-            model, train_s, path = models[name]
-            try:
-                p = plan(inst, model, time_limit=cfg.time_limit,
-                         bounding="chained" if bounding == "-" else bounding)
-            except NotApplicable as e:  # single-box on a network whose outputs leave the box
-                p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
-            except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
-                # CROWN over many weeks of a deep network)
-                p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
-            if p.schedule is not None and (name, hz) not in plans:  # the first bounding's
-                plans[(name, hz)] = p
-            row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
-                   "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
-                   "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
-                   "size_bytes": sizes[name][0], "param_bytes": sizes[name][1], "file": path.name, **metrics[name], "status": p.status,
-                   "solve_s": p.solution.solve_s if p.solution else float("nan"),
-                   "gap": p.solution.gap if p.solution else float("nan"),
-                   "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
-                   "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
-                   "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
-                   "simulated_by": "reference SIR (DOP853, 1e-12)"}
-            if p.search is not None:  # the MIP start, and the network's own optimum if known
-                row.update(start_S=p.search[1], network_optimum_S=p.search[1] if p.search[2]
-                           else float("nan"))
-            bf = truths.get(hz)
-            if bf is not None:
-                row.update(optimum_S=bf.best_s, optimum_by="brute force (every schedule)",
-                           gap_to_optimum=(bf.best_s - p.simulated_s) / bf.best_s
-                           if p.schedule is not None else float("nan"))
-            rows.append(row)
-            write_json_atomic(folder / "logs" / f"{name}_{bounding.replace('+', '_')}_{hz}w.json",
-                              {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
-                               "simulated": None if p.simulated is None else p.simulated.tolist()},
-                              default=str)
-            write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(rows))
-        if bar is not None:
-            bar.close()
-    summary = pd.DataFrame(rows)
-    for hz in cfg.horizons:
-        if hz in truths:
+        if "optimum_S" in summary and summary.loc[summary["weeks"] == hz, "optimum_S"].notna().any():
             continue
         # no brute force: the best known plan, by a local search with the true simulator from
         # every plan's schedule, simulated again by the reference integrator
         inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
         at = summary["weeks"] == hz
-        starts = {s for s in summary.loc[at, "schedule"] if s}
+        starts = {s for s in summary.loc[at, "schedule"] if isinstance(s, str) and s}
         found = [sir.local_search(inst, [int(v) for v in s.split()]) for s in sorted(starts)]
         if found:
             sched = max(found, key=lambda f: f[1])[0]
@@ -604,8 +571,314 @@ def run(cfg: Config):
                                                 "simulator) from every plan; reference SIR")
             summary.loc[at, "gap_to_best_known"] = (best - summary.loc[at, "simulated_S"]) / best
     write_csv_atomic(folder / "run.summary.csv", summary)
-    _plots(folder, summary, plans)
+    _plots(folder, summary, _first_plans(cfg, records))
+    return summary
+
+
+def _validate(cfg: Config) -> None:
+    for t in cfg.topologies:
+        if t not in TOPOLOGIES:
+            raise ValueError(f"unknown topology {t!r}: one of {sorted(TOPOLOGIES)}")
+    for hz in cfg.horizons:
+        sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)  # checks the values
+    for given, known, what in ((cfg.variants, VARIANTS, "variant"), (cfg.bounding, BOUNDING, "bounding")):
+        bad = [v for v in given if v not in known]
+        if bad:
+            raise ValueError(f"unknown {what} {bad[0]!r}: one of {known}")
+    check(cfg)
+    if cfg.tree:  # before any training: the default run's tree needs scikit-learn
+        import sklearn.tree  # noqa: F401
+
+
+def run(cfg: Config | None = None, resume=None):
+    """Train every model, evaluate it, plan every horizon with it, simulate each plan and
+    compare with the brute force; returns (run folder, summary DataFrame).
+
+    The run folder (``OUT/epidemics<time>``) holds ``config.json`` (the settings) from the
+    start and, while the run is under way, ``INCOMPLETE`` (what is written, and the resume
+    command). ``resume=FOLDER`` continues a stopped run: ``cfg`` may be None (the folder's
+    settings) or must equal them but for ``out`` and ``progress`` (else ValueError naming
+    the differences). A resume keeps every model in ``models/`` (not trained again: networks
+    by :meth:`Network.load`, int8 models from their .tflite bytes; the seeded tree is refitted
+    and checked equal to ``models/tree.npz``), every ``ptq_<topology>.csv`` and every plan row
+    written: a row's record is its ``logs/<model>_<bounding>_<weeks>w.json``, and
+    ``run.summary.csv`` is rebuilt from the records, so a kill between the two writes loses
+    nothing. A resume of a finished run only rebuilds the summary and the plots."""
+    import datetime as dt
+    import sys
+
+    global last_folder
+    if resume is not None:
+        folder = Path(resume)
+        saved = load_config(folder)
+        if cfg is not None:
+            diff = differences(cfg, saved)
+            if diff:
+                raise ValueError(f"resume {folder}: the run was started with other settings: "
+                                 + "; ".join(f"{k} {a!r} (the run has {b!r})"
+                                             for k, (a, b) in diff.items()))
+            saved.progress = cfg.progress
+        cfg = saved
+    elif cfg is None:
+        raise ValueError("cfg: give the settings of a new run (or resume=FOLDER)")
+    _validate(cfg)
+    if resume is not None:
+        last_folder = folder
+        records = _records(folder, cfg)
+        total = sum(len(_jobs(cfg, hz)) for hz in cfg.horizons)
+        if len(records) == total and not (folder / INCOMPLETE).exists():
+            print(f"resuming {folder}: the run is finished ({total} plan rows written); nothing "
+                  "to compute, run.summary.csv and the plots rebuilt from logs/", file=sys.stderr)
+            return folder, _finish(folder, cfg, records)
+        models = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
+        print(f"resuming {folder}: kept {len(models)} models ({', '.join(models) or 'none'}) and "
+              f"{len(records)} of {total} plan rows already written; computing the rest",
+              file=sys.stderr)
+    else:
+        stamp = f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
+        folder, k = Path(cfg.out) / stamp, 0
+        while folder.exists():  # two runs in one second
+            k += 1
+            folder = Path(cfg.out) / f"{stamp}_{k}"
+        (folder / "models").mkdir(parents=True)
+        (folder / "logs").mkdir()
+        write_json_atomic(folder / CONFIG_FILE, _config_payload(cfg))
+        last_folder = folder
+        records = {}
+    return _run(cfg, folder, records)
+
+
+def _model_path(folder: Path, name: str) -> Path:
+    return folder / "models" / (f"{name}.tflite" if name.endswith("+int8") else f"{name}.npz")
+
+
+def _mark(folder: Path, cfg: Config, n_rows: int) -> None:
+    """INCOMPLETE: what is written so far, and the command that resumes."""
+    total = sum(len(_jobs(cfg, hz)) for hz in cfg.horizons)
+    names = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
+    text = (f"this run stopped before its end: {len(names)} of {len(_model_names(cfg))} models "
+            f"saved in models/ ({', '.join(names) or 'none'}), {n_rows} of {total} plan rows "
+            "written (logs/*.json; run.summary.csv is rebuilt from them); a resume keeps them\n"
+            f"resume with: emlpress epidemics run --resume {folder}\n")
+    write_text_atomic(folder / INCOMPLETE, text)
+
+
+def _train_times(folder: Path) -> dict:
+    import json
+
+    path = folder / TRAIN_TIMES
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable ({e}); delete it and models/ to train again") from None
+
+
+def _save_model(folder: Path, cfg: Config, name: str, train_s: float, write) -> Path:
+    """Record ``train_s``, then write the model (``write(path)``, atomic): a model file on
+    disk always has its time."""
+    times = _train_times(folder)
+    times[name] = train_s
+    write_json_atomic(folder / TRAIN_TIMES, times)
+    path = _model_path(folder, name)
+    write(path)
+    _mark(folder, cfg, 0)  # every model is saved before the first plan row
+    return path
+
+
+def _run(cfg: Config, folder: Path, records: dict):
+    import time
+
+    import pandas as pd
+
+    from emlpress.train import fit_regressor
+
+    _mark(folder, cfg, len(records))
+    Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
+    lo, hi = TRAINING_BOX
+    models = {}
+    times = _train_times(folder)
+    common = dict(batch_size=cfg.batch_size, seed=cfg.seed, learning_rate=cfg.learning_rate,
+                  lo=lo, hi=hi, validation=cfg.validation)
+    topologies = cfg.topologies
+    if cfg.progress:
+        from tqdm import tqdm
+
+        topologies = tqdm(cfg.topologies, desc="training", unit="topology")
+    try:  # a bar closed on Ctrl-C too: the CLI's message on a line of its own
+        for name in topologies:
+            base_path = _model_path(folder, name)
+            prune_path = _model_path(folder, f"{name}+pruned")
+            int8_path = _model_path(folder, f"{name}+int8")
+            ckpt = folder / "models" / f"{name}_fit.npz"  # the Keras fit pruning continues from
+            want_pruned = "pruned" in cfg.variants and bool(TOPOLOGIES[name]) and not prune_path.exists()
+            want_net = (("baseline" in cfg.variants and not base_path.exists())
+                        or ("int8" in cfg.variants and not int8_path.exists())
+                        or (cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists()))
+            fit, net, base_s = None, None, times.get(name)
+            if (want_pruned or want_net) and ckpt.exists():  # the trained fit, not trained again
+                from emlpress.pipelines.tpc import _load_fits
+
+                fit, = _load_fits(ckpt)
+            elif want_net and not want_pruned and base_path.exists():
+                net = Network.load(base_path)
+            elif want_pruned or want_net:
+                t0 = time.perf_counter()
+                fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
+                                    **common)
+                base_s = time.perf_counter() - t0
+                if want_pruned:  # before the baseline's file: a kept baseline has its checkpoint
+                    from emlpress.pipelines.tpc import _save_fits
+
+                    _save_fits(ckpt, (fit,))
+            if fit is not None:
+                net = fit.net
+                base_s = fit.train_s if base_s is None else base_s
+            if "baseline" in cfg.variants:
+                if not base_path.exists():
+                    _save_model(folder, cfg, name, base_s, lambda p: write_atomic(p, net.save))
+                models[name] = (Network.load(base_path), times.get(name, base_s), base_path)
+            elif base_s is not None and name not in times:  # the pruned and int8 times start here
+                times[name] = base_s
+                write_json_atomic(folder / TRAIN_TIMES, {**_train_times(folder), name: base_s})
+            times = _train_times(folder)
+            if "pruned" in cfg.variants and TOPOLOGIES[name]:
+                key = f"{name}+pruned"
+                if not prune_path.exists():
+                    t0 = time.perf_counter()
+                    pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
+                                           pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
+                    _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
+                                lambda p: write_atomic(p, pruned.net.save))
+                    times = _train_times(folder)
+                models[key] = (Network.load(prune_path), times[key], prune_path)
+            if "int8" in cfg.variants or cfg.ptq_table:
+                from emlpress.compress.lossy import quantization_table, quantize
+                from emlpress.io.tflite import QuantizedNetwork
+
+                if "int8" in cfg.variants:
+                    key = f"{name}+int8"
+                    if not int8_path.exists():
+                        t0 = time.perf_counter()
+                        content = quantize(net, "int8-fallback", representative=Xtr)
+                        _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
+                                    lambda p: write_bytes_atomic(p, content))
+                        times = _train_times(folder)
+                    q = QuantizedNetwork.from_tflite(int8_path.read_bytes())
+                    q.lo, q.hi = lo, hi
+                    models[key] = (q, times[key], int8_path)
+                if cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists():
+                    write_csv_atomic(folder / f"ptq_{name}.csv",
+                                     quantization_table(net, Xte, Yte, representative=Xtr))
+    finally:
+        if cfg.progress:
+            topologies.close()
+    if cfg.tree:
+        from sklearn.tree import DecisionTreeRegressor
+
+        t0 = time.perf_counter()
+        tree = DecisionTreeRegressor(max_depth=cfg.tree_depth, random_state=cfg.seed).fit(Xtr, Ytr)
+        arrays = _parameters(tree)
+        path = _model_path(folder, "tree")
+        if path.exists():  # seeded: the refit is the saved tree, or the folder was changed
+            with np.load(path, allow_pickle=False) as z:
+                if set(z.files) != set(arrays) or any(not np.array_equal(z[k], a) for k, a in arrays.items()):
+                    raise ValueError(f"{path}: differs from the tree these settings fit; the "
+                                     "folder was changed since the run started")
+            models["tree"] = (tree, times["tree"], path)
+        else:
+            _save_model(folder, cfg, "tree", time.perf_counter() - t0,
+                        lambda p: write_atomic(p, lambda tmp: _savez(tmp, arrays)))
+            models["tree"] = (tree, _train_times(folder)["tree"], path)
+    for ckpt in (folder / "models").glob("*_fit.npz"):  # every pruned model is saved
+        ckpt.unlink()
+    # each model's held-out metrics, once (the int8 ones by the reference interpreter)
+    from emlpress.compress.lossy import regression_metrics
+
+    metrics = {name: regression_metrics(model.interpreter_float(Xte) if hasattr(model, "interpreter_float")
+                                        else model.forward(Xte) if isinstance(model, Network)
+                                        else model.predict(Xte), Yte, "SIR")
+               for name, (model, _, _) in models.items()}
+    sizes = {name: _size(model) for name, (model, _, _) in models.items()}
+    for hz in cfg.horizons:
+        inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
+        jobs = [j for j in _jobs(cfg, hz) if (*j, hz) not in records]
+        if not jobs:
+            continue
+        n = sir.count_schedules(inst, simulated=True)
+        truth = sir.brute_force(inst) if n is not None and n <= BRUTE_FORCE_MAX else None
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(_jobs(cfg, hz)), initial=len(_jobs(cfg, hz)) - len(jobs),
+                       desc=f"plans, {hz} weeks", unit="MILP")
+        try:
+            for name, bounding in jobs:
+                if bar is not None:
+                    bar.set_postfix(model=name, bounding=bounding)
+                    bar.update(1)
+                record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
+                                   sizes[name], truth)
+                # the log is the row's record; the summary after it is rebuilt from the records
+                write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
+                records[(name, bounding, hz)] = _roundtrip(record)
+                write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(_summary_rows(cfg, records)))
+                _mark(folder, cfg, len(records))
+        finally:
+            if bar is not None:
+                bar.close()
+    summary = _finish(folder, cfg, records)
+    (folder / INCOMPLETE).unlink(missing_ok=True)
     return folder, summary
+
+
+def _plan_row(cfg: Config, inst, hz: int, name: str, bounding: str, entry, metrics: dict,
+              size: tuple, truth) -> dict:
+    """One plan row's record: the model ``entry`` (model, train_s, path) planned on ``inst``
+    with ``bounding``, simulated, and compared with the brute force ``truth`` (or None)."""
+    model, train_s, path = entry
+    try:
+        p = plan(inst, model, time_limit=cfg.time_limit,
+                 bounding="chained" if bounding == "-" else bounding)
+    except NotApplicable as e:  # single-box on a network whose outputs leave the box
+        p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
+    except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
+        # CROWN over many weeks of a deep network)
+        p = Plan("ENCODING_REFUSED", None, None, None, None, None, None, message=str(e))
+    row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
+           "bounding": bounding, "units_removed": " ".join(map(str, p.removed)),
+           "message": p.message, "weeks": hz, "budget": inst.budget, "train_s": train_s,
+           "size_bytes": size[0], "param_bytes": size[1], "file": path.name, **metrics,
+           "status": p.status,
+           "solve_s": p.solution.solve_s if p.solution else float("nan"),
+           "gap": p.solution.gap if p.solution else float("nan"),
+           "binaries": sum(getattr(hd, "n_binaries", 0) for hd in p.handles),
+           "schedule": " ".join(map(str, p.schedule)) if p.schedule is not None else "",
+           "cost": p.cost, "predicted_S": p.predicted_s, "simulated_S": p.simulated_s,
+           "simulated_by": "reference SIR (DOP853, 1e-12)"}
+    if p.search is not None:  # the MIP start, and the network's own optimum if known
+        row.update(start_S=p.search[1], network_optimum_S=p.search[1] if p.search[2]
+                   else float("nan"))
+    if truth is not None:
+        row.update(optimum_S=truth.best_s, optimum_by="brute force (every schedule)",
+                   gap_to_optimum=(truth.best_s - p.simulated_s) / truth.best_s
+                   if p.schedule is not None else float("nan"))
+    return {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
+            "simulated": None if p.simulated is None else p.simulated.tolist()}
+
+
+def _json(v):
+    """numpy scalars as the Python numbers they are (a resume reads the rows back)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def _roundtrip(payload):
+    """``payload`` as its JSON log reads back: a fresh row and a resumed one are the same."""
+    import json
+
+    return json.loads(json.dumps(payload, default=_json))
 
 
 def _savez(path, arrays) -> None:
