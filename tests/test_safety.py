@@ -185,6 +185,57 @@ def test_a_full_disk_leaves_the_existing_output_intact(small_disk, tmp_path, cap
         ["filler", out.name] if small_disk is not None else [out.name])
 
 
+def _writers():
+    """Every writer of emlpress._atomic, each with content larger than a full disk takes:
+    every output of the package (compress -o, quantize -o, run folders' CSV/JSON/plots/models,
+    bench results) goes through one of them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from emlpress import Network, _atomic
+
+    def figure(path):
+        fig, ax = plt.subplots(figsize=(8, 6))
+        ax.plot(np.random.default_rng(0).normal(size=20_000))
+        _atomic.save_figure_atomic(fig, path, dpi=100)
+        plt.close(fig)
+
+    net = Network([np.ones((300, 300)), np.ones((1, 300))], [np.zeros(300), np.zeros(1)])
+    return {
+        "bytes": lambda path: _atomic.write_bytes_atomic(path, b"x" * 200_000),
+        "text": lambda path: _atomic.write_text_atomic(path, "x" * 200_000),
+        "csv": lambda path: _atomic.write_csv_atomic(path, pd.DataFrame({"a": np.arange(50_000)})),
+        "json": lambda path: _atomic.write_json_atomic(path, list(range(50_000))),
+        "figure.png": figure,
+        "network.npz": lambda path: _atomic.write_atomic(path, net.save),
+    }
+
+
+@pytest.mark.parametrize("kind", ["bytes", "text", "csv", "json", "figure.png", "network.npz"])
+def test_every_writer_leaves_the_old_file_on_a_full_disk(small_disk, tmp_path, kind, monkeypatch):
+    """Each atomic writer over an existing file on a disk that fills: WriteError naming the
+    file, the old content byte for byte, no temporary file left."""
+    from emlpress import _atomic
+
+    where = small_disk or tmp_path
+    out = where / f"out.{kind}"
+    out.write_bytes(b"the good old content")
+    if small_disk is not None:
+        _fill(small_disk, 0)
+    else:
+        monkeypatch.setattr(_atomic, "_fsync_path", lambda path, directory=False: (_ for _ in ()).throw(
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    with pytest.raises(_atomic.WriteError, match=rf"{out}: cannot be written \(No space left on device\); "
+                                                 "the existing file is unchanged"):
+        _writers()[kind](out)
+    assert out.read_bytes() == b"the good old content"
+    assert sorted(p.name for p in where.iterdir()) == sorted(
+        ["filler", out.name] if small_disk is not None else [out.name])
+
+
 def test_an_unwritable_output_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
     import emlpress.cli as cli
 

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emlpress._atomic import save_figure_atomic, write_text_atomic
+
 FORMAT = "emlpress-bench/1"
 RESULTS_DIR = "bench-results"
 
@@ -304,7 +306,7 @@ def run(benches=None, quick: bool = False, tag: str | None = None, only=None, ou
         "group_s": {g: round(s, 1) for g, s in rec.group_s.items()}, "machine": desc, "outcomes": rec.outcomes,
         "benchmarks": [_entry(b) for b in data.get("benchmarks", []) if _key(b["fullname"]) not in failed],
     }
-    out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    write_text_atomic(out, json.dumps(result, indent=1, default=str) + "\n")
     return out, result, 0 if code == 0 else 1
 
 
@@ -656,6 +658,6 @@ def plot(c: Comparison, path) -> Path:
         ax2.set_xlabel("peer time / emlpress time (same run)")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emlpress._atomic import write_bytes_atomic
 from emlpress.network import Network
 
 __all__ = ["MODES", "NEEDS_DATA", "prune", "PruneResult", "pruning_schedule", "quantize",
@@ -217,7 +218,7 @@ def quantize(model, mode: str, representative=None, output=None) -> bytes:
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         content = with_fd_on_devnull(2, conv.convert)  # the MLIR converter's notes go to fd 2
     if output is not None:
-        Path(output).write_bytes(content)
+        write_bytes_atomic(output, content)
     return content
 
 
@@ -308,7 +309,7 @@ def quantization_table(model, X, Y, modes=MODES, representative=None, directory=
         conv_s = time.perf_counter() - t0
         if directory is not None:
             Path(directory).mkdir(parents=True, exist_ok=True)
-            (Path(directory) / f"{mode}.tflite").write_bytes(content)
+            write_bytes_atomic(Path(directory) / f"{mode}.tflite", content)
         P = predict_tflite(content, X)
         net = read_tflite(content, verify=False).network()  # the converter's own output
         row = {"mode": mode, "description": DESCRIPTIONS[mode], "bytes": len(content),
