@@ -371,11 +371,16 @@ def test_a_corrupt_run_config_on_resume_names_the_file(tmp_path, capsys):
 
 
 def test_stability_without_a_time_limit_does_not_blame_one(capsys):
-    assert main(["bounds", MODEL, "--method", "stability"]) == 0
+    from emlpress.bounds.stability import TIME_LIMIT
+
+    assert main(["bounds", MODEL, "--method", "stability", "--time-limit", "inf"]) == 0
     out = capsys.readouterr().out
     assert "by the time limit" not in out and "no time limit was set" in out
     assert main(["bounds", MODEL, "--method", "stability", "--time-limit", "5"]) == 0
     assert "the time limit (5 s)" in capsys.readouterr().out
+    # no --time-limit: the documented default limit, named
+    assert main(["bounds", MODEL, "--method", "stability"]) == 0
+    assert f"the time limit ({TIME_LIMIT:g} s)" in capsys.readouterr().out
 
 
 # --- 9. the emlpress.milp docstring's example runs ------------------------------------------
