@@ -737,15 +737,22 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
 
 
 from emlpress.bounds.stability import Stability  # noqa: E402  (uses Bounds above)
+from emlpress.bounds.stability import N_SAMPLES as _STABILITY_SAMPLES  # noqa: E402
+from emlpress.bounds.stability import TIME_LIMIT as _STABILITY_LIMIT  # noqa: E402
 from emlpress.bounds.stability import stability as _stability  # noqa: E402
 
 
-def stability(net: Network, lo=None, hi=None, *args, domain: Domain | None = None, A_ub=None,
-              b_ub=None, A_eq=None, b_eq=None, l1=None, **kwargs) -> Stability:
+def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | None = _STABILITY_LIMIT,
+              *, split: str = "auto", threads: int | None = None,
+              n_samples: int = _STABILITY_SAMPLES, progress: bool = False,
+              domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
+              l1=None) -> Stability:
     """:func:`emlpress.bounds.stability.stability` (the exact stable sets on a box; its
-    arguments), with ``domain`` and the keywords of :func:`interval`: a box only for now; a
-    domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
+    arguments, ``time_limit`` defaulting to ``stability.TIME_LIMIT``), with ``domain`` and the
+    keywords of :func:`interval`: a box only for now; a domain with linear constraints or an
+    l1 ball raises ``NotImplementedError``."""
     if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
         d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
         _refuse_constraints("stability", d)
-    return _stability(net, lo, hi, *args, **kwargs)
+    return _stability(net, lo, hi, init, time_limit, split=split, threads=threads,
+                      n_samples=n_samples, progress=progress)
