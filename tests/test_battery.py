@@ -183,8 +183,11 @@ def test_an_existing_scheduler_runs_the_tasks(tmp_path):
 def test_ctrl_c_stops_the_run_keeps_the_finished_tasks_and_says_how_to_resume(tmp_path):
     folder = tmp_path / "run"
     cmd = [sys.executable, "-m", "emlpress", "study", "run", *GRID, "--folder", str(folder)]
+    # as from a terminal: SIGINT at its default in the child, whatever this process' state (an
+    # ignored SIGINT is inherited across exec and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while len(battery.finished(folder)) < 1:
         assert proc.poll() is None and time.monotonic() < deadline

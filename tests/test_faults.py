@@ -46,8 +46,10 @@ TPC_VOLATILE = re.compile(r"(_ms|_s)(_median|_min|_max)?$|measured_time$")
 def _tpc_start(data: Path, out: Path) -> subprocess.Popen:
     code = ("import sys; from pathlib import Path; from emlpress.pipelines import tpc; "
             f"tpc.run(tpc.Config(data=Path({str(data)!r}), out=Path({str(out)!r}), **{TPC_CONFIG!r}))")
+    # SIGINT at its default in the child, as from a terminal (an ignored SIGINT is inherited)
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _tpc_summary(folder: Path) -> pd.DataFrame:

@@ -114,11 +114,18 @@ class JobQueue:
     def make(self, folder: Path, threads_per_worker: int, native_threads: int):
         """The dask-jobqueue cluster (its scheduler started here, no job submitted yet: see
         ``scale``/``adapt``); the jobs' output goes to ``folder/logs/jobs``."""
+        import signal
+
+        # dask_jobqueue.runner replaces the SIGINT handler on import (Ctrl-C would exit quietly
+        # instead of stopping the battery with its INCOMPLETE marker): keep ours
+        handler = signal.getsignal(signal.SIGINT)
         try:
             import dask_jobqueue
         except ImportError:
             raise ImportError(f"--cluster {self.kind} needs dask-jobqueue: pip install "
                               "'emlpress[hpc]'") from None
+        finally:
+            signal.signal(signal.SIGINT, handler)
         import sys
 
         from emlpress.pipelines.battery import THREAD_VARIABLES
