@@ -357,6 +357,18 @@ _EPIDEMICS_OPTIONS = {"topologies": "topologies", "variants": "variants", "horiz
                       "bounding": "bounding", "no_ptq": "ptq_table"}
 
 
+def _interrupted(pipeline, command: str, what: str) -> int:
+    """After Ctrl-C of a pipeline with a resumable run folder (its ``last_folder`` holding an
+    INCOMPLETE marker): say where the run is and how to resume it; exit 130. Re-raises when
+    the run had no folder yet."""
+    folder = pipeline.last_folder
+    if folder is None or not (folder / pipeline.INCOMPLETE).exists():
+        raise KeyboardInterrupt
+    print(f"emlpress: interrupted; {what} in {folder}; resume with: emlpress {command} run "
+          f"--resume {folder}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def _cmd_epidemics_run(args) -> int:
     from dataclasses import replace
 
@@ -389,11 +401,7 @@ def _cmd_epidemics_run(args) -> int:
     try:
         folder, summary = epi.run(cfg, resume=args.resume)
     except KeyboardInterrupt:
-        if epi.last_folder is not None and (epi.last_folder / epi.INCOMPLETE).exists():
-            print(f"emlpress: interrupted; what is written is in {epi.last_folder}; resume with: "
-                  f"emlpress epidemics run --resume {epi.last_folder}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        raise
+        return _interrupted(epi, "epidemics", "what is written is")
     cols = ["model", "bounding", "weeks", "r2_S", "status", "solve_s", "gap", "binaries", "schedule",
             "predicted_S", "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S",
             "gap_to_best_known"]
@@ -596,11 +604,7 @@ def _cmd_tpc_run(args) -> int:
                                    native_threads=args.native_threads, scheduler=args.scheduler,
                                    timeout=args.scheduler_timeout, folder=args.folder)
     except KeyboardInterrupt:
-        if pipe.last_folder is not None and (pipe.last_folder / pipe.INCOMPLETE).exists():
-            print(f"emlpress: interrupted; the answers so far are in {pipe.last_folder}; resume "
-                  f"with: emlpress tpc run --resume {pipe.last_folder}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        raise
+        return _interrupted(pipe, "tpc", "the answers so far are")
     cols = ["benchmark", "topology", "variant", "r2_error", "first_bits", "first_verdict",
             "iterations", "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
             "verdict", "measured_source", "bits_above_optimum"]

@@ -146,8 +146,7 @@ class _HandleVars:
 
     def values(self, solution: "Solution") -> tuple[np.ndarray, np.ndarray]:
         """(inputs, outputs) of this network in ``solution``."""
-        x = np.asarray(solution.col_values)
-        return x[self.input_cols], x[self.output_cols]
+        return self.values_at(solution.col_values)
 
     def _mismatch(self, diff: float, scale: float) -> str | None:
         """The warning for a verification difference ``diff`` (of ``_check``), or None."""
@@ -183,12 +182,12 @@ class NetworkHandle(_HandleVars):
     tolerance_error: float = 0.0
     max_bigm: float = 0.0
 
-    def values(self, solution: "Solution") -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, outputs) of this network in ``solution``, the inputs clipped into the box
-        the encoding holds on (``bounds.lo``/``bounds.hi``): HiGHS' feasibility tolerance
+    def values_at(self, col_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, outputs) of this network in ``col_values``, the inputs clipped into the
+        box the encoding holds on (``bounds.lo``/``bounds.hi``): HiGHS' feasibility tolerance
         lets a column end a few ulps outside its bounds (0.5000000000000001 for hi 0.5), and
         a verified answer must be a point of the box."""
-        x, y = super().values(solution)
+        x, y = super().values_at(col_values)
         return np.clip(x, self.bounds.lo, self.bounds.hi), y
 
     @property
@@ -523,30 +522,35 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     objective = float(info.objective_function_value) if has_solution else float("nan")
     gap = float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf"))
     repaired, mismatch = "", 0.0
-    if has_solution and handles:
-        diffs = {hd.name: hd._check(*hd.values_at(col_values)) for hd in handles}
-        failed = {n: d for n, d in diffs.items()
-                  if next(hd for hd in handles if hd.name == n)._mismatch(*d) is not None}
-        if failed:
-            mismatch = max(d / s for d, s in failed.values())
-            cand, best, nodes = _repair(h, handles, col_values, status, best, nodes, sense_max,
-                                        mip_gap, mip_abs_gap, time_limit, t0)
-            names = ", ".join(f"network {n!r} by {d:.3g} (relative {d / s:.3g})"
-                              for n, (d, s) in failed.items())
-            head = (f"{names}: the MILP's outputs differ from the model's own evaluation at the "
-                    f"MILP's inputs, so HiGHS' objective {objective:.9g} is not verified (its "
-                    "feasibility tolerances let a big-M encoding move)")
-            if cand is None:
-                status, has_solution, objective, gap = "NUMERICAL", False, float("nan"), float("inf")
-                _repair_mod.warn(f"{head}; no verified point was found (exact evaluation, the LP "
-                                 f"with the integers fixed, a re-solve at tolerance "
-                                 f"{_repair_mod.REPAIR_TOL:g}): status NUMERICAL")
-            else:
-                col_values, objective, repaired = cand.values, cand.objective, cand.how
-                status, best, gap = _verified_status(status, objective, best, sense_max, mip_gap,
-                                                     mip_abs_gap)
-                _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
-                                 f"{objective:.9g}, status {status}")
+    # (inputs, outputs, (max |difference|, scale)) of every model: one evaluation each
+    checks = {}
+    if has_solution:
+        for hd in handles:
+            x, y = hd.values_at(col_values)
+            checks[hd.name] = (x, y, hd._check(x, y))
+    failed = {n: c[2] for n, c in checks.items()
+              if next(hd for hd in handles if hd.name == n)._mismatch(*c[2]) is not None}
+    if failed:
+        mismatch = max(d / s for d, s in failed.values())
+        cand, best, nodes = _repair(h, handles, col_values, status, best, nodes, sense_max,
+                                    mip_gap, mip_abs_gap, time_limit, t0)
+        names = ", ".join(f"network {n!r} by {d:.3g} (relative {d / s:.3g})"
+                          for n, (d, s) in failed.items())
+        head = (f"{names}: the MILP's outputs differ from the model's own evaluation at the "
+                f"MILP's inputs, so HiGHS' objective {objective:.9g} is not verified (its "
+                "feasibility tolerances let a big-M encoding move)")
+        if cand is None:
+            status, has_solution, objective, gap = "NUMERICAL", False, float("nan"), float("inf")
+            _repair_mod.warn(f"{head}; no verified point was found (exact evaluation, the LP "
+                             f"with the integers fixed, a re-solve at tolerance "
+                             f"{_repair_mod.REPAIR_TOL:g}): status NUMERICAL")
+        else:
+            col_values, objective, repaired = cand.values, cand.objective, cand.how
+            checks = {}  # the repaired point's, below
+            status, best, gap = _verified_status(status, objective, best, sense_max, mip_gap,
+                                                 mip_abs_gap)
+            _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
+                             f"{objective:.9g}, status {status}")
     solve_s = time.perf_counter() - t0
     sol = Solution(
         status=status,
@@ -563,9 +567,11 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     )
     if col_values is not None:
         for hd in handles:
-            x, y = hd.values(sol)
-            sol.inputs[hd.name], sol.outputs[hd.name] = x, y
-            sol.verify_diff[hd.name] = hd._check(x, y)[0]
+            if hd.name not in checks:
+                x, y = hd.values_at(col_values)
+                checks[hd.name] = (x, y, hd._check(x, y))
+            x, y, (diff, _) = checks[hd.name]
+            sol.inputs[hd.name], sol.outputs[hd.name], sol.verify_diff[hd.name] = x, y, diff
     return sol
 
 
@@ -632,7 +638,6 @@ def _repair(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_ga
                 best = min(best, b2) if sense_max else max(best, b2)
         if info.primal_solution_status == 2:
             raw2 = np.asarray(h.getSolution().col_value)
-            left = None if deadline is None else deadline - time.perf_counter()
             # the LP of step 2 gets at least a second even when the re-solve used the rest
             lp_deadline = None if deadline is None else max(deadline, time.perf_counter() + 1.0)
             c2 = R.repair(M, handles, raw2, tol, lp_deadline)

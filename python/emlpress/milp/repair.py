@@ -142,16 +142,18 @@ def fixed_lp_point(M: ModelArrays, v: np.ndarray, time_limit: float | None) -> n
     lo[M.integer] = hi[M.integer] = np.rint(v[M.integer])
     lp.col_lower_, lp.col_upper_ = lo, hi
     lp.integrality_ = []
-    h = highspy.Highs()
-    h.silent()
-    for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
-        h.setOptionValue(opt, REPAIR_TOL)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(0.0, float(time_limit)))
-    h.passModel(lp)
-    h.run()
-    lp.col_lower_, lp.col_upper_ = M.col_lo, M.col_hi  # the copy is reused by later steps
-    lp.integrality_ = M.integrality
+    try:
+        h = highspy.Highs()
+        h.silent()
+        for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+            h.setOptionValue(opt, REPAIR_TOL)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", max(0.0, float(time_limit)))
+        h.passModel(lp)
+        h.run()
+    finally:  # the copy is reused by later steps
+        lp.col_lower_, lp.col_upper_ = M.col_lo, M.col_hi
+        lp.integrality_ = M.integrality
     if h.getModelStatus().name != "kOptimal":
         return None
     return np.asarray(h.getSolution().col_value, np.float64)
