@@ -1,7 +1,7 @@
 """Exact bounds (emlpress.bounds.milp, the certified branch-and-bound) beside the
 per-neuron HiGHS MIP that it replaced (highs_milp.py).
 
-Run: emlpress bench --only exact (or: cd benches && python -m pytest bench_exact.py -s)
+Run: emlpress bench --only exact (or: python -m pytest benches/suites/bench_exact.py -s)
 
 Networks: seeded He-initialised [2,32,32,1] and [2,32,32,16,1] on [-1,1]^2 (every unit
 unstable under CROWN), the trained L2 network of issue 18 (trained.L2_NET) and the

@@ -1,7 +1,7 @@
 """The lossless-compression study's tasks: what one task costs, by preset and bound method,
 on one core (a battery of 2 workers on 2 cores gives each task one).
 
-Run: emlpress bench --only study (or: cd benches && python -m pytest bench_study.py -s)
+Run: emlpress bench --only study (or: python -m pytest benches/suites/bench_study.py -s)
 
 Timed, one round each (a task is seconds to minutes):
 - `quick` preset: one whole battery task (train, bound with the four methods, compress,

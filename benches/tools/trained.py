@@ -13,7 +13,7 @@ from pathlib import Path
 from emlpress import Network
 from emlpress.data import goldstein
 
-CACHE = Path(__file__).resolve().parent / ".cache"
+CACHE = Path(__file__).resolve().parents[1] / ".cache"  # benches/.cache, beside conftest.py's
 HIDDEN = {"gp_2-1024-512-512-256-1": [1024, 512, 512, 256], "gp_2-256-128-128-64-1": [256, 128, 128, 64],
           "gp_2-128-128-64-1": [128, 128, 64]}
 

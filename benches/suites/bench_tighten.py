@@ -1,6 +1,6 @@
 """LP and progressive bound tightening beside the plain highspy loop (naive_lp.py).
 
-Run: emlpress bench --only tighten (or: cd benches && python -m pytest bench_tighten.py -s)
+Run: emlpress bench --only tighten (or: python -m pytest benches/suites/bench_tighten.py -s)
 
 Networks: the two trained Goldstein-Price regressors of trained.py and the study's own
 network (../shared/data/seed_gp), the hard case. The figure is a ratio measured in the same

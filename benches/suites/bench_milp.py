@@ -1,6 +1,6 @@
 """MILP embedding: encode time and encode+solve time against OMLT + HiGHS (the [peers] extra).
 
-Run: emlpress bench --only milp (or: cd benches && python -m pytest bench_milp.py -s)
+Run: emlpress bench --only milp (or: python -m pytest benches/suites/bench_milp.py -s)
 
 Encode: building the model for a network over its box. emlpress is timed both with its
 bound computation (CROWN) inside and with bounds given; OMLT's time is its model

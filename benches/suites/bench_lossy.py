@@ -1,7 +1,7 @@
 """Lossy compression: TFLite conversion and table time per mode, and the exact int8 MILP
 embedding against the dequantized one on the same problem.
 
-Run: emlpress bench --only lossy (or: cd benches && python -m pytest bench_lossy.py -s)
+Run: emlpress bench --only lossy (or: python -m pytest benches/suites/bench_lossy.py -s)
 
 Networks: Goldstein-Price regressors trained here (seeded, Adam, 40 epochs on 8,000 samples
 of the study's box, min-max scaled), of the sizes a MILP embeds (TPC's surrogates are 9-7 and

@@ -1,6 +1,6 @@
 """Verified optima after stability-based compression (issue 39), and what conditioning costs.
 
-Run: emlpress bench --only verified (or: cd benches && python -m pytest bench_verified.py -s)
+Run: emlpress bench --only verified (or: python -m pytest benches/suites/bench_verified.py -s)
 
 What: the trained study-shape Goldstein-Price networks (trained.py) compressed with the exact
 stable sets (`bounds.stability`, 60 s limit) and `compress.lossless`, then "maximise / minimise

@@ -1,7 +1,7 @@
 """Epidemics planning: the brute force over NPI schedules, and the planning MILP of every
 bounding on the trained one-week SIR networks (the run's own training, cached).
 
-Run: emlpress bench --only epidemics (or: cd benches && python -m pytest bench_epidemics.py -s)
+Run: emlpress bench --only epidemics (or: python -m pytest benches/suites/bench_epidemics.py -s)
 
 The MILP's time limit is TIME_LIMIT; each plan is solved once (pedantic, one round) and its
 status, gap, binaries, predicted and simulated S go to extra_info and are printed. The
