@@ -8,6 +8,8 @@ status, gap, binaries, predicted and simulated S go to extra_info and are printe
 brute force's optimum is checked against the reference integrator.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -38,8 +40,6 @@ def test_brute_force_3_weeks_plain_numpy_rk4(benchmark):
     label(benchmark, "epidemics brute force 3 weeks", "plain numpy RK4", peer=True)
     inst = sir.Instance()
     _, beta, cost = sir.combinations()
-    import itertools
-
     scheds = np.array([s for s in itertools.product(range(32), repeat=3) if cost[list(s)].sum() <= 20])
     h = sir.WEEK / sir.SUBSTEPS
 

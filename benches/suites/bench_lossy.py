@@ -34,7 +34,7 @@ _CACHE: dict = {}
 
 def small_gp(name):
     if name not in _CACHE:
-        from emlpress.train import fit_regressor
+        from emlpress.train import fit_regressor  # TensorFlow: imported by the rows that train
 
         X, y = goldstein.sample(8_000, seed=0)
         res = fit_regressor(X, y, SIZES[name], epochs=40, batch_size=64, seed=0,
