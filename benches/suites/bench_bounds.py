@@ -1,5 +1,5 @@
 """interval and CROWN: emlpress (C++/Eigen) beside the same methods in plain numpy and, when
-it is installed, auto_LiRPA (IBP and CROWN, lirpa_peer.py).
+it is installed, auto_LiRPA (IBP and CROWN, peers/lirpa_peer.py).
 
 Run: emlpress bench --only bounds (or: python -m pytest benches/suites/bench_bounds.py)
 

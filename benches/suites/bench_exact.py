@@ -1,5 +1,5 @@
 """Exact bounds (emlpress.bounds.milp, the certified branch-and-bound) beside the
-per-neuron HiGHS MIP that it replaced (highs_milp.py).
+per-neuron HiGHS MIP that it replaced (peers/highs_milp.py).
 
 Run: emlpress bench --only exact (or: python -m pytest benches/suites/bench_exact.py -s)
 

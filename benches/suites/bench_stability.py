@@ -6,7 +6,7 @@ benches/suites/bench_stability.py --benchmark-columns=min,rounds -s); --quick: t
 the 256-wide networks, and the MNIST rows below marked quick.
 
 Networks: seeded He-initialised [2,32,32,16,1] (per-neuron exact bounds finish there), the
-trained Goldstein-Price [2,256,128,128,64,1] and [2,1024,512,512,256,1] (trained.py) and the
+trained Goldstein-Price [2,256,128,128,64,1] and [2,1024,512,512,256,1] (tools/trained.py) and the
 study's own network (seed_gp). Methods: interval, crown, lp (from CROWN), exact (bounds.milp
 in sign mode, per neuron and side, from the LP bounds; its time includes the LP start, a
 limit per side where it would not finish) and stability (from CROWN, its default limit,

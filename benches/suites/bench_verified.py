@@ -2,7 +2,7 @@
 
 Run: emlpress bench --only verified (or: python -m pytest benches/suites/bench_verified.py -s)
 
-What: the trained study-shape Goldstein-Price networks (trained.py) compressed with the exact
+What: the trained study-shape Goldstein-Price networks (tools/trained.py) compressed with the exact
 stable sets (`bounds.stability`, 60 s limit) and `compress.lossless`, then "maximise / minimise
 the output over the box" solved by `milp.solve(mip_gap=1e-9)` under several values of HiGHS'
 `random_seed` (its search order, which decided whether the wrong optimum of issue 39 showed),
