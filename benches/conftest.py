@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from emlpress import Network
-
-# The suites (suites/bench_<group>.py) import what they measure against (peers/) and their
-# helpers (tools/) by module name, from `emlpress bench` and from a plain pytest run alike.
-for _folder in ("peers", "tools"):
-    sys.path.insert(0, str(Path(__file__).resolve().parent / _folder))
 
 #: The study's data (seed_gp), beside the repository and never copied into it.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -12,11 +12,11 @@ IBP bounds equal emlpress' interval output.
 import numpy as np
 import pytest
 
-import lirpa_peer
-import numpy_bounds
 from conftest import label
 from emlpress import bounds
 from emlpress.network import box_points
+from peers import lirpa_peer
+from peers import numpy_bounds
 
 IMPLS = ["emlpress", "numpy", "auto_lirpa"]
 

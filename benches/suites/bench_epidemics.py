@@ -16,7 +16,7 @@ import pytest
 from conftest import label, quick
 from emlpress.data import sir
 from emlpress.pipelines import epidemics as E
-from trained import sir_network
+from tools.trained import sir_network
 
 TIME_LIMIT = 60.0
 

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import highs_milp
 from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.network import box_points
-from trained import L2_NET, trained
+from peers import highs_milp
+from tools.trained import L2_NET, trained
 
 NETS = {
     "random_2-32-32-1": lambda: random_network([2, 32, 32, 1]),

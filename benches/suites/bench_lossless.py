@@ -14,7 +14,7 @@ from conftest import label, quick, shared
 from emlpress import Network, bounds
 from emlpress.bounds import Bounds
 from emlpress.compress import lossless
-from trained import trained
+from tools.trained import trained
 
 
 def reference_lp(net: Network) -> Bounds:

@@ -24,7 +24,7 @@ from emlpress._highs import highs
 from emlpress.compress import lossy
 from emlpress.data import goldstein
 from emlpress.io.tflite import QuantizedNetwork, from_tflite
-from trained import trained
+from tools.trained import trained
 
 TIME_LIMIT = 120.0
 SIZES = {"gp_2-8-8-1": [8, 8], "gp_2-12-15-1": [12, 15], "gp_2-16-16-1": [16, 16],

@@ -21,8 +21,8 @@ from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
-from omlt_peer import omlt_model, omlt_solve
-from trained import trained
+from peers.omlt_peer import omlt_model, omlt_solve
+from tools.trained import trained
 
 TIME_LIMIT = 120.0
 

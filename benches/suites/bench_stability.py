@@ -27,7 +27,7 @@ from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.network import box_points
-from trained import trained
+from tools.trained import trained
 
 NETS = {
     "random_2-32-32-16-1": lambda: random_network([2, 32, 32, 16, 1]),

@@ -17,10 +17,10 @@ import os
 import numpy as np
 import pytest
 
-import naive_lp
 from conftest import label, quick, shared
 from emlpress import Network, bounds
-from trained import HIDDEN, trained
+from peers import naive_lp
+from tools.trained import HIDDEN, trained
 
 NETS = {name: (lambda name=name: trained(name)) for name in HIDDEN}
 NETS["seed_gp_2-1024-512-512-256-1"] = lambda: Network.load(shared("seed_gp", "model.npz"))

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import label, quick
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import brute_force
-from conftest import label, quick
 from emlpress.pipelines import tpc as pipe
 
 _optimum = {}

@@ -29,7 +29,7 @@ from conftest import label, quick
 from emlpress import bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
-from trained import trained
+from tools.trained import trained
 
 TIME_LIMIT = 300.0
 NETS = ["gp_2-256-128-128-64-1", "gp_2-1024-512-512-256-1"]
