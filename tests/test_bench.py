@@ -63,6 +63,27 @@ def test_machine_description_fields():
     json.dumps(m)  # the description goes into the result file as is
 
 
+def test_host_fingerprint_is_the_machine_cpu_and_mismatch_names_what_differs():
+    """One reading of the host for emlpress bench and the TPC data: the fingerprint's CPU and
+    cores are the machine description's; a manifest entry from another host is named by the
+    fields that decide kernel times (not the host name, Python or numba)."""
+    from emlpress import host
+    from emlpress.data import tpc_generate, tpc_oracle
+
+    here = host.host_fingerprint()
+    m = bench.machine(REPO / "benches")
+    assert (m["cpu"], m["cores"], m["machine"], m["node"]) == (here["cpu"], here["cores"], here["machine"], here["node"])
+    assert here["cores"] == os.cpu_count() and here["system"] == os.uname().sysname
+    assert host.host_mismatch({"host": dict(here, node="elsewhere", python="2.7", numba="0")}, here) is None
+    other = dict(here, cpu="Other CPU", cores=here["cores"] + 2)
+    why = host.host_mismatch({"host": other}, here)
+    assert why.startswith("cpu 'Other CPU'") and f"cores {here['cores'] + 2} (here {here['cores']})" in why
+    assert "machine" not in why and host.host_mismatch({}, here).count("None") == len(host.HOST_KEYS)
+    # the TPC modules keep exporting the names they exported before the host module
+    assert tpc_generate.host_fingerprint is host.host_fingerprint and "host_fingerprint" in tpc_generate.__all__
+    assert (tpc_oracle.host_mismatch, tpc_oracle.HOST_KEYS) == (host.host_mismatch, host.HOST_KEYS)
+
+
 def test_compare_ratios_medians_min_max(tmp_path, capsys):
     a = result("pc", [entry("bench_x.py::t[a]", 2e-3, 1.5e-3, 4e-3, impl="emlpress"),
                       entry("bench_x.py::t[b]", 6e-3, 5e-3, 9e-3, impl="numpy", role="peer"),
