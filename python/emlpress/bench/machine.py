@@ -41,18 +41,15 @@ def _version(dist: str):
 
 def _blas() -> list:
     """The BLAS/OpenMP libraries numpy loaded, by threadpoolctl (else numpy's build config)."""
-    try:
-        if threadpool_info is None:
-            raise ImportError("threadpoolctl")
+    if threadpool_info is not None:
         return [{k: d.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
                                         "threading_layer", "architecture")}
                 | {"library": Path(d.get("filepath", "")).name} for d in threadpool_info()]
-    except ImportError:
-        try:
-            cfg = np.show_config(mode="dicts")["Build Dependencies"]
-            return [{"user_api": "blas", **{k: cfg["blas"].get(k) for k in ("name", "version")}}]
-        except Exception:  # numpy < 1.26: no dict form
-            return []
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]
+        return [{"user_api": "blas", **{k: cfg["blas"].get(k) for k in ("name", "version")}}]
+    except Exception:  # numpy < 1.26: no dict form
+        return []
 
 
 def _git(benches: Path | None) -> dict:
