@@ -1,5 +1,12 @@
-"""emlpress.testing.trained_like keeps the promises its docstring makes, checked by numpy
-forward passes over samples and corners of the box and by textbook interval arithmetic."""
+"""The test infrastructure: emlpress.testing.trained_like keeps the promises its docstring
+makes (checked by numpy forward passes over samples and corners of the box and by textbook
+interval arithmetic), and the shared_data fixture skips or fails as documented."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +81,23 @@ def test_near_dead_units_stay_near_zero_and_exact_zero_units_at_or_below_zero():
     live = trained_like([4, 30, 30, 1], seed=2, near_dead=0)
     assert (np.abs(numpy_preactivations(live, sample_box(lo, hi, 2000, 3))[0][:, :3]).max(0) > 1e-3).all()
 
+
+def test_shared_data_skips_naming_the_path_unless_ci_requires_it(tmp_path):
+    """A clone without ../shared/data beside it skips the tests that need it, naming the
+    path; with EMLPRESS_REQUIRE_SHARED_DATA (set by .ci/run) they fail instead. (With the
+    data there, the suite's own shared-data tests run.)"""
+    tests = tmp_path / "repo" / "tests"
+    tests.mkdir(parents=True)
+    shutil.copy(Path(__file__).with_name("conftest.py"), tests / "conftest.py")
+    (tests / "test_needs_data.py").write_text("def test_it(shared_data):\n    assert shared_data.is_dir()\n")
+    missing = tmp_path / "shared" / "data"
+    env = {k: v for k, v in os.environ.items() if k != "EMLPRESS_REQUIRE_SHARED_DATA"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # a bare pytest: the fixture is all it runs
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tests)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout + r.stderr
+    assert f"the shared data directory {missing} is missing" in r.stdout
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env={**env, "EMLPRESS_REQUIRE_SHARED_DATA": "1"})
+    assert r.returncode == 1 and "1 error" in r.stdout, r.stdout + r.stderr  # in the fixture
+    assert f"{missing} is missing" in r.stdout and "EMLPRESS_REQUIRE_SHARED_DATA is set" in r.stdout

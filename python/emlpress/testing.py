@@ -54,7 +54,7 @@ def trained_like(sizes, seed: int = 0, *, big=0.6, big_scale=1.0, small: float =
 
     ``big``, ``big_scale``, ``near_dead`` and ``layer_scale`` take a number for every layer or a
     sequence per layer (its last entry repeats). The rest draws from a second stream
-    (``default_rng([seed, 1])``), so asking for it leaves the weights above as they were:
+    (``default_rng([seed, 1])``), so asking for it leaves the draws above unchanged:
 
     - ``zero_weights``: that share of the weights is exactly 0 (pruning, L1);
     - ``exact_zero``: that share of units are exact-zero units (:func:`exact_zero_units`);
