@@ -12,7 +12,7 @@ def bounded(net):
     try:
         import torch
         from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
-    except Exception as e:  # not installed, or a release that does not import here
+    except Exception as e:  # noqa: BLE001  (not installed, or a release that fails to import in any way)
         pytest.skip(f"auto_LiRPA is not usable here ({type(e).__name__}: {e})")
     layers = []
     for l, (W, b) in enumerate(zip(net.weights, net.biases)):

@@ -15,7 +15,6 @@ gives at the input the dequantized MILP chose.
 import time
 
 import highspy
-import numpy as np
 import pytest
 
 from conftest import label, quick

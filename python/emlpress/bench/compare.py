@@ -104,7 +104,7 @@ def compare(results: list, only=None) -> Comparison:
     ref = results[0]
     by = [{b["name"]: b for b in r["benchmarks"]} for r in results]
     seen = set()
-    for k, r in enumerate(results):
+    for r in results:
         for b in r["benchmarks"]:
             group_ok = only is None or b["name"].split("::")[0][len("bench_"):-len(".py")] in only
             if b["name"] not in seen and group_ok:
@@ -117,7 +117,7 @@ def compare(results: list, only=None) -> Comparison:
         if r["suite_version"] != ref["suite_version"]:
             c.notes.append(f"{labels[k]}: suite version {r['suite_version']} against {ref['suite_version']} "
                            f"of {labels[0]}: its figures are shown, not divided")
-    for group, name, _ in c.rows:
+    for _group, name, _ in c.rows:
         for k, r in enumerate(results):
             b = by[k].get(name)
             if b is None:
@@ -153,7 +153,7 @@ def compare(results: list, only=None) -> Comparison:
             c.notes.append(f"{lab}: {n} of the {len(c.rows)} benchmarks are not in this result (not compared)")
     # peers: within each result, each peer's time over each emlpress row's of its group
     groups_rows: dict = {}
-    for group, name, impl in c.rows:
+    for group, name, _impl in c.rows:
         groups_rows.setdefault(group, []).append(name)
     for group, names in groups_rows.items():
         pairs = []

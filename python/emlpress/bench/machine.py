@@ -48,7 +48,7 @@ def _blas() -> list:
     try:
         cfg = np.show_config(mode="dicts")["Build Dependencies"]
         return [{"user_api": "blas", **{k: cfg["blas"].get(k) for k in ("name", "version")}}]
-    except Exception:  # numpy < 1.26: no dict form
+    except (TypeError, KeyError):  # numpy < 1.26: no dict form (or no blas entry)
         return []
 
 
@@ -93,7 +93,7 @@ def machine(benches: Path | None = None) -> dict:
     try:
         h = highs()  # without HiGHS' banner on stdout
         versions["HiGHS"] = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
-    except Exception:
+    except Exception:  # noqa: BLE001  (a description of the machine never fails the run)
         versions["HiGHS"] = None
     build = dict(getattr(_core, "build_info", None) or {"flags": "unknown (an extension built before build_info)"})
     build["native"] = "-march=native" in build.get("flags", "")

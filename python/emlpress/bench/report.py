@@ -101,7 +101,8 @@ def text(c: Comparison, info: bool = False) -> str:
     parts = []
     for title, head, rows in tables(c, info):
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-        fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+        def fmt(r, widths=widths):
+            return "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()
         parts.append("\n".join([title + ":", fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]))
     parts += [f"note: {note}" for note in c.notes]
     return "\n\n".join(parts)
@@ -147,7 +148,10 @@ def plot(c: Comparison, path) -> Path:
             t = c.times.get((name, k))
             if t is None:
                 continue
-            med.append(t[0]); lo.append(t[0] - t[1]); hi.append(t[2] - t[0]); ys.append(i + (k - (n - 1) / 2) * height)
+            med.append(t[0])
+            lo.append(t[0] - t[1])
+            hi.append(t[2] - t[0])
+            ys.append(i + (k - (n - 1) / 2) * height)
             hatch.append(isinstance(c.ratios.get((name, k)), str))
         bars = ax.barh(ys, med, height=height, xerr=[lo, hi], color=colors[k % len(colors)], label=lab,
                        error_kw={"elinewidth": 0.8, "capsize": 1.5})
