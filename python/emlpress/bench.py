@@ -137,7 +137,7 @@ def machine(benches: Path | None = None) -> dict:
     highspy and the peers, how emlpress' extension was compiled, thread settings."""
     import numpy as np
 
-    from emlpress import _core
+    from emlpress import kernels
     from emlpress.data.tpc_generate import host_fingerprint
 
     host = host_fingerprint()  # one reading of the CPU model, the TPC oracle's too
@@ -168,7 +168,7 @@ def machine(benches: Path | None = None) -> dict:
         versions["HiGHS"] = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     except Exception:
         versions["HiGHS"] = None
-    build = dict(getattr(_core, "build_info", None) or {"flags": "unknown (an extension built before build_info)"})
+    build = dict(getattr(kernels, "build_info", None) or {"flags": "unknown (an extension built before build_info)"})
     build["native"] = "-march=native" in build.get("flags", "")
     return {
         "cpu": host["cpu"],
@@ -188,7 +188,7 @@ def machine(benches: Path | None = None) -> dict:
         "blas": _blas(),
         "versions": versions,
         "build": build,
-        "threads": {"emlpress kernels": _core.num_threads(),
+        "threads": {"emlpress kernels": kernels.num_threads(),
                     **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                        if k in os.environ}},
         "source": {"emlpress": str(Path(emlpress.__file__).resolve().parent), **_git(benches)},
