@@ -43,7 +43,9 @@ units of the layer's pre-activations. Read-only arrays sharing the object's memo
             }
             return to_python(B);
         },
-        py::arg("net"), py::arg("lo"), py::arg("hi"));
+        py::arg("net"), py::arg("lo"), py::arg("hi"),
+        "Interval-arithmetic bounds over the box [lo, hi] (n_in,): (lower, upper), each a tuple "
+        "of one float64 array per layer (its units' pre-activations, the last the output).");
     m.def(
         "crown",
         [](const PyNet& net, const Vec& lo, const Vec& hi, std::optional<ClipArg> clip,
@@ -60,7 +62,7 @@ units of the layer's pre-activations. Read-only arrays sharing the object's memo
         },
         py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("clip") = py::none(),
         py::arg("l1") = py::none(),
-        "CROWN bounds over [lo, hi]; clip = (lower, upper), per layer, bounds known to hold "
+        "CROWN bounds over [lo, hi] as interval's (lower, upper); clip = (lower, upper), per layer, bounds known to hold "
         "on a box containing it, intersected at every layer; l1 = (center, eps): the inputs "
         "also satisfy ||x - center||_1 <= eps, each linear bound concretised over that ball "
         "too (dual norm) and the tighter kept.");

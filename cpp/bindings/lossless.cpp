@@ -53,7 +53,11 @@ its pre-activations. Read-only arrays sharing the object's memory.)doc");
             return f;
         },
         py::arg("W"), py::arg("b"), py::arg("V"), py::arg("c"), py::arg("lower"),
-        py::arg("upper"), py::arg("xabs"), py::arg("rel_tol"));
+        py::arg("upper"), py::arg("xabs"), py::arg("rel_tol"),
+        "Compress hidden layer (W (n, n_in), b (n,)) with pre-activation bounds lower, upper (n,) "
+        "and fold it into the next layer (V (m, n), c (m,)), exact for inputs |x| <= xabs (n_in,): "
+        "removes stably inactive and zero-weight units and stably active units whose rows depend "
+        "on the kept ones (relative tolerance rel_tol; < 0 folds nothing). A LayerFold.");
     m.def(
         "merge_affine",
         [](const CRef& W, const VRef& b, const CRef& V, const VRef& c, const VRef& xabs) {
@@ -68,7 +72,9 @@ its pre-activations. Read-only arrays sharing the object's memory.)doc");
             }
             return py::make_tuple(Wo, bo, err);
         },
-        py::arg("W"), py::arg("b"), py::arg("V"), py::arg("c"), py::arg("xabs"));
+        py::arg("W"), py::arg("b"), py::arg("V"), py::arg("c"), py::arg("xabs"),
+        "(V, c) o (W, b) for a layer affine on the box: (W' (m, n_in), b' (m,), err (m,)), err "
+        "bounding the rounding of the product for inputs |x| <= xabs (n_in,).");
 }
 
 }  // namespace emlpress::py_glue

@@ -136,7 +136,8 @@ It keeps a CSR copy of its rows so that safe_bound certifies any LP value from i
                  return LpRelaxation(Eigen::Map<const Vec>(lo.data(), lo.size()),
                                      Eigen::Map<const Vec>(hi.data(), hi.size()), integer);
              }),
-             py::arg("lo"), py::arg("hi"), py::arg("integer") = false)
+             py::arg("lo"), py::arg("hi"), py::arg("integer") = false,
+             "The relaxation over the box [lo, hi] (n_in,): its input columns, no rows yet.")
         .def(
             "add_layer",
             [](LpRelaxation& R, const PyNet& net, int j, const F64Array& lower,
@@ -156,7 +157,9 @@ It keeps a CSR copy of its rows so that safe_bound certifies any LP value from i
                 }
                 return B;
             },
-            py::arg("net"), py::arg("layer"), py::arg("lower"), py::arg("upper"))
+            py::arg("net"), py::arg("layer"), py::arg("lower"), py::arg("upper"),
+            "Adds hidden layer `layer` (the next one) with its units' pre-activation bounds "
+            "lower, upper (width,); returns the new columns and rows as an LpBlock.")
         .def(
             "add_domain",
             [](LpRelaxation& R, const std::vector<double>& aux_lower,

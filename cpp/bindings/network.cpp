@@ -30,7 +30,8 @@ ReLU after every layer but the last; it keeps the arrays alive and reads them in
             py::gil_scoped_release release;
             return forward(net.view(), X);
         },
-        py::arg("net"), py::arg("X"));
+        py::arg("net"), py::arg("X"),
+        "The network's outputs (n, n_out) for a batch X (n, n_in), float64.");
     m.def(
         "preactivations",
         [](const PyNet& net, const Eigen::Ref<const RowMat>& X) {
@@ -39,7 +40,9 @@ ReLU after every layer but the last; it keeps the arrays alive and reads them in
             py::gil_scoped_release release;
             return preactivations(net.view(), X);
         },
-        py::arg("net"), py::arg("X"));
+        py::arg("net"), py::arg("X"),
+        "Every layer's pre-activations for a batch X (n, n_in): a list of (n, width(l)) float64 "
+        "arrays, the last the outputs.");
 }
 
 }  // namespace emlpress::py_glue

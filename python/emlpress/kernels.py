@@ -6,8 +6,10 @@ documented with its shapes and units: ``LpBlock`` (columns and CSR rows for HiGH
 ``BigMBlock`` (an ``LpBlock`` with the columns of each unit), ``Affine`` (a layer's
 pre-activations over LP columns), ``StartingBasis``, ``LinearBounds`` (CROWN's linear
 bounds), ``LayerFold`` (one layer of lossless compression). ``_core.pyi`` holds the
-signatures; the C++ sources are in ``cpp/`` (``cpp/include/emlpress/*.hpp`` documents each
-kernel). Kernels release the GIL and split their work over ``num_threads()`` threads.
+signatures (tests/test_kernels.py checks them against the build; after changing the
+bindings, ``python cpp/make_stub.py`` regenerates it). The C++ sources are in ``cpp/``
+(``cpp/include/emlpress/*.hpp`` documents each kernel). Kernels release the GIL and split their work over
+``num_threads()`` threads.
 """
 
 from emlpress._core import (

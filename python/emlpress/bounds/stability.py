@@ -269,7 +269,7 @@ def first_layer_corners(net: Network, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     """Per hidden unit (flat, layer after layer), a bound on the rounding slack CROWN adds
     on any sub-box of [lo, hi]: gamma(n + 2k) times the larger of the interval magnitude
-    and (k + 1) times the composed magnitude (``bounds.cpp``), twice over. A sub-box
+    and (k + 1) times the composed magnitude (``bound_propagation.cpp``), twice over. A sub-box
     bound that misses a unit's sign by no more than this may be that slack alone."""
     from emlpress import bounds as _b
 
