@@ -55,7 +55,8 @@ inline py::array_t<T> as_array(const std::vector<T>& v) {
 template <class T>
 inline py::array_t<T> view(const std::vector<T>& v, py::handle owner) {
     py::array_t<T> a(static_cast<py::ssize_t>(v.size()), v.data(), owner);
-    a.attr("flags").attr("writeable") = false;
+    // as pybind11's own Eigen views do: a Python-level flags.writeable = False costs 4 us
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     return a;
 }
 
