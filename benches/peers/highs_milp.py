@@ -9,7 +9,7 @@ its values agree with the certified ones, as an independent check."""
 import highspy
 import numpy as np
 
-from emlpress import _core, bounds
+from emlpress import bounds, kernels
 from emlpress.bounds.relaxation import add_block
 
 E_I, E_F = np.array([], dtype=np.int32), np.array([], dtype=np.float64)
@@ -20,7 +20,7 @@ def milp_bounds(net, lo, hi, time_limit=None):
     init = bounds.crown(net, lo, hi)
     lower = [np.array(a) for a in init.lower]
     upper = [np.array(a) for a in init.upper]
-    store = _core.LpRelaxation(lo, hi, True)
+    store = kernels.LpRelaxation(lo, hi, True)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", 0.0)
@@ -36,9 +36,9 @@ def milp_bounds(net, lo, hi, time_limit=None):
         aff = store.pre_activation(net._core, k)
         if len(ref):
             h.changeColsCost(len(ref), ref, np.zeros(len(ref)))
-        ref = np.asarray(aff["ref"], dtype=np.int32)
+        ref = np.asarray(aff.ref, dtype=np.int32)
         for i in range(lower[k].size):
-            w, c = aff["A"][i], float(aff["c"][i])
+            w, c = aff.A[i], float(aff.c[i])
             if not np.any(w):
                 lower[k][i] = upper[k][i] = c
                 continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import emlpress
-from emlpress import _core
+from emlpress import kernels
 from emlpress._highs import highs
 from emlpress.host import host_fingerprint
 
@@ -95,7 +95,7 @@ def machine(benches: Path | None = None) -> dict:
         versions["HiGHS"] = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     except Exception:  # noqa: BLE001  (a description of the machine never fails the run)
         versions["HiGHS"] = None
-    build = dict(getattr(_core, "build_info", None) or {"flags": "unknown (an extension built before build_info)"})
+    build = dict(getattr(kernels, "build_info", None) or {"flags": "unknown (an extension built before build_info)"})
     build["native"] = "-march=native" in build.get("flags", "")
     return {
         "cpu": host["cpu"],
@@ -115,7 +115,7 @@ def machine(benches: Path | None = None) -> dict:
         "blas": _blas(),
         "versions": versions,
         "build": build,
-        "threads": {"emlpress kernels": _core.num_threads(),
+        "threads": {"emlpress kernels": kernels.num_threads(),
                     **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                        if k in os.environ}},
         "source": {"emlpress": str(Path(emlpress.__file__).resolve().parent), **_git(benches)},

@@ -2,10 +2,11 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <string>
 #include <utility>
 
-#include "emlpress/bounds.hpp"
-#include "pynet.hpp"
+#include "emlpress/bound_propagation.hpp"
+#include "glue.hpp"
 
 namespace emlpress::py_glue {
 
@@ -15,7 +16,23 @@ using ClipArg = std::pair<std::vector<Vec>, std::vector<Vec>>;
 LayerBounds to_layer_bounds(const ClipArg& c) { return LayerBounds{c.first, c.second}; }
 }  // namespace
 
-void register_bounds(py::module_& m) {
+void register_bound_propagation(py::module_& m) {
+    py::class_<LinearBounds>(m, "LinearBounds", R"doc(
+CROWN's linear bounds of some units of a layer over the inputs x (crown_linear): for every
+input of the domain, AL @ x + cL - slack <= z <= AU @ x + cU + slack, row p for unit p.
+
+``AL``, ``AU`` (float64, (units, n_in)); ``cL``, ``cU``, ``slack`` (float64, (units,)), in the
+units of the layer's pre-activations. Read-only arrays sharing the object's memory.)doc")
+        .def_readonly("AU", &LinearBounds::AU, "Upper bounds' coefficients (float64, (units, n_in)).")
+        .def_readonly("cU", &LinearBounds::cU, "Upper bounds' constants (float64, (units,)).")
+        .def_readonly("AL", &LinearBounds::AL, "Lower bounds' coefficients (float64, (units, n_in)).")
+        .def_readonly("cL", &LinearBounds::cL, "Lower bounds' constants (float64, (units,)).")
+        .def_readonly("slack", &LinearBounds::slack,
+                      "Rounding slack of each unit, both sides (float64, (units,)).")
+        .def("__repr__", [](const LinearBounds& L) {
+            return "LinearBounds(" + std::to_string(L.AU.rows()) + " units over " +
+                   std::to_string(L.AU.cols()) + " inputs)";
+        });
     m.def(
         "interval",
         [](const PyNet& net, const Vec& lo, const Vec& hi) {
@@ -26,7 +43,9 @@ void register_bounds(py::module_& m) {
             }
             return to_python(B);
         },
-        py::arg("net"), py::arg("lo"), py::arg("hi"));
+        py::arg("net"), py::arg("lo"), py::arg("hi"),
+        "Interval-arithmetic bounds over the box [lo, hi] (n_in,): (lower, upper), each a tuple "
+        "of one float64 array per layer (its units' pre-activations, the last the output).");
     m.def(
         "crown",
         [](const PyNet& net, const Vec& lo, const Vec& hi, std::optional<ClipArg> clip,
@@ -43,7 +62,7 @@ void register_bounds(py::module_& m) {
         },
         py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("clip") = py::none(),
         py::arg("l1") = py::none(),
-        "CROWN bounds over [lo, hi]; clip = (lower, upper), per layer, bounds known to hold "
+        "CROWN bounds over [lo, hi] as interval's (lower, upper); clip = (lower, upper), per layer, bounds known to hold "
         "on a box containing it, intersected at every layer; l1 = (center, eps): the inputs "
         "also satisfy ||x - center||_1 <= eps, each linear bound concretised over that ball "
         "too (dual norm) and the tighter kept.");
@@ -57,19 +76,13 @@ void register_bounds(py::module_& m) {
                 py::gil_scoped_release release;
                 L = crown_linear(net.view(), lo, hi, G, k, idx);
             }
-            py::dict d;
-            d["AU"] = L.AU;
-            d["cU"] = L.cU;
-            d["AL"] = L.AL;
-            d["cL"] = L.cL;
-            d["slack"] = L.slack;
-            return d;
+            return L;
         },
         py::arg("net"), py::arg("lo"), py::arg("hi"), py::arg("given"), py::arg("layer"),
         py::arg("units"),
         "CROWN's linear bounds of `units` of `layer` over the inputs, through the relaxations "
         "of `given` = (lower, upper) per earlier layer: AL x + cL - slack <= z <= AU x + cU + "
-        "slack on [lo, hi] (a dict of numpy arrays).");
+        "slack on [lo, hi] (a LinearBounds).");
     m.def(
         "crown_boxes",
         [](const PyNet& net, const RowMat& LO, const RowMat& HI, std::optional<ClipArg> clip,

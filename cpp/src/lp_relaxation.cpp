@@ -1,4 +1,4 @@
-#include "emlpress/lp_rows.hpp"
+#include "emlpress/lp_relaxation.hpp"
 
 #include <cmath>
 #include <limits>

@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "emlpress/lp_rows.hpp"
+#include "emlpress/lp_relaxation.hpp"
 #include "emlpress/parallel.hpp"
 
 namespace emlpress {

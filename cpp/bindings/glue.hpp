@@ -1,11 +1,11 @@
-// Shared by the binding files: a compiled network that keeps its numpy arrays alive
-// and exposes a NetworkView over them without copying.
+// Shared by the binding files: a compiled network that keeps its numpy arrays alive and
+// exposes a NetworkView over them without copying, and the helpers that give results'
+// arrays to numpy (copies, or read-only views owned by the result object).
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include "emlpress/lp_rows.hpp"
 #include "emlpress/network.hpp"
 
 namespace emlpress::py_glue {
@@ -50,24 +50,28 @@ inline py::array_t<T> as_array(const std::vector<T>& v) {
     return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
 }
 
-// An LpBlock as a dict of numpy arrays (CSR rows).
-inline py::dict block_dict(const LpBlock& B) {
-    py::dict d;
-    d["cols"] = as_array(B.cols);
-    d["binary"] = as_array(B.binary);
-    d["col_lower"] = as_array(B.col_lower);
-    d["col_upper"] = as_array(B.col_upper);
-    d["row_lower"] = as_array(B.row_lower);
-    d["row_upper"] = as_array(B.row_upper);
-    d["starts"] = as_array(B.starts);
-    d["indices"] = as_array(B.indices);
-    d["values"] = as_array(B.values);
-    return d;
+// A read-only numpy view of `v`, no copy: `owner` (the Python object holding v, immutable
+// from Python) is the array's base and lives as long as the view.
+template <class T>
+inline py::array_t<T> view(const std::vector<T>& v, py::handle owner) {
+    py::array_t<T> a(static_cast<py::ssize_t>(v.size()), v.data(), owner);
+    // as pybind11's own Eigen views do: a Python-level flags.writeable = False costs 4 us
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return a;
 }
 
+// A read-only property of class `cls` giving the std::vector `member` as a numpy view.
+template <class Class, class Owner, class T>
+void vector_property(Class& cls, const char* name, std::vector<T> Owner::*member, const char* doc) {
+    cls.def_property_readonly(
+        name, [member](py::object self) { return view(self.cast<const Owner&>().*member, self); },
+        doc);
+}
+
+// In this order (module.cpp): LpBlock (register_lp_relaxation) before BigMBlock, its subclass.
 void register_network(py::module_& m);
-void register_bounds(py::module_& m);
-void register_lp(py::module_& m);
+void register_bound_propagation(py::module_& m);
+void register_lp_relaxation(py::module_& m);
 void register_lossless(py::module_& m);
 void register_bigm(py::module_& m);
 

@@ -1,4 +1,4 @@
-#include "emlpress/bounds.hpp"
+#include "emlpress/bound_propagation.hpp"
 
 #include <algorithm>
 #include <cmath>
