@@ -138,7 +138,8 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
             deterministic: bool = False,
             domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
             l1=None) -> Bounds:
-    """One entry point for every method: ``interval``, ``crown``, ``lp``, ``milp`` (alias
+    """One entry point for every method of the registry (:data:`REGISTRY`, by a name of
+    :data:`METHODS`): ``interval``, ``crown``, ``lp``, ``milp`` (alias
     ``exact``: :func:`milp`'s branch-and-bound), ``stability`` (:func:`stability`'s
     bounds: CROWN with every unit it proves stable at 0 on its proven side; ``time_limit``
     seconds in all, default ``None``: ``stability.TIME_LIMIT``, ``math.inf``: none) or
