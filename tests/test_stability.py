@@ -207,11 +207,11 @@ def test_open_sides_only_close_once_the_search_has_begun():
     """A unit at exactly 0 on every witness is searched for z <= 0; a positive witness found
     during the search must not open z >= 0 (the boxes dropped as leaves so far were never
     checked for it): it then has no open side and ends unresolved, not proven active."""
-    from emlpress.bounds import bab
     from emlpress.bounds.stability import _Open
+    from emlpress.bounds.witnesses import _Witnesses
 
     net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
-    seen = bab._Witnesses(net, np.zeros((1, 1)))  # one witness: every pre-activation 0
+    seen = _Witnesses(net, np.zeros((1, 1)))  # one witness: every pre-activation 0
     lower = [np.array([-1.0, -1.0]), np.array([-1.0])]
     upper = [np.array([1.0, 1.0]), np.array([1.0])]
     op = _Open(net, lower, upper, seen)

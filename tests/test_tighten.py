@@ -19,16 +19,13 @@ def scale_of(net, lo, hi):
     return 1.0 + max(float(np.abs(u).max()) for u in bounds.interval(net, lo, hi).upper)
 
 
-@settings(max_examples=200)
+@settings(max_examples=min(50, settings().max_examples))
 @given(small_nets)
-def test_lp_and_progressive_are_sound(case):
+def test_progressive_names_the_stage_of_every_bound(case):
+    """Every bound of progressive was settled by one of its stages, and each stage is timed
+    (its soundness, and lp's: tests/test_bound_methods.py)."""
     net, lo, hi, seed = case
-    X = sample_box(lo, hi, 1000, seed)
-    bc = bounds.crown(net, lo, hi)
-    bl = bounds.lp(net, lo, hi, init=bc)
     bp = bounds.tighten(net, lo, hi, method="progressive")
-    for b in (bl, bp):
-        assert_inside(b, net, X)
     assert set(np.concatenate(bp.settled_by)) <= {"interval", "crown", "lp"}
     assert {"interval", "crown", "lp"} <= set(bp.seconds)
 

@@ -169,10 +169,9 @@ def _cmd_bounds(args) -> int:
         _tighten(args, net, lo, hi, args.method, d)  # refuses the domain, naming it
     limit_s = None
     if args.method == "stability":  # the statuses, beside the bounds they give
-        from emlpress.bounds.stability import TIME_LIMIT
-
-        limit_s = TIME_LIMIT if args.time_limit is None else args.time_limit
-        st = _bounds.stability(net, lo, hi, threads=args.threads, progress=True, time_limit=limit_s)
+        m = _bounds.methods.get(args.method)  # the registry: its default limit, its function
+        limit_s = m.default_limit if args.time_limit is None else args.time_limit
+        st = m.run(net, lo, hi, threads=args.threads, progress=True, time_limit=limit_s)
         b = st.bounds
     else:
         b = _tighten(args, net, lo, hi, args.method, d)
@@ -708,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="emlpress", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    from emlpress.bounds.stability import TIME_LIMIT as _STABILITY_LIMIT
+    _STABILITY_LIMIT = _bounds.methods.get("stability").default_limit
 
     pb = sub.add_parser("bounds", help="per-layer neuron bounds and stability of a model")
     _model_args(pb)

@@ -1,4 +1,5 @@
-"""Exact pre-activation bounds by branch-and-bound over ReLU phases on rigorous LPs.
+"""Exact pre-activation bounds (:func:`milp`) by branch-and-bound over ReLU phases (or the
+input box) on rigorous LPs.
 
 For one neuron and one side (min or max of its pre-activation over the box), the search
 splits on the phases of earlier unstable units. Every node is the LP relaxation of the
@@ -24,15 +25,27 @@ from __future__ import annotations
 
 import heapq
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import highspy
-
-from emlpress import _highs, kernels
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
-from emlpress.bounds.relaxation import (_EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block,
-                                        run_on_free_workers)
+from emlpress import _highs, _options, kernels
+from emlpress._highs import _EMPTY_F, _EMPTY_I, add_block
+from emlpress.bounds.domain import Domain, _domain, _refuse_constraints
+from emlpress.bounds.relaxation import BoundError, lp, run_on_free_workers
+from emlpress.bounds.result import Bounds
+from emlpress.bounds.rounding import _down, _up, forward_rounding
+from emlpress.bounds.witnesses import _Witnesses, attack, values_and_gradients
+from emlpress.network import Network, box_points
+
+__all__ = ["milp", "exact_bounds", "PhaseSearch", "InputSearch", "RULES", "RULE", "SPLITS",
+           "SPLIT", "INPUT_DIMS", "GAP_TOL"]
+
 
 #: branching rules: score of an unfixed unstable unit at a node's LP optimum (a, z) with
 #: row duals y: "violation" a - max(z, 0) (how far the relaxation departs from the ReLU
@@ -63,9 +76,9 @@ VIOL_TOL = 1e-9
 #: relative to max(1, |value|)
 GAP_TOL = 1e-9
 #: witness search before the branch-and-bound: seeded uniform samples (plus corners in up
-#: to 6 dimensions) and projected signed-gradient steps from the best sample of each side
+#: to 6 dimensions), then projected signed-gradient steps (witnesses.PGD_STEPS) from the
+#: best sample of each side
 N_SAMPLES = 4096
-PGD_STEPS = 30
 
 _OPT = highspy.HighsModelStatus.kOptimal
 _INFEASIBLE = highspy.HighsModelStatus.kInfeasible
@@ -222,7 +235,7 @@ class PhaseSearch:
             self.cur_lo[ch], self.cur_hi[ch] = nl[ch], nh[ch]
         stats["nodes"] += 1
         status = None
-        for attempt in range(2):
+        for _attempt in range(2):
             h.run()
             status = h.getModelStatus()
             if status in (_OPT, _INFEASIBLE):
@@ -370,8 +383,6 @@ class InputSearch:
         self.k = 0
 
     def set_targets(self, k: int, slack: np.ndarray) -> None:
-        from emlpress.network import Network
-
         self.k, self.slack = k, slack
         # CROWN of the layers up to k only (the target layer as the output): the layers
         # after it would cost as much again on every sub-box
@@ -479,81 +490,6 @@ class InputSearch:
         return max(start, v) if side == "min" else min(start, v)
 
 
-def values_and_gradients(net, X: np.ndarray, k: int, units) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-activation ``units[t]`` of layer k at the input ``X[t]`` (X of shape (n, n_in),
-    ``units`` n indices or one) and its gradient with respect to that input."""
-    Ws, bs = net.weights, net.biases
-    units = np.broadcast_to(units, (len(X),))
-    masks, a = [], X
-    for j in range(k):
-        zj = a @ Ws[j].T + bs[j]
-        masks.append(zj > 0.0)
-        a = np.where(masks[-1], zj, 0.0)
-    W = Ws[k][units]
-    v = np.einsum("ti,ti->t", a, W) + bs[k][units]
-    g = W
-    for j in reversed(range(k)):
-        g = (g * masks[j]) @ Ws[j]
-    return v, g
-
-
-def attack(net, lo, hi, k: int, units: np.ndarray, signs: np.ndarray, X0: np.ndarray,
-           steps: int = PGD_STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """Projected signed-gradient ascent of ``signs * z_k[units]`` over the box, one start
-    per target (rows of X0, shape (T, n_in)); returns the best value of each target's
-    ``z`` found (as computed by a float64 forward pass) and the inputs reaching it."""
-    X = np.array(X0, dtype=np.float64)
-    step = 0.25 * (hi - lo)
-    best_v = np.full(len(units), -np.inf)  # in signs * z
-    best_x = X.copy()
-    for t in range(steps + 1):
-        z, g = values_and_gradients(net, X, k, units)
-        v = signs * z
-        better = v > best_v
-        best_v[better], best_x[better] = v[better], X[better]
-        if t == steps:
-            break
-        X = np.clip(X + step * np.sign(signs[:, None] * g), lo, hi)
-        step = step * 0.8
-    return signs * best_v, best_x
-
-
-class _Witnesses:
-    """The extreme values a float64 forward pass reaches per neuron and the inputs reaching
-    them, over every witness seen (samples, attacks, node LP optima); thread-safe."""
-
-    def __init__(self, net, X: np.ndarray):
-        import threading
-
-        self.net, self.lock = net, threading.Lock()
-        Z = net.preactivations(X)
-        self.zmin = [z.min(0) for z in Z]
-        self.zmax = [z.max(0) for z in Z]
-        self.xmin = [X[z.argmin(0)] for z in Z]
-        self.xmax = [X[z.argmax(0)] for z in Z]
-        self.pending: list[np.ndarray] = []  # LP witnesses not yet folded into deeper layers
-
-    def add(self, X: np.ndarray, k0: int = 0) -> list[np.ndarray]:
-        """Fold the inputs X (n, n_in) into layers k0.. and return their pre-activations."""
-        Z = self.net.preactivations(X)
-        with self.lock:
-            for k in range(k0, len(Z)):
-                z = Z[k]
-                i, j = z.argmin(0), z.argmax(0)
-                lo_, hi_ = z[i, np.arange(z.shape[1])], z[j, np.arange(z.shape[1])]
-                m = lo_ < self.zmin[k]
-                self.zmin[k] = np.where(m, lo_, self.zmin[k])
-                self.xmin[k] = np.where(m[:, None], X[i], self.xmin[k])
-                m = hi_ > self.zmax[k]
-                self.zmax[k] = np.where(m, hi_, self.zmax[k])
-                self.xmax[k] = np.where(m[:, None], X[j], self.xmax[k])
-        return Z
-
-    def settles(self, k: int, i: int, side: str) -> bool:
-        """Whether a witness already shows that side of unit i cannot be proven stable."""
-        return bool(self.zmin[k][i] < 0.0) if side == "min" else bool(self.zmax[k][i] > 0.0)
-
-
 def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
                  rule: str = RULE, split: str = "relu", seen: _Witnesses | None = None,
                  deadline: float = math.inf, output: bool = True, attack_first: bool = True):
@@ -564,14 +500,6 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     ``output`` the output layer is left at its starting bounds; without ``attack_first``
     no projected-gradient attack runs before the search (a later pass over the same
     witnesses)."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pandas as pd
-
-    from emlpress.bounds import forward_rounding
-    from emlpress.network import box_points
-
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
@@ -589,8 +517,6 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     rows, lock = [], threading.Lock()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=net.n_layers - 1 - (not output), desc="exact bounds", unit="layer")
     with ThreadPoolExecutor(threads) as pool:
         for k in range(1, net.n_layers - (not output)):
@@ -701,3 +627,68 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     columns = ["layer", "units", "targets", "sides", "witnessed", "proved", "exact",
                "unresolved", "nodes", "lp_boxes", "lp_failures", "uncertified_infeasible", "seconds"]
     return lower, upper, settled, pd.DataFrame(rows, columns=columns).set_index("layer")
+
+
+def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit: float = 10.0,
+         threads: int | None = None, full: bool = False, progress: bool = False,
+         node_limit: int | None = None, rule: str | None = None, split: str | None = None, *,
+         deterministic: bool = False,
+         domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
+         l1=None) -> Bounds:
+    """Exact bounds by emlpress' own branch-and-bound over the phases of earlier unstable
+    ReLUs (this module), layer by layer, each layer's relaxation built on the
+    exact bounds of the layers before it.
+
+    What is rigorous: every node's value is the LP relaxation of the big-M encoding with
+    the node's phases fixed, certified from its row duals over emlpress' own rows
+    (Neumaier-Shcherbina, as :func:`lp`), a node is dropped as infeasible only on a checked
+    Farkas certificate, and the bound returned is the worst certified value over all
+    leaves, widened by the float64 rounding of a forward pass. So whatever HiGHS'
+    tolerances, and whenever ``time_limit`` (seconds per neuron and side) or
+    ``node_limit`` (nodes per neuron and side) stops a search, the bound is sound; it is
+    exact (within ``bab.GAP_TOL`` of a witness the network reaches) when the search ends.
+    HiGHS' MIP is not used.
+
+    Hidden units are searched only for their sign unless ``full=True``: a unit shown
+    unstable by a witness (an input of the box where its pre-activation has each sign:
+    seeded samples, projected-gradient attacks, node LP optima) keeps its starting bound,
+    a stable one is proven so. The output layer always gets exact bounds. ``init``
+    (default :func:`lp`, itself started from :func:`crown`) gives the starting bounds,
+    never loosened: it sets the big-M of every unit left unstable. ``split`` picks what a
+    node splits (``bab.SPLITS``: ``"relu"`` the phases, ``"input"`` the input box, default
+    ``"auto"``: the input box for at most ``bab.INPUT_DIMS`` inputs) and ``rule`` the
+    branching rule of the phase splits (``bab.RULES``, default ``bab.RULE``). The result's
+    ``search`` table gives per layer (indexed as ``lower``/``upper``) the sides searched,
+    nodes explored, witnesses, proofs and the sides left unresolved by a limit.
+
+    ``domain`` (and the keywords of :func:`interval`): a box only for now; a domain with
+    linear constraints or an l1 ball raises ``NotImplementedError`` (:func:`lp` takes it).
+
+    Repeatability: with ``threads`` > 1 the searches share their witnesses and proofs as
+    they find them, so two runs can differ: a hidden unit keeps ``init``'s bound or is
+    proven stable on the same side (the stable sets are equal), and where no limit stopped
+    a search an output bound differs by at most ``bab.GAP_TOL * max(1, |bound|)`` (each is
+    within that of a value the network takes). ``deterministic=True`` runs the searches on
+    one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
+    bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    _refuse_constraints("milp", d)
+    n_threads = _options.threads(threads) or max(1, kernels.num_threads())
+    time_limit = _options.seconds("time_limit", time_limit)
+    if node_limit is not None:
+        node_limit = _options.positive_int("node_limit", node_limit, " or None")
+    split = SPLIT if split is None else split
+    rule = RULE if rule is None else rule
+    check_search(split, rule)  # before the LP start is computed
+    if init is None:
+        init = lp(net, lo, hi, threads=threads)
+    else:
+        init.check(net, lo, hi)
+    t0 = time.perf_counter()
+    lower, upper, settled, search = exact_bounds(
+        net, lo, hi, init, time_limit=time_limit, node_limit=node_limit,
+        threads=1 if deterministic else n_threads,
+        full=full, progress=progress, rule=rule, split=split)
+    seconds = dict(init.seconds)
+    seconds["milp"] = time.perf_counter() - t0
+    return Bounds(tuple(lower), tuple(upper), lo, hi, "milp", tuple(settled), seconds, search)

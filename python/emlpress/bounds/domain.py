@@ -22,7 +22,8 @@ import math
 import numpy as np
 
 from emlpress import _highs, kernels
-from emlpress.network import check_box
+from emlpress.bounds.rounding import _UNIT
+from emlpress.network import Network, check_box
 
 __all__ = ["Domain", "EmptyDomainError", "resolve"]
 
@@ -32,7 +33,6 @@ _OK = {"Optimal"}
 #: this many inputs are; beyond, by bound propagation over the rows alone (an MNIST budget
 #: row over 784 pixels: 1,568 LPs took 5 s, 19 s with an l1 ball, on 2 loaded cores)
 LP_TIGHTEN_MAX = 64
-_UNIT = np.finfo(np.float64).eps / 2.0
 
 
 class EmptyDomainError(ValueError):
@@ -707,3 +707,30 @@ def resolve(n_in: int, lo, hi, domain=None, A_ub=None, b_ub=None, A_eq=None, b_e
     if not given:
         return None
     return Domain(lo, hi, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, l1=l1)
+
+
+def _domain(net: Network, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1):
+    """(Domain or None, lo, hi): the constrained domain a method was given (None for a
+    plain box) and the box to run on (the domain's tightened box)."""
+    if domain is not None:
+        if lo is not None or hi is not None:
+            raise ValueError("give the box in domain= or as lo/hi, not both")
+        d = resolve(net.n_in, None, None, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    else:
+        lo, hi = net.domain(lo, hi)
+        d = resolve(net.n_in, lo, hi, None, A_ub, b_ub, A_eq, b_eq, l1)
+        if d is None:
+            return None, lo, hi
+    if not d.constrained:
+        return None, d.lo, d.hi
+    return d, d.box_lo, d.box_hi
+
+
+def _refuse_constraints(where: str, d: Domain | None) -> None:
+    if d is not None:
+        raise NotImplementedError(
+            f"{where}: domain (linear constraints or an l1 ball) is not supported by this "
+            f"method yet; use lp(..., domain=...) (rows in every LP), or this method on the "
+            f"domain's tightened box lo=domain.box_lo, hi=domain.box_hi (sound on the domain, "
+            f"exact on that box)")
+

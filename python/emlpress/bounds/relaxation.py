@@ -1,5 +1,7 @@
-"""Per-neuron LP bound problems on HiGHS, built layer by layer from C++ rows (exact bounds:
-bab.py).
+"""LP-relaxation bounds (:func:`lp`): the threaded driver and the per-neuron LP bound problems
+on HiGHS, built layer by layer from C++ rows (exact bounds: bab.py). The bulk add of C++
+rows into a HiGHS model (``add_block``, ``MagnitudeError``) lives in ``emlpress._highs``;
+those names, and ``_down``/``_up`` (``rounding``), stay importable from here.
 
 One `Highs` instance per worker thread; the rows come from a shared C++ store
 (`kernels.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
@@ -15,47 +17,27 @@ the same polytope) is near, the LP goes on from it with the primal simplex inste
 from __future__ import annotations
 
 import math
+import threading
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import highspy
-
-from emlpress import _highs
 import numpy as np
+from tqdm import tqdm
 
+from emlpress import _highs, kernels, _options
 
-_EMPTY_I = np.array([], dtype=np.int32)
-_EMPTY_F = np.array([], dtype=np.float64)
+# _checked is not used here: it stays importable from here, where it used to live
+from emlpress._highs import _EMPTY_F, _EMPTY_I, MagnitudeError, _checked, add_block  # noqa: F401
+from emlpress.bounds.domain import Domain, _domain
+from emlpress.bounds.linear import crown
+from emlpress.bounds.result import Bounds
+from emlpress.bounds.rounding import _down, _up, forward_rounding
+from emlpress.network import Network
 
-
-def add_block(h: highspy.Highs, blk: dict, integral: bool = True) -> None:
-    """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the dict of
-    ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows.
-    ``integral=False`` leaves the binary columns continuous in [0, 1] (the LP relaxation
-    that branch-and-bound fixes column by column)."""
-    n = len(blk.col_lower)
-    _checked(h.addCols(n, np.zeros(n), blk.col_lower, blk.col_upper, 0, _EMPTY_I,
-                       _EMPTY_I, _EMPTY_F), "columns", blk.col_lower, blk.col_upper)
-    nb = len(blk.binary)
-    if nb and integral:
-        h.changeColsIntegrality(nb, blk.binary, np.full(nb, highspy.HighsVarType.kInteger))
-    _checked(h.addRows(len(blk.row_lower), blk.row_lower, blk.row_upper,
-                       len(blk.values), blk.starts[:-1], blk.indices, blk.values),
-             "rows", blk.values, blk.row_lower, blk.row_upper)
-
-
-class MagnitudeError(RuntimeError):
-    """HiGHS refused rows or columns with values of 1e15 and above: the input box or the
-    weights are too large for an LP (the CLI's exit status 2, like a float64 overflow)."""
-
-
-def _checked(status, what: str, *arrays) -> None:
-    """Raise when HiGHS refused an addCols/addRows (it then adds nothing, and every later
-    index and dual would be off), naming the largest finite magnitude it was given."""
-    if status == highspy.HighsStatus.kError:
-        big = max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays), default=0.0)
-        raise MagnitudeError(f"HiGHS refused the {what} of the LP relaxation (largest finite "
-                             f"|value| {big:.3g}; HiGHS rejects 1e15 and above): the input box "
-                             "or the weights are too large; scale the inputs or shrink the box")
+__all__ = ["lp", "NeuronProblems", "BoundError", "MagnitudeError", "add_block",
+           "run_on_free_workers", "nearest_neighbour_order"]
 
 
 #: earlier solutions of the instance tried as hints for each LP's starting basis, beside
@@ -194,7 +176,7 @@ class NeuronProblems:
         else:  # go on from where the dual simplex stopped
             h.setOptionValue("simplex_strategy", SIMPLEX_DUAL)
         self._basis_x = None
-        for attempt in range(2):
+        for _attempt in range(2):
             run_status = h.run()
             status = h.modelStatusToString(h.getModelStatus())
             if status in _OK_LP:
@@ -321,14 +303,6 @@ class NeuronProblems:
         return max(bound, v) if side == "min" else min(bound, v)
 
 
-def _down(x: float) -> float:
-    return math.nextafter(x, -math.inf)
-
-
-def _up(x: float) -> float:
-    return math.nextafter(x, math.inf)
-
-
 def run_on_free_workers(pool, n_threads: int, tasks, lock, work, state=list, fixed: bool = False) -> list:
     """Run ``work(t, task, s)`` for every task, in order, each of ``n_threads`` threads of
     ``pool`` taking the next task when it is free (thread ``t`` uses its own HiGHS instance,
@@ -339,8 +313,6 @@ def run_on_free_workers(pool, n_threads: int, tasks, lock, work, state=list, fix
     warm starts come from its own previous solutions): the results do not depend on timing.
     An exception in the calling thread (Ctrl-C) or in a task stops every thread after the
     task it is solving, not at the end of the list."""
-    import threading
-
     tasks = list(tasks)
     stop = threading.Event()
     if fixed:
@@ -391,3 +363,133 @@ def nearest_neighbour_order(A: np.ndarray) -> np.ndarray:
             sims = np.where(free, S[cur], -np.inf)
             cur = int(np.argmax(sims))
     return order
+
+
+def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
+    """Layer by layer, tighten every target neuron with its own LP (NeuronProblems);
+    ``d``: a constrained Domain whose rows join every LP (lo, hi its tightened box)."""
+    if init is None:
+        init = crown(net, lo, hi) if d is None else crown(net, domain=d)
+    elif d is None:
+        init.check(net, lo, hi)
+    else:
+        init.check(net, domain=d)
+    n_threads = _options.threads(threads) or max(1, kernels.num_threads())
+    lower = [np.array(a, dtype=np.float64) for a in init.lower]
+    upper = [np.array(a, dtype=np.float64) for a in init.upper]
+    settled = [np.array(a, dtype=object) for a in init.settled_by]
+    store = kernels.LpRelaxation(lo, hi, False)
+    workers = [NeuronProblems(net, lo, hi, store) for _ in range(n_threads)]
+    if d is not None:  # the domain's rows, in every LP and in every certificate
+        blk = store.add_domain(**d.rows())
+        for w in workers:
+            w.add_block(blk)
+    t0 = time.perf_counter()
+    fwd = forward_rounding(net, lo, hi, upper)  # exact LP values widened by it
+    # a point of the domain (the box centre): a witness that the bound problems are feasible
+    x0 = (lo + hi) / 2 if d is None else d.point
+    zc = [z[0] for z in net.preactivations(x0[None, :])]
+    # the first layer's interval bounds are exact on a box, not on a polytope
+    layers = range(1 if d is None else 0, net.n_layers)
+    bar = None
+    if progress:
+        bar = tqdm(total=net.n_layers - 1, desc=f"{method} bounds", unit="layer")
+    lock = threading.Lock()
+    with ThreadPoolExecutor(n_threads) as pool:
+        for k in layers:
+            blk = store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1]) if k else None
+            aff = store.pre_activation(net._core, k)
+            # a network point inside every bound so far proves the problem feasible
+            witness = all(bool(np.all((lower[j] <= zc[j]) & (zc[j] <= upper[j]))) for j in range(k))
+            for w in workers:
+                if blk is not None:
+                    w.add_block(blk)
+                w.set_targets(k, aff, fwd[k])
+                w.witness = witness
+            hidden = k < net.n_layers - 1
+            sign_only = hidden and not full
+            if sign_only:
+                targets = np.flatnonzero((lower[k] < 0) & (upper[k] > 0))
+            else:
+                targets = np.arange(lower[k].size)
+            # similar objectives next to each other (each LP's starting basis also tries the
+            # sides of the solutions just before it on the same thread)
+            order = targets[nearest_neighbour_order(aff.A[targets])]
+            if len(order):
+                # a starting side per unstable unit for each LP, from alpha-CROWN
+                live = order[np.any(aff.A[order] != 0, axis=1)]
+                H = store.alpha_hints(workers[0].cost_idx, np.vstack([aff.A[live], -aff.A[live]]),
+                                      ALPHA_ITERATIONS, ALPHA_STEP)
+                rows = {(int(i), "min"): r for r, i in enumerate(live)}
+                rows.update({(int(i), "max"): r + len(live) for r, i in enumerate(live)})
+                for w in workers:
+                    w.set_alpha(H, rows)
+            solves, n_targets = [0], len(order)  # LPs solved in this layer, for the progress bar
+
+            def phase(tasks, k=k, stop=sign_only, solves=solves, n_targets=n_targets):
+                """Solve the (neuron, side) tasks in order, each thread taking the next one
+                when it is free; then store the values."""
+                def solve(t, task, out):
+                    i, side = task
+                    start = lower[k][i] if side == "min" else upper[k][i]
+                    out.append((i, side, workers[t].side(i, side, float(start), stop)))
+                    if bar is not None:
+                        with lock:
+                            solves[0] += 1
+                            if solves[0] % 16 == 0:
+                                bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
+
+                # fixed slices: every run solves the same LPs from the same warm starts
+                for part in run_on_free_workers(pool, n_threads, tasks, lock, solve, fixed=True):
+                    for i, side, v in part:
+                        bound = lower[k] if side == "min" else upper[k]
+                        if v != bound[i]:
+                            settled[k][i] = method
+                        bound[i] = v
+
+            # consecutive tasks keep one objective sign, so that the hints stay close
+            if sign_only:
+                # first the side more likely to prove the unit stable, then the other side
+                # of the units it did not
+                max_first = upper[k][order] < -lower[k][order]
+                phase([(int(i), "min") for i in order[~max_first]] +
+                      [(int(i), "max") for i in order[max_first]])
+                open_ = (lower[k][order] < 0) & (upper[k][order] > 0)
+                phase([(int(i), "max") for i in order[open_ & ~max_first]] +
+                      [(int(i), "min") for i in order[open_ & max_first]])
+            else:
+                phase([(int(i), "min") for i in order] + [(int(i), "max") for i in order])
+            if bar is not None:
+                bar.set_postfix(layer=k, targets=n_targets, solves=solves[0])
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    seconds = dict(init.seconds)
+    seconds[method] = time.perf_counter() - t0
+    return Bounds(tuple(lower), tuple(upper), lo, hi, method, tuple(settled), seconds, domain=d)
+
+
+def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int | None = None,
+       full: bool = False, progress: bool = False, *, domain: Domain | None = None, A_ub=None,
+       b_ub=None, A_eq=None, b_eq=None, l1=None) -> Bounds:
+    """LP-relaxation bounds, layer by layer: for each neuron, the min and max of its
+    pre-activation over the triangle relaxation of every earlier unstable ReLU (the LP
+    relaxation of the big-M encoding), using the tightest bounds known so far.
+
+    ``init`` (default :func:`crown`) gives the starting bounds; neurons they already prove
+    stable are not re-solved unless ``full=True``; without ``full`` a hidden neuron's
+    second LP is skipped once the first proves it stable (its value then stays at
+    ``init``'s) and the dual simplex stops as soon as the sign is proven. Stably inactive
+    units are eliminated from the LP, stably active ones substituted. Every value is made
+    rigorous from the LP's dual solution, whatever the solver's tolerances. ``threads``
+    HiGHS instances (default: all cores) split each layer's neurons into fixed slices, so
+    the result is the same on every run with the same ``threads`` (bit for bit; another
+    thread count may differ in the last digits, each result sound).
+
+    On a :class:`Domain` (keywords as :func:`interval`) the LPs run over its tightened box
+    with its rows added to every LP (an l1 ball as ``t_i >= |x_i - center_i|``,
+    ``sum t <= eps``), and the certificates count those rows' multipliers too; ``init``
+    must hold on that domain.
+    """
+    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress, d=d)

@@ -51,16 +51,23 @@ default limit is ``TIME_LIMIT`` seconds in all, so that every entry point return
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from emlpress import _options, kernels
-from emlpress.bounds import bab
-from emlpress.bounds.relaxation import BoundError
+from emlpress.bounds.bab import exact_bounds
+from emlpress.bounds.domain import Domain, _domain, _refuse_constraints
+from emlpress.bounds.linear import crown
+from emlpress.bounds.relaxation import BoundError, lp
+from emlpress.bounds.result import Bounds
+from emlpress.bounds.rounding import forward_rounding, gamma_slack
+from emlpress.bounds.witnesses import _attack, _corners, _Witnesses, first_layer_corners
 from emlpress.network import Network, box_points
 
 __all__ = ["Stability", "stability", "STATUSES", "SPLITS", "INPUT_DIMS", "TIME_LIMIT"]
@@ -114,7 +121,7 @@ class Stability:
     negative: tuple[np.ndarray, ...]
     lo: np.ndarray
     hi: np.ndarray
-    bounds: object  # emlpress.bounds.Bounds
+    bounds: Bounds
     search: pd.DataFrame
     split: str
     seconds: dict = field(default_factory=dict)
@@ -188,8 +195,8 @@ class Stability:
 
 
 class _Open:
-    """The witnesses seen so far (``bab._Witnesses``) and, over the hidden units in one flat
-    index (layer after layer), the open side of every unit no witness has decided."""
+    """The witnesses seen so far (``witnesses._Witnesses``) and, over the hidden units in one
+    flat index (layer after layer), the open side of every unit no witness has decided."""
 
     def __init__(self, net, lower, upper, seen):
         self.net, self.seen = net, seen
@@ -230,56 +237,18 @@ class _Open:
                 - self.offsets[l] for l in range(self.hidden)]
 
 
-def _attack(net, lo, hi, op: _Open) -> None:
-    """Projected-gradient attacks on the open side of every open unit, from the witness
-    nearest that side, folded into the witnesses."""
-    for l, (hi_units, lo_units) in enumerate(zip(op.layer_units(np.flatnonzero(op.need_hi)),
-                                                 op.layer_units(np.flatnonzero(op.need_lo)))):
-        units = np.concatenate([hi_units, lo_units])
-        if not units.size:
-            continue
-        signs = np.concatenate([np.ones(hi_units.size), -np.ones(lo_units.size)])  # +1: maximise z
-        X0 = np.vstack([op.seen.xmax[l][hi_units], op.seen.xmin[l][lo_units]])
-        _, Xa = bab.attack(net, lo, hi, l, units, signs, X0)
-        op.seen.add(Xa)
-    op.update()
-
-
-def _corners(blo: np.ndarray, bhi: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The centre and every corner of each box (rows of blo/bhi), stacked; beyond 6
-    dimensions 64 seeded random corners per box instead of all."""
-    n = blo.shape[1]
-    if n <= 6:
-        bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)[None, :, :]
-    else:
-        bits = np.random.default_rng(seed).random((len(blo), 64, n)) < 0.5
-    C = np.where(bits, bhi[:, None, :], blo[:, None, :]).reshape(-1, n)
-    return np.vstack([(blo + bhi) / 2, C])
-
-
-def first_layer_corners(net: Network, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The box corners where each first-layer pre-activation is largest and smallest
-    (rows: ``hi`` where the unit's weight is positive, else ``lo``, and the reverse),
-    without repeats: shape (at most 2 units, n_in). The first layer is affine in the
-    input, so these are the witnesses of its extremes."""
-    up = net.weights[0] > 0
-    return np.unique(np.vstack([np.where(up, hi, lo), np.where(up, lo, hi)]), axis=0)
-
-
 def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     """Per hidden unit (flat, layer after layer), a bound on the rounding slack CROWN adds
     on any sub-box of [lo, hi]: gamma(n + 2k) times the larger of the interval magnitude
     and (k + 1) times the composed magnitude (``bound_propagation.cpp``), twice over. A sub-box
     bound that misses a unit's sign by no more than this may be that slack alone."""
-    from emlpress import bounds as _b
-
     _, phi = kernels.interval(net._core, lo, hi)
-    fwd = _b.forward_rounding(net, lo, hi)
+    fwd = forward_rounding(net, lo, hi)
     xabs, n_terms, out = float(np.max(np.maximum(np.abs(lo), np.abs(hi)))), 0, []
     for k, (W, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
         n_terms += W.shape[1]
         mag = np.abs(W).sum(1) * xabs + np.abs(b)
-        g = _b.gamma_slack(n_terms + 2 * k)
+        g = gamma_slack(n_terms + 2 * k)
         out.append(2.0 * (k + 1) * np.maximum(g * mag, (1 + 2 * k / n_terms) * fwd[k]))
         xabs = float(np.max(np.maximum(phi[k], 0.0), initial=0.0))
     return np.concatenate(out)
@@ -307,8 +276,6 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     n_boxes = n_leaves = depth = 0
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(desc="stability boxes", unit="box")
     while len(QLO):
         if time.perf_counter() > deadline:
@@ -374,7 +341,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
 
 def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | None = TIME_LIMIT, *,
               split: str = "auto", threads: int | None = None, n_samples: int = N_SAMPLES,
-              progress: bool = False) -> Stability:
+              progress: bool = False, domain: Domain | None = None, A_ub=None, b_ub=None,
+              A_eq=None, b_eq=None, l1=None) -> Stability:
     """For every hidden unit of ``net`` over the box ``[lo, hi]`` (default: its domain):
     proven stably active, proven stably inactive, proven unstable (two witness inputs,
     checked by a forward pass) or unresolved (a limit was hit). See the module docstring.
@@ -386,9 +354,13 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     and ends its layer); ``0`` returns what the samples, the first layer's corners and
     ``init`` prove, everything else unresolved. ``split``: ``"input"`` (box search),
     ``"relu"`` (bab's phase search), ``"auto"`` (input for at most ``INPUT_DIMS``
-    inputs). ``threads``: of the box bounding or the phase search (default: all cores)."""
-    from emlpress import bounds as _b
+    inputs). ``threads``: of the box bounding or the phase search (default: all cores).
 
+    ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: a box only for now; a
+    domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
+    if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
+        d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+        _refuse_constraints("stability", d)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
     lo, hi = net.domain(lo, hi)
@@ -402,15 +374,15 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + time_limit
     if init is None:
-        init = _b.crown(net, lo, hi)
+        init = crown(net, lo, hi)
     else:
         init.check(net, lo, hi)
     if split == "auto":
         split = "input" if net.n_in <= INPUT_DIMS else "relu"
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
-    seen = bab._Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
-                                          first_layer_corners(net, lo, hi)]))
+    seen = _Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
+                                      first_layer_corners(net, lo, hi)]))
     op = _Open(net, lower, upper, seen)
     start_open = op.n_open
     seconds = {"start": init.seconds.copy()}
@@ -446,8 +418,8 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
                     lw[l][fast[a:e] & op.need_lo[a:e]] = 0.0
                     up[l][fast[a:e] & op.need_hi[a:e]] = 0.0
                     lw[l] = np.minimum(lw[l], up[l])
-                start = _b.Bounds(tuple(lw), tuple(up), lo, hi, init.method, init.settled,
-                                  dict(init.seconds))
+                start = Bounds(tuple(lw), tuple(up), lo, hi, init.method, init.settled,
+                               dict(init.seconds))
             proven = fast
             if ((op.need_hi | op.need_lo) & ~fast).any() and time.perf_counter() < deadline:
                 proven = fast | _phase_search(net, lo, hi, start, op, deadline, n_threads,
@@ -506,7 +478,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     seconds["stability"] = time.perf_counter() - t0
     bseconds = dict(init.seconds)
     bseconds["stability"] = seconds["stability"]
-    b = _b.Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds)
+    b = Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds)
 
     rows = []
     for l, s in enumerate(per_layer):
@@ -530,16 +502,14 @@ def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
     """:func:`emlpress.bounds.lp` (sign mode) started from ``init`` with every unit proven
     so far at 0 on its proven side: the units the search left open get their rigorous LP
     (and a unit the starting bounds leave open, the LP ``lp`` itself would solve)."""
-    from emlpress import bounds as _b
-
     lw, up = [a.copy() for a in lower], [a.copy() for a in upper]
     for l in range(op.hidden):
         a, e = op.offsets[l], op.offsets[l + 1]
         lw[l][proven[a:e] & op.need_lo[a:e]] = 0.0
         up[l][proven[a:e] & op.need_hi[a:e]] = 0.0
         lw[l] = np.minimum(lw[l], up[l])  # a unit exactly 0 on the box: both sides
-    start = _b.Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds))
-    return _b.lp(net, lo, hi, init=start, threads=threads)
+    start = Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds))
+    return lp(net, lo, hi, init=start, threads=threads)
 
 
 def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
@@ -547,11 +517,9 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
     shared with ``op.seen``), in passes of growing node limits per side
     (``PHASE_PASSES``: the sides easy to prove first, so that the limit leaves the hard
     ones); returns the proven flat mask."""
-    from emlpress import bounds as _b
-
     start = init
     for p, node_limit in enumerate(PHASE_PASSES):
-        lower, upper, _, _ = bab.exact_bounds(
+        lower, upper, _, _ = exact_bounds(
             net, lo, hi, start, time_limit=None,
             node_limit=node_limit, threads=threads, full=False, progress=progress, split="relu",
             seen=op.seen, deadline=deadline, output=False, attack_first=p == 0)
@@ -561,8 +529,8 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
         proven = (op.need_lo & lo_ok) | (op.need_hi & hi_ok)
         if not ((op.need_lo | op.need_hi) & ~proven).any() or time.perf_counter() > deadline:
             break
-        start = _b.Bounds(tuple(lower), tuple(upper), lo, hi, init.method, init.settled,
-                          dict(init.seconds))
+        start = Bounds(tuple(lower), tuple(upper), lo, hi, init.method, init.settled,
+                       dict(init.seconds))
     return proven
 
 
@@ -588,8 +556,6 @@ class _SecondLayerSide:
     of layer 1 (``fs``)."""
 
     def __init__(self, net, lo, hi, l0, u0, i, sgn, fs):
-        from emlpress import bounds as _b
-
         self.W0, self.b0, self.lo, self.hi = net.weights[0], net.biases[0], lo, hi
         self.c = sgn * net.weights[1][i]
         self.cb = sgn * float(net.biases[1][i])
@@ -601,7 +567,7 @@ class _SecondLayerSide:
         self.xabs = np.maximum(np.abs(lo), np.abs(hi))
         self.absW0 = np.abs(self.W0)
         n, n0 = self.W0.shape[1], self.W0.shape[0]
-        self.gamma = 2.0 * _b.gamma_slack(n + n0 + 4)
+        self.gamma = 2.0 * gamma_slack(n + n0 + 4)
         self.fs = fs
         self.cneg = self.c < 0
 
@@ -654,8 +620,6 @@ def _second_layer_side(net, lo, hi, l0, u0, i, side, fs, seen, deadline, node_li
     :class:`_SecondLayerSide` bounds: "proved" (every leaf's bound >= 0), "witness" (a
     node's corner gives the other sign, checked by a forward pass and kept in ``seen``) or
     "open" (a limit, or a leaf with every phase fixed below 0)."""
-    import heapq
-
     sgn = 1.0 if side == "min" else -1.0
     P = _SecondLayerSide(net, lo, hi, l0, u0, i, sgn, fs)
     n0 = P.c.size
@@ -702,12 +666,10 @@ def _second_layer_search(net, lo, hi, lower, upper, op: _Open, deadline):
     """The open sides of the second hidden layer, passes of growing node limits
     (``FAST_PASSES``) of :func:`_second_layer_side`; returns the flat mask of the units
     proven (their bounds are then set to 0 on that side by the caller)."""
-    from emlpress import bounds as _b
-
     proven = np.zeros(op.offsets[op.hidden], dtype=bool)
     if op.hidden < 2:
         return proven
-    fs = _b.forward_rounding(net, lo, hi, upper)[1]
+    fs = forward_rounding(net, lo, hi, upper)[1]
     base = op.offsets[1]
     for node_limit in FAST_PASSES:
         sides = [(int(i), "max") for i in np.flatnonzero(op.need_hi[base:op.offsets[2]])] + \
