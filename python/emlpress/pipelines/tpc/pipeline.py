@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -159,7 +160,9 @@ def run(cfg: Config, resume=None, *, workers: int | None = None, threads_per_wor
             notes += r["notes"] if r is not None else []
         if not rows:
             return pd.DataFrame()
-        return _finish(Path(folder), cfg, rows, notes)
+        # a missing value reads as NaN, as in run.summary.csv, also where a task result's JSON
+        # held None: kept and new answers compare alike
+        return _finish(Path(folder), cfg, rows, notes).fillna(np.nan)
 
     try:
         res = runner.run(folder, "tpc", payload, tasks, summarize=summarize,
