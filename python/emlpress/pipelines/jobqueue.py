@@ -121,7 +121,7 @@ class JobQueue:
         # instead of stopping the battery with its INCOMPLETE marker): keep ours
         handler = signal.getsignal(signal.SIGINT)
         try:
-            import dask_jobqueue
+            import dask_jobqueue  # the optional [hpc] extra
         except ImportError:
             raise ImportError(f"--cluster {self.kind} needs dask-jobqueue: pip install "
                               "'emlpress[hpc]'") from None
@@ -155,7 +155,7 @@ class JobQueue:
             cls = dask_jobqueue.SLURMCluster
             options["job_cpu"] = self.cores
         else:
-            from dask_jobqueue.pbs import pbs_format_bytes_ceil
+            from dask_jobqueue.pbs import pbs_format_bytes_ceil  # the optional [hpc] extra
 
             cls = dask_jobqueue.PBSCluster
             options["resource_spec"] = (f"select=1:ncpus={self.cores}"
