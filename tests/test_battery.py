@@ -266,20 +266,20 @@ def test_in_process_a_battery_stopped_by_ctrl_c_resumes_and_leaves_the_threads_a
     """workers=0: the tasks run one after another in this process; Ctrl-C in the second leaves
     the first's result, the marker and a free lock; the rerun runs only the others, and its
     thread caps hold only while each task runs."""
-    from emlpress import _core
+    from emlpress import kernels
 
     folder = tmp_path / "run"
     res = battery.run(folder, "t", {"x": 1}, _reference_tasks(tmp_path, stop="t1"), workers=0,
                       progress=False)
     assert res.interrupted and res.ran == ["t0"] and not res.failed
     assert battery.finished(folder) == {"t0"} and (folder / battery.INCOMPLETE).exists()
-    before = ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, _core.num_threads())
+    before = ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, kernels.num_threads())
     res = battery.run(folder, "t", {"x": 1}, _reference_tasks(tmp_path), workers=0,
                       native_threads=1, progress=False)
     assert res.complete and res.ran == ["t1", "t2"] and res.skipped == ["t0"]
     assert not (folder / battery.INCOMPLETE).exists()
     assert all(r["_task"]["emlpress_threads"] == 1 for k, r in res.results.items() if k != "t0")
-    assert ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, _core.num_threads()) == before
+    assert ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, kernels.num_threads()) == before
     with pytest.raises(battery.ConfigMismatch):  # the same folder semantics as on a cluster
         battery.run(folder, "t", {"x": 2}, _reference_tasks(tmp_path), workers=0, progress=False)
     with pytest.raises(ValueError, match="workers=0 runs the tasks in this process"):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emlpress import _core, _options
+from emlpress import _options, kernels
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds
 from emlpress.bounds.conditioning import CONDITIONING_RTOL, integrality_error
@@ -105,17 +105,18 @@ class _Builder:
     def flush(self, h) -> tuple[int, int, int]:
         """Add everything to ``h``; returns (columns, rows, nonzeros)."""
         sizes = [c.size for c, _ in self.rows]
-        blk = {"col_lower": np.asarray(self.lb, np.float64), "col_upper": np.asarray(self.ub, np.float64),
-               "binary": np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
-               "row_lower": np.asarray(self.rows_lo, np.float64),
-               "row_upper": np.asarray(self.rows_hi, np.float64),
-               "starts": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
-               "indices": (np.concatenate([c for c, _ in self.rows]) if self.rows
-                           else np.zeros(0)).astype(np.int32),
-               "values": (np.concatenate([v for _, v in self.rows]) if self.rows
-                          else np.zeros(0)).astype(np.float64)}
+        blk = kernels.LpBlock(
+            col_lower=np.asarray(self.lb, np.float64), col_upper=np.asarray(self.ub, np.float64),
+            binary=np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
+            row_lower=np.asarray(self.rows_lo, np.float64),
+            row_upper=np.asarray(self.rows_hi, np.float64),
+            starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+            indices=(np.concatenate([c for c, _ in self.rows]) if self.rows
+                     else np.zeros(0)).astype(np.int32),
+            values=(np.concatenate([v for _, v in self.rows]) if self.rows
+                    else np.zeros(0)).astype(np.float64))
         add_block(h, blk)
-        return len(self.lb), len(self.rows), int(blk["indices"].size)
+        return len(self.lb), len(self.rows), int(blk.indices.size)
 
 
 class _HandleVars:
@@ -329,9 +330,9 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
 
     _check_representable(net, b, name)
     first = h.getNumCol()
-    enc = _core.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
+    enc = kernels.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
     add_block(h, enc)
-    layer_cols, binary_cols, pre_cols = enc["unit_cols"], enc["binary_cols"], enc["pre_cols"]
+    layer_cols, binary_cols, pre_cols = enc.unit_cols, enc.binary_cols, enc.pre_cols
     if names:
         for l, lc in enumerate(layer_cols):
             tag = "y" if l == len(layer_cols) - 1 else f"h{l}_"  # layer l, as Bounds numbers it
@@ -344,9 +345,9 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
                 h.passColName(int(pc[i]), f"{name}.z{l}_{i}")
     handle = NetworkHandle(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
-        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc["col_lower"]),
-        n_binaries=len(enc["binary"]), n_constraints=len(enc["row_lower"]),
-        n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
+        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc.col_lower),
+        n_binaries=len(enc.binary), n_constraints=len(enc.row_lower),
+        n_nonzeros=len(enc.values), encode_s=time.perf_counter() - t0, _h=h,
     )
     e, layer, m = integrality_error(net, b, _option(h, "mip_feasibility_tolerance"))
     handle.tolerance_error, handle.max_bigm = float(e.max(initial=0.0)), m

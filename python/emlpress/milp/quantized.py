@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emlpress import kernels
 from emlpress.io.tflite import QuantizedNetwork
 from emlpress.milp import _Builder, _HandleVars
 
@@ -144,7 +145,7 @@ class _Relaxation:
     """The LP relaxation of the encoding built so far (the inputs' box and the builder's
     columns and rows, integrality dropped), for rigorous bounds on accumulators: HiGHS'
     optimum is only a hint; the bound kept is certified from its duals
-    (``_core.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
+    (``kernels.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
 
     def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
         from emlpress._highs import highs
@@ -167,10 +168,10 @@ class _Relaxation:
         self.row_hi = np.asarray(B.rows_hi, float)
         h = self.h = highs()
         h.setOptionValue("output_flag", False)
-        add_block(h, {"col_lower": self.col_lo, "col_upper": self.col_hi,
-                      "binary": np.zeros(0, np.int32), "row_lower": self.row_lo,
-                      "row_upper": self.row_hi, "starts": self.starts, "indices": self.idx,
-                      "values": self.val})
+        add_block(h, kernels.LpBlock(col_lower=self.col_lo, col_upper=self.col_hi,
+                                     binary=np.zeros(0, np.int32), row_lower=self.row_lo,
+                                     row_upper=self.row_hi, starts=self.starts,
+                                     indices=self.idx, values=self.val))
 
     def _local(self, c: int) -> int:
         c = int(c)
@@ -189,10 +190,8 @@ class _Relaxation:
         if not sol.dual_valid:
             h.clearSolver()
             return -np.inf
-        from emlpress import _core
-
         y = np.asarray(sol.row_dual, np.float64)
-        return float(_core.safe_lower_bound(cost, self.col_lo, self.col_hi, self.row_lo, self.row_hi,
+        return float(kernels.safe_lower_bound(cost, self.col_lo, self.col_hi, self.row_lo, self.row_hi,
                                             self.starts, self.idx, self.val, y))
 
 

@@ -64,7 +64,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from emlpress import _atomic, _core, _options
+from emlpress import _atomic, _options, kernels
 from emlpress._atomic import write_atomic
 from emlpress.pipelines.jobqueue import JobQueue
 from emlpress.pipelines.threads import (THREAD_VARIABLES, _blas_threads, _tf_threads,
@@ -264,7 +264,7 @@ def _execute(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
         seconds = time.perf_counter() - t0
         result["_task"] = {"key": key, "seconds": seconds, "host": socket.gethostname(),
                            "pid": os.getpid(), "native_threads": native_threads,
-                           "emlpress_threads": _core.num_threads(),
+                           "emlpress_threads": kernels.num_threads(),
                            "blas_threads": _blas_threads()}
         write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     except Exception:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from emlpress import _core
+from emlpress import kernels
 
 __all__ = ["THREAD_VARIABLES", "native_threads_default", "cap_native_threads", "capped"]
 
@@ -29,7 +29,7 @@ def cap_native_threads(n: int) -> None:
     """Cap the threads of every native library a task uses at ``n`` (in this process)."""
     for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
-    _core.set_num_threads(n)
+    kernels.set_num_threads(n)
     threadpool_limits(n)
 
 
@@ -42,12 +42,12 @@ def capped(n: int | None):
         yield
         return
     saved = {var: os.environ.get(var) for var in THREAD_VARIABLES}
-    before = _core.num_threads()
+    before = kernels.num_threads()
     try:
         with threadpool_limits(n):
             for var in THREAD_VARIABLES:
                 os.environ[var] = str(n)
-            _core.set_num_threads(n)
+            kernels.set_num_threads(n)
             yield
     finally:
         for var, value in saved.items():
@@ -55,7 +55,7 @@ def capped(n: int | None):
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = value
-        _core.set_num_threads(before)
+        kernels.set_num_threads(before)
 
 
 def _blas_threads() -> int | None:
