@@ -332,6 +332,7 @@ def test_open_loop_and_table_oracle(tmp_path, loop_data):
 @pytest.mark.slow
 def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypatch):
     from emlpress.pipelines import tpc as pipe
+    from emlpress.pipelines.tpc import tasks
 
     calls = {"n": 0}
     real = pipe.solve_loop
@@ -346,10 +347,10 @@ def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypat
                       resource_epochs=3, refit_epochs=2, max_iterations=1, improve_probes=0,
                       time_limit=10, out=tmp_path / "runs", progress=False, timing_repeats=3,
                       truth_seconds=0)
-    monkeypatch.setattr(pipe, "solve_loop", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(tasks, "solve_loop", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
         pipe.run(cfg)
-    folder = pipe.last_folder
+    folder = stopped.value.folder
     marker = (folder / pipe.INCOMPLETE).read_text()
     assert "5 of 8 answers written" in marker and f"--resume {folder}" in marker
     before = pd.read_csv(folder / "run.summary.csv")
@@ -367,7 +368,7 @@ def test_an_interrupted_run_is_marked_and_resumes(tmp_path, loop_data, monkeypat
     import emlpress.train as train
     trained = []
     real_fit = train.fit_regressor
-    monkeypatch.setattr(pipe, "solve_loop", counted)
+    monkeypatch.setattr(tasks, "solve_loop", counted)
     monkeypatch.setattr(train, "fit_regressor",
                         lambda *a, **k: trained.append(k.get("init")) or real_fit(*a, **k))
     again, s = pipe.run(pipe.Config(progress=False), resume=folder)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 __all__ = ["write_atomic", "write_json_atomic", "write_bytes_atomic", "write_text_atomic",
-           "write_csv_atomic", "save_figure_atomic", "check_writable", "WriteError"]
+           "write_csv_atomic", "save_figure_atomic", "check_writable", "WriteError", "json_default"]
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -103,6 +104,16 @@ def save_figure_atomic(fig, path, **options) -> None:
     """``fig.savefig(path, **options)`` atomically; the format is ``path``'s suffix."""
     fmt = options.pop("format", Path(path).suffix.lstrip(".") or None)
     write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **options))
+
+
+def json_default(o):
+    """A ``default`` for :func:`write_json_atomic` of logs: arrays (and numpy scalars) as
+    lists (numbers), anything else as its text."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, float) and not math.isfinite(o):
+        return str(o)
+    return str(o)
 
 
 def write_json_atomic(path, payload, default: Callable | None = None, indent: int = 1) -> None:

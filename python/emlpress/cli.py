@@ -357,11 +357,11 @@ _EPIDEMICS_OPTIONS = {"topologies": "topologies", "variants": "variants", "horiz
                       "bounding": "bounding", "no_ptq": "ptq_table"}
 
 
-def _interrupted(pipeline, command: str, what: str) -> int:
-    """After Ctrl-C of a pipeline with a resumable run folder (its ``last_folder`` holding an
-    INCOMPLETE marker): say where the run is and how to resume it; exit 130. Re-raises when
-    the run had no folder yet."""
-    folder = pipeline.last_folder
+def _interrupted(pipeline, command: str, what: str, folder=None) -> int:
+    """After Ctrl-C of a pipeline with a resumable run folder (``folder``, else its
+    ``last_folder``, holding an INCOMPLETE marker): say where the run is and how to resume
+    it; exit 130. Re-raises when the run had no folder yet."""
+    folder = getattr(pipeline, "last_folder", None) if folder is None else folder
     if folder is None or not (folder / pipeline.INCOMPLETE).exists():
         raise KeyboardInterrupt
     print(f"emlpress: interrupted; {what} in {folder}; resume with: emlpress {command} run "
@@ -552,8 +552,6 @@ def _cmd_tpc_generate(args) -> int:
 
 
 def _cmd_tpc_run(args) -> int:
-    import pandas as pd
-
     from emlpress.pipelines import tpc as pipe
 
     if args.resume:  # the run's own settings: refuse others rather than ignore them
@@ -603,40 +601,9 @@ def _cmd_tpc_run(args) -> int:
                                    threads_per_worker=args.threads_per_worker,
                                    native_threads=args.native_threads, scheduler=args.scheduler,
                                    timeout=args.scheduler_timeout, folder=args.folder)
-    except KeyboardInterrupt:
-        return _interrupted(pipe, "tpc", "the answers so far are")
-    cols = ["benchmark", "topology", "variant", "r2_error", "first_bits", "first_verdict",
-            "iterations", "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
-            "verdict", "measured_source", "bits_above_optimum"]
-    table = summary[[c for c in cols if c in summary]].rename(columns={
-        "first_bits": "first answer", "first_verdict": "first verdict", "measured_source": "measured by",
-        "bits_above_optimum": "above optimum"})
-    with pd.option_context("display.width", 250, "display.max_columns", 30,
-                           "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
-        if cfg.quantized:  # per variant: the size and what its answer rests on
-            q = summary[summary["variant"].isin(pipe.VARIANTS[:1] + pipe.QUANTIZED_VARIANTS)]
-            qcols = ["benchmark", "topology", "variant", "tflite_bytes", "binaries", "solver_ms",
-                     "predicted_error", "interpreter_predicted_error", "milp_forward_diff", "verdict"]
-            print("quantized variants (sizes: .tflite bytes of every variant's models; "
-                  "milp_forward_diff 0 on int8-exact: bit for bit):")
-            print(q[[c for c in qcols if c in q]].to_string(index=False))
-            for v in ("baseline",) + pipe.QUANTIZED_VARIANTS:
-                print(f"  {v}: the answer rests on {pipe.ANSWER_MODELS[pipe.embedding(v)]}")
-    ok = int(summary["measured_feasible"].sum())
-    first = summary.get("first_verdict", pd.Series(dtype=object)).eq("feasible").sum()
-    coverage = summary.attrs.get("coverage", {}).get("coverage_asked", cfg.coverage)
-    print(f"final answers measured feasible: {ok} of {len(summary)}; first answers: {int(first)} "
-          f"(margins at {coverage:.0%} coverage; on the test rows they cover "
-          f"{summary['test_coverage_error'].mean():.0%})")
-    for bench, g in summary.groupby("benchmark", sort=False):
-        opt = g["optimum_bits"].iloc[0] if "optimum_bits" in g else None
-        if opt is not None and not pd.isna(opt):
-            kind = "optimum (brute force)" if g["optimum_proven"].iloc[0] else "optimum at least (brute force cut short)"
-            print(f"{bench}: {kind} {int(opt)} bits; best in the data {g['best_measured_bits'].iloc[0]}")
-    for note in summary.attrs.get("notes", []):
-        print(f"note: {note}")
-    print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots)")
+    except KeyboardInterrupt as e:  # the run names its folder
+        return _interrupted(pipe, "tpc", "the answers so far are", getattr(e, "folder", None))
+    pipe.print_summary(folder, summary, cfg)
     return 0
 
 
@@ -879,8 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "OUT/run<time>); the same command again resumes it")
     _battery_args(r, workers=None, workers_help=(
         "run the benchmarks and topologies as tasks of a Dask battery on a LocalCluster of this "
-        "many workers (default: none, one after the other in this process; a battery's "
-        "folder resumes as a battery)"))
+        "many workers (default: none, one after the other in this process, also when "
+        "resuming)"))
     r.set_defaults(func=_cmd_tpc_run)
     return p
 

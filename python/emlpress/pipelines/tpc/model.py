@@ -1,0 +1,110 @@
+"""The TPC bit-selection MILP: :func:`optimize` builds and solves it, ``_answer`` reads a
+solution back as bits, hardware and the surrogates' predictions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from emlpress.data import tpc
+from emlpress.pipelines.tpc.config import RESOURCES, Config, _check_hw, _limits
+from emlpress.pipelines.tpc.surrogate import Surrogate
+
+
+def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candidates=None,
+             max_total: int | None = None, margin_scale: float = 1.0):
+    """Build and solve the bit-selection MILP; returns (Solution, error-network handle).
+    ``max_total`` bounds the total bits; ``margin_scale`` multiplies every margin.
+
+    ``excluded``: (bits, hw) pairs cut off (no-good cuts: some variable differs by at least one
+    bit, or another hardware). ``candidates``: restrict to these (bits, hw) pairs (one binary
+    each), e.g. the measured configurations."""
+    import highspy
+
+    from emlpress import _highs
+    from emlpress.milp import add_network, add_quantized_network, solve
+
+    h = _highs.highs()
+    blo, bhi = data.bit_range()
+    nv, nh = data.n_vars, len(data.hardware)
+    bits = h.addVariables(nv, lb=[float(v) for v in blo], ub=[float(v) for v in bhi])
+    hw = h.addVariables(nh, lb=0.0, ub=1.0)
+    h.changeColsIntegrality(nv + nh, np.arange(nv + nh, dtype=np.int32), np.ones(nv + nh, np.uint8))
+    h.addConstr(sum(hw[i] for i in range(nh)) == 1)
+    if cfg.hw is not None:
+        _check_hw(cfg, data)
+        h.addConstr(hw[data.hardware.index(cfg.hw)] == 1)
+    excluded = {(tuple(int(v) for v in b), w) for b, w in excluded}
+    if candidates is not None:
+        cand = [c for c in candidates if (tuple(c[0]), c[1]) not in excluded]
+        if not cand:
+            raise _NoCandidates()
+        z = h.addVariables(len(cand), lb=0.0, ub=1.0)
+        h.changeColsIntegrality(len(cand), np.array([z[k].index for k in range(len(cand))], np.int32),
+                                np.ones(len(cand), np.uint8))
+        h.addConstr(sum(z[k] for k in range(len(cand))) == 1)
+        for i in range(nv):
+            h.addConstr(bits[i] - sum(float(c[0][i]) * z[k] for k, c in enumerate(cand)) == 0)
+        for j, name in enumerate(data.hardware):
+            on = [k for k, c in enumerate(cand) if c[1] == name]
+            h.addConstr(hw[j] - sum(z[k] for k in on) == 0 if on else hw[j] == 0)
+    else:
+        for c, name in sorted(excluded):
+            if name not in data.hardware:
+                continue
+            a = h.addVariables(nv, lb=0.0, ub=1.0)
+            b = h.addVariables(nv, lb=0.0, ub=1.0)
+            idx = np.array([a[i].index for i in range(nv)] + [b[i].index for i in range(nv)], np.int32)
+            h.changeColsIntegrality(len(idx), idx, np.ones(len(idx), np.uint8))
+            for i in range(nv):
+                L, U = float(blo[i]), float(bhi[i])
+                h.addConstr(bits[i] + (U - c[i] + 1) * a[i] <= U)        # a_i = 1: bits_i <= c_i - 1
+                h.addConstr(bits[i] - (c[i] + 1 - L) * b[i] >= L)        # b_i = 1: bits_i >= c_i + 1
+            h.addConstr(sum(a[i] + b[i] for i in range(nv)) - hw[data.hardware.index(name)] >= 0)
+    inputs = [*[bits[i] for i in range(nv)], *[hw[i] for i in range(nh)]]
+    if sur.error_q is not None:
+        err = add_quantized_network(h, sur.error_q, inputs, name="error")
+    else:
+        err = add_network(h, sur.error_net, inputs, bounds=sur.error_bounds, name="error")
+    h.addConstr(err.outputs[0] >= -math.log10(cfg.max_error) + margin_scale * sur.margin_error)
+    limits = _limits(cfg)
+    if sur.resource_net is not None:
+        res = (add_quantized_network(h, sur.resource_q, inputs, name="resources")
+               if sur.resource_q is not None else
+               add_network(h, sur.resource_net, inputs, bounds=sur.resource_bounds, name="resources"))
+        for k, name in enumerate(RESOURCES):
+            if name in sur.margins:
+                h.addConstr(res.outputs[k] + margin_scale * sur.margins[name] <= limits[name])
+    for name, worst in sur.fallback.items():  # hardware whose measurements break the limit
+        for j, w in enumerate(data.hardware):
+            if not worst[w] <= limits[name]:
+                h.addConstr(hw[j] == 0)
+    if max_total is not None:
+        h.addConstr(sum(bits[i] for i in range(nv)) <= float(max_total))
+    h.setObjective(sum(bits[i] for i in range(nv)), sense=highspy.ObjSense.kMinimize)
+    sol = solve(h, time_limit=cfg.time_limit)
+    return sol, err
+
+
+class _NoCandidates(Exception):
+    """Every measured configuration has been cut off."""
+
+
+def _answer(sol, data: tpc.TPCData, sur: Surrogate):
+    x = sol.inputs["error"]
+    bits = np.round(x[: data.n_vars]).astype(int)
+    hw = data.hardware[int(np.argmax(x[data.n_vars:]))]
+    pred = {"predicted_error": float(10 ** -sol.outputs["error"][0])}
+    if "resources" in sol.outputs:
+        for k, name in enumerate(RESOURCES):
+            pred[f"predicted_{name}"] = float(sol.outputs["resources"][k])
+    for name, worst in sur.fallback.items():  # the fallback's prediction: the largest measured
+        pred[f"predicted_{name}"] = worst[hw]
+    if "error" in sur.deployed:  # what the deployed int8 model says at the answer
+        xin = np.asarray(x, float)[None, :]
+        pred["interpreter_predicted_error"] = float(10 ** -sur.deployed["error"].interpreter_float(xin)[0, 0])
+        if "resources" in sur.deployed and "resources" in sol.outputs:
+            pred["interpreter_predicted_time"] = float(sur.deployed["resources"].interpreter_float(xin)[0, 0])
+    diff = max(sol.verify_diff.values()) if sol.verify_diff else float("nan")
+    return bits, hw, pred, diff
