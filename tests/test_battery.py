@@ -242,6 +242,62 @@ def test_a_scheduler_without_workers_is_an_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def _stop(**kwargs):
+    raise KeyboardInterrupt  # Ctrl-C while this task runs
+
+
+def _reference_tasks(tmp_path, stop: str | None = None) -> list:
+    from emlpress.pipelines import lossless_study as study
+
+    net = str(_tiny_net(tmp_path / "net.npz"))
+    return [battery.Task(f"t{k}", _stop if f"t{k}" == stop else study.reference_task,
+                         dict(path=net, methods=["interval", "crown"], exact_time_limit=1.0))
+            for k in range(3)]
+
+
+def _without_times(r):
+    """A task result without where it ran and what took how long (seconds: ``*_s``)."""
+    if isinstance(r, dict):
+        return {k: _without_times(v) for k, v in r.items() if k != "_task" and not k.endswith("_s")}
+    return r
+
+
+def test_in_process_a_battery_stopped_by_ctrl_c_resumes_and_leaves_the_threads_alone(tmp_path):
+    """workers=0: the tasks run one after another in this process; Ctrl-C in the second leaves
+    the first's result, the marker and a free lock; the rerun runs only the others, and its
+    thread caps hold only while each task runs."""
+    from emlpress import _core
+
+    folder = tmp_path / "run"
+    res = battery.run(folder, "t", {"x": 1}, _reference_tasks(tmp_path, stop="t1"), workers=0,
+                      progress=False)
+    assert res.interrupted and res.ran == ["t0"] and not res.failed
+    assert battery.finished(folder) == {"t0"} and (folder / battery.INCOMPLETE).exists()
+    before = ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, _core.num_threads())
+    res = battery.run(folder, "t", {"x": 1}, _reference_tasks(tmp_path), workers=0,
+                      native_threads=1, progress=False)
+    assert res.complete and res.ran == ["t1", "t2"] and res.skipped == ["t0"]
+    assert not (folder / battery.INCOMPLETE).exists()
+    assert all(r["_task"]["emlpress_threads"] == 1 for k, r in res.results.items() if k != "t0")
+    assert ({v: os.environ.get(v) for v in battery.THREAD_VARIABLES}, _core.num_threads()) == before
+    with pytest.raises(battery.ConfigMismatch):  # the same folder semantics as on a cluster
+        battery.run(folder, "t", {"x": 2}, _reference_tasks(tmp_path), workers=0, progress=False)
+    with pytest.raises(ValueError, match="workers=0 runs the tasks in this process"):
+        battery.run(tmp_path / "other", "t", {}, [], workers=0, scheduler="tcp://127.0.0.1:1")
+
+
+@pytest.mark.slow
+def test_in_process_and_on_a_local_cluster_a_battery_gives_the_same_results(tmp_path):
+    here = battery.run(tmp_path / "here", "t", {"x": 1}, _reference_tasks(tmp_path), workers=0,
+                       progress=False)
+    there = battery.run(tmp_path / "there", "t", {"x": 1}, _reference_tasks(tmp_path), workers=1,
+                        progress=False)
+    assert here.complete and there.complete and len(here.results) == 3
+    assert {r["_task"]["pid"] for r in here.results.values()} == {os.getpid()}
+    assert os.getpid() not in {r["_task"]["pid"] for r in there.results.values()}
+    assert _without_times(here.results) == _without_times(there.results)
+
+
 def test_battery_options_of_tpc_run_need_a_battery(capsys):
     from emlpress.cli import main
 

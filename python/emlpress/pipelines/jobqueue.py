@@ -1,12 +1,17 @@
 """Dask workers as batch jobs of an HPC queue (SLURM or PBS, through dask-jobqueue: the
-``[hpc]`` extra), for the batteries of :mod:`emlpress.pipelines.battery`: pass a
-:class:`JobQueue` as ``battery.run``'s (or a pipeline's) ``scheduler``."""
+``[hpc]`` extra), for the batteries of :mod:`emlpress.pipelines.runner`: pass a
+:class:`JobQueue` as ``runner.run``'s (or a pipeline's) ``scheduler``."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from emlpress import _options
+from emlpress.pipelines.threads import THREAD_VARIABLES
 
 __all__ = ["JobQueue"]
 
@@ -45,8 +50,6 @@ class JobQueue:
     LEAVE_BEFORE = 300
 
     def __post_init__(self):
-        from emlpress import _options
-
         if self.kind not in self.KINDS:
             raise ValueError(f"cluster {self.kind!r}: use one of {', '.join(self.KINDS)}")
         _options.positive_int("cores", self.cores)
@@ -60,7 +63,7 @@ class JobQueue:
         if self.interface is None:
             self._default_host()
         else:
-            import psutil
+            import psutil  # distributed's dependency: only with an interface to check
 
             ours = {a.address for a in psutil.net_if_addrs().get(self.interface, ())
                     if a.family == socket.AF_INET}
@@ -71,7 +74,7 @@ class JobQueue:
     @staticmethod
     def _default_host() -> str:
         """This host's address on its default route (what the compute nodes reach)."""
-        from distributed.utils import get_ip
+        from distributed.utils import get_ip  # Dask only for an HPC cluster
 
         host = get_ip()
         if host.startswith("127."):
@@ -101,7 +104,7 @@ class JobQueue:
 
     def memory_bytes(self) -> int:
         """``memory`` in bytes (``"64GB"``, ``"500MiB"``)."""
-        from dask.utils import parse_bytes
+        from dask.utils import parse_bytes  # Dask only for an HPC cluster
 
         try:
             n = parse_bytes(str(self.memory))
@@ -114,8 +117,6 @@ class JobQueue:
     def make(self, folder: Path, threads_per_worker: int, native_threads: int):
         """The dask-jobqueue cluster (its scheduler started here, no job submitted yet: see
         ``scale``/``adapt``); the jobs' output goes to ``folder/logs/jobs``."""
-        import signal
-
         # dask_jobqueue.runner replaces the SIGINT handler on import (Ctrl-C would exit quietly
         # instead of stopping the battery with its INCOMPLETE marker): keep ours
         handler = signal.getsignal(signal.SIGINT)
@@ -126,17 +127,13 @@ class JobQueue:
                               "'emlpress[hpc]'") from None
         finally:
             signal.signal(signal.SIGINT, handler)
-        import sys
-
-        from emlpress.pipelines.battery import THREAD_VARIABLES
-
         logs = Path(folder).resolve() / "logs" / "jobs"
         made = [d for d in reversed([logs, *logs.parents]) if not d.exists()]  # outermost first
         wall = self.walltime_seconds()
         leave = min(self.LEAVE_BEFORE, wall // 2)
         env = {v: str(native_threads) for v in THREAD_VARIABLES}
         env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
-        import dask
+        import dask  # Dask only for an HPC cluster
 
         def configured(name):  # what the user's jobqueue.yaml says; ours is added to it
             return list(dask.config.get(f"jobqueue.{self.kind}.{name}", None) or [])
