@@ -16,12 +16,13 @@ from emlpress.pipelines.epidemics import loop as _loop
 from emlpress.pipelines.epidemics.config import (CONFIG_FILE, MAX_WEEKS, TOPOLOGIES, VARIANTS,
                                                  Config, _config_payload, check, differences,
                                                  load_config)
-from emlpress.pipelines.epidemics.folder import INCOMPLETE, TRAIN_TIMES
+from emlpress.pipelines.epidemics.folder import TRAIN_TIMES
 from emlpress.pipelines.epidemics.loop import BRUTE_FORCE_MAX, run
 from emlpress.pipelines.epidemics.model import (BOUNDING, REACH_BOXES, REACH_MAX, SEARCH_WIDTH,
                                                 TRAINING_BOX, NotApplicable, Plan, plan,
                                                 surrogate_search)
 from emlpress.pipelines.epidemics.report import print_summary
+from emlpress.pipelines.runner import INCOMPLETE
 
 __all__ = ["Plan", "plan", "Config", "run", "load_config", "TOPOLOGIES", "NotApplicable"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emlpress._atomic import write_json_atomic, write_text_atomic
+from emlpress._atomic import write_json_atomic
 from emlpress.pipelines.epidemics.config import Config, _jobs, _model_names
+from emlpress.pipelines.runner import mark_incomplete
 
-INCOMPLETE = "INCOMPLETE"
 #: train_s of every model saved in models/, written before the model file itself
 TRAIN_TIMES = Path("training.json")
 
@@ -39,15 +39,21 @@ def _model_path(folder: Path, name: str) -> Path:
     return folder / "models" / (f"{name}.tflite" if name.endswith("+int8") else f"{name}.npz")
 
 
-def _mark(folder: Path, cfg: Config, n_rows: int) -> None:
-    """INCOMPLETE: what is written so far, and the command that resumes."""
-    total = sum(len(_jobs(cfg, hz)) for hz in cfg.horizons)
+def _incomplete(folder: Path, cfg: Config) -> str:
+    """INCOMPLETE's text: what is written so far (models, plan rows), and the command that
+    resumes."""
+    rows = [_log_path(folder, n, b, hz) for hz in cfg.horizons for n, b in _jobs(cfg, hz)]
     names = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
-    text = (f"this run stopped before its end: {len(names)} of {len(_model_names(cfg))} models "
-            f"saved in models/ ({', '.join(names) or 'none'}), {n_rows} of {total} plan rows "
-            "written (logs/*.json; run.summary.csv is rebuilt from them); a resume keeps them\n"
+    return (f"this run stopped before its end: {len(names)} of {len(_model_names(cfg))} models "
+            f"saved in models/ ({', '.join(names) or 'none'}), {sum(p.exists() for p in rows)} "
+            f"of {len(rows)} plan rows written (logs/*.json; run.summary.csv is rebuilt from "
+            "them); a resume keeps them\n"
             f"resume with: emlpress epidemics run --resume {folder}\n")
-    write_text_atomic(folder / INCOMPLETE, text)
+
+
+def _mark(folder: Path, cfg: Config) -> None:
+    """INCOMPLETE, as the folder stands (after each model and each plan row)."""
+    mark_incomplete(folder, _incomplete(folder, cfg))
 
 
 def _train_times(folder: Path) -> dict:
@@ -66,6 +72,6 @@ def _save_model(folder: Path, cfg: Config, name: str, train_s: float, write) -> 
     write_json_atomic(folder / TRAIN_TIMES, times)
     path = _model_path(folder, name)
     write(path)
-    _mark(folder, cfg, 0)  # every model is saved before the first plan row
+    _mark(folder, cfg)
     return path
 

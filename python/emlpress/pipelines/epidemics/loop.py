@@ -1,25 +1,28 @@
 """An epidemics run (:func:`run`): train the models, plan every horizon with each (the MILP
 of :func:`~emlpress.pipelines.epidemics.model.plan`), simulate every plan with the reference
 SIR and compare with the brute force; each plan row recorded as it is made, so a stopped run
-resumes."""
+resumes. The run is a battery of the runner (:mod:`emlpress.pipelines.runner`), in this
+process: one task per topology (and one for the tree), which owns the run folder, its lock,
+``INCOMPLETE`` and the resume."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from emlpress._atomic import write_csv_atomic, write_json_atomic
 from emlpress.bounds.relaxation import MagnitudeError
 from emlpress.data import sir
-from emlpress.pipelines.epidemics.config import (CONFIG_FILE, Config, _config_payload, _jobs,
-                                                 _model_names, _validate, differences, load_config)
-from emlpress.pipelines.epidemics.folder import INCOMPLETE, _log_path, _mark, _model_path, _records
+from emlpress.pipelines import runner
+from emlpress.pipelines.epidemics.config import (_FREE, CONFIG_FILE, Config, _config_payload,
+                                                 _jobs, _model_names, _validate, differences,
+                                                 load_config)
+from emlpress.pipelines.epidemics.folder import (_incomplete, _log_path, _mark, _model_path,
+                                                 _records)
 from emlpress.pipelines.epidemics.model import NotApplicable, Plan, plan
 from emlpress.pipelines.epidemics.report import _finish, _summary_rows
 from emlpress.pipelines.epidemics.surrogate import evaluate, train_models
@@ -28,6 +31,10 @@ from emlpress.pipelines.epidemics.surrogate import evaluate, train_models
 #: instance: 1.5e8, about 2 minutes on 2 cores)
 BRUTE_FORCE_MAX = 200_000_000
 last_folder: Path | None = None  # the folder of the latest run (the CLI names it on Ctrl-C)
+#: in this process: the data sets and brute forces that the tasks of a run share, by settings
+_SHARED: dict = {}
+#: in this process: the exception each failed task raised, by task key (run() raises it)
+_RAISED: dict = {}
 
 
 def run(cfg: Config | None = None, resume=None):
@@ -43,7 +50,10 @@ def run(cfg: Config | None = None, resume=None):
     and checked equal to ``models/tree.npz``), every ``ptq_<topology>.csv`` and every plan row
     written: a row's record is its ``logs/<model>_<bounding>_<weeks>w.json``, and
     ``run.summary.csv`` is rebuilt from the records, so a kill between the two writes loses
-    nothing. A resume of a finished run only rebuilds the summary and the plots."""
+    nothing. A resume of a finished run only rebuilds the summary and the plots. The runner
+    keeps its own files beside them (``battery.json``, ``tasks/<topology>.json`` once a
+    topology's models and rows are all written, ``.lock`` while a run holds the folder). A
+    failed task is raised as it was, after the other topologies ran."""
     global last_folder
     if resume is not None:
         folder = Path(resume)
@@ -60,66 +70,98 @@ def run(cfg: Config | None = None, resume=None):
         raise ValueError("cfg: give the settings of a new run (or resume=FOLDER)")
     _validate(cfg)
     if resume is not None:
-        last_folder = folder
         records = _records(folder, cfg)
         total = sum(len(_jobs(cfg, hz)) for hz in cfg.horizons)
-        if len(records) == total and not (folder / INCOMPLETE).exists():
+        if len(records) == total and not (folder / runner.INCOMPLETE).exists():
             print(f"resuming {folder}: the run is finished ({total} plan rows written); nothing "
                   "to compute, run.summary.csv and the plots rebuilt from logs/", file=sys.stderr)
-            return folder, _finish(folder, cfg, records)
-        models = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
-        print(f"resuming {folder}: kept {len(models)} models ({', '.join(models) or 'none'}) and "
-              f"{len(records)} of {total} plan rows already written; computing the rest",
-              file=sys.stderr)
+        else:
+            models = [n for n in _model_names(cfg) if _model_path(folder, n).exists()]
+            print(f"resuming {folder}: kept {len(models)} models ({', '.join(models) or 'none'}) "
+                  f"and {len(records)} of {total} plan rows already written; computing the rest",
+                  file=sys.stderr)
     else:
         stamp = f"epidemics{dt.datetime.now():%Y%m%d%H%M%S}"
         folder, k = Path(cfg.out) / stamp, 0
         while folder.exists():  # two runs in one second
             k += 1
             folder = Path(cfg.out) / f"{stamp}_{k}"
-        (folder / "models").mkdir(parents=True)
-        (folder / "logs").mkdir()
-        write_json_atomic(folder / CONFIG_FILE, _config_payload(cfg))
-        last_folder = folder
-        records = {}
-    return _run(cfg, folder, records)
+    last_folder = folder
+    settings = _config_payload(cfg)["config"]
+    tasks = [runner.Task(t, model_task, dict(cfg=settings, folder=str(folder), topology=t))
+             for t in [*cfg.topologies, *(["tree"] if cfg.tree else [])]]
+    res = runner.run(folder, "epidemics", {k: v for k, v in settings.items() if k not in _FREE},
+                     tasks, summarize=lambda f, _: _summarize(f, cfg), workers=0,
+                     progress=cfg.progress, desc="epidemics", on_start=lambda f: _start(f, cfg),
+                     incomplete=lambda f, _: _incomplete(f, cfg))
+    raised = [_RAISED.pop(key, None) for key in res.failed]
+    if res.failed:  # the first failure as it was raised (the CLI's one line)
+        raise raised[0] or RuntimeError(f"epidemics task {next(iter(res.failed))} failed: "
+                                        + next(iter(res.failed.values())).strip().splitlines()[-1])
+    if res.interrupted:
+        raise runner.interruption(folder)
+    return folder, res.summary
 
 
+def _start(folder: Path, cfg: Config) -> None:
+    """A new run folder: its settings (what ``--resume`` reads), models/ and logs/."""
+    (folder / "models").mkdir()
+    (folder / "logs").mkdir()
+    write_json_atomic(folder / CONFIG_FILE, _config_payload(cfg))
 
-def _run(cfg: Config, folder: Path, records: dict):
-    _mark(folder, cfg, len(records))
-    Xtr, Ytr, Xte, Yte = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
-    models = train_models(cfg, folder, Xtr, Ytr, Xte, Yte)
+
+def _summarize(folder: Path, cfg: Config):
+    """The runner's end of every run: with every plan row, run.summary.csv with the best
+    known plans and the plots (:func:`~.report._finish`); else the rows written so far."""
+    records = _records(folder, cfg)
+    if len(records) == sum(len(_jobs(cfg, hz)) for hz in cfg.horizons):
+        return _finish(folder, cfg, records)
+    if not records:
+        return None
+    summary = pd.DataFrame(_summary_rows(cfg, records))
+    write_csv_atomic(folder / "run.summary.csv", summary)
+    return summary
+
+
+def model_task(cfg: dict, folder: str, topology: str, threads: int = 1) -> dict:
+    """A task of the run's battery: the models of ``topology`` ("tree": the decision tree)
+    trained, or read back from ``folder/models``, then each of their plan rows that has no
+    record yet, planned, simulated and recorded (``logs/``; ``run.summary.csv`` rebuilt after
+    each). ``cfg``: the run's :class:`Config` as a dict; ``threads`` is not used."""
+    try:
+        return _model_rows(Config(**cfg), Path(folder), topology)
+    except Exception as e:
+        _RAISED[topology] = e  # the runner records its text; run() raises it as it was
+        raise
+
+
+def _model_rows(cfg: Config, folder: Path, topology: str) -> dict:
+    key = ("data", cfg.n_train, cfg.n_test, cfg.seed)
+    if key not in _SHARED:
+        _SHARED[key] = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
+    Xtr, Ytr, Xte, Yte = _SHARED[key]
+    tree = topology == "tree"
+    models = train_models(cfg, folder, Xtr, Ytr, Xte, Yte, [] if tree else [topology], tree)
     metrics, sizes = evaluate(models, Xte, Yte)
     for hz in cfg.horizons:
         inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
-        jobs = [j for j in _jobs(cfg, hz) if (*j, hz) not in records]
+        jobs = [(n, b) for n, b in _jobs(cfg, hz)
+                if n in models and not _log_path(folder, n, b, hz).exists()]
         if not jobs:
             continue
-        n = sir.count_schedules(inst, simulated=True)
-        truth = sir.brute_force(inst) if n is not None and n <= BRUTE_FORCE_MAX else None
-        bar = None
-        if cfg.progress:
-            bar = tqdm(total=len(_jobs(cfg, hz)), initial=len(_jobs(cfg, hz)) - len(jobs),
-                       desc=f"plans, {hz} weeks", unit="MILP")
-        try:
-            for name, bounding in jobs:
-                if bar is not None:
-                    bar.set_postfix(model=name, bounding=bounding)
-                    bar.update(1)
-                record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
-                                   sizes[name], truth)
-                # the log is the row's record; the summary after it is rebuilt from the records
-                write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
-                records[(name, bounding, hz)] = _roundtrip(record)
-                write_csv_atomic(folder / "run.summary.csv", pd.DataFrame(_summary_rows(cfg, records)))
-                _mark(folder, cfg, len(records))
-        finally:
-            if bar is not None:
-                bar.close()
-    summary = _finish(folder, cfg, records)
-    (folder / INCOMPLETE).unlink(missing_ok=True)
-    return folder, summary
+        key = ("truth", hz, inst.budget)
+        if key not in _SHARED:
+            n = sir.count_schedules(inst, simulated=True)
+            _SHARED[key] = sir.brute_force(inst) if n is not None and n <= BRUTE_FORCE_MAX else None
+        for name, bounding in jobs:
+            record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
+                               sizes[name], _SHARED[key])
+            # the log is the row's record; the summary after it is rebuilt from the records
+            write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
+            write_csv_atomic(folder / "run.summary.csv",
+                             pd.DataFrame(_summary_rows(cfg, _records(folder, cfg))))
+            _mark(folder, cfg)
+    return {"models": sorted(models)}
 
 
 def _plan_row(cfg: Config, inst, hz: int, name: str, bounding: str, entry, metrics: dict,
@@ -162,9 +204,4 @@ def _json(v):
     if isinstance(v, np.generic):
         return v.item()
     return str(v)
-
-
-def _roundtrip(payload):
-    """``payload`` as its JSON log reads back: a fresh row and a resumed one are the same."""
-    return json.loads(json.dumps(payload, default=_json))
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from emlpress._atomic import write_atomic, write_bytes_atomic, write_csv_atomic, write_json_atomic
 from emlpress.io.tflite import QuantizedNetwork
@@ -55,10 +54,12 @@ def _savez(path, arrays) -> None:
 
 
 
-def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte) -> dict:
-    """Every model of the run, trained or (on a resume) read back from ``folder/models``:
-    {name: (model, train_s, path)}; each topology's ``ptq_<topology>.csv`` written beside.
-    ``Xtr``, ``Ytr`` (n, 4) and (n, 3): the training data; ``Xte``, ``Yte`` held out."""
+def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte, topologies: list,
+                 with_tree: bool) -> dict:
+    """The models of ``topologies`` (and the tree if ``with_tree``), trained or (on a resume) read
+    back from ``folder/models``: {name: (model, train_s, path)}; each topology's
+    ``ptq_<topology>.csv`` written beside. ``Xtr``, ``Ytr`` (n, 4) and (n, 3): the training
+    data; ``Xte``, ``Yte`` held out."""
     # training, TMOT and PTQ are the TensorFlow side (the keras extra): imported when used
     from emlpress.train import fit_regressor
 
@@ -67,77 +68,70 @@ def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte) -> dict:
     times = _train_times(folder)
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, learning_rate=cfg.learning_rate,
                   lo=lo, hi=hi, validation=cfg.validation)
-    topologies = cfg.topologies
-    if cfg.progress:
-        topologies = tqdm(cfg.topologies, desc="training", unit="topology")
-    try:  # a bar closed on Ctrl-C too: the CLI's message on a line of its own
-        for name in topologies:
-            base_path = _model_path(folder, name)
-            prune_path = _model_path(folder, f"{name}+pruned")
-            int8_path = _model_path(folder, f"{name}+int8")
-            ckpt = folder / "models" / f"{name}_fit.npz"  # the Keras fit pruning continues from
-            want_pruned = "pruned" in cfg.variants and bool(TOPOLOGIES[name]) and not prune_path.exists()
-            want_net = (("baseline" in cfg.variants and not base_path.exists())
-                        or ("int8" in cfg.variants and not int8_path.exists())
-                        or (cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists()))
-            fit, net, base_s = None, None, times.get(name)
-            if (want_pruned or want_net) and ckpt.exists():  # the trained fit, not trained again
-                from emlpress.pipelines.tpc import _load_fits
+    for name in topologies:
+        base_path = _model_path(folder, name)
+        prune_path = _model_path(folder, f"{name}+pruned")
+        int8_path = _model_path(folder, f"{name}+int8")
+        ckpt = folder / "models" / f"{name}_fit.npz"  # the Keras fit pruning continues from
+        want_pruned = "pruned" in cfg.variants and bool(TOPOLOGIES[name]) and not prune_path.exists()
+        want_net = (("baseline" in cfg.variants and not base_path.exists())
+                    or ("int8" in cfg.variants and not int8_path.exists())
+                    or (cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists()))
+        fit, net, base_s = None, None, times.get(name)
+        if (want_pruned or want_net) and ckpt.exists():  # the trained fit, not trained again
+            from emlpress.pipelines.tpc import _load_fits
 
-                fit, = _load_fits(ckpt)
-            elif want_net and not want_pruned and base_path.exists():
-                net = Network.load(base_path)
-            elif want_pruned or want_net:
+            fit, = _load_fits(ckpt)
+        elif want_net and not want_pruned and base_path.exists():
+            net = Network.load(base_path)
+        elif want_pruned or want_net:
+            t0 = time.perf_counter()
+            fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
+                                **common)
+            base_s = time.perf_counter() - t0
+            if want_pruned:  # before the baseline's file: a kept baseline has its checkpoint
+                from emlpress.pipelines.tpc import _save_fits
+
+                _save_fits(ckpt, (fit,))
+        if fit is not None:
+            net = fit.net
+            base_s = fit.train_s if base_s is None else base_s
+        if "baseline" in cfg.variants:
+            if not base_path.exists():
+                _save_model(folder, cfg, name, base_s, lambda p: write_atomic(p, net.save))
+            models[name] = (Network.load(base_path), times.get(name, base_s), base_path)
+        elif base_s is not None and name not in times:  # the pruned and int8 times start here
+            times[name] = base_s
+            write_json_atomic(folder / TRAIN_TIMES, {**_train_times(folder), name: base_s})
+        times = _train_times(folder)
+        if "pruned" in cfg.variants and TOPOLOGIES[name]:
+            key = f"{name}+pruned"
+            if not prune_path.exists():
                 t0 = time.perf_counter()
-                fit = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.epochs, patience=cfg.patience,
-                                    **common)
-                base_s = time.perf_counter() - t0
-                if want_pruned:  # before the baseline's file: a kept baseline has its checkpoint
-                    from emlpress.pipelines.tpc import _save_fits
+                pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
+                                       pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
+                _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
+                            lambda p: write_atomic(p, pruned.net.save))
+                times = _train_times(folder)
+            models[key] = (Network.load(prune_path), times[key], prune_path)
+        if "int8" in cfg.variants or cfg.ptq_table:
+            from emlpress.compress.lossy import quantization_table, quantize
 
-                    _save_fits(ckpt, (fit,))
-            if fit is not None:
-                net = fit.net
-                base_s = fit.train_s if base_s is None else base_s
-            if "baseline" in cfg.variants:
-                if not base_path.exists():
-                    _save_model(folder, cfg, name, base_s, lambda p: write_atomic(p, net.save))
-                models[name] = (Network.load(base_path), times.get(name, base_s), base_path)
-            elif base_s is not None and name not in times:  # the pruned and int8 times start here
-                times[name] = base_s
-                write_json_atomic(folder / TRAIN_TIMES, {**_train_times(folder), name: base_s})
-            times = _train_times(folder)
-            if "pruned" in cfg.variants and TOPOLOGIES[name]:
-                key = f"{name}+pruned"
-                if not prune_path.exists():
+            if "int8" in cfg.variants:
+                key = f"{name}+int8"
+                if not int8_path.exists():
                     t0 = time.perf_counter()
-                    pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
-                                           pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
+                    content = quantize(net, "int8-fallback", representative=Xtr)
                     _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
-                                lambda p: write_atomic(p, pruned.net.save))
+                                lambda p: write_bytes_atomic(p, content))
                     times = _train_times(folder)
-                models[key] = (Network.load(prune_path), times[key], prune_path)
-            if "int8" in cfg.variants or cfg.ptq_table:
-                from emlpress.compress.lossy import quantization_table, quantize
-
-                if "int8" in cfg.variants:
-                    key = f"{name}+int8"
-                    if not int8_path.exists():
-                        t0 = time.perf_counter()
-                        content = quantize(net, "int8-fallback", representative=Xtr)
-                        _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
-                                    lambda p: write_bytes_atomic(p, content))
-                        times = _train_times(folder)
-                    q = QuantizedNetwork.from_tflite(int8_path.read_bytes())
-                    q.lo, q.hi = lo, hi
-                    models[key] = (q, times[key], int8_path)
-                if cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists():
-                    write_csv_atomic(folder / f"ptq_{name}.csv",
-                                     quantization_table(net, Xte, Yte, representative=Xtr))
-    finally:
-        if cfg.progress:
-            topologies.close()
-    if cfg.tree:
+                q = QuantizedNetwork.from_tflite(int8_path.read_bytes())
+                q.lo, q.hi = lo, hi
+                models[key] = (q, times[key], int8_path)
+            if cfg.ptq_table and not (folder / f"ptq_{name}.csv").exists():
+                write_csv_atomic(folder / f"ptq_{name}.csv",
+                                 quantization_table(net, Xte, Yte, representative=Xtr))
+    if with_tree:
         from sklearn.tree import DecisionTreeRegressor  # slow to import: only for a tree
 
         t0 = time.perf_counter()
@@ -154,8 +148,8 @@ def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte) -> dict:
             _save_model(folder, cfg, "tree", time.perf_counter() - t0,
                         lambda p: write_atomic(p, lambda tmp: _savez(tmp, arrays)))
             models["tree"] = (tree, _train_times(folder)["tree"], path)
-    for ckpt in (folder / "models").glob("*_fit.npz"):  # every pruned model is saved
-        ckpt.unlink()
+    for name in topologies:  # every pruned model of theirs is saved
+        (folder / "models" / f"{name}_fit.npz").unlink(missing_ok=True)
     return models
 
 

@@ -4,7 +4,7 @@ with every method, compress them losslessly, verify, and compare.
 The study (Serra, Kumar and Ramalingam's compression applied to 52 networks
 ``[2, 1024, 512, 512, 256, 1]``) trained one model per optimizer and regularization, bounded
 them by LP only and compared the neurons removed. Here each model is a task of a battery
-(:mod:`emlpress.pipelines.battery`, on dask.distributed): train (tf_keras, seeded), then for
+(:mod:`emlpress.pipelines.runner`, on dask.distributed): train (tf_keras, seeded), then for
 each bound method (``interval``, ``crown``, ``lp``, ``exact``: the exact stable sets of
 :func:`emlpress.bounds.stability`) bound, compress (:func:`emlpress.compress.lossless`, which
 verifies on 100,000 points and raises if the networks differ) and record per layer the units

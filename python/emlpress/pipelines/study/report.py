@@ -325,7 +325,7 @@ def print_start(cfg, folder: Path, searched: bool) -> None:
 
 def print_summary(res, folder: Path) -> None:
     """What ``emlpress study run`` prints at the end of a run (``res``: its
-    :class:`~emlpress.pipelines.battery.BatteryResult`): the tables of :func:`summarize`, the
+    :class:`~emlpress.pipelines.runner.BatteryResult`): the tables of :func:`summarize`, the
     tasks run, skipped and failed (failures on stderr) and the run folder."""
     out = res.summary or {}
     with pd.option_context("display.width", 250, "display.max_columns", 40,

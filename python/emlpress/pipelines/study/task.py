@@ -1,4 +1,4 @@
-"""The study's battery (:mod:`emlpress.pipelines.battery`): one task per model of the grid
+"""The study's battery (:mod:`emlpress.pipelines.runner`): one task per model of the grid
 (:func:`model_task`: train, then bound, compress and verify with every method) and the study's
 own network (:func:`reference_task`); :func:`run` runs them and summarizes."""
 
@@ -15,24 +15,24 @@ from emlpress.compress import lossless
 from emlpress.data import goldstein
 from emlpress.metrics import r2, rmse
 from emlpress.network import Network
-from emlpress.pipelines import battery
+from emlpress.pipelines import runner
 from emlpress.pipelines.study.report import summarize
 from emlpress.pipelines.study.settings import OPTIMIZERS, REGULARIZATIONS, TINY_WEIGHTS, Config, _key
 
 
-def tasks(cfg: Config, folder=None) -> list[battery.Task]:
+def tasks(cfg: Config, folder=None) -> list[runner.Task]:
     """One task per model of the grid, then the reference network's task; with ``folder``,
     each model task also saves its trained network in ``folder/models``."""
     where = None if folder is None else str(Path(folder).resolve())
     # longest first (the most epochs): Dask starts tasks in the order given, and a long task
     # started last would leave the other workers idle at the end
     opts = sorted(cfg.optimizers, key=lambda o: -OPTIMIZERS[o].epochs)
-    out = [battery.Task(_key(o, r, s), model_task,
+    out = [runner.Task(_key(o, r, s), model_task,
                         dict(cfg=asdict(cfg), optimizer=o, regularization=r, seed=s,
                              folder=where))
            for o in opts for r in cfg.regularizations for s in range(cfg.seeds)]
     if cfg.reference is not None:
-        out.append(battery.Task("reference", reference_task,
+        out.append(runner.Task("reference", reference_task,
                                 dict(path=cfg.reference, methods=list(cfg.methods),
                                      exact_time_limit=cfg.exact_time_limit)))
     return out
@@ -124,7 +124,7 @@ def model_task(cfg: dict, optimizer: str, regularization: str, seed: int, thread
            "sizes": list(net.sizes), "params": int(net.n_params),
            "zero_weights": weight_sparsity(net)}
     if folder is not None:
-        battery.write_atomic(Path(folder) / "models" / f"{res['model']}.npz", net.save)
+        runner.write_atomic(Path(folder) / "models" / f"{res['model']}.npz", net.save)
     if not res["finite"]:
         res["methods"] = {}
         res["note"] = "training diverged (non-finite outputs): not bounded"
@@ -176,19 +176,19 @@ def reference_task(path: str, methods: list, exact_time_limit: float, threads: i
 
 def run(cfg: Config, folder=None, *, workers: int = 2, threads_per_worker: int = 1,
         native_threads: int | None = None, scheduler: str | None = None,
-        timeout: float = 10.0, progress: bool = True) -> battery.BatteryResult:
+        timeout: float = 10.0, progress: bool = True) -> runner.BatteryResult:
     """Run (or resume) the study in ``folder`` (default ``runs/study-<preset>``) on a Dask
-    battery; see :func:`emlpress.pipelines.battery.run` for the cluster options."""
+    battery; see :func:`emlpress.pipelines.runner.run` for the cluster options."""
     folder = Path(folder) if folder is not None else Path("runs") / f"study-{cfg.preset}"
     ts = tasks(cfg, folder)
     try:
-        return battery.run(folder, "lossless-study", asdict(cfg), ts, summarize=summarize,
+        return runner.run(folder, "lossless-study", asdict(cfg), ts, summarize=summarize,
                            workers=workers, threads_per_worker=threads_per_worker,
                            native_threads=native_threads, scheduler=scheduler,
                            timeout=timeout, progress=progress, desc=f"study {cfg.preset}")
-    except battery.ConfigMismatch as e:
+    except runner.ConfigMismatch as e:
         if "config.reference" in str(e):
-            raise battery.ConfigMismatch(
+            raise runner.ConfigMismatch(
                 f"{e}\nThe reference network is found from $EMLPRESS_SEED_GP or the working "
                 "directory unless given: pass the folder's with --reference PATH, or "
                 "--no-reference if it had none.") from None
