@@ -10,29 +10,22 @@ import pytest
 pytest.importorskip("tf_keras")
 pytest.importorskip("ai_edge_litert")
 
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from emlpress import Network, milp  # noqa: E402
-from emlpress._highs import highs  # noqa: E402
-from emlpress.compress import lossy  # noqa: E402
-from emlpress.io import ModelFileError, UnsupportedLayerError, from_tflite, load_model  # noqa: E402
-from emlpress.io.tflite import QuantizedNetwork, read_tflite  # noqa: E402
+from emlpress import Network, milp
+from emlpress._highs import highs
+from emlpress.compress import lossy
+from emlpress.io import ModelFileError, UnsupportedLayerError, from_tflite, load_model
+from emlpress.io.tflite import QuantizedNetwork, read_tflite
+from emlpress.testing import trained_like
 
 
 def trained_looking(sizes, seed, dead=0.2, tiny=0.3):
     """A network like a trained one: per-layer scales, near-zero weights beside large ones,
-    dead units (large negative biases)."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(b, a)) * rng.choice([0.3, 1.0, 3.0]) / np.sqrt(a)
-        W[rng.random(W.shape) < tiny] *= 1e-4
-        bias = rng.normal(size=b) * 0.1
-        if l < len(sizes) - 2:
-            bias[rng.random(b) < dead] = -10.0
-        Ws.append(W)
-        bs.append(bias)
-    return Network(Ws, bs, -np.ones(sizes[0]), np.ones(sizes[0]))
+    dead units (dead on the box [-1, 1]^n_in)."""
+    return trained_like(sizes, seed, big=1.0 - tiny, near_dead=0, dead=dead, bias=0.1,
+                        big_scale=[c / np.sqrt(a) for c, a in zip(itertools.cycle((1.0, 3.0, 0.3)), sizes[:-1])],
+                        layer_scale=1.0)
 
 
 def _interp(content, kernels="reference"):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from emlpress import Bounds, Network, bounds
+from emlpress import Bounds, Network, bounds, testing
 from emlpress.compress import lossless
 from emlpress.bounds.relaxation import BoundError
 from reference import true_extremes
@@ -77,21 +77,31 @@ def scipy_lp_bounds(net, lo, hi, ref):
                 row = np.zeros(n_var)
                 row[z0 + i] = 1
                 row[prev] -= W[i]
-                A_eq.append(row); b_eq.append(b[i])
+                A_eq.append(row)
+                b_eq.append(b[i])
                 l, u = ref.lower[j][i], ref.upper[j][i]
                 if u <= 0:
                     bnds[a0 + i] = (0, 0)
                 elif l >= 0:
-                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -1
-                    A_eq.append(r); b_eq.append(0)
+                    r = np.zeros(n_var)
+                    r[a0 + i] = 1
+                    r[z0 + i] = -1
+                    A_eq.append(r)
+                    b_eq.append(0)
                     bnds[z0 + i] = (l, u)
                 else:
                     s = u / (u - l)
                     bnds[a0 + i] = (0, None)
-                    r = np.zeros(n_var); r[z0 + i] = 1; r[a0 + i] = -1
-                    A_ub.append(r); b_ub.append(0)  # z <= a
-                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -s
-                    A_ub.append(r); b_ub.append(-s * l)  # a <= s (z - l)
+                    r = np.zeros(n_var)
+                    r[z0 + i] = 1
+                    r[a0 + i] = -1
+                    A_ub.append(r)  # z <= a
+                    b_ub.append(0)
+                    r = np.zeros(n_var)
+                    r[a0 + i] = 1
+                    r[z0 + i] = -s
+                    A_ub.append(r)  # a <= s (z - l)
+                    b_ub.append(-s * l)
             prev = list(range(a0, a0 + n))
         lows, ups = [], []
         for i in range(net.sizes[k + 1]):
@@ -103,7 +113,8 @@ def scipy_lp_bounds(net, lo, hi, ref):
             assert rmin.status == 0 and rmax.status == 0
             lows.append(rmin.fun + net.biases[k][i])
             ups.append(-rmax.fun + net.biases[k][i])
-        out_l.append(np.array(lows)); out_u.append(np.array(ups))
+        out_l.append(np.array(lows))
+        out_u.append(np.array(ups))
     return out_l, out_u
 
 
@@ -321,24 +332,10 @@ def trained_like(seed=0, sizes=(2, 64, 64, 64, 64, 1)):
     most hidden weights near zero but not zero beside a few O(1) ones, per-layer scales,
     dead units whose pre-activations span ~1e-10 around 0, a small hidden scale and a
     large output layer."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(n_o, n_i)) * 1e-4
-        big = rng.random(W.shape) < (0.5 if j == 0 else 0.08)
-        W[big] = rng.normal(size=int(big.sum())) * (1.5 if j == 0 else 0.6)
-        b = rng.normal(size=n_o) * 0.05
-        if j < len(sizes) - 2:
-            dead = rng.choice(n_o, size=n_o // 8, replace=False)
-            W[dead] = rng.normal(size=(dead.size, n_i)) * 1e-11
-            b[dead] = rng.normal(size=dead.size) * 1e-11
-            W *= 0.1 * (j + 1)  # per-layer scales
-            b *= 0.1 * (j + 1)
-        else:
-            W *= 300.0  # the output layer undoes a small hidden scale
-        Ws.append(W)
-        bs.append(b)
-    return Network(Ws, bs, np.array([-1.5, -0.5]), np.array([-0.5, 0.5]))
+    return testing.trained_like(sizes, seed, big=(0.5, 0.08), big_scale=(1.5, 0.6), bias=0.05,
+                                near_dead=[n // 8 for n in sizes[1:-1]], near_dead_scale=1e-11,
+                                layer_scale=[0.1 * (j + 1) for j in range(len(sizes) - 2)],
+                                out_scale=300.0, lo=[-1.5, -0.5], hi=[-0.5, 0.5])
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """MILP embedding: encode time and encode+solve time against OMLT + HiGHS (the [peers] extra).
 
-Run: emlpress bench --only milp (or: cd benches && python -m pytest bench_milp.py -s)
+Run: emlpress bench --only milp (or: python -m pytest benches/suites/bench_milp.py -s)
 
 Encode: building the model for a network over its box. emlpress is timed both with its
 bound computation (CROWN) inside and with bounds given; OMLT's time is its model
@@ -21,8 +21,8 @@ from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
-from omlt_peer import omlt_model, omlt_solve
-from trained import trained
+from peers.omlt_peer import omlt_model, omlt_solve
+from tools.trained import trained
 
 TIME_LIMIT = 120.0
 

@@ -1,12 +1,14 @@
 """Epidemics planning: the brute force over NPI schedules, and the planning MILP of every
 bounding on the trained one-week SIR networks (the run's own training, cached).
 
-Run: emlpress bench --only epidemics (or: cd benches && python -m pytest bench_epidemics.py -s)
+Run: emlpress bench --only epidemics (or: python -m pytest benches/suites/bench_epidemics.py -s)
 
 The MILP's time limit is TIME_LIMIT; each plan is solved once (pedantic, one round) and its
 status, gap, binaries, predicted and simulated S go to extra_info and are printed. The
 brute force's optimum is checked against the reference integrator.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from conftest import label, quick
 from emlpress.data import sir
 from emlpress.pipelines import epidemics as E
-from trained import sir_network
+from tools.trained import sir_network
 
 TIME_LIMIT = 60.0
 
@@ -38,8 +40,6 @@ def test_brute_force_3_weeks_plain_numpy_rk4(benchmark):
     label(benchmark, "epidemics brute force 3 weeks", "plain numpy RK4", peer=True)
     inst = sir.Instance()
     _, beta, cost = sir.combinations()
-    import itertools
-
     scheds = np.array([s for s in itertools.product(range(32), repeat=3) if cost[list(s)].sum() <= 20])
     h = sir.WEEK / sir.SUBSTEPS
 

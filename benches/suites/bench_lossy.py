@@ -1,7 +1,7 @@
 """Lossy compression: TFLite conversion and table time per mode, and the exact int8 MILP
 embedding against the dequantized one on the same problem.
 
-Run: emlpress bench --only lossy (or: cd benches && python -m pytest bench_lossy.py -s)
+Run: emlpress bench --only lossy (or: python -m pytest benches/suites/bench_lossy.py -s)
 
 Networks: Goldstein-Price regressors trained here (seeded, Adam, 40 epochs on 8,000 samples
 of the study's box, min-max scaled), of the sizes a MILP embeds (TPC's surrogates are 9-7 and
@@ -24,7 +24,7 @@ from emlpress._highs import highs
 from emlpress.compress import lossy
 from emlpress.data import goldstein
 from emlpress.io.tflite import QuantizedNetwork, from_tflite
-from trained import trained
+from tools.trained import trained
 
 TIME_LIMIT = 120.0
 SIZES = {"gp_2-8-8-1": [8, 8], "gp_2-12-15-1": [12, 15], "gp_2-16-16-1": [16, 16],
@@ -34,7 +34,7 @@ _CACHE: dict = {}
 
 def small_gp(name):
     if name not in _CACHE:
-        from emlpress.train import fit_regressor
+        from emlpress.train import fit_regressor  # TensorFlow: imported by the rows that train
 
         X, y = goldstein.sample(8_000, seed=0)
         res = fit_regressor(X, y, SIZES[name], epochs=40, batch_size=64, seed=0,

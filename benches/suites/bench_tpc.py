@@ -1,6 +1,6 @@
 """The transprecision main job's truth: brute-force optima and the measure-and-cut loop.
 
-Run: emlpress bench --only tpc (or: cd benches && python -m pytest bench_tpc.py -s)
+Run: emlpress bench --only tpc (or: python -m pytest benches/suites/bench_tpc.py -s)
 (about 10 minutes on 2 cores; --quick, Saxpy's loop and two brute forces: about 2, 132 s in
 benches/results/vm.json; EXPECTED_MINUTES in conftest.py. The loop cases need the embedded
 data's manifest to match this host, else the oracle is the table and the figures are of the
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import label, quick
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import brute_force
-from conftest import label, quick
 from emlpress.pipelines import tpc as pipe
 
 _optimum = {}

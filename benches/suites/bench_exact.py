@@ -1,7 +1,7 @@
 """Exact bounds (emlpress.bounds.milp, the certified branch-and-bound) beside the
-per-neuron HiGHS MIP that it replaced (highs_milp.py).
+per-neuron HiGHS MIP that it replaced (peers/highs_milp.py).
 
-Run: emlpress bench --only exact (or: cd benches && python -m pytest bench_exact.py -s)
+Run: emlpress bench --only exact (or: python -m pytest benches/suites/bench_exact.py -s)
 
 Networks: seeded He-initialised [2,32,32,1] and [2,32,32,16,1] on [-1,1]^2 (every unit
 unstable under CROWN), the trained L2 network of issue 18 (trained.L2_NET) and the
@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import highs_milp
 from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.network import box_points
-from trained import L2_NET, trained
+from peers import highs_milp
+from tools.trained import L2_NET, trained
 
 NETS = {
     "random_2-32-32-1": lambda: random_network([2, 32, 32, 1]),

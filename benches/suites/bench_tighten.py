@@ -1,8 +1,8 @@
-"""LP and progressive bound tightening beside the plain highspy loop (naive_lp.py).
+"""LP and progressive bound tightening beside the plain highspy loop (peers/naive_lp.py).
 
-Run: emlpress bench --only tighten (or: cd benches && python -m pytest bench_tighten.py -s)
+Run: emlpress bench --only tighten (or: python -m pytest benches/suites/bench_tighten.py -s)
 
-Networks: the two trained Goldstein-Price regressors of trained.py and the study's own
+Networks: the two trained Goldstein-Price regressors of tools/trained.py and the study's own
 network (../shared/data/seed_gp), the hard case. The figure is a ratio measured in the same
 run: `lp` against the plain highspy loop with the same stable units (asserted, layer by
 layer), at least 20x. The loop runs on the two smaller trained networks (--quick: both);
@@ -17,10 +17,10 @@ import os
 import numpy as np
 import pytest
 
-import naive_lp
 from conftest import label, quick, shared
 from emlpress import Network, bounds
-from trained import HIDDEN, trained
+from peers import naive_lp
+from tools.trained import HIDDEN, trained
 
 NETS = {name: (lambda name=name: trained(name)) for name in HIDDEN}
 NETS["seed_gp_2-1024-512-512-256-1"] = lambda: Network.load(shared("seed_gp", "model.npz"))

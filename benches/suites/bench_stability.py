@@ -1,12 +1,12 @@
 """Stable units and time of every bound method beside bounds.stability (issue 23), on the same
 networks in one run, and the parameters lossless compression leaves with each.
 
-Run: emlpress bench --only stability (or, by hand, cd benches && python -m pytest
-bench_stability.py --benchmark-columns=min,rounds -s); --quick: the random and the 256-wide
-networks, and the MNIST rows below marked quick.
+Run: emlpress bench --only stability (or, by hand, python -m pytest
+benches/suites/bench_stability.py --benchmark-columns=min,rounds -s); --quick: the random and
+the 256-wide networks, and the MNIST rows below marked quick.
 
 Networks: seeded He-initialised [2,32,32,16,1] (per-neuron exact bounds finish there), the
-trained Goldstein-Price [2,256,128,128,64,1] and [2,1024,512,512,256,1] (trained.py) and the
+trained Goldstein-Price [2,256,128,128,64,1] and [2,1024,512,512,256,1] (tools/trained.py) and the
 study's own network (seed_gp). Methods: interval, crown, lp (from CROWN), exact (bounds.milp
 in sign mode, per neuron and side, from the LP bounds; its time includes the LP start, a
 limit per side where it would not finish) and stability (from CROWN, its default limit,
@@ -27,7 +27,7 @@ from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.network import box_points
-from trained import trained
+from tools.trained import trained
 
 NETS = {
     "random_2-32-32-16-1": lambda: random_network([2, 32, 32, 16, 1]),

@@ -7,6 +7,7 @@ import numpy as np
 
 
 def omlt_definition(net):
+    # omlt and pyomo: the [peers] extra, imported only when an OMLT row runs
     from omlt.neuralnet import NetworkDefinition
     from omlt.neuralnet.layer import DenseLayer, InputLayer
 

@@ -1,6 +1,6 @@
 """Regenerate the tables of benches/README.md from the saved results.
 
-Run: python benches/readme_tables.py [README]   (from anywhere: result paths in the markers
+Run: python benches/tools/readme_tables.py [README]   (from anywhere: result paths in the markers
 are relative to the repository's root)
 
 Each table sits between a line `<!-- emlpress bench compare ARGS -->` and `<!-- /table -->`;
@@ -19,7 +19,7 @@ from pathlib import Path
 from emlpress import bench
 from emlpress.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"(<!-- ((?:emlpress bench compare|machines:) [^\n]*?) -->\n)(.*?)(<!-- /table -->)", re.S)
 
 
@@ -63,5 +63,5 @@ def update(readme: Path) -> int:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "README.md"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "README.md"
     print(f"{path}: {update(path)} tables regenerated")

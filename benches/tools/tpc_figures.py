@@ -1,6 +1,6 @@
 """The transprecision figures of benches/README.md from a run folder, as markdown tables.
 
-Run: python tpc_figures.py RUN_DIR   (RUN_DIR holds run.summary.csv, written by
+Run: python benches/tools/tpc_figures.py RUN_DIR   (RUN_DIR holds run.summary.csv, written by
 `emlpress tpc run ...`)
 
 Per benchmark and variant: answers, verdicts of the first and of the final answers (measured

@@ -1,6 +1,6 @@
 """Lossless compression of the large Goldstein-Price networks, given their bounds.
 
-Run: emlpress bench --only lossless (or: cd benches && python -m pytest bench_lossless.py -s)
+Run: emlpress bench --only lossless (or: python -m pytest benches/suites/bench_lossless.py -s)
 
 Timed: `lossless(net, bounds=b, verify=False)` (bounds computed beforehand, as the issue
 asks); the 100,000-point verification that `lossless` runs by default is timed once per case
@@ -14,7 +14,7 @@ from conftest import label, quick, shared
 from emlpress import Network, bounds
 from emlpress.bounds import Bounds
 from emlpress.compress import lossless
-from trained import trained
+from tools.trained import trained
 
 
 def reference_lp(net: Network) -> Bounds:

@@ -1,8 +1,8 @@
 """Verified optima after stability-based compression (issue 39), and what conditioning costs.
 
-Run: emlpress bench --only verified (or: cd benches && python -m pytest bench_verified.py -s)
+Run: emlpress bench --only verified (or: python -m pytest benches/suites/bench_verified.py -s)
 
-What: the trained study-shape Goldstein-Price networks (trained.py) compressed with the exact
+What: the trained study-shape Goldstein-Price networks (tools/trained.py) compressed with the exact
 stable sets (`bounds.stability`, 60 s limit) and `compress.lossless`, then "maximise / minimise
 the output over the box" solved by `milp.solve(mip_gap=1e-9)` under several values of HiGHS'
 `random_seed` (its search order, which decided whether the wrong optimum of issue 39 showed),
@@ -29,7 +29,7 @@ from conftest import label, quick
 from emlpress import bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
-from trained import trained
+from tools.trained import trained
 
 TIME_LIMIT = 300.0
 NETS = ["gp_2-256-128-128-64-1", "gp_2-1024-512-512-256-1"]

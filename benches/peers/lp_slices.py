@@ -3,7 +3,7 @@ of a layer's LPs (the default: the same bounds on every run) against the shared 
 replaced (each thread takes the next LP when free), alternated in one process so that both
 see the same load. Prints the times and the ratio of medians.
 
-    python benches/lp_slices.py [rounds]
+    python benches/peers/lp_slices.py [rounds]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import emlpress.bounds.relaxation as relaxation
 from emlpress import bounds
 from emlpress.network import Network
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 
 
 def main(rounds: int = 4) -> None:

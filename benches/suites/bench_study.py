@@ -1,7 +1,7 @@
 """The lossless-compression study's tasks: what one task costs, by preset and bound method,
 on one core (a battery of 2 workers on 2 cores gives each task one).
 
-Run: emlpress bench --only study (or: cd benches && python -m pytest bench_study.py -s)
+Run: emlpress bench --only study (or: python -m pytest benches/suites/bench_study.py -s)
 
 Timed, one round each (a task is seconds to minutes):
 - `quick` preset: one whole battery task (train, bound with the four methods, compress,
@@ -13,12 +13,16 @@ Timed, one round each (a task is seconds to minutes):
   N workers.
 """
 
+import os
 import time
 from dataclasses import asdict
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from conftest import label, shared
+from emlpress import _core
+from emlpress.data import goldstein
 from emlpress.pipelines import battery
 from emlpress.pipelines import lossless_study as study
 
@@ -29,12 +33,6 @@ pytest.importorskip("tf_keras")
 def one_thread():
     """One native thread, as a battery task of 2 workers on 2 cores gets (this module only:
     `emlpress bench` runs every group in one process)."""
-    import os
-
-    from threadpoolctl import threadpool_limits
-
-    from emlpress import _core
-
     saved = {v: os.environ.get(v) for v in battery.THREAD_VARIABLES}
     with threadpool_limits(1):
         battery.cap_native_threads(1)
@@ -66,8 +64,7 @@ def test_quick_task(benchmark, optimizer):
 @pytest.mark.parametrize("optimizer", list(study.OPTIMIZERS))
 def test_study_epoch(benchmark, optimizer):
     """One epoch of the study's network and data with the optimizer's settings."""
-    from emlpress.data import goldstein
-    from emlpress.train import fit_regressor
+    from emlpress.train import fit_regressor  # TensorFlow: imported by the rows that train
 
     p, o = study.PRESETS["study"], study.OPTIMIZERS[optimizer]
     X, Y = goldstein.sample(p.n_train, seed=12345)

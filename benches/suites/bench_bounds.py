@@ -1,7 +1,7 @@
 """interval and CROWN: emlpress (C++/Eigen) beside the same methods in plain numpy and, when
-it is installed, auto_LiRPA (IBP and CROWN, lirpa_peer.py).
+it is installed, auto_LiRPA (IBP and CROWN, peers/lirpa_peer.py).
 
-Run: emlpress bench --only bounds (or: cd benches && python -m pytest bench_bounds.py)
+Run: emlpress bench --only bounds (or: python -m pytest benches/suites/bench_bounds.py)
 
 Checked: emlpress' bounds equal numpy's (same algorithm); auto_LiRPA's output bounds must
 contain the network's outputs at 10,000 points of the box and its corners (it computes its
@@ -12,11 +12,11 @@ IBP bounds equal emlpress' interval output.
 import numpy as np
 import pytest
 
-import lirpa_peer
-import numpy_bounds
 from conftest import label
 from emlpress import bounds
 from emlpress.network import box_points
+from peers import lirpa_peer
+from peers import numpy_bounds
 
 IMPLS = ["emlpress", "numpy", "auto_lirpa"]
 
