@@ -139,6 +139,8 @@ def _model_rows(cfg: Config, folder: Path, topology: str) -> dict:
     key = ("data", cfg.n_train, cfg.n_test, cfg.seed)
     if key not in _SHARED:
         _SHARED[key] = sir.dataset(cfg.n_train, cfg.n_test, seed=cfg.seed)
+        for a in _SHARED[key]:  # shared by every task of the process: nobody may change it
+            a.setflags(write=False)
     Xtr, Ytr, Xte, Yte = _SHARED[key]
     tree = topology == "tree"
     models = train_models(cfg, folder, Xtr, Ytr, Xte, Yte, [] if tree else [topology], tree)
