@@ -9,6 +9,8 @@ import pytest
 from emlpress import Network
 from emlpress.data import sir
 from emlpress.pipelines import epidemics as E
+from emlpress.pipelines.epidemics import loop as epi_loop
+from emlpress.pipelines.epidemics import model as epi_model
 from emlpress.pipelines.epidemics import plan
 
 
@@ -135,7 +137,7 @@ def test_lossless_compression_per_week_keeps_the_optimum_and_single_box_only_res
 def test_reachable_bounding_keeps_the_enumerated_optimum(monkeypatch, reach_max, start):
     """Bounds at every reachable input (all three weeks, or with REACH_MAX = 40 the first
     week only, then the hull of its states and chained boxes) lose no schedule."""
-    monkeypatch.setattr(E, "REACH_MAX", reach_max)
+    monkeypatch.setattr(epi_model, "REACH_MAX", reach_max)
     inst = sir.Instance(weeks=3, budget=6.0)
     net = _surrogate_network(3)
     p = plan(inst, net, mip_gap=0, simulate=False, bounding="reachable", start=start)
@@ -198,7 +200,7 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
     def stop_at_planning(*args, **kw):  # the second run: a Ctrl-C at the first plan
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E, "plan", stop_at_planning)
+    monkeypatch.setattr(epi_loop, "plan", stop_at_planning)
     with pytest.raises(KeyboardInterrupt):
         E.run(None, resume=folder)
     assert calls == ["baseline", "pruned", "pruned"]  # the baseline was not trained again
@@ -207,7 +209,7 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
         folder / E.INCOMPLETE).read_text()
     made = [folder / "models" / f for f in ("8.npz", "8+pruned.npz", "8+int8.tflite")] + [folder / "ptq_8.csv"]
     kept = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made}
-    monkeypatch.setattr(E, "plan", plan)
+    monkeypatch.setattr(epi_loop, "plan", plan)
     _, s = E.run(None, resume=folder)
     assert calls == ["baseline", "pruned", "pruned"]
     assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in made} == kept  # models, PTQ kept

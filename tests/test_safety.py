@@ -480,7 +480,7 @@ def test_readme_commands_run_their_default_paths_on_the_keras_install(tmp_path):
 
 #: imports of the package outside emlpress[keras], each where its own extra is documented
 _OTHER_EXTRAS = {"onnx": {"io/onnx.py"}, "torch": {"io/torch.py"},
-                 "pytest": {"bench.py"}, "pytest_benchmark": {"bench.py"},
+                 "pytest": {"bench/suite.py"}, "pytest_benchmark": {"bench/suite.py"},
                  "dask_jobqueue": {"pipelines/jobqueue.py"}}  # the [hpc] extra (--cluster)
 
 

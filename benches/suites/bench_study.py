@@ -15,6 +15,7 @@ Timed, one round each (a task is seconds to minutes):
 
 import os
 import time
+from dataclasses import asdict
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -46,7 +47,7 @@ def one_thread():
 
 @pytest.mark.parametrize("optimizer", list(study.OPTIMIZERS))
 def test_quick_task(benchmark, optimizer):
-    cfg = study.asdict(study.config("quick", reference=None))
+    cfg = asdict(study.config("quick", reference=None))
     label(benchmark, "study task quick", optimizer)
     r = benchmark.pedantic(study.model_task, args=(cfg, optimizer, "l1l2=0.001", 0),
                            kwargs=dict(threads=1), rounds=1, iterations=1)

@@ -372,8 +372,6 @@ def _interrupted(pipeline, command: str, what: str, folder=None) -> int:
 def _cmd_epidemics_run(args) -> int:
     from dataclasses import replace
 
-    import pandas as pd
-
     from emlpress.pipelines import epidemics as epi
 
     if args.verbose:
@@ -402,23 +400,11 @@ def _cmd_epidemics_run(args) -> int:
         folder, summary = epi.run(cfg, resume=args.resume)
     except KeyboardInterrupt:
         return _interrupted(epi, "epidemics", "what is written is")
-    cols = ["model", "bounding", "weeks", "r2_S", "status", "solve_s", "gap", "binaries", "schedule",
-            "predicted_S", "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S",
-            "gap_to_best_known"]
-    with pd.option_context("display.width", 250, "display.max_columns", 30,
-                           "display.float_format", "{:.5g}".format):
-        print(summary[[c for c in cols if c in summary]].to_string(index=False))
-    print("predicted_S: the model's S after the last week at the MILP's plan; simulated_S: the plan "
-          "simulated by the reference SIR integrator; optimum_S: brute force over every schedule "
-          "within the budget (where it runs), else best_known_S: a local search with the true "
-          "simulator from every plan")
-    print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots, ptq_*.csv)")
+    epi.print_summary(folder, summary)
     return 0
 
 
 def _cmd_study_run(args) -> int:
-    import pandas as pd
-
     from emlpress.pipelines import lossless_study as study
 
     reference = None if args.no_reference else (args.reference or "auto")
@@ -426,37 +412,11 @@ def _cmd_study_run(args) -> int:
                        regularizations=args.regularizations, seeds=args.seeds,
                        methods=args.methods, reference=reference)
     folder = Path(args.folder) if args.folder else Path(args.out) / f"study-{cfg.preset}"
-    n = len(cfg.optimizers) * len(cfg.regularizations) * cfg.seeds
-    print(f"lossless study, preset {cfg.preset}: {n} models {[2, *cfg.hidden, 1]} x methods "
-          f"{', '.join(cfg.methods)}" + ("" if cfg.reference else
-                                        "; no reference network" + (
-                                            "" if args.no_reference else
-                                            " (the study's seed_gp not found: --reference PATH)"))
-          + f"; run folder {folder}")
+    study.print_start(cfg, folder, searched=not args.no_reference)
     res = study.run(cfg, folder, workers=args.workers, threads_per_worker=args.threads_per_worker,
                     native_threads=args.native_threads, scheduler=args.scheduler,
                     timeout=args.scheduler_timeout, progress=not args.no_progress)
-    out = res.summary or {}
-    with pd.option_context("display.width", 250, "display.max_columns", 40,
-                           "display.float_format", "{:.4g}".format):
-        if "table" in out:
-            print(out["table"].to_string())
-            for note in out.get("notes", []):
-                print(f"note: {note}")
-            print("\nmean over models, by method (seconds per model):")
-            print(out["by_method"].to_string())
-        if "reference" in out:
-            print("\nthe study's own network (seed_gp): study (published) beside emlpress")
-            print(out["reference"].to_string())
-            for line in out["reference_notes"]:
-                print(f"- {line}")
-    print(f"\ntasks: {len(res.ran)} run now, {len(res.skipped)} already finished, "
-          f"{len(res.failed)} failed ({res.seconds:.0f} s)")
-    for key, err in res.failed.items():
-        last = err.strip().splitlines()[-1] if err.strip() else err
-        print(f"  failed: {key}: {last} (details: {folder}/tasks/{key}.error)", file=sys.stderr)
-    print(f"run folder: {folder} (summary.md, models.csv, layers.csv, reference.csv, "
-          "removed_by_method.png, removed_by_layer.png, loss_vs_params.png, tasks/, models/)")
+    study.print_summary(res, folder)
     if res.interrupted:
         print(f"emlpress: interrupted; rerun the same command to resume ({folder})", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -367,7 +367,7 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
             nxt.append(_clamp_high(B, _clamp_low(B, u, layer.act_min, stats), layer.act_max, stats))
         vals = nxt
     out_cols = []
-    for k, v in enumerate(vals):
+    for v in vals:
         y_lo, y_hi = q.s_out * (v.lo - q.z_out), q.s_out * (v.hi - q.z_out)
         y = B.col(y_lo, y_hi, False)
         if v.col < 0:

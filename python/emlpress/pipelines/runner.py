@@ -267,7 +267,7 @@ def _execute(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
                            "emlpress_threads": kernels.num_threads(),
                            "blas_threads": _blas_threads()}
         write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
-    except Exception:
+    except Exception:  # noqa: BLE001  (any failure of a task is recorded with its traceback)
         text = traceback.format_exc()
         _atomic.write_text_atomic(err, text)
         return {"key": key, "ok": False, "error": text}
@@ -326,7 +326,7 @@ def _collect(client, folder: Path, kind: str, todo: list, native_threads: int,
         key = futures[fut]
         try:
             rec = fut.result()
-        except Exception as e:  # the worker died (killed, out of memory)
+        except Exception as e:  # noqa: BLE001  (the worker died: killed, out of memory)
             rec = {"ok": False, "error": f"{type(e).__name__}: {e}"}
             _atomic.write_text_atomic(folder / "tasks" / f"{key}.error",
                                       f"the task's worker failed: {rec['error']}\n")

@@ -42,8 +42,8 @@ margins), :mod:`~emlpress.pipelines.tpc.model` (the MILP), :mod:`~emlpress.pipel
 and :mod:`~emlpress.pipelines.tpc.report` (the summary, plots and what the CLI prints).
 """
 
-from emlpress.pipelines.checkpoints import load_fits as _load_fits  # noqa: F401  (former names)
-from emlpress.pipelines.checkpoints import save_fits as _save_fits  # noqa: F401
+from emlpress.pipelines.checkpoints import load_fits as _load_fits
+from emlpress.pipelines.checkpoints import save_fits as _save_fits
 from emlpress.pipelines.tpc.config import (ANSWER_MODELS, DEFAULT_DATA, PRESETS, QUANTIZED_VARIANTS,
                                            R2_ERROR_GOAL, RESOURCES, VARIANTS, Config, embedding,
                                            load_config, variants)

@@ -150,7 +150,7 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
         if bar is not None:
             bar.set_postfix(benchmark=bench, topology=topo, variant=variant)
 
-        def on_iteration(it, bar=bar):
+        def on_iteration(it, bar=bar, variant=variant):
             if bar is not None:
                 bar.set_postfix(benchmark=bench, topology=topo, variant=variant,
                                 iteration=it["iteration"], verdict=it["verdict"])

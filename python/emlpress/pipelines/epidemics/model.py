@@ -1,0 +1,319 @@
+"""The planning MILP of :mod:`emlpress.pipelines.epidemics` (:func:`plan`) and the search
+through a network that starts it (:func:`surrogate_search`).
+
+The MILP, per week ``w``: five NPI binaries, a one-hot choice among the 32 combinations they
+make (linked row by row, so the week's ``beta`` is exactly ``sum_k beta_k c_wk``: no
+relaxation of the product of effects), the model (a network by ``add_network``, an int8 one
+by ``add_quantized_network``, or a tree by ``add_tree``) from the week's state and ``beta``
+to the next state, whose output variables are the next week's inputs; the budget over the
+horizon; the objective: the largest S after the last week. How each week's network is
+bounded is ``BOUNDING``'s choice: on the previous week's output box (chained, optionally
+losslessly compressed there), on what the schedules can feed it (reachable: the default of
+the run), or on the training box (single-box, the naive way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from emlpress import _highs
+from emlpress import bounds as _bounds
+from emlpress.compress import lossless
+from emlpress.data import sir
+from emlpress.milp import add_network, solve, tighten_tolerances
+from emlpress.network import Network
+
+
+class NotApplicable(ValueError):
+    """A bounding that cannot apply to this instance (single-box: a week's inputs leave the
+    training box); the run records it as such, and only it."""
+
+
+@dataclass
+class Plan:
+    """A solved planning MILP: ``schedule`` (combination index per week), ``npis`` (0/1 per
+    week and NPI), the model's predicted trajectory, the true (simulated) one, and the
+    solver's result."""
+
+    status: str
+    schedule: np.ndarray | None
+    npis: np.ndarray | None
+    predicted: np.ndarray | None  # (weeks + 1, 3)
+    simulated: np.ndarray | None  # by the reference integrator
+    cost: float | None
+    solution: object
+    handles: list = field(default_factory=list)
+    message: str = ""
+    #: per week: units removed by lossless compression (chained+lossless), or (reachable)
+    #: units stable at every reachable input or box (no binary, inactive ones no variable)
+    removed: list = field(default_factory=list)
+    #: the start (networks): (schedule, the network's predicted S, whether the search was
+    #: exhaustive, i.e. that S is the network's own optimum)
+    search: tuple | None = None
+
+    @property
+    def predicted_s(self) -> float:
+        return float(self.predicted[-1, 0]) if self.predicted is not None else float("nan")
+
+    @property
+    def simulated_s(self) -> float:
+        return float(self.simulated[-1, 0]) if self.simulated is not None else float("nan")
+
+
+def _add_model(h, model, inputs, name):
+    from emlpress.io.tflite import QuantizedNetwork
+    from emlpress.milp import add_network, add_quantized_network, add_tree
+
+    if isinstance(model, Network):
+        return add_network(h, model, inputs, name=name)
+    if isinstance(model, QuantizedNetwork):
+        return add_quantized_network(h, model, inputs, name=name)
+    if hasattr(model, "tree_"):
+        return add_tree(h, model, inputs, name=name)
+    raise TypeError(f"model: expected a Network, a QuantizedNetwork or a fitted scikit-learn tree, "
+                    f"got {type(model).__name__}")
+
+
+#: how a network's weeks are bounded: "chained" (each week's box is the previous week's output
+#: bounds: CROWN there), "chained+lossless" (and each week's network losslessly compressed on
+#: its box, with LP bounds), "reachable" (each week's network bounded on what the schedules
+#: within the budget can feed it: every input while they are at most ``REACH_MAX``, then
+#: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every
+#: week bounded once on the training box [0,1]^3 x [0, 0.4], the week's inputs restricted
+#: to it)
+BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
+TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
+#: the "reachable" bounding enumerates a week's inputs while they are at most this many
+#: (the 10-week instance, budget 66.7: 5 weeks, 24^5 = 8.0 million inputs in the fifth)
+REACH_MAX = 10_000_000
+#: then it covers the week's states by boxes (k-d splits of the enumerated states, later of
+#: the boxes' centres): REACH_BOXES for networks of up to 32 units, fewer for larger ones
+#: (CROWN's cost grows with the units; at least 256)
+REACH_BOXES = 4096
+
+
+def _n_boxes(net) -> int:
+    return max(256, min(REACH_BOXES, REACH_BOXES * 32 // max(1, net.n_neurons)))
+
+
+def _kd_groups(C: np.ndarray, k: int) -> list:
+    """Index groups of the rows of ``C``: every group split in two at the median of its widest
+    coordinate, level by level, until there are at least ``k`` groups (or the groups are
+    single rows)."""
+    groups = [np.arange(C.shape[0])]
+    while len(groups) < k and max(g.size for g in groups) > 1:
+        nxt = []
+        for g in groups:
+            if g.size < 2:
+                nxt.append(g)
+                continue
+            sub = C[g]
+            d = int(np.argmax(sub.max(0) - sub.min(0)))
+            half = g.size // 2
+            part = np.argpartition(sub[:, d], half)
+            nxt += [g[part[:half]], g[part[half:]]]
+        groups = nxt
+    return groups
+
+
+class _Reach:
+    """What the schedules within the budget can feed each week's network: every input, by
+    forward passes of the network over every such prefix (a combination with the beta of a
+    cheaper one gives the same states and is skipped), while they are at most ``REACH_MAX``;
+    afterwards boxes that cover the states (``REACH_BOXES`` of them), each with the least
+    spend of its states, propagated by CROWN one beta at a time. ``bounds()`` gives the
+    week's bounds there (:func:`bounds.on_points`, :func:`bounds.on_boxes`)."""
+
+    def __init__(self, instance: sir.Instance, net):
+        self.keep, self.beta, self.cost = sir.distinct_combinations(instance)
+        self.budget = instance.budget
+        self.net = net
+        self.states, self.spent = instance.state[None, :], np.zeros(1)
+        self._children()
+
+    def _children(self) -> None:
+        self.X = None
+        if self.states is not None:
+            p, c = sir.affordable(self.spent, self.cost, self.budget)
+            if p.size <= REACH_MAX:
+                self.X = np.column_stack([self.states[p], self.beta[c]])
+                self._p, self._c = p, c
+                return
+            self._boxes(self.states, self.states, self.spent)
+            self.states = None
+        p, c = sir.affordable(self.spent, self.cost, self.budget)
+        self.LO = np.column_stack([self.slo[p], self.beta[c]])
+        self.HI = np.column_stack([self.shi[p], self.beta[c]])
+        self._p, self._c = p, c
+
+    def _boxes(self, lo, hi, spent) -> None:
+        """Cover the boxes [lo, hi] (rows) by REACH_BOXES hulls of groups of them."""
+        groups = _kd_groups((lo + hi) / 2, _n_boxes(self.net))
+        self.slo = np.array([lo[g].min(0) for g in groups])
+        self.shi = np.array([hi[g].max(0) for g in groups])
+        self.spent = np.array([spent[g].min() for g in groups])
+
+    def bounds(self):
+        if self.X is not None:
+            return _bounds.on_points(self.net, self.X)
+        return _bounds.on_boxes(self.net, self.LO, self.HI)
+
+    def advance(self, b) -> None:
+        """To the next week, from this week's bounds ``b`` (those of :meth:`bounds`)."""
+        spent = self.spent[self._p] + self.cost[self._c]
+        if self.X is not None:
+            self.states, self.spent = self.net.forward(self.X), spent
+        else:
+            self._boxes(b.part_output[0], b.part_output[1], spent)
+        self._children()
+
+
+#: the beam of :func:`surrogate_search` (and the most prefixes a week may have for it to be an
+#: enumeration) for networks of up to 32 units; fewer for larger ones (at least 20,000)
+SEARCH_WIDTH = 200_000
+
+
+def surrogate_search(instance: sir.Instance, net, width: int | None = None):
+    """The best schedule for the network (largest predicted S after the last week): every
+    schedule within the budget where no week has more than ``width`` prefixes (the network's
+    own optimum, by enumeration); else a beam search that keeps, at each spend, the prefixes
+    with the largest predicted S (``width`` in all; default SEARCH_WIDTH, scaled down for
+    networks of more than 32 units), then a local search through the network
+    (:func:`sir.local_search`). Returns (schedule, predicted S, exhaustive)."""
+    if width is None:
+        width = max(20_000, min(SEARCH_WIDTH, SEARCH_WIDTH * 32 // max(1, net.n_neurons)))
+    keep, beta, cost = sir.distinct_combinations(instance)
+    states, spent = instance.state[None, :], np.zeros(1)
+    prefix = np.zeros((1, 0), np.int64)
+    exhaustive = True
+    for w in range(instance.weeks):
+        p, c = sir.affordable(spent, cost, instance.budget)
+        states = net.forward(np.column_stack([states[p], beta[c]]))
+        spent, prefix = spent[p] + cost[c], np.column_stack([prefix[p], c])
+        if states.shape[0] > width and w < instance.weeks - 1:  # the last week: every leaf
+            exhaustive = False
+            levels, inv = np.unique(np.round(spent, 9), return_inverse=True)
+            per = max(1, width // levels.size)
+            order = np.lexsort((-states[:, 0], inv))  # by spend, then by S, largest first
+            rank = np.arange(order.size) - np.searchsorted(inv[order], inv[order])
+            top = order[rank < per]
+            states, spent, prefix = states[top], spent[top], prefix[top]
+    k = int(np.argmax(states[:, 0]))
+    sched, s = keep[prefix[k]], float(states[k, 0])
+    if not exhaustive:
+        sched, s, _ = sir.local_search(instance, sched, step=net.forward)
+    return sched, s, exhaustive
+
+
+def _add_week(h, model, inputs, name, bounding, cache):
+    """One week's model; networks bounded as ``bounding`` says."""
+    if not isinstance(model, Network) or bounding == "chained":
+        return _add_model(h, model, inputs, name)
+    if bounding == "single-box":
+        lo, hi = TRAINING_BOX
+        cols = np.array([v.index for v in inputs], np.int32)
+        _, _, _, clo, chi, _ = h.getCols(4, cols)
+        nlo, nhi = np.maximum(clo, lo), np.minimum(chi, hi)
+        if np.any(nlo > nhi):
+            k = int(np.argmax(nlo > nhi))
+            raise NotApplicable(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
+                             f"training box [{lo[k]}, {hi[k]}]: single-box bounding cannot apply")
+        h.changeColsBounds(4, cols, nlo, nhi)
+        if "single" not in cache:
+            cache["single"] = _bounds.crown(model, lo, hi)
+        return add_network(h, model, inputs, bounds=cache["single"], name=name)
+    cols = np.array([v.index for v in inputs], np.int32)
+    if bounding == "reachable":  # the columns in the hull of what is reachable, bounds there
+        # bounds at points: a one-hot or budget row off by HiGHS' default tolerances (1e-6,
+        # 1e-7) would move beta or the spend past the margins the points are widened by
+        tighten_tolerances(h, 1e-9)
+        reach = cache.setdefault("reach", _Reach(cache["instance"], model))
+        b = reach.bounds()
+        if cache.setdefault("week", 0) < cache["instance"].weeks - 1:  # not after the last
+            reach.advance(b)
+        cache["week"] += 1
+        _, _, _, clo, chi, _ = h.getCols(4, cols)
+        h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
+        cache.setdefault("removed", []).append(b.n_stable)
+        return add_network(h, model, inputs, bounds=b, name=name)
+    _, _, _, clo, chi, _ = h.getCols(4, cols)
+    small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
+    cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
+    return add_network(h, small, inputs, bounds=rep.bounds, name=name)
+
+
+def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
+         constraints=None, simulate: bool = True, bounding: str = "chained",
+         start: bool = True) -> Plan:
+    """Solve the planning MILP of ``instance`` with ``model`` (inputs S, I, R, beta; outputs
+    the state a week later). ``constraints(h, weeks)``, if given, adds a user's rows
+    (``weeks[w]`` holds the week's ``npis`` variables and ``state`` variables); an
+    infeasible problem returns status ``INFEASIBLE`` and a message, never a plan.
+    ``bounding``: one of ``BOUNDING`` (networks only). With ``start`` (networks only), HiGHS
+    starts from the schedule of :func:`surrogate_search` (the network's own optimum where
+    that search is exhaustive), its variables set by forward passes."""
+    if bounding not in BOUNDING:
+        raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
+    cache: dict = {"instance": instance}
+    choices, beta, cost = sir.combinations(instance.npis, instance.beta0)
+    n_c, n_npi = choices.shape
+    h = _highs.highs()
+    s0 = instance.state
+    state = h.addVariables(3, lb=s0.tolist(), ub=s0.tolist())
+    weeks, handles = [], []
+    npi_cost = [c for _, c in instance.npis.values()]
+    spend = []
+    for w in range(instance.weeks):
+        a = h.addVariables(n_npi, lb=0.0, ub=1.0, type=highspy.HighsVarType.kInteger)
+        c = h.addVariables(n_c, lb=0.0, ub=1.0, type=highspy.HighsVarType.kInteger)
+        b = h.addVariable(lb=float(beta.min()), ub=float(beta.max()))
+        h.addConstr(sum(c[k] for k in range(n_c)) == 1)
+        for j in range(n_npi):
+            h.addConstr(a[j] - sum(c[k] for k in range(n_c) if choices[k, j]) == 0)
+        h.addConstr(b - sum(float(beta[k]) * c[k] for k in range(n_c)) == 0)
+        inputs = [state[0], state[1], state[2], b]
+        hd = _add_week(h, model, inputs, f"week{w}", bounding, cache)
+        handles.append(hd)
+        weeks.append({"npis": a, "combination": c, "beta": b, "state_in": inputs[:3]})
+        spend.append(sum(float(npi_cost[j]) * a[j] for j in range(n_npi)))
+        out = hd.outputs
+        state = [out[0], out[1], out[2]]
+        weeks[-1]["state"] = state
+    h.addConstr(sum(spend) <= float(instance.budget))
+    if constraints is not None:
+        constraints(h, weeks)
+    h.setObjective(state[0], sense=highspy.ObjSense.kMaximize)
+    found = None
+    if start and isinstance(model, Network):
+        found = surrogate_search(instance, model)
+        _set_start(h, weeks, handles, found[0], choices, beta, s0)
+    sol = solve(h, time_limit=time_limit, mip_gap=mip_gap)
+    if not sol.has_solution:
+        msg = {"INFEASIBLE": "no schedule satisfies the budget and the constraints given"}.get(
+            sol.status, f"no plan found ({sol.status})")
+        return Plan(sol.status, None, None, None, None, None, sol, handles, msg,
+                    removed=cache.get("removed", []), search=found)
+    x = np.asarray(sol.col_values)
+    sched = np.array([int(np.argmax([x[v.index] for v in wk["combination"]])) for wk in weeks])
+    npis = choices[sched]
+    pred = [s0] + [np.array([x[v.index] for v in wk["state"]]) for wk in weeks]
+    sim = sir.simulate(instance, sched, reference=True) if simulate else None
+    return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles,
+                removed=cache.get("removed", []), search=found)
+
+
+def _set_start(h, weeks, handles, schedule, choices, beta, s0) -> None:
+    """A MIP start: the schedule's NPI and combination variables, and each week's network
+    variables by a forward pass from the state the previous week's network gives."""
+    start = {}
+    x = np.asarray(s0, float)
+    for wk, hd, k in zip(weeks, handles, schedule):
+        start.update({v.index: float(val) for v, val in zip(wk["npis"], choices[k])})
+        start.update({v.index: float(j == k) for j, v in enumerate(wk["combination"])})
+        start.update(zip(*(a.tolist() for a in hd.start_values(np.append(x, beta[k])))))
+        x = np.array([start[int(c)] for c in hd.output_cols])  # the next week's input
+    h.setSolution(len(start), np.fromiter(start, np.int32), np.fromiter(start.values(), float))
+
