@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import threading
 
+import highspy
+import numpy as np
+
 from emlpress._quiet import with_fd_on_devnull
 
 _lock = threading.Lock()
@@ -18,8 +21,6 @@ _banner_done = False
 def highs(silent: bool = True):
     """A new ``highspy.Highs`` instance with output off (``silent``), the banner swallowed."""
     global _banner_done
-    import highspy
-
     with _lock:
         if _banner_done:
             h = highspy.Highs()
@@ -29,3 +30,89 @@ def highs(silent: bool = True):
     if silent:
         h.setOptionValue("output_flag", False)
     return h
+
+
+# --- the MILP encodings' plumbing: input columns, names, options, bulk adds ---------------
+
+
+def _column_indices(h, inputs) -> np.ndarray:
+    if isinstance(inputs, highspy.highs.highs_var) or np.isscalar(inputs):
+        inputs = [inputs]
+    cols = []
+    for k, v in enumerate(inputs):
+        if isinstance(v, highspy.highs.highs_var):
+            cols.append(int(v.index))
+        elif isinstance(v, (int, np.integer)):
+            cols.append(int(v))
+        else:
+            raise TypeError(f"input {k}: expected a highspy variable or a column index, got {type(v).__name__}")
+    cols = np.asarray(cols, dtype=np.int32)
+    n = h.getNumCol()
+    bad = np.flatnonzero((cols < 0) | (cols >= n))
+    if bad.size:
+        raise ValueError(f"input {bad[0]}: column {cols[bad[0]]} does not exist (the model has {n} columns)")
+    return cols
+
+
+def _col_name(h, c: int) -> str:
+    try:
+        status, name = h.getColName(int(c))
+        if name:
+            return f"column {c} ({name!r})"
+    except Exception:  # noqa: BLE001 - names are optional in HiGHS
+        pass
+    return f"column {c}"
+
+
+def _option(h, name):
+    """An option's value (highspy returns (status, value) or the value, by version)."""
+    v = h.getOptionValue(name)
+    return v[1] if isinstance(v, tuple) else v
+
+
+def tighten_tolerances(h, tol: float) -> None:
+    """Set HiGHS' MIP and primal feasibility tolerances of ``h`` to at most ``tol`` (encodings
+    whose exactness needs integrality finer than HiGHS' defaults of 1e-6 and 1e-7)."""
+    for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
+        if _option(h, opt) > tol:
+            h.setOptionValue(opt, float(tol))
+
+
+class _Builder:
+    """New columns and rows of an encoding written in Python, collected and added to HiGHS in
+    bulk by :func:`~emlpress.bounds.relaxation.add_block` (as the C++ encodings are)."""
+
+    def __init__(self, first_col: int):
+        self.first = first_col
+        self.lb, self.ub, self.integer = [], [], []
+        self.rows_lo, self.rows_hi, self.rows = [], [], []  # rows: list of (cols, vals)
+
+    def col(self, lb, ub, integer: bool) -> int:
+        self.lb.append(float(lb))
+        self.ub.append(float(ub))
+        self.integer.append(bool(integer))
+        return self.first + len(self.lb) - 1
+
+    def row(self, cols, vals, lo, hi) -> None:
+        self.rows.append((np.asarray(cols, np.int32), np.asarray(vals, np.float64)))
+        self.rows_lo.append(float(lo))
+        self.rows_hi.append(float(hi))
+
+    def flush(self, h) -> tuple[int, int, int]:
+        """Add everything to ``h``; returns (columns, rows, nonzeros)."""
+        # bounds.relaxation imports this module; add_block moves here (issue 35, bounds part),
+        # and this line goes with that merge
+        from emlpress.bounds.relaxation import add_block
+
+        sizes = [c.size for c, _ in self.rows]
+        blk = {"col_lower": np.asarray(self.lb, np.float64), "col_upper": np.asarray(self.ub, np.float64),
+               "binary": np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
+               "row_lower": np.asarray(self.rows_lo, np.float64),
+               "row_upper": np.asarray(self.rows_hi, np.float64),
+               "starts": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+               "indices": (np.concatenate([c for c, _ in self.rows]) if self.rows
+                           else np.zeros(0)).astype(np.int32),
+               "values": (np.concatenate([v for _, v in self.rows]) if self.rows
+                          else np.zeros(0)).astype(np.float64)}
+        add_block(h, blk)
+        return len(self.lb), len(self.rows), int(blk["indices"].size)

@@ -71,17 +71,9 @@ class Plan:
 
 
 def _add_model(h, model, inputs, name):
-    from emlpress.io.tflite import QuantizedNetwork
-    from emlpress.milp import add_network, add_quantized_network, add_tree
+    from emlpress.milp import add_predictor
 
-    if isinstance(model, Network):
-        return add_network(h, model, inputs, name=name)
-    if isinstance(model, QuantizedNetwork):
-        return add_quantized_network(h, model, inputs, name=name)
-    if hasattr(model, "tree_"):
-        return add_tree(h, model, inputs, name=name)
-    raise TypeError(f"model: expected a Network, a QuantizedNetwork or a fitted scikit-learn tree, "
-                    f"got {type(model).__name__}")
+    return add_predictor(h, model, inputs, name=name)
 
 
 #: how a network's weeks are bounded: "chained" (each week's box is the previous week's output
