@@ -3,7 +3,10 @@ process' stdout when the first instance is created, before any option can silenc
 first instance emlpress creates is built with file descriptor 1 pointed at /dev/null (other
 threads' writes to fd 1 in that instant are lost with it), so
 emlpress' output (tables, a CLI piped into a file) never starts with it; HiGHS prints the
-banner once per process, so later instances (the user's too) stay quiet."""
+banner once per process, so later instances (the user's too) stay quiet.
+
+Below it, the plumbing the MILP encodings share: input columns and their names, option
+values, and :class:`_Builder`, which adds an encoding written in Python in bulk."""
 
 from __future__ import annotations
 
@@ -100,8 +103,8 @@ class _Builder:
 
     def flush(self, h) -> tuple[int, int, int]:
         """Add everything to ``h``; returns (columns, rows, nonzeros)."""
-        # bounds.relaxation imports this module; add_block moves here (issue 35, bounds part),
-        # and this line goes with that merge
+        # bounds.relaxation imports this module: imported here until add_block moves into
+        # this module (issue 35, the bounds part); then this line is deleted
         from emlpress.bounds.relaxation import add_block
 
         sizes = [c.size for c, _ in self.rows]

@@ -36,4 +36,4 @@ from emlpress.milp.tree import TreeHandle, add_tree
 __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree", "TreeHandle",
            "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP",
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
-           "registered_handles"]
+           "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE"]
