@@ -23,7 +23,8 @@ def true_extremes(net, lo, hi, k):
             p += hidden[j]
             for i in range(hidden[j]):  # active: z >= 0; inactive: z <= 0
                 sgn = -1.0 if mask[i] else 1.0
-                A_ub.append(sgn * Z_A[i]); b_ub.append(-sgn * Z_c[i])
+                A_ub.append(sgn * Z_A[i])
+                b_ub.append(-sgn * Z_c[i])
             A, c = Z_A * mask[:, None], Z_c * mask
         Z_A, Z_c = net.weights[k] @ A, net.weights[k] @ c + net.biases[k]
         # each row scaled to unit norm (rows of a dead unit, ~1e-7 x + 1e-11 <= 0, are

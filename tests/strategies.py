@@ -7,13 +7,16 @@ import pytest
 from hypothesis import strategies as st
 
 from emlpress import Network
+from emlpress.testing import trained_like
 
 
 @st.composite
 def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
     """A random network (depth 1..max_depth, widths 1..max_width) with exact zeros in its
     weights, large or tiny scales, and an input box that may be degenerate (lo == hi).
-    Some draws add exact-zero units like L1/L2 training leaves (``exact_zero_units``)."""
+    Some draws add exact-zero units like L1/L2 training leaves (``exact_zero``). Drawn
+    through :func:`emlpress.testing.trained_like`: every weight at scale
+    ``w_scale / sqrt(n_in)``, no near-dead unit, no per-layer scale."""
     depth = draw(st.integers(1, max_depth))
     n_in = draw(st.integers(1, max_in or max_width))
     sizes = [n_in] + [draw(st.integers(1, max_width)) for _ in range(depth)]
@@ -24,22 +27,7 @@ def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
     box_mode = draw(st.sampled_from(["normal", "normal", "some_degenerate", "all_degenerate"]))
     x_scale = draw(st.sampled_from([1e-4, 1.0, 1.0, 1e3]))
     zero_units = draw(st.sampled_from([0.0, 0.0, 0.3, 1.0]))
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for n_i, n_o in zip(sizes[:-1], sizes[1:]):
-        W = rng.normal(size=(n_o, n_i)) * w_scale / np.sqrt(n_i)
-        W[rng.random(W.shape) < zero_frac] = 0.0
-        b = rng.normal(size=n_o) * w_scale
-        if bias_mode == "zero":
-            b[:] = 0.0
-        elif bias_mode == "positive":
-            b = np.abs(b) * 3
-        elif bias_mode == "negative":
-            b = -np.abs(b) * 3
-        if zero_units:
-            exact_zero_units(rng, W, b, zero_units, after_relu=bool(Ws))
-        Ws.append(W)
-        bs.append(b)
+    rng = np.random.default_rng([seed, 2])  # the box (trained_like draws from seed itself)
     lo = rng.uniform(-1, 1, n_in) * x_scale
     hi = lo + rng.uniform(0, 2, n_in) * x_scale
     if box_mode == "all_degenerate":
@@ -47,25 +35,11 @@ def network_and_box(draw, max_depth=6, max_width=64, max_in=None):
     elif box_mode == "some_degenerate":
         mask = rng.random(n_in) < 0.5
         hi[mask] = lo[mask]
-    return Network(Ws, bs), lo, hi, seed
-
-
-def exact_zero_units(rng, W, b, frac, after_relu=True):
-    """Turn about ``frac`` of the units of the layer (W, b) into units like L1/L2 training
-    leaves, in place: bias exactly 0 and, on ReLU outputs (``after_relu``), weights <= 0 with
-    exact zeros (the unit is exactly 0 wherever its inputs are, else negative), some of them
-    also with a few +1e-30 weights beside large ones (positive only by 1e-30, below any
-    rounding slack). In the first layer (inputs of either sign), all-zero rows: a constant 0."""
-    units = np.flatnonzero(rng.random(W.shape[0]) < frac)
-    for i in units:
-        b[i] = 0.0
-        if not after_relu:
-            W[i] = 0.0
-            continue
-        W[i] = -np.abs(W[i])
-        W[i, rng.random(W.shape[1]) < 0.5] = 0.0
-        if rng.random() < 0.5:
-            W[i, rng.random(W.shape[1]) < 0.2] = 1e-30
+    net = trained_like(sizes, seed, big=1.0, big_scale=[w_scale / np.sqrt(n) for n in sizes[:-1]],
+                       bias=w_scale * (1 if bias_mode == "normal" else 3),
+                       bias_sign=None if bias_mode == "normal" else bias_mode, near_dead=0,
+                       layer_scale=1.0, zero_weights=zero_frac, exact_zero=zero_units, lo=lo, hi=hi)
+    return Network(net.weights, net.biases), lo, hi, seed
 
 
 def sample_box(lo, hi, n, seed, max_corners=4096):
@@ -80,6 +54,16 @@ def sample_box(lo, hi, n, seed, max_corners=4096):
         bits = rng.random((max_corners, d)) < 0.5
     pts.append(np.where(bits, hi, lo))
     return np.vstack(pts)
+
+
+def numpy_preactivations(net, X):
+    """Every layer's pre-activations by plain numpy (independent of the C++ kernels)."""
+    out, a = [], np.asarray(X, float)
+    for W, b in zip(net.weights, net.biases):
+        z = a @ W.T + b
+        out.append(z)
+        a = np.maximum(z, 0.0)
+    return out
 
 
 def interval_numpy(net, lo, hi):

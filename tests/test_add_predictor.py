@@ -16,6 +16,7 @@ from emlpress.milp import (NetworkHandle, PredictorHandle, QuantizedHandle, Tree
                            add_predictor, add_quantized_network, add_tree, register_predictor,
                            registered_handles, registered_predictors, solve)
 from emlpress.milp import registry
+from emlpress.testing import trained_like
 
 MAX = highspy.ObjSense.kMaximize
 MIN = highspy.ObjSense.kMinimize
@@ -47,15 +48,9 @@ def _same_optima(typed_add, model, lo, hi, n_out, handle_type, **options):
         assert hd2.n_vars == hd1.n_vars and hd2.n_binaries == hd1.n_binaries
 
 
-def _network(seed, sizes=(3, 8, 6, 2)):
-    rng = np.random.default_rng(seed)
-    return Network([rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])],
-                   [rng.normal(size=o) * 0.3 for o in sizes[1:]], -np.ones(sizes[0]), np.ones(sizes[0]))
-
-
 def test_a_network_gives_add_networks_optimum_options_passed_on():
-    net = _network(0)
-    # bounds="lp" reaches add_network: fewer binaries than its default CROWN bounds would give
+    net = trained_like([3, 8, 6, 2], seed=0)
+    # the options (bounds=, name=) reach add_network: the encodings match in size
     _same_optima(add_network, net, net.lo, net.hi, 2, NetworkHandle, bounds="lp", name="f")
 
 
@@ -74,7 +69,7 @@ def test_an_int8_model_gives_add_quantized_networks_optimum():
     from emlpress.compress import lossy
     from emlpress.io.tflite import QuantizedNetwork
 
-    net = _network(2, sizes=(2, 8, 2))
+    net = trained_like([2, 8, 2], seed=2)
     X = np.random.default_rng(2).uniform(-1, 1, (300, 2))
     q = QuantizedNetwork.from_tflite(lossy.quantize(net, "int8", representative=X))
     _same_optima(add_quantized_network, q, np.array([-0.8, -0.6]), np.array([0.9, 0.7]), 1,
@@ -179,7 +174,7 @@ def test_solve_checks_a_user_registered_kind_against_its_own_evaluation(own_regi
 
 
 def test_a_later_registration_overrides_and_bad_ones_are_refused(own_registry):
-    net = _network(3)
+    net = trained_like([3, 8, 6, 2], seed=3)
     h = highs()
     x = h.addVariables(3, lb=-1.0, ub=1.0)
     register_predictor(Network, lambda h, m, inputs, **o: add_network(h, m, inputs, bounds="lp", **o))

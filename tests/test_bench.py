@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import emlpress
@@ -61,6 +60,27 @@ def test_machine_description_fields():
     assert "-O3" in flags and m["build"]["compiler"] and m["build"]["build_type"] == "Release"
     assert m["build"]["native"] == ("-march=native" in flags)
     json.dumps(m)  # the description goes into the result file as is
+
+
+def test_host_fingerprint_is_the_machine_cpu_and_mismatch_names_what_differs():
+    """One reading of the host for emlpress bench and the TPC data: the fingerprint's CPU and
+    cores are the machine description's; a manifest entry from another host is named by the
+    fields that decide kernel times (not the host name, Python or numba)."""
+    from emlpress import host
+    from emlpress.data import tpc_generate, tpc_oracle
+
+    here = host.host_fingerprint()
+    m = bench.machine(REPO / "benches")
+    assert (m["cpu"], m["cores"], m["machine"], m["node"]) == (here["cpu"], here["cores"], here["machine"], here["node"])
+    assert here["cores"] == os.cpu_count() and here["system"] == os.uname().sysname
+    assert host.host_mismatch({"host": dict(here, node="elsewhere", python="2.7", numba="0")}, here) is None
+    other = dict(here, cpu="Other CPU", cores=here["cores"] + 2)
+    why = host.host_mismatch({"host": other}, here)
+    assert why.startswith("cpu 'Other CPU'") and f"cores {here['cores'] + 2} (here {here['cores']})" in why
+    assert "machine" not in why and host.host_mismatch({}, here).count("None") == len(host.HOST_KEYS)
+    # the TPC modules keep exporting the names they exported before the host module
+    assert tpc_generate.host_fingerprint is host.host_fingerprint and "host_fingerprint" in tpc_generate.__all__
+    assert (tpc_oracle.host_mismatch, tpc_oracle.HOST_KEYS) == (host.host_mismatch, host.HOST_KEYS)
 
 
 def test_compare_ratios_medians_min_max(tmp_path, capsys):
@@ -155,6 +175,25 @@ def test_mismatched_suite_or_names_are_not_divided(tmp_path):
     assert bench.compare([a, d]).ratios["bench_x.py::t[a]", 1] == "n/c: other group or parameters"
 
 
+@pytest.mark.parametrize("name", ["vm.json", "vm-stability.json", "vm-stability-quick.json", "vm-study.json"])
+def test_saved_results_load_and_compare_with_the_suite_as_laid_out(name):
+    """A result saved before the suite moved to benches/suites/ still loads, names each benchmark
+    by a group the suite has today, and compares with itself (ratio 1) and per group (--only)."""
+    path = REPO / "benches" / "results" / name
+    if not path.is_file():
+        pytest.skip(f"no {path} in this checkout")
+    res = bench.load(path)
+    known = bench.groups(bench.find_benches(REPO / "benches"))
+    in_result = sorted({b["name"].split("::")[0][len("bench_"):-len(".py")] for b in res["benchmarks"]})
+    assert in_result and set(in_result) <= set(known) and set(in_result) <= set(res["groups"])
+    c = bench.compare([res, res])
+    assert len(c.rows) == len(res["benchmarks"])
+    assert all(c.ratios[n, 1] in (pytest.approx(1.0), "n/c: both at the time limit") for _, n, _ in c.rows
+               if c.times[n, 0][0] > 0)
+    one = bench.compare([res], only=[in_result[0]])
+    assert one.rows and {n.split("::")[0] for _, n, _ in one.rows} == {f"bench_{in_result[0]}.py"}
+
+
 def test_bad_result_files_name_the_file(tmp_path, capsys):
     missing = tmp_path / "missing.json"
     with pytest.raises(FileNotFoundError, match="missing.json"):
@@ -181,14 +220,15 @@ def test_bad_result_files_name_the_file(tmp_path, capsys):
 
 
 def suite(path: Path) -> Path:
-    path.mkdir(parents=True)
+    (path / "suites").mkdir(parents=True)
     (path / "conftest.py").write_text(TINY_CONFTEST)
-    (path / "bench_tiny.py").write_text(TINY_BENCH)
+    (path / "suites" / "bench_tiny.py").write_text(TINY_BENCH)
     return path
 
 
 def test_find_benches_search_order(tmp_path, monkeypatch):
-    """--benches, else $EMLPRESS_BENCHES, else ./benches, else the source checkout's."""
+    """--benches, else $EMLPRESS_BENCHES, else ./benches; never a folder found from where
+    emlpress is installed."""
     flag, env, cwd = suite(tmp_path / "flag"), suite(tmp_path / "env"), suite(tmp_path / "here" / "benches")
     monkeypatch.chdir(tmp_path / "here")
     monkeypatch.setenv("EMLPRESS_BENCHES", str(env))
@@ -196,13 +236,14 @@ def test_find_benches_search_order(tmp_path, monkeypatch):
     assert bench.find_benches() == env
     monkeypatch.delenv("EMLPRESS_BENCHES")
     assert bench.find_benches() == cwd
-    monkeypatch.chdir(tmp_path)  # no ./benches here
-    checkout = IMPORTED.parent / "benches"  # only when emlpress is imported from the checkout's python/
-    if (checkout / "conftest.py").is_file():
-        assert bench.find_benches() == checkout.resolve()
-    else:  # an installed emlpress: no checkout to fall back on
-        with pytest.raises(bench.BenchError, match=r"no benchmark suite at \./benches"):
-            bench.find_benches()
+    monkeypatch.chdir(tmp_path)  # no ./benches here: not even the checkout emlpress is imported from
+    with pytest.raises(bench.BenchError, match=r"no benchmark suite at \./benches.*set EMLPRESS_BENCHES or pass --benches DIR"):
+        bench.find_benches()
+    (tmp_path / "flat").mkdir()  # bench_*.py beside conftest.py, not in suites/: not a suite
+    (tmp_path / "flat" / "conftest.py").write_text(TINY_CONFTEST)
+    (tmp_path / "flat" / "bench_tiny.py").write_text(TINY_BENCH)
+    with pytest.raises(bench.BenchError, match=r"conftest\.py and suites/bench_\*\.py"):
+        bench.find_benches(tmp_path / "flat")
     (tmp_path / "empty").mkdir()
     with pytest.raises(bench.BenchError, match="no benchmark suite at --benches"):
         bench.find_benches(tmp_path / "empty")  # no fallback once a place is given
@@ -307,7 +348,7 @@ def test_skipped(benchmark):
 def test_failed_benchmarks_are_named_and_left_out(tmp_path):
     pytest.importorskip("pytest_benchmark")
     suite_dir = suite(tmp_path / "benches")
-    (suite_dir / "bench_tiny.py").write_text(FAILING_BENCH)
+    (suite_dir / "suites" / "bench_tiny.py").write_text(FAILING_BENCH)
     out = tmp_path / "r.json"
     r = run_bench(tmp_path, "--benches", suite_dir, "--tag", "vm", "-o", out)
     assert r.returncode == 1, r.stderr + r.stdout
@@ -318,7 +359,7 @@ def test_failed_benchmarks_are_named_and_left_out(tmp_path):
     assert res["outcomes"] == {"passed": 1, "skipped": 1, "errors": [],
                                "failed": ["bench_tiny.py::test_check_fails", "bench_tiny.py::test_raises"]}
     # nothing timed at all (pytest-benchmark then writes no file, or an empty one before 5.3)
-    (suite_dir / "bench_tiny.py").write_text("import pytest\n\ndef test_s(benchmark):\n    pytest.skip('no')\n")
+    (suite_dir / "suites" / "bench_tiny.py").write_text("import pytest\n\ndef test_s(benchmark):\n    pytest.skip('no')\n")
     r = run_bench(tmp_path, "--benches", suite_dir, "--tag", "vm", "-o", tmp_path / "none.json")
     assert r.returncode == 1 and "no benchmark ran: 0 passed, 1 skipped, 0 failed or errors in tiny; nothing saved" in r.stderr
     assert "JSON" not in r.stderr and not (tmp_path / "none.json").exists()
@@ -329,7 +370,7 @@ def test_readme_tables_are_the_saved_results():
     whose result file is not in this checkout is skipped)."""
     import importlib.util
 
-    path = REPO / "benches" / "readme_tables.py"
+    path = REPO / "benches" / "tools" / "readme_tables.py"
     if not path.is_file():
         pytest.skip("no benches/ in this checkout")
     spec = importlib.util.spec_from_file_location("readme_tables", path)
@@ -341,7 +382,7 @@ def test_readme_tables_are_the_saved_results():
     for m in blocks:
         if not all(p.is_file() for p in rt.result_files(m.group(2))):
             continue
-        assert m.group(3) == rt.render(m.group(2)) + "\n", f"stale table under <!-- {m.group(2)} -->: run python benches/readme_tables.py"
+        assert m.group(3) == rt.render(m.group(2)) + "\n", f"stale table under <!-- {m.group(2)} -->: run python benches/tools/readme_tables.py"
         checked += 1
     if not checked:
         pytest.skip("none of the README's result files is in this checkout")

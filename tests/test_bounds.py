@@ -20,11 +20,11 @@ def test_crown_is_sound(case):
 
 @given(network_and_box(max_depth=4, max_width=32))
 def test_crown_on_sub_boxes_clipped_by_the_box_bounds_is_sound(case):
-    """_core.crown_boxes (CROWN per box, boxes over threads, every layer intersected with
+    """kernels.crown_boxes (CROWN per box, boxes over threads, every layer intersected with
     bounds of the whole box) on random sub-boxes: each box's bounds hold at its samples, are
     never looser than the clip, and equal those of crown one box at a time up to the
     rounding of a different GEMM blocking."""
-    from emlpress import _core
+    from emlpress import kernels
 
     net, lo, hi, seed = case
     whole = bounds.crown(net, lo, hi)
@@ -32,7 +32,7 @@ def test_crown_on_sub_boxes_clipped_by_the_box_bounds_is_sound(case):
     a, b = rng.uniform(lo, hi, (2, 6, lo.size))
     LO, HI = np.minimum(a, b), np.maximum(a, b)
     LO[0], HI[0] = lo, hi
-    A, B = _core.crown_boxes(net._core, LO, HI, (list(whole.lower), list(whole.upper)))
+    A, B = kernels.crown_boxes(net._core, LO, HI, (list(whole.lower), list(whole.upper)))
     cols = np.cumsum([0] + net.sizes[1:])
     for r in range(len(LO)):
         lower = tuple(A[r, cols[l]:cols[l + 1]] for l in range(net.n_layers))
@@ -44,25 +44,25 @@ def test_crown_on_sub_boxes_clipped_by_the_box_bounds_is_sound(case):
     # the same clip given per box (the search passes each box its parent's bounds)
     rows = (np.tile(np.concatenate(whole.lower), (len(LO), 1)),
             np.tile(np.concatenate(whole.upper), (len(LO), 1)))
-    A2, B2 = _core.crown_boxes(net._core, LO, HI, None, rows)
+    A2, B2 = kernels.crown_boxes(net._core, LO, HI, None, rows)
     np.testing.assert_array_equal(A2, A)
     np.testing.assert_array_equal(B2, B)
-    A1, B1 = _core.crown_boxes(net._core, LO[:1], HI[:1])
+    A1, B1 = kernels.crown_boxes(net._core, LO[:1], HI[:1])
     np.testing.assert_allclose(A1[0], np.concatenate(whole.lower), rtol=1e-9, atol=0)
     np.testing.assert_allclose(B1[0], np.concatenate(whole.upper), rtol=1e-9, atol=0)
 
 
 def test_crown_boxes_rejects_mismatched_shapes():
-    from emlpress import _core
+    from emlpress import kernels
 
     net = Network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
     with pytest.raises(ValueError, match=r"LO and HI must both have shape \(B, n_in\)"):
-        _core.crown_boxes(net._core, np.zeros((2, 3)), np.zeros((2, 2)))
+        kernels.crown_boxes(net._core, np.zeros((2, 3)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="clip bounds of layer 1 do not match its width"):
-        _core.crown_boxes(net._core, np.zeros((1, 3)), np.ones((1, 3)),
+        kernels.crown_boxes(net._core, np.zeros((1, 3)), np.ones((1, 3)),
                           ([np.zeros(2), np.zeros(3)], [np.ones(2), np.ones(3)]))
     with pytest.raises(ValueError, match="box_clip must hold two"):
-        _core.crown_boxes(net._core, np.zeros((2, 3)), np.ones((2, 3)), None,
+        kernels.crown_boxes(net._core, np.zeros((2, 3)), np.ones((2, 3)), None,
                           (np.zeros((2, 3)), np.ones((1, 3))))
 
 

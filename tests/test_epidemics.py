@@ -91,7 +91,7 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
     assert len(solved) == 14
     # compression per week changes the encoding, not the optimum of the surrogate (within the
     # MIP gaps solve() passes: 1e-4 relative, 1e-6 absolute)
-    for (m, w), g in solved[solved["model"].isin(["linear", "8"])].groupby(["model", "weeks"]):
+    for _, g in solved[solved["model"].isin(["linear", "8"])].groupby(["model", "weeks"]):
         top = g["predicted_S"].abs().max()
         assert g["predicted_S"].max() - g["predicted_S"].min() <= 2 * max(1e-4 * top, 1e-6) + 1e-12
     # the network's own optimum, by enumeration (1-2 weeks: exhaustive), is what the MILP proved

@@ -10,29 +10,27 @@ import pytest
 pytest.importorskip("tf_keras")
 pytest.importorskip("ai_edge_litert")
 
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+import flatbuffers
+import highspy
+import tensorflow as tf  # loaded by the importorskip above, TF_USE_LEGACY_KERAS set (conftest)
+from ai_edge_litert import schema_py_generated as S
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from emlpress import Network, milp  # noqa: E402
-from emlpress._highs import highs  # noqa: E402
-from emlpress.compress import lossy  # noqa: E402
-from emlpress.io import ModelFileError, UnsupportedLayerError, from_tflite, load_model  # noqa: E402
-from emlpress.io.tflite import QuantizedNetwork, read_tflite  # noqa: E402
+from emlpress import Network, milp
+from emlpress._highs import highs
+from emlpress.compress import lossy
+from emlpress.io import ModelFileError, UnsupportedLayerError, from_tflite, load_model
+from emlpress.io.keras import from_keras, tf_keras
+from emlpress.io.tflite import QuantizedNetwork, read_tflite
+from emlpress.testing import trained_like
 
 
 def trained_looking(sizes, seed, dead=0.2, tiny=0.3):
     """A network like a trained one: per-layer scales, near-zero weights beside large ones,
-    dead units (large negative biases)."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(b, a)) * rng.choice([0.3, 1.0, 3.0]) / np.sqrt(a)
-        W[rng.random(W.shape) < tiny] *= 1e-4
-        bias = rng.normal(size=b) * 0.1
-        if l < len(sizes) - 2:
-            bias[rng.random(b) < dead] = -10.0
-        Ws.append(W)
-        bs.append(bias)
-    return Network(Ws, bs, -np.ones(sizes[0]), np.ones(sizes[0]))
+    dead units (dead on the box [-1, 1]^n_in)."""
+    return trained_like(sizes, seed, big=1.0 - tiny, near_dead=0, dead=dead, bias=0.1,
+                        big_scale=[c / np.sqrt(a) for c, a in zip(itertools.cycle((1.0, 3.0, 0.3)), sizes[:-1])],
+                        layer_scale=1.0)
 
 
 def _interp(content, kernels="reference"):
@@ -154,8 +152,6 @@ def test_exact_embedding_optimum_equals_enumeration_and_the_interpreter(bounds, 
     q = QuantizedNetwork.from_tflite(lossy.quantize(net, "int8-fallback", representative=X))
     box_lo, box_hi = np.array([-0.8, -0.6]) + shift, np.array([0.9, 0.7]) + shift
     _, outs = _brute_force(q, box_lo, box_hi)
-    import highspy
-
     for k in range(2):
         for sense, best in ((highspy.ObjSense.kMaximize, outs[:, k].max()),
                             (highspy.ObjSense.kMinimize, outs[:, k].min())):
@@ -179,8 +175,6 @@ def test_encoding_admits_exactly_the_interpreters_value_at_random_integer_inputs
     content = lossy.quantize(net, "int8", representative=X)
     q = QuantizedNetwork.from_tflite(content)
     rng = np.random.default_rng(9)
-    import highspy
-
     XQ = rng.integers(-128, 128, (12, 3))
     ref = _run(content, XQ.astype(np.int8)).astype(np.int64)
     for xq, r in zip(XQ, ref):
@@ -192,8 +186,6 @@ def test_encoding_admits_exactly_the_interpreters_value_at_random_integer_inputs
 def _fixed_input_value(q, xq, k, sense):
     """Output k (int8) of the MILP with its int8 inputs fixed by constraints (not by bounds,
     which would make every unit a constant and leave the rows untested), optimised."""
-    import highspy
-
     h = highs()
     x = h.addVariables(len(xq), lb=-128, ub=127, type=highspy.HighsVarType.kInteger)
     for v, val in zip(x, xq):
@@ -210,9 +202,6 @@ def _fixed_input_value(q, xq, k, sense):
 def _dyadic_model(W, b, s_in, s_w, s_out, relu=False):
     """A one-layer int8 model with chosen integer weights and power-of-two scales, where
     requantization ties (exact halves) happen: written by editing a converted flatbuffer."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as S
-
     W, b = np.asarray(W, np.int8), np.asarray(b, np.int32)
     net = Network([np.ones(W.shape)], [np.full(W.shape[0], 0.1)], -np.ones(W.shape[1]), np.ones(W.shape[1]))  # a bias tensor
     content = lossy.quantize(net, "int8", representative=np.random.default_rng(0).uniform(-1, 1, (50, W.shape[1])))
@@ -245,8 +234,6 @@ def test_requantization_ties_round_away_from_zero_as_the_interpreter(s_out):
     r = q.layers[0].ratio[0]  # acc * r is an exact half: 2 acc p = q (mod 2q)
     exact = (2 * acc * r.numerator) % (2 * r.denominator) == r.denominator
     assert exact.any() and (exact & (acc < 0)).any()  # ties of both signs are reachable
-    import highspy
-
     for i in np.flatnonzero(exact)[::max(1, exact.sum() // 6)][:6]:
         for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
             assert _fixed_input_value(q, grid[i], 0, sense) == ref[i, 0], (acc[i], sense)
@@ -256,8 +243,6 @@ def test_units_that_never_reach_a_clamp_need_no_binary():
     net = trained_looking([2, 8, 1], seed=10, dead=0.0)
     X = np.random.default_rng(0).uniform(-1, 1, (300, 2))
     q = QuantizedNetwork.from_tflite(lossy.quantize(net, "int8", representative=X))
-    import highspy
-
     h = highs()
     x = h.addVariables(2, lb=-128, ub=127, type=highspy.HighsVarType.kInteger)
     hd = milp.add_quantized_network(h, q, [v.index for v in x], quantized_inputs=True)
@@ -310,8 +295,6 @@ def test_modes_that_calibrate_refuse_to_run_without_data(small):
 
 
 def test_prune_reaches_its_sparsity_per_layer_and_returns_a_plain_model():
-    from emlpress.io.keras import from_keras, tf_keras
-
     keras = tf_keras()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -347,16 +330,12 @@ def test_bad_tflite_files_name_the_file(tmp_path, small):
 
 
 def _converted(layers, shape):
-    from emlpress.io.keras import tf_keras
-
     keras = tf_keras()
     model = keras.Sequential([keras.Input(shape)] + layers)
     return lossy.quantize(model, "float32")
 
 
 def test_convolutions_and_lstms_are_refused_naming_the_operator(tmp_path):
-    from emlpress.io.keras import tf_keras
-
     keras = tf_keras()
     conv = _converted([keras.layers.Conv2D(2, 2), keras.layers.Flatten(), keras.layers.Dense(1)], (4, 4, 1))
     (tmp_path / "conv.tflite").write_bytes(conv)
@@ -370,9 +349,6 @@ def test_convolutions_and_lstms_are_refused_naming_the_operator(tmp_path):
 
 
 def test_a_custom_operator_is_refused_by_name(small):
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as S
-
     _, _, models = small
     m = S.ModelT.InitFromPackedBuf(bytearray(models["float32"]), 0)
     code = m.operatorCodes[m.subgraphs[0].operators[0].opcodeIndex]
@@ -386,9 +362,6 @@ def test_a_custom_operator_is_refused_by_name(small):
 
 def test_integer_conversions_inside_the_graph_are_refused():
     """uint8 input and output: QUANTIZE operators that requantize between integer types."""
-    from emlpress.io.keras import tf_keras
-    import tensorflow as tf
-
     keras = tf_keras()
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
     X = np.random.default_rng(0).uniform(-1, 1, (100, 2)).astype(np.float32)

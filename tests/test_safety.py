@@ -334,7 +334,7 @@ def test_quantize_data_errors_name_the_file_and_the_cause(tmp_path, capsys):
 def test_a_nan_quantization_table_fails(tmp_path, capsys, monkeypatch):
     """Whatever makes a metric NaN, the command does not exit 0 with it."""
     pytest.importorskip("ai_edge_litert")
-    from emlpress.compress import lossy
+    from emlpress.keras import quantization as lossy  # where quantization_table looks it up
 
     real = lossy.predict_tflite
     monkeypatch.setattr(lossy, "predict_tflite", lambda c, X, *a: real(c, X, *a) * np.nan)

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from emlpress.data import sir  # noqa: E402
+from emlpress.data import sir
 
 
 def test_fast_integrator_matches_the_reference_to_1e_9():

@@ -10,39 +10,17 @@ from hypothesis import given
 from emlpress import Network, bounds
 from emlpress.bounds.stability import ACTIVE, INACTIVE, STATUSES, UNRESOLVED, UNSTABLE
 from emlpress.compress import lossless
+from emlpress.testing import exact_zero_units, trained_like
 from reference import true_extremes
-from strategies import network_and_box, sample_box
-
-
-def numpy_preactivations(net, X):
-    """Every layer's pre-activations by plain numpy (independent of the C++ kernels)."""
-    out, a = [], np.asarray(X, float)
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        z = a @ W.T + b
-        out.append(z)
-        a = np.maximum(z, 0.0)
-    return out
+from strategies import network_and_box, numpy_preactivations, sample_box
 
 
 def small_trained_like(seed, sizes):
     """Small enough to enumerate every activation pattern, shaped like a trained network:
     near-zero weights beside O(1) ones, a dead unit (pre-activation ~1e-11), per-layer
-    scales and biases that leave some units stable and some barely so."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(n_o, n_i)) * 1e-4
-        big = rng.random(W.shape) < 0.6
-        W[big] = rng.normal(size=int(big.sum()))
-        b = rng.normal(size=n_o) * 0.8
-        if j < len(sizes) - 2 and n_o > 2:
-            W[0] *= 1e-7  # a dead unit
-            b[0] = 1e-11 * rng.normal()
-            W *= 0.5 * (j + 1)
-            b *= 0.5 * (j + 1)
-        Ws.append(W)
-        bs.append(b)
-    return Network(Ws, bs)
+    scales and biases that leave some units stable and some barely so (trained_like's
+    defaults)."""
+    return trained_like(sizes, seed)
 
 
 @functools.lru_cache(maxsize=None)
@@ -339,8 +317,6 @@ def stability_lp_cases():
     for seed in range(3):
         net = small_trained_like(seed, [2, 12, 10, 6, 1])
         W, b = [np.array(a) for a in net.weights], [np.array(a) for a in net.biases]
-        from strategies import exact_zero_units
-
         for k in range(1, 3):  # exact-zero units (bias 0, weights <= 0 or 1e-30) as L1 leaves
             exact_zero_units(np.random.default_rng(seed + k), W[k], b[k], 0.4)
         nets.append(Network(W, b, -np.ones(2), np.ones(2)))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from emlpress import Bounds, Network, bounds
+from emlpress import Bounds, Network, bounds, testing
 from emlpress.compress import lossless
 from emlpress.bounds.relaxation import BoundError
 from reference import true_extremes
@@ -77,21 +77,31 @@ def scipy_lp_bounds(net, lo, hi, ref):
                 row = np.zeros(n_var)
                 row[z0 + i] = 1
                 row[prev] -= W[i]
-                A_eq.append(row); b_eq.append(b[i])
+                A_eq.append(row)
+                b_eq.append(b[i])
                 l, u = ref.lower[j][i], ref.upper[j][i]
                 if u <= 0:
                     bnds[a0 + i] = (0, 0)
                 elif l >= 0:
-                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -1
-                    A_eq.append(r); b_eq.append(0)
+                    r = np.zeros(n_var)
+                    r[a0 + i] = 1
+                    r[z0 + i] = -1
+                    A_eq.append(r)
+                    b_eq.append(0)
                     bnds[z0 + i] = (l, u)
                 else:
                     s = u / (u - l)
                     bnds[a0 + i] = (0, None)
-                    r = np.zeros(n_var); r[z0 + i] = 1; r[a0 + i] = -1
-                    A_ub.append(r); b_ub.append(0)  # z <= a
-                    r = np.zeros(n_var); r[a0 + i] = 1; r[z0 + i] = -s
-                    A_ub.append(r); b_ub.append(-s * l)  # a <= s (z - l)
+                    r = np.zeros(n_var)
+                    r[z0 + i] = 1
+                    r[a0 + i] = -1
+                    A_ub.append(r)  # z <= a
+                    b_ub.append(0)
+                    r = np.zeros(n_var)
+                    r[a0 + i] = 1
+                    r[z0 + i] = -s
+                    A_ub.append(r)  # a <= s (z - l)
+                    b_ub.append(-s * l)
             prev = list(range(a0, a0 + n))
         lows, ups = [], []
         for i in range(net.sizes[k + 1]):
@@ -103,7 +113,8 @@ def scipy_lp_bounds(net, lo, hi, ref):
             assert rmin.status == 0 and rmax.status == 0
             lows.append(rmin.fun + net.biases[k][i])
             ups.append(-rmax.fun + net.biases[k][i])
-        out_l.append(np.array(lows)); out_u.append(np.array(ups))
+        out_l.append(np.array(lows))
+        out_u.append(np.array(ups))
     return out_l, out_u
 
 
@@ -272,17 +283,17 @@ def test_safe_bound_ignores_wrong_sign_multipliers_on_one_sided_rows():
     """HiGHS can return duals of the wrong sign (at the 1e-17 level) on rows with one
     infinite side; such a multiplier must be dropped, not turn the bound into -inf (which
     silently kept the starting bound of the neuron)."""
-    from emlpress import _core
+    from emlpress import kernels
 
     # one unstable unit z = x on [-1, 1]: rows z - x = 0, a - z >= 0, a - z/2 <= 1/2
     net = Network([np.array([[1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)])
     lo, hi = np.array([-1.0]), np.array([1.0])
-    store = _core.LpRelaxation(lo, hi, False)
+    store = kernels.LpRelaxation(lo, hi, False)
     store.add_layer(net._core, 0, np.array([-1.0]), np.array([1.0]))
     assert store.n_rows == 3
     aff = store.pre_activation(net._core, 1)
-    cost_idx = aff["ref"].astype(np.int32)  # min a over the triangle: 0, with y = 0
-    cost = aff["A"][0]
+    cost_idx = aff.ref.astype(np.int32)  # min a over the triangle: 0, with y = 0
+    cost = aff.A[0]
     for y in ([0.0, 0.0, 0.0], [0.0, -1e-17, 0.0], [0.0, 0.0, 1e-17], [0.0, -1e-17, -1e-17]):
         v = store.safe_bound(cost_idx, cost, np.array(y))
         assert np.isfinite(v) and -1e-12 <= v <= 0.0, (y, v)
@@ -293,7 +304,7 @@ def test_lp_with_substituted_active_units_equals_scipy(seed):
     """A first layer of mostly active units over 2 inputs: they are substituted into the next
     layer (no columns of their own), composed rows and all, and the bounds still equal an
     independent LP that gives every unit its own variables."""
-    from emlpress import _core
+    from emlpress import kernels
 
     rng = np.random.default_rng(200 + seed)
     sizes = [2, 9, 6, 4, 1]
@@ -304,9 +315,9 @@ def test_lp_with_substituted_active_units_equals_scipy(seed):
     net = Network(Ws, bs)
     lo, hi = -np.ones(2), np.ones(2)
     init = bounds.interval(net, lo, hi)
-    store = _core.LpRelaxation(lo, hi, False)
+    store = kernels.LpRelaxation(lo, hi, False)
     blk = store.add_layer(net._core, 0, init.lower[0], init.upper[0])
-    assert np.all(blk["cols"] == -1) and len(blk["col_lower"]) == 0  # substituted
+    assert np.all(blk.cols == -1) and len(blk.col_lower) == 0  # substituted
     b = bounds.lp(net, lo, hi, init=init, full=True)
     ref_l, ref_u = scipy_lp_bounds(net, lo, hi, b)
     tol = 1e-7 * scale_of(net, lo, hi)
@@ -321,24 +332,10 @@ def trained_like(seed=0, sizes=(2, 64, 64, 64, 64, 1)):
     most hidden weights near zero but not zero beside a few O(1) ones, per-layer scales,
     dead units whose pre-activations span ~1e-10 around 0, a small hidden scale and a
     large output layer."""
-    rng = np.random.default_rng(seed)
-    Ws, bs = [], []
-    for j, (n_i, n_o) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = rng.normal(size=(n_o, n_i)) * 1e-4
-        big = rng.random(W.shape) < (0.5 if j == 0 else 0.08)
-        W[big] = rng.normal(size=int(big.sum())) * (1.5 if j == 0 else 0.6)
-        b = rng.normal(size=n_o) * 0.05
-        if j < len(sizes) - 2:
-            dead = rng.choice(n_o, size=n_o // 8, replace=False)
-            W[dead] = rng.normal(size=(dead.size, n_i)) * 1e-11
-            b[dead] = rng.normal(size=dead.size) * 1e-11
-            W *= 0.1 * (j + 1)  # per-layer scales
-            b *= 0.1 * (j + 1)
-        else:
-            W *= 300.0  # the output layer undoes a small hidden scale
-        Ws.append(W)
-        bs.append(b)
-    return Network(Ws, bs, np.array([-1.5, -0.5]), np.array([-0.5, 0.5]))
+    return testing.trained_like(sizes, seed, big=(0.5, 0.08), big_scale=(1.5, 0.6), bias=0.05,
+                                near_dead=[n // 8 for n in sizes[1:-1]], near_dead_scale=1e-11,
+                                layer_scale=[0.1 * (j + 1) for j in range(len(sizes) - 2)],
+                                out_scale=300.0, lo=[-1.5, -0.5], hi=[-0.5, 0.5])
 
 
 @pytest.mark.slow
@@ -439,12 +436,12 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
     basis must be optimal (the LPs that bounds.lp then does not hand to HiGHS)."""
     import highspy
 
-    from emlpress import _core
+    from emlpress import kernels
     from emlpress.bounds.relaxation import _STATUS, add_block
 
     net, lo, hi, seed = case
     b = bounds.crown(net, lo, hi)
-    store = _core.LpRelaxation(lo, hi, False)
+    store = kernels.LpRelaxation(lo, hi, False)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("presolve", "off")
@@ -462,18 +459,18 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
     for k in range(1, net.n_layers):
         blk = store.add_layer(net._core, k - 1, b.lower[k - 1], b.upper[k - 1])
         add_block(h, blk)
-        cl += list(blk["col_lower"])
-        cu += list(blk["col_upper"])
-        rl += list(blk["row_lower"])
-        ru += list(blk["row_upper"])
-        rows_ours.append((blk["starts"], blk["indices"], blk["values"]))
+        cl += list(blk.col_lower)
+        cu += list(blk.col_upper)
+        rl += list(blk.row_lower)
+        ru += list(blk.row_upper)
+        rows_ours.append((blk.starts, blk.indices, blk.values))
         A = sparse.vstack([sparse.csr_matrix((v, j, p), shape=(len(p) - 1, len(cl)))
                            for p, j, v in rows_ours]).tocsr()
         rl_, ru_, cl_, cu_ = (np.array(v, dtype=float) for v in (rl, ru, cl, cu))
         aff = store.pre_activation(net._core, k)
-        idx = aff["ref"].astype(np.int32)
-        for i in range(aff["A"].shape[0]):
-            cost = aff["A"][i] * rng.choice([-1.0, 1.0])
+        idx = aff.ref.astype(np.int32)
+        for i in range(aff.A.shape[0]):
+            cost = aff.A[i] * rng.choice([-1.0, 1.0])
             if not np.any(cost):
                 continue
             cost = cost / np.abs(cost).max()
@@ -494,7 +491,7 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
             alpha = store.alpha_hints(idx, cost[None, :], 20, 1.0)
             for hints in (None, x[None, :], np.stack([rng.permutation(x), x]), alpha):
                 st = store.dual_feasible_basis(idx, cost, hints)
-                cols, rows, start = st["col_status"], st["row_status"], st["objective"]
+                cols, rows, start = st.col_status, st.row_status, st.objective
                 basis = highspy.HighsBasis()
                 basis.col_status = [_STATUS[v] for v in cols.tolist()]
                 basis.row_status = [_STATUS[v] for v in rows.tolist()]
@@ -505,7 +502,7 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 h.run()
                 info = h.getInfo()
                 scale = 1.0 + abs(opt) if solved else 1.0
-                y = st["row_dual"]
+                y = st.row_dual
                 full = np.zeros(h.getNumCol())
                 np.add.at(full, idx, cost)
                 d = full - A.T @ y  # reduced costs
@@ -529,7 +526,7 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                     assert info.max_dual_infeasibility <= tiny, (k, i, info.max_dual_infeasibility)
                     if not mc.any() and not mr.any():
                         xb = np.array(h.getSolution().col_value)
-                        assert np.allclose(st["col_value"], xb, rtol=1e-7, atol=1e-7 * (1 + np.abs(xb).max(initial=0)))
+                        assert np.allclose(st.col_value, xb, rtol=1e-7, atol=1e-7 * (1 + np.abs(xb).max(initial=0)))
                 elif same_lp:
                     assert not sane, ("HiGHS did not keep the starting basis", k, i, wmax, width)
                 # independently of HiGHS: the multipliers are dual feasible for the statuses
@@ -554,18 +551,18 @@ def test_crown_start_basis_is_dual_feasible_and_below_the_optimum(case):
                 safe = store.safe_bound(idx, cost, y)
                 assert safe >= start - 1e-9 * (1 + mag), (safe, start, mag)
                 # the violation is its primal point's, over the basic rows and columns
-                act = A @ st["col_value"]
+                act = A @ st.col_value
                 viol = max(np.max(np.r_[rl_ - act, act - ru_][np.r_[rows, rows] == 1], initial=0),
-                           np.max(np.r_[cl_ - st["col_value"], st["col_value"] - cu_][np.r_[cols, cols] == 1], initial=0))
-                row_terms = abs(A) @ np.abs(st["col_value"])  # the rounding scale of each activity
-                assert st["violation"] == pytest.approx(max(viol, 0.0), rel=1e-6,
+                           np.max(np.r_[cl_ - st.col_value, st.col_value - cu_][np.r_[cols, cols] == 1], initial=0))
+                row_terms = abs(A) @ np.abs(st.col_value)  # the rounding scale of each activity
+                assert st.violation == pytest.approx(max(viol, 0.0), rel=1e-6,
                                                         abs=1e-9 * (1 + row_terms.max(initial=0)))
                 if solved:
                     # below the optimum (HiGHS' own value is optimal only up to its primal
                     # tolerance times its multipliers)
                     slack = 1e-7 * scale * (1.0 + float(np.abs(y_opt).sum()))
                     assert start <= opt + slack and safe <= opt + slack, (start, safe, opt)
-                    if st["violation"] <= 1e-9:  # primal feasible too: the basis is optimal
+                    if st.violation <= 1e-9:  # primal feasible too: the basis is optimal
                         assert start == pytest.approx(opt, rel=1e-6, abs=1e-6)
 
 
@@ -576,7 +573,7 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
     (a wrong gradient sign or a lost best iterate leaves them at CROWN's)."""
     import highspy
 
-    from emlpress import _core
+    from emlpress import kernels
     from emlpress.bounds.relaxation import add_block
 
     rng = np.random.default_rng(3)
@@ -585,7 +582,7 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
                   [rng.normal(size=o) * 0.1 for o in sizes[1:]])
     lo, hi = -np.ones(4), np.ones(4)
     b = bounds.crown(net, lo, hi)
-    store = _core.LpRelaxation(lo, hi, False)
+    store = kernels.LpRelaxation(lo, hi, False)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.addCols(4, np.zeros(4), lo, hi, 0, np.array([], np.int32), np.array([], np.int32),
@@ -593,8 +590,8 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
     for k in range(1, net.n_layers):
         add_block(h, store.add_layer(net._core, k - 1, b.lower[k - 1], b.upper[k - 1]))
     aff = store.pre_activation(net._core, net.n_layers - 1)
-    idx = aff["ref"].astype(np.int32)
-    costs = np.vstack([aff["A"], -aff["A"]])
+    idx = aff.ref.astype(np.int32)
+    costs = np.vstack([aff.A, -aff.A])
     hints = store.alpha_hints(idx, costs, 100, 1.0)
     assert hints.shape == (len(costs), store.n_cols)
     gap_crown = gap_alpha = 0.0
@@ -604,8 +601,8 @@ def test_alpha_hints_start_the_lps_closer_to_their_optimum():
         h.run()
         assert h.modelStatusToString(h.getModelStatus()) == "Optimal"
         opt = h.getInfo().objective_function_value
-        crown_start = store.dual_feasible_basis(idx, c)["objective"]
-        alpha_start = store.dual_feasible_basis(idx, c, hints[j:j + 1])["objective"]
+        crown_start = store.dual_feasible_basis(idx, c).objective
+        alpha_start = store.dual_feasible_basis(idx, c, hints[j:j + 1]).objective
         assert alpha_start <= opt + 1e-9 * (1 + abs(opt))
         gap_crown += opt - crown_start
         gap_alpha += opt - alpha_start

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def test_sdist_builds_a_portable_wheel_that_runs_in_a_fresh_venv(tmp_path):
     (sdist,) = dist.glob("emlpress-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for needed in ("CMakeLists.txt", "pyproject.toml", "cpp/src/bounds.cpp",
+    for needed in ("CMakeLists.txt", "pyproject.toml", "cpp/src/bound_propagation.cpp",
                    "cpp/bindings/module.cpp", "cpp/include/emlpress/rounding.hpp",
                    "python/emlpress/network.py", "data/goldstein_32x32.npz"):
         assert needed in names, f"the sdist lacks {needed}"
@@ -84,12 +83,14 @@ net = Network.load("goldstein_32x32.npz")
 b = bounds.crown(net)
 X = np.random.default_rng(0).uniform(net.lo, net.hi, size=(20000, net.n_in))
 sound = all(((Z >= b.lower[l]) & (Z <= b.upper[l])).all() for l, Z in enumerate(net.preactivations(X)))
+from pathlib import Path
 print(json.dumps({"emlpress": emlpress.__file__, "core": core.__file__, "sound": bool(sound),
+                  "stub": (Path(core.__file__).parent / "_core.pyi").is_file(),
                   "flags": core.build_info["flags"], "unstable": int(b.summary()["unstable"].sum())}))
 """
     out = json.loads(_run([py, "-c", check], cwd=work, env=env).stdout.strip().splitlines()[-1])
     assert out["emlpress"].startswith(str(venv)) and out["core"].startswith(str(venv)), out
-    assert out["sound"] and out["unstable"] > 0, out
+    assert out["sound"] and out["unstable"] > 0 and out["stub"], out
     assert "-march=native" not in out["flags"], out["flags"]
 
     # the installed command, on the same file

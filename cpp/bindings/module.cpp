@@ -2,7 +2,7 @@
 
 #include "emlpress/parallel.hpp"
 #include "emlpress_build_info.hpp"
-#include "pynet.hpp"
+#include "glue.hpp"
 
 namespace {
 
@@ -36,7 +36,8 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "emlpress C++ kernels (use the emlpress package, not this module)";
     m.def("set_num_threads", &emlpress::set_num_threads, pybind11::arg("n"),
           "Threads used by the kernels (0: all cores).");
-    m.def("num_threads", &emlpress::num_threads);
+    m.def("num_threads", &emlpress::num_threads,
+          "Threads the kernels use (the value set, or all cores).");
     pybind11::dict info;
     info["compiler"] = EMLPRESS_BUILD_COMPILER;
     info["build_type"] = EMLPRESS_BUILD_TYPE;
@@ -44,8 +45,8 @@ PYBIND11_MODULE(_core, m) {
     info["isa"] = compiled_isa();
     m.attr("build_info") = info;
     emlpress::py_glue::register_network(m);
-    emlpress::py_glue::register_bounds(m);
-    emlpress::py_glue::register_lp(m);
+    emlpress::py_glue::register_bound_propagation(m);
+    emlpress::py_glue::register_lp_relaxation(m);  // LpBlock, before BigMBlock derives from it
     emlpress::py_glue::register_lossless(m);
     emlpress::py_glue::register_bigm(m);
 }

@@ -32,7 +32,7 @@ BigMBlock bigm_network(const NetworkView& net, const std::vector<Vec>& lower,
             throw std::invalid_argument("bigm_network: bounds of layer " + std::to_string(j) +
                                         " do not match its width");
     BigMBlock out;
-    LpBlock& B = out.rows;
+    LpBlock& B = out;
     std::size_t nnz = 0;
     for (int j = 0; j < L; ++j) nnz += static_cast<std::size_t>(net.W[j].size()) + 4 * net.width(j);
     B.indices.reserve(nnz);

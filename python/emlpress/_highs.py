@@ -15,6 +15,7 @@ import threading
 import highspy
 import numpy as np
 
+from emlpress import kernels
 from emlpress._quiet import with_fd_on_devnull
 
 _lock = threading.Lock()
@@ -108,14 +109,15 @@ class _Builder:
         from emlpress.bounds.relaxation import add_block
 
         sizes = [c.size for c, _ in self.rows]
-        blk = {"col_lower": np.asarray(self.lb, np.float64), "col_upper": np.asarray(self.ub, np.float64),
-               "binary": np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
-               "row_lower": np.asarray(self.rows_lo, np.float64),
-               "row_upper": np.asarray(self.rows_hi, np.float64),
-               "starts": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
-               "indices": (np.concatenate([c for c, _ in self.rows]) if self.rows
-                           else np.zeros(0)).astype(np.int32),
-               "values": (np.concatenate([v for _, v in self.rows]) if self.rows
-                          else np.zeros(0)).astype(np.float64)}
+        blk = kernels.LpBlock(
+            col_lower=np.asarray(self.lb, np.float64), col_upper=np.asarray(self.ub, np.float64),
+            binary=np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
+            row_lower=np.asarray(self.rows_lo, np.float64),
+            row_upper=np.asarray(self.rows_hi, np.float64),
+            starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+            indices=(np.concatenate([c for c, _ in self.rows]) if self.rows
+                     else np.zeros(0)).astype(np.int32),
+            values=(np.concatenate([v for _, v in self.rows]) if self.rows
+                    else np.zeros(0)).astype(np.float64))
         add_block(h, blk)
-        return len(self.lb), len(self.rows), int(blk["indices"].size)
+        return len(self.lb), len(self.rows), int(blk.indices.size)

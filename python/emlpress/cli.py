@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emlpress import bench as _bench
 from emlpress import bounds as _bounds
 from emlpress._atomic import write_atomic, write_bytes_atomic
 from emlpress.io import load_model
@@ -641,10 +642,8 @@ def _cmd_tpc_run(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from emlpress import bench
-
-    path, result, code = bench.run(args.benches, quick=args.quick, tag=args.tag, only=args.only,
-                                   output=args.output)
+    path, result, code = _bench.run(args.benches, quick=args.quick, tag=args.tag, only=args.only,
+                                    output=args.output)
     o = result["outcomes"]
     print(f"emlpress bench: {len(result['benchmarks'])} figures in {result['wall_s']:.0f} s "
           f"({o['passed']} passed, {o['skipped']} skipped, {len(o['failed']) + len(o['errors'])} failed); "
@@ -655,19 +654,17 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_bench_compare(args) -> int:
-    from emlpress import bench
-
-    results = [bench.load(p) for p in args.results]
-    c = bench.compare(results, only=args.only)
+    results = [_bench.load(p) for p in args.results]
+    c = _bench.compare(results, only=args.only)
     if not c.rows:
         raise _UsageError("no benchmark to compare" + (f" in --only {' '.join(args.only)}" if args.only else ""))
     if args.plot and not args.markdown:
         _output_path(args.plot, (".png",), ".png", option="--plot")
-    print(bench.machines(results, c.labels))
+    print(_bench.machines(results, c.labels))
     print()
-    print(bench.markdown(c, info=args.info) if args.markdown else bench.text(c, info=args.info))
+    print(_bench.markdown(c, info=args.info) if args.markdown else _bench.text(c, info=args.info))
     if args.plot and not args.markdown:
-        print(f"\nwrote {bench.plot(c, args.plot)}")
+        print(f"\nwrote {_bench.plot(c, args.plot)}")
     return 0
 
 
@@ -679,9 +676,7 @@ _BENCH_DESCRIPTION = ("Run the benchmark suite (the repository's benches/, pytes
 def _bench_help(parser: argparse.ArgumentParser) -> str:
     """The bench command's help, with the suite's expected minutes when a suite is found
     (read when the help is shown, not when the parser is built)."""
-    from emlpress import bench
-
-    minutes = bench.expected_minutes()
+    minutes = _bench.expected_minutes()
     parser.description = _BENCH_DESCRIPTION + (
         f" (this suite: about {minutes[0]:.0f} minutes on 2 cores, --quick about {minutes[1]:.0f})."
         if minutes else ".")
@@ -786,12 +781,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only the benchmarks marked quick (a few minutes; the expected time is printed at the start)")
     pbe.add_argument("--tag", default=None, help="the machine's name in the result (pc, vm, g100, ...; default: the host name)")
     pbe.add_argument("--only", nargs="+", default=None, metavar="GROUP",
-                     help="groups to run (bench_<GROUP>.py): bounds, tighten, exact, stability, lossless, lossy, milp, tpc, epidemics")
+                     help="groups to run (suites/bench_<GROUP>.py): bounds, tighten, exact, stability, lossless, lossy, milp, tpc, epidemics")
     pbe.add_argument("--output", "-o", default=None,
                      help="result file (default: bench-results/<tag>-<date>-<time>.json)")
     pbe.add_argument("--benches", default=None, metavar="DIR",
-                     help="the suite's directory (default: $EMLPRESS_BENCHES, else ./benches, else the "
-                          "source checkout's benches/)")
+                     help="the suite's directory (default: $EMLPRESS_BENCHES, else ./benches)")
     pbe.set_defaults(func=_cmd_bench)
     bsub = pbe.add_subparsers(dest="bench_command", required=False, parser_class=_Parser)
     pbc = bsub.add_parser("compare", help="side-by-side table (one column per result, ratios against the first) and a PNG plot")

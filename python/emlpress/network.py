@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emlpress import _core
+from emlpress import kernels
 
 __all__ = ["Network", "box_points"]
 
@@ -127,7 +127,7 @@ class Network:
             self._lo, self._hi = _frozen_f64(lo), _frozen_f64(hi)
         else:
             self._lo = self._hi = None
-        self._core = _core.Net(list(self._weights), list(self._biases))
+        self._core = kernels.Net(list(self._weights), list(self._biases))
 
     # ---- structure -------------------------------------------------------------------
     @property
@@ -205,7 +205,7 @@ class Network:
     def forward(self, X) -> np.ndarray:
         """Network outputs for inputs ``X`` of shape ``(n, n_in)`` (or one point ``(n_in,)``)."""
         X, single = self._batch(X)
-        Y = _core.forward(self._core, X)
+        Y = kernels.forward(self._core, X)
         return Y[0] if single else Y
 
     __call__ = forward
@@ -213,7 +213,7 @@ class Network:
     def preactivations(self, X) -> list[np.ndarray]:
         """Pre-activation values of every layer: element ``l`` has shape ``(n, sizes[l+1])``."""
         X, single = self._batch(X)
-        Z = _core.preactivations(self._core, X)
+        Z = kernels.preactivations(self._core, X)
         return [z[0] for z in Z] if single else Z
 
     # ---- persistence -----------------------------------------------------------------

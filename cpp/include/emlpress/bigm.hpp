@@ -17,12 +17,13 @@
 
 #include <vector>
 
-#include "emlpress/lp_rows.hpp"
+#include "emlpress/lp_relaxation.hpp"
 
 namespace emlpress {
 
-struct BigMBlock {
-    LpBlock rows;  // all columns (bounds), rows (CSR) and binaries of the network
+// All columns (bounds), rows (CSR) and binaries of the network (the LpBlock part), and
+// where each unit's variables are.
+struct BigMBlock : LpBlock {
     std::vector<std::vector<Index>> unit_cols;    // per layer (hidden..., output), -1: none
     std::vector<std::vector<Index>> binary_cols;  // per hidden layer, -1: no binary
     std::vector<std::vector<Index>> pre_cols;     // per hidden layer, z of unstable units, -1: none

@@ -17,8 +17,8 @@
 // a relative gamma covers nothing: subnormal_slack(n) per n-term sum, times how far later
 // operations can amplify it, wherever the magnitude is nonzero (all-zero terms round
 // nothing, so bounds of exactly 0 stay 0). Sign-exact rounding (interval_layer in
-// bounds.cpp): where every term of a unit's sum, bias included, is <= 0 (>= 0) on the box,
-// the sum is <= 0 (>= 0) in any order of float64 additions and in exact arithmetic, so
+// bound_propagation.cpp): where every term of a unit's sum, bias included, is <= 0 (>= 0) on
+// the box, the sum is <= 0 (>= 0) in any order of float64 additions and in exact arithmetic, so
 // that side of the bound is clamped to 0 with no slack (an exact zero after L1/L2 training,
 // bias 0 and non-positive weights on ReLU outputs, stays stably inactive). After this
 // widening, stability is decided at exactly 0.

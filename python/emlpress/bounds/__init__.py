@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from emlpress import _core, _options
+from emlpress import _options, kernels
 from emlpress.bounds.domain import Domain, EmptyDomainError, resolve
 from emlpress.network import Network, box_points
 
@@ -335,14 +335,14 @@ def on_boxes(net: Network, LO, HI) -> Bounds:
     upper = [np.full(n, -np.inf) for n in net.sizes[1:]]
     out_lo, out_hi = np.empty((LO.shape[0], net.n_out)), np.empty((LO.shape[0], net.n_out))
     for k in range(LO.shape[0]):
-        a, b = _core.crown(net._core, LO[k], HI[k])
+        a, b = kernels.crown(net._core, LO[k], HI[k])
         for l in range(len(lower)):
             np.minimum(lower[l], a[l], out=lower[l])
             np.maximum(upper[l], b[l], out=upper[l])
         out_lo[k], out_hi[k] = a[-1], b[-1]
     if not all(np.isfinite(a).all() and np.isfinite(b).all() for a, b in zip(lower, upper)):
         for k in range(LO.shape[0]):  # name the first box at fault
-            check_finite(*_core.crown(net._core, LO[k], HI[k]), "crown", LO[k], HI[k], net)
+            check_finite(*kernels.crown(net._core, LO[k], HI[k]), "crown", LO[k], HI[k], net)
     LO.flags.writeable = HI.flags.writeable = False
     return Bounds(tuple(lower), tuple(upper), LO.min(0), HI.max(0), "boxes",
                   seconds={"boxes": time.perf_counter() - t0}, parts=(LO, HI),
@@ -379,7 +379,7 @@ def interval(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_
     ``A_eq``, ``b_eq``, ``l1=(center, eps)``), over its rigorously tightened box.
     """
     d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
-    return _run(_core.interval, "interval", net, lo, hi, d)
+    return _run(kernels.interval, "interval", net, lo, hi, d)
 
 
 def crown(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=None,
@@ -402,9 +402,9 @@ def crown(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=
     d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if d is not None and d.center is not None:
         ball = (np.asarray(d.center), float(d.eps))
-        b = _run(lambda c, a, b: _core.crown(c, a, b, None, ball), "crown", net, lo, hi, d)
+        b = _run(lambda c, a, b: kernels.crown(c, a, b, None, ball), "crown", net, lo, hi, d)
     else:
-        b = _run(_core.crown, "crown", net, lo, hi, d)
+        b = _run(kernels.crown, "crown", net, lo, hi, d)
     if d is None or not d.n_rows_linear:
         return b
     return _crown_on_rows(net, d, b)
@@ -422,10 +422,10 @@ def _crown_on_rows(net: Network, d: Domain, b: Bounds) -> Bounds:
             idx = np.arange(lower[k].size)
         if not idx.size:
             continue
-        L = _core.crown_linear(net._core, b.lo, b.hi, (lower[:k], upper[:k]), k, idx.tolist())
+        L = kernels.crown_linear(net._core, b.lo, b.hi, (lower[:k], upper[:k]), k, idx.tolist())
         # upper: max AU x + cU + slack = -min(-AU x) + ...; each addition rounded outward
-        hi_ = np.nextafter(np.nextafter(L["cU"] - d.min_linear(-L["AU"]), np.inf) + L["slack"], np.inf)
-        lo_ = np.nextafter(np.nextafter(L["cL"] + d.min_linear(L["AL"]), -np.inf) - L["slack"], -np.inf)
+        hi_ = np.nextafter(np.nextafter(L.cU - d.min_linear(-L.AU), np.inf) + L.slack, np.inf)
+        lo_ = np.nextafter(np.nextafter(L.cL + d.min_linear(L.AL), -np.inf) - L.slack, -np.inf)
         upper[k][idx] = np.minimum(upper[k][idx], hi_)
         # both sides are sound, so they cross only on an empty domain (within rounding)
         lower[k][idx] = np.minimum(np.maximum(lower[k][idx], lo_), upper[k][idx])
@@ -488,11 +488,11 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
         init.check(net, lo, hi)
     else:
         init.check(net, domain=d)
-    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
-    store = _core.LpRelaxation(lo, hi, False)
+    store = kernels.LpRelaxation(lo, hi, False)
     workers = [NeuronProblems(net, lo, hi, store) for _ in range(n_threads)]
     if d is not None:  # the domain's rows, in every LP and in every certificate
         blk = store.add_domain(**d.rows())
@@ -530,11 +530,11 @@ def _per_neuron(net, lo, hi, init, method, *, threads, full, progress, d=None):
                 targets = np.arange(lower[k].size)
             # similar objectives next to each other (each LP's starting basis also tries the
             # sides of the solutions just before it on the same thread)
-            order = targets[nearest_neighbour_order(aff["A"][targets])]
+            order = targets[nearest_neighbour_order(aff.A[targets])]
             if len(order):
                 # a starting side per unstable unit for each LP, from alpha-CROWN
-                live = order[np.any(aff["A"][order] != 0, axis=1)]
-                H = store.alpha_hints(workers[0].cost_idx, np.vstack([aff["A"][live], -aff["A"][live]]),
+                live = order[np.any(aff.A[order] != 0, axis=1)]
+                H = store.alpha_hints(workers[0].cost_idx, np.vstack([aff.A[live], -aff.A[live]]),
                                       ALPHA_ITERATIONS, ALPHA_STEP)
                 rows = {(int(i), "min"): r for r, i in enumerate(live)}
                 rows.update({(int(i), "max"): r + len(live) for r, i in enumerate(live)})
@@ -657,7 +657,7 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
 
     d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     _refuse_constraints("milp", d)
-    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     time_limit = _options.seconds("time_limit", time_limit)
     if node_limit is not None:
         node_limit = _options.positive_int("node_limit", node_limit, " or None")

@@ -2,7 +2,7 @@
 
 For one neuron and one side (min or max of its pre-activation over the box), the search
 splits on the phases of earlier unstable units. Every node is the LP relaxation of the
-big-M encoding (rows from ``_core.LpRelaxation(integer=True)``, binaries left continuous)
+big-M encoding (rows from ``kernels.LpRelaxation(integer=True)``, binaries left continuous)
 with the fixed phases as column bounds (active: ``d = 1``, ``z >= 0``; inactive: ``d = 0``,
 ``z <= 0``, ``a = 0``), solved by HiGHS warm-started from its parent's basis, and its value
 is made rigorous from the row duals over emlpress' own rows (``LpRelaxation.safe_bound``
@@ -28,7 +28,7 @@ import time
 
 import highspy
 
-from emlpress import _highs
+from emlpress import _highs, kernels
 import numpy as np
 
 from emlpress.bounds.relaxation import (_EMPTY_F, _EMPTY_I, BoundError, _down, _up, add_block,
@@ -161,16 +161,16 @@ class PhaseSearch:
     def add_block(self, blk: dict) -> None:
         r0 = self.h.getNumRow()
         add_block(self.h, blk, integral=False)
-        self.base_lo = np.concatenate([self.base_lo, blk["col_lower"]])
-        self.base_hi = np.concatenate([self.base_hi, blk["col_upper"]])
-        self.cur_lo = np.concatenate([self.cur_lo, blk["col_lower"]])
-        self.cur_hi = np.concatenate([self.cur_hi, blk["col_upper"]])
-        d = np.asarray(blk["binary"], dtype=np.int64)
+        self.base_lo = np.concatenate([self.base_lo, blk.col_lower])
+        self.base_hi = np.concatenate([self.base_hi, blk.col_upper])
+        self.cur_lo = np.concatenate([self.cur_lo, blk.col_lower])
+        self.cur_hi = np.concatenate([self.cur_hi, blk.col_upper])
+        d = np.asarray(blk.binary, dtype=np.int64)
         if not d.size:
             return
         # LpRelaxation's column order per unstable unit is a, z, d; its rows containing d
         # are a <= z - l (1 - d) (coefficient -l > 0) and a <= u d (coefficient -u < 0)
-        starts, idx, val = blk["starts"], blk["indices"], blk["values"]
+        starts, idx, val = blk.starts, blk.indices, blk.values
         row_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
         sel = np.isin(idx, d) & (val > 0)
         order = np.argsort(idx[sel])
@@ -192,8 +192,8 @@ class PhaseSearch:
         if len(self.cost_idx):
             self.h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))
         self.k = k
-        self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
-        self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
+        self.cost_idx = np.asarray(aff.ref, dtype=np.int32)
+        self.A, self.c, self.err = aff.A, aff.c, aff.err
         self.slack = slack
 
     # --- one node -------------------------------------------------------------------
@@ -357,7 +357,7 @@ class PhaseSearch:
 
 class InputSearch:
     """Branch-and-bound over the input box for one side of a target: each node is a
-    sub-box, its value the target's CROWN bound there (``_core.crown``, rigorous with its
+    sub-box, its value the target's CROWN bound there (``kernels.crown``, rigorous with its
     rounding slack), split in two along the dimension of largest width times the
     target's slope, until at most PHASE_UNITS earlier units are unstable on a box, which
     then goes to PhaseSearch (LPs on that box, exact there). CROWN's relaxation of an
@@ -365,9 +365,7 @@ class InputSearch:
     low-dimensional inputs."""
 
     def __init__(self, net, lo, hi, lower, upper, rule: str = RULE):
-        from emlpress import _core
-
-        self.net, self.lo, self.hi, self._core, self.rule = net, lo, hi, _core, rule
+        self.net, self.lo, self.hi, self.rule = net, lo, hi, rule
         self.lower, self.upper = lower, upper  # the bounds so far (sound on every sub-box)
         self.k = 0
 
@@ -384,7 +382,7 @@ class InputSearch:
         """The sub-box's bound by PhaseSearch over its few unstable units: the big-M
         relaxation on the sub-box with its CROWN bounds (intersected with the bounds so
         far), where splitting the box further would only approach a kink."""
-        store = self._core.LpRelaxation(blo, bhi, True)
+        store = kernels.LpRelaxation(blo, bhi, True)
         ps = PhaseSearch(self.net, blo, bhi, store, self.rule)
         for j in range(self.k):
             blk = store.add_layer(self.net._core, j, np.maximum(L[j], self.lower[j]),
@@ -416,7 +414,7 @@ class InputSearch:
         def bound(blo, bhi):
             """A rigorous lower bound of sgn z over the box, and the box's unstable units
             before layer k with its CROWN bounds."""
-            L, U = self._core.crown(self._upto_k, blo, bhi)
+            L, U = kernels.crown(self._upto_k, blo, bhi)
             n_unstable = sum(int(np.sum((np.maximum(L[j], self.lower[j]) < 0) &
                                         (np.minimum(U[j], self.upper[j]) > 0))) for j in range(k))
             return (L[k][i] if side == "min" else -U[k][i]), (n_unstable, L, U)
@@ -571,7 +569,6 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
 
     import pandas as pd
 
-    from emlpress import _core
     from emlpress.bounds import forward_rounding
     from emlpress.network import box_points
 
@@ -581,7 +578,7 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     check_search(split, rule)
     if split == "auto":
         split = "input" if len(lo) <= INPUT_DIMS else "relu"
-    store = _core.LpRelaxation(lo, hi, True)
+    store = kernels.LpRelaxation(lo, hi, True)
     if split == "relu":
         workers = [PhaseSearch(net, lo, hi, store, rule) for _ in range(threads)]
     else:

@@ -10,7 +10,7 @@ On construction the arguments are checked (one line naming the argument at fault
 domain is proven non-empty or refused with :class:`EmptyDomainError` carrying a checked
 certificate, and the box is tightened to a rigorous outer box of the domain (``box_lo``,
 ``box_hi``): per input, the closed form over the l1 ball and an LP over the linear rows,
-each LP value certified from its duals (Neumaier-Shcherbina, ``_core.safe_lower_bound``),
+each LP value certified from its duals (Neumaier-Shcherbina, ``kernels.safe_lower_bound``),
 so every box method gains from the constraints. ``sample`` draws points of the domain
 (rejection from the box, else hit-and-run) for verification and tests.
 """
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from emlpress import _core, _highs
+from emlpress import _highs, kernels
 from emlpress.network import check_box
 
 __all__ = ["Domain", "EmptyDomainError", "resolve"]
@@ -190,7 +190,7 @@ class Domain:
         with an l1 ball, ``t`` (``n_in``, in ``[0, eps]``, ``t_i >= |x_i - center_i|``,
         ``sum t <= eps``): ``aux_lower``, ``aux_upper`` (the ``t`` columns), ``row_lower``,
         ``row_upper`` and CSR ``starts``, ``indices``, ``values``: the arguments of
-        ``_core.LpRelaxation.add_domain``."""
+        ``kernels.LpRelaxation.add_domain``."""
         n = self.n_in
         starts, idx, val, rl, ru = [0], [], [], [], []
 
@@ -318,7 +318,7 @@ class Domain:
     def min_linear(self, A, points: list | None = None) -> np.ndarray:
         """Rigorous lower bounds of ``min A[i] @ x`` over the domain, one per row of ``A``
         ``(k, n_in)``: an LP over the domain's rows per row, its value certified from the
-        duals (``_core.safe_lower_bound``), never below the box's closed form (kept where
+        duals (``kernels.safe_lower_bound``), never below the box's closed form (kept where
         HiGHS fails). ``points``, when given, receives the inputs of the LP optima.
         Not thread-safe (one HiGHS instance per domain)."""
         A = np.atleast_2d(np.asarray(A, dtype=np.float64))
@@ -348,7 +348,7 @@ class Domain:
             if points is not None:
                 points.append(np.asarray(sol.col_value)[: self.n_in])
             y = np.asarray(sol.row_dual, dtype=np.float64)
-            v = _core.safe_lower_bound(cost.tolist(), *args, y) * scale
+            v = kernels.safe_lower_bound(cost.tolist(), *args, y) * scale
             if math.isfinite(v):
                 out[i] = max(out[i], v)
         return out
@@ -405,7 +405,7 @@ class Domain:
                                f"feasible (status {status!r})")
         sol = h.getSolution()
         y = np.asarray(sol.row_dual, dtype=np.float64)
-        bound = _core.safe_lower_bound(cost.tolist(), cl.tolist(), cu.tolist(), rl, ru,
+        bound = kernels.safe_lower_bound(cost.tolist(), cl.tolist(), cu.tolist(), rl, ru,
                                        new_starts, new_idx, new_val, y)
         if bound > 0:
             worst = int(np.argmax(np.abs(y)))

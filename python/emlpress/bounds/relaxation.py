@@ -2,7 +2,7 @@
 bab.py).
 
 One `Highs` instance per worker thread; the rows come from a shared C++ store
-(`_core.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
+(`kernels.LpRelaxation`), added in one bulk call per layer. Each neuron's min and max re-use
 the instance with a changed objective; an LP starts from a dual feasible basis built from
 CROWN's backward pass with the sides of alpha-CROWN (optimised for all of a layer's LPs at
 once) or of the instance's last solutions (presolve off); when that basis is already
@@ -32,15 +32,15 @@ def add_block(h: highspy.Highs, blk: dict, integral: bool = True) -> None:
     ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows.
     ``integral=False`` leaves the binary columns continuous in [0, 1] (the LP relaxation
     that branch-and-bound fixes column by column)."""
-    n = len(blk["col_lower"])
-    _checked(h.addCols(n, np.zeros(n), blk["col_lower"], blk["col_upper"], 0, _EMPTY_I,
-                       _EMPTY_I, _EMPTY_F), "columns", blk["col_lower"], blk["col_upper"])
-    nb = len(blk["binary"])
+    n = len(blk.col_lower)
+    _checked(h.addCols(n, np.zeros(n), blk.col_lower, blk.col_upper, 0, _EMPTY_I,
+                       _EMPTY_I, _EMPTY_F), "columns", blk.col_lower, blk.col_upper)
+    nb = len(blk.binary)
     if nb and integral:
-        h.changeColsIntegrality(nb, blk["binary"], np.full(nb, highspy.HighsVarType.kInteger))
-    _checked(h.addRows(len(blk["row_lower"]), blk["row_lower"], blk["row_upper"],
-                       len(blk["values"]), blk["starts"][:-1], blk["indices"], blk["values"]),
-             "rows", blk["values"], blk["row_lower"], blk["row_upper"])
+        h.changeColsIntegrality(nb, blk.binary, np.full(nb, highspy.HighsVarType.kInteger))
+    _checked(h.addRows(len(blk.row_lower), blk.row_lower, blk.row_upper,
+                       len(blk.values), blk.starts[:-1], blk.indices, blk.values),
+             "rows", blk.values, blk.row_lower, blk.row_upper)
 
 
 class MagnitudeError(RuntimeError):
@@ -135,8 +135,8 @@ class NeuronProblems:
         if len(self.cost_idx):
             h.changeColsCost(len(self.cost_idx), self.cost_idx, np.zeros(len(self.cost_idx)))
         self.k = k
-        self.cost_idx = np.asarray(aff["ref"], dtype=np.int32)
-        self.A, self.c, self.err = aff["A"], aff["c"], aff["err"]
+        self.cost_idx = np.asarray(aff.ref, dtype=np.int32)
+        self.A, self.c, self.err = aff.A, aff.c, aff.err
         self.slack = slack
         self.alpha, self._alpha_row = None, {}
         self._hint = None
@@ -168,24 +168,24 @@ class NeuronProblems:
             if start is None:
                 return -np.inf
             if start_bound is None:
-                start_bound = self.store.safe_bound(self.cost_idx, c, start["row_dual"]) * scale
+                start_bound = self.store.safe_bound(self.cost_idx, c, start.row_dual) * scale
             return start_bound
 
         stop_at = need + 1e-9 * (1.0 + abs(need))
         h.setOptionValue("objective_bound", float(stop_at) / scale)
         if fresh:
             start = self._start_basis(c)
-            optimal = start["violation"] <= PRIMAL_TOL
-            if optimal or start["objective"] * scale >= stop_at:
+            optimal = start.violation <= PRIMAL_TOL
+            if optimal or start.objective * scale >= stop_at:
                 # the starting basis is optimal, or its duals already prove the sign:
                 # no simplex run (HiGHS' set-up from a new basis alone costs ~10 ms)
                 v = fallback()
                 if optimal or v >= need:
                     if optimal:
-                        self._remember(start["col_value"])
+                        self._remember(start.col_value)
                         self._learn_gap(0.0)
                     return v
-            if self._primal_start(c, start["objective"]):
+            if self._primal_start(c, start.objective):
                 h.setOptionValue("objective_bound", math.inf)
                 h.setOptionValue("simplex_strategy", SIMPLEX_PRIMAL)
             else:
@@ -231,8 +231,8 @@ class NeuronProblems:
             self._basis_x = x
             if start is not None:
                 opt = h.getInfo().objective_function_value
-                self._learn_gap((opt - start["objective"]) /
-                                max(abs(opt), abs(start["objective"]), 1e-300))
+                self._learn_gap((opt - start.objective) /
+                                max(abs(opt), abs(start.objective), 1e-300))
         v = self.store.safe_bound(self.cost_idx, c, y) * scale
         if status not in _OK_LP:  # duals of an unconfirmed solve: the start's may be better
             v = max(v, fallback())
@@ -287,8 +287,8 @@ class NeuronProblems:
     def _set_basis(self, start: dict) -> None:
         """Hand a basis of ``_start_basis`` to HiGHS."""
         b = highspy.HighsBasis()
-        b.col_status = [_STATUS[v] for v in start["col_status"].tolist()]
-        b.row_status = [_STATUS[v] for v in start["row_status"].tolist()]
+        b.col_status = [_STATUS[v] for v in start.col_status.tolist()]
+        b.row_status = [_STATUS[v] for v in start.row_status.tolist()]
         b.valid = True
         # not 'alien': HiGHS would factor it in setBasis to check it (~7 ms on seed_gp's
         # layer 4); it is nonsingular by construction, and run() factors it anyway

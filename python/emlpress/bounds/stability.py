@@ -11,7 +11,7 @@ which a search then tries to prove.
 
 Search over the input box (``split="input"``, the default for at most ``INPUT_DIMS`` = 5
 inputs): a queue of sub-boxes, breadth first, each bounded by CROWN on every layer at once
-(``_core.crown_boxes``, the boxes over threads, every layer intersected with its parent
+(``kernels.crown_boxes``, the boxes over threads, every layer intersected with its parent
 box's bounds, and so with the starting bounds, which hold on every sub-box). A box on which every open unit it still matters for is
 proven is a leaf; else its centre and corners are witnesses and it is halved along its
 widest dimension (relative to the box), its children checking only the units it failed on
@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from emlpress import _core, _options
+from emlpress import _options, kernels
 from emlpress.bounds import bab
 from emlpress.bounds.relaxation import BoundError
 from emlpress.network import Network, box_points
@@ -269,11 +269,11 @@ def first_layer_corners(net: Network, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     """Per hidden unit (flat, layer after layer), a bound on the rounding slack CROWN adds
     on any sub-box of [lo, hi]: gamma(n + 2k) times the larger of the interval magnitude
-    and (k + 1) times the composed magnitude (``bounds.cpp``), twice over. A sub-box
+    and (k + 1) times the composed magnitude (``bound_propagation.cpp``), twice over. A sub-box
     bound that misses a unit's sign by no more than this may be that slack alone."""
     from emlpress import bounds as _b
 
-    _, phi = _core.interval(net._core, lo, hi)
+    _, phi = kernels.interval(net._core, lo, hi)
     fwd = _b.forward_rounding(net, lo, hi)
     xabs, n_terms, out = float(np.max(np.maximum(np.abs(lo), np.abs(hi)))), 0, []
     for k, (W, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
@@ -317,7 +317,7 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         ba, bb = QA[:BOX_BATCH], QB[:BOX_BATCH]
         QLO, QHI, Qfail, Qlevel = QLO[BOX_BATCH:], QHI[BOX_BATCH:], Qfail[BOX_BATCH:], Qlevel[BOX_BATCH:]
         QA, QB = QA[BOX_BATCH:], QB[BOX_BATCH:]
-        A, B = _core.crown_boxes(net._core, blo, bhi, None, (ba, bb))
+        A, B = kernels.crown_boxes(net._core, blo, bhi, None, (ba, bb))
         n_boxes += len(blo)
         depth = max(depth, int(blev.max()))
         open_hi, open_lo = op.need_hi & ~slack, op.need_lo & ~slack
@@ -398,7 +398,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             raise ValueError(f"time_limit must be >= 0 seconds (or None for no limit), got "
                              f"{time_limit!r}")
     n_samples = _options.positive_int("n_samples", n_samples)
-    n_threads = _options.threads(threads) or max(1, _core.num_threads())
+    n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + time_limit
     if init is None:
@@ -428,13 +428,13 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     op.frozen = True
     if op.n_open and time.perf_counter() < deadline:
         if split == "input":
-            prev = _core.num_threads()
-            _core.set_num_threads(n_threads)
+            prev = kernels.num_threads()
+            kernels.set_num_threads(n_threads)
             try:
                 proven, within_slack, union, boxes = _input_search(
                     net, lo, hi, lower, upper, op, deadline, progress)
             finally:
-                _core.set_num_threads(prev)
+                kernels.set_num_threads(prev)
         else:
             # the second layer first on cheap closed-form node bounds, then the LP search
             fast = _second_layer_search(net, lo, hi, lower, upper, op, deadline)

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from emlpress import _core
+from emlpress import kernels
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds, Domain
 from emlpress.bounds.conditioning import CONDITIONING_RTOL, HIGHS_MIP_TOL, integrality_error
@@ -236,39 +236,39 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     while j < len(Ws) - 1:
         k = orig[j]
         units = Ws[j].shape[0]
-        f = _core.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
+        f = kernels.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
                              rank_tol)
         # the largest weight the original has where this step writes (the next layer)
         limit = None if max_coefficient is None else max(max_coefficient, _max_abs(Ws[j + 1]))
-        keep = limit is not None and int(f["n_dependent"]) > 0 and _max_abs(f["V"]) > limit
+        keep = limit is not None and int(f.n_dependent) > 0 and _max_abs(f.V) > limit
         if keep:  # fold nothing (a negative tolerance)
-            f = _core.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
+            f = kernels.fold_layer(Ws[j], bs[j], Ws[j + 1], bs[j + 1], lowers[j], uppers[j], xabs,
                                  -1.0)
-        kept = np.asarray(f["kept"], dtype=np.intp)
+        kept = np.asarray(f.kept, dtype=np.intp)
         row = {
             "layer": k,  # the index Bounds and the API use
             "units_before": units,
             "units_after": int(kept.size),
-            "removed_inactive": int(f["n_inactive"]),
-            "removed_zero_weight": int(f["n_zero"]),
-            "folded_dependent": int(f["n_dependent"]),
+            "removed_inactive": int(f.n_inactive),
+            "removed_zero_weight": int(f.n_zero),
+            "folded_dependent": int(f.n_dependent),
             "merged": False,
-            "max_abs_weight": _max_abs(f["V"]),
+            "max_abs_weight": _max_abs(f.V),
             "kept_for_conditioning": bool(keep),
         }
-        Ws[j + 1], bs[j + 1] = f["V"], f["c"]
+        Ws[j + 1], bs[j + 1] = f.V, f.c
         # ReLU is 1-Lipschitz: errors of the kept units pass through |V'|.
-        delta[j + 1] = _bounds.round_up(f["resid"] + np.abs(f["V"]) @ delta[j][kept])
-        merge = not f["any_unstable"]
+        delta[j + 1] = _bounds.round_up(f.resid + np.abs(f.V) @ delta[j][kept])
+        merge = not f.any_unstable
         if merge and limit is not None and kept.size:
-            Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
-            if _max_abs(Wm) > max(limit, _max_abs(f["W"])):
+            Wm, bm, err = kernels.merge_affine(f.W, f.b, Ws[j + 1], bs[j + 1], xabs)
+            if _max_abs(Wm) > max(limit, _max_abs(f.W)):
                 merge = False
                 row["kept_for_conditioning"] = True
         if merge:
             # Affine on the box: (V, c) o (W, b) replaces both layers; the next layer's
             # pre-activations, and so its bounds, are unchanged.
-            Wm, bm, err = _core.merge_affine(f["W"], f["b"], Ws[j + 1], bs[j + 1], xabs)
+            Wm, bm, err = kernels.merge_affine(f.W, f.b, Ws[j + 1], bs[j + 1], xabs)
             delta[j + 1] = _bounds.round_up(delta[j + 1] + err)
             row["units_after"] = 0
             row["merged"] = True
@@ -276,7 +276,7 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
             del Ws[j], bs[j], lowers[j], uppers[j], settled[j], orig[j], delta[j]
             Ws[j], bs[j] = Wm, bm
         else:
-            Ws[j], bs[j] = f["W"], f["b"]
+            Ws[j], bs[j] = f.W, f.b
             lowers[j], uppers[j] = lowers[j][kept], uppers[j][kept]
             settled[j], delta[j] = settled[j][kept], delta[j][kept]
             xabs = np.maximum(uppers[j], 0.0)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import re
 import time
@@ -38,6 +37,7 @@ import pandas as pd
 from emlpress import _options
 from emlpress._atomic import write_csv_atomic, write_text_atomic
 from emlpress.data.tpc import BENCHMARKS, HW_NAME
+from emlpress.host import host_fingerprint, host_mismatch
 
 __all__ = ["round_bits", "run_kernel", "kernel_reference", "generate", "BIT_RANGE", "KERNEL_VERSION",
            "host_fingerprint", "read_manifest", "MANIFEST"]
@@ -245,24 +245,6 @@ def _error(out, reference) -> float:
     return err if np.isfinite(err) else 1e30
 
 
-def host_fingerprint() -> dict:
-    """What decides a kernel's time and memory on this machine: CPU model, logical cores,
-    architecture, OS, Python and numba. The host name is recorded but not compared (containers
-    and cloud VMs get a new one on every start)."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
-            "system": platform.system(), "python": platform.python_version(),
-            "numba": numba.__version__, "node": platform.node()}
-
-
 def read_manifest(directory) -> dict:
     """``{hardware: entry}`` from ``directory/manifest.json`` (empty when there is none). An
     entry has ``kernel_version``, ``seed``, ``repeats``, ``host`` (:func:`host_fingerprint`),
@@ -286,8 +268,6 @@ def _write_manifest(out_dir: Path, hw: str, benchmarks, seed: int, repeats: int,
     host = host_fingerprint()
     # keep the benchmarks measured earlier under this name only if they were measured the
     # same way on a host like this one; else the manifest would vouch for data it did not see
-    from emlpress.data.tpc_oracle import host_mismatch
-
     same = (old.get("kernel_version") == KERNEL_VERSION and old.get("seed") == seed
             and old.get("repeats") == repeats and old.get("rows") == n_rows
             and host_mismatch(old, host) is None)

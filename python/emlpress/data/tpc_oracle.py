@@ -6,7 +6,7 @@ An answer of the TPC pipeline is a configuration (bits per variable, hardware). 
 - ``kernel re-run``: the numba kernel of :mod:`emlpress.data.tpc_generate` runs the
   configuration on this machine. Used only where the data folder's ``manifest.json`` says the
   data of that hardware name was measured by the same kernel version on a host like this one
-  (same CPU model, cores, architecture and OS; :func:`tpc_generate.host_fingerprint`), wherever
+  (same CPU model, cores, architecture and OS; :func:`emlpress.host.host_fingerprint`), wherever
   the folder lies. Otherwise the re-run would measure another machine than the data did.
 - ``data``: the measurements in the table. A configuration that is in it is measured (mean over
   its repeats); one that is not is *unmeasured*: no verdict, and never a verdict borrowed from
@@ -28,11 +28,10 @@ import numpy as np
 
 from emlpress.data import tpc
 from emlpress.data import tpc_generate as gen
+from emlpress.host import HOST_KEYS, host_fingerprint, host_mismatch
 
 __all__ = ["Measurement", "Oracle", "HOST_KEYS", "host_mismatch", "brute_force"]
 
-# The fields of host_fingerprint() that must agree for a re-run to measure what the data did.
-HOST_KEYS = ("cpu", "cores", "machine", "system")
 MODES = ("auto", "kernel", "data")
 
 
@@ -52,13 +51,6 @@ class Measurement:
         return self.error is not None
 
 
-def host_mismatch(entry: dict, host: dict) -> str | None:
-    """How a manifest entry's host differs from ``host`` in :data:`HOST_KEYS` (None: alike)."""
-    diff = [f"{k} {entry.get('host', {}).get(k)!r} (here {host.get(k)!r})"
-            for k in HOST_KEYS if entry.get("host", {}).get(k) != host.get(k)]
-    return ", ".join(diff) if diff else None
-
-
 class Oracle:
     """Measures configurations of one benchmark, per hardware name by a kernel re-run where
     the manifest allows it (``mode="auto"``), always by the table (``"data"``), or by a re-run
@@ -73,7 +65,7 @@ class Oracle:
         self.data = data
         directory = Path(directory if directory is not None else data.source)
         manifest = gen.read_manifest(directory)
-        host = gen.host_fingerprint()
+        host = host_fingerprint()
         self.kernel_hw: dict[str, dict] = {}
         self.reason: dict[str, str] = {}
         for hw in data.hardware:

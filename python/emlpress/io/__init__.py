@@ -107,7 +107,7 @@ def load_model(path: str | os.PathLike) -> Network:
         raise ModelFileError(f"{p}: not {_KIND[suffix]} ({_first_line(e)})") from None
     except (MemoryError, TypeError, AttributeError, NameError, AssertionError):
         raise  # not the file's fault: a bug, or the machine
-    except Exception as e:  # what a corrupt file raises differs per library and release
+    except Exception as e:  # noqa: BLE001  (what a corrupt file raises differs per library and release)
         raise ModelFileError(f"{p}: not {_KIND[suffix]} ({type(e).__name__}: {_first_line(e)})") from None
 
 

@@ -266,7 +266,7 @@ def _parse(S, model, g, content: bytes, source: str) -> TFLiteModel:
                 return const_src[i], consts[i]
             t = _tensor(model, g, i)
             if t.data is None:
-                raise UnsupportedLayerError(f"{where}: its {what} is not a constant tensor")
+                raise UnsupportedLayerError(f"{where}: its {what} is not a constant tensor")  # noqa: B023  (called in this iteration)
             return t, t.dequantized()
 
         wt, w_float = constant(ins[1], "weights")

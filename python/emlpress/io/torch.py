@@ -22,7 +22,6 @@ def from_torch(module) -> Network:
     """Network from an ``nn.Sequential`` (nested allowed) of ``nn.Linear``, ``nn.ReLU`` and
     ``nn.Identity``, or a file written by ``torch.save(module)``. Anything else raises
     :class:`UnsupportedLayerError` naming the module, its type and position."""
-    import torch
     from torch import nn
 
     source = "torch module"

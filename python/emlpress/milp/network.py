@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
-from emlpress import _core
+from emlpress import kernels
 from emlpress import bounds as _bounds
 from emlpress._highs import _col_name, _option
 from emlpress.bounds import Bounds
@@ -165,9 +165,9 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
 
     _check_representable(net, b, name)
     first = h.getNumCol()
-    enc = _core.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
+    enc = kernels.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
     add_block(h, enc)
-    layer_cols, binary_cols, pre_cols = enc["unit_cols"], enc["binary_cols"], enc["pre_cols"]
+    layer_cols, binary_cols, pre_cols = enc.unit_cols, enc.binary_cols, enc.pre_cols
     if names:
         for l, lc in enumerate(layer_cols):
             tag = "y" if l == len(layer_cols) - 1 else f"h{l}_"  # layer l, as Bounds numbers it
@@ -180,9 +180,9 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
                 h.passColName(int(pc[i]), f"{name}.z{l}_{i}")
     handle = NetworkHandle(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
-        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc["col_lower"]),
-        n_binaries=len(enc["binary"]), n_constraints=len(enc["row_lower"]),
-        n_nonzeros=len(enc["values"]), encode_s=time.perf_counter() - t0, _h=h,
+        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc.col_lower),
+        n_binaries=len(enc.binary), n_constraints=len(enc.row_lower),
+        n_nonzeros=len(enc.values), encode_s=time.perf_counter() - t0, _h=h,
     )
     e, layer, m = integrality_error(net, b, _option(h, "mip_feasibility_tolerance"))
     handle.tolerance_error, handle.max_bigm = float(e.max(initial=0.0)), m

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emlpress import _core
+from emlpress import kernels
 from emlpress._highs import _Builder, _col_name, highs, tighten_tolerances
 from emlpress.bounds.relaxation import add_block
 from emlpress.io.tflite import QuantizedNetwork
@@ -147,7 +147,7 @@ class _Relaxation:
     """The LP relaxation of the encoding built so far (the inputs' box and the builder's
     columns and rows, integrality dropped), for rigorous bounds on accumulators: HiGHS'
     optimum is only a hint; the bound kept is certified from its duals
-    (``_core.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
+    (``kernels.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
 
     def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
         self.map = {int(c): k for k, c in enumerate(in_cols)}
@@ -167,10 +167,10 @@ class _Relaxation:
         self.row_hi = np.asarray(B.rows_hi, float)
         h = self.h = highs()
         h.setOptionValue("output_flag", False)
-        add_block(h, {"col_lower": self.col_lo, "col_upper": self.col_hi,
-                      "binary": np.zeros(0, np.int32), "row_lower": self.row_lo,
-                      "row_upper": self.row_hi, "starts": self.starts, "indices": self.idx,
-                      "values": self.val})
+        add_block(h, kernels.LpBlock(col_lower=self.col_lo, col_upper=self.col_hi,
+                                     binary=np.zeros(0, np.int32), row_lower=self.row_lo,
+                                     row_upper=self.row_hi, starts=self.starts,
+                                     indices=self.idx, values=self.val))
 
     def _local(self, c: int) -> int:
         c = int(c)
@@ -190,7 +190,7 @@ class _Relaxation:
             h.clearSolver()
             return -np.inf
         y = np.asarray(sol.row_dual, np.float64)
-        return float(_core.safe_lower_bound(cost, self.col_lo, self.col_hi, self.row_lo, self.row_hi,
+        return float(kernels.safe_lower_bound(cost, self.col_lo, self.col_hi, self.row_lo, self.row_hi,
                                             self.starts, self.idx, self.val, y))
 
 
@@ -369,7 +369,7 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
             nxt.append(_clamp_high(B, _clamp_low(B, u, layer.act_min, stats), layer.act_max, stats))
         vals = nxt
     out_cols = []
-    for k, v in enumerate(vals):
+    for v in vals:
         y_lo, y_hi = q.s_out * (v.lo - q.z_out), q.s_out * (v.hi - q.z_out)
         y = B.col(y_lo, y_hi, False)
         if v.col < 0:

@@ -231,9 +231,9 @@ def cap_native_threads(n: int) -> None:
     """Cap the threads of every native library a task uses at ``n`` (in this process)."""
     for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
-    from emlpress import _core
+    from emlpress import kernels
 
-    _core.set_num_threads(n)
+    kernels.set_num_threads(n)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)
@@ -293,11 +293,11 @@ def run_task(folder: str, key: str, fn: Callable, kwargs: dict, native_threads: 
     try:
         result = dict(fn(**kwargs, threads=native_threads))
         seconds = time.perf_counter() - t0
-        from emlpress import _core
+        from emlpress import kernels
 
         result["_task"] = {"key": key, "seconds": seconds, "host": socket.gethostname(),
                            "pid": os.getpid(), "native_threads": native_threads,
-                           "emlpress_threads": _core.num_threads(),
+                           "emlpress_threads": kernels.num_threads(),
                            "blas_threads": _blas_threads()}
         write_json_atomic(Path(folder) / "tasks" / f"{key}.json", result)
     except Exception:
