@@ -14,7 +14,8 @@ from emlpress import Network, bounds
 from emlpress.bounds import Bounds
 from emlpress.bounds.conditioning import integrality_error
 from emlpress.compress import lossless
-from emlpress.milp import _verified_status, add_network, solve
+from emlpress.milp import add_network, solve
+from emlpress.milp.solution import _verified_status
 from strategies import sample_box
 
 MAX = highspy.ObjSense.kMaximize
@@ -66,7 +67,7 @@ def test_a_loose_tolerance_optimum_is_repaired_to_the_forward_pass():
 
 def test_without_time_for_a_resolve_the_status_says_the_bound_is_not_proven(monkeypatch):
     # no step 3 (as when the time limit is spent): the verified 0 stands against HiGHS' 0.1
-    import emlpress.milp as M
+    import emlpress.milp.solution as M
 
     net, h, nn = steep_unit_model()
     real = M._repair

@@ -3,7 +3,10 @@ process' stdout when the first instance is created, before any option can silenc
 first instance emlpress creates is built with file descriptor 1 pointed at /dev/null (other
 threads' writes to fd 1 in that instant are lost with it), so
 emlpress' output (tables, a CLI piped into a file) never starts with it; HiGHS prints the
-banner once per process, so later instances (the user's too) stay quiet."""
+banner once per process, so later instances (the user's too) stay quiet.
+
+Below it, the plumbing the MILP encodings share: input columns and their names, option
+values, and :class:`_Builder`, which adds an encoding written in Python in bulk."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import threading
 import highspy
 import numpy as np
 
+from emlpress import kernels
 from emlpress._quiet import with_fd_on_devnull
 
 _lock = threading.Lock()
@@ -38,8 +42,8 @@ _EMPTY_I = np.array([], dtype=np.int32)
 _EMPTY_F = np.array([], dtype=np.float64)
 
 
-def add_block(h: highspy.Highs, blk: dict, integral: bool = True) -> None:
-    """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the dict of
+def add_block(h: highspy.Highs, blk: kernels.LpBlock, integral: bool = True) -> None:
+    """Append a C++ row block (``col_lower``/``col_upper``, ``binary``, CSR rows; the block of
     ``LpRelaxation.add_layer`` or ``bigm_network``) to ``h``: one addCols, one addRows.
     ``integral=False`` leaves the binary columns continuous in [0, 1] (the LP relaxation
     that branch-and-bound fixes column by column)."""
@@ -67,3 +71,90 @@ def _checked(status, what: str, *arrays) -> None:
         raise MagnitudeError(f"HiGHS refused the {what} of the LP relaxation (largest finite "
                              f"|value| {big:.3g}; HiGHS rejects 1e15 and above): the input box "
                              "or the weights are too large; scale the inputs or shrink the box")
+
+
+# --- the MILP encodings' plumbing: input columns, names, options, bulk adds ---------------
+
+
+def _column_indices(h, inputs) -> np.ndarray:
+    if isinstance(inputs, highspy.highs.highs_var) or np.isscalar(inputs):
+        inputs = [inputs]
+    cols = []
+    for k, v in enumerate(inputs):
+        if isinstance(v, highspy.highs.highs_var):
+            cols.append(int(v.index))
+        elif isinstance(v, (int, np.integer)):
+            cols.append(int(v))
+        else:
+            raise TypeError(f"input {k}: expected a highspy variable or a column index, got {type(v).__name__}")
+    cols = np.asarray(cols, dtype=np.int32)
+    n = h.getNumCol()
+    bad = np.flatnonzero((cols < 0) | (cols >= n))
+    if bad.size:
+        raise ValueError(f"input {bad[0]}: column {cols[bad[0]]} does not exist (the model has {n} columns)")
+    return cols
+
+
+def _col_name(h, c: int) -> str:
+    try:
+        status, name = h.getColName(int(c))
+        if name:
+            return f"column {c} ({name!r})"
+    except Exception:  # noqa: BLE001 - names are optional in HiGHS
+        pass
+    return f"column {c}"
+
+
+def _option(h, name):
+    """An option's value (highspy returns (status, value) or the value, by version)."""
+    v = h.getOptionValue(name)
+    return v[1] if isinstance(v, tuple) else v
+
+
+def tighten_tolerances(h, tol: float) -> None:
+    """Set HiGHS' MIP and primal feasibility tolerances of ``h`` to at most ``tol`` (encodings
+    whose exactness needs integrality finer than HiGHS' defaults of 1e-6 and 1e-7)."""
+    for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
+        if _option(h, opt) > tol:
+            h.setOptionValue(opt, float(tol))
+
+
+class _Builder:
+    """New columns and rows of an encoding written in Python, collected and added to HiGHS in
+    bulk by :func:`~emlpress.bounds.relaxation.add_block` (as the C++ encodings are)."""
+
+    def __init__(self, first_col: int):
+        self.first = first_col
+        self.lb, self.ub, self.integer = [], [], []
+        self.rows_lo, self.rows_hi, self.rows = [], [], []  # rows: list of (cols, vals)
+
+    def col(self, lb, ub, integer: bool) -> int:
+        self.lb.append(float(lb))
+        self.ub.append(float(ub))
+        self.integer.append(bool(integer))
+        return self.first + len(self.lb) - 1
+
+    def row(self, cols, vals, lo, hi) -> None:
+        self.rows.append((np.asarray(cols, np.int32), np.asarray(vals, np.float64)))
+        self.rows_lo.append(float(lo))
+        self.rows_hi.append(float(hi))
+
+    def flush(self, h) -> tuple[int, int, int]:
+        """Add everything to ``h``; returns (columns, rows, nonzeros)."""
+        # bounds.relaxation imports this module: imported here until add_block moves into
+        # this module (issue 35, the bounds part); then this line is deleted
+        from emlpress.bounds.relaxation import add_block
+
+        sizes = [c.size for c, _ in self.rows]
+        blk = kernels.LpBlock(
+            col_lower=np.asarray(self.lb, np.float64), col_upper=np.asarray(self.ub, np.float64),
+            binary=np.asarray([self.first + k for k, i in enumerate(self.integer) if i], np.int32),
+            row_lower=np.asarray(self.rows_lo, np.float64),
+            row_upper=np.asarray(self.rows_hi, np.float64),
+            starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+            indices=(np.concatenate([c for c, _ in self.rows]) if self.rows
+                     else np.zeros(0)).astype(np.int32),
+            values=(np.concatenate([v for _, v in self.rows]) if self.rows
+                    else np.zeros(0)).astype(np.float64))
+        add_block(h, blk)
+        return len(self.lb), len(self.rows), int(blk.indices.size)

@@ -36,8 +36,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emlpress import kernels
+from emlpress._highs import _Builder, _col_name, highs, tighten_tolerances
+from emlpress.bounds.relaxation import add_block
 from emlpress.io.tflite import QuantizedNetwork
-from emlpress.milp import _Builder, _HandleVars
+from emlpress.milp.handle import PredictorHandle, _new_inputs
 
 __all__ = ["add_quantized_network", "QuantizedHandle", "TIE_MARGIN", "INT_TOL"]
 
@@ -148,9 +150,6 @@ class _Relaxation:
     (``kernels.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
 
     def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
-        from emlpress._highs import highs
-        from emlpress.bounds.relaxation import add_block
-
         self.map = {int(c): k for k, c in enumerate(in_cols)}
         n_in = len(in_cols)
         self.col_lo = np.concatenate([np.asarray(in_lo, float), np.asarray(B.lb, float)])
@@ -196,7 +195,7 @@ class _Relaxation:
 
 
 @dataclass
-class QuantizedHandle(_HandleVars):
+class QuantizedHandle(PredictorHandle):
     """One exact int8 network inside a HiGHS model. ``inputs``/``outputs`` are the float
     input and dequantized output variables; ``q_inputs``/``q_outputs`` the int8 values
     (:class:`_Val`: a column plus an offset, or a constant)."""
@@ -265,6 +264,11 @@ class QuantizedHandle(_HandleVars):
                 "input_mismatches": int(np.sum(seen != q_in)),
                 "output_mismatches": int(np.sum(interp != q_out))}
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """LiteRT's reference interpreter at one float input point ``x`` (int8 values with
+        ``quantized_inputs``), its outputs dequantized: shape ``(n_out,)``."""
+        return self.qnet.dequantize_output(self._interpreter_at(np.asarray(x, float))[1])
+
     def _check(self, x, y) -> tuple[float, float]:
         """(largest |output| difference in dequantized units between the MILP and the
         interpreter at x, scale 1): 0 exactly when they agree bit for bit."""
@@ -289,8 +293,6 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
     Returns a :class:`QuantizedHandle` whose ``outputs`` are the dequantized outputs.
     Sets HiGHS' ``mip_feasibility_tolerance`` and ``primal_feasibility_tolerance`` to at most
     ``INT_TOL`` (1e-9): the requantization rows need integrality that tight."""
-    from emlpress.milp import _col_name, _new_inputs, tighten_tolerances
-
     t0 = time.perf_counter()
     if bounds not in ("lp", "interval"):
         raise ValueError(f"bounds must be 'lp' or 'interval', got {bounds!r}")

@@ -37,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 
@@ -133,8 +134,6 @@ def verified(M: ModelArrays, handles, v: np.ndarray | None, tol: float, how: str
 def fixed_lp_point(M: ModelArrays, v: np.ndarray, time_limit: float | None) -> np.ndarray | None:
     """The LP of the model with every integer column fixed at its value in ``v``, solved with
     feasibility tolerances of ``REPAIR_TOL``; its optimal point, or None."""
-    import highspy
-
     if not M.integer.any():
         return None
     lp = M.lp

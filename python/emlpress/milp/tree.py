@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emlpress.milp import _HandleVars
+from emlpress._highs import _Builder, tighten_tolerances
+from emlpress.milp.handle import PredictorHandle, _new_inputs
 
 __all__ = ["add_tree", "TreeHandle", "GAP"]
 
@@ -42,7 +43,7 @@ def _split_sides(threshold: float) -> tuple[float, float]:
 
 
 @dataclass
-class TreeHandle(_HandleVars):
+class TreeHandle(PredictorHandle):
     """A decision tree inside a HiGHS model: ``leaf_cols[k]`` the binary of leaf ``leaves[k]``
     (a node index of ``tree.tree_``), ``outputs`` the predicted values."""
 
@@ -71,17 +72,15 @@ class TreeHandle(_HandleVars):
         cols = np.concatenate([self.input_cols, self.leaf_cols, self.output_cols]).astype(np.int32)
         return cols, np.concatenate([x[0], (self.leaves == leaf).astype(float), y])
 
-    def _check(self, x, y) -> tuple[float, float]:
-        p = np.asarray(self.tree.predict(np.asarray(x, float)[None, :]), float).reshape(-1)
-        return float(np.max(np.abs(p - np.asarray(y, float)))), max(1.0, float(np.max(np.abs(p))))
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``tree.predict`` at one input point ``x`` (shape ``(n_in,)``): shape ``(n_out,)``."""
+        return np.asarray(self.tree.predict(np.asarray(x, float)[None, :]), float).reshape(-1)
 
 
 def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
     """Add a fitted scikit-learn ``DecisionTreeRegressor`` (single or multi-output) to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
     column indices with finite bounds) as its features. Returns a :class:`TreeHandle` whose
     ``outputs`` are the prediction's variables."""
-    from emlpress.milp import _Builder, _new_inputs, tighten_tolerances
-
     t0 = time.perf_counter()
     t = getattr(tree, "tree_", None)
     if t is None:

@@ -23,7 +23,7 @@ from emlpress import _highs
 from emlpress import bounds as _bounds
 from emlpress.compress import lossless
 from emlpress.data import sir
-from emlpress.milp import add_network, solve, tighten_tolerances
+from emlpress.milp import add_network, add_predictor, solve, tighten_tolerances
 from emlpress.network import Network
 
 
@@ -64,17 +64,7 @@ class Plan:
 
 
 def _add_model(h, model, inputs, name):
-    from emlpress.io.tflite import QuantizedNetwork
-    from emlpress.milp import add_network, add_quantized_network, add_tree
-
-    if isinstance(model, Network):
-        return add_network(h, model, inputs, name=name)
-    if isinstance(model, QuantizedNetwork):
-        return add_quantized_network(h, model, inputs, name=name)
-    if hasattr(model, "tree_"):
-        return add_tree(h, model, inputs, name=name)
-    raise TypeError(f"model: expected a Network, a QuantizedNetwork or a fitted scikit-learn tree, "
-                    f"got {type(model).__name__}")
+    return add_predictor(h, model, inputs, name=name)
 
 
 #: how a network's weeks are bounded: "chained" (each week's box is the previous week's output

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 
+import highspy
 import numpy as np
 
+from emlpress import _highs
 from emlpress.data import tpc
+from emlpress.milp import add_predictor, solve
 from emlpress.pipelines.tpc.config import RESOURCES, Config, _check_hw, _limits
 from emlpress.pipelines.tpc.surrogate import Surrogate
 
@@ -20,11 +23,6 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
     ``excluded``: (bits, hw) pairs cut off (no-good cuts: some variable differs by at least one
     bit, or another hardware). ``candidates``: restrict to these (bits, hw) pairs (one binary
     each), e.g. the measured configurations."""
-    import highspy
-
-    from emlpress import _highs
-    from emlpress.milp import add_network, add_quantized_network, solve
-
     h = _highs.highs()
     blo, bhi = data.bit_range()
     nv, nh = data.n_vars, len(data.hardware)
@@ -63,16 +61,17 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
                 h.addConstr(bits[i] - (c[i] + 1 - L) * b[i] >= L)        # b_i = 1: bits_i >= c_i + 1
             h.addConstr(sum(a[i] + b[i] for i in range(nv)) - hw[data.hardware.index(name)] >= 0)
     inputs = [*[bits[i] for i in range(nv)], *[hw[i] for i in range(nh)]]
-    if sur.error_q is not None:
-        err = add_quantized_network(h, sur.error_q, inputs, name="error")
-    else:
-        err = add_network(h, sur.error_net, inputs, bounds=sur.error_bounds, name="error")
+
+    def embed(net, qnet, net_bounds, name):  # the int8 model where the surrogate has one
+        if qnet is not None:
+            return add_predictor(h, qnet, inputs, name=name)
+        return add_predictor(h, net, inputs, bounds=net_bounds, name=name)
+
+    err = embed(sur.error_net, sur.error_q, sur.error_bounds, "error")
     h.addConstr(err.outputs[0] >= -math.log10(cfg.max_error) + margin_scale * sur.margin_error)
     limits = _limits(cfg)
     if sur.resource_net is not None:
-        res = (add_quantized_network(h, sur.resource_q, inputs, name="resources")
-               if sur.resource_q is not None else
-               add_network(h, sur.resource_net, inputs, bounds=sur.resource_bounds, name="resources"))
+        res = embed(sur.resource_net, sur.resource_q, sur.resource_bounds, "resources")
         for k, name in enumerate(RESOURCES):
             if name in sur.margins:
                 h.addConstr(res.outputs[k] + margin_scale * sur.margins[name] <= limits[name])

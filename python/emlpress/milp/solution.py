@@ -1,0 +1,277 @@
+"""Solving a HiGHS model with embedded models: :func:`solve` and its :class:`Solution`,
+every answer verified against each model's own evaluation and repaired where it fails
+(:mod:`emlpress.milp.repair`)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from emlpress import _options
+from emlpress._highs import _option, tighten_tolerances
+from emlpress.milp import repair as _repair_mod
+from emlpress.milp.handle import registered_handles
+
+__all__ = ["solve", "Solution", "MIP_GAP", "MIP_ABS_GAP"]
+
+
+_STATUS = {
+    "kOptimal": "OPTIMAL",
+    "kInfeasible": "INFEASIBLE",
+    "kUnbounded": "UNBOUNDED",
+    "kUnboundedOrInfeasible": "INFEASIBLE_OR_UNBOUNDED",
+    "kTimeLimit": "TIME_LIMIT",
+    "kIterationLimit": "ITERATION_LIMIT",
+    "kSolutionLimit": "SOLUTION_LIMIT",
+    "kInterrupt": "INTERRUPTED",
+    "kHighsInterrupt": "INTERRUPTED",
+    "kObjectiveBound": "OBJECTIVE_BOUND",
+    "kObjectiveTarget": "OBJECTIVE_TARGET",
+    "kMemoryLimit": "MEMORY_LIMIT",
+    "kModelEmpty": "MODEL_EMPTY",
+}
+
+
+@dataclass
+class Solution:
+    """Result of :func:`solve`. ``status`` is a name such as ``OPTIMAL`` (a verified answer
+    within the MIP gap asked for), ``FEASIBLE`` (verified, not proven within the gap),
+    ``INFEASIBLE``, ``TIME_LIMIT`` (with the verified incumbent when one was found:
+    ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
+    check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
+    always that of a verified point; ``repaired`` names the repair that found it ("" when
+    HiGHS' answer passed as it came)."""
+
+    status: str
+    objective: float
+    best_bound: float
+    gap: float
+    nodes: int
+    encode_s: float
+    solve_s: float
+    has_solution: bool
+    col_values: np.ndarray | None
+    inputs: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    verify_diff: dict = field(default_factory=dict)
+    repaired: str = ""
+    mismatch: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"Solution(status={self.status}, objective={self.objective:.6g}, "
+            f"best_bound={self.best_bound:.6g}, gap={self.gap:.3g}, nodes={self.nodes}, "
+            f"encode_s={self.encode_s:.4f}, solve_s={self.solve_s:.4f})"
+        )
+
+
+#: solve()'s default gaps: HiGHS 1.x's own defaults, set explicitly so that no result
+#: depends on what a HiGHS release chooses
+MIP_GAP = 1e-4
+MIP_ABS_GAP = 1e-6
+
+
+def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
+          threads: int | None = None, verbose: bool = False,
+          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP) -> Solution:
+    """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
+    inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
+    ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
+    to HiGHS; pass ``mip_gap=0`` to compare optima more closely.
+
+    Every answer is verified: each network added with :func:`add_network` against its
+    forward pass, a tree against ``predict``, a quantized network from
+    :func:`add_quantized_network` against LiteRT's reference interpreter (bit for bit). An
+    answer that differs by more than ``VERIFY_RTOL`` (relative to max(1, |output|); HiGHS'
+    tolerances can make a big-M encoding lie) is repaired as :mod:`emlpress.milp.repair`
+    describes (exact evaluation at the MILP's inputs, the LP with the integers fixed, a
+    re-solve at tolerance 1e-9), with a warning naming the model: the objective reported is
+    then that of the verified point, ``Solution.repaired`` says how it was found and
+    ``Solution.mismatch`` how far HiGHS' own answer was. The status is ``OPTIMAL`` only when
+    the verified objective is within the gaps of HiGHS' bound, else ``FEASIBLE`` (or the time
+    limit's status); when no point can be verified it is ``NUMERICAL`` with no solution and a
+    ``nan`` objective. ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
+
+    With ``confirm_infeasible`` (default), an ``INFEASIBLE`` verdict is re-checked by a
+    second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
+    constant networks (bounds of width ~1e-9 on outputs of ~1e3) infeasible although every
+    forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
+    verdicts differ, the second one is returned with a warning."""
+    time_limit = _options.seconds("time_limit", time_limit)
+    mip_gap = _options.gap("mip_gap", mip_gap)
+    mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
+    if mip_gap is None or mip_abs_gap is None:
+        raise ValueError("mip_gap and mip_abs_gap must be numbers >= 0 (HiGHS' defaults vary by release)")
+    threads = _options.threads(threads)
+    h.setOptionValue("output_flag", bool(verbose))
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    t0 = time.perf_counter()
+    h.run()
+    ms = h.getModelStatus()
+    status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
+    if confirm_infeasible and status in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
+        presolve = _option(h, "presolve")
+        h.setOptionValue("presolve", "off")
+        if time_limit is not None:
+            h.setOptionValue("time_limit", max(0.0, float(time_limit) - (time.perf_counter() - t0)))
+        h.clearSolver()
+        h.run()
+        h.setOptionValue("presolve", presolve)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(time_limit))
+        ms2 = h.getModelStatus()
+        status2 = _STATUS.get(ms2.name, ms2.name.removeprefix("k").upper())
+        if status2 != status:
+            warnings.warn(
+                f"HiGHS reported {status} with presolve and {status2} without; returning the "
+                "latter (presolve tolerances on nearly degenerate bounds)", RuntimeWarning,
+                stacklevel=2,
+            )
+            status = status2
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    integrality = h.getLp().integrality_  # a copy of the model: fetch it once
+    mip = any(int(v) != 0 for v in integrality)
+    col_values = np.asarray(h.getSolution().col_value) if has_solution else None
+    nodes = int(info.mip_node_count) if info.mip_node_count >= 0 else 0
+    sense_max = h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+    best = info.mip_dual_bound if mip else info.objective_function_value
+    if status == "INFEASIBLE":
+        best = -np.inf if sense_max else np.inf
+    handles = registered_handles(h)
+    objective = float(info.objective_function_value) if has_solution else float("nan")
+    gap = float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf"))
+    repaired, mismatch = "", 0.0
+    # (inputs, outputs, (max |difference|, scale)) of every model: one evaluation each
+    checks = {}
+    if has_solution:
+        for hd in handles:
+            x, y = hd.values_at(col_values)
+            checks[hd.name] = (x, y, hd._check(x, y))
+    failed = {n: c[2] for n, c in checks.items()
+              if next(hd for hd in handles if hd.name == n)._mismatch(*c[2]) is not None}
+    if failed:
+        mismatch = max(d / s for d, s in failed.values())
+        cand, best, nodes = _repair(h, handles, col_values, status, best, nodes, sense_max,
+                                    mip_gap, mip_abs_gap, time_limit, t0)
+        names = ", ".join(f"network {n!r} by {d:.3g} (relative {d / s:.3g})"
+                          for n, (d, s) in failed.items())
+        head = (f"{names}: the MILP's outputs differ from the model's own evaluation at the "
+                f"MILP's inputs, so HiGHS' objective {objective:.9g} is not verified (its "
+                "feasibility tolerances let a big-M encoding move)")
+        if cand is None:
+            status, has_solution, objective, gap = "NUMERICAL", False, float("nan"), float("inf")
+            _repair_mod.warn(f"{head}; no verified point was found (exact evaluation, the LP "
+                             f"with the integers fixed, a re-solve at tolerance "
+                             f"{_repair_mod.REPAIR_TOL:g}): status NUMERICAL")
+        else:
+            col_values, objective, repaired = cand.values, cand.objective, cand.how
+            checks = {}  # the repaired point's, below
+            status, best, gap = _verified_status(status, objective, best, sense_max, mip_gap,
+                                                 mip_abs_gap)
+            _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
+                             f"{objective:.9g}, status {status}")
+    solve_s = time.perf_counter() - t0
+    sol = Solution(
+        status=status,
+        objective=objective,
+        best_bound=float(best),
+        gap=gap,
+        nodes=nodes,
+        encode_s=float(sum(hd.encode_s for hd in handles)),
+        solve_s=solve_s,
+        has_solution=has_solution,
+        col_values=col_values,
+        repaired=repaired,
+        mismatch=mismatch,
+    )
+    if col_values is not None:
+        for hd in handles:
+            if hd.name not in checks:
+                x, y = hd.values_at(col_values)
+                checks[hd.name] = (x, y, hd._check(x, y))
+            x, y, (diff, _) = checks[hd.name]
+            sol.inputs[hd.name], sol.outputs[hd.name], sol.verify_diff[hd.name] = x, y, diff
+    return sol
+
+
+def _gap(objective: float, bound: float) -> float:
+    """HiGHS' relative gap: |bound - objective| / |objective| (inf at objective 0 unless equal)."""
+    d = abs(bound - objective)
+    if d == 0.0:
+        return 0.0
+    return d / abs(objective) if objective != 0.0 else float("inf")
+
+
+def _within(objective: float, best: float, sense_max: bool, mip_gap: float, mip_abs_gap: float) -> bool:
+    """Whether ``objective`` is within the gaps asked for of the bound ``best`` (and does not
+    beat it beyond them)."""
+    d = (best - objective) if sense_max else (objective - best)
+    tol = max(mip_abs_gap, mip_gap * abs(objective))
+    return abs(d) <= tol or (d >= 0 and _gap(objective, best) <= mip_gap)
+
+
+def _verified_status(status: str, objective: float, best: float, sense_max: bool,
+                     mip_gap: float, mip_abs_gap: float) -> tuple[str, float, float]:
+    """(status, bound, gap) for a verified objective against HiGHS' bound: OPTIMAL only
+    within the gaps asked for; a bound the verified point beats is dropped (trivial bound)."""
+    beats = objective - best if sense_max else best - objective
+    if beats > max(mip_abs_gap, 1e-9 * max(1.0, abs(objective))):
+        _repair_mod.warn(f"the verified objective {objective:.9g} beats HiGHS' bound {best:.9g}: "
+                         "the bound is dropped")
+        return "FEASIBLE", (np.inf if sense_max else -np.inf), float("inf")
+    best = max(best, objective) if sense_max else min(best, objective)
+    gap = _gap(objective, best)
+    if _within(objective, best, sense_max, mip_gap, mip_abs_gap):
+        return ("OPTIMAL" if status == "OPTIMAL" else status), best, gap
+    return ("FEASIBLE" if status == "OPTIMAL" else status), best, gap
+
+
+def _repair(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, time_limit, t0):
+    """(the best verified point or None, HiGHS' bound, nodes) after the steps of
+    :mod:`emlpress.milp.repair`."""
+    R = _repair_mod
+    deadline = None if time_limit is None else t0 + float(time_limit)
+    M = R.model_arrays(h)
+    tol = _option(h, "primal_feasibility_tolerance")
+    cand = R.repair(M, handles, raw, tol, deadline)
+    good = cand is not None and _within(cand.objective, best, sense_max, mip_gap, mip_abs_gap)
+    left = None if deadline is None else deadline - time.perf_counter()
+    if good or (left is not None and left <= 0.05):
+        return cand, best, nodes
+    # step 3: the MILP again, tolerances tight, from the verified point
+    saved = {o: _option(h, o) for o in ("mip_feasibility_tolerance", "primal_feasibility_tolerance",
+                                        "time_limit")}
+    try:
+        tighten_tolerances(h, R.REPAIR_TOL)
+        if left is not None:
+            h.setOptionValue("time_limit", float(left))
+        if cand is not None:
+            h.setSolution(int(cand.values.size), np.arange(cand.values.size, dtype=np.int32),
+                          cand.values)
+        h.run()
+        info = h.getInfo()
+        nodes += max(0, int(info.mip_node_count))
+        if h.getModelStatus().name in ("kOptimal", "kTimeLimit", "kInterrupt", "kHighsInterrupt"):
+            b2 = info.mip_dual_bound
+            if np.isfinite(b2):
+                best = min(best, b2) if sense_max else max(best, b2)
+        if info.primal_solution_status == 2:
+            raw2 = np.asarray(h.getSolution().col_value)
+            # the LP of step 2 gets at least a second even when the re-solve used the rest
+            lp_deadline = None if deadline is None else max(deadline, time.perf_counter() + 1.0)
+            c2 = R.repair(M, handles, raw2, tol, lp_deadline)
+            cand = R.better(cand, c2, sense_max)
+    finally:
+        for o, val in saved.items():
+            h.setOptionValue(o, val)
+    return cand, best, nodes
