@@ -121,7 +121,7 @@ def tighten_tolerances(h, tol: float) -> None:
 
 class _Builder:
     """New columns and rows of an encoding written in Python, collected and added to HiGHS in
-    bulk by :func:`~emlpress.bounds.relaxation.add_block` (as the C++ encodings are)."""
+    bulk by :func:`add_block` (as the C++ encodings are)."""
 
     def __init__(self, first_col: int):
         self.first = first_col
@@ -141,10 +141,6 @@ class _Builder:
 
     def flush(self, h) -> tuple[int, int, int]:
         """Add everything to ``h``; returns (columns, rows, nonzeros)."""
-        # bounds.relaxation imports this module: imported here until add_block moves into
-        # this module (issue 35, the bounds part); then this line is deleted
-        from emlpress.bounds.relaxation import add_block
-
         sizes = [c.size for c, _ in self.rows]
         blk = kernels.LpBlock(
             col_lower=np.asarray(self.lb, np.float64), col_upper=np.asarray(self.ub, np.float64),
