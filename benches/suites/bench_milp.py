@@ -21,7 +21,7 @@ from conftest import label, quick, random_network, shared
 from emlpress import Network, bounds
 from emlpress.compress import lossless
 from emlpress.milp import add_network, solve
-from peers.omlt_peer import omlt_model, omlt_solve
+from peers.omlt_peer import omlt_model, omlt_solve, require
 from tools.trained import trained
 
 TIME_LIMIT = 120.0
@@ -46,6 +46,7 @@ def test_encode(benchmark, name, impl):
     net = ENCODE_NETS[name]()
     label(benchmark, f"encode {name}", impl, peer=impl == "omlt")
     if impl == "omlt":
+        require()
         benchmark.pedantic(omlt_model, args=(net,), rounds=1, iterations=1)
     elif impl == "emlpress+crown":
         benchmark(emlpress_encode, net, "crown")
@@ -93,6 +94,8 @@ def test_solve(benchmark, name, variant):
     label(benchmark, f"solve {name}", variant if variant == "omlt" else "emlpress " + variant,
           peer=variant == "omlt")
     if variant == "omlt":
+        require()
+
         def run():
             m, enc = omlt_model(net)
             status, obj, dt = omlt_solve(m, TIME_LIMIT)
