@@ -93,6 +93,14 @@ class _Recorder:
               f"expected about {minutes:g} min on 2 cores" + (f" (plus {', '.join(unknown)}: no estimate)" if unknown else ""),
               flush=True)
 
+    def pytest_runtest_teardown(self, item):
+        # a benchmark skipped while timed (pytest.skip is no Exception, so pytest-benchmark
+        # keeps it) has an empty record on which pytest-benchmark's JSON fails: the whole
+        # run's figures would be lost. Marked as erred, it is left out like a failed one.
+        fixture = getattr(item, "funcargs", {}).get("benchmark")
+        if fixture is not None and getattr(fixture, "skipped", False):
+            fixture.has_error = True
+
     def pytest_runtest_logreport(self, report):
         group = Path(report.nodeid.split("::")[0]).stem[len("bench_"):]
         self.group_s[group] = self.group_s.get(group, 0.0) + report.duration
