@@ -6,7 +6,7 @@ emlpress' output (tables, a CLI piped into a file) never starts with it; HiGHS p
 banner once per process, so later instances (the user's too) stay quiet.
 
 Below it, the plumbing the MILP encodings share: input columns and their names, option
-values, and :class:`_Builder`, which adds an encoding written in Python in bulk."""
+values, and :class:`Builder`, which adds an encoding written in Python in bulk."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def highs(silent: bool = True):
 
 # --- bulk adds of C++ row blocks (bounds, MILP encodings) ---------------------------------
 
-_EMPTY_I = np.array([], dtype=np.int32)
-_EMPTY_F = np.array([], dtype=np.float64)
+EMPTY_I = np.array([], dtype=np.int32)
+EMPTY_F = np.array([], dtype=np.float64)
 
 
 def add_block(h: highspy.Highs, blk: kernels.LpBlock, integral: bool = True) -> None:
@@ -48,12 +48,12 @@ def add_block(h: highspy.Highs, blk: kernels.LpBlock, integral: bool = True) -> 
     ``integral=False`` leaves the binary columns continuous in [0, 1] (the LP relaxation
     that branch-and-bound fixes column by column)."""
     n = len(blk.col_lower)
-    _checked(h.addCols(n, np.zeros(n), blk.col_lower, blk.col_upper, 0, _EMPTY_I,
-                       _EMPTY_I, _EMPTY_F), "columns", blk.col_lower, blk.col_upper)
+    checked(h.addCols(n, np.zeros(n), blk.col_lower, blk.col_upper, 0, EMPTY_I,
+                       EMPTY_I, EMPTY_F), "columns", blk.col_lower, blk.col_upper)
     nb = len(blk.binary)
     if nb and integral:
         h.changeColsIntegrality(nb, blk.binary, np.full(nb, highspy.HighsVarType.kInteger))
-    _checked(h.addRows(len(blk.row_lower), blk.row_lower, blk.row_upper,
+    checked(h.addRows(len(blk.row_lower), blk.row_lower, blk.row_upper,
                        len(blk.values), blk.starts[:-1], blk.indices, blk.values),
              "rows", blk.values, blk.row_lower, blk.row_upper)
 
@@ -63,7 +63,7 @@ class MagnitudeError(RuntimeError):
     weights are too large for an LP (the CLI's exit status 2, like a float64 overflow)."""
 
 
-def _checked(status, what: str, *arrays) -> None:
+def checked(status, what: str, *arrays) -> None:
     """Raise when HiGHS refused an addCols/addRows (it then adds nothing, and every later
     index and dual would be off), naming the largest finite magnitude it was given."""
     if status == highspy.HighsStatus.kError:
@@ -76,7 +76,7 @@ def _checked(status, what: str, *arrays) -> None:
 # --- the MILP encodings' plumbing: input columns, names, options, bulk adds ---------------
 
 
-def _column_indices(h, inputs) -> np.ndarray:
+def column_indices(h, inputs) -> np.ndarray:
     if isinstance(inputs, highspy.highs.highs_var) or np.isscalar(inputs):
         inputs = [inputs]
     cols = []
@@ -95,7 +95,7 @@ def _column_indices(h, inputs) -> np.ndarray:
     return cols
 
 
-def _col_name(h, c: int) -> str:
+def col_name(h, c: int) -> str:
     try:
         status, name = h.getColName(int(c))
         if name:
@@ -105,7 +105,7 @@ def _col_name(h, c: int) -> str:
     return f"column {c}"
 
 
-def _option(h, name):
+def option_value(h, name):
     """An option's value (highspy returns (status, value) or the value, by version)."""
     v = h.getOptionValue(name)
     return v[1] if isinstance(v, tuple) else v
@@ -115,11 +115,11 @@ def tighten_tolerances(h, tol: float) -> None:
     """Set HiGHS' MIP and primal feasibility tolerances of ``h`` to at most ``tol`` (encodings
     whose exactness needs integrality finer than HiGHS' defaults of 1e-6 and 1e-7)."""
     for opt in ("mip_feasibility_tolerance", "primal_feasibility_tolerance"):
-        if _option(h, opt) > tol:
+        if option_value(h, opt) > tol:
             h.setOptionValue(opt, float(tol))
 
 
-class _Builder:
+class Builder:
     """New columns and rows of an encoding written in Python, collected and added to HiGHS in
     bulk by :func:`add_block` (as the C++ encodings are)."""
 

@@ -35,8 +35,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from emlpress import _highs, _options, kernels
-from emlpress._highs import _EMPTY_F, _EMPTY_I, add_block
-from emlpress.bounds.domain import Domain, _domain, _refuse_constraints
+from emlpress._highs import EMPTY_F, EMPTY_I, add_block
+from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
 from emlpress.bounds.relaxation import BoundError, lp, run_on_free_workers
 from emlpress.bounds.result import Bounds
 from emlpress.bounds.rounding import _down, _up, forward_rounding
@@ -158,7 +158,7 @@ class PhaseSearch:
         h.setOptionValue("primal_feasibility_tolerance", LP_TOL)
         h.setOptionValue("dual_feasibility_tolerance", LP_TOL)
         n = len(lo)
-        h.addCols(n, np.zeros(n), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+        h.addCols(n, np.zeros(n), lo, hi, 0, EMPTY_I, EMPTY_I, EMPTY_F)
         self.h = h
         # the relaxation's own column bounds and those HiGHS holds now
         self.base_lo, self.base_hi = np.array(lo, float), np.array(hi, float)
@@ -167,7 +167,7 @@ class PhaseSearch:
         # d (phase), the row a <= z - l (1 - d), and the unit's bounds l < 0 < u
         self.ua = self.uz = self.ud = self.ur = np.zeros(0, dtype=np.int64)
         self.ul = self.uu = np.zeros(0)
-        self.cost_idx = _EMPTY_I
+        self.cost_idx = EMPTY_I
         self.k = 0
 
     # --- the relaxation -------------------------------------------------------------
@@ -250,7 +250,7 @@ class PhaseSearch:
                 _, has_ray, ray = h.getDualRay()
             except Exception:  # noqa: BLE001 - no ray: the node stays open, at its parent's bound
                 has_ray = False
-            if has_ray and self.store.safe_bound(_EMPTY_I, _EMPTY_F, np.asarray(ray, float), nl, nh) > 0:
+            if has_ray and self.store.safe_bound(EMPTY_I, EMPTY_F, np.asarray(ray, float), nl, nh) > 0:
                 return math.inf, None, None  # Farkas: 0 >= (bound > 0) has no solution
             stats["uncertified_infeasible"] += 1
             h.clearSolver()
@@ -671,7 +671,7 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     within that of a value the network takes). ``deterministic=True`` runs the searches on
     one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
     bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     _refuse_constraints("milp", d)
     n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     time_limit = _options.seconds("time_limit", time_limit)

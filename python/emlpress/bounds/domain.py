@@ -709,7 +709,7 @@ def resolve(n_in: int, lo, hi, domain=None, A_ub=None, b_ub=None, A_eq=None, b_e
     return Domain(lo, hi, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, l1=l1)
 
 
-def _domain(net: Network, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1):
+def domain_and_box(net: Network, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1):
     """(Domain or None, lo, hi): the constrained domain a method was given (None for a
     plain box) and the box to run on (the domain's tightened box)."""
     if domain is not None:

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from emlpress import kernels
-from emlpress.bounds.domain import Domain, _domain
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.result import Bounds, _trusted, check_finite
 from emlpress.network import Network
 
@@ -26,7 +26,7 @@ def interval(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_
     :class:`Domain` (``domain=`` or the keywords ``A_ub`` ``(m, n_in)``, ``b_ub`` ``(m,)``,
     ``A_eq``, ``b_eq``, ``l1=(center, eps)``), over its rigorously tightened box.
     """
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     return _run(kernels.interval, "interval", net, lo, hi, d)
 
 
@@ -47,7 +47,7 @@ def crown(net: Network, lo=None, hi=None, *, domain: Domain | None = None, A_ub=
     its duals), layer by layer, each layer's relaxation built on the tightened bounds
     before it.
     """
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if d is not None and d.center is not None:
         ball = (np.asarray(d.center), float(d.eps))
         b = _run(lambda c, a, b: kernels.crown(c, a, b, None, ball), "crown", net, lo, hi, d)

@@ -19,7 +19,7 @@ import numpy as np
 
 from emlpress import _options
 from emlpress.bounds.bab import milp
-from emlpress.bounds.domain import Domain, _domain, _refuse_constraints
+from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
 from emlpress.bounds.linear import crown, interval
 from emlpress.bounds.relaxation import lp
 from emlpress.bounds.result import Bounds
@@ -154,7 +154,7 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     threads = _options.threads(threads)
     milp_time_limit = _options.seconds("milp_time_limit", milp_time_limit)
     m = get(method)
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if not m.polytope or use_milp:
         _refuse_constraints(f"tighten(method={method!r}{', use_milp=True' if use_milp else ''})", d)
     extra = {"use_milp": use_milp, "milp_time_limit": milp_time_limit} if m.name == "progressive" else {}

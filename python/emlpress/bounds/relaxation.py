@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from emlpress import _highs, kernels, _options
 
-# _checked is not used here: it stays importable from here, where it used to live
-from emlpress._highs import _EMPTY_F, _EMPTY_I, MagnitudeError, _checked, add_block  # noqa: F401
-from emlpress.bounds.domain import Domain, _domain
+# checked is not used here: it stays importable from here, where it used to live
+from emlpress._highs import EMPTY_F, EMPTY_I, MagnitudeError, checked, add_block  # noqa: F401
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.linear import crown
 from emlpress.bounds.result import Bounds
 from emlpress.bounds.rounding import _down, _up, forward_rounding
@@ -88,9 +88,9 @@ class NeuronProblems:
         # rise by 6%, each costs 30% less, the ~45 ms set-up per LP drops to ~8 ms).
         h.setOptionValue("simplex_dual_edge_weight_strategy", 1)
         h.setOptionValue("simplex_scale_strategy", 0)
-        h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, _EMPTY_I, _EMPTY_I, _EMPTY_F)
+        h.addCols(len(lo), np.zeros(len(lo)), lo, hi, 0, EMPTY_I, EMPTY_I, EMPTY_F)
         self.h = h
-        self.cost_idx = _EMPTY_I
+        self.cost_idx = EMPTY_I
         # column values of the last LP solutions (see _start_basis): a ring of N_HINTS rows
         self._hints = np.empty((N_HINTS, 0))
         self._n_hints = 0  # rows filled
@@ -491,5 +491,5 @@ def lp(net: Network, lo=None, hi=None, init: Bounds | None = None, threads: int 
     ``sum t <= eps``), and the certificates count those rows' multipliers too; ``init``
     must hold on that domain.
     """
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     return _per_neuron(net, lo, hi, init, "lp", threads=threads, full=full, progress=progress, d=d)

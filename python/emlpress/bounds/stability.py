@@ -62,7 +62,7 @@ from tqdm import tqdm
 
 from emlpress import _options, kernels
 from emlpress.bounds.bab import exact_bounds
-from emlpress.bounds.domain import Domain, _domain, _refuse_constraints
+from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
 from emlpress.bounds.linear import crown
 from emlpress.bounds.relaxation import BoundError, lp
 from emlpress.bounds.result import Bounds
@@ -359,7 +359,7 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: a box only for now; a
     domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
     if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
-        d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+        d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
         _refuse_constraints("stability", d)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")

@@ -62,7 +62,7 @@ from emlpress import kernels
 from emlpress import bounds as _bounds
 from emlpress.bounds import Bounds, Domain
 from emlpress.bounds.conditioning import CONDITIONING_RTOL, HIGHS_MIP_TOL, integrality_error
-from emlpress.bounds.domain import _domain
+from emlpress.bounds.domain import domain_and_box
 from emlpress.network import Network, box_points
 
 __all__ = ["lossless", "LosslessReport", "LosslessError", "RANK_TOL", "VERIFY_RTOL"]
@@ -208,7 +208,7 @@ def lossless(net: Network, lo=None, hi=None, bounds="lp", *, rank_tol: float = R
     :func:`emlpress.bounds.interval`): compress on that :class:`~emlpress.bounds.Domain`
     (bounds valid on it, verification on its samples); the result equals ``net`` there only.
     """
-    d, lo, hi = _domain(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
+    d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     if verify and n_points < 100_000:
         raise ValueError(f"n_points = {n_points}: verification needs at least 100,000 points")
     if not (0.0 <= rank_tol < 1.0):

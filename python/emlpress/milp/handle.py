@@ -11,7 +11,7 @@ from __future__ import annotations
 import highspy
 import numpy as np
 
-from emlpress._highs import _col_name, _column_indices
+from emlpress._highs import col_name, column_indices
 
 __all__ = ["PredictorHandle", "registered_handles", "VERIFY_RTOL"]
 
@@ -145,7 +145,7 @@ def _new_inputs(h, inputs, n_in: int, name: str):
     registry = h.__dict__.setdefault(_REGISTRY_ATTR, [])
     if any(hd.name == name for hd in registry):
         raise ValueError(f"a network named {name!r} is already in this model: pass another name=")
-    cols = _column_indices(h, inputs)
+    cols = column_indices(h, inputs)
     if cols.size != n_in:
         raise ValueError(f"network {name!r} takes {n_in} inputs, got {cols.size}")
     _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
@@ -153,7 +153,7 @@ def _new_inputs(h, inputs, n_in: int, name: str):
     for q in range(cols.size):
         if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
             raise ValueError(
-                f"network {name!r}, input {q} ({_col_name(h, cols[q])}): bounds [{lo[q]}, {hi[q]}] "
+                f"network {name!r}, input {q} ({col_name(h, cols[q])}): bounds [{lo[q]}, {hi[q]}] "
                 "must be finite for the big-M encoding"
             )
     return registry, cols, lo, hi

@@ -20,7 +20,7 @@ import numpy as np
 
 from emlpress import kernels
 from emlpress import bounds as _bounds
-from emlpress._highs import _col_name, _option
+from emlpress._highs import col_name, option_value
 from emlpress.bounds import Bounds
 from emlpress.bounds.conditioning import CONDITIONING_RTOL, integrality_error
 from emlpress.bounds.relaxation import add_block
@@ -158,7 +158,7 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
             q = bad[0]
             raise ValueError(
                 f"network {name!r}: the bounds hold on [{b.lo[q]}, {b.hi[q]}] for input {q} but "
-                f"{_col_name(h, cols[q])} ranges over [{lo[q]}, {hi[q]}]"
+                f"{col_name(h, cols[q])} ranges over [{lo[q]}, {hi[q]}]"
             )
     else:
         raise TypeError(f"bounds must be a Bounds, a method name or None, got {type(bounds).__name__}")
@@ -184,13 +184,13 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
         n_binaries=len(enc.binary), n_constraints=len(enc.row_lower),
         n_nonzeros=len(enc.values), encode_s=time.perf_counter() - t0, _h=h,
     )
-    e, layer, m = integrality_error(net, b, _option(h, "mip_feasibility_tolerance"))
+    e, layer, m = integrality_error(net, b, option_value(h, "mip_feasibility_tolerance"))
     handle.tolerance_error, handle.max_bigm = float(e.max(initial=0.0)), m
     scale = max(1.0, float(np.max(np.maximum(np.abs(b.lower[-1]), np.abs(b.upper[-1])), initial=0.0)))
     if handle.tolerance_error > CONDITIONING_RTOL * scale:
         warnings.warn(
             f"network {name!r}: big-Ms up to {m:.3g} (layer {layer}) let HiGHS' integrality "
-            f"tolerance ({_option(h, 'mip_feasibility_tolerance'):g}) move the MILP's outputs by "
+            f"tolerance ({option_value(h, 'mip_feasibility_tolerance'):g}) move the MILP's outputs by "
             f"up to {handle.tolerance_error:.3g} (output scale {scale:.3g}); solve() verifies and "
             "repairs every answer, but a better conditioned encoding solves more exactly: tighter "
             "bounds, compress.lossless(..., max_coefficient=...) to keep layers whose folding "

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emlpress import kernels
-from emlpress._highs import _Builder, _col_name, highs, tighten_tolerances
+from emlpress._highs import Builder, col_name, highs, tighten_tolerances
 from emlpress.bounds.relaxation import add_block
 from emlpress.io.tflite import QuantizedNetwork
 from emlpress.milp.handle import PredictorHandle, _new_inputs
@@ -61,7 +61,7 @@ class _Val:
     hi: int
 
 
-def _clamp_low(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
+def _clamp_low(B: Builder, v: _Val, c: int, stats: dict) -> _Val:
     """max(v, c) exactly: a binary only when v's range crosses c."""
     if v.lo >= c:
         return v
@@ -79,7 +79,7 @@ def _clamp_low(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
     return _Val(o, 0, c, v.hi)
 
 
-def _clamp_high(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
+def _clamp_high(B: Builder, v: _Val, c: int, stats: dict) -> _Val:
     """min(v, c) exactly: a binary only when v's range crosses c."""
     if v.hi <= c:
         return v
@@ -100,7 +100,7 @@ def _clamp_high(B: _Builder, v: _Val, c: int, stats: dict) -> _Val:
 ENUMERATE_MAX = 1 << 21
 
 
-def _requantize_rows(B: _Builder, r, cols, w, c0: int, acc_lo: int, acc_hi: int,
+def _requantize_rows(B: Builder, r, cols, w, c0: int, acc_lo: int, acc_hi: int,
                      t_lo: int, t_hi: int, stats: dict) -> _Val:
     """Rows making the integer column t equal round(acc * r), ties away from zero, for the
     accumulator acc = c0 + sum w_k x[cols_k] in [acc_lo, acc_hi] and the exact multiplier
@@ -149,7 +149,7 @@ class _Relaxation:
     optimum is only a hint; the bound kept is certified from its duals
     (``kernels.safe_lower_bound``) and rounded inward to integers (accumulators are integers)."""
 
-    def __init__(self, B: _Builder, in_cols, in_lo, in_hi):
+    def __init__(self, B: Builder, in_cols, in_lo, in_hi):
         self.map = {int(c): k for k, c in enumerate(in_cols)}
         n_in = len(in_cols)
         self.col_lo = np.concatenate([np.asarray(in_lo, float), np.asarray(B.lb, float)])
@@ -299,20 +299,20 @@ def add_quantized_network(h, qmodel, inputs, name: str = "qnn", quantized_inputs
     q = qmodel if isinstance(qmodel, QuantizedNetwork) else QuantizedNetwork.from_tflite(qmodel)
     registry, cols, lo, hi = _new_inputs(h, inputs, q.n_in, name)
     tighten_tolerances(h, INT_TOL)
-    B = _Builder(h.getNumCol())
+    B = Builder(h.getNumCol())
     stats = {"binaries": 0}
     q_in: list[_Val] = []
     if quantized_inputs:
         kinds = list(h.getLp().integrality_)  # empty when every column is continuous
         cont = [k for k, c in enumerate(cols) if not kinds or int(kinds[c]) == 0]
         if cont:
-            raise ValueError(f"network {name!r}, input {cont[0]} ({_col_name(h, cols[cont[0]])}): "
+            raise ValueError(f"network {name!r}, input {cont[0]} ({col_name(h, cols[cont[0]])}): "
                              "quantized_inputs=True needs integer columns (the int8 values)")
     for k, c in enumerate(cols):
         if quantized_inputs:
             a, b = int(np.ceil(lo[k] - 1e-9)), int(np.floor(hi[k] + 1e-9))
             if a < -128 or b > 127:
-                raise ValueError(f"network {name!r}, input {k} ({_col_name(h, c)}): int8 inputs "
+                raise ValueError(f"network {name!r}, input {k} ({col_name(h, c)}): int8 inputs "
                                  f"must lie in [-128, 127], got [{lo[k]}, {hi[k]}]")
             q_in.append(_Val(int(c), 0, a, b))
             continue

@@ -12,7 +12,7 @@ import highspy
 import numpy as np
 
 from emlpress import _options
-from emlpress._highs import _option, tighten_tolerances
+from emlpress._highs import option_value, tighten_tolerances
 from emlpress.milp import repair as _repair_mod
 from emlpress.milp.handle import registered_handles
 
@@ -119,7 +119,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     ms = h.getModelStatus()
     status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
     if confirm_infeasible and status in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
-        presolve = _option(h, "presolve")
+        presolve = option_value(h, "presolve")
         h.setOptionValue("presolve", "off")
         if time_limit is not None:
             h.setOptionValue("time_limit", max(0.0, float(time_limit) - (time.perf_counter() - t0)))
@@ -242,14 +242,14 @@ def _repair(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_ga
     R = _repair_mod
     deadline = None if time_limit is None else t0 + float(time_limit)
     M = R.model_arrays(h)
-    tol = _option(h, "primal_feasibility_tolerance")
+    tol = option_value(h, "primal_feasibility_tolerance")
     cand = R.repair(M, handles, raw, tol, deadline)
     good = cand is not None and _within(cand.objective, best, sense_max, mip_gap, mip_abs_gap)
     left = None if deadline is None else deadline - time.perf_counter()
     if good or (left is not None and left <= 0.05):
         return cand, best, nodes
     # step 3: the MILP again, tolerances tight, from the verified point
-    saved = {o: _option(h, o) for o in ("mip_feasibility_tolerance", "primal_feasibility_tolerance",
+    saved = {o: option_value(h, o) for o in ("mip_feasibility_tolerance", "primal_feasibility_tolerance",
                                         "time_limit")}
     try:
         tighten_tolerances(h, R.REPAIR_TOL)

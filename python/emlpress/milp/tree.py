@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emlpress._highs import _Builder, tighten_tolerances
+from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import PredictorHandle, _new_inputs
 
 __all__ = ["add_tree", "TreeHandle", "GAP"]
@@ -94,7 +94,7 @@ def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
     left, right, feat, thr = t.children_left, t.children_right, t.feature, t.threshold
     value = t.value[:, :, 0]  # (n_nodes, n_outputs)
     leaves = np.flatnonzero(left == -1)
-    B = _Builder(h.getNumCol())
+    B = Builder(h.getNumCol())
     leaf_col = {int(n): B.col(0, 1, True) for n in leaves}
     z = list(leaf_col.values())
     n_out = value.shape[1]
