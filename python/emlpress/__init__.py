@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 # Submodules as attributes (emlpress.compress.lossless, emlpress.milp.add_network, ...),
 # imported on first use so that `import emlpress` stays fast and TensorFlow-free.
-_SUBMODULES = ("bench", "bounds", "compress", "data", "host", "io", "keras", "kernels", "metrics",
+_SUBMODULES = ("bench", "bounds", "compress", "data", "host", "interop", "io", "keras", "kernels", "metrics",
                "milp", "network", "pipelines", "testing", "train")
 
 
