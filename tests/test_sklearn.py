@@ -1,0 +1,354 @@
+"""scikit-learn models through add_predictor: for each kind, the MILP's outputs at fixed
+inputs (random points of the box and its corners) equal the model's own predict /
+decision_function; optima are checked against an independent maximum (the best corner of an
+affine map, every sampled prediction); the argmax follows predict, ties included; every bad
+input is refused naming the step, with nothing added to the model."""
+
+import itertools
+import warnings
+
+import highspy
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.cross_decomposition import PLSRegression  # noqa: E402
+from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
+from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticRegression,  # noqa: E402
+                                  Ridge)
+from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+from sklearn.pipeline import make_pipeline, Pipeline  # noqa: E402
+from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler  # noqa: E402
+from sklearn.tree import DecisionTreeRegressor  # noqa: E402
+
+from emlpress import bounds  # noqa: E402
+from emlpress._highs import highs  # noqa: E402
+from emlpress.io import UnsupportedLayerError, from_sklearn  # noqa: E402
+from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,  # noqa: E402
+                           registered_handles, solve)
+
+MAX = highspy.ObjSense.kMaximize
+RNG = np.random.default_rng(0)
+Xd, yd = load_diabetes(return_X_y=True)
+Yd = np.column_stack([yd, Xd @ RNG.normal(size=10) * 50])  # two targets
+LO, HI = Xd.min(axis=0), Xd.max(axis=0)
+
+
+def _model_with(lo, hi, model, integer=(), **options):
+    h = highs()
+    x = h.addVariables(len(lo), lb=list(map(float, lo)), ub=list(map(float, hi)))
+    for q in integer:
+        h.changeColIntegrality(int(x[q].index), highspy.HighsVarType.kInteger)
+    return h, add_predictor(h, model, x, **options)
+
+
+def _points(lo, hi, n_random=4, n_corners=4, seed=1):
+    """Random points and random corners of the box (all corners up to 3 dimensions)."""
+    rng = np.random.default_rng(seed)
+    P = [rng.uniform(lo, hi, (n_random, lo.size))]
+    if lo.size <= 3:
+        P.append(np.array(list(itertools.product(*zip(lo, hi)))))
+    else:
+        P.append(np.where(rng.random((n_corners, lo.size)) < 0.5, lo, hi))
+    return np.vstack(P)
+
+
+def _outputs_at(h, hd, X):
+    """The MILP's outputs with the inputs fixed at each row of X, from maximising and from
+    minimising their sum: both must give them (the rows pin every output), as HiGHS returned
+    them (no repair by solve)."""
+    cols, out_cols = hd.input_cols, hd.output_cols
+    _, _, _, lo0, hi0, _ = h.getCols(cols.size, cols)
+    _, cost0 = h.getObjectiveSense()[1], np.asarray(h.getLp().col_cost_)
+    h.changeColsCost(out_cols.size, out_cols, np.ones(out_cols.size))
+    out = []
+    for x in X:
+        h.changeColsBounds(cols.size, cols, x, x)
+        got = []
+        for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
+            h.changeObjectiveSense(sense)
+            sol = solve(h)
+            assert sol.status == "OPTIMAL" and sol.repaired == "", (sol.status, sol.repaired, x)
+            got.append(sol.col_values[out_cols])
+        np.testing.assert_allclose(got[0], got[1], rtol=1e-7, atol=1e-7 * max(1.0, np.abs(got[0]).max()))
+        out.append(got[0])
+    h.changeColsBounds(cols.size, cols, np.asarray(lo0), np.asarray(hi0))
+    h.changeColsCost(cost0.size, np.arange(cost0.size, dtype=np.int32), cost0)
+    return np.array(out)
+
+
+def _assert_predicts(h, hd, X, expected, rtol=1e-7):
+    got = _outputs_at(h, hd, X)
+    expected = np.asarray(expected, float).reshape(got.shape)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * max(1.0, np.abs(expected).max()))
+
+
+# --- linear regressors --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [LinearRegression(), Ridge(alpha=0.1), Lasso(alpha=0.05),
+                                   ElasticNet(alpha=0.01), PLSRegression(n_components=3)],
+                         ids=lambda m: type(m).__name__)
+def test_linear_regressors_equal_predict_and_reach_the_best_corner(model):
+    model.fit(Xd, Yd)
+    h, hd = _model_with(LO, HI, model)
+    assert isinstance(hd, SklearnHandle) and len(hd.outputs) == 2
+    X = _points(LO, HI)
+    _assert_predicts(h, hd, X, model.predict(X))
+    # the maximum of an affine map on a box is at the corner its signs choose: independent
+    for k in range(2):
+        W = np.atleast_2d(model.coef_)  # (n_targets, n_features) for all five
+        corner = np.where(W[k] > 0, HI, LO)
+        h.setObjective(hd.outputs[k], sense=MAX)
+        sol = solve(h, mip_gap=0)
+        best = model.predict(corner[None])[0, k]
+        assert sol.objective == pytest.approx(best, rel=1e-8)
+
+
+# --- MLPs ---------------------------------------------------------------------------------
+
+
+def _quiet_fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a few iterations are enough here
+        return est.fit(X, y)
+
+
+def _mlp(activation="relu", classifier=False, X=Xd[:, :4], y=yd, hidden=(8,), seed=0):
+    cls = MLPClassifier if classifier else MLPRegressor
+    return _quiet_fit(cls(hidden_layer_sizes=hidden, activation=activation, max_iter=150, random_state=seed), X, y)
+
+
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_from_sklearn_computes_predict_and_bounds_hold_it(activation):
+    mlp = _mlp(activation, y=Yd)
+    net = from_sklearn(mlp)
+    X4 = Xd[:, :4]
+    np.testing.assert_allclose(net.forward(X4), mlp.predict(X4), rtol=1e-12, atol=1e-9)
+    b = bounds.crown(net, LO[:4], HI[:4])  # every bound method applies to it
+    F = net.forward(_points(LO[:4], HI[:4], 200, 16))
+    assert np.all(F >= b.lower[-1] - 1e-9) and np.all(F <= b.upper[-1] + 1e-9)
+
+
+def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
+    pipe = _quiet_fit(make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(8, 8), max_iter=150, random_state=0)),
+                      Xd[:, :4], yd)
+    lo, hi = LO[:4], HI[:4]
+    h, hd = _model_with(lo, hi, pipe)
+    scaler, net_h = hd.stages[0], hd.stages[1]
+    s = pipe[0]
+    np.testing.assert_allclose(net_h.bounds.lo, (lo - s.mean_) / s.scale_, rtol=1e-12)
+    np.testing.assert_allclose(net_h.bounds.hi, (hi - s.mean_) / s.scale_, rtol=1e-12)
+    assert registered_handles(h) == [hd]  # the network is a step of the pipeline's handle
+    X = _points(lo, hi)
+    _assert_predicts(h, hd, X, pipe.predict(X))
+    h.setObjective(hd.outputs[0], sense=MAX)
+    sol = solve(h, mip_gap=0)
+    sample = pipe.predict(_points(lo, hi, 2000, 16, seed=3))
+    assert sol.status == "OPTIMAL" and sol.objective >= sample.max() - 1e-6
+    assert pipe.predict(sol.inputs[hd.name][None])[0] == pytest.approx(sol.objective, rel=1e-6)
+
+
+# --- transformers: scalers, PolynomialFeatures (binary and fixed factors), ColumnTransformer
+
+
+def _binary_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(0, 2, n), rng.uniform(-2, 3, n), rng.uniform(0, 5, n)])
+    y = X[:, 0] * X[:, 1] - 2 * X[:, 0] + 0.5 * X[:, 2] ** 2 + rng.normal(0, 0.1, n)
+    return X, y
+
+
+def test_column_transformer_with_products_of_a_binary_and_scalers_equals_predict():
+    X, y = _binary_data()
+    ct = ColumnTransformer([("poly", PolynomialFeatures(2), [0, 1]), ("mm", MinMaxScaler(), [2]),
+                            ("keep", "passthrough", [2])])
+    pipe = Pipeline([("ct", ct), ("scale", StandardScaler()), ("lr", Ridge(alpha=1e-3))]).fit(X, y)
+    lo, hi = np.array([0.0, -2.0, 0.0]), np.array([1.0, 3.0, 5.0])
+    # x0 binary: x0^2 and x0*x1 are exact; x1^2 is a square of a continuous feature: refused
+    with pytest.raises(ValueError, match=r"'x1\^2' = x1 \* x1 .*neither factor is binary"):
+        _model_with(lo, hi, pipe, integer=[0])
+    ct2 = ColumnTransformer([("poly", PolynomialFeatures(2, interaction_only=True), [0, 1]),
+                             ("mm", MinMaxScaler(), [2]), ("keep", "passthrough", [2])])
+    pipe = Pipeline([("ct", ct2), ("lr", Ridge(alpha=1e-3))]).fit(X, y)
+    h, hd = _model_with(lo, hi, pipe, integer=[0])
+    Xt = _points(lo, hi)
+    Xt[:, 0] = np.round(Xt[:, 0])
+    _assert_predicts(h, hd, Xt, pipe.predict(Xt))
+
+
+def test_a_scaled_binary_and_a_fixed_feature_multiply_exactly():
+    X, y = _binary_data(seed=1)
+    X[:, 2] = 2.5  # a feature the box fixes
+    pipe = make_pipeline(StandardScaler(), PolynomialFeatures(2), LinearRegression()).fit(
+        np.column_stack([X[:, :2], X[:, 2] + np.random.default_rng(0).normal(0, 1, len(X))]), y)
+    lo, hi = np.array([0.0, -2.0, 2.5]), np.array([1.0, 3.0, 2.5])
+    # x0 binary scaled (two values), x2 fixed: every product but x1^2 is exact
+    with pytest.raises(ValueError, match=r"x1\^2"):
+        _model_with(lo, hi, pipe, integer=[0])
+    hi[1] = lo[1] = 0.7  # fix x1 too: now every product is linear
+    h, hd = _model_with(lo, hi, pipe, integer=[0])
+    Xt = np.array([[0.0, 0.7, 2.5], [1.0, 0.7, 2.5]])
+    _assert_predicts(h, hd, Xt, pipe.predict(Xt))
+    lo[1], hi[1] = -2.0, 3.0
+    pipe = make_pipeline(StandardScaler(), PolynomialFeatures(2, interaction_only=True),
+                         Ridge()).fit(np.column_stack([X[:, 0], X[:, 1], X[:, 2]]), y)
+    with pytest.raises(ValueError, match=r"x1 \* x2|x1 x2"):  # x2 fixed by the data, not the box
+        _model_with(lo, np.array([1.0, 3.0, 3.0]), pipe, integer=[0])
+    h, hd = _model_with(lo, hi, pipe, integer=[0])
+    Xt = _points(lo, hi)
+    Xt[:, 0] = np.round(Xt[:, 0])
+    _assert_predicts(h, hd, Xt, pipe.predict(Xt))
+
+
+def test_multi_output_wrapper_and_a_tree_as_a_pipelines_last_step():
+    lo, hi = LO[:3], HI[:3]
+    X3 = Xd[:, :3]
+    mo = MultiOutputRegressor(Lasso(alpha=0.01)).fit(X3, Yd)
+    h, hd = _model_with(lo, hi, mo)
+    X = _points(lo, hi)
+    _assert_predicts(h, hd, X, mo.predict(X))
+    pipe = make_pipeline(MinMaxScaler(), DecisionTreeRegressor(max_depth=3, random_state=0)).fit(X3, yd)
+    h, hd = _model_with(lo, hi, pipe)
+    _assert_predicts(h, hd, X, pipe.predict(X))
+
+
+# --- classifiers by argmax ----------------------------------------------------------------
+
+
+def _fixed_scores(values, margin=0.0):
+    """(status, indicators) of add_argmax on score columns fixed at ``values``."""
+    h = highs()
+    s = h.addVariables(len(values), lb=list(map(float, values)), ub=list(map(float, values)))
+    z = add_argmax(h, s, np.full(len(values), -5.0), np.full(len(values), 5.0), margin=margin)
+    sol = solve(h)
+    return sol.status, (None if sol.col_values is None else np.rint(sol.col_values[z]))
+
+
+@pytest.mark.parametrize("scores", [[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, -1.0, 3.0],
+                                    [0.5, 0.2, 0.7], [0.0], [1e-3], [-2.0], [4.0, 4.0, 4.0, 4.0]])
+def test_argmax_picks_the_first_largest_score_and_the_sign(scores):
+    status, z = _fixed_scores(scores)
+    assert status == "OPTIMAL"
+    np.testing.assert_array_equal(z, argmax_indicators(scores))
+    full = np.r_[0.0, scores] if len(scores) == 1 else np.asarray(scores)
+    assert int(np.argmax(z)) == int(np.argmax(full))  # numpy's rule: the first largest
+
+
+def test_a_margin_requires_the_winner_to_lead_by_it():
+    assert _fixed_scores([1.0, 1.05, 0.0], margin=0.1)[0] == "INFEASIBLE"
+    status, z = _fixed_scores([1.0, 1.05, 0.0], margin=0.01)
+    assert status == "OPTIMAL" and z.tolist() == [0.0, 1.0, 0.0]
+    assert _fixed_scores([0.05], margin=0.1)[0] == "INFEASIBLE"
+    assert _fixed_scores([-0.2], margin=0.1)[1].tolist() == [1.0, 0.0]
+
+
+def test_logistic_regression_class_and_scores_equal_predict_ties_included():
+    Xg, yg = load_digits(return_X_y=True)
+    Xg, yg = Xg[:400, :16] / 16, yg[:400] % 3  # 16 pixels, 3 classes: fast
+    clf = _quiet_fit(LogisticRegression(max_iter=100), Xg, yg)
+    clf.coef_[1], clf.intercept_[1] = clf.coef_[0], clf.intercept_[0]  # classes 0 and 1 always tie
+    lo, hi = np.zeros(16), np.ones(16)
+    h, hd = _model_with(lo, hi, clf)
+    assert len(hd.outputs) == 6 and list(hd.classes) == [0, 1, 2]
+    X = np.vstack([Xg[:6], _points(lo, hi)])
+    pred = clf.predict(X)
+    assert 1 not in pred  # predict sends every tie to the first class
+    expected = np.hstack([(pred[:, None] == hd.classes).astype(float), clf.decision_function(X)])
+    _assert_predicts(h, hd, X, expected)
+    # binary: the sign of decision_function (0 goes to class 0)
+    yb = (yg == 2).astype(int)
+    clfb = _quiet_fit(LogisticRegression(max_iter=100), Xg, yb)
+    h, hd = _model_with(lo, hi, clfb)
+    pred = clfb.predict(X)
+    _assert_predicts(h, hd, X, np.column_stack([pred == 0, pred == 1, clfb.decision_function(X)]))
+
+
+def test_mlp_classifier_class_with_a_margin_on_digits():
+    Xg, yg = load_digits(return_X_y=True)
+    Xg, yg = Xg[:500, :16] / 16, yg[:500] % 4
+    clf = _mlp(classifier=True, X=Xg, y=yg, hidden=(12,))
+    lo, hi = np.zeros(16), np.ones(16)
+    h, hd = _model_with(lo, hi, clf, margin=0.5)
+    X = Xg[:20]
+    logits = from_sklearn(clf).forward(X)
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    X = X[top2[:, 1] - top2[:, 0] >= 0.6]  # points whose winner leads by the margin
+    pred = clf.predict(X)
+    _assert_predicts(h, hd, X, np.hstack([(pred[:, None] == hd.classes).astype(float),
+                                         from_sklearn(clf).forward(X)]))
+    # the largest logit of class 3 that still wins by the margin: verified by predict
+    h.addConstr(hd.class_vars[3] == 1)
+    h.setObjective(hd.score_vars[3], sense=MAX)
+    sol = solve(h, mip_gap=0)
+    x = sol.inputs[hd.name]
+    lg = from_sklearn(clf).forward(x[None])[0]
+    assert sol.status == "OPTIMAL" and hd.predicted_class(sol) == 3 == clf.predict(x[None])[0]
+    assert lg[3] - np.delete(lg, 3).max() >= 0.5 - 1e-6
+    assert np.all(hd.get_error(sol) <= 1e-6 * max(1.0, np.abs(lg).max()))
+
+
+# --- bad input: one line naming the step and the reason, nothing added ---------------------
+
+
+def _refused(model, n_in, exc, match, **options):
+    h = highs()
+    x = h.addVariables(n_in, lb=0.0, ub=1.0)
+    with pytest.raises(exc, match=match) as err:
+        add_predictor(h, model, x, **options)
+    assert "\n" not in str(err.value)
+    assert (h.getNumCol(), h.getNumRow(), registered_handles(h)) == (n_in, 0, [])
+
+
+def test_bad_models_are_refused_before_anything_is_added():
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import QuantileTransformer
+    from sklearn.svm import SVC
+
+    X, y = Xd[:, :3], yd
+    lr = LinearRegression().fit(X, y)
+    _refused(LinearRegression(), 3, ValueError, r"^LinearRegression: not fitted")
+    _refused(make_pipeline(StandardScaler(), LinearRegression()), 3, ValueError, "not fitted")
+    _refused(lr, 4, ValueError, r"takes 3 features \(n_features_in_\), got 4 inputs")
+    _refused(make_pipeline(StandardScaler().fit(Xd), LinearRegression().fit(Xd, y)), 3, ValueError,
+             "takes 10 features")
+    sig = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(4,), activation="logistic", max_iter=5))
+    with pytest.warns(Warning):
+        sig.fit(X, y)
+    _refused(sig, 3, UnsupportedLayerError, r"activation='logistic' is not piecewise linear")
+    _refused(make_pipeline(StandardScaler(), SVC(kernel="rbf")).fit(X, y > 150), 3, TypeError,
+             r"'svc' \(SVC\): SVC\(kernel='rbf'\) is not linear.*supported:")
+    _refused(SVC(kernel="rbf").fit(X, y > 150), 3, TypeError, r"SVC.*registered:")
+    _refused(make_pipeline(StandardScaler(), KMeans(2, n_init=1)).fit(X), 3, TypeError, r"KMeans")
+    _refused(make_pipeline(QuantileTransformer(n_quantiles=20), LinearRegression()).fit(X, y), 3,
+             TypeError, r"'quantiletransformer' \(QuantileTransformer\)")
+    bad = LinearRegression().fit(X, y)
+    bad.coef_[1] = np.nan
+    _refused(bad, 3, ValueError, r"coef_ holds NaN")
+    sc = StandardScaler().fit(X)
+    sc.mean_[0] = np.nan
+    _refused(make_pipeline(sc, lr), 3, ValueError, r"'standardscaler' \(StandardScaler\): the fitted mean_")
+    clf = LogisticRegression().fit(X, y > 150)
+    _refused(clf, 3, ValueError, r"output='predict_proba' is not piecewise linear", output="predict_proba")
+    _refused(lr, 3, ValueError, r"apply to classifiers", margin=0.1)
+    _refused(make_pipeline(MinMaxScaler(clip=True).fit(X * 0.5), lr), 3, ValueError, r"clip=True clips")
+    _refused(make_pipeline(PolynomialFeatures(3), LinearRegression()).fit(X, y), 3, ValueError,
+             r"degree 3")
+    _refused(make_pipeline(PolynomialFeatures(2), LinearRegression()).fit(X, y), 3, ValueError,
+             r"'x0\^2' = x0 \* x0 is not linear")
+
+
+def test_handle_reports_its_encoding_and_errors(capsys):
+    pipe = make_pipeline(StandardScaler(), Ridge()).fit(Xd, yd)
+    h, hd = _model_with(LO, HI, pipe, name="ridge")
+    h.setObjective(hd.outputs[0], sense=MAX)
+    sol = solve(h)
+    assert np.all(hd.get_error(sol) <= 1e-6 * max(1.0, abs(sol.objective)))
+    assert hd.get_error().shape == (1,)  # HiGHS' current solution
+    hd.print_stats()
+    line = capsys.readouterr().out
+    # the scaler's 10 columns and the regression's 1, no binary, one row each
+    assert line.startswith("Pipeline 'ridge': 10 inputs, 1 outputs; 11 variables (0 binary), 11 constraints")
