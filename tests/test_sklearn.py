@@ -13,6 +13,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from strategies import network_and_box, sample_box  # noqa: E402
+
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.cross_decomposition import PLSRegression  # noqa: E402
 from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
@@ -26,6 +30,7 @@ from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
 from emlpress import bounds  # noqa: E402
 from emlpress._highs import highs  # noqa: E402
+from emlpress.milp.linear import affine_box  # noqa: E402
 from emlpress.io import UnsupportedLayerError, from_sklearn  # noqa: E402
 from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,  # noqa: E402
                            registered_handles, solve)
@@ -106,6 +111,69 @@ def test_linear_regressors_equal_predict_and_reach_the_best_corner(model):
         sol = solve(h, mip_gap=0)
         best = model.predict(corner[None])[0, k]
         assert sol.objective == pytest.approx(best, rel=1e-8)
+
+
+# --- properties: the affine steps' boxes and the MLP import, on trained-looking networks ---
+
+
+@settings(max_examples=60)
+@given(network_and_box(max_depth=3, max_width=12, max_in=5), st.sampled_from([1e-3, 1.0, 1e3]))
+def test_scaler_then_mlp_bounds_hold_predict_on_samples(case, x_scale):
+    """An MLPRegressor carrying a trained-looking network behind a StandardScaler: its import
+    equals predict, and the CROWN bounds the encoding computes on the scaled box (the scaler
+    step's column bounds) hold every sampled prediction."""
+    net, lo, hi, seed = case
+    rng = np.random.default_rng(seed)
+    n_in = net.n_in
+    lo, hi = lo * x_scale, hi * x_scale  # raw features; the scaler brings them back
+    mean, scale = rng.normal(size=n_in) * x_scale, rng.uniform(0.5, 2.0, n_in) * x_scale
+    mlp = _carrying(net)
+    sc = StandardScaler().fit(np.zeros((2, n_in)))
+    sc.mean_, sc.scale_, sc.var_ = mean, scale, scale ** 2
+    pipe = make_pipeline(sc, mlp)
+    X = sample_box(lo, hi, 50, seed)
+    np.testing.assert_allclose(from_sklearn(mlp).forward(sc.transform(X)), mlp.predict(sc.transform(X))
+                               .reshape(len(X), -1), rtol=1e-12, atol=1e-12)
+    h, hd = _model_with(lo, hi, pipe)
+    _, _, _, slo, shi, _ = h.getCols(n_in, hd.stages[0].output_cols)
+    Z = sc.transform(X)
+    assert np.all(Z >= np.asarray(slo)) and np.all(Z <= np.asarray(shi))
+    b = hd.stages[1].bounds
+    Y = pipe.predict(X).reshape(len(X), -1)
+    tol = 1e-9 * (1 + np.abs(Y))
+    assert np.all(Y >= b.lower[-1] - tol) and np.all(Y <= b.upper[-1] + tol)
+
+
+def _carrying(net):
+    """An MLPRegressor (relu) whose coefs_ are ``net``'s weights; a network of one layer is an
+    identity MLP with an identity second layer."""
+    Ws, bs = [W.T.copy() for W in net.weights], [b.copy() for b in net.biases]
+    n_out = net.sizes[-1]
+    if len(Ws) == 1:
+        Ws.append(np.eye(n_out))
+        bs.append(np.zeros(n_out))
+    mlp = _quiet_fit(MLPRegressor(hidden_layer_sizes=tuple(W.shape[1] for W in Ws[:-1]), max_iter=1,
+                                  activation="identity" if len(net.weights) == 1 else "relu"),
+                     np.zeros((4, net.n_in)), np.zeros((4, n_out)) if n_out > 1 else np.zeros(4))
+    mlp.coefs_, mlp.intercepts_ = Ws, bs
+    return mlp
+
+
+@settings(max_examples=100)
+@given(st.integers(1, 6), st.integers(1, 4), st.sampled_from([1e-8, 1.0, 1e6]), st.integers(0, 2**32 - 1))
+def test_affine_box_holds_every_float64_evaluation(n_in, n_out, w_scale, seed):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(n_out, n_in)) * w_scale * (rng.random((n_out, n_in)) < 0.7)
+    b = rng.normal(size=n_out) * w_scale
+    lo = rng.normal(size=n_in) * 10
+    hi = lo + rng.uniform(0, 5, n_in) * (rng.random(n_in) < 0.8)  # some degenerate
+    X = sample_box(lo, hi, 200, seed)
+    Y = X @ W.T + b
+    low, up = affine_box(W, b, lo, hi)
+    assert np.all(Y >= low) and np.all(Y <= up)
+    # and tight: the corner the signs choose reaches each upper bound up to the widening
+    top = np.array([np.where(W[k] > 0, hi, lo) @ W[k] + b[k] for k in range(n_out)])
+    assert np.all(up - top <= 1e-12 * (1 + np.abs(b) + np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi))))
 
 
 # --- MLPs ---------------------------------------------------------------------------------
@@ -267,28 +335,38 @@ def test_logistic_regression_class_and_scores_equal_predict_ties_included():
     _assert_predicts(h, hd, X, np.column_stack([pred == 0, pred == 1, clfb.decision_function(X)]))
 
 
-def test_mlp_classifier_class_with_a_margin_on_digits():
+def test_mlp_classifier_after_a_scaler_class_with_a_margin_on_digits():
     Xg, yg = load_digits(return_X_y=True)
-    Xg, yg = Xg[:500, :16] / 16, yg[:500] % 4
-    clf = _mlp(classifier=True, X=Xg, y=yg, hidden=(12,))
-    lo, hi = np.zeros(16), np.ones(16)
+    Xg, yg = Xg[:500, :16], yg[:500] % 4
+    clf = _quiet_fit(make_pipeline(MinMaxScaler(), MLPClassifier(hidden_layer_sizes=(12,), max_iter=150,
+                                                                 random_state=0)), Xg, yg)
+    net = from_sklearn(clf[-1])
+
+    def logits(X):
+        return net.forward(clf[0].transform(X))
+
+    lo, hi = np.zeros(16), np.full(16, 16.0)
     h, hd = _model_with(lo, hi, clf, margin=0.5)
     X = Xg[:20]
-    logits = from_sklearn(clf).forward(X)
-    top2 = np.sort(logits, axis=1)[:, -2:]
+    top2 = np.sort(logits(X), axis=1)[:, -2:]
     X = X[top2[:, 1] - top2[:, 0] >= 0.6]  # points whose winner leads by the margin
+    assert len(X) >= 3
     pred = clf.predict(X)
-    _assert_predicts(h, hd, X, np.hstack([(pred[:, None] == hd.classes).astype(float),
-                                         from_sklearn(clf).forward(X)]))
+    _assert_predicts(h, hd, X, np.hstack([(pred[:, None] == hd.classes).astype(float), logits(X)]))
     # the largest logit of class 3 that still wins by the margin: verified by predict
     h.addConstr(hd.class_vars[3] == 1)
     h.setObjective(hd.score_vars[3], sense=MAX)
     sol = solve(h, mip_gap=0)
     x = sol.inputs[hd.name]
-    lg = from_sklearn(clf).forward(x[None])[0]
+    lg = logits(x[None])[0]
     assert sol.status == "OPTIMAL" and hd.predicted_class(sol) == 3 == clf.predict(x[None])[0]
     assert lg[3] - np.delete(lg, 3).max() >= 0.5 - 1e-6
     assert np.all(hd.get_error(sol) <= 1e-6 * max(1.0, np.abs(lg).max()))
+    # no input beats it: the best sampled class-3 logit that wins by the margin is below
+    S = np.vstack([Xg, np.random.default_rng(0).uniform(lo, hi, (3000, 16))])
+    L = logits(S)
+    ok = (np.argmax(L, axis=1) == 3) & (L[:, 3] - np.delete(L, 3, axis=1).max(axis=1) >= 0.5)
+    assert L[ok, 3].max(initial=-np.inf) <= sol.objective + 1e-6
 
 
 # --- bad input: one line naming the step and the reason, nothing added ---------------------
@@ -325,6 +403,15 @@ def test_bad_models_are_refused_before_anything_is_added():
     _refused(make_pipeline(StandardScaler(), KMeans(2, n_init=1)).fit(X), 3, TypeError, r"KMeans")
     _refused(make_pipeline(QuantileTransformer(n_quantiles=20), LinearRegression()).fit(X, y), 3,
              TypeError, r"'quantiletransformer' \(QuantileTransformer\)")
+    nan_mlp = _mlp(X=X)
+    nan_mlp.coefs_[1][0, 0] = np.nan
+    _refused(make_pipeline(StandardScaler().fit(X), nan_mlp), 3, ValueError,
+             r"'mlpregressor' \(MLPRegressor\): layer 1 .* holds NaN")
+    h = highs()
+    x = h.addVariables(3, lb=[0.0, 0.0, 0.0], ub=[1.0, np.inf, 1.0])
+    with pytest.raises(ValueError, match=r"input 1 .* bounds \[0.0, inf\] must be finite"):
+        add_predictor(h, lr, x)
+    assert (h.getNumCol(), h.getNumRow()) == (3, 0)
     bad = LinearRegression().fit(X, y)
     bad.coef_[1] = np.nan
     _refused(bad, 3, ValueError, r"coef_ holds NaN")

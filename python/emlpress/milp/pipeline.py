@@ -185,6 +185,7 @@ class _Ctx:
     classifier: object = None  # the final classifier, if any
     net: object = None  # its Network (MLPClassifier)
     score_cols: np.ndarray | None = None
+    foreign: object = None  # the handle of a registered kind embedded as a step
 
 
 def _fitted(est, where: str) -> None:
@@ -561,6 +562,7 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
                 ctx.score_cols = hd.output_cols
         else:
             hd = _registered(node.model).add(h, node.model, cols, name=f"{name}.{node.tag}")
+            ctx.foreign = hd
         _unregister(h, hd)
     elif isinstance(node, _Argmax):
         t0 = time.perf_counter()
@@ -725,7 +727,13 @@ def add_sklearn(h, model, inputs, name: str | None = None, output: str | None = 
             h.setOptionValue(o, v)
         raise
     classes = None
-    if ctx.classifier is None:
+    if ctx.foreign is not None and kind == "Pipeline" and stages[-1] is ctx.foreign:
+        last, pre = ctx.foreign, model[:-1]
+
+        def evaluate(X):  # the last step's own handle (its outputs' layout) on the transforms
+            Z = np.asarray(pre.transform(_frame(model, X)), float)
+            return np.vstack([np.asarray(last.predict(z), float).reshape(-1) for z in Z])
+    elif ctx.classifier is None:
         f = model.predict if hasattr(model, "predict") else model.transform
 
         def evaluate(X):
