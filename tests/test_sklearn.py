@@ -439,3 +439,50 @@ def test_handle_reports_its_encoding_and_errors(capsys):
     line = capsys.readouterr().out
     # the scaler's 10 columns and the regression's 1, no binary, one row each
     assert line.startswith("Pipeline 'ridge': 10 inputs, 1 outputs; 11 variables (0 binary), 11 constraints")
+
+
+def test_the_exact_evaluation_solve_repairs_with_satisfies_every_row():
+    """SklearnHandle._exact_columns (what solve's repair writes at the MILP's inputs): every
+    step's columns evaluated exactly, chained; the point must satisfy every row of the model."""
+    from emlpress.milp import repair
+
+    X, y = _binary_data(seed=2)
+    ct = ColumnTransformer([("poly", PolynomialFeatures(2, interaction_only=True), [0, 1]),
+                            ("mm", MinMaxScaler(), [2])])
+    models = [Pipeline([("ct", ct), ("lr", Ridge())]).fit(X, y),
+              _quiet_fit(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(6,), max_iter=50,
+                                                                        random_state=0)), X, y > 1),
+              _quiet_fit(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(6,), max_iter=50,
+                                                                        random_state=0)), X, np.digitize(y, [0, 2]))]
+    lo, hi = np.array([0.0, -2.0, 0.0]), np.array([1.0, 3.0, 5.0])
+    for model in models:
+        h, hd = _model_with(lo, hi, model, integer=[0])
+        M = repair.model_arrays(h)
+        for x in _points(lo, hi, 6, seed=4):
+            x[0] = np.round(x[0])
+            v = np.clip(np.zeros(h.getNumCol()), M.col_lo, M.col_hi)
+            v[hd.input_cols] = x
+            cols, vals = hd._exact_columns(x)
+            v[cols] = vals
+            assert repair.violation(M, v) <= 1e-9, type(model[-1]).__name__
+            np.testing.assert_allclose(v[hd.output_cols], hd.predict(x), rtol=1e-9, atol=1e-9)
+
+
+def test_a_failing_step_leaves_the_model_as_it_was(monkeypatch):
+    from emlpress.milp import network
+
+    real = network.add_network
+
+    def add_then_fail(h, *args, **kwargs):
+        real(h, *args, **kwargs)
+        raise RuntimeError("HiGHS failed")
+
+    monkeypatch.setattr(network, "add_network", add_then_fail)
+    pipe = make_pipeline(StandardScaler().fit(Xd[:, :3]), _mlp(X=Xd[:, :3]))
+    h = highs()
+    x = h.addVariables(3, lb=list(LO[:3]), ub=list(HI[:3]))
+    tol = h.getOptionValue("primal_feasibility_tolerance")
+    with pytest.raises(RuntimeError, match="HiGHS failed"):
+        add_predictor(h, pipe, x)
+    assert (h.getNumCol(), h.getNumRow(), registered_handles(h)) == (3, 0, [])
+    assert h.getOptionValue("primal_feasibility_tolerance") == tol

@@ -711,8 +711,7 @@ def add_sklearn(h, model, inputs, name: str | None = None, output: str | None = 
         raise ValueError(f"{kind}: margin= applies to output='class'")
 
     n0, r0 = h.getNumCol(), h.getNumRow()
-    reg = registered_handles(h)
-    n_reg = len(reg)
+    before = list(registered_handles(h))
     tols = {o: option_value(h, o) for o in ("mip_feasibility_tolerance", "primal_feasibility_tolerance")}
     stages: list = []
     try:
@@ -722,7 +721,8 @@ def add_sklearn(h, model, inputs, name: str | None = None, output: str | None = 
             h.deleteRows(h.getNumRow() - r0, np.arange(r0, h.getNumRow(), dtype=np.int32))
         if h.getNumCol() > n0:
             h.deleteCols(h.getNumCol() - n0, np.arange(n0, h.getNumCol(), dtype=np.int32))
-        del reg[n_reg:]
+        reg = registered_handles(h)  # created by the first add_network if h had none
+        reg[:] = [hd for hd in reg if any(hd is b for b in before)]
         for o, v in tols.items():
             h.setOptionValue(o, v)
         raise
