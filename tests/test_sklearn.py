@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline, Pipeline  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler  # noqa: E402
 from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
-from emlpress import bounds  # noqa: E402
+from emlpress import bounds, compress  # noqa: E402
 from emlpress._highs import highs  # noqa: E402
 from emlpress.milp.linear import affine_box  # noqa: E402
 from emlpress.io import UnsupportedLayerError, from_sklearn  # noqa: E402
@@ -197,8 +197,11 @@ def test_from_sklearn_computes_predict_and_bounds_hold_it(activation):
     X4 = Xd[:, :4]
     np.testing.assert_allclose(net.forward(X4), mlp.predict(X4), rtol=1e-12, atol=1e-9)
     b = bounds.crown(net, LO[:4], HI[:4])  # every bound method applies to it
-    F = net.forward(_points(LO[:4], HI[:4], 200, 16))
+    P = _points(LO[:4], HI[:4], 200, 16)
+    F = mlp.predict(P).reshape(len(P), -1)
     assert np.all(F >= b.lower[-1] - 1e-9) and np.all(F <= b.upper[-1] + 1e-9)
+    small, _ = compress.lossless(net, LO[:4], HI[:4], bounds="crown")  # and lossless compression
+    np.testing.assert_allclose(small.forward(P), F, rtol=1e-9, atol=1e-9)
 
 
 def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
