@@ -68,7 +68,8 @@ def _outputs_at(h, hd, X):
     cols, out_cols = hd.input_cols, hd.output_cols
     _, _, _, lo0, hi0, _ = h.getCols(cols.size, cols)
     _, cost0 = h.getObjectiveSense()[1], np.asarray(h.getLp().col_cost_)
-    h.changeColsCost(out_cols.size, out_cols, np.ones(out_cols.size))
+    u = np.unique(out_cols)  # a classifier's identical scores share a column
+    assert h.changeColsCost(u.size, u, np.ones(u.size)) == highspy.HighsStatus.kOk
     out = []
     for x in X:
         h.changeColsBounds(cols.size, cols, x, x)
@@ -290,11 +291,16 @@ def test_multi_output_wrapper_and_a_tree_as_a_pipelines_last_step():
 # --- classifiers by argmax ----------------------------------------------------------------
 
 
-def _fixed_scores(values, margin=0.0):
-    """(status, indicators) of add_argmax on score columns fixed at ``values``."""
+def _fixed_scores(values, margin=0.0, exact=False, columns=None):
+    """(status, indicators) of add_argmax on score columns fixed at ``values``; the bounds
+    given are the values themselves (``exact``: the scores are known, ties compared exactly)
+    or [-5, 5] (rows decide); ``columns`` picks the score columns (repeats allowed)."""
     h = highs()
     s = h.addVariables(len(values), lb=list(map(float, values)), ub=list(map(float, values)))
-    z = add_argmax(h, s, np.full(len(values), -5.0), np.full(len(values), 5.0), margin=margin)
+    idx = list(range(len(values))) if columns is None else columns
+    v = np.asarray(values, float)[idx]
+    lo, hi = (v, v) if exact else (np.full(len(idx), -5.0), np.full(len(idx), 5.0))
+    z = add_argmax(h, [s[k] for k in idx], lo, hi, margin=margin)
     sol = solve(h)
     return sol.status, (None if sol.col_values is None else np.rint(sol.col_values[z]))
 
@@ -302,19 +308,50 @@ def _fixed_scores(values, margin=0.0):
 @pytest.mark.parametrize("scores", [[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, -1.0, 3.0],
                                     [0.5, 0.2, 0.7], [0.0], [1e-3], [-2.0], [4.0, 4.0, 4.0, 4.0]])
 def test_argmax_picks_the_first_largest_score_and_the_sign(scores):
-    status, z = _fixed_scores(scores)
-    assert status == "OPTIMAL"
-    np.testing.assert_array_equal(z, argmax_indicators(scores))
     full = np.r_[0.0, scores] if len(scores) == 1 else np.asarray(scores)
-    assert int(np.argmax(z)) == int(np.argmax(full))  # numpy's rule: the first largest
+    top2 = np.sort(full)[-2:]
+    for exact in (True, False):
+        status, z = _fixed_scores(scores, exact=exact)
+        if not exact and top2[1] - top2[0] < 5e-7:  # a tie of two scores the rows cannot tell apart
+            assert status == "INFEASIBLE"  # left out, never the wrong class
+            continue
+        assert status == "OPTIMAL"
+        np.testing.assert_array_equal(z, argmax_indicators(scores))
+        assert int(np.argmax(z)) == int(np.argmax(full))  # numpy's rule: the first largest
+
+
+def test_a_score_given_twice_ties_exactly_and_the_first_class_wins():
+    # scores (a, a, b) with a > b: class 0, never class 1
+    status, z = _fixed_scores([1.0, 0.5], columns=[0, 0, 1])
+    assert status == "OPTIMAL" and z.tolist() == [1.0, 0.0, 0.0]
+    status, z = _fixed_scores([0.2, 0.5], columns=[1, 0, 1])
+    assert status == "OPTIMAL" and z.tolist() == [1.0, 0.0, 0.0]
 
 
 def test_a_margin_requires_the_winner_to_lead_by_it():
-    assert _fixed_scores([1.0, 1.05, 0.0], margin=0.1)[0] == "INFEASIBLE"
-    status, z = _fixed_scores([1.0, 1.05, 0.0], margin=0.01)
-    assert status == "OPTIMAL" and z.tolist() == [0.0, 1.0, 0.0]
-    assert _fixed_scores([0.05], margin=0.1)[0] == "INFEASIBLE"
-    assert _fixed_scores([-0.2], margin=0.1)[1].tolist() == [1.0, 0.0]
+    for exact in (True, False):
+        assert _fixed_scores([1.0, 1.05, 0.0], margin=0.1, exact=exact)[0] == "INFEASIBLE"
+        status, z = _fixed_scores([1.0, 1.05, 0.0], margin=0.01, exact=exact)
+        assert status == "OPTIMAL" and z.tolist() == [0.0, 1.0, 0.0]
+        assert _fixed_scores([0.05], margin=0.1, exact=exact)[0] == "INFEASIBLE"
+        assert _fixed_scores([-0.2], margin=0.1, exact=exact)[1].tolist() == [1.0, 0.0]
+        assert _fixed_scores([0.0, 0.0], margin=0.1, exact=exact, columns=[0, 0])[0] == "INFEASIBLE"
+
+
+def test_optima_on_a_decision_boundary_keep_predicts_class():
+    """Optimising along the boundary of a class's region: the answer HiGHS returns (no repair)
+    is a point predict puts in that class (a point within gap of the tie is left out)."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X = rng.uniform(-1, 1, (200, 2))
+        clf = LogisticRegression().fit(X, X @ rng.normal(size=2) + 0.3 * rng.normal() > 0)
+        for k, sense in itertools.product((0, 1), (MAX, highspy.ObjSense.kMinimize)):
+            h, hd = _model_with(-np.ones(2), np.ones(2), clf)
+            h.addConstr(hd.class_vars[k] == 1)
+            h.setObjective(hd.inputs[0] + 0.3 * hd.inputs[1], sense=sense)
+            sol = solve(h, mip_gap=0)
+            assert sol.status == "OPTIMAL" and sol.repaired == "", (seed, k, sol.status)
+            assert clf.predict(sol.inputs[hd.name][None])[0] == clf.classes_[k]
 
 
 def test_logistic_regression_class_and_scores_equal_predict_ties_included():

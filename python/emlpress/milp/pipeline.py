@@ -138,6 +138,7 @@ class _Affine:
     b: np.ndarray
     out: _Box
     tag: str
+    expand: np.ndarray | None = None  # output k is column expand[k] of the rows (scores)
 
 
 @dataclass
@@ -169,6 +170,7 @@ class _Model:
     model: object
     tag: str
     network: bool
+    expand: np.ndarray | None = None  # as _Affine's: identical logits share one column
 
 
 @dataclass
@@ -391,15 +393,24 @@ def _plan_classifier(est, box, where, ctx, final):
             raise ValueError(f"{where}: a multilabel MLPClassifier is not supported (one class per "
                              "sample is)")
         ctx.net = _network(est, where)
-        scores = _Model(ctx.net, "mlp", True)
+        scores = _Model(ctx.net, "mlp", True, _same_rows(ctx.net.weights[-1], ctx.net.biases[-1]))
     else:
         W, b = linear_weights(est, where)
         check_affine(est.decision_function, W, b, box.lo, box.hi, where, "decision_function")
-        scores = _Affine(W, b, _affine_out(W, b, box), "scores")
+        rep = _same_rows(W, b)  # identical scores: one column, their ties exact (classify.py)
+        keep = np.unique(rep)
+        expand = np.searchsorted(keep, rep)
+        scores = _Affine(W[keep], b[keep], _affine_out(W[keep], b[keep], box), "scores", expand)
     ctx.classifier = est
     if ctx.output == "class":
         return _Seq([scores, _Argmax(ctx.margin, "argmax")]), None
     return scores, None
+
+
+def _same_rows(W, b) -> np.ndarray:
+    """Per row k of ``[W | b]``, the first row identical to it (itself when unique)."""
+    first: dict = {}
+    return np.array([first.setdefault(np.r_[W[k], b[k]].tobytes(), k) for k in range(W.shape[0])])
 
 
 _PLANS = {"StandardScaler": _plan_scaler, "MinMaxScaler": _plan_scaler, "MaxAbsScaler": _plan_scaler,
@@ -549,8 +560,10 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
         return np.concatenate(outs).astype(np.int32)
     if isinstance(node, _Affine):
         hd = add_affine(h, cols, node.W, node.b, node.out.lo, node.out.hi, f"{name}.{node.tag}")
-        if node.tag == "scores":
-            ctx.score_cols = hd.output_cols
+        if node.expand is not None:
+            ctx.score_cols = hd.output_cols[node.expand]
+            stages.append(hd)
+            return ctx.score_cols
     elif isinstance(node, _Poly):
         hd = _add_poly(h, node, cols, f"{name}.{node.tag}")
     elif isinstance(node, _Model):
@@ -558,8 +571,11 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
             from emlpress.milp.network import add_network
 
             hd = add_network(h, node.model, cols, bounds=ctx.bounds, name=f"{name}.{node.tag}")
-            if node.model is ctx.net:
-                ctx.score_cols = hd.output_cols
+            if node.expand is not None:
+                _unregister(h, hd)
+                ctx.score_cols = hd.output_cols[node.expand]
+                stages.append(hd)
+                return ctx.score_cols
         else:
             hd = _registered(node.model).add(h, node.model, cols, name=f"{name}.{node.tag}")
             ctx.foreign = hd
@@ -567,7 +583,9 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
     elif isinstance(node, _Argmax):
         t0 = time.perf_counter()
         n0, r0 = h.getNumCol(), h.getNumRow()
-        _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
+        u, inv = np.unique(cols, return_inverse=True)  # getCols does not take a column twice
+        _, _, _, lo, hi, _ = h.getCols(int(u.size), u.astype(np.int32))
+        lo, hi = np.asarray(lo, float)[inv], np.asarray(hi, float)[inv]
         z = add_argmax(h, cols, lo, hi, margin=node.margin, name=f"{name}.{node.tag}")
         hd = _ArgmaxHandle(f"{name}.{node.tag}", cols, z, h.getNumCol() - n0, len(z),
                            h.getNumRow() - r0, time.perf_counter() - t0, h)
