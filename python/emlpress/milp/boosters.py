@@ -18,8 +18,10 @@ whose ``missing`` is not NaN (its ``missing`` value would take the default branc
 ``Booster.dump_model()`` (float64 thresholds and leaf values, printed to round-trip); a
 sample goes left when ``x <= threshold`` in float64 (:class:`~emlpress.milp.tree.Rule`
 ``LIGHTGBM``; LightGBM predicts float64 inputs in float64). The raw score is the sum of the
-leaves (``boost_from_average`` is folded into the first tree; ``boosting="rf"`` averages:
-``average_output``); tree ``i`` scores class ``i % num_tree_per_iteration``. Refused by name:
+leaves (``boost_from_average`` is folded into the first tree); ``boosting="rf"`` models
+(``average_output``) average their trees, as their ``predict`` does (their
+``predict(raw_score=True)`` returns the sum: the handle compares with it divided by the
+number of iterations); tree ``i`` scores class ``i % num_tree_per_iteration``. Refused by name:
 ``linear_tree`` models, categorical splits (``==``), ``missing_type`` Zero
 (``zero_as_missing``: a 0.0 input takes the default branch, not the threshold's).
 
@@ -210,9 +212,12 @@ def read_lightgbm(model) -> Ensemble:
 
     src = wrapper if wrapper is not None else booster
 
+    # rf: predict averages the trees but raw_score=True returns their sum
+    scale = 1.0 / n_iter if d.get("average_output", False) else 1.0
+
     def scores(X):  # one thread: a thread pool per call costs ~30 ms on a busy machine
-        return np.asarray(src.predict(np.asarray(X, np.float64), raw_score=True, num_threads=1),
-                          float).reshape(len(X), K)
+        return scale * np.asarray(src.predict(np.asarray(X, np.float64), raw_score=True,
+                                              num_threads=1), float).reshape(len(X), K)
 
     def labels(X):
         return wrapper.predict(np.asarray(X, np.float64), num_threads=1)
