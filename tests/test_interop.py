@@ -231,7 +231,8 @@ def _highs_max(m):
     from pyomo.contrib.appsi.solvers import Highs
 
     opt = Highs()
-    opt.highs_options = {"mip_rel_gap": 0.0, "mip_abs_gap": GAP_ABS, "threads": 1}
+    # no "threads": HiGHS takes it once per process (a second value fails its next run)
+    opt.highs_options = {"mip_rel_gap": 0.0, "mip_abs_gap": GAP_ABS}
     res = opt.solve(m)
     assert res.termination_condition.name == "optimal"
     x = np.array([pyo.value(m.nn.inputs[i]) for i in range(len(m.nn.inputs))])

@@ -24,8 +24,8 @@ def build(model, lo, hi, gap=1e-4, abs_gap=1e-6, time_limit=120.0):
     t0 = time.perf_counter()
     h = highspy.Highs()
     h.silent()
-    for k, v in {"mip_rel_gap": gap, "mip_abs_gap": abs_gap, "threads": 1,
-                 "time_limit": float(time_limit)}.items():
+    # no "threads": HiGHS takes it once per process (a second value fails the next run)
+    for k, v in {"mip_rel_gap": gap, "mip_abs_gap": abs_gap, "time_limit": float(time_limit)}.items():
         h.setOptionValue(k, v)
     x = [h.addVariable(lb=float(a), ub=float(b)) for a, b in zip(lo, hi)]
     pc = add_predictor_constr(h, model, x)
