@@ -288,3 +288,26 @@ def test_omlt_refuses_sigmoid_and_missing_input_bounds():
     m3, nd3 = _omlt(net, None, None, formulation="ReluComplementarityFormulation")
     with pytest.raises(ValueError, match=r"scaled input 0 has bounds \[None, None\]"):
         interop.tighten_omlt(m3.nn, nd3)
+
+
+@pytest.mark.slow  # imports TensorFlow (Keras 3, which gurobi-ml takes): tens of seconds
+def test_gurobi_ml_keras_bounds_sound_and_optimum_unchanged():
+    keras = pytest.importorskip("keras")
+    net = trained_like([3, 8, 8, 1], seed=4)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(8), keras.layers.ReLU(), keras.layers.Dense(1)])
+    for k, (W, b) in enumerate(zip(net.weights, net.biases)):
+        model.layers[[0, 1, 3][k]].set_weights([W.T.astype("float32"), b.astype("float32")])
+    lo, hi = np.array([[-1.0, -0.5, 0.0]]), np.array([[1.0, 0.5, 0.5]])
+    m0, _, y0, pc0 = _gurobi(model, lo, hi)
+    before = _max_out(m0, y0, pc0)
+    m, _, y, pc = _gurobi(model, lo, hi)
+    interop.tighten_gurobi_ml(pc, method="lp")
+    got = interop.gurobi_ml_network(pc)  # a Dense with relu and a Dense then ReLU: both read
+    X = sample_box(lo[0], hi[0], 100, 3)
+    np.testing.assert_allclose(got.forward(X), model.predict(X, verbose=0), rtol=1e-5, atol=1e-5)
+    ref = trained_like([3, 8, 8, 1], seed=4)  # the float32 weights widened: the same network
+    ref = type(ref)([W.astype("float32").astype(float) for W in ref.weights],
+                    [b.astype("float32").astype(float) for b in ref.biases])
+    _assert_written_sound(pc, ref, lo, hi, seed=4)
+    assert _max_out(m, y, pc) == pytest.approx(before, rel=1e-7, abs=1e-6)
