@@ -21,6 +21,8 @@ gurobi_ml = pytest.importorskip("gurobi_ml")
 from emlpress import interop  # noqa: E402  (after the skips: the module needs no peer to import)
 
 GAP_ABS = 1e-9
+# the MLPs train for a few hundred iterations: trained-looking is what the tests need
+pytestmark = pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
 
 
 def _torch_seq(net):
@@ -141,6 +143,32 @@ def test_gurobi_ml_mlpregressor_stability_bounds_fix_units():
     olo, ohi = _var_bounds(pc.layers[0].output, 0)
     assert (olo[dead] == 0).all() and (ohi[dead] == 0).all()
     assert t.summary().loc[0, "hidden"] == 24
+    assert _max_out(m, y, pc) == pytest.approx(before, rel=1e-7, abs=1e-6)
+
+
+def test_gurobi_ml_pipeline_scaler_then_mlp():
+    from sklearn.datasets import load_diabetes
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, yv = load_diabetes(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(10, 10), max_iter=300,
+                                                        random_state=0)).fit(X, yv / 100)
+    lo, hi = X.min(0)[None], X.max(0)[None]
+    m0, _, y0, pc0 = _gurobi(pipe, lo, hi)
+    before = _max_out(m0, y0, pc0)
+    m, _, y, pc = _gurobi(pipe, lo, hi)
+    t = interop.tighten_gurobi_ml(pc, method="lp")
+    net = interop.gurobi_ml_network(pc)
+    np.testing.assert_allclose(net.forward(pipe[0].transform(X[:20])), pipe.predict(X[:20])[:, None],
+                               rtol=1e-9, atol=1e-9)
+    # the network's box is the scaled box: its bounds hold at scaled samples of the raw box
+    S = pipe[0].transform(sample_box(lo[0], hi[0], 200, 9, max_corners=256))
+    slo, shi = _var_bounds(pc[0].output, 0)
+    assert ((S >= slo) & (S <= shi)).all()
+    _assert_written_sound(pc[-1], net, S.min(0)[None], S.max(0)[None], seed=9)
+    assert t.written > 0
     assert _max_out(m, y, pc) == pytest.approx(before, rel=1e-7, abs=1e-6)
 
 

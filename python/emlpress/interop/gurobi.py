@@ -22,16 +22,51 @@ from emlpress.network import Network
 __all__ = ["tighten_gurobi_ml", "gurobi_ml_network"]
 
 
-def _layers(pred_constr) -> list[Dense]:
+def _parts(pred_constr) -> tuple[list, object]:
+    """(the StandardScaler steps before the network, the network's BaseNNConstr) of a
+    gurobi-ml predictor constraint: a network, or a Pipeline of scalers and a network."""
     # gurobi-ml, gurobipy: the [peers] extra, imported only when a gurobi-ml model is given
     from gurobi_ml.modeling.neuralnet import BaseNNConstr
-    from gurobi_ml.modeling.neuralnet.activations import Identity, ReLU
-    from gurobi_ml.modeling.neuralnet.layers import ActivationLayer, DenseLayer
+    from gurobi_ml.sklearn.pipeline import PipelineConstr
+    from gurobi_ml.sklearn.preprocessing import StandardScalerConstr
 
+    if isinstance(pred_constr, PipelineConstr):
+        steps = list(pred_constr)
+        for i, step in enumerate(steps[:-1]):
+            if not isinstance(step, StandardScalerConstr):
+                raise UnsupportedPeerModel(f"pred_constr: pipeline step {i} ({type(step).__name__}) "
+                                           "is not supported before the network (StandardScaler only)")
+        if steps and isinstance(steps[-1], BaseNNConstr):
+            return steps[:-1], steps[-1]
+        last = type(steps[-1]).__name__ if steps else "nothing"
+        raise TypeError(f"pred_constr: the pipeline ends in {last}, not one of gurobi-ml's neural "
+                        "networks")
     if not isinstance(pred_constr, BaseNNConstr):
         raise TypeError(f"pred_constr: a {type(pred_constr).__name__} is not one of gurobi-ml's "
                         "neural networks (BaseNNConstr: a PyTorch nn.Sequential, a Keras model or "
-                        "an MLPRegressor given to add_predictor_constr)")
+                        "an MLPRegressor given to add_predictor_constr, alone or after "
+                        "StandardScaler steps in a Pipeline)")
+    return [], pred_constr
+
+
+def _scaled(scaler, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """The box of a StandardScaler's outputs, (x - mean_) / scale_ on [lo, hi], widened by two
+    ulps each side: gurobi-ml's row x - out * scale_ == mean_ holds the exact quotient, which
+    float64 division may round inward."""
+    t = scaler.transformer
+    mean = np.zeros(lo.size) if getattr(t, "mean_", None) is None else np.asarray(t.mean_, float)
+    scale = np.ones(lo.size) if getattr(t, "scale_", None) is None else np.asarray(t.scale_, float)
+    a, b = (lo - mean) / scale, (hi - mean) / scale
+    lo2, hi2 = np.minimum(a, b), np.maximum(a, b)
+    for _ in range(2):
+        lo2, hi2 = np.nextafter(lo2, -np.inf), np.nextafter(hi2, np.inf)
+    return lo2, hi2
+
+
+def _layers(pred_constr) -> list[Dense]:
+    from gurobi_ml.modeling.neuralnet.activations import Identity, ReLU
+    from gurobi_ml.modeling.neuralnet.layers import ActivationLayer, DenseLayer
+
     out: list[Dense] = []
     pending = None  # a linear dense layer whose ReLU may come as the next layer
     for i, layer in enumerate(pred_constr.layers):
@@ -68,14 +103,14 @@ def _layers(pred_constr) -> list[Dense]:
 
 def gurobi_ml_network(pred_constr) -> Network:
     """The :class:`~emlpress.Network` that gurobi-ml encoded in ``pred_constr`` (the object
-    ``gurobi_ml.add_predictor_constr`` returned for a network), without a domain."""
-    return chain_network(_layers(pred_constr))
+    ``gurobi_ml.add_predictor_constr`` returned for a network, or a pipeline's network step),
+    without a domain."""
+    return chain_network(_layers(_parts(pred_constr)[1]))
 
 
-def _input_boxes(pred_constr) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per input row, (lo, hi) of the input variables; an infinite bound is refused naming
-    the variable."""
-    x = pred_constr.input
+def _input_boxes(x) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per input row, (lo, hi) of the input variables ``x`` (an MVar); an infinite bound is
+    refused naming the variable."""
     lo = np.atleast_2d(np.asarray(x.lb, dtype=np.float64))
     hi = np.atleast_2d(np.asarray(x.ub, dtype=np.float64))
     bad = np.argwhere(~(np.isfinite(lo) & np.isfinite(hi)))
@@ -110,7 +145,9 @@ def tighten_gurobi_ml(pred_constr, method: str = "crown", *, time_limit: float |
 
     ``pred_constr``: what ``gurobi_ml.add_predictor_constr(model, net, x, y)`` returned for a
     PyTorch ``nn.Sequential`` of Linear/ReLU, a Keras model of Dense (ReLU or linear) and ReLU
-    layers, or an ``MLPRegressor`` with ReLU. ``method``: a bound method of
+    layers, an ``MLPRegressor`` with ReLU, or a ``Pipeline`` of ``StandardScaler`` steps and
+    such a network (the network's box is then the scaled box, also written onto the scalers'
+    output variables). ``method``: a bound method of
     :func:`emlpress.bounds.tighten` (``"crown"``: fast; ``"lp"`` or ``"progressive"``:
     tighter; ``"stability"``: CROWN with the exact stable sets, ``time_limit`` seconds in
     all). The bounds are computed on the box of each row of ``x`` (its variables' LB/UB, which
@@ -124,15 +161,19 @@ def tighten_gurobi_ml(pred_constr, method: str = "crown", *, time_limit: float |
     raises :class:`~emlpress.interop.UnsupportedPeerModel` naming it, before anything is
     written."""
     t0 = time.perf_counter()
-    layers = _layers(pred_constr)
+    scalers, nn = _parts(pred_constr)
+    layers = _layers(nn)
     net = chain_network(layers)
     pred_constr.gp_model.update()  # bounds and names of variables added since the last update
-    boxes = _input_boxes(pred_constr)
+    boxes = _input_boxes(pred_constr.input)
+    written = 0
+    for sc in scalers:  # the network's box: the scaled box of the pipeline's inputs
+        boxes = [_scaled(sc, lo, hi) for lo, hi in boxes]
+        written += sum(_write(sc.output, r, lo, hi) for r, (lo, hi) in enumerate(boxes))
     if boxes and boxes[0][0].size != net.n_in:
         raise ValueError(f"pred_constr: {boxes[0][0].size} input variables per row, the network "
                          f"takes {net.n_in}")
     found, seconds = row_bounds(net, boxes, method, time_limit, threads)
-    written = 0
     for r, b in enumerate(found):
         for l, d in enumerate(layers):
             written += _write(d.pre, r, b.lower[l], b.upper[l])
