@@ -152,7 +152,8 @@ def tighten_gurobi_ml(pred_constr, method: str = "crown", *, time_limit: float |
     tighter; ``"stability"``: CROWN with the exact stable sets, ``time_limit`` seconds in
     all). The bounds are computed on the box of each row of ``x`` (its variables' LB/UB, which
     must be finite: an infinite one is refused naming the variable), so they hold for every
-    feasible point of the model; each layer's pre-activation variables get ``[lower, upper]``
+    feasible point of the model as long as those boxes stay as they were (call it after the
+    inputs' bounds are final: widening them later leaves bounds that may cut off solutions); each layer's pre-activation variables get ``[lower, upper]``
     and its ReLU output ``[max(lower, 0), max(upper, 0)]``, intersected with the bounds they
     had (never loosened). A stably inactive unit's output is thereby fixed to 0 and a stably
     active one's ``max`` has a non-negative argument: Gurobi's presolve removes both.

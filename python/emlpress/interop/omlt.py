@@ -111,7 +111,7 @@ def tighten_omlt(block, network_definition, method: str = "crown", *,
 
     The network is the ``NetworkDefinition``'s chain of ``DenseLayer`` s (ReLU hidden layers,
     a linear or ReLU output layer); the box is the block's scaled input bounds (finite: an
-    input without one is refused naming it). ``method``: as
+    input without one is refused naming it; the bounds hold while that box stays as it is). ``method``: as
     :func:`~emlpress.interop.tighten_gurobi_ml`. Each layer's ``zhat`` gets ``[lower, upper]``
     and its ``z`` ``[max(lower, 0), max(upper, 0)]`` (a linear layer's ``z`` the same as its
     ``zhat``), intersected with OMLT's own (never loosened); the big-M ReLU's parameters take
