@@ -240,7 +240,9 @@ def test_kind(benchmark, data, kind, sense, solver):
         f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()))
     if solver == "emlpress+highs":
         assert status in ("OPTIMAL", "TIME_LIMIT"), status
-        assert info["check"] == "ok", info["check"]
+        # at the time limit without an incumbent (the (512,512) MLP) there is nothing to check
+        assert info["check"] == "ok" or (status, info["check"]) == ("TIME_LIMIT", "no solution"), \
+            info["check"]
     assert not wrong, f"emlpress' optimum is beaten by {solver}'s verified solution: {info}"
 
 
