@@ -13,26 +13,26 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from strategies import network_and_box, sample_box  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import network_and_box, sample_box
 
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.cross_decomposition import PLSRegression  # noqa: E402
-from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
-from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticRegression,  # noqa: E402
+from sklearn.compose import ColumnTransformer
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticRegression,
                                   Ridge)
-from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
-from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
-from sklearn.pipeline import make_pipeline, Pipeline  # noqa: E402
-from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler  # noqa: E402
-from sklearn.tree import DecisionTreeRegressor  # noqa: E402
+from sklearn.multioutput import MultiOutputRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline, Pipeline
+from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
+from sklearn.tree import DecisionTreeRegressor
 
-from emlpress import bounds, compress  # noqa: E402
-from emlpress._highs import highs  # noqa: E402
-from emlpress.milp.linear import affine_box  # noqa: E402
-from emlpress.io import UnsupportedLayerError, from_sklearn  # noqa: E402
-from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,  # noqa: E402
+from emlpress import bounds, compress
+from emlpress._highs import highs
+from emlpress.milp.linear import affine_box
+from emlpress.io import UnsupportedLayerError, from_sklearn
+from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,
                            registered_handles, solve)
 
 MAX = highspy.ObjSense.kMaximize
@@ -210,7 +210,7 @@ def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
                       Xd[:, :4], yd)
     lo, hi = LO[:4], HI[:4]
     h, hd = _model_with(lo, hi, pipe)
-    scaler, net_h = hd.stages[0], hd.stages[1]
+    net_h = hd.stages[1]  # stages[0]: the scaler
     s = pipe[0]
     np.testing.assert_allclose(net_h.bounds.lo, (lo - s.mean_) / s.scale_, rtol=1e-12)
     np.testing.assert_allclose(net_h.bounds.hi, (hi - s.mean_) / s.scale_, rtol=1e-12)

@@ -60,7 +60,7 @@ def linear_weights(model, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(W, b)`` with ``W`` shape ``(n_outputs, n_features)``: the affine map a fitted
     linear regressor's ``predict`` (or a linear classifier's ``decision_function``)
     computes. Raises ValueError naming ``where`` on NaN or infinite parameters."""
-    coef = np.asarray(getattr(model, "coef_"), dtype=np.float64)
+    coef = np.asarray(model.coef_, dtype=np.float64)
     W = np.atleast_2d(coef)
     if type(model).__name__ == "PLSRegression":  # predict centres X, the scale is in coef_
         b = np.asarray(model.intercept_, float).reshape(-1) - W @ np.asarray(model._x_mean, float)
