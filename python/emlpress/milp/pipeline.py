@@ -294,13 +294,13 @@ def _plan_scaler(est, box, where, ctx, final):
     out = _affine_out(W, b, box)
     if kind == "MinMaxScaler" and getattr(est, "clip", False):
         f_lo, f_hi = est.feature_range
-        bad = np.flatnonzero((out.lo < f_lo) | (out.hi > f_hi))
+        tol = 1e-9 * max(1.0, f_hi - f_lo)  # the rounding of a box that is the training range
+        bad = np.flatnonzero((out.lo < f_lo - tol) | (out.hi > f_hi + tol))
         if bad.size:
             q = int(bad[0])
             raise ValueError(f"{where}: clip=True clips feature {q} (range [{out.lo[q]:.6g}, "
                              f"{out.hi[q]:.6g}] on the box, feature_range {est.feature_range}): "
                              "the clip is not linear; refit with clip=False or shrink the box")
-        out = _Box(np.maximum(out.lo, f_lo), np.minimum(out.hi, f_hi), out.v0, out.v1)
     return _Affine(W, b, out, kind.lower()), out
 
 
