@@ -527,3 +527,23 @@ def test_a_failing_step_leaves_the_model_as_it_was(monkeypatch):
         add_predictor(h, pipe, x)
     assert (h.getNumCol(), h.getNumRow(), registered_handles(h)) == (3, 0, [])
     assert h.getOptionValue("primal_feasibility_tolerance") == tol
+
+
+def test_one_variable_passed_as_two_features():
+    """inputs [a, b, a]: rows that name a column twice are merged (HiGHS refuses them)."""
+    X, y = _binary_data(seed=3)
+    pipe = make_pipeline(StandardScaler(), PolynomialFeatures(2, interaction_only=True),
+                         Ridge()).fit(X, y)
+    h = highs()
+    a = h.addVariable(lb=0, ub=1, type=highspy.HighsVarType.kInteger)
+    b = h.addVariable(lb=-2.0, ub=3.0)
+    hd = add_predictor(h, pipe, [a, b, a])
+    for sense in (MAX, highspy.ObjSense.kMinimize):
+        h.setObjective(hd.outputs[0], sense=sense)
+        sol = solve(h, mip_gap=0)
+        va, vb = sol.col_values[[a.index, b.index]]
+        assert sol.status == "OPTIMAL" and sol.repaired == ""
+        assert pipe.predict([[va, vb, va]])[0] == pytest.approx(sol.objective, rel=1e-7)
+        grid = [[p, q, p] for p in (0.0, 1.0) for q in np.linspace(-2, 3, 501)]
+        best = pipe.predict(grid).max() if sense == MAX else pipe.predict(grid).min()
+        assert (sol.objective >= best - 1e-7) if sense == MAX else (sol.objective <= best + 1e-7)

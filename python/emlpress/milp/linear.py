@@ -88,6 +88,18 @@ def check_affine(f, W, b, lo, hi, where: str, what: str = "predict") -> None:
                          "(not a linear model)")
 
 
+def merged(cols, vals) -> tuple[np.ndarray, np.ndarray]:
+    """A row's (columns, coefficients) with a column given twice (the same variable passed as
+    two inputs) summed into one entry: HiGHS refuses a row that names a column twice."""
+    cols, vals = np.asarray(cols, np.int64), np.asarray(vals, float)
+    u, inv = np.unique(cols, return_inverse=True)
+    if u.size == cols.size:
+        return cols, vals
+    out = np.zeros(u.size)
+    np.add.at(out, inv, vals)
+    return u, out
+
+
 @dataclass
 class AffineHandle(PredictorHandle):
     """``y = W x + b`` inside a HiGHS model: one continuous column and one row per output (a
@@ -119,7 +131,7 @@ def add_affine(h, cols, W, b, lo_out, hi_out, name: str) -> AffineHandle:
     ys = [B.col(l, u, False) for l, u in zip(lo_out, hi_out)]
     for i, y in enumerate(ys):
         nz = np.flatnonzero(W[i])
-        B.row([y] + [int(cols[q]) for q in nz], np.concatenate([[1.0], -W[i, nz]]), b[i], b[i])
+        B.row(*merged([y] + [int(cols[q]) for q in nz], np.concatenate([[1.0], -W[i, nz]])), b[i], b[i])
     n_vars, n_rows, _ = B.flush(h)
     for i, y in enumerate(ys):
         h.passColName(int(y), f"{name}.y{i}")
