@@ -25,7 +25,7 @@ from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticR
 from sklearn.multioutput import MultiOutputRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline, Pipeline
-from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, PolynomialFeatures, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from emlpress import bounds, compress
@@ -203,6 +203,8 @@ def test_from_sklearn_computes_predict_and_bounds_hold_it(activation):
     assert np.all(F >= b.lower[-1] - 1e-9) and np.all(F <= b.upper[-1] + 1e-9)
     small, _ = compress.lossless(net, LO[:4], HI[:4], bounds="crown")  # and lossless compression
     np.testing.assert_allclose(small.forward(P), F, rtol=1e-9, atol=1e-9)
+    h, hd = _model_with(LO[:4], HI[:4], mlp)  # and the MILP pins its outputs to predict
+    _assert_predicts(h, hd, P[-8:], F[-8:])
 
 
 def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
@@ -279,7 +281,7 @@ def test_a_scaled_binary_and_a_fixed_feature_multiply_exactly():
 def test_multi_output_wrapper_and_a_tree_as_a_pipelines_last_step():
     lo, hi = LO[:3], HI[:3]
     X3 = Xd[:, :3]
-    mo = MultiOutputRegressor(Lasso(alpha=0.01)).fit(X3, Yd)
+    mo = MultiOutputRegressor(make_pipeline(MaxAbsScaler(), Lasso(alpha=0.01))).fit(X3, Yd)
     h, hd = _model_with(lo, hi, mo)
     X = _points(lo, hi)
     _assert_predicts(h, hd, X, mo.predict(X))
