@@ -370,6 +370,10 @@ def test_logistic_regression_class_and_scores_equal_predict_ties_included():
     assert 1 not in pred  # predict sends every tie to the first class
     expected = np.hstack([(pred[:, None] == hd.classes).astype(float), clf.decision_function(X)])
     _assert_predicts(h, hd, X, expected)
+    h, hd = _model_with(lo, hi, clf, output="decision_function")  # the scores only
+    _assert_predicts(h, hd, X[:4], clf.decision_function(X[:4]))
+    with pytest.raises(AttributeError, match="output='class'"):
+        _ = hd.class_vars
     # binary: the sign of decision_function (0 goes to class 0)
     yb = (yg == 2).astype(int)
     clfb = _quiet_fit(LogisticRegression(max_iter=100), Xg, yb)
