@@ -8,8 +8,8 @@ from pathlib import Path
 from emlpress.io._chain import UnsupportedLayerError
 from emlpress.network import Network
 
-__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "from_tflite", "load_model", "UnsupportedLayerError",
-           "ModelFileError"]
+__all__ = ["from_keras", "to_keras", "from_onnx", "from_torch", "from_tflite", "from_sklearn", "load_model",
+           "UnsupportedLayerError", "ModelFileError"]
 
 
 class ModelFileError(ValueError):
@@ -51,6 +51,14 @@ def from_tflite(path_or_bytes) -> Network:
     from emlpress.io.tflite import from_tflite as f
 
     return f(path_or_bytes)
+
+
+def from_sklearn(mlp) -> Network:
+    """Network from a fitted scikit-learn ``MLPRegressor`` (its prediction) or
+    ``MLPClassifier`` (its logits) with ``activation="relu"`` or ``"identity"``."""
+    from emlpress.io.sklearn import from_sklearn as f
+
+    return f(mlp)
 
 
 _LOADERS = {

@@ -101,3 +101,9 @@ def _is_sklearn_tree(model) -> bool:
 register_predictor(Network, add_network)
 register_predictor(QuantizedNetwork, add_quantized_network, "QuantizedNetwork (int8 TFLite)")
 register_predictor(_is_sklearn_tree, add_tree, "a fitted scikit-learn decision tree (tree_)")
+
+# scikit-learn estimators, transformers, pipelines and classifiers by argmax: milp/pipeline.py
+# (linear.py, classify.py, emlpress.io.sklearn); a pipeline's last step may be any kind above
+from emlpress.milp import pipeline as _sklearn  # noqa: E402  (it looks the registry up at call time)
+
+register_predictor(_sklearn.is_sklearn_model, _sklearn.add_sklearn, f"scikit-learn: {_sklearn.SUPPORTED}")
