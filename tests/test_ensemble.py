@@ -75,6 +75,9 @@ def _make(name):
         if name == "xgb_reg_small":
             X, y = _diabetes()
             return xgb.XGBRegressor(n_estimators=5, max_depth=3).fit(X, y), X
+        if name == "xgb_rf":  # a random forest: 4 parallel trees in one round
+            X, y = _synthetic(10)
+            return xgb.XGBRFRegressor(n_estimators=4, max_depth=3).fit(X, y), X
         if name == "xgb_bin":
             X, y = _synthetic(8)
             return xgb.XGBClassifier(n_estimators=6, max_depth=2).fit(X, y > 0), X
@@ -85,6 +88,10 @@ def _make(name):
     if name == "lgb_reg":
         X, y = _diabetes()
         return lgb.LGBMRegressor(n_estimators=6, **kw).fit(X, y), X
+    if name == "lgb_rf":  # averages its trees (predict) where raw_score=True sums them
+        X, y = _synthetic(11)
+        return lgb.LGBMRegressor(boosting_type="rf", n_estimators=4, bagging_freq=1,
+                                 bagging_fraction=0.7, **kw).fit(X, y), X
     if name == "lgb_bin":
         X, y = _synthetic(9)
         return lgb.LGBMClassifier(n_estimators=5, **kw).fit(X, y > 0), X
@@ -277,7 +284,8 @@ def test_at_each_threshold_the_left_and_right_values_reach_the_libraries_leaves(
     _fixed_input_check(model, lo, hi, list(P))
 
 
-@pytest.mark.parametrize("name", ["rf_reg", "gb_multi", "rf_clf", "xgb_multi", "lgb_bin", "et_reg2"])
+@pytest.mark.parametrize("name", ["rf_reg", "gb_multi", "rf_clf", "xgb_multi", "lgb_bin", "et_reg2",
+                                  "xgb_rf", "lgb_rf"])
 def test_output_bounds_hold_on_samples_and_dropped_leaves_are_unreachable(name):
     model, X = _make(name)
     ens = read_ensemble(model)
@@ -392,10 +400,27 @@ def test_feature_count_nan_and_unsupported_options_are_refused():
     _refused(model, n_in=4, match="takes 3 inputs, got 4")
     _refused(model, match="output.*'raw' or 'class'.*not piecewise linear", output="proba")
     _refused(model, match="not a classifier", output="class")
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _synthetic(5)
+    _refused(sk_ens.GradientBoostingRegressor(n_estimators=2, init=LinearRegression()).fit(X, y),
+             match="init estimator LinearRegression.*not constant")
     rf, _ = _make("rf_reg")
     T = rf.estimators_[2].tree_
     T.value[np.flatnonzero(T.children_left == -1)[0]] = np.nan
     _refused(rf, n_in=4, match="tree 2 has a NaN or infinite leaf value")
+
+
+def test_a_regression_tree_goes_to_add_tree_and_refuses_a_class_output():
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = _synthetic(4)
+    tree = DecisionTreeRegressor(max_depth=3).fit(X, y)
+    h = highs()
+    x = h.addVariables(3, lb=[-1.0] * 3, ub=[1.0] * 3)
+    assert isinstance(milp.add_predictor(h, tree, x, output="raw"), milp.TreeHandle)
+    _refused(tree, match="DecisionTreeRegressor is not a classifier", output="class")
+    _refused(DecisionTreeRegressor(), match="DecisionTreeRegressor is not fitted")
 
 
 def test_unsupported_boosters_are_refused_naming_them():

@@ -127,12 +127,12 @@ def _sum_ranges(ens: Ensemble, keep: list) -> tuple[np.ndarray, np.ndarray, np.n
     return lo, hi, slack
 
 
-def output_bounds(model, lo, hi, output: str = "raw") -> tuple[np.ndarray, np.ndarray, int]:
-    """Sound bounds of a tree ensemble's raw scores on the box ``[lo, hi]`` (shapes
-    ``(n_features,)``): (lower, upper) of shape ``(n_scores,)``, in score units, such that
-    every score the model itself computes at an input of the box lies within, and the number
-    of leaves no input of the box reaches (dropped). ``output``: ``"raw"`` (``predict``,
-    ``decision_function`` or margins; ``predict_proba`` for forest classifiers)."""
+def output_bounds(model, lo, hi) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sound bounds of a tree ensemble's raw scores (``predict``, ``decision_function`` or
+    margins; ``predict_proba`` of forest and tree classifiers) on the box ``[lo, hi]``
+    (shapes ``(n_features,)``): (lower, upper) of shape ``(n_scores,)``, in score units,
+    such that every score the model itself computes at an input of the box lies within, and
+    the number of leaves no input of the box reaches (dropped)."""
     ens = read_ensemble(model)
     lo, hi = np.asarray(lo, float).reshape(-1), np.asarray(hi, float).reshape(-1)
     if lo.size != ens.n_features or hi.size != ens.n_features:
@@ -255,6 +255,8 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
                          + ("; probabilities of a boosted classifier are a sigmoid/softmax of "
                             "its margins, not piecewise linear: embed 'raw'"
                             if output in ("proba", "probability") else ""))
+    if margin != 0.0 and output != "class":
+        raise ValueError(f"margin: applies to output='class' only (got output={output!r})")
     if output == "class" and ens.classes is None:
         raise ValueError(f"output='class': {ens.kind} is not a classifier (use output='raw')")
     registry, cols, lo, hi = _new_inputs(h, inputs, ens.n_features, name)

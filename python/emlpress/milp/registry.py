@@ -118,8 +118,10 @@ def _is_tree_ensemble(model) -> bool:
 
 
 def _add_tree_model(h, model, inputs, **options):
-    if type(model).__name__ in ("DecisionTreeRegressor", "ExtraTreeRegressor"):
+    if type(model).__name__ in ("DecisionTreeRegressor", "ExtraTreeRegressor") and \
+            options.get("output", "raw") in (None, "raw") and "margin" not in options:
         read_ensemble(model)  # unfitted, NaN: the ensemble's one-line errors
+        options.pop("output", None)
         return add_tree(h, model, inputs, **options)
     return add_ensemble(h, model, inputs, **options)
 
