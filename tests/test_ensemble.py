@@ -8,6 +8,8 @@ leaves are never reached; bad models are refused before anything is added."""
 import highspy
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sk_ens = pytest.importorskip("sklearn.ensemble")
 
@@ -434,3 +436,45 @@ def test_unsupported_boosters_are_refused_naming_them():
              match="linear trees")
     _refused(lgb.LGBMRegressor(n_estimators=2, zero_as_missing=True, verbose=-1).fit(X, y),
              match="zero as missing")
+
+
+_FITTED = {}
+
+
+def _fitted_model(name):
+    if name not in _FITTED:
+        _FITTED[name] = _make(name)
+    return _FITTED[name]
+
+
+@settings(max_examples=25)
+@given(name=st.sampled_from(["rf_reg", "gb_bin", "rf_clf", "xgb_reg", "lgb_multi"]),
+       seed=st.integers(0, 2**32 - 1), snap=st.floats(0.0, 1.0), flat=st.floats(0.0, 0.5))
+def test_output_bounds_hold_on_any_box_including_thresholds_and_points(name, seed, snap, flat):
+    """Property: on a random box whose ends sit at split thresholds (either side) with
+    probability ``snap`` and are single points with probability ``flat``, every score the
+    model computes at samples, corners and threshold points of the box lies within
+    output_bounds, and no sample reaches a dropped leaf."""
+    model, X = _fitted_model(name)
+    ens = read_ensemble(model)
+    rng = np.random.default_rng(seed)
+    a, b = X.min(axis=0), X.max(axis=0)
+    lo, hi = np.sort(rng.uniform(a, b, (2, a.size)), axis=0)
+    splits = [(int(T.feature[n]), float(T.threshold[n]), T.rule) for T in ens.trees
+              for n in np.flatnonzero(T.left != -1)]
+    for f, t, rule in (splits[i] for i in rng.choice(len(splits), 4)):
+        if rng.random() < snap:
+            v = Rule.sides(rule, t)[rng.integers(2)]
+            lo[f], hi[f] = (v, max(hi[f], v)) if rng.random() < 0.5 else (min(lo[f], v), v)
+    flat_f = rng.random(a.size) < flat
+    hi[flat_f] = lo[flat_f]
+    L, U, dropped = milp.output_bounds(model, lo, hi)
+    S = np.vstack([rng.uniform(lo, hi, (200, lo.size)),
+                   [np.where(rng.random(lo.size) < 0.5, lo, hi) for _ in range(16)],
+                   np.clip(_threshold_points(ens, (lo + hi) / 2, lo, hi)[:200], lo, hi)])
+    s = ens.scores(S)
+    assert np.all(s >= L) and np.all(s <= U), (s.min(axis=0) - L, U - s.max(axis=0))
+    kept = [set(milp.tree.reachable_leaves(T, lo, hi).tolist()) for T in ens.trees]
+    assert sum(T.leaves.size - len(k) for T, k in zip(ens.trees, kept)) == dropped
+    reached = ens.apply(S)
+    assert all(set(reached[:, t].tolist()) <= kept[t] for t in range(len(ens.trees)))
