@@ -254,21 +254,25 @@ def test_every_class_seen_on_samples_is_found_by_the_milp_and_verified(name):
 
 @pytest.mark.parametrize("name", ["xgb_reg", "lgb_reg", "gb_reg"])
 def test_at_each_threshold_the_left_and_right_values_reach_the_libraries_leaves(name):
-    """The largest input that goes left and the smallest the MILP sends right, at every
-    split, give the MILP the leaf the library's own apply gives (independent of emlpress'
-    own rule): XGBoost's pred_leaf node ids, LightGBM's leaf outputs, scikit-learn's apply."""
+    """At every split, emlpress' leaf walk equals the library's own (XGBoost's pred_leaf node
+    ids, LightGBM's leaf outputs, scikit-learn's apply) at the largest input that goes left,
+    one float step either side of it (float32 for scikit-learn and XGBoost, float64 for
+    LightGBM) and the smallest input the MILP sends right; there, the MILP gives that leaf."""
     model, X = _make(name)
     ens = read_ensemble(model)
     lo, hi = X.min(axis=0), X.max(axis=0)
-    pts = []
+    pts, steps = [], []
     for T in ens.trees:
         for n in np.flatnonzero(T.left != -1):
             f = int(T.feature[n])
-            for v in Rule.sides(T.rule, float(T.threshold[n])):
+            left, right = Rule.sides(T.rule, float(T.threshold[n]))
+            for v, out in ((left, pts), (right, pts), (_step(T.rule, left, 1), steps),
+                           (_step(T.rule, left, -1), steps)):
                 p = (lo + hi) / 2
                 p[f] = v
-                pts.append(p)
-    P = np.array(pts)
+                out.append(p)
+    # one float step either side of the last value that goes left: the library's precision
+    P = np.array(pts + steps)
     ours = ens.apply(P)
     if name.startswith("xgb"):
         import xgboost as xgb
@@ -283,7 +287,7 @@ def test_at_each_threshold_the_left_and_right_values_reach_the_libraries_leaves(
             np.testing.assert_array_equal(T.value[ours[:, t], 0], want)
     else:
         np.testing.assert_array_equal(ours, model.apply(P).reshape(len(P), -1))
-    _fixed_input_check(model, lo, hi, list(P))
+    _fixed_input_check(model, lo, hi, pts)
 
 
 @pytest.mark.parametrize("name", ["rf_reg", "gb_multi", "rf_clf", "xgb_multi", "lgb_bin", "et_reg2",
