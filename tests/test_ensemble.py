@@ -482,3 +482,13 @@ def test_output_bounds_hold_on_any_box_including_thresholds_and_points(name, see
     assert sum(T.leaves.size - len(k) for T, k in zip(ens.trees, kept)) == dropped
     reached = ens.apply(S)
     assert all(set(reached[:, t].tolist()) <= kept[t] for t in range(len(ens.trees)))
+
+
+def test_an_empty_box_is_refused_naming_the_feature():
+    model, _ = _make("gb_reg")
+    with pytest.raises(ValueError, match="box is empty at feature 1"):
+        milp.output_bounds(model, [0.0, 0.0, 0.0], [1.0, -1.0, 1.0])
+    h = highs()
+    x = h.addVariables(3, lb=[0.0, 2.0, 0.0], ub=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="inputs: the box is empty at feature 1"):
+        milp.add_predictor(h, model, x)

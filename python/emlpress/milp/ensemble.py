@@ -48,7 +48,8 @@ import numpy as np
 
 from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, _new_inputs
-from emlpress.milp.tree import TOL, LeafStats, TreeArrays, reachable_leaves, sklearn_tree_arrays, tree_rows
+from emlpress.milp.tree import (TOL, LeafStats, TreeArrays, nonempty_box, reachable_leaves,
+                                sklearn_tree_arrays, tree_rows)
 
 __all__ = ["add_ensemble", "EnsembleHandle", "Ensemble", "read_ensemble", "output_bounds",
            "SKLEARN_ENSEMBLES"]
@@ -137,6 +138,7 @@ def output_bounds(model, lo, hi) -> tuple[np.ndarray, np.ndarray, int]:
     lo, hi = np.asarray(lo, float).reshape(-1), np.asarray(hi, float).reshape(-1)
     if lo.size != ens.n_features or hi.size != ens.n_features:
         raise ValueError(f"lo/hi: {ens.kind} takes {ens.n_features} features, got {lo.size} and {hi.size}")
+    nonempty_box(lo, hi, "lo/hi")
     keep = [reachable_leaves(T, lo, hi) for T in ens.trees]
     L, U, slack = _sum_ranges(ens, keep)
     dropped = sum(T.leaves.size - k.size for T, k in zip(ens.trees, keep))
@@ -260,6 +262,7 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
     if output == "class" and ens.classes is None:
         raise ValueError(f"output='class': {ens.kind} is not a classifier (use output='raw')")
     registry, cols, lo, hi = _new_inputs(h, inputs, ens.n_features, name)
+    nonempty_box(lo, hi, "inputs")
     tighten_tolerances(h, TOL)
     B = Builder(h.getNumCol())
     S = ens.n_scores

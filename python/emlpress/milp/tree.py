@@ -38,7 +38,7 @@ from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import PredictorHandle, _new_inputs
 
 __all__ = ["add_tree", "TreeHandle", "GAP", "Rule", "TreeArrays", "tree_rows", "reachable_leaves",
-           "sklearn_tree_arrays", "LeafStats"]
+           "sklearn_tree_arrays", "LeafStats", "nonempty_box"]
 
 #: smallest separation of a split's two sides, relative to max(1, |threshold|), and the
 #: feasibility tolerance set on the model (at most), 50 times finer
@@ -147,6 +147,14 @@ def _reachable_nodes(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
         cur = np.concatenate([T.left[cur[gl[cur]]], T.right[cur[gr[cur]]]])
         reach[cur] = True
     return reach
+
+
+def nonempty_box(lo, hi, what: str) -> None:
+    """Raise ValueError naming the first feature where ``lo > hi`` (or either is NaN)."""
+    bad = np.flatnonzero(~(np.asarray(lo) <= np.asarray(hi)))
+    if bad.size:
+        q = int(bad[0])
+        raise ValueError(f"{what}: the box is empty at feature {q} ([{lo[q]}, {hi[q]}])")
 
 
 def reachable_leaves(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -281,6 +289,7 @@ def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
         raise ValueError(f"tree: {type(tree).__name__} has NaN or infinite leaf values or thresholds")
     n_in = int(t.n_features)
     registry, cols, lo, hi = _new_inputs(h, inputs, n_in, name)
+    nonempty_box(lo, hi, "inputs")
     tighten_tolerances(h, TOL)
     B = Builder(h.getNumCol())
     n_out = T.value.shape[1]
