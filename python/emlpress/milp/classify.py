@@ -5,13 +5,17 @@ summed raw margins), and :func:`argmax_indicators`, the same rule evaluated in n
 The tie rule is numpy's and scikit-learn's: the class predicted is the **first** index of
 the largest score (``np.argmax``); a single score column is a binary classifier's
 decision, class 1 when the score is > 0 and class 0 when it is <= 0 (the scores ``(0, s)``
-under the same rule). In the MILP, class ``k`` can be chosen only where ``s_k >= s_j`` for
-every later class ``j > k`` and ``s_k >= s_j + gap`` for every earlier class ``j < k``, with
-``gap = TIE_GAP * max(1, max |score bound|)``: points where ``k`` leads an earlier class by
-less than ``gap`` (a strict win HiGHS' tolerances cannot see) are left out of the model, as
-a tree's split leaves out the inputs between two float32 values. With ``margin > 0`` the
-chosen class must beat every other by at least ``margin`` (the points where the winner leads
-by less are left out): a robust classification constraint.
+under the same rule). In the MILP, class ``k`` can be chosen only where it leads every other
+class by ``gap = TIE_GAP * max(1, max |score bound|)``: the points where two different scores
+come within ``gap`` of a tie at the top are left out of the model (as a tree's split leaves
+out the inputs between two float32 values), because there HiGHS' tolerances and the float64
+rounding of the model's own evaluation decide the class (an optimum on a decision boundary
+otherwise comes back with the other class than ``predict``'s). Ties that are exact are kept
+and follow the rule: a column given twice in ``score_columns`` is one score (the classifiers
+map identical rows of ``coef_``/``intercept_`` or of a network's last layer to one column),
+so the earlier class wins it; two scores fixed by their bounds are compared exactly. With
+``margin > 0`` the chosen class must beat every other by at least ``max(margin, gap)`` (ties
+never pass): a robust classification constraint.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from emlpress._highs import Builder, column_indices, tighten_tolerances
 
 __all__ = ["add_argmax", "argmax_indicators", "TIE_GAP", "TOL"]
 
-#: the lead a class needs over an earlier one, relative to max(1, the largest |score bound|),
+#: the lead a class needs over every other, relative to max(1, the largest |score bound|),
 #: and the feasibility tolerance set on the model (at most), 100 times finer
 TIE_GAP = 1e-7
 TOL = 1e-9
@@ -48,8 +52,10 @@ def add_argmax(h, score_columns, bounds_lo, bounds_hi, margin: float = 0.0,
                name: str = "argmax") -> np.ndarray:
     """Add to the ``highspy.Highs`` model ``h`` one binary per class that is 1 exactly for
     the class the scores in ``score_columns`` (column indices or highspy variables, shape
-    ``(n_scores,)``) predict, by the module's tie rule; one score column is a binary
-    classifier's decision (two classes: 0 when the score is <= 0, 1 when > 0).
+    ``(n_scores,)``; a column given twice is one score, tied exactly) predict, by the
+    module's tie rule (points within ``gap`` of a tie of different scores left out); one
+    score column is a binary classifier's decision (two classes: 0 when the score is <= 0,
+    1 when > 0).
 
     ``bounds_lo``/``bounds_hi`` (shape ``(n_scores,)``, finite, in score units) must hold
     every value the scores take on the model's domain: they are the big-Ms. ``margin`` (>= 0,
@@ -81,27 +87,34 @@ def add_argmax(h, score_columns, bounds_lo, bounds_hi, margin: float = 0.0,
         lo, hi = np.array([0.0, lo[0]]), np.array([0.0, hi[0]])
     K = cols.size
     gap = TIE_GAP * max(1.0, float(np.max(np.abs(np.concatenate([lo, hi])))))
-    # need[k, j]: how far s_k must exceed s_j when class k is chosen
-    need = np.full((K, K), margin)
-    if margin < gap:
-        need[np.tril_indices(K, -1)] = gap  # j < k: an earlier class wins ties
-    # class k cannot win where even its best score misses some other's worst by the margin
-    never = [any(hi[k] - lo[j] < need[k, j] for j in range(K) if j != k) for k in range(K)]
-    if all(never):
-        never = [False] * K  # no class can win: the rows below make the MILP infeasible
+    need = max(margin, gap)
+    fixed = lo == hi
+
+    def exact(k, j):  # True/False: k beats j (by the margin) at every point; None: a row decides
+        if cols[k] == cols[j]:
+            return bool(k < j and margin == 0.0)
+        if fixed[k] and fixed[j]:
+            d = float(lo[k] - lo[j])
+            return bool(d >= margin if margin > 0 else (d > 0 or (d == 0 and k < j)))
+        return None
+
+    rel = [[None if j == k else exact(k, j) for j in range(K)] for k in range(K)]
+    # class k cannot win where an exact comparison says so, or its best score misses another's worst
+    never = [any(rel[k][j] is False or (rel[k][j] is None and hi[k] - lo[j] < need)
+                 for j in range(K) if j != k) for k in range(K)]
     z = [B.col(0.0, 0.0 if never[k] else 1.0, True) for k in range(K)]
-    B.row(z, [1.0] * K, 1.0, 1.0)
+    B.row(z, [1.0] * K, 1.0, 1.0)  # no class can win: infeasible, as no point of the model passes
     for k in range(K):
         if never[k]:
             continue
         for j in range(K):
-            if j == k:
+            if j == k or rel[k][j] is not None:
                 continue
             # z_k = 1 -> s_k - s_j >= need;  z_k = 0 -> s_k - s_j >= lo_k - hi_j (always true)
-            slack = need[k, j] - (lo[k] - hi[j])
+            slack = need - (lo[k] - hi[j])
             if slack <= 0.0:
                 continue  # k beats j by the margin wherever the bounds hold
-            B.row([int(cols[k]), int(cols[j]), z[k]], [1.0, -1.0, -slack], need[k, j] - slack, np.inf)
+            B.row([int(cols[k]), int(cols[j]), z[k]], [1.0, -1.0, -slack], need - slack, np.inf)
     B.flush(h)
     for k, c in enumerate(z):
         h.passColName(int(c), f"{name}.class{k}")
