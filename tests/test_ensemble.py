@@ -196,7 +196,7 @@ def _near_tie(hd, p) -> bool:
     if s.size == 1:
         return abs(s[0]) <= gap
     k = int(np.argmax(s))
-    return bool(np.any(s[:k] > s[k] - gap))
+    return bool(np.any(np.delete(s, k) > s[k] - gap))
 
 
 def _box_and_points(X, seed):
@@ -226,6 +226,23 @@ def test_the_milps_class_equals_predict_at_thresholds_corners_and_random_inputs(
     thr = _threshold_points(ens, base, lo, hi)
     thr = [thr[i] for i in rng.choice(len(thr), min(len(thr), 60), replace=False)]
     assert _fixed_input_check(model, lo, hi, pts + thr, output="class") >= len(pts) - 2
+
+
+def test_a_forests_exact_ties_go_to_the_first_class_as_predict_says():
+    """Four deep trees vote with (nearly) pure leaves: whole regions tie at 0.5/0.5, where
+    predict takes the first class; the MILP gives predict's class at every sampled input,
+    ties included (add_argmax alone leaves ties of different scores out)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 2))
+    y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    model = sk_ens.RandomForestClassifier(4, max_depth=6, random_state=1).fit(X, y)
+    P = rng.uniform(-1, 1, (200, 2))
+    proba = model.predict_proba(P)
+    top = np.sort(proba, axis=1)
+    ties = top[:, -1] == top[:, -2]
+    assert ties.sum() >= 5
+    lo, hi = -np.ones(2), np.ones(2)
+    assert _fixed_input_check(model, lo, hi, list(P), output="class") == len(P)
 
 
 @pytest.mark.parametrize("name", ["dt_clf", "rf_clf", "gb_multi"])
