@@ -192,7 +192,8 @@ def _near_tie(hd, p) -> bool:
     from emlpress.milp.classify import TIE_GAP
 
     s = hd.ensemble.scores(p[None, :])[0]
-    gap = TIE_GAP * max(1.0, float(np.max(np.abs(np.r_[hd.lower, hd.upper])))) + float(np.max(hd._slack))
+    gap = (TIE_GAP * max(1.0, float(np.max(np.abs(np.r_[hd.lower, hd.upper]))))
+           + 3 * float(np.max(hd._slack)))  # the lead asked for XGBoost's float32 margins
     if s.size == 1:
         return abs(s[0]) <= gap
     k = int(np.argmax(s))

@@ -25,7 +25,9 @@ tie rule; gradient boosting's binary rule is ``decision_function >= 0``). A fore
 tree's class fractions are piecewise constant and tie exactly on whole regions (pure leaves,
 an even number of trees): there the first class wins, as numpy's ``argmax`` in ``predict``,
 through a tie-break shift of the argmax's scores by ``(K - 1 - k) * eps`` (``eps`` four times
-add_argmax's gap); a later class that truly leads by less than ``eps`` is left out.
+add_argmax's gap); a later class that truly leads by less than ``eps`` is left out. Where
+the model's own scores round more than add_argmax's gap (XGBoost's float32 margins), the
+class must lead by twice the scores' rounding bound (the points nearer a tie are left out).
 
 **Sound output bounds and dropped leaves.** On the input box, each tree keeps only the leaves
 some input of the box reaches by the library's own comparison
@@ -295,7 +297,7 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
     out_cols = np.asarray(score_cols, np.int32)
     if output == "class":
         class_cols, out_col, nv, nr, tie_cols, tie_shift = _add_class(h, ens, score_cols, lower,
-                                                                      upper, margin, name)
+                                                                      upper, margin, name, slack)
         out_cols = np.array([out_col], np.int32)
         n_vars, n_rows = n_vars + nv, n_rows + nr
     n_bin = sum(z.size for z in leaf_cols) + class_cols.size
@@ -308,18 +310,21 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
     return handle
 
 
-def _add_class(h, ens: Ensemble, score_cols, lower, upper, margin, name):
-    """(class binaries, the class index column, columns added, rows added) for the class
-    rule of ``ens`` on its score columns."""
+def _add_class(h, ens: Ensemble, score_cols, lower, upper, margin, name, slack):
+    """(class binaries, the class index column, columns added, rows added, tie-break columns
+    and shifts) for the class rule of ``ens`` on its score columns."""
     from emlpress.milp.classify import add_argmax
 
     n0, r0 = h.getNumCol(), h.getNumRow()
+    # the model's own scores round (XGBoost: float32): the class must lead by twice that
+    # much, or predict's class could differ from the exact sum's
+    lead = max(float(margin), 2.0 * float(np.max(slack)))
     tie, shift = [], np.zeros(0)
     if ens.class_rule == ">=0":
         # scikit-learn's binary boosting: class 1 where s >= 0, the first maximum of (s, 0)
         zero = h.getNumCol()
         h.addCol(0.0, 0.0, 0.0, 0, [], [])
-        z = add_argmax(h, [score_cols[0], zero], [lower[0], 0.0], [upper[0], 0.0], margin,
+        z = add_argmax(h, [score_cols[0], zero], [lower[0], 0.0], [upper[0], 0.0], lead,
                        name=f"{name}.argmax")
         z = z[::-1].copy()  # argmax index 0 is class 1
     elif ens.score_kind == "predict_proba" and margin == 0.0:
@@ -331,7 +336,7 @@ def _add_class(h, ens: Ensemble, score_cols, lower, upper, margin, name):
         tie, shift = _tie_columns(h, score_cols, lower, upper)
         z = add_argmax(h, tie, lower + shift, upper + shift, 0.0, name=f"{name}.argmax")
     else:
-        z = add_argmax(h, score_cols, lower, upper, margin, name=f"{name}.argmax")
+        z = add_argmax(h, score_cols, lower, upper, lead, name=f"{name}.argmax")
     K = z.size
     c = h.getNumCol()  # the class index: sum_k k z_k
     h.addCol(0.0, 0.0, float(K - 1), 0, [], [])
