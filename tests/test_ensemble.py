@@ -424,6 +424,9 @@ def test_feature_count_nan_and_unsupported_options_are_refused():
     _refused(model, n_in=4, match="takes 3 inputs, got 4")
     _refused(model, match="output.*'raw' or 'class'.*not piecewise linear", output="proba")
     _refused(model, match="not a classifier", output="class")
+    _refused(model, match="margin: applies to output='class' only", margin=0.1)
+    clf, _ = _make("gb_bin")
+    _refused(clf, match="margin: expected a finite number >= 0", margin=-1.0)
     from sklearn.linear_model import LinearRegression
 
     X, y = _synthetic(5)

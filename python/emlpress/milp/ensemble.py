@@ -266,6 +266,8 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
                          + ("; probabilities of a boosted classifier are a sigmoid/softmax of "
                             "its margins, not piecewise linear: embed 'raw'"
                             if output in ("proba", "probability") else ""))
+    if not (isinstance(margin, (int, float, np.floating)) and np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin: expected a finite number >= 0 (score units), got {margin!r}")
     if margin != 0.0 and output != "class":
         raise ValueError(f"margin: applies to output='class' only (got output={output!r})")
     if output == "class" and ens.classes is None:
