@@ -513,3 +513,26 @@ def test_an_empty_box_is_refused_naming_the_feature():
     x = h.addVariables(3, lb=[0.0, 2.0, 0.0], ub=[1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="inputs: the box is empty at feature 1"):
         milp.add_predictor(h, model, x)
+
+
+@pytest.mark.parametrize("name", ["gb_multi", "xgb_multi"])
+def test_a_class_margin_holds_at_the_answer(name):
+    """margin=m: the answer's predicted class leads every other raw score by at least m
+    (a robust classification), for every class the MILP finds (at least two here)."""
+    model, X = _make(name)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    m, found = 0.3, 0
+    for c in range(3):
+        h = highs()
+        x = h.addVariables(lo.size, lb=lo.tolist(), ub=hi.tolist())
+        hd = milp.add_predictor(h, model, x, margin=m)
+        h.changeColBounds(int(hd.class_cols[c]), 1.0, 1.0)
+        h.setObjective(x[0], sense=MIN)
+        sol = milp.solve(h)
+        if sol.status != "OPTIMAL":
+            continue
+        s = hd.ensemble.scores(sol.inputs[hd.name][None, :])[0]
+        assert int(np.argmax(s)) == c
+        assert np.all(s[c] - np.delete(s, c) >= m - 1e-6)
+        found += 1
+    assert found >= 2
