@@ -110,3 +110,34 @@ def test_classifiers_and_unfitted_objects_are_refused():
         milp.add_tree(h, clf, [x[0].index])
     with pytest.raises(TypeError, match="fitted scikit-learn decision tree"):
         milp.add_tree(h, object(), [x[0].index])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_leaves_the_box_cannot_reach_are_dropped_and_never_reached(seed):
+    """A small box: the leaves without a binary are never reached by tree.apply on samples
+    and corners, every leaf with a non-empty region (the enumeration above) keeps its binary,
+    and the count is in print_stats."""
+    import io
+
+    rng = np.random.default_rng(200 + seed)
+    tree, X = _fit(seed, 1, depth=6)
+    lo = rng.uniform(-2, 1, 3)
+    hi = lo + rng.uniform(0.2, 1.0, 3)
+    h = highs()
+    x = h.addVariables(3, lb=lo.tolist(), ub=hi.tolist())
+    hd = milp.add_tree(h, tree, [v.index for v in x])
+    all_leaves = np.flatnonzero(tree.tree_.children_left == -1)
+    assert hd.n_dropped == all_leaves.size - hd.leaves.size > 0
+    assert hd.n_binaries == hd.leaves.size
+    assert set(_leaf_regions(tree, lo, hi)) <= set(hd.leaves.tolist())
+    S = np.vstack([rng.uniform(lo, hi, (4000, 3)),
+                   [[(lo, hi)[b][i] for i, b in enumerate(c)] for c in np.ndindex(2, 2, 2)]])
+    assert set(tree.apply(S).tolist()) <= set(hd.leaves.tolist())
+    buf = io.StringIO()
+    hd.print_stats(file=buf)
+    assert f"{hd.n_dropped} leaves dropped" in buf.getvalue()
+    # and the optimum over the box is still the best reachable leaf
+    values = tree.tree_.value[:, 0, 0]
+    h.setObjective(hd.outputs[0], sense=highspy.ObjSense.kMaximize)
+    sol = milp.solve(h, mip_gap=0, mip_abs_gap=0)
+    assert sol.objective == pytest.approx(max(values[n] for n in _leaf_regions(tree, lo, hi)), abs=1e-9)

@@ -18,10 +18,11 @@
 
 The package: :func:`add_predictor` (``registry.py``) embeds any registered kind of model by
 its type; :func:`add_network` (``network.py``: the big-M encoding), :func:`add_tree`
-(``tree.py``), :func:`add_quantized_network` (``quantized.py``: the int8 interpreter's
-exact integer function) and :func:`add_sklearn` (``pipeline.py``: scikit-learn linear models,
-MLPs, scalers, pipelines, classifiers by :func:`add_argmax` of ``classify.py``) are the typed
-entry points. Each returns a :class:`PredictorHandle`
+(``tree.py``), :func:`add_ensemble` (``ensemble.py``: forests, gradient boosting, XGBoost and
+LightGBM through ``boosters.py``, with sound output bounds), :func:`add_quantized_network`
+(``quantized.py``: the int8 interpreter's exact integer function) and :func:`add_sklearn`
+(``pipeline.py``: scikit-learn linear models, MLPs, scalers, pipelines, classifiers by
+:func:`add_argmax` of ``classify.py``) are the typed entry points. Each returns a :class:`PredictorHandle`
 (``handle.py``); :func:`solve` (``solution.py``) verifies every answer against every
 registered model and repairs it where it fails (``repair.py``). The HiGHS plumbing they share
 is :mod:`emlpress._highs`.
@@ -29,6 +30,7 @@ is :mod:`emlpress._highs`.
 
 from emlpress._highs import tighten_tolerances
 from emlpress.milp.classify import add_argmax, argmax_indicators
+from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, read_ensemble
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.network import MAX_COEFFICIENT, MAX_RANGE, NetworkHandle, add_network
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network
@@ -41,4 +43,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "solve", "NetworkHandle", "Solution", "VERIFY_RTOL", "MIP_GAP", "MIP_ABS_GAP",
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
-           "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators"]
+           "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
+           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble"]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from emlpress.io.tflite import QuantizedNetwork
+from emlpress.milp.boosters import LIGHTGBM_MODELS, XGBOOST_MODELS
+from emlpress.milp.ensemble import SKLEARN_ENSEMBLES, add_ensemble, read_ensemble
 from emlpress.milp.handle import PredictorHandle
 from emlpress.milp.network import add_network
 from emlpress.milp.quantized import add_quantized_network
@@ -77,7 +79,9 @@ def add_predictor(h, model, inputs, **options) -> PredictorHandle:
     :class:`~emlpress.Network` by :func:`~emlpress.milp.add_network`, an int8
     :class:`~emlpress.io.tflite.QuantizedNetwork` by
     :func:`~emlpress.milp.add_quantized_network`, a fitted scikit-learn decision tree by
-    :func:`~emlpress.milp.add_tree`, and the kinds of :func:`register_predictor`.
+    :func:`~emlpress.milp.add_tree`, a tree ensemble (forests, gradient boosting,
+    XGBoost, LightGBM, a decision tree classifier) by :func:`~emlpress.milp.add_ensemble`,
+    and the kinds of :func:`register_predictor`.
     ``options`` go to that function (``name=``, ``bounds=``, ...). Returns its
     :class:`~emlpress.milp.PredictorHandle`, registered on ``h`` so that
     :func:`~emlpress.milp.solve` verifies every answer against the model."""
@@ -101,6 +105,31 @@ def _is_sklearn_tree(model) -> bool:
 register_predictor(Network, add_network)
 register_predictor(QuantizedNetwork, add_quantized_network, "QuantizedNetwork (int8 TFLite)")
 register_predictor(_is_sklearn_tree, add_tree, "a fitted scikit-learn decision tree (tree_)")
+
+
+# tree ensembles (ensemble.py, boosters.py): matched by class name, so that an unfitted model
+# gets "not fitted" rather than "no encoding", and without importing the libraries
+def _is_tree_ensemble(model) -> bool:
+    mod, kind = type(model).__module__, type(model).__name__
+    if mod.startswith("sklearn."):
+        return kind in SKLEARN_ENSEMBLES
+    return (mod.startswith("xgboost.") and kind in XGBOOST_MODELS) or (
+        mod.startswith("lightgbm.") and kind in LIGHTGBM_MODELS)
+
+
+def _add_tree_model(h, model, inputs, **options):
+    if type(model).__name__ in ("DecisionTreeRegressor", "ExtraTreeRegressor") and \
+            options.get("output", "raw") in (None, "raw") and "margin" not in options:
+        read_ensemble(model)  # unfitted, NaN: the ensemble's one-line errors
+        options.pop("output", None)
+        return add_tree(h, model, inputs, **options)
+    return add_ensemble(h, model, inputs, **options)
+
+
+register_predictor(_is_tree_ensemble, _add_tree_model,
+                   "a scikit-learn DecisionTree/RandomForest/ExtraTrees/GradientBoosting "
+                   "regressor or classifier, an XGBoost or LightGBM model (tree ensembles)")
+
 
 # scikit-learn estimators, transformers, pipelines and classifiers by argmax: milp/pipeline.py
 # (linear.py, classify.py, emlpress.io.sklearn); a pipeline's last step may be any kind above

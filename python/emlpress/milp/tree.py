@@ -1,18 +1,30 @@
-"""scikit-learn decision trees (regressors, single or multi-output) in a HiGHS MILP.
+"""Decision trees in a HiGHS MILP: one tree's rows (:func:`tree_rows`, shared by the tree
+ensembles of :mod:`emlpress.milp.ensemble`) and scikit-learn's regression trees
+(:func:`add_tree`).
 
 One binary per leaf, exactly one leaf chosen; for every internal node, the leaves of its left
 subtree force its feature to the left side of the split and those of its right subtree to
 the right side; each output is the chosen leaf's value.
 
-The threshold rule is scikit-learn's own: ``predict`` casts inputs to float32 and sends a
-sample left when ``float32(x[f]) <= threshold``. So an input goes left exactly when it is at
-most ``lo_f = ``the largest float32 ``<= threshold``, and right when it is at least the next
-float32 above it; the MILP's rows are ``x[f] <= lo_f`` (left) and ``x[f] >= hi_f`` (right),
-with ``hi_f`` that next float32, pushed up to at least ``lo_f + GAP * max(1, |lo_f|)`` so the
-solver's tolerance cannot blur the two sides (``add_tree`` sets HiGHS' MIP and primal
-feasibility tolerances to at most ``TOL`` = 1e-9). Inputs strictly between ``lo_f`` and ``hi_f``
-(one float32 step, or the gap) are left out of the model; integer inputs never fall there.
-:func:`emlpress.milp.solve` checks every solution against ``tree.predict``.
+Every library compares differently, so a tree carries its comparison rule (:class:`Rule`):
+
+- scikit-learn casts inputs to float32 and goes left when ``float32(x[f]) <= threshold``
+  (``threshold`` a float64): left exactly when ``x`` is at most ``lo_f =`` the largest float32
+  ``<= threshold``, right when it is at least the next float32 above it;
+- XGBoost casts inputs to float32 and goes left when ``float32(x[f]) < t`` (``t`` a float32):
+  left up to the float32 below ``t``, right from ``t``;
+- LightGBM compares float64 inputs, left when ``x[f] <= t`` (``t`` a float64): left up to
+  ``t``, right from the next float64.
+
+The MILP's rows are ``x[f] <= lo_f`` (left) and ``x[f] >= hi_f`` (right), with ``hi_f`` that
+next value, pushed up to at least ``lo_f + GAP * max(1, |lo_f|)`` so the solver's tolerance
+cannot blur the two sides (:func:`tree_rows` sets HiGHS' MIP and primal feasibility
+tolerances to at most ``TOL`` = 1e-9). Inputs strictly between ``lo_f`` and ``hi_f`` (one
+float32 step, or the gap) are left out of the model; integer inputs never fall there.
+:func:`emlpress.milp.solve` checks every solution against the model's ``predict``.
+
+A leaf no input of the box reaches by the model's own rule (its path needs a feature beyond
+the box) gets no binary: it is dropped, as a network's stable units are, and counted.
 """
 
 from __future__ import annotations
@@ -25,7 +37,8 @@ import numpy as np
 from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import PredictorHandle, _new_inputs
 
-__all__ = ["add_tree", "TreeHandle", "GAP"]
+__all__ = ["add_tree", "TreeHandle", "GAP", "Rule", "TreeArrays", "tree_rows", "reachable_leaves",
+           "sklearn_tree_arrays", "LeafStats", "nonempty_box"]
 
 #: smallest separation of a split's two sides, relative to max(1, |threshold|), and the
 #: feasibility tolerance set on the model (at most), 50 times finer
@@ -33,19 +46,198 @@ GAP = 5e-8  # below float32's relative step (2^-24): the next float32 decides wh
 TOL = 1e-9
 
 
+class Rule:
+    """How a library sends an input left at a split (see the module's docstring)."""
+
+    SKLEARN = "float32(x) <= t"  # t float64
+    XGBOOST = "float32(x) < t"  # t float32
+    LIGHTGBM = "x <= t"  # float64
+
+    @staticmethod
+    def goes_left(rule: str, x: np.ndarray, t) -> np.ndarray:
+        """Whether inputs ``x`` (float64, any shape) go left at threshold ``t`` (broadcast)."""
+        if rule == Rule.SKLEARN:
+            return np.asarray(x, np.float64).astype(np.float32) <= np.asarray(t, np.float64)
+        if rule == Rule.XGBOOST:
+            return np.asarray(x, np.float64).astype(np.float32) < np.asarray(t, np.float32)
+        if rule == Rule.LIGHTGBM:
+            return np.asarray(x, np.float64) <= np.asarray(t, np.float64)
+        raise ValueError(f"unknown split rule {rule!r}")
+
+    @staticmethod
+    def sides(rule: str, threshold: float) -> tuple[float, float]:
+        """(largest input that goes left, smallest input the MILP lets go right)."""
+        lo, hi = Rule.sides_array(rule, np.array([threshold], np.float64))
+        return float(lo[0]), float(hi[0])
+
+    @staticmethod
+    def sides_array(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sides` of every threshold of ``t`` (shape ``(n,)``): two arrays ``(n,)``."""
+        t = np.asarray(t, np.float64)
+        with np.errstate(over="ignore"):
+            t32 = t.astype(np.float32)
+        if rule == Rule.SKLEARN:
+            lo32 = np.where(t32.astype(np.float64) <= t, t32, np.nextafter(t32, np.float32(-np.inf)))
+            lo, nxt = lo32.astype(np.float64), np.nextafter(lo32, np.float32(np.inf)).astype(np.float64)
+        elif rule == Rule.XGBOOST:
+            lo, nxt = np.nextafter(t32, np.float32(-np.inf)).astype(np.float64), t32.astype(np.float64)
+        elif rule == Rule.LIGHTGBM:
+            lo, nxt = t.copy(), np.nextafter(t, np.inf)
+        else:
+            raise ValueError(f"unknown split rule {rule!r}")
+        return lo, np.maximum(nxt, lo + GAP * np.maximum(1.0, np.abs(lo)))
+
+
 def _split_sides(threshold: float) -> tuple[float, float]:
-    """(largest float32 <= threshold, the smallest value the MILP lets go right)."""
-    t32 = np.float32(threshold)
-    lo = t32 if float(t32) <= threshold else np.nextafter(t32, np.float32(-np.inf))
-    hi = float(np.nextafter(lo, np.float32(np.inf)))
-    lo = float(lo)
-    return lo, max(hi, lo + GAP * max(1.0, abs(lo)))
+    """(largest float32 <= threshold, the smallest value the MILP lets go right): scikit-learn."""
+    return Rule.sides(Rule.SKLEARN, threshold)
 
 
 @dataclass
-class TreeHandle(PredictorHandle):
+class TreeArrays:
+    """One tree, whatever library it comes from: node arrays of length ``n_nodes``
+    (``left[n] == -1`` at a leaf), ``value`` of shape ``(n_nodes, n_out)`` (leaf values in
+    output units; rows of internal nodes unused) and the comparison ``rule``."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    rule: str
+
+    @property
+    def leaves(self) -> np.ndarray:
+        return np.flatnonzero(self.left == -1)
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """The leaf (node index) each row of ``X`` (shape ``(n, n_features)``) reaches by the
+        library's own comparison: shape ``(n,)``."""
+        X = np.asarray(X, np.float64)
+        node = np.zeros(X.shape[0], np.int64)
+        active = self.left[node] != -1
+        while active.any():
+            idx = np.flatnonzero(active)
+            n = node[idx]
+            go = Rule.goes_left(self.rule, X[idx, self.feature[n]], self.threshold[n])
+            node[idx] = np.where(go, self.left[n], self.right[n])
+            active = self.left[node] != -1
+        return node
+
+
+def sklearn_tree_arrays(tree_) -> TreeArrays:
+    """The :class:`TreeArrays` of a fitted scikit-learn ``tree_`` (regression values,
+    ``value[:, :, 0]``)."""
+    return TreeArrays(np.asarray(tree_.children_left), np.asarray(tree_.children_right),
+                      np.asarray(tree_.feature), np.asarray(tree_.threshold, np.float64),
+                      np.asarray(tree_.value[:, :, 0], np.float64), Rule.SKLEARN)
+
+
+def _reachable_nodes(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per node, whether some input of the box reaches it by the tree's own rule (bool)."""
+    inner = T.left != -1
+    f = np.where(inner, T.feature, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gl = inner & Rule.goes_left(T.rule, np.asarray(lo, float)[f], T.threshold)
+        gr = inner & ~Rule.goes_left(T.rule, np.asarray(hi, float)[f], T.threshold)
+    reach = np.zeros(T.left.size, bool)
+    reach[0] = True
+    cur = np.zeros(1, np.int64)
+    while cur.size:  # one level of the tree per pass
+        cur = np.concatenate([T.left[cur[gl[cur]]], T.right[cur[gr[cur]]]])
+        reach[cur] = True
+    return reach
+
+
+def nonempty_box(lo, hi, what: str) -> None:
+    """Raise ValueError naming the first feature where ``lo > hi`` (or either is NaN)."""
+    bad = np.flatnonzero(~(np.asarray(lo) <= np.asarray(hi)))
+    if bad.size:
+        q = int(bad[0])
+        raise ValueError(f"{what}: the box is empty at feature {q} ([{lo[q]}, {hi[q]}])")
+
+
+def reachable_leaves(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The leaves (node indices, ascending) some input of the box ``[lo, hi]`` (shape
+    ``(n_features,)``) reaches by the tree's own rule: a child is reachable when the box's
+    lower end of the feature goes left, or its upper end goes right (the rules are
+    monotone in ``x``)."""
+    return np.flatnonzero(_reachable_nodes(T, lo, hi) & (T.left == -1))
+
+
+def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """Add one tree's binaries and rows to the builder ``B``: a binary per leaf reachable in
+    the box ``[lo, hi]`` (the input columns ``cols``' bounds), exactly one chosen, and the
+    split rows. Returns (the kept leaves' node indices, their binary columns); the caller
+    writes the outputs from them (``sum value[leaf] * z``)."""
+    keep = reachable_leaves(T, lo, hi)
+    z = np.asarray([B.col(0, 1, True) for _ in keep], np.int32)
+    B.row(z, np.ones(z.size), 1.0, 1.0)  # exactly one leaf
+    inner = np.flatnonzero(T.left != -1)
+    parent = np.full(T.left.size, -1, np.int64)
+    parent[T.left[inner]], parent[T.right[inner]] = inner, inner
+    is_left = np.zeros(T.left.size, bool)
+    is_left[T.left[inner]] = True
+    # every (ancestor, side, leaf binary): a kept leaf forces each split on its path
+    node, side, zc = [], [], []
+    cur, col = keep.copy(), z.copy()
+    while cur.size:
+        p = parent[cur]
+        m = p >= 0
+        cur, col, p = cur[m], col[m], p[m]
+        node.append(p), side.append(is_left[cur]), zc.append(col)
+        cur = p
+    if not node:
+        return keep, z
+    node, side, zc = np.concatenate(node), np.concatenate(side), np.concatenate(zc)
+    order = np.lexsort((zc, ~side, node))  # by node, left side first
+    node, side, zc = node[order], side[order], zc[order]
+    starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1]) | (side[1:] != side[:-1])])
+    ends = np.r_[starts[1:], node.size]
+    t_lo, t_hi = Rule.sides_array(T.rule, T.threshold[node[starts]])
+    f = T.feature[node[starts]]
+    L, U, left = np.asarray(lo, float)[f], np.asarray(hi, float)[f], side[starts]
+    # left leaves chosen -> x <= t_lo:  x + (U - t_lo) sum(zl) <= U
+    # right leaves chosen -> x >= t_hi:  x - (t_hi - L) sum(zr) >= L
+    coef = np.where(left, U - t_lo, -(t_hi - L))
+    row_lo, row_hi = np.where(left, -np.inf, L), np.where(left, U, np.inf)
+    emit = np.where(left, U > t_lo, L < t_hi)  # else the box implies the side already
+    head = starts + np.arange(starts.size)  # each row: the input column, then its leaves
+    idx = np.empty(node.size + starts.size, np.int32)
+    val = np.empty(idx.size)
+    body = np.ones(idx.size, bool)
+    body[head] = False
+    idx[head], val[head] = np.asarray(cols)[f], 1.0
+    idx[body], val[body] = zc, np.repeat(coef, ends - starts)
+    idx_rows, val_rows = np.split(idx, head[1:]), np.split(val, head[1:])
+    for g in np.flatnonzero(emit):
+        B.row(idx_rows[g], val_rows[g], row_lo[g], row_hi[g])
+    return keep, z
+
+
+class LeafStats:
+    """``stats()``/``print_stats()`` of a tree handle, with the leaves dropped (unreachable
+    in the box: ``n_dropped``); ``_title()`` names the model."""
+
+    def _title(self) -> str:
+        return f"{type(self).__name__} {self.name!r}"
+
+    def stats(self) -> dict:
+        return {**super().stats(), "dropped leaves": self.n_dropped}
+
+    def print_stats(self, file=None) -> None:
+        """One-line summary, like gurobi-ml's ``print_stats``, with the dropped leaves."""
+        print(f"{self._title()}: {len(self.input_cols)} inputs, {len(self.output_cols)} outputs, "
+              f"{self.n_vars} variables, {self.n_binaries} binaries, {self.n_constraints} "
+              f"constraints, {self.n_dropped} leaves dropped (unreachable in the box); encoded "
+              f"in {self.encode_s * 1e3:.2f} ms", file=file)
+
+
+@dataclass
+class TreeHandle(LeafStats, PredictorHandle):
     """A decision tree inside a HiGHS model: ``leaf_cols[k]`` the binary of leaf ``leaves[k]``
-    (a node index of ``tree.tree_``), ``outputs`` the predicted values."""
+    (a node index of ``tree.tree_``), ``outputs`` the predicted values. Leaves the input box
+    cannot reach have no binary (``n_dropped`` of them)."""
 
     name: str
     tree: object
@@ -58,6 +250,7 @@ class TreeHandle(PredictorHandle):
     n_constraints: int
     encode_s: float
     _h: object = field(repr=False, default=None)
+    n_dropped: int = 0
 
     def leaf(self, solution) -> int:
         """The node index of the leaf the MILP chose."""
@@ -78,57 +271,38 @@ class TreeHandle(PredictorHandle):
 
 
 def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
-    """Add a fitted scikit-learn ``DecisionTreeRegressor`` (single or multi-output) to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
-    column indices with finite bounds) as its features. Returns a :class:`TreeHandle` whose
-    ``outputs`` are the prediction's variables."""
+    """Add a fitted scikit-learn ``DecisionTreeRegressor`` (single or multi-output) to the
+    ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or column indices with
+    finite bounds) as its features. Returns a :class:`TreeHandle` whose ``outputs`` are the
+    prediction's variables, bounded by the values of the leaves the box reaches.
+    (``DecisionTreeClassifier``: :func:`emlpress.milp.add_ensemble` or
+    :func:`~emlpress.milp.add_predictor`.)"""
     t0 = time.perf_counter()
     t = getattr(tree, "tree_", None)
     if t is None:
         raise TypeError(f"expected a fitted scikit-learn decision tree, got {type(tree).__name__}")
     if hasattr(tree, "classes_"):
         raise TypeError("add_tree takes regression trees (DecisionTreeRegressor); "
-                        f"{type(tree).__name__} is a classifier")
+                        f"{type(tree).__name__} is a classifier (add_predictor embeds its class)")
+    T = sklearn_tree_arrays(t)
+    if not np.all(np.isfinite(T.value[T.leaves])) or not np.all(np.isfinite(T.threshold)):
+        raise ValueError(f"tree: {type(tree).__name__} has NaN or infinite leaf values or thresholds")
     n_in = int(t.n_features)
     registry, cols, lo, hi = _new_inputs(h, inputs, n_in, name)
+    nonempty_box(lo, hi, "inputs")
     tighten_tolerances(h, TOL)
-    left, right, feat, thr = t.children_left, t.children_right, t.feature, t.threshold
-    value = t.value[:, :, 0]  # (n_nodes, n_outputs)
-    leaves = np.flatnonzero(left == -1)
     B = Builder(h.getNumCol())
-    leaf_col = {int(n): B.col(0, 1, True) for n in leaves}
-    z = list(leaf_col.values())
-    n_out = value.shape[1]
-    out_cols = [B.col(value[leaves, k].min(), value[leaves, k].max(), False) for k in range(n_out)]
-    B.row(z, [1.0] * len(z), 1.0, 1.0)  # exactly one leaf
+    n_out = T.value.shape[1]
+    out_cols = [B.col(0.0, 0.0, False) for _ in range(n_out)]  # bounds below, once leaves are known
+    leaves, z = tree_rows(B, T, cols, lo, hi)
     for k, y in enumerate(out_cols):  # y_k = sum_l value[l, k] z_l
-        B.row([y] + z, [1.0] + [-value[n, k] for n in leaves], 0.0, 0.0)
-
-    def subtree_leaves(n: int) -> list[int]:
-        out, stack = [], [n]
-        while stack:
-            m = stack.pop()
-            if left[m] == -1:
-                out.append(leaf_col[int(m)])
-            else:
-                stack += [int(left[m]), int(right[m])]
-        return out
-
-    for n in np.flatnonzero(left != -1):
-        f = int(feat[n])
-        c = int(cols[f])
-        t_lo, t_hi = _split_sides(float(thr[n]))
-        L, U = float(lo[f]), float(hi[f])
-        zl, zr = subtree_leaves(int(left[n])), subtree_leaves(int(right[n]))
-        # left leaves chosen -> x <= t_lo:  x + (U - t_lo) sum(zl) <= U
-        if U > t_lo:
-            B.row([c] + zl, [1.0] + [U - t_lo] * len(zl), -np.inf, U)
-        # right leaves chosen -> x >= t_hi:  x - (t_hi - L) sum(zr) >= L
-        if L < t_hi:
-            B.row([c] + zr, [1.0] + [-(t_hi - L)] * len(zr), L, np.inf)
+        B.lb[y - B.first], B.ub[y - B.first] = T.value[leaves, k].min(), T.value[leaves, k].max()
+        B.row([y] + list(z), [1.0] + [-T.value[n, k] for n in leaves], 0.0, 0.0)
     n_vars, n_rows, _ = B.flush(h)
     for k, y in enumerate(out_cols):
         h.passColName(y, f"{name}.y{k}")
-    handle = TreeHandle(name, tree, cols, np.asarray(out_cols, np.int32), leaves,
-                        np.asarray(z, np.int32), n_vars, len(z), n_rows, time.perf_counter() - t0, h)
+    handle = TreeHandle(name, tree, cols, np.asarray(out_cols, np.int32), leaves, z, n_vars,
+                        len(z), n_rows, time.perf_counter() - t0, h,
+                        n_dropped=T.leaves.size - leaves.size)
     registry.append(handle)
     return handle
