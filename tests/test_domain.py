@@ -239,6 +239,14 @@ def test_empty_polytope_refused_with_a_checked_certificate():
         B.crown(net, lo, hi, A_ub=A, b_ub=b)
     with pytest.raises(EmptyDomainError):
         lossless(net, lo, hi, A_ub=A, b_ub=b)
+    # the searches too, before any search, with the same checked certificate
+    for call in (lambda: B.milp(net, lo, hi, A_ub=A, b_ub=b),
+                 lambda: B.stability(Network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)]),
+                                     lo, hi, A_ub=A, b_ub=b),
+                 lambda: B.tighten(net, lo, hi, method="stability", A_ub=A, b_ub=b)):
+        with pytest.raises(EmptyDomainError, match="admit no input") as e2:
+            call()
+        assert e2.value.bound > 0 and e2.value.certificate is not None
 
 
 def test_milp_and_stability_on_a_half_plane():

@@ -19,6 +19,12 @@ unit is shown unstable), and in full mode the best witness is the incumbent that
 
 Branching: the unfixed unit with the largest score at the node's LP optimum; ``RULES``
 lists the rules (measured in benches/README.md).
+
+On a constrained :class:`~emlpress.bounds.domain.Domain` (linear rows, an l1 ball) the
+domain's rows come first in the relaxation (``LpRelaxation.add_domain``), so every node LP
+and every certificate (duals and Farkas rays alike) includes them; the input split drops
+a sub-box only when the domain is certified absent from it; a witness counts only once it
+lies in the domain exactly (``Domain.holds``, after ``Domain.admit`` pulled it in).
 """
 
 from __future__ import annotations

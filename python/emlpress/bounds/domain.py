@@ -267,8 +267,11 @@ class Domain:
         self._lp = None  # rebuilt on the tightened box when next needed
         if verts:
             self._vertices = np.array(verts)
-            # a convex combination of optima: inside the domain (up to the LP tolerance)
-            self.point = np.clip(self._vertices.mean(0), self.box_lo, self.box_hi)
+            # a convex combination of optima: inside the domain (up to the LP tolerance),
+            # unless it is farther out than the emptiness LP's point
+            mean = np.clip(self._vertices.mean(0), self.box_lo, self.box_hi)
+            if self._violation(mean) <= self._violation(self.point):
+                self.point = mean
 
     def _propagate(self, passes: int = 2) -> None:
         """Bound propagation, rounded outward: for a row a.x <= b and a_j != 0,
@@ -307,6 +310,10 @@ class Domain:
             val = np.asarray(rows["values"], dtype=np.float64)
             h = _highs.highs()
             h.setOptionValue("presolve", "off")  # the next objective starts from the last basis
+            # optima within 1e-10 of the rows (HiGHS' default 1e-7): they make the domain's
+            # point and witnesses; the values are certified from the duals either way
+            h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+            h.setOptionValue("dual_feasibility_tolerance", 1e-10)
             h.addCols(nc, np.zeros(nc), col_lo, col_hi, 0, np.array([], np.int32),
                       np.array([], np.int32), np.array([], np.float64))
             h.addRows(nr, np.asarray(rows["row_lower"]), np.asarray(rows["row_upper"]), len(val),
@@ -395,6 +402,10 @@ class Domain:
         cu = np.concatenate([col_hi, v_hi])
         cost = np.concatenate([np.zeros(n_x), np.ones(n_v)])
         h = _highs.highs()
+        # its optimum is the domain's point: within 1e-10 of every row, not HiGHS' default
+        # 1e-7 (a thin domain of scale 1e-5 has no sample within contains' 1e-9 otherwise)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        h.setOptionValue("dual_feasibility_tolerance", 1e-10)
         h.addCols(len(cl), cost, cl, cu, 0, np.array([], np.int32), np.array([], np.int32),
                   np.array([], np.float64))
         h.addRows(len(rl), np.array(rl), np.array(ru), len(new_val),

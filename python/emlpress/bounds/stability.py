@@ -44,6 +44,16 @@ and every unit the search leaves open then go to the rigorous per-neuron LP of
 :func:`emlpress.bounds.lp`, started from the search's bounds, while time is left; so
 ``stability`` proves at least what ``lp`` proves from the same start.
 
+Polytope domains (``domain=``, linear rows and an l1 ball): witnesses are points of the
+domain in exact arithmetic (``Domain.holds``, no tolerance; samples of the domain, and
+box points, attack steps and LP optima pulled toward its interior point, ``Domain.admit``);
+the first layer's extremes are its LPs over the domain (``init`` is CROWN on the domain);
+the input search drops a sub-box only on a checked certificate that the domain misses it
+(``Domain.excludes_boxes``), and its CROWN bounds on the other sub-boxes hold on their
+points of the domain; the phase search and the LP step carry the domain's rows in every
+LP and certificate. The second-layer search is box-only (its corners are not points of
+the domain) and is skipped.
+
 Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
 what a limit (or a unit within the rounding slack of 0 that no LP decides) leaves. The
 default limit is ``TIME_LIMIT`` seconds in all, so that every entry point returns.
