@@ -161,6 +161,11 @@ def test_lossless_on_a_polytope():
     lossless(net, domain=d, bounds=pb)  # the same domain: accepted
     # a box inside the polytope is accepted
     pb.check(net, np.array([-1.0, -1.0]), np.array([-0.5, -0.1]))
+    # with the exact stable sets on the polytope (by name, or a Stability): the same unit goes
+    for b in ("stability", B.stability(net, domain=d, time_limit=30)):
+        out_s, rep_s = lossless(net, domain=d, bounds=b)
+        assert rep_s.neurons_after == rep.neurons_after and rep_s.bounds.domain is d
+        np.testing.assert_array_equal(out_s.forward(X), net.forward(X))
 
 
 @pytest.mark.parametrize("kw, after", [

@@ -3,7 +3,8 @@ the networks of bench_stability on [-1, 1]^2 cut by a budget row x0 + x1 <= 0.5 
 ball ||x - (0.2, -0.1)||_1 <= 1.2, each method given the domain (its rows in every LP and
 certificate). Every stable unit is checked on 200,000 points of the domain (Domain.sample)
 and every witness of an unstable unit lies in it exactly (Domain.holds); stability must
-prove at least what lp proves from the same start (CROWN on the domain).
+prove at least what lp proves from the same start (CROWN on the domain), and where exact
+leaves nothing unresolved, its stable sets unit by unit.
 
 Run: emlpress bench --only polytope (or, by hand, python -m pytest
 benches/suites/bench_polytope.py --benchmark-columns=min,rounds -s); --quick: the random network.
@@ -80,11 +81,15 @@ def test_polytope_methods(benchmark, net, method):
         info["split"] = res.split
     elif method == "exact":
         info["unresolved"] = int(res.search["unresolved"][:-1].sum())
-    _RESULTS[(name, method)] = masks
+    _RESULTS[(name, method)] = (masks, info.get("unresolved"))
     if method == "stability" and (name, "lp") in _RESULTS:
-        lp_masks = _RESULTS[(name, "lp")]
+        lp_masks = _RESULTS[(name, "lp")][0]
         # every unit lp proves stable, stability proves so too (the same start)
         assert all((a | i)[la].all() and i[li].all()
                    for (a, i), (la, li) in zip(masks, lp_masks)), "stability proves less than lp"
+    if method == "stability" and _RESULTS.get((name, "exact"), (None, None))[1] == 0:
+        ex_masks = _RESULTS[(name, "exact")][0]  # finished exact bounds: the same stable sets
+        assert all((a == ea).all() and (i == ei).all() for (a, i), (ea, ei) in zip(masks, ex_masks)), \
+            "stability and finished exact bounds disagree on the stable sets"
     benchmark.extra_info.update(info)
     print(f"\n{name} {method}: {info}")

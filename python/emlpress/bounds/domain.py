@@ -12,7 +12,10 @@ certificate, and the box is tightened to a rigorous outer box of the domain (``b
 ``box_hi``): per input, the closed form over the l1 ball and an LP over the linear rows,
 each LP value certified from its duals (Neumaier-Shcherbina, ``kernels.safe_lower_bound``),
 so every box method gains from the constraints. ``sample`` draws points of the domain
-(rejection from the box, else hit-and-run) for verification and tests.
+(rejection from the box, else hit-and-run) for verification and tests. For the exact
+searches: ``holds`` (membership in exact arithmetic, the test every witness passes),
+``admit`` (points pulled into the domain toward its interior point, or dropped) and
+``excludes_boxes`` (sub-boxes certified to miss the domain, in closed form).
 """
 
 from __future__ import annotations
