@@ -44,6 +44,16 @@ and every unit the search leaves open then go to the rigorous per-neuron LP of
 :func:`emlpress.bounds.lp`, started from the search's bounds, while time is left; so
 ``stability`` proves at least what ``lp`` proves from the same start.
 
+Polytope domains (``domain=``, linear rows and an l1 ball): witnesses are points of the
+domain in exact arithmetic (``Domain.holds``, no tolerance; samples of the domain, and
+box points, attack steps and LP optima pulled toward its interior point, ``Domain.admit``);
+the first layer's extremes are its LPs over the domain (``init`` is CROWN on the domain);
+the input search drops a sub-box only on a checked certificate that the domain misses it
+(``Domain.excludes_boxes``), and its CROWN bounds on the other sub-boxes hold on their
+points of the domain; the phase search and the LP step carry the domain's rows in every
+LP and certificate. The second-layer search is box-only (its corners are not points of
+the domain) and is skipped.
+
 Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
 what a limit (or a unit within the rounding slack of 0 that no LP decides) leaves. The
 default limit is ``TIME_LIMIT`` seconds in all, so that every entry point returns.
@@ -61,8 +71,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from emlpress import _options, kernels
-from emlpress.bounds.bab import exact_bounds
-from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
+from emlpress.bounds.bab import _start_points, exact_bounds
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.linear import crown
 from emlpress.bounds.relaxation import BoundError, lp
 from emlpress.bounds.result import Bounds
@@ -127,6 +137,9 @@ class Stability:
     seconds: dict = field(default_factory=dict)
     #: input search only: boxes bounded, levels of the box tree, leaves, whether it finished
     boxes: dict = field(default_factory=dict)
+    #: the constrained input domain the statuses hold on (None: the box lo/hi, else its
+    #: tightened box); every witness lies in it exactly (``Domain.holds``)
+    domain: Domain | None = None
 
     def _mask(self, l: int, code: int) -> np.ndarray:
         if not -len(self.status) <= l < len(self.status):
@@ -163,9 +176,15 @@ class Stability:
     def check(self, net: Network) -> None:
         """Re-run every witness through ``net`` and raise ``BoundError`` if one does not give
         its sign, or if a unit called stable takes the other sign at a witness of any unit
-        or at a sampled point of the box."""
-        pts = [np.vstack([self.lo, self.hi, (self.lo + self.hi) / 2,
-                          box_points(self.lo, self.hi, 256, seed=1)])]
+        or at a sampled point of the box (of the domain: its samples that lie in it exactly,
+        and every witness must lie in it exactly too)."""
+        d = self.domain
+        if d is None:
+            pts = [np.vstack([self.lo, self.hi, (self.lo + self.hi) / 2,
+                              box_points(self.lo, self.hi, 256, seed=1)])]
+        else:
+            P = np.vstack([d.point[None, :], d.sample(256, seed=1)])
+            pts = [P[d.holds(P)]]
         for l, s in enumerate(self.status):
             u = np.flatnonzero(s == UNSTABLE)
             if not u.size:
@@ -173,6 +192,8 @@ class Stability:
             for X, sign in ((self.positive[l], 1.0), (self.negative[l], -1.0)):
                 z = net.preactivations(X[u])[l][np.arange(u.size), u]
                 bad = np.flatnonzero(~(sign * z > 0))
+                if d is not None and not bad.size:
+                    bad = np.flatnonzero(~d.holds(X[u]))
                 if bad.size:
                     i = int(u[bad[0]])
                     raise BoundError(f"layer {l}, unit {i}: its {'positive' if sign > 0 else 'negative'} "
@@ -181,7 +202,9 @@ class Stability:
         P = np.vstack(pts)
         for l, z in enumerate(net.preactivations(P)[:len(self.status)]):
             s = self.status[l]
-            wrong = ((s == ACTIVE) & (z.min(0) < 0)) | ((s == INACTIVE) & (z.max(0) > 0))
+            # (no point at all: a domain no sample lies in exactly)
+            wrong = (((s == ACTIVE) & (z.min(0, initial=np.inf) < 0)) |
+                     ((s == INACTIVE) & (z.max(0, initial=-np.inf) > 0)))
             if wrong.any():
                 i = int(np.flatnonzero(wrong)[0])
                 raise BoundError(f"layer {l}, unit {i} is called {STATUSES[s[i]]} but takes "
@@ -254,8 +277,11 @@ def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool):
-    """The breadth-first box search of the module docstring. Returns (proven flat mask,
+def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool,
+                  domain: Domain | None = None):
+    """The breadth-first box search of the module docstring; on a constrained ``domain`` a
+    box it is certified absent from (``Domain.excludes_boxes``) is a leaf that bounds
+    nothing. Returns (proven flat mask,
     flat mask of the units it gave up as failing within the rounding slack, union of the
     leaves' (lower, upper) or None when it did not finish, stats)."""
     width0 = np.where(hi > lo, hi - lo, 1.0)
@@ -273,7 +299,7 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     slack = np.zeros(H, dtype=bool)  # failing within the rounding slack: left to the LP
     total = sum(op.sizes)
     ulo, uhi = np.full(total, np.inf), np.full(total, -np.inf)
-    n_boxes = n_leaves = depth = 0
+    n_boxes = n_leaves = depth = n_empty = 0
     bar = None
     if progress:
         bar = tqdm(desc="stability boxes", unit="box")
@@ -289,6 +315,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         depth = max(depth, int(blev.max()))
         open_hi, open_lo = op.need_hi & ~slack, op.need_lo & ~slack
         fail = bfail & ((open_hi & (B[:, :H] > 0)) | (open_lo & (A[:, :H] < 0)))
+        empty = np.zeros(len(blo), dtype=bool) if domain is None else domain.excludes_boxes(blo, bhi)
+        fail[empty] = False  # no point of the domain there: nothing to prove
         # no split removes a rounding slack: such units stop here (on every box)
         near = fail & ((open_hi & (B[:, :H] <= tol)) | (open_lo & (A[:, :H] >= -tol)))
         if near.any():
@@ -310,6 +338,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         stuck |= (fail & ~can[:, None]).any(0)
         leaf = ~split
         n_leaves += int(leaf.sum())
+        n_empty += int(empty.sum())
+        leaf &= ~empty  # (their bounds hold on no point of the domain)
         if leaf.any():
             np.minimum(ulo, A[leaf].min(0), out=ulo)
             np.maximum(uhi, B[leaf].max(0), out=uhi)
@@ -336,6 +366,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     finished = not len(QLO)
     stats = dict(boxes=n_boxes, leaves=n_leaves, depth=depth, queued=int(len(QLO)),
                  finished=finished, within_slack=int((slack & still).sum()))
+    if domain is not None:
+        stats["outside_domain"] = n_empty
     return proven, slack & still, ((ulo, uhi) if finished else None), stats
 
 
@@ -356,11 +388,21 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     ``"relu"`` (bab's phase search), ``"auto"`` (input for at most ``INPUT_DIMS``
     inputs). ``threads``: of the box bounding or the phase search (default: all cores).
 
-    ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: a box only for now; a
-    domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
+    ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: the statuses hold on
+    that :class:`Domain` (``lo``/``hi`` of the result: its tightened box). ``init`` must
+    hold on it (default :func:`crown` on it: its first-layer bounds are then the certified
+    LPs over the domain). Every witness lies in the domain exactly (``Domain.holds``, no
+    tolerance: with equality rows few float64 points do, and a unit no two such points
+    show unstable stays unresolved); samples come from ``Domain.sample``, box points,
+    attack steps and LP optima are pulled toward its interior point first
+    (``Domain.admit``), and the first layer's witnesses are the optima of its LPs over
+    the domain. The input search drops a sub-box only on a checked certificate that the
+    domain misses it (``Domain.excludes_boxes``); the phase search and the LP step have
+    the domain's rows in every LP and certificate. The second-layer search over box
+    corners is skipped there (its corners are not points of the domain)."""
+    d = None
     if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
         d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
-        _refuse_constraints("stability", d)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
     lo, hi = net.domain(lo, hi)
@@ -374,16 +416,24 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + time_limit
     if init is None:
-        init = crown(net, lo, hi)
-    else:
+        init = crown(net, lo, hi) if d is None else crown(net, domain=d)
+    elif d is None:
         init.check(net, lo, hi)
+    else:
+        init.check(net, domain=d)
     if split == "auto":
         split = "input" if net.n_in <= INPUT_DIMS else "relu"
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
-    seen = _Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
-                                      first_layer_corners(net, lo, hi)]))
+    if d is None:
+        seen = _Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
+                                          first_layer_corners(net, lo, hi)]))
+    else:
+        seen = _Witnesses(net, _start_points(lo, hi, d, n_samples), d)
     op = _Open(net, lower, upper, seen)
+    if d is not None and op.n_open and time_limit != 0:
+        # the first layer's extremes over the domain: its LPs' optima (pulled inside)
+        _first_layer_lps(net, d, op)
     start_open = op.n_open
     seconds = {"start": init.seconds.copy()}
     ts = time.perf_counter()
@@ -404,12 +454,14 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             kernels.set_num_threads(n_threads)
             try:
                 proven, within_slack, union, boxes = _input_search(
-                    net, lo, hi, lower, upper, op, deadline, progress)
+                    net, lo, hi, lower, upper, op, deadline, progress, d)
             finally:
                 kernels.set_num_threads(prev)
         else:
-            # the second layer first on cheap closed-form node bounds, then the LP search
-            fast = _second_layer_search(net, lo, hi, lower, upper, op, deadline)
+            # the second layer first on cheap closed-form node bounds (over the box: not on
+            # a constrained domain, whose rows it would not see), then the LP search
+            fast = (_second_layer_search(net, lo, hi, lower, upper, op, deadline) if d is None
+                    else np.zeros(op.offsets[op.hidden], dtype=bool))
             start = init
             if fast.any():
                 lw, up = [a.copy() for a in lower], [a.copy() for a in upper]
@@ -419,19 +471,20 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
                     up[l][fast[a:e] & op.need_hi[a:e]] = 0.0
                     lw[l] = np.minimum(lw[l], up[l])
                 start = Bounds(tuple(lw), tuple(up), lo, hi, init.method, init.settled,
-                               dict(init.seconds))
+                               dict(init.seconds), domain=d)
             proven = fast
             if ((op.need_hi | op.need_lo) & ~fast).any() and time.perf_counter() < deadline:
                 proven = fast | _phase_search(net, lo, hi, start, op, deadline, n_threads,
-                                              progress)
+                                              progress, d)
     seconds["search"] = time.perf_counter() - ts
     op.update()
     ts = time.perf_counter()
     lp_bounds = None
     left = (op.need_hi | op.need_lo) & ~proven
-    left[: op.sizes[0]] = False  # the first layer's bounds are exact already: no LP helps
+    if d is None:  # the first layer's bounds are exact already on a box: no LP helps
+        left[: op.sizes[0]] = False
     if left.any() and time.perf_counter() < deadline:
-        lp_bounds = _lp_step(net, lo, hi, init, lower, upper, op, proven, threads)
+        lp_bounds = _lp_step(net, lo, hi, init, lower, upper, op, proven, threads, d)
         proven |= left & ((op.need_hi & op.flat([a <= 0 for a in lp_bounds.upper])) |
                           (op.need_lo & op.flat([a >= 0 for a in lp_bounds.lower])))
     seconds["lp"] = time.perf_counter() - ts
@@ -478,7 +531,8 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     seconds["stability"] = time.perf_counter() - t0
     bseconds = dict(init.seconds)
     bseconds["stability"] = seconds["stability"]
-    b = Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds)
+    b = Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds,
+               domain=d)
 
     rows = []
     for l, s in enumerate(per_layer):
@@ -493,12 +547,12 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     boxes = dict(boxes, open_after_witnesses=start_open,
                  within_slack=int(within_slack.sum()), lp_step=lp_bounds is not None)
     res = Stability(tuple(per_layer), tuple(pos), tuple(neg), lo, hi, b, search, split,
-                    seconds, boxes)
+                    seconds, boxes, d)
     res.check(net)
     return res
 
 
-def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
+def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads, d=None):
     """:func:`emlpress.bounds.lp` (sign mode) started from ``init`` with every unit proven
     so far at 0 on its proven side: the units the search left open get their rigorous LP
     (and a unit the starting bounds leave open, the LP ``lp`` itself would solve)."""
@@ -508,11 +562,14 @@ def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
         lw[l][proven[a:e] & op.need_lo[a:e]] = 0.0
         up[l][proven[a:e] & op.need_hi[a:e]] = 0.0
         lw[l] = np.minimum(lw[l], up[l])  # a unit exactly 0 on the box: both sides
-    start = Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds))
+    start = Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds),
+                   domain=d)
+    if d is not None:  # the domain's rows in every LP
+        return lp(net, domain=d, init=start, threads=threads)
     return lp(net, lo, hi, init=start, threads=threads)
 
 
-def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
+def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress, d=None):
     """The open units proven by bab's sign-only phase search (layer by layer, the witnesses
     shared with ``op.seen``), in passes of growing node limits per side
     (``PHASE_PASSES``: the sides easy to prove first, so that the limit leaves the hard
@@ -522,7 +579,7 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
         lower, upper, _, _ = exact_bounds(
             net, lo, hi, start, time_limit=None,
             node_limit=node_limit, threads=threads, full=False, progress=progress, split="relu",
-            seen=op.seen, deadline=deadline, output=False, attack_first=p == 0)
+            seen=op.seen, deadline=deadline, output=False, attack_first=p == 0, domain=d)
         op.update()
         lo_ok = op.flat([a >= 0 for a in lower])
         hi_ok = op.flat([a <= 0 for a in upper])
@@ -530,8 +587,24 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
         if not ((op.need_lo | op.need_hi) & ~proven).any() or time.perf_counter() > deadline:
             break
         start = Bounds(tuple(lower), tuple(upper), lo, hi, init.method, init.settled,
-                       dict(init.seconds))
+                       dict(init.seconds), domain=d)
     return proven
+
+
+def _first_layer_lps(net, d: Domain, op: _Open) -> None:
+    """Witnesses of the first layer's open sides over the domain: the optima of
+    ``min sgn (W0 x)`` over its rows (``Domain.min_linear``), each pulled into the domain
+    (``Domain.admit``); ``init``'s bounds there are those LPs' certified values."""
+    n0 = op.sizes[0]
+    hi_u, lo_u = np.flatnonzero(op.need_hi[:n0]), np.flatnonzero(op.need_lo[:n0])
+    if not hi_u.size and not lo_u.size:
+        return
+    W = net.weights[0]
+    verts: list = []
+    d.min_linear(np.vstack([-W[hi_u], W[lo_u]]), points=verts)  # max z (open side <= 0), min z
+    if verts:
+        op.seen.add(np.array(verts))
+        op.update()
 
 
 # --- Second-layer units: phase branch-and-bound on Lagrangian linear bounds ----------------
