@@ -24,12 +24,12 @@ rounding slack of 0 there, or at a kink CROWN cannot separate).
 Search over ReLU phases (``split="relu"``, for more inputs): the sign-only branch-and-bound
 of :mod:`emlpress.bounds.bab` on rigorous LPs, unit by unit and layer by layer, sharing its
 witnesses (every node LP's optimum is a forward-pass witness for every unit), in passes of
-growing node limits per side (``PHASE_PASSES``). Before it, the second hidden layer's open
-sides get a cheaper phase branch-and-bound (``_second_layer_search``, beta-CROWN style):
-the first layer is affine in the input, so linear bounds of its ReLUs with Lagrange
-multipliers on the fixed phases give, at every node, a linear function of the input whose
-minimum over the box is at a corner (closed form, about 1.5 ms a node on MNIST against
-3.5 ms for an LP); that corner is also a witness.
+growing node limits per side (``PHASE_PASSES``). Before it, :func:`emlpress.bounds.phases.search`
+attacks every open side in one batch and runs a batched phase branch-and-bound on the
+second hidden layer's open sides (beta-CROWN style: the first layer is affine in the
+input, so linear bounds of its ReLUs with Lagrange multipliers on the fixed phases give, at
+every node, a linear function of the input whose minimum over the box is at a corner, a
+witness too), all sides' nodes evaluated together.
 
 The first hidden layer is decided in closed form: its pre-activations are affine in the
 input, so the box corner where each row's weights point up (down) attains its maximum
@@ -51,8 +51,8 @@ the first layer's extremes are its LPs over the domain (``init`` is CROWN on the
 the input search drops a sub-box only on a checked certificate that the domain misses it
 (``Domain.excludes_boxes``), and its CROWN bounds on the other sub-boxes hold on their
 points of the domain; the phase search and the LP step carry the domain's rows in every
-LP and certificate. The second-layer search is box-only (its corners are not points of
-the domain) and is skipped.
+LP and certificate. :func:`emlpress.bounds.phases.search` is box-only (its attack points
+and corners are not points of the domain) and is skipped.
 
 Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
 what a limit (or a unit within the rounding slack of 0 that no LP decides) leaves. The
@@ -61,7 +61,6 @@ default limit is ``TIME_LIMIT`` seconds in all, so that every entry point return
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -71,6 +70,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from emlpress import _options, kernels
+from emlpress.bounds import phases
 from emlpress.bounds.bab import _start_points, exact_bounds
 from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.linear import crown
@@ -458,9 +458,9 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             finally:
                 kernels.set_num_threads(prev)
         else:
-            # the second layer first on cheap closed-form node bounds (over the box: not on
-            # a constrained domain, whose rows it would not see), then the LP search
-            fast = (_second_layer_search(net, lo, hi, lower, upper, op, deadline) if d is None
+            # the second layer first on batched closed-form node bounds (over the box: not
+            # on a constrained domain, whose rows they would not see), then the LP search
+            fast = (phases.search(net, lo, hi, lower, upper, op, deadline) if d is None
                     else np.zeros(op.offsets[op.hidden], dtype=bool))
             start = init
             if fast.any():
@@ -605,159 +605,3 @@ def _first_layer_lps(net, d: Domain, op: _Open) -> None:
     if verts:
         op.seen.add(np.array(verts))
         op.update()
-
-
-# --- Second-layer units: phase branch-and-bound on Lagrangian linear bounds ----------------
-#: node budget per side of each pass of :func:`_second_layer_search` (None: no limit).
-#: MNIST 784-100-100-10, radius 0.05 around image 0, at 10 s: 18 units unresolved (the LP
-#: phase search alone: 20); sides the LP search proved in 151, 233 and 785 nodes took
-#: 0.19, 0.68 and 2.5 s here, passes included (LP alone: 0.5, 0.8, 3.2 s)
-FAST_PASSES = (200, 2000, None)
-#: projected sign-gradient steps on (alpha, beta) at the root and at every child (warm
-#: started from its parent's)
-FAST_STEPS_ROOT, FAST_STEPS = 30, 8
-
-
-class _SecondLayerSide:
-    """A sound lower bound of ``min sgn z1_i`` over the box with some first-layer phases
-    fixed (beta-CROWN for a second-layer target: the first layer is affine in x, so every
-    linear bound of the ReLUs, with Lagrange multipliers beta >= 0 on the fixed phases,
-    gives a linear function of x whose minimum over the box is in closed form, at a
-    corner). Any alpha in [0, 1] and beta >= 0 give a valid bound; projected steps only
-    tighten it. Rigorous in float64: the bound is lowered by the rounding of its own
-    evaluation (gamma times the magnitude of its terms) and by the forward pass' rounding
-    of layer 1 (``fs``)."""
-
-    def __init__(self, net, lo, hi, l0, u0, i, sgn, fs):
-        self.W0, self.b0, self.lo, self.hi = net.weights[0], net.biases[0], lo, hi
-        self.c = sgn * net.weights[1][i]
-        self.cb = sgn * float(net.biases[1][i])
-        self.act = l0 >= 0
-        self.dead = (u0 <= 0) & ~self.act
-        self.unst = ~self.act & ~self.dead
-        self.l0, self.u0 = np.where(self.unst, l0, -1.0), np.where(self.unst, u0, 1.0)
-        self.s = self.u0 / (self.u0 - self.l0)  # the upper chord's slope (unstable units)
-        self.xabs = np.maximum(np.abs(lo), np.abs(hi))
-        self.absW0 = np.abs(self.W0)
-        n, n0 = self.W0.shape[1], self.W0.shape[0]
-        self.gamma = 2.0 * gamma_slack(n + n0 + 4)
-        self.fs = fs
-        self.cneg = self.c < 0
-
-    def bound(self, fixA, fixI, alpha, beta):
-        """(rigorous lower bound, minimising corner x*, first-layer values at x*)."""
-        c = self.c
-        free = self.unst & ~fixA & ~fixI
-        d = np.zeros_like(c)
-        on = self.act | fixA
-        d[on] = c[on]
-        d[fixA] -= beta[fixA]
-        d[fixI] = beta[fixI]
-        fp = free & ~self.cneg
-        d[fp] = c[fp] * alpha[fp]
-        fn = free & self.cneg
-        d[fn] = c[fn] * self.s[fn]
-        kterms = -c[fn] * self.s[fn] * self.l0[fn]  # <= 0 each: c < 0, l < 0
-        g = d @ self.W0
-        x = np.where(g > 0, self.lo, self.hi)
-        z0 = self.W0 @ x + self.b0
-        val = float(g @ x + d @ self.b0 + kterms.sum() + self.cb)
-        mag = float(np.abs(d) @ (self.absW0 @ self.xabs + np.abs(self.b0)) + np.abs(kterms).sum()
-                    + abs(self.cb))
-        return val - self.gamma * mag - self.fs, x, z0
-
-    def optimise(self, fixA, fixI, alpha, beta, steps):
-        """Projected sign-gradient ascent on (alpha, beta) from the given ones; returns the
-        best (bound, x, z0, alpha, beta) seen."""
-        best = None
-        free_pos = self.unst & ~fixA & ~fixI & ~self.cneg
-        eta_a, eta_b = 0.5, 0.5 * float(np.abs(self.c).max(initial=0.0)) + 1e-300
-        for t in range(steps + 1):
-            v, x, z0 = self.bound(fixA, fixI, alpha, beta)
-            if best is None or v > best[0]:
-                best = (v, x, z0, alpha.copy(), beta.copy())
-            if t == steps:
-                break
-            # d bound / d alpha_j = c_j z0_j; / d beta_j = -z0_j (active), z0_j (inactive)
-            ga = np.where(free_pos, self.c * z0, 0.0)
-            gb = np.where(fixA, -z0, np.where(fixI, z0, 0.0))
-            alpha = np.clip(alpha + eta_a * np.sign(ga), 0.0, 1.0)
-            beta = np.maximum(beta + eta_b * np.sign(gb), 0.0)
-            eta_a *= 0.7
-            eta_b *= 0.7
-        return best
-
-
-def _second_layer_side(net, lo, hi, l0, u0, i, side, fs, seen, deadline, node_limit):
-    """Best-first phase branch-and-bound for one side of second-layer unit i on
-    :class:`_SecondLayerSide` bounds: "proved" (every leaf's bound >= 0), "witness" (a
-    node's corner gives the other sign, checked by a forward pass and kept in ``seen``) or
-    "open" (a limit, or a leaf with every phase fixed below 0)."""
-    sgn = 1.0 if side == "min" else -1.0
-    P = _SecondLayerSide(net, lo, hi, l0, u0, i, sgn, fs)
-    n0 = P.c.size
-    alpha0 = np.where(P.u0 >= -P.l0, 1.0, 0.0)
-    none = np.zeros(n0, dtype=bool)
-    v, x, z0, a, b = P.optimise(none, none, alpha0, np.zeros(n0), FAST_STEPS_ROOT)
-    heap, count, nodes = [(v, 0, none, none, a, b, z0, x)], 1, 1
-
-    def shown(X):
-        Z = seen.add(X[None, :], 0)
-        return bool(sgn * Z[1][0, i] < 0)
-
-    if shown(x):
-        return "witness"
-    while heap:
-        v, _, fixA, fixI, a, b, z0, x = heap[0]
-        if v >= 0:
-            return "proved"
-        if time.perf_counter() > deadline or (node_limit is not None and nodes >= node_limit):
-            return "open"
-        heapq.heappop(heap)
-        free = P.unst & ~fixA & ~fixI
-        if not free.any():
-            return "open"  # every phase fixed and still below 0: left to the LP search
-        # the free unit whose relaxation departs most from its ReLU at the node's corner
-        r = np.maximum(z0, 0.0)
-        gap = np.where(P.cneg, -P.c * (P.s * (z0 - P.l0) - r), P.c * (r - a * z0))
-        score = np.where(free, gap + 1e-9 * np.abs(P.c) * (-P.l0) * P.s, -np.inf)
-        j = int(np.argmax(score))
-        for act in (True, False):
-            fa, fi = fixA.copy(), fixI.copy()
-            (fa if act else fi)[j] = True
-            cv, cx, cz, ca, cb = P.optimise(fa, fi, a, b, FAST_STEPS)
-            nodes += 1
-            cv = max(cv, v)  # a child's minimum is at least its parent's
-            if shown(cx):
-                return "witness"
-            heapq.heappush(heap, (cv, count, fa, fi, ca, cb, cz, cx))
-            count += 1
-    return "proved"  # (every child certified empty cannot happen: bounds stay finite)
-
-
-def _second_layer_search(net, lo, hi, lower, upper, op: _Open, deadline):
-    """The open sides of the second hidden layer, passes of growing node limits
-    (``FAST_PASSES``) of :func:`_second_layer_side`; returns the flat mask of the units
-    proven (their bounds are then set to 0 on that side by the caller)."""
-    proven = np.zeros(op.offsets[op.hidden], dtype=bool)
-    if op.hidden < 2:
-        return proven
-    fs = forward_rounding(net, lo, hi, upper)[1]
-    base = op.offsets[1]
-    for node_limit in FAST_PASSES:
-        sides = [(int(i), "max") for i in np.flatnonzero(op.need_hi[base:op.offsets[2]])] + \
-                [(int(i), "min") for i in np.flatnonzero(op.need_lo[base:op.offsets[2]])]
-        sides = [(i, s) for i, s in sides if not proven[base + i]]
-        if not sides or time.perf_counter() > deadline:
-            break
-        for i, side in sides:
-            if time.perf_counter() > deadline:
-                break
-            if op.seen.settles(1, i, side):
-                continue
-            r = _second_layer_side(net, lo, hi, lower[0], upper[0], i, side, float(fs[i]),
-                                   op.seen, deadline, node_limit)
-            if r == "proved":
-                proven[base + i] = True
-        op.update()
-    return proven
