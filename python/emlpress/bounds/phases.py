@@ -95,13 +95,14 @@ def attack_sides(net, lo, hi, op, deadline: float, starts: int = ATTACK_STARTS,
             _, g = values_and_gradients(net, X, l, U)
             X = np.clip(X + (step * width) * np.sign(S[:, None] * g), lo, hi)
             step *= 0.9
-            if t % 10 == 9 or t == steps - 1:  # fold the points in: closed sides stop
+            late = time.perf_counter() > deadline
+            if t % 10 == 9 or t == steps - 1 or late:  # fold the points in: closed sides stop
                 Z = op.seen.add(X, l)[l][np.arange(len(X)), U]
                 op.update()
                 keep = np.where(S > 0, op.need_hi[op.offsets[l] + U],
                                 op.need_lo[op.offsets[l] + U]) & ~(S * Z > 0)
                 X, U, S = X[keep], U[keep], S[keep]
-                if not len(X) or time.perf_counter() > deadline:
+                if not len(X) or late:
                     break
     op.update()
 
@@ -148,9 +149,10 @@ class _Sides:
         mag = np.abs(D) @ self.mag0 + np.abs(K).sum(1) + np.abs(self.cb[side])
         return val - round_up(self.gamma * mag + self.fs[side]), X, Z0
 
-    def optimise(self, side, fixA, fixI, alpha, beta, steps: int):
+    def optimise(self, side, fixA, fixI, alpha, beta, steps: int, deadline: float = np.inf):
         """Projected sign-gradient ascent on (alpha, beta) from the given ones, row by
-        row; returns the best (bound, X, Z0, alpha, beta) each row saw."""
+        row, for ``steps`` steps or until ``deadline``; returns the best (bound, X, Z0,
+        alpha, beta) each row saw."""
         C = self.C[side]
         free_pos = self.unst & ~fixA & ~fixI & ~(C < 0)
         eta_a = 0.5
@@ -165,7 +167,7 @@ class _Sides:
                 best[0] = np.where(m, v, best[0])
                 for k, a in ((1, X), (2, Z0), (3, alpha), (4, beta)):
                     best[k][m] = a[m]
-            if t == steps:
+            if t == steps or time.perf_counter() > deadline:
                 break
             # d bound / d alpha_j = c_j z0_j; / d beta_j = -z0_j (active), z0_j (inactive)
             ga = np.where(free_pos, C * Z0, 0.0)
@@ -197,7 +199,7 @@ def second_layer(net, lo, hi, lower, upper, op, deadline: float) -> np.ndarray:
     (module docstring, step 2); returns the flat mask of the units proven (on their open
     side: ``op.need_hi`` inactive, ``op.need_lo`` active)."""
     proven = np.zeros(op.offsets[op.hidden], dtype=bool)
-    if op.hidden < 2:
+    if op.hidden < 2 or time.perf_counter() > deadline:
         return proven
     base = op.offsets[1]
     nh = op.need_hi[base:op.offsets[2]]
@@ -226,7 +228,7 @@ def second_layer(net, lo, hi, lower, upper, op, deadline: float) -> np.ndarray:
     fixI = fixA.copy()
     alpha = np.broadcast_to(np.where(P.u0 >= -P.l0, 1.0, 0.0), (n_sides, n0)).copy()
     beta = np.zeros((n_sides, n0))
-    v, X, Z0, alpha, beta = P.optimise(side, fixA, fixI, alpha, beta, ROOT_STEPS)
+    v, X, Z0, alpha, beta = P.optimise(side, fixA, fixI, alpha, beta, ROOT_STEPS, deadline)
     witnesses(X)
     nodes = (side, fixA, fixI, alpha, beta, v, Z0)
     while True:
@@ -265,7 +267,7 @@ def second_layer(net, lo, hi, lower, upper, op, deadline: float) -> np.ndarray:
         cfa = np.concatenate([faA, fa])
         cfi = np.concatenate([fi, fiI])
         cv, cX, cZ, ca, cb = P.optimise(cs, cfa, cfi, np.concatenate([al, al]),
-                                        np.concatenate([be, be]), CHILD_STEPS)
+                                        np.concatenate([be, be]), CHILD_STEPS, deadline)
         cv = np.maximum(cv, np.concatenate([vv, vv]))  # a child's minimum is at least its parent's
         witnesses(cX)
         nodes = tuple(np.concatenate([a, b]) for a, b in
