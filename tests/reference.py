@@ -6,9 +6,10 @@ import numpy as np
 from scipy.optimize import linprog
 
 
-def true_extremes(net, lo, hi, k):
+def true_extremes(net, lo, hi, k, rows=None):
     """Exact min/max of every pre-activation of layer k: enumerate the activation patterns
-    of all earlier hidden units; on each pattern's region the network is affine (an LP)."""
+    of all earlier hidden units; on each pattern's region the network is affine (an LP).
+    ``rows``: (A, b) more linear constraints A x <= b on the inputs (a polytope)."""
     hidden = net.sizes[1:k + 1]
     n_h = sum(hidden)
     best_l = np.full(net.sizes[k + 1], np.inf)
@@ -30,6 +31,8 @@ def true_extremes(net, lo, hi, k):
         # each row scaled to unit norm (rows of a dead unit, ~1e-7 x + 1e-11 <= 0, are
         # otherwise below HiGHS' tolerances); an all-zero row is a constant: 0 <= b or empty
         A_ub, b_ub = np.array(A_ub).reshape(-1, net.n_in), np.array(b_ub)
+        if rows is not None:
+            A_ub, b_ub = np.vstack([A_ub, rows[0]]), np.concatenate([b_ub, rows[1]])
         norm = np.linalg.norm(A_ub, axis=1)
         if np.any((norm == 0) & (b_ub < 0)):
             continue

@@ -161,6 +161,11 @@ def test_lossless_on_a_polytope():
     lossless(net, domain=d, bounds=pb)  # the same domain: accepted
     # a box inside the polytope is accepted
     pb.check(net, np.array([-1.0, -1.0]), np.array([-0.5, -0.1]))
+    # with the exact stable sets on the polytope (by name, or a Stability): the same unit goes
+    for b in ("stability", B.stability(net, domain=d, time_limit=30)):
+        out_s, rep_s = lossless(net, domain=d, bounds=b)
+        assert rep_s.neurons_after == rep.neurons_after and rep_s.bounds.domain is d
+        np.testing.assert_array_equal(out_s.forward(X), net.forward(X))
 
 
 @pytest.mark.parametrize("kw, after", [
@@ -239,26 +244,78 @@ def test_empty_polytope_refused_with_a_checked_certificate():
         B.crown(net, lo, hi, A_ub=A, b_ub=b)
     with pytest.raises(EmptyDomainError):
         lossless(net, lo, hi, A_ub=A, b_ub=b)
+    # the searches too, before any search, with the same checked certificate
+    for call in (lambda: B.milp(net, lo, hi, A_ub=A, b_ub=b),
+                 lambda: B.stability(Network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)]),
+                                     lo, hi, A_ub=A, b_ub=b),
+                 lambda: B.tighten(net, lo, hi, method="stability", A_ub=A, b_ub=b)):
+        with pytest.raises(EmptyDomainError, match="admit no input") as e2:
+            call()
+        assert e2.value.bound > 0 and e2.value.certificate is not None
 
 
-def test_methods_without_polytope_support_refuse_it():
+def test_milp_and_stability_on_a_half_plane():
+    """x0 + x1 <= -0.5 in [-1, 1]^2 makes z0 = x0 + x1 inactive, which no box around the
+    polytope shows; z1 = x0 - x1 stays unstable, on two witnesses inside the polytope.
+    milp's output bounds are the exact ones (by hand: the output relu(x0 - x1) ranges over
+    [0, 1.5] on the polytope, 1.5 at (0.5, -1); the box's bound would be 2), with either
+    split; tighten and use_milp take the domain too."""
     net = _relu_sum_net()
     lo, hi = -np.ones(2), np.ones(2)
     d = Domain(lo, hi, A_ub=[[1.0, 1.0]], b_ub=[-0.5])
-    for call in (lambda: B.milp(net, domain=d), lambda: B.stability(net, domain=d),
-                 lambda: B.tighten(net, method="stability", domain=d),
-                 lambda: B.tighten(net, method="exact", domain=d),
-                 lambda: B.tighten(net, use_milp=True, domain=d)):
-        with pytest.raises(NotImplementedError, match="domain"):
-            call()
+    for split in ("input", "relu"):
+        st = B.stability(net, domain=d, split=split, time_limit=30)
+        assert st.status[0].tolist() == [1, 2]  # inactive, unstable
+        assert d.holds(st.positive[0][1:]).all() and d.holds(st.negative[0][1:]).all()
+        m = B.milp(net, domain=d, split=split, full=True, time_limit=30)
+        assert m.domain is d
+        assert m.upper[0][0] <= 0 and m.stably_inactive(0)[0]
+        np.testing.assert_allclose([m.lower[1][0], m.upper[1][0]], [0.0, 1.5], atol=1e-9)
+        assert m.lower[1][0] <= 0.0 and m.upper[1][0] >= 1.5  # sound: the values are attained
+    for b in (B.tighten(net, method="stability", domain=d), B.tighten(net, method="exact", domain=d),
+              B.tighten(net, use_milp=True, domain=d)):
+        assert b.domain is d and b.stably_inactive(0)[0] and not b.stably_active(0)[1]
     with pytest.raises(ValueError, match="not both"):
         B.lp(net, lo, hi, domain=d)
     with pytest.raises(ValueError, match="domain has 2 inputs, the network 3"):
         B.crown(Network([np.ones((1, 3))], [np.zeros(1)]), domain=d)
-    # a domain that is a box is a box: every method takes it
+    # a domain that is a box is a box
     box = Domain(lo, hi)
     assert B.milp(net, domain=box, time_limit=5).domain is None
     assert B.tighten(net, method="progressive", domain=d).domain is d
+
+
+def test_witness_membership_is_exact():
+    """Domain.holds: exact membership of float64 points (equality rows in rational
+    arithmetic), refusing what float64 evaluation alone would accept; admit pulls points
+    into the domain or drops them; excludes_boxes only on boxes an LP finds disjoint."""
+    d = Domain(np.zeros(3), np.ones(3), A_eq=[[1.0, 1.0, 1.0]], b_eq=[1.0])
+    X = np.array([[0.25, 0.25, 0.5], [0.1, 0.2, 0.7], [0.5, 0.5, 0.0], [0.5, 0.5, 1e-17]])
+    # 0.1 + 0.2 + 0.7 is 1.0 in float64 but not exactly; 1e-17 rounds away in float64 too
+    assert (X @ d.A_eq.T == 1.0).ravel().tolist() == [True, True, True, True]
+    assert d.holds(X).tolist() == [True, False, True, False]
+    box = Domain(-np.ones(2), np.ones(2), A_ub=[[1.0, 1.0]], b_ub=[-0.5], l1=([0.0, -0.5], 1.0))
+    P = np.random.default_rng(0).uniform(-1, 1, (500, 2))
+    Y, ok = box.pull(P)
+    assert ok.all() and box.holds(Y).all()  # a convex domain with an interior: all pulled in
+    inside = box.holds(P)
+    np.testing.assert_array_equal(Y[inside], P[inside])  # points inside stay put
+    # the pull moves a point along the segment to the interior point, never farther
+    p = box.interior_point()
+    far = np.linalg.norm(P - p, axis=1)
+    assert (np.linalg.norm(Y - p, axis=1) <= far + 1e-12).all()
+    rng = np.random.default_rng(1)
+    LO = rng.uniform(-1, 1, (300, 2))
+    HI = np.minimum(LO + rng.uniform(0, 0.6, (300, 2)), 1.0)
+    ex = box.excludes_boxes(LO, HI)
+    assert 0 < ex.sum() < len(ex)
+    # independent: scipy's LP over the box, the half-plane and the ball's four facets
+    S = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    A = np.vstack([[1.0, 1.0], S])
+    b = np.concatenate([[-0.5], 1.0 + S @ np.array([0.0, -0.5])])
+    for k in np.flatnonzero(ex):
+        r = scipy.optimize.linprog(np.zeros(2), A_ub=A, b_ub=b, bounds=list(zip(LO[k], HI[k])))
+        assert r.status == 2, k
 
 
 def test_cli_bounds_and_compress_on_a_polytope(tmp_path, capsys):
@@ -276,8 +333,15 @@ def test_cli_bounds_and_compress_on_a_polytope(tmp_path, capsys):
     assert main(["bounds", str(model), "--method", "lp", "--constraints", str(cons)]) == 0
     out = capsys.readouterr().out
     assert "stable hidden units: 1 of 2" in out and "input domain: Domain(n_in=2, A_ub: 1 rows)" in out
+    for method in ("stability", "exact"):  # the search methods take the polytope too
+        assert main(["bounds", str(model), "--method", method, "--constraints", str(cons)]) == 0
+        out = capsys.readouterr().out
+        assert "stable hidden units: 1 of 2" in out and "input domain:" in out
+        if method == "stability":  # its statuses: z0 inactive, z1 unstable
+            assert "stability of every hidden unit" in out
     small = tmp_path / "small.npz"
-    assert main(["compress", str(model), "--constraints", str(cons), "-o", str(small)]) == 0
+    assert main(["compress", str(model), "--constraints", str(cons), "--bounds", "stability",
+                 "-o", str(small)]) == 0
     capsys.readouterr()
     d = Domain(-np.ones(2), np.ones(2), A_ub=[[1.0, 1.0]], b_ub=[-0.5])
     X = d.sample(2000, seed=11)
@@ -295,7 +359,6 @@ def test_cli_bounds_and_compress_on_a_polytope(tmp_path, capsys):
         (["--constraints", str(bad)], r"--constraints: A_ub[0, 0] = nan is not finite"),
         (["--constraints", str(empty)], "--constraints: the constraints admit no input"),
         (["--constraints", str(tmp_path / "none.npz")], "none.npz: file not found"),
-        (["--l1-center", "0", "--l1-eps", "1", "--method", "stability"], "stability with --constraints"),
     ):
         assert main(["bounds", str(model), *argv]) == 2
         err = capsys.readouterr().err

@@ -52,6 +52,24 @@ def test_duplicated_active_unit_is_folded():
     assert_same_function(net, small, *box(2))
 
 
+def test_tiny_row_the_output_depends_on_is_not_folded_away():
+    """A unit with weights 1e-30 beside one with 1e-7 (L1/L2 training leaves such units) is
+    independent of it: folding it as a zero combination made the output a constant (found by
+    hypothesis: the output, 1e-54, was lost)."""
+    W0 = np.array([[1e-7, 0.0], [0.0, 1e-30]])
+    net = Network([W0, np.array([[0.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    lo, hi = np.array([1.0, 1.0]), np.array([2.0, 2.0])  # both units stably active
+    small, rep = lossless(net, lo, hi, bounds="interval")
+    assert rep.layers.loc[0].folded_dependent == 0
+    assert_same_function(net, small, lo, hi)
+    # a row that is a multiple of another, at any scale, still folds
+    W0 = np.array([[1e-7, 2e-7], [3e-30, 6e-30], [1.0, -1.0]])
+    net = Network([W0, np.array([[1.0, 1e20, 0.0]])], [np.zeros(3), np.zeros(1)])
+    small, rep = lossless(net, lo, hi, bounds="interval")
+    assert rep.layers.loc[0].folded_dependent == 1
+    assert_same_function(net, small, lo, hi)
+
+
 def test_unit_equal_to_scaled_sum_of_two_others():
     rng = np.random.default_rng(3)
     a, c = rng.normal(size=4), rng.normal(size=4)

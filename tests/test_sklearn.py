@@ -13,26 +13,26 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from strategies import network_and_box, sample_box  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import network_and_box, sample_box
 
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.cross_decomposition import PLSRegression  # noqa: E402
-from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
-from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticRegression,  # noqa: E402
+from sklearn.compose import ColumnTransformer
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.linear_model import (ElasticNet, Lasso, LinearRegression, LogisticRegression,
                                   Ridge)
-from sklearn.multioutput import MultiOutputRegressor  # noqa: E402
-from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
-from sklearn.pipeline import make_pipeline, Pipeline  # noqa: E402
-from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler  # noqa: E402
-from sklearn.tree import DecisionTreeRegressor  # noqa: E402
+from sklearn.multioutput import MultiOutputRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline, Pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, PolynomialFeatures, StandardScaler
+from sklearn.tree import DecisionTreeRegressor
 
-from emlpress import bounds, compress  # noqa: E402
-from emlpress._highs import highs  # noqa: E402
-from emlpress.milp.linear import affine_box  # noqa: E402
-from emlpress.io import UnsupportedLayerError, from_sklearn  # noqa: E402
-from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,  # noqa: E402
+from emlpress import bounds, compress
+from emlpress._highs import highs
+from emlpress.milp.linear import affine_box
+from emlpress.io import UnsupportedLayerError, from_sklearn
+from emlpress.milp import (SklearnHandle, add_argmax, add_predictor, argmax_indicators,
                            registered_handles, solve)
 
 MAX = highspy.ObjSense.kMaximize
@@ -203,6 +203,8 @@ def test_from_sklearn_computes_predict_and_bounds_hold_it(activation):
     assert np.all(F >= b.lower[-1] - 1e-9) and np.all(F <= b.upper[-1] + 1e-9)
     small, _ = compress.lossless(net, LO[:4], HI[:4], bounds="crown")  # and lossless compression
     np.testing.assert_allclose(small.forward(P), F, rtol=1e-9, atol=1e-9)
+    h, hd = _model_with(LO[:4], HI[:4], mlp)  # and the MILP pins its outputs to predict
+    _assert_predicts(h, hd, P[-8:], F[-8:])
 
 
 def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
@@ -210,7 +212,7 @@ def test_an_mlp_after_a_scaler_gets_the_scaled_box_and_equals_predict():
                       Xd[:, :4], yd)
     lo, hi = LO[:4], HI[:4]
     h, hd = _model_with(lo, hi, pipe)
-    scaler, net_h = hd.stages[0], hd.stages[1]
+    net_h = hd.stages[1]  # stages[0]: the scaler
     s = pipe[0]
     np.testing.assert_allclose(net_h.bounds.lo, (lo - s.mean_) / s.scale_, rtol=1e-12)
     np.testing.assert_allclose(net_h.bounds.hi, (hi - s.mean_) / s.scale_, rtol=1e-12)
@@ -279,11 +281,12 @@ def test_a_scaled_binary_and_a_fixed_feature_multiply_exactly():
 def test_multi_output_wrapper_and_a_tree_as_a_pipelines_last_step():
     lo, hi = LO[:3], HI[:3]
     X3 = Xd[:, :3]
-    mo = MultiOutputRegressor(Lasso(alpha=0.01)).fit(X3, Yd)
+    mo = MultiOutputRegressor(make_pipeline(MaxAbsScaler(), Lasso(alpha=0.01))).fit(X3, Yd)
     h, hd = _model_with(lo, hi, mo)
     X = _points(lo, hi)
     _assert_predicts(h, hd, X, mo.predict(X))
-    pipe = make_pipeline(MinMaxScaler(), DecisionTreeRegressor(max_depth=3, random_state=0)).fit(X3, yd)
+    # clip=True clips nothing on the box the scaler was fitted on (up to rounding)
+    pipe = make_pipeline(MinMaxScaler(clip=True), DecisionTreeRegressor(max_depth=3, random_state=0)).fit(X3, yd)
     h, hd = _model_with(lo, hi, pipe)
     _assert_predicts(h, hd, X, pipe.predict(X))
 
@@ -367,6 +370,10 @@ def test_logistic_regression_class_and_scores_equal_predict_ties_included():
     assert 1 not in pred  # predict sends every tie to the first class
     expected = np.hstack([(pred[:, None] == hd.classes).astype(float), clf.decision_function(X)])
     _assert_predicts(h, hd, X, expected)
+    h, hd = _model_with(lo, hi, clf, output="decision_function")  # the scores only
+    _assert_predicts(h, hd, X[:4], clf.decision_function(X[:4]))
+    with pytest.raises(AttributeError, match="output='class'"):
+        _ = hd.class_vars
     # binary: the sign of decision_function (0 goes to class 0)
     yb = (yg == 2).astype(int)
     clfb = _quiet_fit(LogisticRegression(max_iter=100), Xg, yb)
@@ -526,3 +533,23 @@ def test_a_failing_step_leaves_the_model_as_it_was(monkeypatch):
         add_predictor(h, pipe, x)
     assert (h.getNumCol(), h.getNumRow(), registered_handles(h)) == (3, 0, [])
     assert h.getOptionValue("primal_feasibility_tolerance") == tol
+
+
+def test_one_variable_passed_as_two_features():
+    """inputs [a, b, a]: rows that name a column twice are merged (HiGHS refuses them)."""
+    X, y = _binary_data(seed=3)
+    pipe = make_pipeline(StandardScaler(), PolynomialFeatures(2, interaction_only=True),
+                         Ridge()).fit(X, y)
+    h = highs()
+    a = h.addVariable(lb=0, ub=1, type=highspy.HighsVarType.kInteger)
+    b = h.addVariable(lb=-2.0, ub=3.0)
+    hd = add_predictor(h, pipe, [a, b, a])
+    for sense in (MAX, highspy.ObjSense.kMinimize):
+        h.setObjective(hd.outputs[0], sense=sense)
+        sol = solve(h, mip_gap=0)
+        va, vb = sol.col_values[[a.index, b.index]]
+        assert sol.status == "OPTIMAL" and sol.repaired == ""
+        assert pipe.predict([[va, vb, va]])[0] == pytest.approx(sol.objective, rel=1e-7)
+        grid = [[p, q, p] for p in (0.0, 1.0) for q in np.linspace(-2, 3, 501)]
+        best = pipe.predict(grid).max() if sense == MAX else pipe.predict(grid).min()
+        assert (sol.objective >= best - 1e-7) if sense == MAX else (sol.objective <= best + 1e-7)

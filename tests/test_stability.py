@@ -2,12 +2,15 @@
 every witness and every proof against independent forward passes."""
 
 import functools
+import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given
 
 from emlpress import Network, bounds
+from emlpress.bounds import Domain
 from emlpress.bounds.stability import ACTIVE, INACTIVE, STATUSES, UNRESOLVED, UNSTABLE
 from emlpress.compress import lossless
 from emlpress.testing import exact_zero_units, trained_like
@@ -361,36 +364,148 @@ def test_default_time_limit_is_documented_and_applied(monkeypatch):
     assert st0.n_unresolved > 0
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_second_layer_node_bounds_hold_on_samples_of_their_region(seed):
-    """The closed-form node bound of the second-layer search (beta-CROWN style: linear
-    ReLU bounds and multipliers on the fixed phases), for random phase fixes and random
-    (alpha, beta) and after its own optimisation, never exceeds the least value a float64
-    forward pass takes at sampled inputs of the box that satisfy those phases."""
-    import importlib
+# --- polytope domains ---------------------------------------------------------------------
 
-    S = importlib.import_module("emlpress.bounds.stability")
-    net = high_dim_trained_like(seed, 40, (8, 8), 0.5)
-    lo, hi = net.lo, net.hi
-    c = bounds.crown(net)
-    fs = bounds.forward_rounding(net, lo, hi, c.upper)[1]
-    X = sample_box(lo, hi, 20_000, seed, max_corners=2048)
-    Z0, Z1 = net.preactivations(X)[:2]
-    rng = np.random.default_rng(seed)
-    checked = 0
-    for i in range(net.sizes[2]):
-        for sgn in (1.0, -1.0):
-            P = S._SecondLayerSide(net, lo, hi, c.lower[0], c.upper[0], i, sgn, float(fs[i]))
-            for _ in range(10):
-                pick = P.unst & (rng.random(P.c.size) < 0.4)
-                fixA = pick & (rng.random(P.c.size) < 0.5)
-                fixI = pick & ~fixA
-                inside = ((Z0[:, fixA] >= 0).all(1)) & ((Z0[:, fixI] <= 0).all(1))
-                if not inside.any():
-                    continue
-                least = float((sgn * Z1[inside, i]).min())
-                alpha, beta = rng.random(P.c.size), rng.random(P.c.size) * 10.0 ** rng.integers(-1, 3)
-                assert P.bound(fixA, fixI, alpha, beta)[0] <= least
-                assert P.optimise(fixA, fixI, alpha, beta, 20)[0] <= least
-                checked += 1
-    assert checked > 20
+def _l1_facets(center, eps):
+    """The l1 ball ||x - center||_1 <= eps as its 2^n facets s.(x - center) <= eps: rows for
+    the enumeration (an independent encoding of the ball, not emlpress' t columns)."""
+    S = np.array(list(itertools.product([-1.0, 1.0], repeat=len(center))))
+    return S, eps + S @ np.asarray(center)
+
+
+#: (seed, sizes, constraints on [-1, 1]^2) where the search proves units the start leaves
+#: open and the polytope has more stable units than its tightened box (a scan of seeds)
+POLY_CASES = [
+    (0, (2, 6, 6, 1), dict(A_ub=[[1.0, -1.0], [-1.0, -1.0]], b_ub=[0.8, 0.9])),
+    (1, (2, 6, 6, 1), dict(l1=([0.0, 0.0], 1.2))),
+    (5, (2, 6, 6, 1), dict(A_ub=[[0.5, 1.0]], b_ub=[0.6], l1=([0.1, 0.0], 1.4))),
+]
+
+
+def _rows(kw):
+    A = [np.atleast_2d(kw["A_ub"])] if "A_ub" in kw else []
+    b = [np.asarray(kw["b_ub"], float)] if "b_ub" in kw else []
+    if "l1" in kw:
+        F, f = _l1_facets(*kw["l1"])
+        A, b = A + [F], b + [f]
+    return np.vstack(A), np.concatenate(b)
+
+
+@functools.lru_cache(maxsize=None)
+def poly_reference(case):
+    """Per hidden layer of POLY_CASES[case], the status by enumeration with the polytope's
+    rows (-1 within 1e-6 of 0), computed once."""
+    seed, sizes, kw = POLY_CASES[case]
+    net = small_trained_like(seed, list(sizes))
+    out = []
+    for l in range(net.n_layers - 1):
+        tl, tu = true_extremes(net, -np.ones(2), np.ones(2), l, _rows(kw))
+        r = np.full(tl.size, -1)
+        r[tu < -1e-6], r[tl > 1e-6] = INACTIVE, ACTIVE
+        r[(tl < -1e-6) & (tu > 1e-6)] = UNSTABLE
+        out.append(r)
+    return out
+
+
+def assert_inside_the_domain(st, d):
+    """Every witness of an unstable unit lies in the domain exactly (Domain.holds), and
+    within its rows by an independent float64 check with no tolerance."""
+    for l, s in enumerate(st.status):
+        u = np.flatnonzero(s == UNSTABLE)
+        for P in (st.positive[l][u], st.negative[l][u]):
+            assert d.holds(P).all()
+            assert d.contains(P, tol=0.0).all()
+
+
+@pytest.mark.parametrize("split", ["input", "relu"])
+@pytest.mark.parametrize("seed,sizes,kw", POLY_CASES)
+def test_stable_sets_on_a_polytope_equal_enumeration(seed, sizes, kw, split):
+    """On a polytope, the statuses equal the enumeration of every activation pattern with
+    the polytope's rows (scipy, one LP per region; the l1 ball by its facets); the
+    witnesses lie in the polytope; the bounds hold on its samples; units the box alone
+    leaves unstable are proven stable by the rows."""
+    net = small_trained_like(seed, list(sizes))
+    lo, hi = -np.ones(2), np.ones(2)
+    d = Domain(lo, hi, **kw)
+    st = bounds.stability(net, domain=d, init=bounds.interval(net, domain=d), split=split,
+                          time_limit=60)
+    assert st.domain is d and st.bounds.domain is d
+    for l, (s, r) in enumerate(zip(st.status, poly_reference(POLY_CASES.index((seed, sizes, kw))))):
+        np.testing.assert_array_equal(s[r >= 0], r[r >= 0], err_msg=f"layer {l}")
+    assert st.n_unresolved == 0, st.summary()
+    assert_inside_the_domain(st, d)
+    X = d.sample(5_000, seed=seed)
+    assert_witnesses_and_proofs(st, net, X)
+    for l, z in enumerate(numpy_preactivations(net, X)):
+        assert (z >= st.bounds.lower[l]).all() and (z <= st.bounds.upper[l]).all()
+    assert st.search["search_proved"].sum() > 0  # the search decided units, not the start
+    # the rows decide units that no box around the polytope does
+    assert st.n_stable > bounds.stability(net, d.box_lo, d.box_hi, split=split, time_limit=60).n_stable
+
+
+@pytest.mark.parametrize("case", [3, 4])
+def test_stability_on_a_polytope_proves_at_least_what_lp_proves(case):
+    """From the same start (CROWN on the polytope), every unit lp proves stable on the
+    polytope, stability proves so too, on the same side (case 3: lp proves units CROWN
+    does not; case 4: 40 inputs, the phase search)."""
+    net = stability_lp_cases()[case]
+    n = net.n_in
+    rng = np.random.default_rng(case)
+    x0 = net.lo + (net.hi - net.lo) * rng.random(n)
+    A = rng.normal(size=(2, n))
+    d = Domain(net.lo, net.hi, A_ub=A, b_ub=A @ x0 + 0.1 * np.abs(A).sum(1),
+               l1=(x0, 0.4 * float(np.sum(net.hi - net.lo))))
+    c = bounds.crown(net, domain=d)
+    b = bounds.lp(net, domain=d, init=c)
+    for split in ("input", "relu") if n <= 2 else ("relu",):
+        st = bounds.stability(net, domain=d, init=c, time_limit=60, split=split)
+        for l in range(net.n_layers - 1):
+            ina = b.stably_inactive(l)
+            act = b.stably_active(l) & ~ina
+            assert st.stably_inactive(l)[ina].all(), (split, l)
+            assert (st.stably_active(l) | st.stably_inactive(l))[act].all(), (split, l)
+        assert_inside_the_domain(st, d)
+        assert_witnesses_and_proofs(st, net, d.sample(3_000, seed=case))
+
+
+def test_limit_zero_on_a_polytope_returns_samples_and_start_only():
+    """time_limit=0 on a polytope: stable exactly where the starting bounds say, unstable
+    only where two samples of the polytope show both signs, the rest unresolved."""
+    net = small_trained_like(1, [2, 16, 16, 8, 1])
+    d = Domain(-np.ones(2), np.ones(2), A_ub=[[1.0, -1.0]], b_ub=[0.5], l1=([0.2, 0.0], 1.0))
+    c = bounds.crown(net, domain=d)
+    st0 = bounds.stability(net, domain=d, init=c, time_limit=0, n_samples=512)
+    full = bounds.stability(net, domain=d, init=c, time_limit=60)
+    assert full.n_unresolved == 0 and st0.n_unresolved > 0
+    # the samples it started from, independently: the domain's point and 512 samples, and
+    # box points pulled in (so only a superset is known: its witnesses lie in the domain)
+    for l in range(net.n_layers - 1):
+        start = c.stably_inactive(l) | c.stably_active(l)
+        s0 = st0.status[l]
+        assert ((s0 == INACTIVE) == c.stably_inactive(l)).all()
+        assert ((s0 == ACTIVE) == (c.stably_active(l) & ~c.stably_inactive(l))).all()
+        assert np.isin(s0[~start], [UNSTABLE, UNRESOLVED]).all()
+        assert (s0[(full.status[l] <= INACTIVE) & ~start] == UNRESOLVED).all()
+        assert (s0[s0 == UNSTABLE] == full.status[l][s0 == UNSTABLE]).all()
+    assert_inside_the_domain(st0, d)
+
+
+def test_equality_rows_witnesses_hold_exactly_or_units_stay_unresolved():
+    """With an equality row few float64 points lie in the domain: a unit is called unstable
+    only on two points that satisfy x0 + x1 = 0.5 exactly (rational arithmetic), and every
+    unit proven stable holds on samples of the line."""
+    net = small_trained_like(0, [2, 8, 8, 1])
+    d = Domain(-np.ones(2), np.ones(2), A_eq=[[1.0, 1.0]], b_eq=[0.5])
+    for split in ("input", "relu"):
+        st = bounds.stability(net, domain=d, time_limit=10, split=split)
+        assert_inside_the_domain(st, d)
+        for l, s in enumerate(st.status):
+            u = np.flatnonzero(s == UNSTABLE)
+            for P in (st.positive[l][u], st.negative[l][u]):
+                assert all(Fraction(p[0]) + Fraction(p[1]) == Fraction(0.5) for p in P)
+        t = np.linspace(-0.5, 1.0, 3001)  # x0 = t, x1 = 0.5 - t: on the line within rounding
+        X = np.column_stack([t, 0.5 - t])
+        for l, z in enumerate(numpy_preactivations(net, X)[:-1]):
+            s = st.status[l]
+            assert (z[:, s == ACTIVE] >= -1e-12).all() and (z[:, s == INACTIVE] <= 1e-12).all()
+        assert (np.concatenate(st.status) != UNRESOLVED).sum() > 0

@@ -17,10 +17,6 @@ DependentRows dependent_rows(const CRef& W, const std::vector<Eigen::Index>& can
         none.alpha.resize(0, m);
         return none;
     }
-    double scale = 0.0;
-    for (Eigen::Index i : candidates) scale = std::max(scale, W.row(i).norm());
-    const double tol = rel_tol * scale;
-
     // Kept rows K = L Q with Q orthonormal (rows) and L lower triangular.
     RowMat Q(std::min(m, n), n);
     RowMat L = RowMat::Zero(std::min(m, n), std::min(m, n));
@@ -30,6 +26,9 @@ DependentRows dependent_rows(const CRef& W, const std::vector<Eigen::Index>& can
     Vec r(n), s, s2;
     for (Eigen::Index i : candidates) {
         r = W.row(i).transpose();
+        // Relative to the row's own norm: the projection's rounding noise is, and a row far
+        // smaller than the others (weights 1e-30 beside 1e-7) is no closer to their span.
+        const double tol = rel_tol * r.norm();
         if (k > 0) {
             const auto Qk = Q.topRows(k);
             s.noalias() = Qk * r;

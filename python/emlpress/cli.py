@@ -165,13 +165,12 @@ def _cmd_bounds(args) -> int:
     net, lo, hi = _model_and_box(args)
     d = _input_domain(args, net, lo, hi)
     st = None
-    if args.method == "stability" and d is not None:
-        _tighten(args, net, lo, hi, args.method, d)  # refuses the domain, naming it
     limit_s = None
     if args.method == "stability":  # the statuses, beside the bounds they give
         m = _bounds.methods.get(args.method)  # the registry: its default limit, its function
         limit_s = m.default_limit if args.time_limit is None else args.time_limit
-        st = m.run(net, lo, hi, threads=args.threads, progress=True, time_limit=limit_s)
+        where = {"lo": lo, "hi": hi} if d is None else {"domain": d}
+        st = m.run(net, threads=args.threads, progress=True, time_limit=limit_s, **where)
         b = st.bounds
     else:
         b = _tighten(args, net, lo, hi, args.method, d)

@@ -19,6 +19,12 @@ unit is shown unstable), and in full mode the best witness is the incumbent that
 
 Branching: the unfixed unit with the largest score at the node's LP optimum; ``RULES``
 lists the rules (measured in benches/README.md).
+
+On a constrained :class:`~emlpress.bounds.domain.Domain` (linear rows, an l1 ball) the
+domain's rows come first in the relaxation (``LpRelaxation.add_domain``), so every node LP
+and every certificate (duals and Farkas rays alike) includes them; the input split drops
+a sub-box only when the domain is certified absent from it; a witness counts only once it
+lies in the domain exactly (``Domain.holds``, after ``Domain.admit`` pulled it in).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from tqdm import tqdm
 
 from emlpress import _highs, _options, kernels
 from emlpress._highs import EMPTY_F, EMPTY_I, add_block
-from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.relaxation import BoundError, lp, run_on_free_workers
 from emlpress.bounds.result import Bounds
 from emlpress.bounds.rounding import _down, _up, forward_rounding
@@ -94,7 +100,10 @@ def check_search(split: str, rule: str) -> None:
 
 def gap_floor(best: float, scale: float = 1.0) -> float:
     """The value a full search's bound must reach to be exact: the best witness ``best``
-    less GAP_TOL relative to max(1, |best scale|), in units where the value is best scale."""
+    less GAP_TOL relative to max(1, |best scale|), in units where the value is best scale
+    (+inf while no witness is known: none on a domain no sample lies in exactly)."""
+    if best == math.inf:
+        return math.inf
     return best - GAP_TOL * max(1.0, abs(best * scale)) / scale
 
 
@@ -169,6 +178,9 @@ class PhaseSearch:
         self.ul = self.uu = np.zeros(0)
         self.cost_idx = EMPTY_I
         self.k = 0
+        #: a sub-box of a constrained domain (InputSearch) may hold no point of it: a
+        #: certified infeasible root is then an empty region (bound +inf), not a bug
+        self.may_be_empty = False
 
     # --- the relaxation -------------------------------------------------------------
     def add_block(self, blk: dict) -> None:
@@ -337,6 +349,9 @@ class PhaseSearch:
         best = min(best, g_of(witness(None)))  # the witnesses known so far for this side
         shown = [False]
         lb, x, y = self._evaluate((), -math.inf, cvec, stats)
+        if lb == math.inf and self.may_be_empty:  # Farkas-certified: no point of the domain here
+            stats["proved"] += 1
+            return math.inf if side == "min" else -math.inf
         if lb == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: the bound problem is certified "
                              "infeasible; the bounds of earlier layers exclude every point")
@@ -358,6 +373,9 @@ class PhaseSearch:
             lambda node: node[1] is None,
             lambda: threshold(stop, need, best, scale),
             lambda: shown[0], stop, deadline, node_limit, stats)
+        if g == math.inf and self.may_be_empty:
+            stats["proved"] += 1
+            return math.inf if side == "min" else -math.inf
         if g == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
                              "infeasible; the bounds of earlier layers exclude every point")
@@ -377,8 +395,9 @@ class InputSearch:
     unstable unit shrinks with the box, so few boxes reach the LPs; the search suits
     low-dimensional inputs."""
 
-    def __init__(self, net, lo, hi, lower, upper, rule: str = RULE):
+    def __init__(self, net, lo, hi, lower, upper, rule: str = RULE, domain: Domain | None = None):
         self.net, self.lo, self.hi, self.rule = net, lo, hi, rule
+        self.domain = domain  # its rows join every sub-box's LPs; boxes outside it are dropped
         self.lower, self.upper = lower, upper  # the bounds so far (sound on every sub-box)
         self.k = 0
 
@@ -395,6 +414,9 @@ class InputSearch:
         far), where splitting the box further would only approach a kink."""
         store = kernels.LpRelaxation(blo, bhi, True)
         ps = PhaseSearch(self.net, blo, bhi, store, self.rule)
+        if self.domain is not None:  # the rows first, then the layers
+            ps.add_block(store.add_domain(**self.domain.rows()))
+            ps.may_be_empty = True
         for j in range(self.k):
             blk = store.add_layer(self.net._core, j, np.maximum(L[j], self.lower[j]),
                                   np.minimum(U[j], self.upper[j]))
@@ -472,6 +494,11 @@ class InputSearch:
             d = int(np.argmax(np.where(splittable, score, -np.inf)))
             at_d = np.arange(len(w)) == d
             for clo, chi in ((blo, np.where(at_d, mid, bhi)), (np.where(at_d, mid, blo), bhi)):
+                if self.domain is not None and self.domain.excludes_boxes(clo, chi)[0]:
+                    # no point of the domain in it (a checked closed-form certificate)
+                    stats["nodes"] += 1
+                    yield math.inf, (clo, chi, None, slope)
+                    continue
                 clb, cinfo = bound(clo, chi)
                 stats["nodes"] += 1
                 P, cslope = self._probe(clo, chi, i, sgn)
@@ -483,6 +510,9 @@ class InputSearch:
             (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
             lambda: threshold(stop, need, best),
             lambda: settled, stop, deadline, node_limit, stats)
+        if g == math.inf:
+            raise BoundError(f"layer {k}, neuron {i}: every sub-box is certified to hold no "
+                             "point of the domain: please report")
         if outcome == "exact" and g < gap_floor(best):
             outcome = "unresolved"  # no witness within the gap (a box's LPs were cut short)
         stats[outcome] += 1
@@ -492,14 +522,17 @@ class InputSearch:
 
 def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
                  rule: str = RULE, split: str = "relu", seen: _Witnesses | None = None,
-                 deadline: float = math.inf, output: bool = True, attack_first: bool = True):
+                 deadline: float = math.inf, output: bool = True, attack_first: bool = True,
+                 domain: Domain | None = None):
     """Layer by layer, the branch-and-bound of :class:`PhaseSearch` for every target side
     (see :func:`emlpress.bounds.milp`); returns (lower, upper, settled, per-layer stats).
     ``seen``: the witnesses to start from and add to (default: seeded samples of the box);
     ``deadline`` (perf_counter): no side starts after it and none runs past it; without
     ``output`` the output layer is left at its starting bounds; without ``attack_first``
     no projected-gradient attack runs before the search (a later pass over the same
-    witnesses)."""
+    witnesses). ``domain``: a constrained :class:`Domain` (``lo``/``hi`` its tightened box)
+    whose rows join every node LP (and so every certificate) and which every witness must
+    lie in exactly (``Domain.holds``; ``seen`` must be over it too)."""
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
     settled = [np.array(a, dtype=object) for a in init.settled_by]
@@ -509,11 +542,15 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
     store = kernels.LpRelaxation(lo, hi, True)
     if split == "relu":
         workers = [PhaseSearch(net, lo, hi, store, rule) for _ in range(threads)]
+        if domain is not None:  # the domain's rows, before any layer, in every node LP
+            blk = store.add_domain(**domain.rows())
+            for w in workers:
+                w.add_block(blk)
     else:
-        workers = [InputSearch(net, lo, hi, lower, upper, rule) for _ in range(threads)]
+        workers = [InputSearch(net, lo, hi, lower, upper, rule, domain) for _ in range(threads)]
     fwd = forward_rounding(net, lo, hi, upper)  # exact LP values are widened by it
     if seen is None:
-        seen = _Witnesses(net, box_points(lo, hi, N_SAMPLES, max_corner_dims=6))
+        seen = _Witnesses(net, _start_points(lo, hi, domain, N_SAMPLES), domain)
     rows, lock = [], threading.Lock()
     bar = None
     if progress:
@@ -548,7 +585,9 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                 u = np.array([i for i, _ in sides])
                 sg = np.array([-1.0 if s == "min" else 1.0 for _, s in sides])
                 X0 = np.array([seen.xmin[k][i] if s == "min" else seen.xmax[k][i] for i, s in sides])
-                _, Xa = attack(net, lo, hi, k, u, sg, X0)
+                if domain is None:  # (no witness yet: the box centre)
+                    X0 = np.where(np.isnan(X0), (lo + hi) / 2, X0)
+                _, Xa = attack(net, lo, hi, k, u, sg, X0, domain=domain)
                 seen.add(Xa, k)
             if stop:
                 # one side per unit: the one no witness settles, else (a unit no witness
@@ -580,6 +619,8 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                         if x is None:
                             return float(seen.zmin[k][i] if side == "min" else seen.zmax[k][i])
                         z = seen.add(x[None, :], k)
+                        if not len(z[k]):  # not a point of the domain: what is known stands
+                            return witness(None)
                         with lock:
                             seen.pending.append(x[None, :])
                         return float(z[k][0, i])
@@ -661,8 +702,15 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     ``search`` table gives per layer (indexed as ``lower``/``upper``) the sides searched,
     nodes explored, witnesses, proofs and the sides left unresolved by a limit.
 
-    ``domain`` (and the keywords of :func:`interval`): a box only for now; a domain with
-    linear constraints or an l1 ball raises ``NotImplementedError`` (:func:`lp` takes it).
+    ``domain`` (and the keywords of :func:`interval`): the bounds hold on that
+    :class:`Domain`. Its rows join every node LP and every certificate (as in :func:`lp`,
+    an l1 ball as ``t_i >= |x_i - center_i|``, ``sum t <= eps``) over its tightened box;
+    with the input split a sub-box is dropped only when the domain is certified absent
+    from it (``Domain.excludes_boxes`` in closed form, or its node LP's Farkas ray), and
+    every witness (samples, attacks, node LP optima) counts only once it lies in the
+    domain exactly (``Domain.holds``: no tolerance; a point outside is pulled toward the
+    domain's interior point first, ``Domain.admit``). ``init`` must hold on the domain
+    (default :func:`lp` on it).
 
     Repeatability: with ``threads`` > 1 the searches share their witnesses and proofs as
     they find them, so two runs can differ: a hidden unit keeps ``init``'s bound or is
@@ -672,7 +720,6 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
     bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
     d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
-    _refuse_constraints("milp", d)
     n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     time_limit = _options.seconds("time_limit", time_limit)
     if node_limit is not None:
@@ -681,14 +728,36 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     rule = RULE if rule is None else rule
     check_search(split, rule)  # before the LP start is computed
     if init is None:
-        init = lp(net, lo, hi, threads=threads)
-    else:
+        init = lp(net, lo, hi, threads=threads) if d is None else lp(net, domain=d, threads=threads)
+    elif d is None:
         init.check(net, lo, hi)
+    else:
+        init.check(net, domain=d)
     t0 = time.perf_counter()
     lower, upper, settled, search = exact_bounds(
         net, lo, hi, init, time_limit=time_limit, node_limit=node_limit,
         threads=1 if deterministic else n_threads,
-        full=full, progress=progress, rule=rule, split=split)
+        full=full, progress=progress, rule=rule, split=split, domain=d)
     seconds = dict(init.seconds)
     seconds["milp"] = time.perf_counter() - t0
-    return Bounds(tuple(lower), tuple(upper), lo, hi, "milp", tuple(settled), seconds, search)
+    return Bounds(tuple(lower), tuple(upper), lo, hi, "milp", tuple(settled), seconds, search,
+                  domain=d)
+
+
+#: on a constrained domain, at most this many input coordinates' worth of start points of
+#: each kind (samples, box points pulled in): hit-and-run and the pull walk lines through
+#: an l1 ball in O(n_in log n_in) per point (784 inputs, 4,096 of each: 20 s of a 27 s
+#: stability run at time_limit=0; at this cap 334 of each)
+START_BUDGET = 2**18
+
+
+def _start_points(lo, hi, domain: Domain | None, n: int) -> np.ndarray:
+    """The first witnesses: ``n`` seeded points of the box and its corners (up to 6
+    dimensions); on a constrained domain, its point, samples (``Domain.sample``) and box
+    points (``_Witnesses`` pulls them into it), ``n`` of each up to ``START_BUDGET / n_in``
+    (at least 256)."""
+    if domain is None:
+        return box_points(lo, hi, n, max_corner_dims=6)
+    m = min(n, max(256, START_BUDGET // max(1, len(lo))))
+    return np.vstack([domain.point[None, :], domain.sample(m, seed=0),
+                      box_points(lo, hi, m, max_corner_dims=6)])

@@ -12,12 +12,16 @@ certificate, and the box is tightened to a rigorous outer box of the domain (``b
 ``box_hi``): per input, the closed form over the l1 ball and an LP over the linear rows,
 each LP value certified from its duals (Neumaier-Shcherbina, ``kernels.safe_lower_bound``),
 so every box method gains from the constraints. ``sample`` draws points of the domain
-(rejection from the box, else hit-and-run) for verification and tests.
+(rejection from the box, else hit-and-run) for verification and tests. For the exact
+searches: ``holds`` (membership in exact arithmetic, the test every witness passes),
+``admit`` (points pulled into the domain toward its interior point, or dropped) and
+``excludes_boxes`` (sub-boxes certified to miss the domain, in closed form).
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -266,8 +270,11 @@ class Domain:
         self._lp = None  # rebuilt on the tightened box when next needed
         if verts:
             self._vertices = np.array(verts)
-            # a convex combination of optima: inside the domain (up to the LP tolerance)
-            self.point = np.clip(self._vertices.mean(0), self.box_lo, self.box_hi)
+            # a convex combination of optima: inside the domain (up to the LP tolerance),
+            # unless it is farther out than the emptiness LP's point
+            mean = np.clip(self._vertices.mean(0), self.box_lo, self.box_hi)
+            if self._violation(mean) <= self._violation(self.point):
+                self.point = mean
 
     def _propagate(self, passes: int = 2) -> None:
         """Bound propagation, rounded outward: for a row a.x <= b and a_j != 0,
@@ -306,6 +313,10 @@ class Domain:
             val = np.asarray(rows["values"], dtype=np.float64)
             h = _highs.highs()
             h.setOptionValue("presolve", "off")  # the next objective starts from the last basis
+            # optima within 1e-10 of the rows (HiGHS' default 1e-7): they make the domain's
+            # point and witnesses; the values are certified from the duals either way
+            h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+            h.setOptionValue("dual_feasibility_tolerance", 1e-10)
             h.addCols(nc, np.zeros(nc), col_lo, col_hi, 0, np.array([], np.int32),
                       np.array([], np.int32), np.array([], np.float64))
             h.addRows(nr, np.asarray(rows["row_lower"]), np.asarray(rows["row_upper"]), len(val),
@@ -394,6 +405,10 @@ class Domain:
         cu = np.concatenate([col_hi, v_hi])
         cost = np.concatenate([np.zeros(n_x), np.ones(n_v)])
         h = _highs.highs()
+        # its optimum is the domain's point: within 1e-10 of every row, not HiGHS' default
+        # 1e-7 (a thin domain of scale 1e-5 has no sample within contains' 1e-9 otherwise)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+        h.setOptionValue("dual_feasibility_tolerance", 1e-10)
         h.addCols(len(cl), cost, cl, cu, 0, np.array([], np.int32), np.array([], np.int32),
                   np.array([], np.float64))
         h.addRows(len(rl), np.array(rl), np.array(ru), len(new_val),
@@ -445,18 +460,110 @@ class Domain:
         """Per row of ``X``: whether it lies in the domain in exact arithmetic, each
         constraint evaluated with a margin for its float64 rounding (so False on a boundary
         the rounding can hide, and on every equality row but an exact ``lo == hi`` fit)."""
-        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        return self._certainly(np.atleast_2d(np.asarray(X, dtype=np.float64)), equality=True)
+
+    def _certainly(self, X, equality: bool) -> np.ndarray:
+        """certainly_contains; without ``equality`` the ``A_eq`` rows are left out."""
         g = 2 * (self.n_in + 4) * _UNIT
         ok = np.all((X >= self.lo) & (X <= self.hi), axis=1)
         if self.A_ub is not None:
             mag = np.abs(X) @ np.abs(self.A_ub).T + np.abs(self.b_ub)
             ok &= np.all(X @ self.A_ub.T + g * mag + (self.n_in + 2) * 5e-324 <= self.b_ub, axis=1)
-        if self.A_eq is not None:
+        if self.A_eq is not None and equality:
             ok &= False
         if self.center is not None:
             s = np.abs(X - self.center).sum(1)
             ok &= s * (1 + g) + (self.n_in + 2) * 5e-324 <= self.eps
         return ok
+
+    def holds(self, X) -> np.ndarray:
+        """Per row of ``X`` ``(k, n_in)``: whether the float64 point lies in the domain in
+        exact arithmetic, the test a witness must pass (the witness policy of
+        ``bab``/``stability``: no tolerance). Box, ``A_ub`` rows and the l1 ball as
+        :meth:`certainly_contains` (each evaluated with a margin for its rounding, so a
+        point within that margin of a boundary is refused, never wrongly accepted);
+        ``A_eq`` rows checked in rational arithmetic (``fractions``) on the points whose
+        float64 residual is within rounding of 0: with equality rows few float64 points
+        lie in the domain, and the others are not witnesses."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        ok = self._certainly(X, equality=False)
+        if self.A_eq is None or not ok.any():
+            return ok
+        g = 2 * (self.n_in + 4) * _UNIT
+        r = np.abs(X @ self.A_eq.T - self.b_eq)
+        mag = np.abs(X) @ np.abs(self.A_eq).T + np.abs(self.b_eq)
+        ok &= np.all(r <= g * mag + (self.n_in + 2) * 5e-324, axis=1)
+        idx = np.flatnonzero(ok)
+        for a, b in zip(self.A_eq, self.b_eq):
+            ok[idx] &= _exact_row(a, X[idx], float(b))
+        return ok
+
+    def admit(self, X) -> np.ndarray:
+        """The rows of ``X`` made witnesses of the domain: each row that :meth:`holds` as it
+        is, else moved toward :meth:`interior_point` (``p + t (x - p)``, the largest ``t`` in
+        [0, 1] the box, ``A_ub`` rows and l1 ball allow, then shrunk by up to 1e-6 of it to
+        clear rounding) when that point holds; the rows that do not are dropped. The points
+        of a convex domain on that segment are its points nearest ``x`` along it, so an
+        attack step or an LP vertex outside stays close to where it was."""
+        Y, ok = self.pull(X)
+        return Y[ok]
+
+    def pull(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`admit` without dropping: (every row, moved where it was, and whether it
+        now :meth:`holds`)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if not self.constrained or not len(X):
+            return X, np.ones(len(X), dtype=bool)
+        X = np.clip(X, self.lo, self.hi)
+        ok = self.holds(X)
+        if ok.all():
+            return X, ok
+        p = self.interior_point()
+        Y = X[~ok]
+        D = Y - p
+        P = np.repeat(p[None, :], len(Y), axis=0)
+        _, thi = self._line(P, D)
+        t = np.clip(np.nan_to_num(thi, posinf=1.0), 0.0, 1.0)
+        got = np.zeros(len(Y), dtype=bool)
+        Z = Y.copy()
+        for shrink in (0.0, 1e-12, 1e-9, 1e-6):
+            todo = ~got
+            if not todo.any():
+                break
+            C = np.clip(P[todo] + (t[todo] * (1 - shrink))[:, None] * D[todo], self.lo, self.hi)
+            h = self.holds(C)
+            idx = np.flatnonzero(todo)[h]
+            Z[idx], got[idx] = C[h], True
+        bad = np.flatnonzero(~ok)
+        X[bad] = Z
+        ok[bad] = got
+        return X, ok
+
+    def excludes_boxes(self, LO, HI) -> np.ndarray:
+        """Per row of the boxes ``[LO[k], HI[k]]`` ``(m, n_in)``: True when the box is proven
+        to hold no point of the domain, by a checked certificate in closed form (one
+        ``A_ub`` row whose least value over the box exceeds its right-hand side, an
+        ``A_eq`` row whose range over the box misses it, or the box farther than ``eps``
+        from the l1 ball's centre), each value rounded against the claim. False proves
+        nothing (a box outside only by a combination of rows)."""
+        LO, HI = np.atleast_2d(LO), np.atleast_2d(HI)
+        out = np.any((HI < self.box_lo) | (LO > self.box_hi), axis=1)  # the rigorous outer box
+        g = 2 * (self.n_in + 3) * _UNIT
+        tiny = (self.n_in + 2) * 5e-324
+
+        def least(A):  # (m, rows) rigorous lower bounds of min A x over each box
+            T = np.minimum(A[None, :, :] * LO[:, None, :], A[None, :, :] * HI[:, None, :])
+            return T.sum(2) - g * np.abs(T).sum(2) - tiny
+
+        if self.A_ub is not None:
+            out |= np.any(least(self.A_ub) > self.b_ub, axis=1)
+        if self.A_eq is not None:
+            out |= np.any(least(self.A_eq) > self.b_eq, axis=1)
+            out |= np.any(least(-self.A_eq) > -self.b_eq, axis=1)
+        if self.center is not None:
+            dist = np.maximum(np.maximum(LO - self.center, self.center - HI), 0.0).sum(1)
+            out |= dist * (1 - g) - tiny > self.eps
+        return out
 
     def contains_box(self, lo, hi) -> bool:
         """Whether every input of the box [lo, hi] lies in the domain (rigorous: the box's
@@ -685,6 +792,37 @@ def _l1_reach(R: np.ndarray, D: np.ndarray, eps: float) -> np.ndarray:
     return np.where(f0 <= eps, t0 + step, 0.0)
 
 
+def _exact_row(a: np.ndarray, X: np.ndarray, b: float) -> np.ndarray:
+    """Per row x of X, whether a.x == b holds exactly on the float64 values: each product
+    split into two floats exactly (Dekker's two-product) and the products' sum compared
+    with b by ``math.fsum`` (correctly rounded, so 0 exactly when the exact sum is 0);
+    rational arithmetic (``fractions``) where the split could lose bits (a product near
+    underflow, a factor near overflow)."""
+    nz = np.flatnonzero(a)
+    a, X = a[nz], X[:, nz]
+    P = a * X
+    f = 134217729.0  # 2^27 + 1
+
+    def split(v):
+        c = f * v
+        h = c - (c - v)
+        return h, v - h
+
+    ah, al = split(a)
+    xh, xl = split(X)
+    E = ((ah * xh - P) + ah * xl + al * xh) + al * xl
+    safe = np.all((P == 0) | (np.abs(P) >= 2.0**-960), axis=1) & np.all(np.abs(X) < 2.0**995, axis=1) \
+        & bool(np.all(np.abs(a) < 2.0**995))
+    out = np.empty(len(X), dtype=bool)
+    for r in range(len(X)):
+        if safe[r]:
+            out[r] = math.fsum(np.concatenate([P[r], E[r], [-b]]).tolist()) == 0.0
+        else:
+            out[r] = sum((Fraction(float(u)) * Fraction(float(v)) for u, v in zip(a, X[r])),
+                         Fraction(0)) == Fraction(b)
+    return out
+
+
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -724,13 +862,4 @@ def domain_and_box(net: Network, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1):
     if not d.constrained:
         return None, d.lo, d.hi
     return d, d.box_lo, d.box_hi
-
-
-def _refuse_constraints(where: str, d: Domain | None) -> None:
-    if d is not None:
-        raise NotImplementedError(
-            f"{where}: domain (linear constraints or an l1 ball) is not supported by this "
-            f"method yet; use lp(..., domain=...) (rows in every LP), or this method on the "
-            f"domain's tightened box lo=domain.box_lo, hi=domain.box_hi (sound on the domain, "
-            f"exact on that box)")
 

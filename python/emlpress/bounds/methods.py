@@ -19,7 +19,7 @@ import numpy as np
 
 from emlpress import _options
 from emlpress.bounds.bab import milp
-from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.linear import crown, interval
 from emlpress.bounds.relaxation import lp
 from emlpress.bounds.result import Bounds
@@ -94,8 +94,9 @@ def _progressive(net: Network, lo=None, hi=None, *, domain: Domain | None = None
                 {"interval": bi.seconds["interval"], "crown": bc.seconds["crown"]}, domain=d)
     b = lp(net, init=bc, threads=threads, progress=progress, **where)
     if use_milp:
-        b = milp(net, bi.lo, bi.hi, init=b, time_limit=milp_time_limit, threads=threads, progress=progress,
-                 deterministic=deterministic)
+        box = {"lo": bi.lo, "hi": bi.hi} if d is None else {"domain": d}
+        b = milp(net, init=b, time_limit=milp_time_limit, threads=threads, progress=progress,
+                 deterministic=deterministic, **box)
     return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds, domain=d)
 
 
@@ -107,11 +108,11 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("crown", crown, "CROWN's backward linear relaxation, never looser than interval"),
     Method("lp", lp, "the LP relaxation per neuron, certified from its duals", _SEARCH),
     Method("milp", milp, "exact bounds by emlpress' own branch-and-bound on certified LPs",
-           _SEARCH | {"deterministic"}, limit="per neuron and side", polytope=False,
+           _SEARCH | {"deterministic"}, limit="per neuron and side",
            aliases=("exact",),
            default=lambda: inspect.signature(milp).parameters["time_limit"].default),
     Method("stability", stability, "CROWN with every unit the exact stable-set search proves "
-           "stable at 0 on its proven side", _SEARCH, limit="in all", polytope=False,
+           "stable at 0 on its proven side", _SEARCH, limit="in all",
            default=lambda: _stability.TIME_LIMIT),
     Method("progressive", _progressive, "interval, CROWN, then LP for the neurons still "
            "unstable (with use_milp, then MILP)", _SEARCH | {"deterministic"}),
@@ -149,14 +150,14 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     time per stage. ``deterministic``: see :func:`milp`.
 
     ``domain`` (or the keywords ``A_ub``, ``b_ub``, ``A_eq``, ``b_eq``, ``l1``, see
-    :func:`interval`): the bounds hold on that :class:`Domain`; ``milp``, ``exact``,
-    ``stability`` and ``use_milp`` refuse one with constraints (``NotImplementedError``)."""
+    :func:`interval`): the bounds hold on that :class:`Domain` (every method takes one)."""
     threads = _options.threads(threads)
     milp_time_limit = _options.seconds("milp_time_limit", milp_time_limit)
     m = get(method)
     d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
-    if not m.polytope or use_milp:
-        _refuse_constraints(f"tighten(method={method!r}{', use_milp=True' if use_milp else ''})", d)
+    if not m.polytope and d is not None:  # (a method registered without domain support)
+        raise NotImplementedError(f"tighten(method={method!r}): this method takes no domain "
+                                  "with linear constraints or an l1 ball")
     extra = {"use_milp": use_milp, "milp_time_limit": milp_time_limit} if m.name == "progressive" else {}
     return m.bounds(net, lo if d is None else None, hi if d is None else None, domain=d,
                     threads=threads, progress=progress, deterministic=deterministic,

@@ -24,12 +24,12 @@ rounding slack of 0 there, or at a kink CROWN cannot separate).
 Search over ReLU phases (``split="relu"``, for more inputs): the sign-only branch-and-bound
 of :mod:`emlpress.bounds.bab` on rigorous LPs, unit by unit and layer by layer, sharing its
 witnesses (every node LP's optimum is a forward-pass witness for every unit), in passes of
-growing node limits per side (``PHASE_PASSES``). Before it, the second hidden layer's open
-sides get a cheaper phase branch-and-bound (``_second_layer_search``, beta-CROWN style):
-the first layer is affine in the input, so linear bounds of its ReLUs with Lagrange
-multipliers on the fixed phases give, at every node, a linear function of the input whose
-minimum over the box is at a corner (closed form, about 1.5 ms a node on MNIST against
-3.5 ms for an LP); that corner is also a witness.
+growing node limits per side (``PHASE_PASSES``). Before it, :func:`emlpress.bounds.phases.search`
+attacks every open side in one batch and runs a batched phase branch-and-bound on the
+second hidden layer's open sides (beta-CROWN style: the first layer is affine in the
+input, so linear bounds of its ReLUs with Lagrange multipliers on the fixed phases give, at
+every node, a linear function of the input whose minimum over the box is at a corner, a
+witness too), all sides' nodes evaluated together.
 
 The first hidden layer is decided in closed form: its pre-activations are affine in the
 input, so the box corner where each row's weights point up (down) attains its maximum
@@ -44,6 +44,16 @@ and every unit the search leaves open then go to the rigorous per-neuron LP of
 :func:`emlpress.bounds.lp`, started from the search's bounds, while time is left; so
 ``stability`` proves at least what ``lp`` proves from the same start.
 
+Polytope domains (``domain=``, linear rows and an l1 ball): witnesses are points of the
+domain in exact arithmetic (``Domain.holds``, no tolerance; samples of the domain, and
+box points, attack steps and LP optima pulled toward its interior point, ``Domain.admit``);
+the first layer's extremes are its LPs over the domain (``init`` is CROWN on the domain);
+the input search drops a sub-box only on a checked certificate that the domain misses it
+(``Domain.excludes_boxes``), and its CROWN bounds on the other sub-boxes hold on their
+points of the domain; the phase search and the LP step carry the domain's rows in every
+LP and certificate. :func:`emlpress.bounds.phases.search` is box-only (its attack points
+and corners are not points of the domain) and is skipped.
+
 Either way the answer is a proof or a checked witness, never a guess: ``unresolved`` is
 what a limit (or a unit within the rounding slack of 0 that no LP decides) leaves. The
 default limit is ``TIME_LIMIT`` seconds in all, so that every entry point returns.
@@ -51,7 +61,6 @@ default limit is ``TIME_LIMIT`` seconds in all, so that every entry point return
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -61,8 +70,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from emlpress import _options, kernels
-from emlpress.bounds.bab import exact_bounds
-from emlpress.bounds.domain import Domain, domain_and_box, _refuse_constraints
+from emlpress.bounds import phases
+from emlpress.bounds.bab import _start_points, exact_bounds
+from emlpress.bounds.domain import Domain, domain_and_box
 from emlpress.bounds.linear import crown
 from emlpress.bounds.relaxation import BoundError, lp
 from emlpress.bounds.result import Bounds
@@ -127,6 +137,9 @@ class Stability:
     seconds: dict = field(default_factory=dict)
     #: input search only: boxes bounded, levels of the box tree, leaves, whether it finished
     boxes: dict = field(default_factory=dict)
+    #: the constrained input domain the statuses hold on (None: the box lo/hi, else its
+    #: tightened box); every witness lies in it exactly (``Domain.holds``)
+    domain: Domain | None = None
 
     def _mask(self, l: int, code: int) -> np.ndarray:
         if not -len(self.status) <= l < len(self.status):
@@ -163,9 +176,15 @@ class Stability:
     def check(self, net: Network) -> None:
         """Re-run every witness through ``net`` and raise ``BoundError`` if one does not give
         its sign, or if a unit called stable takes the other sign at a witness of any unit
-        or at a sampled point of the box."""
-        pts = [np.vstack([self.lo, self.hi, (self.lo + self.hi) / 2,
-                          box_points(self.lo, self.hi, 256, seed=1)])]
+        or at a sampled point of the box (of the domain: its samples that lie in it exactly,
+        and every witness must lie in it exactly too)."""
+        d = self.domain
+        if d is None:
+            pts = [np.vstack([self.lo, self.hi, (self.lo + self.hi) / 2,
+                              box_points(self.lo, self.hi, 256, seed=1)])]
+        else:
+            P = np.vstack([d.point[None, :], d.sample(256, seed=1)])
+            pts = [P[d.holds(P)]]
         for l, s in enumerate(self.status):
             u = np.flatnonzero(s == UNSTABLE)
             if not u.size:
@@ -173,6 +192,8 @@ class Stability:
             for X, sign in ((self.positive[l], 1.0), (self.negative[l], -1.0)):
                 z = net.preactivations(X[u])[l][np.arange(u.size), u]
                 bad = np.flatnonzero(~(sign * z > 0))
+                if d is not None and not bad.size:
+                    bad = np.flatnonzero(~d.holds(X[u]))
                 if bad.size:
                     i = int(u[bad[0]])
                     raise BoundError(f"layer {l}, unit {i}: its {'positive' if sign > 0 else 'negative'} "
@@ -181,7 +202,9 @@ class Stability:
         P = np.vstack(pts)
         for l, z in enumerate(net.preactivations(P)[:len(self.status)]):
             s = self.status[l]
-            wrong = ((s == ACTIVE) & (z.min(0) < 0)) | ((s == INACTIVE) & (z.max(0) > 0))
+            # (no point at all: a domain no sample lies in exactly)
+            wrong = (((s == ACTIVE) & (z.min(0, initial=np.inf) < 0)) |
+                     ((s == INACTIVE) & (z.max(0, initial=-np.inf) > 0)))
             if wrong.any():
                 i = int(np.flatnonzero(wrong)[0])
                 raise BoundError(f"layer {l}, unit {i} is called {STATUSES[s[i]]} but takes "
@@ -254,8 +277,11 @@ def _slack_tolerance(net: Network, lo, hi) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool):
-    """The breadth-first box search of the module docstring. Returns (proven flat mask,
+def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progress: bool,
+                  domain: Domain | None = None):
+    """The breadth-first box search of the module docstring; on a constrained ``domain`` a
+    box it is certified absent from (``Domain.excludes_boxes``) is a leaf that bounds
+    nothing. Returns (proven flat mask,
     flat mask of the units it gave up as failing within the rounding slack, union of the
     leaves' (lower, upper) or None when it did not finish, stats)."""
     width0 = np.where(hi > lo, hi - lo, 1.0)
@@ -273,7 +299,7 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     slack = np.zeros(H, dtype=bool)  # failing within the rounding slack: left to the LP
     total = sum(op.sizes)
     ulo, uhi = np.full(total, np.inf), np.full(total, -np.inf)
-    n_boxes = n_leaves = depth = 0
+    n_boxes = n_leaves = depth = n_empty = 0
     bar = None
     if progress:
         bar = tqdm(desc="stability boxes", unit="box")
@@ -289,6 +315,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         depth = max(depth, int(blev.max()))
         open_hi, open_lo = op.need_hi & ~slack, op.need_lo & ~slack
         fail = bfail & ((open_hi & (B[:, :H] > 0)) | (open_lo & (A[:, :H] < 0)))
+        empty = np.zeros(len(blo), dtype=bool) if domain is None else domain.excludes_boxes(blo, bhi)
+        fail[empty] = False  # no point of the domain there: nothing to prove
         # no split removes a rounding slack: such units stop here (on every box)
         near = fail & ((open_hi & (B[:, :H] <= tol)) | (open_lo & (A[:, :H] >= -tol)))
         if near.any():
@@ -310,6 +338,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
         stuck |= (fail & ~can[:, None]).any(0)
         leaf = ~split
         n_leaves += int(leaf.sum())
+        n_empty += int(empty.sum())
+        leaf &= ~empty  # (their bounds hold on no point of the domain)
         if leaf.any():
             np.minimum(ulo, A[leaf].min(0), out=ulo)
             np.maximum(uhi, B[leaf].max(0), out=uhi)
@@ -336,6 +366,8 @@ def _input_search(net, lo, hi, lower, upper, op: _Open, deadline: float, progres
     finished = not len(QLO)
     stats = dict(boxes=n_boxes, leaves=n_leaves, depth=depth, queued=int(len(QLO)),
                  finished=finished, within_slack=int((slack & still).sum()))
+    if domain is not None:
+        stats["outside_domain"] = n_empty
     return proven, slack & still, ((ulo, uhi) if finished else None), stats
 
 
@@ -356,11 +388,21 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     ``"relu"`` (bab's phase search), ``"auto"`` (input for at most ``INPUT_DIMS``
     inputs). ``threads``: of the box bounding or the phase search (default: all cores).
 
-    ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: a box only for now; a
-    domain with linear constraints or an l1 ball raises ``NotImplementedError``."""
+    ``domain`` and the keywords of :func:`~emlpress.bounds.interval`: the statuses hold on
+    that :class:`Domain` (``lo``/``hi`` of the result: its tightened box). ``init`` must
+    hold on it (default :func:`crown` on it: its first-layer bounds are then the certified
+    LPs over the domain). Every witness lies in the domain exactly (``Domain.holds``, no
+    tolerance: with equality rows few float64 points do, and a unit no two such points
+    show unstable stays unresolved); samples come from ``Domain.sample``, box points,
+    attack steps and LP optima are pulled toward its interior point first
+    (``Domain.admit``), and the first layer's witnesses are the optima of its LPs over
+    the domain. The input search drops a sub-box only on a checked certificate that the
+    domain misses it (``Domain.excludes_boxes``); the phase search and the LP step have
+    the domain's rows in every LP and certificate. The second-layer search over box
+    corners is skipped there (its corners are not points of the domain)."""
+    d = None
     if domain is not None or any(v is not None for v in (A_ub, b_ub, A_eq, b_eq, l1)):
         d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
-        _refuse_constraints("stability", d)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
     lo, hi = net.domain(lo, hi)
@@ -374,16 +416,24 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + time_limit
     if init is None:
-        init = crown(net, lo, hi)
-    else:
+        init = crown(net, lo, hi) if d is None else crown(net, domain=d)
+    elif d is None:
         init.check(net, lo, hi)
+    else:
+        init.check(net, domain=d)
     if split == "auto":
         split = "input" if net.n_in <= INPUT_DIMS else "relu"
     lower = [np.array(a, dtype=np.float64) for a in init.lower]
     upper = [np.array(a, dtype=np.float64) for a in init.upper]
-    seen = _Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
-                                      first_layer_corners(net, lo, hi)]))
+    if d is None:
+        seen = _Witnesses(net, np.vstack([box_points(lo, hi, n_samples, max_corner_dims=6),
+                                          first_layer_corners(net, lo, hi)]))
+    else:
+        seen = _Witnesses(net, _start_points(lo, hi, d, n_samples), d)
     op = _Open(net, lower, upper, seen)
+    if d is not None and op.n_open and time_limit != 0:
+        # the first layer's extremes over the domain: its LPs' optima (pulled inside)
+        _first_layer_lps(net, d, op)
     start_open = op.n_open
     seconds = {"start": init.seconds.copy()}
     ts = time.perf_counter()
@@ -404,12 +454,14 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
             kernels.set_num_threads(n_threads)
             try:
                 proven, within_slack, union, boxes = _input_search(
-                    net, lo, hi, lower, upper, op, deadline, progress)
+                    net, lo, hi, lower, upper, op, deadline, progress, d)
             finally:
                 kernels.set_num_threads(prev)
         else:
-            # the second layer first on cheap closed-form node bounds, then the LP search
-            fast = _second_layer_search(net, lo, hi, lower, upper, op, deadline)
+            # the second layer first on batched closed-form node bounds (over the box: not
+            # on a constrained domain, whose rows they would not see), then the LP search
+            fast = (phases.search(net, lo, hi, lower, upper, op, deadline) if d is None
+                    else np.zeros(op.offsets[op.hidden], dtype=bool))
             start = init
             if fast.any():
                 lw, up = [a.copy() for a in lower], [a.copy() for a in upper]
@@ -419,19 +471,20 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
                     up[l][fast[a:e] & op.need_hi[a:e]] = 0.0
                     lw[l] = np.minimum(lw[l], up[l])
                 start = Bounds(tuple(lw), tuple(up), lo, hi, init.method, init.settled,
-                               dict(init.seconds))
+                               dict(init.seconds), domain=d)
             proven = fast
             if ((op.need_hi | op.need_lo) & ~fast).any() and time.perf_counter() < deadline:
                 proven = fast | _phase_search(net, lo, hi, start, op, deadline, n_threads,
-                                              progress)
+                                              progress, d)
     seconds["search"] = time.perf_counter() - ts
     op.update()
     ts = time.perf_counter()
     lp_bounds = None
     left = (op.need_hi | op.need_lo) & ~proven
-    left[: op.sizes[0]] = False  # the first layer's bounds are exact already: no LP helps
+    if d is None:  # the first layer's bounds are exact already on a box: no LP helps
+        left[: op.sizes[0]] = False
     if left.any() and time.perf_counter() < deadline:
-        lp_bounds = _lp_step(net, lo, hi, init, lower, upper, op, proven, threads)
+        lp_bounds = _lp_step(net, lo, hi, init, lower, upper, op, proven, threads, d)
         proven |= left & ((op.need_hi & op.flat([a <= 0 for a in lp_bounds.upper])) |
                           (op.need_lo & op.flat([a >= 0 for a in lp_bounds.lower])))
     seconds["lp"] = time.perf_counter() - ts
@@ -478,7 +531,8 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     seconds["stability"] = time.perf_counter() - t0
     bseconds = dict(init.seconds)
     bseconds["stability"] = seconds["stability"]
-    b = Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds)
+    b = Bounds(tuple(lower), tuple(upper), lo, hi, "stability", tuple(settled), bseconds,
+               domain=d)
 
     rows = []
     for l, s in enumerate(per_layer):
@@ -493,12 +547,12 @@ def stability(net: Network, lo=None, hi=None, init=None, time_limit: float | Non
     boxes = dict(boxes, open_after_witnesses=start_open,
                  within_slack=int(within_slack.sum()), lp_step=lp_bounds is not None)
     res = Stability(tuple(per_layer), tuple(pos), tuple(neg), lo, hi, b, search, split,
-                    seconds, boxes)
+                    seconds, boxes, d)
     res.check(net)
     return res
 
 
-def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
+def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads, d=None):
     """:func:`emlpress.bounds.lp` (sign mode) started from ``init`` with every unit proven
     so far at 0 on its proven side: the units the search left open get their rigorous LP
     (and a unit the starting bounds leave open, the LP ``lp`` itself would solve)."""
@@ -508,11 +562,14 @@ def _lp_step(net, lo, hi, init, lower, upper, op: _Open, proven, threads):
         lw[l][proven[a:e] & op.need_lo[a:e]] = 0.0
         up[l][proven[a:e] & op.need_hi[a:e]] = 0.0
         lw[l] = np.minimum(lw[l], up[l])  # a unit exactly 0 on the box: both sides
-    start = Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds))
+    start = Bounds(tuple(lw), tuple(up), lo, hi, "stability", init.settled, dict(init.seconds),
+                   domain=d)
+    if d is not None:  # the domain's rows in every LP
+        return lp(net, domain=d, init=start, threads=threads)
     return lp(net, lo, hi, init=start, threads=threads)
 
 
-def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
+def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress, d=None):
     """The open units proven by bab's sign-only phase search (layer by layer, the witnesses
     shared with ``op.seen``), in passes of growing node limits per side
     (``PHASE_PASSES``: the sides easy to prove first, so that the limit leaves the hard
@@ -522,7 +579,7 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
         lower, upper, _, _ = exact_bounds(
             net, lo, hi, start, time_limit=None,
             node_limit=node_limit, threads=threads, full=False, progress=progress, split="relu",
-            seen=op.seen, deadline=deadline, output=False, attack_first=p == 0)
+            seen=op.seen, deadline=deadline, output=False, attack_first=p == 0, domain=d)
         op.update()
         lo_ok = op.flat([a >= 0 for a in lower])
         hi_ok = op.flat([a <= 0 for a in upper])
@@ -530,161 +587,21 @@ def _phase_search(net, lo, hi, init, op: _Open, deadline, threads, progress):
         if not ((op.need_lo | op.need_hi) & ~proven).any() or time.perf_counter() > deadline:
             break
         start = Bounds(tuple(lower), tuple(upper), lo, hi, init.method, init.settled,
-                       dict(init.seconds))
+                       dict(init.seconds), domain=d)
     return proven
 
 
-# --- Second-layer units: phase branch-and-bound on Lagrangian linear bounds ----------------
-#: node budget per side of each pass of :func:`_second_layer_search` (None: no limit).
-#: MNIST 784-100-100-10, radius 0.05 around image 0, at 10 s: 18 units unresolved (the LP
-#: phase search alone: 20); sides the LP search proved in 151, 233 and 785 nodes took
-#: 0.19, 0.68 and 2.5 s here, passes included (LP alone: 0.5, 0.8, 3.2 s)
-FAST_PASSES = (200, 2000, None)
-#: projected sign-gradient steps on (alpha, beta) at the root and at every child (warm
-#: started from its parent's)
-FAST_STEPS_ROOT, FAST_STEPS = 30, 8
-
-
-class _SecondLayerSide:
-    """A sound lower bound of ``min sgn z1_i`` over the box with some first-layer phases
-    fixed (beta-CROWN for a second-layer target: the first layer is affine in x, so every
-    linear bound of the ReLUs, with Lagrange multipliers beta >= 0 on the fixed phases,
-    gives a linear function of x whose minimum over the box is in closed form, at a
-    corner). Any alpha in [0, 1] and beta >= 0 give a valid bound; projected steps only
-    tighten it. Rigorous in float64: the bound is lowered by the rounding of its own
-    evaluation (gamma times the magnitude of its terms) and by the forward pass' rounding
-    of layer 1 (``fs``)."""
-
-    def __init__(self, net, lo, hi, l0, u0, i, sgn, fs):
-        self.W0, self.b0, self.lo, self.hi = net.weights[0], net.biases[0], lo, hi
-        self.c = sgn * net.weights[1][i]
-        self.cb = sgn * float(net.biases[1][i])
-        self.act = l0 >= 0
-        self.dead = (u0 <= 0) & ~self.act
-        self.unst = ~self.act & ~self.dead
-        self.l0, self.u0 = np.where(self.unst, l0, -1.0), np.where(self.unst, u0, 1.0)
-        self.s = self.u0 / (self.u0 - self.l0)  # the upper chord's slope (unstable units)
-        self.xabs = np.maximum(np.abs(lo), np.abs(hi))
-        self.absW0 = np.abs(self.W0)
-        n, n0 = self.W0.shape[1], self.W0.shape[0]
-        self.gamma = 2.0 * gamma_slack(n + n0 + 4)
-        self.fs = fs
-        self.cneg = self.c < 0
-
-    def bound(self, fixA, fixI, alpha, beta):
-        """(rigorous lower bound, minimising corner x*, first-layer values at x*)."""
-        c = self.c
-        free = self.unst & ~fixA & ~fixI
-        d = np.zeros_like(c)
-        on = self.act | fixA
-        d[on] = c[on]
-        d[fixA] -= beta[fixA]
-        d[fixI] = beta[fixI]
-        fp = free & ~self.cneg
-        d[fp] = c[fp] * alpha[fp]
-        fn = free & self.cneg
-        d[fn] = c[fn] * self.s[fn]
-        kterms = -c[fn] * self.s[fn] * self.l0[fn]  # <= 0 each: c < 0, l < 0
-        g = d @ self.W0
-        x = np.where(g > 0, self.lo, self.hi)
-        z0 = self.W0 @ x + self.b0
-        val = float(g @ x + d @ self.b0 + kterms.sum() + self.cb)
-        mag = float(np.abs(d) @ (self.absW0 @ self.xabs + np.abs(self.b0)) + np.abs(kterms).sum()
-                    + abs(self.cb))
-        return val - self.gamma * mag - self.fs, x, z0
-
-    def optimise(self, fixA, fixI, alpha, beta, steps):
-        """Projected sign-gradient ascent on (alpha, beta) from the given ones; returns the
-        best (bound, x, z0, alpha, beta) seen."""
-        best = None
-        free_pos = self.unst & ~fixA & ~fixI & ~self.cneg
-        eta_a, eta_b = 0.5, 0.5 * float(np.abs(self.c).max(initial=0.0)) + 1e-300
-        for t in range(steps + 1):
-            v, x, z0 = self.bound(fixA, fixI, alpha, beta)
-            if best is None or v > best[0]:
-                best = (v, x, z0, alpha.copy(), beta.copy())
-            if t == steps:
-                break
-            # d bound / d alpha_j = c_j z0_j; / d beta_j = -z0_j (active), z0_j (inactive)
-            ga = np.where(free_pos, self.c * z0, 0.0)
-            gb = np.where(fixA, -z0, np.where(fixI, z0, 0.0))
-            alpha = np.clip(alpha + eta_a * np.sign(ga), 0.0, 1.0)
-            beta = np.maximum(beta + eta_b * np.sign(gb), 0.0)
-            eta_a *= 0.7
-            eta_b *= 0.7
-        return best
-
-
-def _second_layer_side(net, lo, hi, l0, u0, i, side, fs, seen, deadline, node_limit):
-    """Best-first phase branch-and-bound for one side of second-layer unit i on
-    :class:`_SecondLayerSide` bounds: "proved" (every leaf's bound >= 0), "witness" (a
-    node's corner gives the other sign, checked by a forward pass and kept in ``seen``) or
-    "open" (a limit, or a leaf with every phase fixed below 0)."""
-    sgn = 1.0 if side == "min" else -1.0
-    P = _SecondLayerSide(net, lo, hi, l0, u0, i, sgn, fs)
-    n0 = P.c.size
-    alpha0 = np.where(P.u0 >= -P.l0, 1.0, 0.0)
-    none = np.zeros(n0, dtype=bool)
-    v, x, z0, a, b = P.optimise(none, none, alpha0, np.zeros(n0), FAST_STEPS_ROOT)
-    heap, count, nodes = [(v, 0, none, none, a, b, z0, x)], 1, 1
-
-    def shown(X):
-        Z = seen.add(X[None, :], 0)
-        return bool(sgn * Z[1][0, i] < 0)
-
-    if shown(x):
-        return "witness"
-    while heap:
-        v, _, fixA, fixI, a, b, z0, x = heap[0]
-        if v >= 0:
-            return "proved"
-        if time.perf_counter() > deadline or (node_limit is not None and nodes >= node_limit):
-            return "open"
-        heapq.heappop(heap)
-        free = P.unst & ~fixA & ~fixI
-        if not free.any():
-            return "open"  # every phase fixed and still below 0: left to the LP search
-        # the free unit whose relaxation departs most from its ReLU at the node's corner
-        r = np.maximum(z0, 0.0)
-        gap = np.where(P.cneg, -P.c * (P.s * (z0 - P.l0) - r), P.c * (r - a * z0))
-        score = np.where(free, gap + 1e-9 * np.abs(P.c) * (-P.l0) * P.s, -np.inf)
-        j = int(np.argmax(score))
-        for act in (True, False):
-            fa, fi = fixA.copy(), fixI.copy()
-            (fa if act else fi)[j] = True
-            cv, cx, cz, ca, cb = P.optimise(fa, fi, a, b, FAST_STEPS)
-            nodes += 1
-            cv = max(cv, v)  # a child's minimum is at least its parent's
-            if shown(cx):
-                return "witness"
-            heapq.heappush(heap, (cv, count, fa, fi, ca, cb, cz, cx))
-            count += 1
-    return "proved"  # (every child certified empty cannot happen: bounds stay finite)
-
-
-def _second_layer_search(net, lo, hi, lower, upper, op: _Open, deadline):
-    """The open sides of the second hidden layer, passes of growing node limits
-    (``FAST_PASSES``) of :func:`_second_layer_side`; returns the flat mask of the units
-    proven (their bounds are then set to 0 on that side by the caller)."""
-    proven = np.zeros(op.offsets[op.hidden], dtype=bool)
-    if op.hidden < 2:
-        return proven
-    fs = forward_rounding(net, lo, hi, upper)[1]
-    base = op.offsets[1]
-    for node_limit in FAST_PASSES:
-        sides = [(int(i), "max") for i in np.flatnonzero(op.need_hi[base:op.offsets[2]])] + \
-                [(int(i), "min") for i in np.flatnonzero(op.need_lo[base:op.offsets[2]])]
-        sides = [(i, s) for i, s in sides if not proven[base + i]]
-        if not sides or time.perf_counter() > deadline:
-            break
-        for i, side in sides:
-            if time.perf_counter() > deadline:
-                break
-            if op.seen.settles(1, i, side):
-                continue
-            r = _second_layer_side(net, lo, hi, lower[0], upper[0], i, side, float(fs[i]),
-                                   op.seen, deadline, node_limit)
-            if r == "proved":
-                proven[base + i] = True
+def _first_layer_lps(net, d: Domain, op: _Open) -> None:
+    """Witnesses of the first layer's open sides over the domain: the optima of
+    ``min sgn (W0 x)`` over its rows (``Domain.min_linear``), each pulled into the domain
+    (``Domain.admit``); ``init``'s bounds there are those LPs' certified values."""
+    n0 = op.sizes[0]
+    hi_u, lo_u = np.flatnonzero(op.need_hi[:n0]), np.flatnonzero(op.need_lo[:n0])
+    if not hi_u.size and not lo_u.size:
+        return
+    W = net.weights[0]
+    verts: list = []
+    d.min_linear(np.vstack([-W[hi_u], W[lo_u]]), points=verts)  # max z (open side <= 0), min z
+    if verts:
+        op.seen.add(np.array(verts))
         op.update()
-    return proven

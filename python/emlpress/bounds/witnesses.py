@@ -39,41 +39,72 @@ def values_and_gradients(net, X: np.ndarray, k: int, units) -> tuple[np.ndarray,
 
 
 def attack(net, lo, hi, k: int, units: np.ndarray, signs: np.ndarray, X0: np.ndarray,
-           steps: int = PGD_STEPS) -> tuple[np.ndarray, np.ndarray]:
+           steps: int = PGD_STEPS, domain=None) -> tuple[np.ndarray, np.ndarray]:
     """Projected signed-gradient ascent of ``signs * z_k[units]`` over the box, one start
     per target (rows of X0, shape (T, n_in)); returns the best value of each target's
-    ``z`` found (as computed by a float64 forward pass) and the inputs reaching it."""
+    ``z`` found (as computed by a float64 forward pass) and the inputs reaching it.
+    ``domain`` (a constrained ``Domain``): every step is pulled back into it
+    (``Domain.admit``: toward its interior point), a step that cannot be stays where it
+    was, and a start outside it (NaN rows included) starts from its interior point; only
+    points of the domain are then returned (with ``-inf`` values where none was)."""
     X = np.array(X0, dtype=np.float64)
+    if domain is not None:
+        X = _into(domain, X, np.repeat(domain.interior_point()[None, :], len(X), axis=0))
     step = 0.25 * (hi - lo)
     best_v = np.full(len(units), -np.inf)  # in signs * z
     best_x = X.copy()
+    inside = np.ones(len(X), dtype=bool) if domain is None else domain.holds(X)
     for t in range(steps + 1):
         z, g = values_and_gradients(net, X, k, units)
-        v = signs * z
+        v = np.where(inside, signs * z, -np.inf)
         better = v > best_v
         best_v[better], best_x[better] = v[better], X[better]
         if t == steps:
             break
-        X = np.clip(X + step * np.sign(signs[:, None] * g), lo, hi)
+        Xn = np.clip(X + step * np.sign(signs[:, None] * g), lo, hi)
+        if domain is not None:
+            Xn = _into(domain, Xn, X)
+            inside = domain.holds(Xn)
+        X = Xn
         step = step * 0.8
     return signs * best_v, best_x
+
+
+def _into(domain, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Each row of X pulled into the domain (``Domain.admit``), else the row of ``fallback``."""
+    out = np.array(fallback, dtype=np.float64)
+    fin = np.flatnonzero(np.isfinite(X).all(1))
+    Y, ok = domain.pull(X[fin])
+    out[fin[ok]] = Y[ok]
+    return out
 
 
 class _Witnesses:
     """The extreme values a float64 forward pass reaches per neuron and the inputs reaching
     them, over every witness seen (samples, attacks, node LP optima); thread-safe."""
 
-    def __init__(self, net, X: np.ndarray):
-        self.net, self.lock = net, threading.Lock()
-        Z = net.preactivations(X)
-        self.zmin = [z.min(0) for z in Z]
-        self.zmax = [z.max(0) for z in Z]
-        self.xmin = [X[z.argmin(0)] for z in Z]
-        self.xmax = [X[z.argmax(0)] for z in Z]
+    def __init__(self, net, X: np.ndarray, domain=None):
+        self.net, self.lock, self.domain = net, threading.Lock(), domain
+        self.zmin = [np.full(n, np.inf) for n in net.sizes[1:]]
+        self.zmax = [np.full(n, -np.inf) for n in net.sizes[1:]]
+        self.xmin = [np.full((n, net.n_in), np.nan) for n in net.sizes[1:]]
+        self.xmax = [np.full((n, net.n_in), np.nan) for n in net.sizes[1:]]
         self.pending: list[np.ndarray] = []  # LP witnesses not yet folded into deeper layers
+        self.add(X)
+
+    def admit(self, X: np.ndarray) -> np.ndarray:
+        """The rows of X that are witnesses: all of them on a box; on a constrained domain
+        those ``Domain.admit`` keeps (pulled into it where they are not: in it exactly)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        return X if self.domain is None else self.domain.admit(X)
 
     def add(self, X: np.ndarray, k0: int = 0) -> list[np.ndarray]:
-        """Fold the inputs X (n, n_in) into layers k0.. and return their pre-activations."""
+        """Fold the inputs X (n, n_in) into layers k0.. and return their pre-activations;
+        on a constrained domain only the points :meth:`admit` keeps count (and the rows
+        returned are theirs: none when none is kept)."""
+        X = self.admit(X)
+        if not len(X):
+            return [np.empty((0, n)) for n in self.net.sizes[1:]]
         Z = self.net.preactivations(X)
         with self.lock:
             for k in range(k0, len(Z)):
@@ -104,7 +135,9 @@ def _attack(net, lo, hi, op) -> None:
             continue
         signs = np.concatenate([np.ones(hi_units.size), -np.ones(lo_units.size)])  # +1: maximise z
         X0 = np.vstack([op.seen.xmax[l][hi_units], op.seen.xmin[l][lo_units]])
-        _, Xa = attack(net, lo, hi, l, units, signs, X0)
+        if op.seen.domain is None:  # (no witness yet: the box centre)
+            X0 = np.where(np.isnan(X0), (lo + hi) / 2, X0)
+        _, Xa = attack(net, lo, hi, l, units, signs, X0, domain=op.seen.domain)
         op.seen.add(Xa)
     op.update()
 

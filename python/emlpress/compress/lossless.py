@@ -14,9 +14,10 @@ Per hidden layer, from the first (the formulas are derived in
   the network constant, which the same merge turns into an output layer with zero weights.
 
 Rank tolerance: a row is dependent when the Euclidean norm of its residual against the kept
-rows (Gram-Schmidt, re-orthogonalised once) is at most ``rank_tol`` times the largest row
-norm among the layer's stably active units. The default ``1e-12`` sits about 1,000 times
-above the rounding noise of the projection for rows of length ~1,000; a row it wrongly keeps
+rows (Gram-Schmidt, re-orthogonalised once) is at most ``rank_tol`` times the row's own norm
+(so a unit with weights 1e-30 beside units with weights 1e-7 is not folded away as if it
+were zero). The default ``1e-12`` sits about 1,000 times above the rounding noise of the
+projection for rows of length ~1,000; a row it wrongly keeps
 costs only compression, a row it wrongly folds would show in the verification below.
 
 Conditioning: folding scales a removed unit's outgoing weights by its combination

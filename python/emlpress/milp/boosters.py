@@ -10,7 +10,8 @@ units: the logit of a logistic objective's ``base_score``, the log of a log-link
 whichever reproduces the booster's own margin: checked at two points) plus every tree's leaf.
 XGBoost sums in float32, so the sound bounds and the verification allow the float32
 rounding of that sum. The sklearn wrappers' ``best_iteration`` (early stopping) is honoured
-as their ``predict`` honours it. Refused by name: ``gblinear`` and ``dart`` boosters,
+as their ``predict`` honours it; a ``Booster`` is taken whole (``iteration_range=(0,
+num_boosted_rounds())``). Refused by name: ``gblinear`` and ``dart`` boosters,
 categorical splits, multi-output trees (``multi_strategy="multi_output_tree"``), a wrapper
 whose ``missing`` is not NaN (its ``missing`` value would take the default branch).
 
@@ -199,8 +200,8 @@ def read_lightgbm(model) -> Ensemble:
             raise ValueError(f"model: this {kind} is not fitted (call fit first)") from None
     else:
         booster = model
-    if str(booster.params.get("linear_tree", False)).lower() in ("true", "1") or \
-            "is_linear=1" in booster.model_to_string():
+    # a Booster loaded from a file may lack the params: its dumped leaves say it (leaf_coeff)
+    if str(booster.params.get("linear_tree", False)).lower() in ("true", "1"):
         raise ValueError(f"model: {kind} has linear trees (linear_tree=True): not supported")
     d = booster.dump_model()  # best_iteration when early stopping set one, as predict uses
     K = int(d["num_tree_per_iteration"])

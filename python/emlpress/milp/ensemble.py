@@ -21,7 +21,13 @@ to and a constant ``offset``, so that the model's raw scores are exactly
 classifier, ``predict_proba`` of a forest or tree classifier) or, for a classifier, the
 predicted class (``output="class"``, the default for classifiers: one integer output, the
 index of the class in ``classes_``, through :func:`emlpress.milp.classify.add_argmax` and its
-tie rule; gradient boosting's binary rule is ``decision_function >= 0``).
+tie rule; gradient boosting's binary rule is ``decision_function >= 0``). A forest's or a
+tree's class fractions are piecewise constant and tie exactly on whole regions (pure leaves,
+an even number of trees): there the first class wins, as numpy's ``argmax`` in ``predict``,
+through a tie-break shift of the argmax's scores by ``(K - 1 - k) * eps`` (``eps`` four times
+add_argmax's gap); a later class that truly leads by less than ``eps`` is left out. Where
+the model's own scores round more than add_argmax's gap (XGBoost's float32 margins), the
+class must lead by twice the scores' rounding bound (the points nearer a tie are left out).
 
 **Sound output bounds and dropped leaves.** On the input box, each tree keeps only the leaves
 some input of the box reaches by the library's own comparison
@@ -48,7 +54,8 @@ import numpy as np
 
 from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, _new_inputs
-from emlpress.milp.tree import TOL, LeafStats, TreeArrays, reachable_leaves, sklearn_tree_arrays, tree_rows
+from emlpress.milp.tree import (TOL, LeafStats, TreeArrays, nonempty_box, reachable_leaves,
+                                sklearn_tree_arrays, tree_rows)
 
 __all__ = ["add_ensemble", "EnsembleHandle", "Ensemble", "read_ensemble", "output_bounds",
            "SKLEARN_ENSEMBLES"]
@@ -127,16 +134,17 @@ def _sum_ranges(ens: Ensemble, keep: list) -> tuple[np.ndarray, np.ndarray, np.n
     return lo, hi, slack
 
 
-def output_bounds(model, lo, hi, output: str = "raw") -> tuple[np.ndarray, np.ndarray, int]:
-    """Sound bounds of a tree ensemble's raw scores on the box ``[lo, hi]`` (shapes
-    ``(n_features,)``): (lower, upper) of shape ``(n_scores,)``, in score units, such that
-    every score the model itself computes at an input of the box lies within, and the number
-    of leaves no input of the box reaches (dropped). ``output``: ``"raw"`` (``predict``,
-    ``decision_function`` or margins; ``predict_proba`` for forest classifiers)."""
+def output_bounds(model, lo, hi) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sound bounds of a tree ensemble's raw scores (``predict``, ``decision_function`` or
+    margins; ``predict_proba`` of forest and tree classifiers) on the box ``[lo, hi]``
+    (shapes ``(n_features,)``): (lower, upper) of shape ``(n_scores,)``, in score units,
+    such that every score the model itself computes at an input of the box lies within, and
+    the number of leaves no input of the box reaches (dropped)."""
     ens = read_ensemble(model)
     lo, hi = np.asarray(lo, float).reshape(-1), np.asarray(hi, float).reshape(-1)
     if lo.size != ens.n_features or hi.size != ens.n_features:
         raise ValueError(f"lo/hi: {ens.kind} takes {ens.n_features} features, got {lo.size} and {hi.size}")
+    nonempty_box(lo, hi, "lo/hi")
     keep = [reachable_leaves(T, lo, hi) for T in ens.trees]
     L, U, slack = _sum_ranges(ens, keep)
     dropped = sum(T.leaves.size - k.size for T, k in zip(ens.trees, keep))
@@ -171,6 +179,8 @@ class EnsembleHandle(LeafStats, PredictorHandle):
     encode_s: float
     _h: object = field(repr=False, default=None)
     _slack: np.ndarray = field(repr=False, default=None)
+    _tie_cols: np.ndarray = field(repr=False, default=None)  # score + shift (exact ties)
+    _tie_shift: np.ndarray = field(repr=False, default=None)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's own evaluation at one input ``x`` (shape ``(n_in,)``): its raw scores
@@ -216,8 +226,9 @@ class EnsembleHandle(LeafStats, PredictorHandle):
         vals.append(s)
         if self.output == "class":
             idx = _class_index(ens, s)
-            cols += [self.class_cols, self.output_cols]
-            vals += [(np.arange(self.class_cols.size) == idx).astype(float), np.array([float(idx)])]
+            cols += [self.class_cols, self.output_cols, self._tie_cols]
+            vals += [(np.arange(self.class_cols.size) == idx).astype(float), np.array([float(idx)]),
+                     s + self._tie_shift if self._tie_cols.size else np.zeros(0)]
         return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
 
     def _title(self) -> str:
@@ -255,9 +266,14 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
                          + ("; probabilities of a boosted classifier are a sigmoid/softmax of "
                             "its margins, not piecewise linear: embed 'raw'"
                             if output in ("proba", "probability") else ""))
+    if not (isinstance(margin, (int, float, np.floating)) and np.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin: expected a finite number >= 0 (score units), got {margin!r}")
+    if margin != 0.0 and output != "class":
+        raise ValueError(f"margin: applies to output='class' only (got output={output!r})")
     if output == "class" and ens.classes is None:
         raise ValueError(f"output='class': {ens.kind} is not a classifier (use output='raw')")
     registry, cols, lo, hi = _new_inputs(h, inputs, ens.n_features, name)
+    nonempty_box(lo, hi, "inputs")
     tighten_tolerances(h, TOL)
     B = Builder(h.getNumCol())
     S = ens.n_scores
@@ -279,10 +295,11 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
     n_vars, n_rows, _ = B.flush(h)
     for k, y in enumerate(score_cols):
         h.passColName(y, f"{name}.score{k}")
-    class_cols = np.zeros(0, np.int32)
+    class_cols, tie_cols, tie_shift = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0)
     out_cols = np.asarray(score_cols, np.int32)
     if output == "class":
-        class_cols, out_col, nv, nr = _add_class(h, ens, score_cols, lower, upper, margin, name)
+        class_cols, out_col, nv, nr, tie_cols, tie_shift = _add_class(h, ens, score_cols, lower,
+                                                                      upper, margin, name, slack)
         out_cols = np.array([out_col], np.int32)
         n_vars, n_rows = n_vars + nv, n_rows + nr
     n_bin = sum(z.size for z in leaf_cols) + class_cols.size
@@ -290,32 +307,62 @@ def add_ensemble(h, model, inputs, name: str = "ensemble", output: str | None = 
     handle = EnsembleHandle(name, model, ens, output, cols, out_cols,
                             np.asarray(score_cols, np.int32), class_cols, lower, upper, keep,
                             leaf_cols, n_vars, n_bin, n_rows, int(dropped),
-                            time.perf_counter() - t0, h, slack)
+                            time.perf_counter() - t0, h, slack, tie_cols, tie_shift)
     registry.append(handle)
     return handle
 
 
-def _add_class(h, ens: Ensemble, score_cols, lower, upper, margin, name):
-    """(class binaries, the class index column, columns added, rows added) for the class
-    rule of ``ens`` on its score columns."""
+def _add_class(h, ens: Ensemble, score_cols, lower, upper, margin, name, slack):
+    """(class binaries, the class index column, columns added, rows added, tie-break columns
+    and shifts) for the class rule of ``ens`` on its score columns."""
     from emlpress.milp.classify import add_argmax
 
     n0, r0 = h.getNumCol(), h.getNumRow()
+    # the model's own scores round (XGBoost: float32): the class must lead by twice that
+    # much, or predict's class could differ from the exact sum's
+    lead = max(float(margin), 2.0 * float(np.max(slack)))
+    tie, shift = [], np.zeros(0)
     if ens.class_rule == ">=0":
         # scikit-learn's binary boosting: class 1 where s >= 0, the first maximum of (s, 0)
         zero = h.getNumCol()
         h.addCol(0.0, 0.0, 0.0, 0, [], [])
-        z = add_argmax(h, [score_cols[0], zero], [lower[0], 0.0], [upper[0], 0.0], margin,
+        z = add_argmax(h, [score_cols[0], zero], [lower[0], 0.0], [upper[0], 0.0], lead,
                        name=f"{name}.argmax")
         z = z[::-1].copy()  # argmax index 0 is class 1
+    elif ens.score_kind == "predict_proba" and margin == 0.0:
+        # piecewise constant scores tie exactly on whole regions (a forest of pure leaves, an
+        # even number of trees), where add_argmax leaves ties out: the argmax is taken on
+        # s_k + (K-1-k) eps instead, so an exact tie goes to the first class (numpy's rule)
+        # with a lead of eps > add_argmax's gap; a later class that truly leads by less than
+        # eps is left out (solve's check against predict would flag it)
+        tie, shift = _tie_columns(h, score_cols, lower, upper)
+        z = add_argmax(h, tie, lower + shift, upper + shift, 0.0, name=f"{name}.argmax")
     else:
-        z = add_argmax(h, score_cols, lower, upper, margin, name=f"{name}.argmax")
+        z = add_argmax(h, score_cols, lower, upper, lead, name=f"{name}.argmax")
     K = z.size
     c = h.getNumCol()  # the class index: sum_k k z_k
     h.addCol(0.0, 0.0, float(K - 1), 0, [], [])
     h.addRow(0.0, 0.0, K + 1, np.r_[c, z].astype(np.int32), np.r_[1.0, -np.arange(K, dtype=float)])
     h.passColName(c, f"{name}.class")
-    return z, c, h.getNumCol() - n0, h.getNumRow() - r0
+    return z, c, h.getNumCol() - n0, h.getNumRow() - r0, np.asarray(tie, np.int32), shift
+
+
+def _tie_columns(h, score_cols, lower, upper) -> tuple[list, np.ndarray]:
+    """(columns equal to score + shift, the shifts ``(K-1-k) eps``) with ``eps`` four times
+    the gap :func:`~emlpress.milp.classify.add_argmax` computes on the shifted bounds."""
+    from emlpress.milp.classify import TIE_GAP
+
+    K = len(score_cols)
+    eps = 4.0 * TIE_GAP * max(1.0, float(np.max(np.abs(np.r_[lower, upper]))))
+    shift = eps * np.arange(K - 1, -1, -1, dtype=float)
+    first = h.getNumCol()
+    h.addCols(K, np.zeros(K), lower + shift, upper + shift, 0, np.zeros(0, np.int32),
+              np.zeros(0, np.int32), np.zeros(0))
+    tie = list(range(first, first + K))
+    for k in range(K):  # tie_k - s_k = shift_k
+        h.addRow(shift[k], shift[k], 2, np.array([tie[k], score_cols[k]], np.int32),
+                 np.array([1.0, -1.0]))
+    return tie, shift
 
 
 # ---------------------------------------------------------------------------- readers

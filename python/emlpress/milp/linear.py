@@ -60,7 +60,7 @@ def linear_weights(model, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(W, b)`` with ``W`` shape ``(n_outputs, n_features)``: the affine map a fitted
     linear regressor's ``predict`` (or a linear classifier's ``decision_function``)
     computes. Raises ValueError naming ``where`` on NaN or infinite parameters."""
-    coef = np.asarray(getattr(model, "coef_"), dtype=np.float64)
+    coef = np.asarray(model.coef_, dtype=np.float64)
     W = np.atleast_2d(coef)
     if type(model).__name__ == "PLSRegression":  # predict centres X, the scale is in coef_
         b = np.asarray(model.intercept_, float).reshape(-1) - W @ np.asarray(model._x_mean, float)
@@ -86,6 +86,18 @@ def check_affine(f, W, b, lo, hi, where: str, what: str = "predict") -> None:
     if got.shape != ours.shape or np.any(np.abs(got - ours) > 1e-9 * scale):
         raise ValueError(f"{where}: its {what} is not the affine map X @ coef_.T + intercept_ "
                          "(not a linear model)")
+
+
+def merged(cols, vals) -> tuple[np.ndarray, np.ndarray]:
+    """A row's (columns, coefficients) with a column given twice (the same variable passed as
+    two inputs) summed into one entry: HiGHS refuses a row that names a column twice."""
+    cols, vals = np.asarray(cols, np.int64), np.asarray(vals, float)
+    u, inv = np.unique(cols, return_inverse=True)
+    if u.size == cols.size:
+        return cols, vals
+    out = np.zeros(u.size)
+    np.add.at(out, inv, vals)
+    return u, out
 
 
 @dataclass
@@ -119,7 +131,7 @@ def add_affine(h, cols, W, b, lo_out, hi_out, name: str) -> AffineHandle:
     ys = [B.col(l, u, False) for l, u in zip(lo_out, hi_out)]
     for i, y in enumerate(ys):
         nz = np.flatnonzero(W[i])
-        B.row([y] + [int(cols[q]) for q in nz], np.concatenate([[1.0], -W[i, nz]]), b[i], b[i])
+        B.row(*merged([y] + [int(cols[q]) for q in nz], np.concatenate([[1.0], -W[i, nz]])), b[i], b[i])
     n_vars, n_rows, _ = B.flush(h)
     for i, y in enumerate(ys):
         h.passColName(int(y), f"{name}.y{i}")

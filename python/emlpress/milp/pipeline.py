@@ -44,7 +44,7 @@ from emlpress._highs import Builder, col_name, column_indices, option_value
 from emlpress.milp.classify import add_argmax, argmax_indicators
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.linear import (LINEAR_CLASSIFIERS, LINEAR_REGRESSORS, add_affine, affine_box,
-                                  check_affine, linear_weights)
+                                  check_affine, linear_weights, merged)
 
 __all__ = ["add_sklearn", "SklearnHandle", "is_sklearn_model", "SUPPORTED"]
 
@@ -97,9 +97,15 @@ class _Box:
         return _Box(*(np.concatenate([getattr(b, a) for b in boxes]) for a in ("lo", "hi", "v0", "v1")))
 
 
+def _col_bounds(h, cols) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of columns ``cols`` (repeats allowed: HiGHS' getCols does not take them)."""
+    u, inv = np.unique(np.asarray(cols, np.int32), return_inverse=True)
+    _, _, _, lo, hi, _ = h.getCols(int(u.size), u.astype(np.int32))
+    return np.asarray(lo, float)[inv], np.asarray(hi, float)[inv]
+
+
 def _input_box(h, cols, name: str) -> _Box:
-    _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    lo, hi = _col_bounds(h, cols)
     v0, v1 = np.full(lo.size, np.nan), np.full(lo.size, np.nan)
     for q, c in enumerate(cols):
         if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
@@ -294,13 +300,13 @@ def _plan_scaler(est, box, where, ctx, final):
     out = _affine_out(W, b, box)
     if kind == "MinMaxScaler" and getattr(est, "clip", False):
         f_lo, f_hi = est.feature_range
-        bad = np.flatnonzero((out.lo < f_lo) | (out.hi > f_hi))
+        tol = 1e-9 * max(1.0, f_hi - f_lo)  # the rounding of a box that is the training range
+        bad = np.flatnonzero((out.lo < f_lo - tol) | (out.hi > f_hi + tol))
         if bad.size:
             q = int(bad[0])
             raise ValueError(f"{where}: clip=True clips feature {q} (range [{out.lo[q]:.6g}, "
                              f"{out.hi[q]:.6g}] on the box, feature_range {est.feature_range}): "
                              "the clip is not linear; refit with clip=False or shrink the box")
-        out = _Box(np.maximum(out.lo, f_lo), np.minimum(out.hi, f_hi), out.v0, out.v1)
     return _Affine(W, b, out, kind.lower()), out
 
 
@@ -481,11 +487,11 @@ def _add_poly(h, node: _Poly, cols, name) -> _PolyHandle:
             y = B.col(t[1], t[1], False)
         elif kind == "scale":  # y = c x
             y = B.col(lo, hi, False)
-            B.row([y, int(cols[t[1]])], [1.0, -t[2]], 0.0, 0.0)
+            B.row(*merged([y, int(cols[t[1]])], [1.0, -t[2]]), 0.0, 0.0)
         elif kind == "square":  # y = (a + b) u - a b
             _, i, a, b = t
             y = B.col(lo, hi, False)
-            B.row([y, int(cols[i])], [1.0, -(a + b)], -a * b, -a * b)
+            B.row(*merged([y, int(cols[i])], [1.0, -(a + b)]), -a * b, -a * b)
         else:  # y = a x + (b - a) w, w = d x exactly (McCormick on d = (u - a)/(b - a) in {0, 1})
             _, i, q, a, b = t
             cu, cx = int(cols[i]), int(cols[q])
@@ -493,11 +499,11 @@ def _add_poly(h, node: _Poly, cols, name) -> _PolyHandle:
             al, be = 1.0 / (b - a), -a / (b - a)  # d = al u + be
             w = B.col(min(0.0, L), max(0.0, U), False)
             y = B.col(lo, hi, False)
-            B.row([w, cu], [1.0, -L * al], L * be, np.inf)  # w >= L d
-            B.row([w, cu], [1.0, -U * al], -np.inf, U * be)  # w <= U d
-            B.row([w, cx, cu], [1.0, -1.0, -U * al], -U + U * be, np.inf)  # w >= x - U (1 - d)
-            B.row([w, cx, cu], [1.0, -1.0, -L * al], -np.inf, -L + L * be)  # w <= x - L (1 - d)
-            B.row([y, cx, w], [1.0, -a, -(b - a)], 0.0, 0.0)
+            B.row(*merged([w, cu], [1.0, -L * al]), L * be, np.inf)  # w >= L d
+            B.row(*merged([w, cu], [1.0, -U * al]), -np.inf, U * be)  # w <= U d
+            B.row(*merged([w, cx, cu], [1.0, -1.0, -U * al]), -U + U * be, np.inf)  # w >= x - U (1 - d)
+            B.row(*merged([w, cx, cu], [1.0, -1.0, -L * al]), -np.inf, -L + L * be)  # w <= x - L (1 - d)
+            B.row(*merged([y, cx, w], [1.0, -a, -(b - a)]), 0.0, 0.0)
             out.append(y)
             new.append((w, y))
             continue
@@ -583,9 +589,7 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
     elif isinstance(node, _Argmax):
         t0 = time.perf_counter()
         n0, r0 = h.getNumCol(), h.getNumRow()
-        u, inv = np.unique(cols, return_inverse=True)  # getCols does not take a column twice
-        _, _, _, lo, hi, _ = h.getCols(int(u.size), u.astype(np.int32))
-        lo, hi = np.asarray(lo, float)[inv], np.asarray(hi, float)[inv]
+        lo, hi = _col_bounds(h, cols)
         z = add_argmax(h, cols, lo, hi, margin=node.margin, name=f"{name}.{node.tag}")
         hd = _ArgmaxHandle(f"{name}.{node.tag}", cols, z, h.getNumCol() - n0, len(z),
                            h.getNumRow() - r0, time.perf_counter() - t0, h)

@@ -106,12 +106,6 @@ register_predictor(Network, add_network)
 register_predictor(QuantizedNetwork, add_quantized_network, "QuantizedNetwork (int8 TFLite)")
 register_predictor(_is_sklearn_tree, add_tree, "a fitted scikit-learn decision tree (tree_)")
 
-# scikit-learn estimators, transformers, pipelines and classifiers by argmax: milp/pipeline.py
-# (linear.py, classify.py, emlpress.io.sklearn); a pipeline's last step may be any kind above
-from emlpress.milp import pipeline as _sklearn  # noqa: E402  (it looks the registry up at call time)
-
-register_predictor(_sklearn.is_sklearn_model, _sklearn.add_sklearn, f"scikit-learn: {_sklearn.SUPPORTED}")
-
 
 # tree ensembles (ensemble.py, boosters.py): matched by class name, so that an unfitted model
 # gets "not fitted" rather than "no encoding", and without importing the libraries
@@ -124,8 +118,10 @@ def _is_tree_ensemble(model) -> bool:
 
 
 def _add_tree_model(h, model, inputs, **options):
-    if type(model).__name__ in ("DecisionTreeRegressor", "ExtraTreeRegressor"):
+    if type(model).__name__ in ("DecisionTreeRegressor", "ExtraTreeRegressor") and \
+            options.get("output", "raw") in (None, "raw") and "margin" not in options:
         read_ensemble(model)  # unfitted, NaN: the ensemble's one-line errors
+        options.pop("output", None)
         return add_tree(h, model, inputs, **options)
     return add_ensemble(h, model, inputs, **options)
 
@@ -133,3 +129,10 @@ def _add_tree_model(h, model, inputs, **options):
 register_predictor(_is_tree_ensemble, _add_tree_model,
                    "a scikit-learn DecisionTree/RandomForest/ExtraTrees/GradientBoosting "
                    "regressor or classifier, an XGBoost or LightGBM model (tree ensembles)")
+
+
+# scikit-learn estimators, transformers, pipelines and classifiers by argmax: milp/pipeline.py
+# (linear.py, classify.py, emlpress.io.sklearn); a pipeline's last step may be any kind above
+from emlpress.milp import pipeline as _sklearn  # noqa: E402  (it looks the registry up at call time)
+
+register_predictor(_sklearn.is_sklearn_model, _sklearn.add_sklearn, f"scikit-learn: {_sklearn.SUPPORTED}")

@@ -38,7 +38,7 @@ from emlpress._highs import Builder, tighten_tolerances
 from emlpress.milp.handle import PredictorHandle, _new_inputs
 
 __all__ = ["add_tree", "TreeHandle", "GAP", "Rule", "TreeArrays", "tree_rows", "reachable_leaves",
-           "sklearn_tree_arrays", "LeafStats"]
+           "sklearn_tree_arrays", "LeafStats", "nonempty_box"]
 
 #: smallest separation of a split's two sides, relative to max(1, |threshold|), and the
 #: feasibility tolerance set on the model (at most), 50 times finer
@@ -67,18 +67,25 @@ class Rule:
     @staticmethod
     def sides(rule: str, threshold: float) -> tuple[float, float]:
         """(largest input that goes left, smallest input the MILP lets go right)."""
+        lo, hi = Rule.sides_array(rule, np.array([threshold], np.float64))
+        return float(lo[0]), float(hi[0])
+
+    @staticmethod
+    def sides_array(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sides` of every threshold of ``t`` (shape ``(n,)``): two arrays ``(n,)``."""
+        t = np.asarray(t, np.float64)
+        with np.errstate(over="ignore"):
+            t32 = t.astype(np.float32)
         if rule == Rule.SKLEARN:
-            t32 = np.float32(threshold)
-            lo32 = t32 if float(t32) <= threshold else np.nextafter(t32, np.float32(-np.inf))
-            lo, nxt = float(lo32), float(np.nextafter(lo32, np.float32(np.inf)))
+            lo32 = np.where(t32.astype(np.float64) <= t, t32, np.nextafter(t32, np.float32(-np.inf)))
+            lo, nxt = lo32.astype(np.float64), np.nextafter(lo32, np.float32(np.inf)).astype(np.float64)
         elif rule == Rule.XGBOOST:
-            t32 = np.float32(threshold)
-            lo, nxt = float(np.nextafter(t32, np.float32(-np.inf))), float(t32)
+            lo, nxt = np.nextafter(t32, np.float32(-np.inf)).astype(np.float64), t32.astype(np.float64)
         elif rule == Rule.LIGHTGBM:
-            lo, nxt = float(threshold), float(np.nextafter(float(threshold), np.inf))
+            lo, nxt = t.copy(), np.nextafter(t, np.inf)
         else:
             raise ValueError(f"unknown split rule {rule!r}")
-        return lo, max(nxt, lo + GAP * max(1.0, abs(lo)))
+        return lo, np.maximum(nxt, lo + GAP * np.maximum(1.0, np.abs(lo)))
 
 
 def _split_sides(threshold: float) -> tuple[float, float]:
@@ -126,23 +133,36 @@ def sklearn_tree_arrays(tree_) -> TreeArrays:
                       np.asarray(tree_.value[:, :, 0], np.float64), Rule.SKLEARN)
 
 
+def _reachable_nodes(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per node, whether some input of the box reaches it by the tree's own rule (bool)."""
+    inner = T.left != -1
+    f = np.where(inner, T.feature, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gl = inner & Rule.goes_left(T.rule, np.asarray(lo, float)[f], T.threshold)
+        gr = inner & ~Rule.goes_left(T.rule, np.asarray(hi, float)[f], T.threshold)
+    reach = np.zeros(T.left.size, bool)
+    reach[0] = True
+    cur = np.zeros(1, np.int64)
+    while cur.size:  # one level of the tree per pass
+        cur = np.concatenate([T.left[cur[gl[cur]]], T.right[cur[gr[cur]]]])
+        reach[cur] = True
+    return reach
+
+
+def nonempty_box(lo, hi, what: str) -> None:
+    """Raise ValueError naming the first feature where ``lo > hi`` (or either is NaN)."""
+    bad = np.flatnonzero(~(np.asarray(lo) <= np.asarray(hi)))
+    if bad.size:
+        q = int(bad[0])
+        raise ValueError(f"{what}: the box is empty at feature {q} ([{lo[q]}, {hi[q]}])")
+
+
 def reachable_leaves(T: TreeArrays, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The leaves (node indices, ascending) some input of the box ``[lo, hi]`` (shape
     ``(n_features,)``) reaches by the tree's own rule: a child is reachable when the box's
     lower end of the feature goes left, or its upper end goes right (the rules are
     monotone in ``x``)."""
-    out, stack = [], [0]
-    while stack:
-        n = stack.pop()
-        if T.left[n] == -1:
-            out.append(n)
-            continue
-        f = int(T.feature[n])
-        if Rule.goes_left(T.rule, lo[f], T.threshold[n]):
-            stack.append(int(T.left[n]))
-        if not Rule.goes_left(T.rule, hi[f], T.threshold[n]):
-            stack.append(int(T.right[n]))
-    return np.asarray(sorted(out), np.int64)
+    return np.flatnonzero(_reachable_nodes(T, lo, hi) & (T.left == -1))
 
 
 def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.ndarray]:
@@ -151,36 +171,48 @@ def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.n
     split rows. Returns (the kept leaves' node indices, their binary columns); the caller
     writes the outputs from them (``sum value[leaf] * z``)."""
     keep = reachable_leaves(T, lo, hi)
-    leaf_col = {int(n): B.col(0, 1, True) for n in keep}
-    z = list(leaf_col.values())
-    B.row(z, [1.0] * len(z), 1.0, 1.0)  # exactly one leaf
-
-    def subtree_leaves(n: int) -> list[int]:
-        out, stack = [], [n]
-        while stack:
-            m = stack.pop()
-            if T.left[m] == -1:
-                if int(m) in leaf_col:
-                    out.append(leaf_col[int(m)])
-            else:
-                stack += [int(T.left[m]), int(T.right[m])]
-        return out
-
-    for n in np.flatnonzero(T.left != -1):
-        zl, zr = subtree_leaves(int(T.left[n])), subtree_leaves(int(T.right[n]))
-        if not zl and not zr:
-            continue  # a node the box does not reach
-        f = int(T.feature[n])
-        c = int(cols[f])
-        t_lo, t_hi = Rule.sides(T.rule, float(T.threshold[n]))
-        L, U = float(lo[f]), float(hi[f])
-        # left leaves chosen -> x <= t_lo:  x + (U - t_lo) sum(zl) <= U
-        if zl and U > t_lo:
-            B.row([c] + zl, [1.0] + [U - t_lo] * len(zl), -np.inf, U)
-        # right leaves chosen -> x >= t_hi:  x - (t_hi - L) sum(zr) >= L
-        if zr and L < t_hi:
-            B.row([c] + zr, [1.0] + [-(t_hi - L)] * len(zr), L, np.inf)
-    return keep, np.asarray(z, np.int32)
+    z = np.asarray([B.col(0, 1, True) for _ in keep], np.int32)
+    B.row(z, np.ones(z.size), 1.0, 1.0)  # exactly one leaf
+    inner = np.flatnonzero(T.left != -1)
+    parent = np.full(T.left.size, -1, np.int64)
+    parent[T.left[inner]], parent[T.right[inner]] = inner, inner
+    is_left = np.zeros(T.left.size, bool)
+    is_left[T.left[inner]] = True
+    # every (ancestor, side, leaf binary): a kept leaf forces each split on its path
+    node, side, zc = [], [], []
+    cur, col = keep.copy(), z.copy()
+    while cur.size:
+        p = parent[cur]
+        m = p >= 0
+        cur, col, p = cur[m], col[m], p[m]
+        node.append(p), side.append(is_left[cur]), zc.append(col)
+        cur = p
+    if not node:
+        return keep, z
+    node, side, zc = np.concatenate(node), np.concatenate(side), np.concatenate(zc)
+    order = np.lexsort((zc, ~side, node))  # by node, left side first
+    node, side, zc = node[order], side[order], zc[order]
+    starts = np.flatnonzero(np.r_[True, (node[1:] != node[:-1]) | (side[1:] != side[:-1])])
+    ends = np.r_[starts[1:], node.size]
+    t_lo, t_hi = Rule.sides_array(T.rule, T.threshold[node[starts]])
+    f = T.feature[node[starts]]
+    L, U, left = np.asarray(lo, float)[f], np.asarray(hi, float)[f], side[starts]
+    # left leaves chosen -> x <= t_lo:  x + (U - t_lo) sum(zl) <= U
+    # right leaves chosen -> x >= t_hi:  x - (t_hi - L) sum(zr) >= L
+    coef = np.where(left, U - t_lo, -(t_hi - L))
+    row_lo, row_hi = np.where(left, -np.inf, L), np.where(left, U, np.inf)
+    emit = np.where(left, U > t_lo, L < t_hi)  # else the box implies the side already
+    head = starts + np.arange(starts.size)  # each row: the input column, then its leaves
+    idx = np.empty(node.size + starts.size, np.int32)
+    val = np.empty(idx.size)
+    body = np.ones(idx.size, bool)
+    body[head] = False
+    idx[head], val[head] = np.asarray(cols)[f], 1.0
+    idx[body], val[body] = zc, np.repeat(coef, ends - starts)
+    idx_rows, val_rows = np.split(idx, head[1:]), np.split(val, head[1:])
+    for g in np.flatnonzero(emit):
+        B.row(idx_rows[g], val_rows[g], row_lo[g], row_hi[g])
+    return keep, z
 
 
 class LeafStats:
@@ -257,6 +289,7 @@ def add_tree(h, tree, inputs, name: str = "tree") -> TreeHandle:
         raise ValueError(f"tree: {type(tree).__name__} has NaN or infinite leaf values or thresholds")
     n_in = int(t.n_features)
     registry, cols, lo, hi = _new_inputs(h, inputs, n_in, name)
+    nonempty_box(lo, hi, "inputs")
     tighten_tolerances(h, TOL)
     B = Builder(h.getNumCol())
     n_out = T.value.shape[1]
