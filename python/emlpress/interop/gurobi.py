@@ -153,8 +153,8 @@ def tighten_gurobi_ml(pred_constr, method: str = "crown", *, time_limit: float |
     all). The bounds are computed on the box of each row of ``x`` (its variables' LB/UB, which
     must be finite: an infinite one is refused naming the variable), so they hold for every
     feasible point of the model as long as those boxes stay as they were (call it after the
-    inputs' bounds are final: widening them later leaves bounds that may cut off solutions); each layer's pre-activation variables get ``[lower, upper]``
-    and its ReLU output ``[max(lower, 0), max(upper, 0)]``, intersected with the bounds they
+    inputs' bounds are final: widening them later leaves bounds that may cut off solutions);
+    each layer's pre-activation variables get ``[lower, upper]`` and its ReLU output ``[max(lower, 0), max(upper, 0)]``, intersected with the bounds they
     had (never loosened). A stably inactive unit's output is thereby fixed to 0 and a stably
     active one's ``max`` has a non-negative argument: Gurobi's presolve removes both.
 
@@ -167,14 +167,15 @@ def tighten_gurobi_ml(pred_constr, method: str = "crown", *, time_limit: float |
     net = chain_network(layers)
     pred_constr.gp_model.update()  # bounds and names of variables added since the last update
     boxes = _input_boxes(pred_constr.input)
-    written = 0
-    for sc in scalers:  # the network's box: the scaled box of the pipeline's inputs
+    scaled = []  # the network's box: the scaled box of the pipeline's inputs, step by step
+    for sc in scalers:
         boxes = [_scaled(sc, lo, hi) for lo, hi in boxes]
-        written += sum(_write(sc.output, r, lo, hi) for r, (lo, hi) in enumerate(boxes))
+        scaled.append((sc, boxes))
     if boxes and boxes[0][0].size != net.n_in:
         raise ValueError(f"pred_constr: {boxes[0][0].size} input variables per row, the network "
                          f"takes {net.n_in}")
     found, seconds = row_bounds(net, boxes, method, time_limit, threads)
+    written = sum(_write(sc.output, r, lo, hi) for sc, bx in scaled for r, (lo, hi) in enumerate(bx))
     for r, b in enumerate(found):
         for l, d in enumerate(layers):
             written += _write(d.pre, r, b.lower[l], b.upper[l])
