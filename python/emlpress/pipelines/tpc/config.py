@@ -78,7 +78,7 @@ class Config:
     improve_coverage: float | None = 0.5  # after the proof at `coverage`, if smaller: go on at this one
     resource_r2_min: float = 0.5      # below: the per-hardware fallback for that limit
     max_iterations: int = 10          # oracle calls per answer after the first (0: open loop)
-    loop_seconds: float = 120.0       # per answer
+    loop_seconds: float = 60.0        # per answer
     holdout: int = 0                  # every holdout-th measured answer calibrates the margins (0: none)
     improve_probes: int = 2           # deprecated, unused: the loop improves until its proof or budget
     probe_time_limit: float = 5.0     # deprecated, unused
