@@ -246,7 +246,8 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
                 continue
             if prop.status == "INFEASIBLE":
                 proven = True
-                within = f"within the margins ({coverages[stage]:.0%} coverage){left}"
+                within = (f"within the margins ({coverages[stage]:.0%} coverage){left}" if residuals
+                          else f"by the surrogate (no margins: no residuals given){left}")
                 stop = (f"proven: no answer better than the best measured one ({best.objective:g}) "
                         f"{within}" if best is not None else f"proven: no feasible answer {within}")
             else:
