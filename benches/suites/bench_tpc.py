@@ -2,7 +2,7 @@
 random search with the same oracle calls.
 
 Run: emlpress bench --only tpc (or: python -m pytest benches/suites/bench_tpc.py -s)
-(about 25 minutes on 2 cores; --quick, Saxpy's loops and two brute forces; EXPECTED_MINUTES in
+(about 20 minutes on 2 quiet cores; --quick, Saxpy's loops and two brute forces; EXPECTED_MINUTES in
 conftest.py). The loop cases need the data's manifest to match this host, else the oracle is
 the table and the figures are of the table-restricted loop: on another host, regenerate the
 embedded data's configurations here (``emlpress tpc generate --out DIR --rows 1500 --hw epyc2``)
