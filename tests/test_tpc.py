@@ -193,7 +193,8 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     for col in ("topology", "train_ms", "size_bytes", "r2_error", "rmse_error", "encode_ms", "solver_ms",
                 "status", "sparsity", "neurons_before", "neurons_after", "binaries", "nodes",
                 "first_bits", "first_verdict", "iterations", "verdict", "measured_source",
-                "margin_error", "test_coverage_error", "optimum_bits", "time_constraint"):
+                "margin_error", "test_coverage_error", "optimum_bits", "time_constraint",
+                "oracle_calls", "oracle_calls_to_answer", "brute_force_evaluated", "loop_proven"):
         assert col in summary
     assert (summary["neurons_after"] <= summary["neurons_before"]).all()
     solved = summary[summary["verdict"].isin(["feasible", "infeasible"])]
@@ -202,6 +203,17 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     assert (solved["milp_forward_diff"] <= 1e-6 * 1e3).all()
     assert solved["measured_source"].eq("kernel re-run").all()
     assert (solved["measured_feasible"] == (solved["measured_error"] <= 1e-3)).all()
+    # per answer the loop's oracle calls (at most max_iterations + 1) beside the brute force's
+    assert summary["oracle_calls"].between(1, 2).all()
+    from emlpress.data import tpc
+    from emlpress.data.tpc_oracle import _compositions
+
+    lo, hi = tpc.load(tmp_path / "data", "Saxpy").bit_range()
+    for row in summary[summary["optimum_proven"].astype(bool)].itertuples():
+        # the brute force ran every configuration below the optimum's total, and some of it
+        below = sum(1 for t in range(int(lo.sum()), int(row.optimum_bits))
+                    for _ in _compositions(t, list(lo), list(hi)))
+        assert below < row.brute_force_evaluated
     pruned = summary[summary["variant"] == "pruned"]["sparsity"].iloc[0]
     assert 0.2 < pruned < 0.8  # final_sparsity 0.5, measured
 
@@ -245,7 +257,7 @@ def test_quantized_variants_answer_with_the_int8_model(tmp_path):
     ({"topologies": ["3-3"]}, "unknown topology '3-3'"), ({"hw": "nothere"}, r"--hw 'nothere': .* has data for"),
     ({"coverage": 1.0}, "coverage = 1.0 must lie in"), ({"max_iterations": -1}, "max_iterations must be"),
     ({"oracle": "psychic"}, "unknown oracle 'psychic'"), ({"improve_probes": 1.5}, "improve_probes must be"),
-    ({"calibration_size": 0}, "calibration_size = 0"), ({"coverage": 0.999}, "too few for a 100% margin"),
+    ({"calibration_size": 0}, "calibration_size = 0"), ({"holdout": 1}, "holdout must be 0"), ({"coverage": 0.999}, "too few for a 100% margin"),
 ])
 def test_pipeline_rejects_a_bad_configuration_before_training(tmp_path, change, match):
     from emlpress.pipelines import tpc as pipe

@@ -549,7 +549,7 @@ def _cmd_tpc_run(args) -> int:
         max_memory_peak=args.max_memory_peak, time_limit=args.time_limit, epochs=args.epochs,
         seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
         compression_bounds=args.compression_bounds, out=args.out, coverage=args.coverage,
-        max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
+        improve_coverage=args.improve_coverage, max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
         measured_only=measured_only, truth_seconds=args.truth_seconds, quantized=args.quantized,
     )
     if args.verbose:
@@ -779,8 +779,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--final-sparsity", type=_FRACTION, default=d.final_sparsity, help=f"pruning schedule end (default: {d.final_sparsity})")
     r.add_argument("--coverage", type=_real(0.0, high=1.0, what="a fraction in (0, 1), e.g. 0.9"), default=d.coverage,
                    help=f"coverage of the conformal margins on the error and time constraints (default: {d.coverage})")
+    r.add_argument("--improve-coverage", type=_real(0.0, high=1.0, what="a fraction in (0, 1), e.g. 0.5"),
+                   default=d.improve_coverage,
+                   help="after the loop proves no better answer within the --coverage margins, go on with "
+                        f"the margins of this coverage if smaller (default: {d.improve_coverage})")
     r.add_argument("--max-iterations", type=_integer(0), default=d.max_iterations,
-                   help=f"corrections of the measure-and-cut loop per answer; 0: open loop (default: {d.max_iterations})")
+                   help=f"oracle calls of the measure-learn-improve loop per answer after the first; "
+                        f"0: open loop (default: {d.max_iterations})")
     r.add_argument("--loop-seconds", type=_SECONDS, default=d.loop_seconds,
                    help=f"time budget of the loop per answer (default: {d.loop_seconds})")
     r.add_argument("--oracle", choices=["auto", "kernel", "data"], default=d.oracle,

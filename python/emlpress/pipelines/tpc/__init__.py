@@ -19,14 +19,17 @@ Margins are split conformal: the data is split into training, calibration and te
 under-prediction of time and memory) is added to each constraint, so that a configuration
 drawn like the data meets the limits with probability about ``coverage``. The optimizer does
 not draw like the data (it looks for the surrogate's most optimistic corner), so the answer is
-then measured: the *closed loop* (:func:`solve_loop`) cuts off each measured-infeasible
-configuration, adds its measurement to the training rows (weighted ``refit_weight`` times),
-refits the surrogate warm-started from its weights, recompresses it, re-computes the margins,
-and solves again, until an answer is measured feasible or the budget (``max_iterations``
-corrections, ``loop_seconds``) is spent. ``max_iterations=0`` is the open loop: one answer,
-measured, never corrected. After a feasible answer, up to ``improve_probes`` probes ask the
-surrogate, without margin, for fewer bits than the best feasible answer so far; a probe
-replaces it only when measured feasible (so the final answer is always a measured one).
+then measured: the *closed loop* (:func:`solve_loop`, on :func:`emlpress.eml.run_loop`)
+cuts off each measured configuration, adds its measurement to the training rows (weighted
+``refit_weight`` times), refits the surrogate warm-started from its weights, recompresses it,
+re-computes the margins, and solves again; after a measured-feasible answer it asks for fewer
+total bits than the best measured one (improvement cut). When the MILP with its margins is
+infeasible, the loop goes on with the margins of ``improve_coverage`` (if smaller), and stops
+when that MILP is infeasible too (``loop_proven``: no answer with fewer bits within the
+margins), or after ``max_iterations + 1`` oracle calls or ``loop_seconds``. The final answer
+is the best measured-feasible one (else the last, labelled). ``max_iterations=0`` is the open
+loop: one answer, measured, never corrected. Per answer ``oracle_calls`` stands beside the
+brute force's kernel runs (``brute_force_evaluated``).
 
 Oracles (:mod:`emlpress.data.tpc_oracle`): a kernel re-run where the data folder's manifest
 says the data was measured by this kernel version on a host like this one, else the table (an
@@ -51,7 +54,8 @@ from emlpress.pipelines.tpc.loop import best_measured_bits, solve_loop
 from emlpress.pipelines.tpc.model import optimize
 from emlpress.pipelines.tpc.pipeline import INCOMPLETE, run
 from emlpress.pipelines.tpc.report import print_summary, solver_time_ratios
-from emlpress.pipelines.tpc.surrogate import Surrogate, conformal_margin
+from emlpress.eml import conformal_margin
+from emlpress.pipelines.tpc.surrogate import Surrogate
 from emlpress.pipelines.tpc.tasks import job_task, truth_task
 
 __all__ = ["PRESETS", "Config", "Surrogate", "run", "load_config", "truth_task", "job_task",

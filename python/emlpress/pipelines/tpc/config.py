@@ -75,11 +75,13 @@ class Config:
     test_size: float = 0.2            # share of all rows
     calibration_size: float = 0.2     # share of the rest, for the conformal margins
     coverage: float = 0.9             # of the conformal margins
+    improve_coverage: float | None = 0.5  # after the proof at `coverage`, if smaller: go on at this one
     resource_r2_min: float = 0.5      # below: the per-hardware fallback for that limit
-    max_iterations: int = 10          # corrections of the closed loop (0: open loop)
-    loop_seconds: float = 120.0       # per answer
-    improve_probes: int = 2           # after a feasible answer: tries at fewer bits, no margin
-    probe_time_limit: float = 5.0     # seconds per probe MILP
+    max_iterations: int = 10          # oracle calls per answer after the first (0: open loop)
+    loop_seconds: float = 60.0        # per answer
+    holdout: int = 0                  # every holdout-th measured answer calibrates the margins (0: none)
+    improve_probes: int = 2           # deprecated, unused: the loop improves until its proof or budget
+    probe_time_limit: float = 5.0     # deprecated, unused
     refit_epochs: int = 20
     refit_weight: int = 50            # copies of each measured answer in the refit's rows
     oracle: str = "auto"              # auto | kernel | data
@@ -135,6 +137,9 @@ def _check(cfg: Config) -> None:
     if cfg.timing_repeats < 3:
         raise ValueError(f"timing_repeats must be at least 3 (a median of repeated solves), "
                          f"got {cfg.timing_repeats}")
+    if isinstance(cfg.holdout, bool) or not isinstance(cfg.holdout, numbers.Integral) or cfg.holdout < 0 \
+            or cfg.holdout == 1:
+        raise ValueError(f"holdout must be 0 (none) or an integer >= 2, got {cfg.holdout!r}")
     for name in ("max_iterations", "improve_probes"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
@@ -146,6 +151,10 @@ def _check(cfg: Config) -> None:
         raise ValueError(f"calibration_size = {cfg.calibration_size!r} must lie in (0, 1)")
     if not 0.0 < cfg.coverage < 1.0:
         raise ValueError(f"coverage = {cfg.coverage!r} must lie in (0, 1), e.g. 0.9")
+    if cfg.improve_coverage is not None and not (
+            isinstance(cfg.improve_coverage, numbers.Real) and 0.0 < cfg.improve_coverage < 1.0):
+        raise ValueError(f"improve_coverage = {cfg.improve_coverage!r} must lie in (0, 1), or be "
+                         "None (stop at the first proof)")
     if not cfg.learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate!r}")
     check_sparsities(cfg.initial_sparsity, cfg.final_sparsity)

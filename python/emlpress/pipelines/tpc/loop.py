@@ -1,141 +1,133 @@
-"""The TPC closed loop: :func:`solve_loop` (solve, measure, cut off, refit, solve again;
-then probe for fewer bits), the answers' verdicts, the repeated solves of the solver-time
+"""The TPC closed loop: :func:`solve_loop` (the TPC problem, oracle and refit on
+:func:`emlpress.eml.run_loop`), the answers' verdicts, the repeated solves of the solver-time
 comparison, and the brute-force truth an answer is compared with."""
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import replace as _replace
 
 import numpy as np
 
+from emlpress import eml
 from emlpress import train as training
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import Oracle, brute_force
-from emlpress.pipelines.tpc.config import Config, _domain, _limits
+from emlpress.pipelines.tpc.config import RESOURCES, Config, _domain, _limits
 from emlpress.pipelines.tpc.model import _answer, _NoCandidates, optimize
-from emlpress.pipelines.tpc.surrogate import Surrogate, _Model, _surrogate
+from emlpress.pipelines.tpc.surrogate import Surrogate, _Model, _residuals, _surrogate
 
 
 def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle, res_use: dict,
                fallback: dict, measured_only: bool, on_iteration=None) -> dict:
-    """Solve, measure, and (closed loop) cut off, refit and solve again until an answer is
-    measured feasible; then probe for fewer bits. Returns the row's loop fields, the
-    per-iteration log and the first MILP's surrogate."""
-    train, _, _ = split
+    """One answer by :func:`emlpress.eml.run_loop`: solve the MILP, measure the answer with
+    ``oracle``, learn the measurement (warm-started refit, the answer weighted
+    ``cfg.refit_weight`` times), cut the configuration off and, after a measured-feasible
+    answer, ask for fewer total bits than the best measured one; margins are split conformal
+    (``cfg.coverage``) on the calibration rows and every ``cfg.holdout``-th measured answer.
+    When the MILP with these margins is infeasible the loop goes on with the smaller margins of
+    ``cfg.improve_coverage`` where it is below ``cfg.coverage`` (every answer is measured, so they cost oracle calls, never a
+    wrong answer); it stops when the MILP is infeasible with those (no answer with fewer bits
+    within the margins), or after ``cfg.max_iterations + 1`` oracle calls or ``cfg.loop_seconds``.
+    ``cfg.max_iterations == 0`` is the open loop: one answer, measured, not corrected.
+
+    Returns the row's loop fields (``out``), the per-iteration log, the first MILP's
+    (solution, surrogate, handle, candidates), the final answer's log row and the final
+    surrogate."""
+    train, cal, _ = split
     lo, hi = _domain(data)
     limits = _limits(cfg)
     hidden = list(m.err_fit.net.sizes[1:-1])
     allowed = [cfg.hw] if cfg.hw else data.hardware
     candidates = _candidates(oracle, allowed, measured_only)
-    excluded, extra, log = [], [], []
-    t_start = time.perf_counter()
-    out = {"loop_stop": ""}
-    first = best = None
-    sur = _surrogate(m, data, split, cfg, res_use, fallback, lo, hi)
+    first = []
+    open_loop = cfg.max_iterations == 0
 
-    def step(kind, **opt):
-        """One solve and its measurement; None when the MILP has no answer."""
-        c = cfg if kind == "solve" else _replace(cfg, time_limit=min(
-            cfg.time_limit or math.inf, cfg.probe_time_limit or math.inf))
+    def x_of(config) -> np.ndarray:
+        return np.concatenate([np.asarray(config[:-1], float),
+                               [1.0 if w == config[-1] else 0.0 for w in data.hardware]])
+
+    def problem(ctx: eml.Context) -> eml.Proposal:
+        sur = _replace(ctx.model, margin_error=ctx.margins.get("error", 0.0),
+                       margins={k: v for k, v in ctx.margins.items() if k != "error"})
+        excluded = [(np.asarray(c[:-1]), c[-1]) for c in ctx.excluded]
+        max_total = None if ctx.better_than is None else int(round(ctx.better_than)) - 1
         try:
-            sol, handle = optimize(sur, data, c, excluded, candidates, **opt)
+            sol, handle = optimize(sur, data, cfg, excluded, candidates, max_total=max_total)
         except _NoCandidates:
-            return None, "every measured configuration was cut off"
-        it = {"iteration": len(log), "kind": kind, "status": sol.status, "solver_ms": sol.solve_s * 1e3,
-              "encode_ms": sol.encode_s * 1e3, "margin_error": sur.margin_error,
-              **{f"margin_{k}": v for k, v in sur.margins.items()}}
-        log.append(it)
+            return eml.Proposal(None, status="INFEASIBLE",
+                                info={"why": "every measured configuration was cut off"})
+        if not first:
+            first.append((sol, sur, handle, candidates))
+        info = {"solver_ms": sol.solve_s * 1e3, "encode_ms": sol.encode_s * 1e3}
         if not sol.has_solution:
-            return None, f"no answer ({sol.status})"
+            return eml.Proposal(None, status=sol.status, info=info)
         bits, hw, pred, diff = _answer(sol, data, sur)
-        meas = oracle.measure(bits, hw, limits)
-        it.update(bits=" ".join(map(str, bits)), total_bits=int(bits.sum()), chosen_hardware=hw, **pred,
-                  milp_forward_diff=diff, measured_error=meas.error, measured_time=meas.time,
-                  measured_memory_peak=meas.memory_peak, measured_memory_mean=meas.memory_mean,
-                  measured_source=meas.source, verdict=_verdict(meas))
-        if on_iteration is not None:
-            on_iteration(it)
-        return (sol, handle, bits, hw, meas, it), None
+        info.update(bits=" ".join(map(str, bits)), total_bits=int(bits.sum()), chosen_hardware=hw,
+                    milp_forward_diff=diff)
+        return eml.Proposal((*map(int, bits), hw), float(bits.sum()), sol.status,
+                            predicted={k.removeprefix("predicted_"): v for k, v in pred.items()}, info=info)
 
-    def over_budget():
-        if cfg.loop_seconds is not None and time.perf_counter() - t_start > cfg.loop_seconds:
-            return f"time budget ({cfg.loop_seconds:g} s) spent"
-        return None
-
-    # 1. correct until an answer is measured feasible
-    while True:
-        r, why = step("solve")
-        if r is None:
-            out["loop_stop"] = why
-            break
-        sol, handle, bits, hw, meas, it = r
-        if first is None:
-            first = (sol, sur, handle, candidates)
-        if cfg.max_iterations == 0:
-            best = it if meas.feasible else None
-            out["loop_stop"] = "open loop (max_iterations=0): the answer is measured, not corrected"
-            break
-        if meas.feasible:
-            best = it
-            out["loop_stop"] = "measured feasible"
-            break
+    def measure(config) -> eml.Measurement:
+        meas = oracle.measure(np.asarray(config[:-1]), config[-1], limits)
         if not meas.measured:
-            out["loop_stop"] = "unmeasured answer (no oracle can measure it; see measured_only)"
-            break
-        if len(log) > cfg.max_iterations:
-            out["loop_stop"] = f"iteration budget ({cfg.max_iterations} corrections) spent"
-            break
-        if (why := over_budget()) is not None:
-            out["loop_stop"] = why
-            break
-        # cut the configuration off, learn its measurement, refit warm-started
-        excluded.append((bits, hw))
-        x = np.concatenate([bits.astype(float), [1.0 if w == hw else 0.0 for w in data.hardware]])
-        extra.append((x, [tpc.neg_log_error(meas.error)[()], meas.time, meas.memory_mean,
-                          meas.memory_peak]))
-        Xe = np.repeat(np.array([e[0] for e in extra]), cfg.refit_weight, axis=0)
-        Ye = np.repeat(np.array([e[1] for e in extra]), cfg.refit_weight, axis=0)
-        X = np.vstack([data.X(train), Xe])
-        Y = np.vstack([data.Y(train), Ye])
-        common = dict(epochs=cfg.refit_epochs, batch_size=cfg.batch_size, seed=cfg.seed + len(log),
+            return eml.Measurement(None, source=meas.source, reason=meas.source)
+        return eml.Measurement(meas.feasible, source=meas.source, values={
+            k: getattr(meas, k) for k in ("error", "time", "memory_mean", "memory_peak")})
+
+    def refit(sur: Surrogate, observed: list) -> Surrogate:
+        xs = np.array([x_of(o.config) for o in observed])
+        ys = np.array([[tpc.neg_log_error(o.measurement.values["error"])[()],
+                        *(o.measurement.values[k] for k in RESOURCES)] for o in observed], float)
+        X = np.vstack([data.X(train), np.repeat(xs, cfg.refit_weight, axis=0)])
+        Y = np.vstack([data.Y(train), np.repeat(ys, cfg.refit_weight, axis=0)])
+        common = dict(epochs=cfg.refit_epochs, batch_size=cfg.batch_size, seed=cfg.seed + len(observed),
                       lo=lo, hi=hi, learning_rate=cfg.learning_rate, early_stopping=False)
         m.err_fit = training.fit_regressor(X, Y[:, :1], hidden, init=m.err_fit, **common)
         if res_use:
             m.res_fit = training.fit_regressor(X, Y[:, 1:], hidden, init=m.res_fit, **common)
-        sur = _surrogate(m, data, split, cfg, res_use, fallback, lo, hi)
-    # 2. probe: fewer bits than the measured-feasible answer, on the surrogate's own prediction
-    # (no margin); a probe is kept only if it is measured feasible
-    probes = 0
-    while (best is not None and cfg.max_iterations > 0 and probes < cfg.improve_probes
-           and over_budget() is None):
-        probes += 1
-        r, why = step("probe", max_total=best["total_bits"] - 1, margin_scale=0.0)
-        if r is None:
-            break
-        *_, bits, hw, meas, it = r
-        if meas.feasible:
-            best = it
-        else:
-            excluded.append((bits, hw))
-    out["iterations"] = len(log)
-    out["probes"] = probes
-    out["loop_s"] = time.perf_counter() - t_start
-    answered = [it for it in log if "bits" in it]
-    final = best if best is not None else (answered[-1] if answered else None)
-    return {"out": out, "log": log, "first": first, "final": final, "final_sur": sur}
+        return _surrogate(m, data, split, cfg, res_use, fallback, lo, hi)
+
+    def residuals(sur: Surrogate, held_out: list) -> dict:
+        extra = [(x_of(o.config), o.measurement.values) for o in held_out]
+        return _residuals(sur, data, cal, res_use, extra)
+
+    def on_row(row: dict) -> None:  # the pipeline's names beside the library's
+        row["verdict"] = _VERDICTS.get(row.get("label"), row.get("label"))
+        if "source" in row:
+            row["measured_source"] = row["source"]
+        if on_iteration is not None and "bits" in row:
+            on_iteration(row)
+
+    r = eml.run_loop(problem, measure, model=_surrogate(m, data, split, cfg, res_use, fallback, lo, hi),
+                     refit=None if open_loop else refit, residuals=residuals,
+                     coverage=_stages(cfg),
+                     max_calls=cfg.max_iterations + 1, max_seconds=cfg.loop_seconds,
+                     holdout=cfg.holdout, on_iteration=on_row)
+    stop = ("open loop (max_iterations=0): the answer is measured, not corrected" if open_loop
+            else r.stop)
+    out = {"loop_stop": stop, "loop_proven": r.proven, "iterations": len(r.log),
+           "oracle_calls": r.oracle_calls, "loop_s": r.seconds}
+    answered = [row for row in r.log if "bits" in row]
+    final = (answered[r.answers.index(r.best)] if r.best is not None
+             else answered[-1] if answered else None)
+    if final is not None:
+        final["oracle_calls_to_answer"] = final["oracle_calls"]
+    return {"out": out, "log": r.log, "first": first[0] if first else None, "final": final,
+            "final_sur": r.model}
+
+
+def _stages(cfg: Config) -> tuple:
+    """The loop's coverage stages: ``coverage``, then ``improve_coverage`` when smaller."""
+    more = cfg.improve_coverage is not None and cfg.improve_coverage < cfg.coverage
+    return (cfg.coverage, cfg.improve_coverage) if more else (cfg.coverage,)
+
+
+_VERDICTS = {eml.FEASIBLE: "feasible", eml.INFEASIBLE: "infeasible", eml.UNMEASURED: "unmeasured"}
 
 
 def _candidates(oracle: Oracle, allowed, measured_only: bool):
     """The (bits, hardware) pairs the MILP may choose from (None: any configuration)."""
     return [(k, w) for k, w in oracle.measured_configurations(allowed)] if measured_only else None
-
-
-def _verdict(meas) -> str:
-    if not meas.measured:
-        return "unmeasured"
-    return "feasible" if meas.feasible else "infeasible"
 
 
 def _timings(sur: Surrogate, data, cfg: Config, candidates=None) -> list[float]:
@@ -152,6 +144,8 @@ def _apply_truth(row: dict, truth: dict) -> None:
     answers: an infeasible one can be "below")."""
     row["optimum_bits"] = truth.get("total_bits")
     row["optimum_proven"] = truth.get("proven")
+    # the increasing-bits brute force's kernel runs, beside the loop's oracle calls
+    row["brute_force_evaluated"] = truth.get("evaluated")
     if row["measured_feasible"] and truth.get("proven") and truth.get("total_bits") is not None:
         row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
 

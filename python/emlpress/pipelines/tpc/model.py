@@ -10,6 +10,7 @@ import numpy as np
 
 from emlpress import _highs
 from emlpress.data import tpc
+from emlpress.eml.cuts import add_no_good
 from emlpress.milp import add_predictor, solve
 from emlpress.pipelines.tpc.config import RESOURCES, Config, _check_hw, _limits
 from emlpress.pipelines.tpc.surrogate import Surrogate
@@ -49,17 +50,9 @@ def optimize(sur: Surrogate, data: tpc.TPCData, cfg: Config, excluded=(), candid
             h.addConstr(hw[j] - sum(z[k] for k in on) == 0 if on else hw[j] == 0)
     else:
         for c, name in sorted(excluded):
-            if name not in data.hardware:
-                continue
-            a = h.addVariables(nv, lb=0.0, ub=1.0)
-            b = h.addVariables(nv, lb=0.0, ub=1.0)
-            idx = np.array([a[i].index for i in range(nv)] + [b[i].index for i in range(nv)], np.int32)
-            h.changeColsIntegrality(len(idx), idx, np.ones(len(idx), np.uint8))
-            for i in range(nv):
-                L, U = float(blo[i]), float(bhi[i])
-                h.addConstr(bits[i] + (U - c[i] + 1) * a[i] <= U)        # a_i = 1: bits_i <= c_i - 1
-                h.addConstr(bits[i] - (c[i] + 1 - L) * b[i] >= L)        # b_i = 1: bits_i >= c_i + 1
-            h.addConstr(sum(a[i] + b[i] for i in range(nv)) - hw[data.hardware.index(name)] >= 0)
+            if name in data.hardware:  # another hardware also leaves the configuration
+                add_no_good(h, [bits[i] for i in range(nv)], c, blo, bhi,
+                            switch=hw[data.hardware.index(name)])
     inputs = [*[bits[i] for i in range(nv)], *[hw[i] for i in range(nh)]]
 
     def embed(net, qnet, net_bounds, name):  # the int8 model where the surrogate has one

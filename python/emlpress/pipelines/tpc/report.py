@@ -120,10 +120,11 @@ def print_summary(folder: Path, summary: pd.DataFrame, cfg: Config) -> None:
     ``cfg.quantized``, the int8 variants'), how many were measured feasible, the optima and
     the notes, and the run folder."""
     cols = ["benchmark", "topology", "variant", "r2_error", "first_bits", "first_verdict",
-            "iterations", "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
-            "verdict", "measured_source", "bits_above_optimum"]
+            "bits", "total_bits", "predicted_error", "measured_error", "measured_time",
+            "verdict", "measured_source", "oracle_calls", "brute_force_evaluated", "bits_above_optimum"]
     table = summary[[c for c in cols if c in summary]].rename(columns={
         "first_bits": "first answer", "first_verdict": "first verdict", "measured_source": "measured by",
+        "oracle_calls": "oracle calls", "brute_force_evaluated": "brute force",
         "bits_above_optimum": "above optimum"})
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
@@ -148,6 +149,11 @@ def print_summary(folder: Path, summary: pd.DataFrame, cfg: Config) -> None:
         if opt is not None and not pd.isna(opt):
             kind = "optimum (brute force)" if g["optimum_proven"].iloc[0] else "optimum at least (brute force cut short)"
             print(f"{bench}: {kind} {int(opt)} bits; best in the data {g['best_measured_bits'].iloc[0]}")
+    if "loop_proven" in summary:
+        proven = int(summary["loop_proven"].fillna(False).astype(bool).sum())
+        print(f"loops that proved no answer with fewer bits exists within the margins: {proven} of "
+              f"{len(summary)}; oracle calls per answer: median {summary['oracle_calls'].median():g}, "
+              f"most {summary['oracle_calls'].max():g}")
     for note in summary.attrs.get("notes", []):
         print(f"note: {note}")
     print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots)")

@@ -1,15 +1,17 @@
 """What the TPC MILP embeds for one variant: :class:`Surrogate` (networks, bounds, margins,
-fallbacks), its compression and quantization, and the split-conformal margins."""
+fallbacks), its compression and quantization, and the residuals of its split-conformal
+margins (:mod:`emlpress.eml.conformal`)."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from emlpress.compress import lossless
+from emlpress.data import tpc
+from emlpress.eml import margins
 from emlpress.network import Network
 from emlpress.pipelines.tpc.config import RESOURCES, Config
 
@@ -38,18 +40,6 @@ class Surrogate:
 
     def resource_prediction(self, X) -> np.ndarray:
         return self.resource_q.forward(X) if self.resource_q is not None else self.resource_net.forward(X)
-
-
-def conformal_margin(residuals, coverage: float) -> float:
-    """Split-conformal margin: the ceil((n+1) * coverage)-th smallest residual, so that a new
-    residual exchangeable with these is at most the margin with probability >= coverage."""
-    r = np.sort(np.asarray(residuals, dtype=float))
-    k = math.ceil((len(r) + 1) * coverage)
-    if k > len(r):
-        raise ValueError(f"{len(r)} calibration rows cannot give a {coverage:.0%} margin "
-                         f"(at least {math.ceil(coverage / (1 - coverage))} needed): "
-                         "lower coverage or raise calibration_size")
-    return float(r[k - 1])
 
 
 class _Model:
@@ -81,15 +71,30 @@ def _surrogate(m: _Model, data, split, cfg: Config, res_use: dict, fallback: dic
         m.compress_ms = (time.perf_counter() - t0) * 1e3
     if m.embed != "float":
         _quantize(sur, m, data, split, lo, hi)
-    Xc = data.X(cal)
-    sur.margin_error = conformal_margin(sur.error_prediction(Xc) - cal["neg_log_error"].to_numpy(),
-                                        cfg.coverage)
+    sur.margins = margins(_residuals(sur, data, cal, res_use), cfg.coverage)
+    sur.margin_error = sur.margins.pop("error")
+    return sur
+
+
+def _residuals(sur: Surrogate, data, cal, res_use: dict, extra=()) -> dict:
+    """Held-out residuals per constraint, the surrogate's optimism (predicted ``-log10(error)``
+    minus measured; measured time/memory minus predicted), on the calibration rows and on
+    ``extra`` (x, {error, time, memory_mean, memory_peak}) measured answers held out from
+    the refits."""
+    X = data.X(cal)
+    target = {"error": cal["neg_log_error"].to_numpy()} | {k: cal[k].to_numpy() for k in RESOURCES}
+    if len(extra):
+        X = np.vstack([X, [x for x, _ in extra]])
+        target["error"] = np.concatenate([target["error"], tpc.neg_log_error([v["error"] for _, v in extra])])
+        for k in RESOURCES:
+            target[k] = np.concatenate([target[k], [v[k] for _, v in extra]])
+    out = {"error": sur.error_prediction(X) - target["error"]}
     if sur.resource_net is not None:
-        P = sur.resource_prediction(Xc)
+        P = sur.resource_prediction(X)
         for k, name in enumerate(RESOURCES):
             if name in res_use:
-                sur.margins[name] = conformal_margin(cal[name].to_numpy() - P[:, k], cfg.coverage)
-    return sur
+                out[name] = target[name] - P[:, k]
+    return out
 
 
 def _quantize(sur: Surrogate, m: _Model, data, split, lo, hi) -> None:

@@ -198,8 +198,9 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
                        solver_ms_median=fsol.solve_s * 1e3, timing_solves=1)
             firsts[variant] = (fsur, row, fcand)
         answered = [it for it in log if "bits" in it]
+        last = res["final"]
         if answered:
-            f, last = answered[0], res["final"]
+            f = answered[0]
             for k in ("bits", "total_bits", "predicted_error", "measured_error", "measured_time",
                       "verdict", "measured_source"):
                 row[f"first_{k}"] = f.get(k)
@@ -213,8 +214,10 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
             row["verdict"] = "no answer"
             row["status"] = log[-1]["status"] if log else "NO_CANDIDATES"
         row["measured_feasible"] = row.get("verdict") == "feasible"
-        row.update(iterations=res["out"]["iterations"], probes=res["out"]["probes"],
-                   loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"])
+        row.update(iterations=res["out"]["iterations"], oracle_calls=res["out"]["oracle_calls"],
+                   oracle_calls_to_answer=(last or {}).get("oracle_calls_to_answer"),
+                   loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"],
+                   loop_proven=res["out"]["loop_proven"])
         if truth is not None:
             _apply_truth(row, truth)
         feasible = row["measured_feasible"]
