@@ -138,16 +138,17 @@ def _step(rule, v, direction):
 
 
 def _threshold_points(ens, base, lo, hi):
-    """For every split: the threshold, the largest input that goes left, the smallest the
-    MILP lets go right, and one float step beyond each, on the feature of the split (the other
-    features at ``base``), clipped into the box."""
+    """For every split: the threshold, the largest input the MILP lets go left, the smallest
+    it lets go right, one float step beyond each, and the library's own boundary (float64
+    inputs either side of where float32 rounding changes sides), on the feature of the
+    split (the other features at ``base``), clipped into the box."""
     pts = []
     for T in ens.trees:
         for n in np.flatnonzero(T.left != -1):
             f, t = int(T.feature[n]), float(T.threshold[n])
             left, right = Rule.sides(T.rule, t)
             for v in {t, left, right, _step(T.rule, left, -1), _step(T.rule, left, 1),
-                      _step(T.rule, right, 1)}:
+                      _step(T.rule, right, 1), *Rule.boundary(T.rule, t)}:
                 p = base.copy()
                 p[f] = min(max(v, lo[f]), hi[f])
                 pts.append(p)
@@ -273,6 +274,28 @@ def test_every_class_seen_on_samples_is_found_by_the_milp_and_verified(name):
             assert sol.outputs[hd.name][0] == c
 
 
+@pytest.mark.parametrize("name", ["xgb_reg_small", "rf_reg"])
+def test_training_rows_next_to_a_split_are_in_the_milp_with_predicts_value(name):
+    """Float64 training rows (load_diabetes) whose feature rounds to a split's float32 value
+    or next to it: each is in the MILP (outside every left-out gap) and gives the model's own
+    prediction. The gap once lay on the wrong side of float32 rounding's boundary: 98% of
+    XGBoost's training rows (a float64 value rounding up to the split value goes right)
+    were infeasible."""
+    model, X = _make(name)
+    ens = read_ensemble(model)
+    near = set()
+    for T in ens.trees:
+        for n in np.flatnonzero(T.left != -1):
+            t, col = float(T.threshold[n]), X[:, int(T.feature[n])]
+            d = np.abs(col - t)
+            near.update(np.flatnonzero(d <= 2 * np.spacing(np.float32(t)) + d.min()).tolist())
+    rows = X[sorted(near)[:12]]
+    assert len(rows) >= 8
+    assert not any(_in_gap(ens, r) for r in rows)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    assert _fixed_input_check(model, lo, hi, list(rows)) == len(rows)
+
+
 @pytest.mark.parametrize("name", ["xgb_reg", "lgb_reg", "gb_reg"])
 def test_at_each_threshold_the_left_and_right_values_reach_the_libraries_leaves(name):
     """At every split, emlpress' leaf walk equals the library's own (XGBoost's pred_leaf node
@@ -367,7 +390,7 @@ def _box_leaves(T, lo, hi):
             out.append(n)
             continue
         f = int(T.feature[n])
-        left_max, _ = Rule.sides(T.rule, float(T.threshold[n]))
+        left_max, _ = Rule.boundary(T.rule, float(T.threshold[n]))  # the library's own
         if rounded(a[f]) <= left_max:
             b2 = b.copy()
             b2[f] = min(b[f], left_max)
