@@ -562,3 +562,33 @@ def test_a_class_margin_holds_at_the_answer(name):
         assert np.all(s[c] - np.delete(s, c) >= m - 1e-6)
         found += 1
     assert found >= 2
+
+
+def test_inputs_passed_in_any_order_keep_their_own_bounds():
+    """Inputs given in an order other than their columns' (HiGHS' getCols takes increasing
+    sets only, and once returned zeros: every box [0, 0], the bounds one leaf's value and a
+    network's 'OPTIMAL' below a sampled value): the ensemble's bounds are output_bounds on the
+    permuted box, and the optimum of an ensemble and of a network is at least every sample's."""
+    from emlpress import Network
+
+    X, y = _synthetic(12)
+    X = X * np.array([1.0, 3.0, 0.5])
+    model = sk_ens.RandomForestRegressor(4, max_depth=4, random_state=0).fit(X, y)
+    rng = np.random.default_rng(4)
+    net = Network([rng.normal(size=(6, 3)), rng.normal(size=(1, 6))], [rng.normal(size=6), np.zeros(1)])
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    perm = [2, 0, 1]
+    S = rng.uniform(lo[perm], hi[perm], (2000, 3))  # in the models' feature order
+    for m, f in ((model, model.predict), (net, lambda Z: net.forward(Z)[:, 0])):
+        h = highs()
+        x = h.addVariables(3, lb=lo.tolist(), ub=hi.tolist())
+        hd = milp.add_predictor(h, m, [x[q] for q in perm])
+        if m is model:
+            L, U, dropped = milp.output_bounds(model, lo[perm], hi[perm])
+            np.testing.assert_array_equal(hd.lower, L)
+            np.testing.assert_array_equal(hd.upper, U)
+            assert hd.n_dropped == dropped
+        h.setObjective(hd.outputs[0], sense=MAX)
+        sol = milp.solve(h, mip_gap=0)
+        assert sol.status == "OPTIMAL"
+        assert sol.objective >= f(S).max() - 1e-9
