@@ -210,7 +210,10 @@ def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.n
     split rows. Returns (the kept leaves' node indices, their binary columns); the caller
     writes the outputs from them (``sum value[leaf] * z``)."""
     keep = reachable_leaves(T, lo, hi)
-    z = np.asarray([B.col(0, 1, True) for _ in keep], np.int32)
+    z = np.arange(B.first + len(B.lb), B.first + len(B.lb) + keep.size, dtype=np.int32)
+    B.lb += [0.0] * keep.size  # one binary per kept leaf, in bulk (B.col's lists)
+    B.ub += [1.0] * keep.size
+    B.integer += [True] * keep.size
     B.row(z, np.ones(z.size), 1.0, 1.0)  # exactly one leaf
     inner = np.flatnonzero(T.left != -1)
     parent = np.full(T.left.size, -1, np.int64)
@@ -248,9 +251,9 @@ def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.n
     body[head] = False
     idx[head], val[head] = np.asarray(cols)[f], 1.0
     idx[body], val[body] = zc, np.repeat(coef, ends - starts)
-    idx_rows, val_rows = np.split(idx, head[1:]), np.split(val, head[1:])
-    for g in np.flatnonzero(emit):
-        B.row(idx_rows[g], val_rows[g], row_lo[g], row_hi[g])
+    bounds = np.r_[head, idx.size].tolist()  # row g: idx[bounds[g]:bounds[g + 1]] (views, not np.split)
+    for g in np.flatnonzero(emit).tolist():
+        B.row(idx[bounds[g]:bounds[g + 1]], val[bounds[g]:bounds[g + 1]], row_lo[g], row_hi[g])
     return keep, z
 
 
