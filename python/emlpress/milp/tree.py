@@ -20,8 +20,10 @@ max(1, |lo_f|)`` apart so the solver's tolerance cannot blur the two sides (:fun
 sets HiGHS' MIP and primal feasibility tolerances to at most ``TOL`` = 1e-9)
 (:meth:`Rule.sides_array`): scikit-learn: ``lo_f`` the largest float32 that goes left, ``hi_f``
 the next float32 or ``lo_f`` + the gap; LightGBM: ``lo_f = t``; XGBoost: ``hi_f`` the smallest
-float64 that rounds to ``t`` (the exact boundary, :meth:`Rule.boundary`), the gap below it, so
-that the float64 training values XGBoost rounded to its split values are in. Inputs strictly
+float64 that rounds to ``t`` (the exact boundary, :meth:`Rule.boundary`) plus ``MARGIN``, or
+``t`` if nearer, the gap below it, so that float64 inputs XGBoost rounds up to its split
+values are in (a feature of magnitude below ~0.1 has float32 steps too fine for HiGHS'
+tolerance: scale it up). Inputs strictly
 between ``lo_f`` and ``hi_f`` are left out of the model; integer inputs never fall there.
 :func:`emlpress.milp.solve` checks every solution against the model's ``predict``.
 
@@ -46,6 +48,10 @@ __all__ = ["add_tree", "TreeHandle", "GAP", "Rule", "TreeArrays", "tree_rows", "
 #: feasibility tolerance set on the model (at most), 50 times finer
 GAP = 5e-8  # below float32's relative step (2^-24): the next float32 decides wherever |t| >= 1
 TOL = 1e-9
+#: XGBoost: the right side starts this far (relative to max(1, |t|)) above the exact
+#: boundary, or at the split value if nearer: HiGHS' tolerance must not carry an answer
+#: at the edge of a leaf's region across the boundary (float32 rounding sends it left)
+MARGIN = 5e-9
 
 
 class Rule:
@@ -110,16 +116,19 @@ class Rule:
         """:meth:`sides` of every threshold of ``t`` (shape ``(n,)``): two arrays ``(n,)``.
         The MILP leaves out a gap ``GAP * max(1, |side|)`` wide (the solver's tolerance
         cannot blur the two sides). scikit-learn and LightGBM: from the largest float32
-        (LightGBM: float64) that goes left up. XGBoost: just below the exact boundary
-        (:meth:`boundary_array`), so that every input rounding to the split value is in:
-        XGBoost's split values are training values (which go right) and float64 training
-        data lie all over their float32 rounding interval (a right side starting at the
-        split value itself left out 98% of load_diabetes' rows); an answer the solver's
-        tolerance carries across the boundary is caught by :func:`~emlpress.milp.solve`."""
+        (LightGBM: float64) that goes left up. XGBoost: the right side starts ``MARGIN *
+        max(1, |t|)`` above the exact boundary (:meth:`boundary_array`), or at the split
+        value ``t`` if that is nearer, the gap below it: float64 inputs that round up to
+        ``t`` are in from there (XGBoost's split values are rounded training values, which
+        go right; a right side starting at ``t`` itself left out 85% of load_diabetes'
+        rows, features times 50; without the margin HiGHS answered at a region's edge
+        across the boundary, within its tolerance)."""
         t = np.asarray(t, np.float64)
-        if rule == Rule.XGBOOST:
+        if rule == Rule.XGBOOST:  # right from MARGIN above the boundary, at most t itself
             lo, hi = Rule.boundary_array(rule, t)
-            return np.minimum(lo, hi - GAP * np.maximum(1.0, np.abs(hi))), hi
+            s = np.maximum(1.0, np.abs(hi))
+            right = np.minimum(t.astype(np.float32).astype(np.float64), hi + MARGIN * s)
+            return np.minimum(lo, right - GAP * s), right
         if rule == Rule.LIGHTGBM:
             lo, nxt = t.copy(), np.nextafter(t, np.inf)
         else:
