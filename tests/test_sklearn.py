@@ -278,6 +278,17 @@ def test_a_scaled_binary_and_a_fixed_feature_multiply_exactly():
     _assert_predicts(h, hd, Xt, pipe.predict(Xt))
 
 
+def test_a_column_transformers_passthrough_then_a_tree_equals_predict():
+    """remainder='passthrough' puts the pipeline's own input columns after the scaler's new
+    ones: the tree's inputs are not in increasing column order, whose bounds HiGHS' getCols
+    once returned as zeros (every fixed input NUMERICAL, the tree's box [0, 0])."""
+    ct = ColumnTransformer([("s", StandardScaler(), [0, 2, 4])], remainder="passthrough")
+    model = make_pipeline(ct, DecisionTreeRegressor(max_depth=5, random_state=0)).fit(Xd, yd)
+    h, hd = _model_with(LO, HI, model)
+    X = np.vstack([Xd[:6], _points(LO, HI)])
+    _assert_predicts(h, hd, X, model.predict(X))
+
+
 def test_multi_output_wrapper_and_a_tree_as_a_pipelines_last_step():
     lo, hi = LO[:3], HI[:3]
     X3 = Xd[:, :3]

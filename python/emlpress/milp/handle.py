@@ -139,6 +139,17 @@ def registered_handles(h) -> list:
     return h.__dict__.get(_REGISTRY_ATTR, [])
 
 
+def col_bounds(h, cols) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of columns ``cols`` (shape ``(n,)``), in that order, repeats allowed:
+    HiGHS' ``getCols`` takes an increasing set only (given another it returns an error and
+    zeros, which once made every input's box ``[0, 0]``)."""
+    u, inv = np.unique(np.asarray(cols, np.int32), return_inverse=True)
+    status, _, _, lo, hi, _ = h.getCols(int(u.size), u.astype(np.int32))
+    if status != highspy.HighsStatus.kOk:
+        raise ValueError(f"columns {u.tolist()[:8]}: HiGHS could not read their bounds ({status})")
+    return np.asarray(lo, float)[inv], np.asarray(hi, float)[inv]
+
+
 def _new_inputs(h, inputs, n_in: int, name: str):
     """(the model's network registry, input columns, their bounds) for a new network named
     ``name`` taking ``n_in`` inputs; the name must be new and the bounds finite."""
@@ -148,8 +159,7 @@ def _new_inputs(h, inputs, n_in: int, name: str):
     cols = column_indices(h, inputs)
     if cols.size != n_in:
         raise ValueError(f"network {name!r} takes {n_in} inputs, got {cols.size}")
-    _, _, _, lo, hi, _ = h.getCols(int(cols.size), cols)
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    lo, hi = col_bounds(h, cols)
     for q in range(cols.size):
         if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
             raise ValueError(

@@ -42,7 +42,7 @@ import numpy as np
 
 from emlpress._highs import Builder, col_name, column_indices, option_value
 from emlpress.milp.classify import add_argmax, argmax_indicators
-from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
+from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, col_bounds, registered_handles
 from emlpress.milp.linear import (LINEAR_CLASSIFIERS, LINEAR_REGRESSORS, add_affine, affine_box,
                                   check_affine, linear_weights, merged)
 
@@ -97,15 +97,8 @@ class _Box:
         return _Box(*(np.concatenate([getattr(b, a) for b in boxes]) for a in ("lo", "hi", "v0", "v1")))
 
 
-def _col_bounds(h, cols) -> tuple[np.ndarray, np.ndarray]:
-    """The bounds of columns ``cols`` (repeats allowed: HiGHS' getCols does not take them)."""
-    u, inv = np.unique(np.asarray(cols, np.int32), return_inverse=True)
-    _, _, _, lo, hi, _ = h.getCols(int(u.size), u.astype(np.int32))
-    return np.asarray(lo, float)[inv], np.asarray(hi, float)[inv]
-
-
 def _input_box(h, cols, name: str) -> _Box:
-    lo, hi = _col_bounds(h, cols)
+    lo, hi = col_bounds(h, cols)
     v0, v1 = np.full(lo.size, np.nan), np.full(lo.size, np.nan)
     for q, c in enumerate(cols):
         if not (np.isfinite(lo[q]) and np.isfinite(hi[q])):
@@ -589,7 +582,7 @@ def _emit(h, node, cols, name: str, stages: list, ctx: _Ctx) -> np.ndarray:
     elif isinstance(node, _Argmax):
         t0 = time.perf_counter()
         n0, r0 = h.getNumCol(), h.getNumRow()
-        lo, hi = _col_bounds(h, cols)
+        lo, hi = col_bounds(h, cols)
         z = add_argmax(h, cols, lo, hi, margin=node.margin, name=f"{name}.{node.tag}")
         hd = _ArgmaxHandle(f"{name}.{node.tag}", cols, z, h.getNumCol() - n0, len(z),
                            h.getNumRow() - r0, time.perf_counter() - t0, h)

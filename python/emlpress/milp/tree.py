@@ -9,18 +9,22 @@ the right side; each output is the chosen leaf's value.
 Every library compares differently, so a tree carries its comparison rule (:class:`Rule`):
 
 - scikit-learn casts inputs to float32 and goes left when ``float32(x[f]) <= threshold``
-  (``threshold`` a float64): left exactly when ``x`` is at most ``lo_f =`` the largest float32
-  ``<= threshold``, right when it is at least the next float32 above it;
+  (``threshold`` a float64): left when ``x`` rounds to at most the largest float32
+  ``<= threshold``;
 - XGBoost casts inputs to float32 and goes left when ``float32(x[f]) < t`` (``t`` a float32):
-  left up to the float32 below ``t``, right from ``t``;
-- LightGBM compares float64 inputs, left when ``x[f] <= t`` (``t`` a float64): left up to
-  ``t``, right from the next float64.
+  left when ``x`` rounds to at most the float32 below ``t``;
+- LightGBM compares float64 inputs, left when ``x[f] <= t`` (``t`` a float64).
 
-The MILP's rows are ``x[f] <= lo_f`` (left) and ``x[f] >= hi_f`` (right), with ``hi_f`` that
-next value, pushed up to at least ``lo_f + GAP * max(1, |lo_f|)`` so the solver's tolerance
-cannot blur the two sides (:func:`tree_rows` sets HiGHS' MIP and primal feasibility
-tolerances to at most ``TOL`` = 1e-9). Inputs strictly between ``lo_f`` and ``hi_f`` (one
-float32 step, or the gap) are left out of the model; integer inputs never fall there.
+The MILP's rows are ``x[f] <= lo_f`` (left) and ``x[f] >= hi_f`` (right), at least ``GAP *
+max(1, |lo_f|)`` apart so the solver's tolerance cannot blur the two sides (:func:`tree_rows`
+sets HiGHS' MIP and primal feasibility tolerances to at most ``TOL`` = 1e-9)
+(:meth:`Rule.sides_array`): scikit-learn: ``lo_f`` the largest float32 that goes left, ``hi_f``
+the next float32 or ``lo_f`` + the gap; LightGBM: ``lo_f = t``; XGBoost: ``hi_f`` the smallest
+float64 that rounds to ``t`` (the exact boundary, :meth:`Rule.boundary`) plus ``MARGIN``, or
+``t`` if nearer, the gap below it, so that float64 inputs XGBoost rounds up to its split
+values are in (a feature of magnitude below ~0.1 has float32 steps too fine for HiGHS'
+tolerance: scale it up). Inputs strictly
+between ``lo_f`` and ``hi_f`` are left out of the model; integer inputs never fall there.
 :func:`emlpress.milp.solve` checks every solution against the model's ``predict``.
 
 A leaf no input of the box reaches by the model's own rule (its path needs a feature beyond
@@ -44,6 +48,10 @@ __all__ = ["add_tree", "TreeHandle", "GAP", "Rule", "TreeArrays", "tree_rows", "
 #: feasibility tolerance set on the model (at most), 50 times finer
 GAP = 5e-8  # below float32's relative step (2^-24): the next float32 decides wherever |t| >= 1
 TOL = 1e-9
+#: XGBoost: the right side starts this far (relative to max(1, |t|)) above the exact
+#: boundary, or at the split value if nearer: HiGHS' tolerance must not carry an answer
+#: at the edge of a leaf's region across the boundary (float32 rounding sends it left)
+MARGIN = 5e-9
 
 
 class Rule:
@@ -66,25 +74,65 @@ class Rule:
 
     @staticmethod
     def sides(rule: str, threshold: float) -> tuple[float, float]:
-        """(largest input that goes left, smallest input the MILP lets go right)."""
+        """(largest input the MILP lets go left, smallest input it lets go right)."""
         lo, hi = Rule.sides_array(rule, np.array([threshold], np.float64))
         return float(lo[0]), float(hi[0])
 
     @staticmethod
-    def sides_array(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`sides` of every threshold of ``t`` (shape ``(n,)``): two arrays ``(n,)``."""
-        t = np.asarray(t, np.float64)
+    def boundary(rule: str, threshold: float) -> tuple[float, float]:
+        """(largest float64 input that goes left, smallest that goes right): the library's."""
+        lo, hi = Rule.boundary_array(rule, np.array([threshold], np.float64))
+        return float(lo[0]), float(hi[0])
+
+    @staticmethod
+    def _float32_sides(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the largest float32 that goes left, the next float32: the smallest that goes
+        right), as float64, for the float32 rules."""
         with np.errstate(over="ignore"):
             t32 = t.astype(np.float32)
-        if rule == Rule.SKLEARN:
-            lo32 = np.where(t32.astype(np.float64) <= t, t32, np.nextafter(t32, np.float32(-np.inf)))
-            lo, nxt = lo32.astype(np.float64), np.nextafter(lo32, np.float32(np.inf)).astype(np.float64)
-        elif rule == Rule.XGBOOST:
-            lo, nxt = np.nextafter(t32, np.float32(-np.inf)).astype(np.float64), t32.astype(np.float64)
-        elif rule == Rule.LIGHTGBM:
-            lo, nxt = t.copy(), np.nextafter(t, np.inf)
+        if rule == Rule.SKLEARN:  # left: float32(x) <= the largest float32 <= t
+            l32 = np.where(t32.astype(np.float64) <= t, t32, np.nextafter(t32, np.float32(-np.inf)))
+        elif rule == Rule.XGBOOST:  # left: float32(x) <= the float32 below t
+            l32 = np.nextafter(t32, np.float32(-np.inf))
         else:
             raise ValueError(f"unknown split rule {rule!r}")
+        return l32.astype(np.float64), np.nextafter(l32, np.float32(np.inf)).astype(np.float64)
+
+    @staticmethod
+    def boundary_array(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(largest float64 input that goes left, smallest that goes right) at every threshold
+        of ``t`` (shape ``(n,)``), by the library's own comparison: for the float32 rules, on
+        either side of the midpoint where ``float32(x)`` rounds from one float32 to the next."""
+        t = np.asarray(t, np.float64)
+        if rule == Rule.LIGHTGBM:
+            return t.copy(), np.nextafter(t, np.inf)
+        a, b = Rule._float32_sides(rule, t)
+        mid = a + (b - a) / 2  # exact in float64; float32(mid) is a or b (ties to even)
+        lo = np.where(Rule.goes_left(rule, mid, t), mid, np.nextafter(mid, -np.inf))
+        return lo, np.nextafter(lo, np.inf)
+
+    @staticmethod
+    def sides_array(rule: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sides` of every threshold of ``t`` (shape ``(n,)``): two arrays ``(n,)``.
+        The MILP leaves out a gap ``GAP * max(1, |side|)`` wide (the solver's tolerance
+        cannot blur the two sides). scikit-learn and LightGBM: from the largest float32
+        (LightGBM: float64) that goes left up. XGBoost: the right side starts ``MARGIN *
+        max(1, |t|)`` above the exact boundary (:meth:`boundary_array`), or at the split
+        value ``t`` if that is nearer, the gap below it: float64 inputs that round up to
+        ``t`` are in from there (XGBoost's split values are rounded training values, which
+        go right; a right side starting at ``t`` itself left out 85% of load_diabetes'
+        rows, features times 50; without the margin HiGHS answered at a region's edge
+        across the boundary, within its tolerance)."""
+        t = np.asarray(t, np.float64)
+        if rule == Rule.XGBOOST:  # right from MARGIN above the boundary, at most t itself
+            lo, hi = Rule.boundary_array(rule, t)
+            s = np.maximum(1.0, np.abs(hi))
+            right = np.minimum(t.astype(np.float32).astype(np.float64), hi + MARGIN * s)
+            return np.minimum(lo, right - GAP * s), right
+        if rule == Rule.LIGHTGBM:
+            lo, nxt = t.copy(), np.nextafter(t, np.inf)
+        else:
+            lo, nxt = Rule._float32_sides(rule, t)
         return lo, np.maximum(nxt, lo + GAP * np.maximum(1.0, np.abs(lo)))
 
 
@@ -171,7 +219,10 @@ def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.n
     split rows. Returns (the kept leaves' node indices, their binary columns); the caller
     writes the outputs from them (``sum value[leaf] * z``)."""
     keep = reachable_leaves(T, lo, hi)
-    z = np.asarray([B.col(0, 1, True) for _ in keep], np.int32)
+    z = np.arange(B.first + len(B.lb), B.first + len(B.lb) + keep.size, dtype=np.int32)
+    B.lb += [0.0] * keep.size  # one binary per kept leaf, in bulk (B.col's lists)
+    B.ub += [1.0] * keep.size
+    B.integer += [True] * keep.size
     B.row(z, np.ones(z.size), 1.0, 1.0)  # exactly one leaf
     inner = np.flatnonzero(T.left != -1)
     parent = np.full(T.left.size, -1, np.int64)
@@ -209,9 +260,9 @@ def tree_rows(B: Builder, T: TreeArrays, cols, lo, hi) -> tuple[np.ndarray, np.n
     body[head] = False
     idx[head], val[head] = np.asarray(cols)[f], 1.0
     idx[body], val[body] = zc, np.repeat(coef, ends - starts)
-    idx_rows, val_rows = np.split(idx, head[1:]), np.split(val, head[1:])
-    for g in np.flatnonzero(emit):
-        B.row(idx_rows[g], val_rows[g], row_lo[g], row_hi[g])
+    bounds = np.r_[head, idx.size].tolist()  # row g: idx[bounds[g]:bounds[g + 1]] (views, not np.split)
+    for g in np.flatnonzero(emit).tolist():
+        B.row(idx[bounds[g]:bounds[g + 1]], val[bounds[g]:bounds[g + 1]], row_lo[g], row_hi[g])
     return keep, z
 
 
