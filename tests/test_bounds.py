@@ -307,3 +307,14 @@ def test_exact_bounds_on_two_threads_repeat_bit_for_bit(monkeypatch):
         assert all(_equal(first, r) for r in rest), name
         assert_inside(first, net, sample_box(net.lo, net.hi, 2000, 1))
     assert runs["nodes"][0].search["unresolved"].sum() > 0  # the node limit did stop searches
+
+
+def test_tighten_exact_takes_its_time_limit():
+    """tighten(method="exact", time_limit=...) is the search's limit (it was dropped for
+    milp_time_limit's default before); milp_node_limit is checked like node_limit."""
+    net = Network([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], -np.ones(2),
+                  np.ones(2))
+    with pytest.raises(ValueError, match="time_limit must be > 0"):
+        bounds.tighten(net, method="exact", time_limit=0)
+    with pytest.raises(ValueError, match="milp_node_limit must be a positive integer"):
+        bounds.tighten(net, method="exact", milp_node_limit=0)
