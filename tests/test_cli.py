@@ -309,3 +309,19 @@ def test_epidemics_run_help_gives_every_default(capsys):
 def test_epidemics_bad_horizon_is_a_usage_error(tmp_path, capsys):
     assert main(["epidemics", "run", "--horizons", "0", "--out", str(tmp_path)]) == 2
     assert "argument --horizons: must be an integer >= 1 and <= 52" in capsys.readouterr().err
+
+
+def test_bounds_milp_node_limit_reaches_the_search(capsys):
+    model = str(DATA / "goldstein_32x32.npz")
+    assert main(["bounds", model, "--method", "exact", "--milp-node-limit", "1",
+                 "--milp-time-limit", "inf"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("branch-and-bound per layer"):].splitlines()[3:]
+    unresolved = [int(line.split()[7]) for line in table]  # per layer, after "layer"
+    assert sum(unresolved) > 0  # one node per side: the output's sides are cut short
+    assert main(["bounds", model, "--method", "exact"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("branch-and-bound per layer"):].splitlines()[3:]
+    assert sum(int(line.split()[7]) for line in table) == 0
+    assert main(["bounds", model, "--method", "exact", "--milp-node-limit", "0"]) == 2
+    assert "--milp-node-limit: must be an integer >= 1, got 0" in capsys.readouterr().err

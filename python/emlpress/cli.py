@@ -9,18 +9,33 @@ failed); 130 interrupted (Ctrl-C). Errors end in one line on stderr naming the f
 from __future__ import annotations
 
 import argparse
-import math
+import importlib.util
 import os
 import re
 import sys
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from emlpress import bench as _bench
 from emlpress import bounds as _bounds
-from emlpress._atomic import write_atomic, write_bytes_atomic
+from emlpress._atomic import WriteError, check_writable, write_atomic, write_bytes_atomic
+from emlpress.bounds.relaxation import MagnitudeError
+from emlpress.compress import lossless, lossy
+from emlpress.data import tpc as tpc_data
+from emlpress.data.tpc_generate import generate
 from emlpress.io import load_model
+from emlpress.io.keras import save_keras, tf_keras
+from emlpress.pipelines import epidemics as epi
+from emlpress.pipelines import lossless_study as study
+from emlpress.pipelines import tpc as tpc_pipe
+from emlpress.pipelines.runner import JobQueue
+
+# TensorFlow, Dask and numba's compiler stay unloaded by these imports: the modules above
+# load them inside the functions that train, quantize, run a battery or compile a kernel
 
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -155,6 +170,7 @@ def _tighten(args, net, lo, hi, method: str, domain=None):
     try:
         return _bounds.tighten(net, method=method, threads=args.threads,
                                milp_time_limit=args.milp_time_limit,
+                               milp_node_limit=args.milp_node_limit,
                                deterministic=args.deterministic,
                                progress=method not in ("interval", "crown"), **where)
     except NotImplementedError as e:
@@ -174,37 +190,15 @@ def _cmd_bounds(args) -> int:
         b = st.bounds
     else:
         b = _tighten(args, net, lo, hi, args.method, d)
-    print(f"{args.model}: {net}")
-    print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
-    if d is not None:
-        print(f"input domain: {d} (the box above is its tightened box; bounds hold on the domain only)")
-    stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in b.seconds.items())
-    print(f"method: {args.method} ({stages}), stable hidden units: {b.n_stable} of {net.n_neurons}")
-    print(b.summary().to_string())
-    if b.search is not None:  # exact bounds: what the branch-and-bound did per layer
-        print("branch-and-bound per layer (unresolved: sides cut short by the limit, bounds sound):")
-        print(b.search.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(b.report(net, args.model, method=args.method, domain=d))
     if st is not None:
-        limit = (f"the time limit ({limit_s:g} s) or the search's own limits"
-                 if limit_s is not None and math.isfinite(limit_s) else
-                 "sub-boxes too narrow to split (1e-9 of the box; no time limit was set)"
-                 if st.split == "input" else "the search (no time limit was set)")
-        print(f"stability of every hidden unit ({st.split} search; unstable: two witness inputs "
-              f"checked by a forward pass; unresolved: left open by {limit}):")
-        print(st.summary().to_string())
-        if st.boxes.get("boxes"):
-            stop = ("stopped by the time limit" if limit_s is not None and math.isfinite(limit_s)
-                    else "stopped early")
-            print(f"input boxes bounded: {st.boxes['boxes']}, depth {st.boxes['depth']}, "
-                  f"{'finished' if st.boxes['finished'] else stop}")
+        print(st.report(limit_s))
     return 0
 
 
 def _output_path(out, suffixes: tuple, said: str, option: str = "-o") -> str:
     """``option out`` checked before any work: its suffix, and that a file can be written in
     its directory (which exists; permissions; a read-only file system), not a directory."""
-    from emlpress._atomic import WriteError, check_writable
-
     out = str(out)
     if not out.endswith(suffixes):
         raise _UsageError(f"{option} {out}: the output must end in {said}")
@@ -216,8 +210,6 @@ def _output_path(out, suffixes: tuple, said: str, option: str = "-o") -> str:
 
 
 def _cmd_compress(args) -> int:
-    from emlpress.compress import lossless
-
     out = _output_path(args.output, (".npz", ".h5", ".keras"), ".npz, .h5 or .keras")
     net, lo, hi = _model_and_box(args)
     d = _input_domain(args, net, lo, hi)
@@ -228,17 +220,9 @@ def _cmd_compress(args) -> int:
         small, rep = lossless(net, domain=d, bounds=b)
     if out.endswith(".npz"):
         write_atomic(out, small.save)
-    else:
-        from emlpress.io.keras import save_keras
-
-        # with the input box, read back by load_model; Keras picks the format by the suffix
+    else:  # with the input box, read back by load_model; Keras picks the format by the suffix
         write_atomic(out, lambda tmp: save_keras(small, tmp), keep_suffix=True)
-    print(f"{args.model}: {net}")
-    print(f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}")
-    stages = {**b.seconds, **{k: v for k, v in rep.seconds.items() if k != "bounds"}}
-    print(f"bounds: {args.bounds}; " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in stages.items()))
-    print(rep)
-    print(f"wrote {out}: {small}")
+    print(rep.report(net, small, b, args.model, args.bounds, out))
     return 0
 
 
@@ -247,8 +231,6 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _read_data(path: str):
     """(X, Y or None) of a --data file, read without unpickling anything."""
-    import zipfile
-
     with open(path, "rb") as f:
         head = f.read(6)
     if path.endswith(".npz"):
@@ -307,9 +289,6 @@ def _quantize_data(args, net):
 
 
 def _cmd_quantize(args) -> int:
-    from emlpress.compress import lossy
-    from emlpress.io.keras import tf_keras
-
     if args.verbose:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     if not args.table and not args.output:
@@ -322,9 +301,8 @@ def _cmd_quantize(args) -> int:
     if args.output:
         content = lossy.quantize(net, args.mode, representative=X)
         write_bytes_atomic(args.output, content)
-        print(f"{args.model}: {net}")
-        print(f"wrote {args.output}: mode {args.mode} ({lossy.DESCRIPTIONS[args.mode]}), "
-              f"{len(content)} bytes" + (f"; calibration: {src.split('; targets')[0]}" if args.mode in lossy.NEEDS_DATA else ""))
+        print(lossy.quantize_report(args.model, net, args.output, args.mode, len(content),
+                                    calibration=src.split("; targets")[0]))
     if args.table:
         Y2 = Y.reshape(len(Y), -1)
         flat = np.flatnonzero(np.ptp(Y2, axis=0) == 0)
@@ -334,18 +312,7 @@ def _cmd_quantize(args) -> int:
                               "--data with varied targets, or a larger box")
         modes = args.modes or list(lossy.MODES)
         df = lossy.quantization_table(net, X, Y, modes=modes, representative=X)
-        metrics = [c for c in df.columns if c.split("_")[0] in ("rmse", "mae", "r2")] + [
-            "dequantized_max_diff"]
-        nan = df[metrics].isna().any()
-        if nan.any():  # never a NaN figure with exit status 0
-            raise RuntimeError(f"quantization table: {', '.join(nan[nan].index)} came out NaN "
-                               f"(modes {', '.join(df.loc[df[metrics].isna().any(axis=1), 'mode'])}): "
-                               "an interpreter returned NaN or infinite outputs")
-        print(f"{args.model}: {net}; data: {src}")
-        print("metrics in raw units on dequantized outputs (LiteRT's default interpreter); "
-              "dequantized_max_diff: largest |from_tflite(...).forward - interpreter|")
-        cols = [c for c in df.columns if c != "description"]
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(lossy.table_report(df, args.model, net, src))  # RuntimeError on a NaN metric
     return 0
 
 
@@ -369,10 +336,6 @@ def _interrupted(pipeline, command: str, what: str, folder=None) -> int:
 
 
 def _cmd_epidemics_run(args) -> int:
-    from dataclasses import replace
-
-    from emlpress.pipelines import epidemics as epi
-
     if args.verbose:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     given = {field: (not getattr(args, opt)) if opt.startswith("no_") else getattr(args, opt)
@@ -404,8 +367,6 @@ def _cmd_epidemics_run(args) -> int:
 
 
 def _cmd_study_run(args) -> int:
-    from emlpress.pipelines import lossless_study as study
-
     reference = None if args.no_reference else (args.reference or "auto")
     cfg = study.config(args.preset, optimizers=args.optimizers,
                        regularizations=args.regularizations, seeds=args.seeds,
@@ -465,8 +426,6 @@ def _battery_args(p: argparse.ArgumentParser, workers=2, workers_help="") -> Non
 def _hpc_cluster(args) -> bool:
     """Check the --cluster options before any work; with slurm/pbs, args.scheduler becomes the
     battery's JobQueue. True when --job-script printed the script (nothing to run)."""
-    from emlpress.pipelines.battery import JobQueue
-
     given = [o for o in _HPC_OPTIONS if getattr(args, o) not in (None, False)]
     if args.cluster == "local":
         if given:
@@ -474,8 +433,6 @@ def _hpc_cluster(args) -> bool:
         return False
     if args.scheduler is not None:
         raise _UsageError(f"--scheduler and --cluster {args.cluster}: give one of them")
-    import importlib.util
-
     if importlib.util.find_spec("dask_jobqueue") is None:
         raise _UsageError(f"--cluster {args.cluster} needs dask-jobqueue: pip install "
                           "'emlpress[hpc]'")
@@ -501,8 +458,6 @@ def _hpc_cluster(args) -> bool:
 
 
 def _cmd_tpc_generate(args) -> int:
-    from emlpress.data.tpc_generate import generate
-
     paths = generate(args.out, args.benchmarks, n_rows=args.rows, hw=args.hw, seed=args.seed,
                      repeats=args.repeats)
     for p in paths:
@@ -511,8 +466,6 @@ def _cmd_tpc_generate(args) -> int:
 
 
 def _cmd_tpc_run(args) -> int:
-    from emlpress.pipelines import tpc as pipe
-
     if args.resume:  # the run's own settings: refuse others rather than ignore them
         base = vars(build_parser().parse_args(["tpc", "run"]))
         given = [k for k, v in vars(args).items()
@@ -536,15 +489,15 @@ def _cmd_tpc_run(args) -> int:
     if args.resume:  # its settings readable, named if not, before anything starts
         settings = Path(args.resume) / "logs" / "config.json"
         try:
-            pipe.load_config(args.resume)
+            tpc_pipe.load_config(args.resume)
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise _UsageError(f"--resume {args.resume}: {settings} cannot be read "
                               f"({type(e).__name__}: {e}); it is not the settings of a tpc run") from None
     measured_only = {"auto": None, "yes": True, "no": False}[args.measured_only]
-    cfg = pipe.Config(
-        data=args.data or pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
+    cfg = tpc_pipe.Config(
+        data=args.data or tpc_pipe.DEFAULT_DATA, benchmarks=args.benchmarks,
         topologies=args.topologies, hw=args.hw, max_error=args.max_error, max_time=args.max_time,
         max_memory_peak=args.max_memory_peak, time_limit=args.time_limit, epochs=args.epochs,
         seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
@@ -556,13 +509,13 @@ def _cmd_tpc_run(args) -> int:
         os.environ["EMLPRESS_VERBOSE"] = "1"
     try:
         cfg.progress = not args.no_progress
-        folder, summary = pipe.run(cfg, resume=args.resume, workers=args.workers,
+        folder, summary = tpc_pipe.run(cfg, resume=args.resume, workers=args.workers,
                                    threads_per_worker=args.threads_per_worker,
                                    native_threads=args.native_threads, scheduler=args.scheduler,
                                    timeout=args.scheduler_timeout, folder=args.folder)
     except KeyboardInterrupt as e:  # the run names its folder
-        return _interrupted(pipe, "tpc", "the answers so far are", getattr(e, "folder", None))
-    pipe.print_summary(folder, summary, cfg)
+        return _interrupted(tpc_pipe, "tpc", "the answers so far are", getattr(e, "folder", None))
+    tpc_pipe.print_summary(folder, summary, cfg)
     return 0
 
 
@@ -622,14 +575,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1-center", type=float, nargs="+", default=None, metavar="V",
                    help="centre of an l1 ball ||x - center||_1 <= --l1-eps the inputs lie in (1 value or n_in)")
     p.add_argument("--l1-eps", type=float, default=None, metavar="EPS", help="radius of that l1 ball (>= 0)")
+    p.add_argument("--milp-node-limit", type=_integer(1), default=None, metavar="N",
+                   help="nodes per neuron and side of the exact (milp) bounds search (default: "
+                        "none); unlike the time limit it stops every run at the same node")
     p.add_argument("--deterministic", action="store_true",
-                   help="milp: the same bounds on every run (its searches on one thread; lp always is)")
+                   help="milp: its searches on one thread, so the bounds do not depend on "
+                        "--threads (with the same --threads every run gives the same bounds "
+                        "unless --milp-time-limit stops a search)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from emlpress.data import tpc as tpc_data
-    from emlpress.pipelines import tpc as tpc_pipe
-
     p = _Parser(prog="emlpress", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -651,14 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("-o", "--output", required=True, help="compressed model: .npz, or .h5/.keras (needs [keras])")
     pc.set_defaults(func=_cmd_compress)
 
-    from emlpress.compress.lossy import MODES as _MODES
-
     pq = sub.add_parser("quantize", help="TFLite post-training quantization of a model, or the table of all six modes")
     pq.add_argument("model", help="model file: .npz, .h5/.keras, .onnx, .pt/.pth, .tflite")
-    pq.add_argument("--mode", choices=_MODES, default="int8", help="quantization mode for -o (default: int8)")
+    pq.add_argument("--mode", choices=lossy.MODES, default="int8", help="quantization mode for -o (default: int8)")
     pq.add_argument("-o", "--output", default=None, help="write the quantized model here (.tflite)")
     pq.add_argument("--table", action="store_true", help="print size, accuracy and latency per mode")
-    pq.add_argument("--modes", nargs="+", choices=_MODES, default=None, help="modes in the table (default: all six)")
+    pq.add_argument("--modes", nargs="+", choices=lossy.MODES, default=None, help="modes in the table (default: all six)")
     pq.add_argument("--data", default=None, help="inputs for calibration and the table: .npz with X (and Y: targets) or .npy; default: uniform samples of the model's input box, targets its own outputs")
     pq.add_argument("--lo", type=float, nargs="+", help="input lower bounds for the samples (1 value or n_in)")
     pq.add_argument("--hi", type=float, nargs="+", help="input upper bounds for the samples (1 value or n_in)")
@@ -667,25 +620,23 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     pq.set_defaults(func=_cmd_quantize)
 
-    from emlpress.pipelines import epidemics as _epi
-
-    e = _epi.Config()
+    e = epi.Config()
     pe = sub.add_parser("epidemics", help="NPI planning with learned SIR models (chained MILP, checked by simulation)")
     esub = pe.add_subparsers(dest="epidemics_cmd", required=True, parser_class=_Parser)
     er = esub.add_parser("run", help="train, plan, simulate and compare with the brute force; writes runs/epidemics<time>/ (--resume continues a stopped run)")
-    er.add_argument("--topologies", nargs="+", choices=sorted(_epi.TOPOLOGIES), default=None,
+    er.add_argument("--topologies", nargs="+", choices=sorted(epi.TOPOLOGIES), default=None,
                     help=f"(default: {' '.join(e.topologies)})")
-    er.add_argument("--variants", nargs="+", choices=_epi.VARIANTS, default=None,
+    er.add_argument("--variants", nargs="+", choices=epi.VARIANTS, default=None,
                     help=f"(default: {' '.join(e.variants)})")
-    er.add_argument("--horizons", nargs="+", type=_integer(1, _epi.MAX_WEEKS, "a year of weeks: "
+    er.add_argument("--horizons", nargs="+", type=_integer(1, epi.MAX_WEEKS, "a year of weeks: "
                                                            "the MILP holds a model copy per week"),
-                    default=None, help=f"weeks, 1 to {_epi.MAX_WEEKS} (default: {e.horizons})")
+                    default=None, help=f"weeks, 1 to {epi.MAX_WEEKS} (default: {e.horizons})")
     er.add_argument("--budget-per-week", type=_real(0.0, strict=False, what="a finite number >= 0"),
                     default=None,
                     help=f"NPI budget per week of the horizon (default: {e.budget_per_week:.4g}, i.e. 20 over 3 weeks)")
     er.add_argument("--epochs", type=_integer(1), default=None, help=f"most epochs, early stopping (default: {e.epochs})")
     er.add_argument("--time-limit", type=_SECONDS, default=None, help=f"seconds per MILP (default: {e.time_limit})")
-    er.add_argument("--bounding", nargs="+", choices=_epi.BOUNDING, default=None,
+    er.add_argument("--bounding", nargs="+", choices=epi.BOUNDING, default=None,
                     help="how each float network's weeks are bounded; the plots show the first "
                          f"(default: {' '.join(e.bounding)})")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
@@ -722,23 +673,21 @@ def build_parser() -> argparse.ArgumentParser:
     pbc.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="no PNG")
     pbc.set_defaults(func=_cmd_bench_compare)
 
-    from emlpress.pipelines import lossless_study as _study
-
     ps = sub.add_parser("study", help="the lossless-compression study: train a grid of networks, "
                         "bound, compress and verify them with every method (on Dask)")
     ssub = ps.add_subparsers(dest="study_cmd", required=True)
     sr = ssub.add_parser("run", help="run or resume the study; writes runs/study-<preset>/")
-    sr.add_argument("--preset", choices=list(_study.PRESETS), default="quick",
+    sr.add_argument("--preset", choices=list(study.PRESETS), default="quick",
                     help="quick: [2,64,32,32,16,1], about 15 minutes on 2 cores; study: the "
                          "study's settings ([2,1024,512,512,256,1], full epochs); test: seconds "
                          "(default: quick)")
-    sr.add_argument("--optimizers", nargs="+", choices=list(_study.OPTIMIZERS), default=None,
+    sr.add_argument("--optimizers", nargs="+", choices=list(study.OPTIMIZERS), default=None,
                     help="(default: all four)")
-    sr.add_argument("--regularizations", nargs="+", choices=list(_study.REGULARIZATIONS),
+    sr.add_argument("--regularizations", nargs="+", choices=list(study.REGULARIZATIONS),
                     default=None, metavar="REG",
-                    help=f"(default: all 13: {', '.join(_study.REGULARIZATIONS)})")
+                    help=f"(default: all 13: {', '.join(study.REGULARIZATIONS)})")
     sr.add_argument("--seeds", type=_integer(1), default=1, help="models per setting (default: 1)")
-    sr.add_argument("--methods", nargs="+", choices=list(_study.METHODS), default=None,
+    sr.add_argument("--methods", nargs="+", choices=list(study.METHODS), default=None,
                     help="bound methods (default: all; exact is bounds.stability)")
     sr.add_argument("--reference", default=None, metavar="NPZ",
                     help="the study's network (default: $EMLPRESS_SEED_GP or "
@@ -819,22 +768,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _say(kind: str, message, code: int) -> int:
     """The one error line of the command: ``emlpress: <kind>: <message>`` on stderr, on a line
     of its own (an open progress bar is closed first), and the exit status."""
-    try:
-        from tqdm import tqdm
-
-        for bar in list(getattr(tqdm, "_instances", ())):
-            bar.close()
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        pass
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
     text = " ".join(str(message).split()) if kind != "interrupted" else ""
     print(f"emlpress: {kind}" + (f": {text}" if text else ""), file=sys.stderr)
     return code
 
 
 def main(argv=None) -> int:
-    from emlpress._atomic import WriteError
-    from emlpress.bounds.relaxation import MagnitudeError
-
     try:
         args = build_parser().parse_args(argv)
         if hasattr(args, "cluster") and _hpc_cluster(args):

@@ -29,6 +29,7 @@ lies in the domain exactly (``Domain.holds``, after ``Domain.admit`` pulled it i
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 import threading
@@ -520,6 +521,28 @@ class InputSearch:
         return max(start, v) if side == "min" else min(start, v)
 
 
+def _fork(seen: _Witnesses) -> _Witnesses:
+    """A copy of the witnesses for one thread of a phase (its own arrays, lock and pending)."""
+    v = copy.copy(seen)
+    v.lock, v.pending = threading.Lock(), []
+    for name in ("zmin", "zmax", "xmin", "xmax"):
+        setattr(v, name, [a.copy() for a in getattr(seen, name)])
+    return v
+
+
+def _join(seen: _Witnesses, views: list[_Witnesses]) -> None:
+    """Fold the threads' copies into ``seen`` in thread order (a tie keeps the earlier)."""
+    for v in views:
+        seen.pending.extend(v.pending)
+        for k in range(len(seen.zmin)):
+            m = v.zmin[k] < seen.zmin[k]
+            seen.zmin[k] = np.where(m, v.zmin[k], seen.zmin[k])
+            seen.xmin[k] = np.where(m[:, None], v.xmin[k], seen.xmin[k])
+            m = v.zmax[k] > seen.zmax[k]
+            seen.zmax[k] = np.where(m, v.zmax[k], seen.zmax[k])
+            seen.xmax[k] = np.where(m[:, None], v.xmax[k], seen.xmax[k])
+
+
 def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, progress,
                  rule: str = RULE, split: str = "relu", seen: _Witnesses | None = None,
                  deadline: float = math.inf, output: bool = True, attack_first: bool = True,
@@ -608,8 +631,14 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                 phases = [[(int(i), s) for i in units for s in ("min", "max")]]
 
             def run_tasks(tasks, k=k, stop=stop, stats=stats):
+                # thread t solves the t-th slice of the tasks in order on its own instance and
+                # its own copy of the witnesses, joined in thread order after the phase: what a
+                # search sees does not depend on which thread finished first
+                views = [seen] if threads == 1 else [_fork(seen) for _ in range(threads)]
+
                 def solve(t, task, mine):
                     i, side = task
+                    seen = views[t]
                     if stop and (seen.settles(k, i, side) or
                                  lower[k][i] >= 0 or upper[k][i] <= 0):
                         mine["witnessed"] += not (lower[k][i] >= 0 or upper[k][i] <= 0)
@@ -643,9 +672,12 @@ def exact_bounds(net, lo, hi, init, *, time_limit, node_limit, threads, full, pr
                 def counters():
                     return {key: 0 for key in stats if key not in ("layer", "units", "targets")}
 
-                for mine in run_on_free_workers(pool, threads, tasks, lock, solve, counters):
+                for mine in run_on_free_workers(pool, threads, tasks, lock, solve, counters,
+                                                fixed=True):
                     for key, val in mine.items():
                         stats[key] += val
+                if threads > 1:
+                    _join(seen, views)
 
             for tasks in phases:
                 run_tasks(tasks)
@@ -712,13 +744,17 @@ def milp(net: Network, lo=None, hi=None, init: Bounds | None = None, time_limit:
     domain's interior point first, ``Domain.admit``). ``init`` must hold on the domain
     (default :func:`lp` on it).
 
-    Repeatability: with ``threads`` > 1 the searches share their witnesses and proofs as
-    they find them, so two runs can differ: a hidden unit keeps ``init``'s bound or is
-    proven stable on the same side (the stable sets are equal), and where no limit stopped
-    a search an output bound differs by at most ``bab.GAP_TOL * max(1, |bound|)`` (each is
-    within that of a value the network takes). ``deterministic=True`` runs the searches on
-    one thread (``init``'s LPs still use ``threads``; :func:`lp` is repeatable): the same
-    bounds on every run, unless ``time_limit`` stops a search (use ``node_limit``)."""
+    Repeatability: the same bounds, bit for bit, on every run with the same ``threads``,
+    unless ``time_limit`` stopped a search (the ``search`` table's ``unresolved``). Thread
+    ``t`` searches the ``t``-th slice of each pass over a layer's sides, in order, on its
+    own HiGHS instance and its own copy of the witnesses; the copies are joined in thread
+    order after the pass, so no search sees what another thread found meanwhile (as in
+    :func:`lp`, whose LPs repeat the same way). A time limit depends on the machine and
+    its load: where one stops a search, that bound (and, through the witnesses it found,
+    later ones) can differ between runs, each sound. ``node_limit`` stops every run at
+    the same node: with ``time_limit=None`` it repeats exactly. ``deterministic=True``
+    runs the searches on one thread (``init``'s LPs still use ``threads``): the same
+    bounds whatever ``threads`` is."""
     d, lo, hi = domain_and_box(net, lo, hi, domain, A_ub, b_ub, A_eq, b_eq, l1)
     n_threads = _options.threads(threads) or max(1, kernels.num_threads())
     time_limit = _options.seconds("time_limit", time_limit)

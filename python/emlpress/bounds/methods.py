@@ -81,7 +81,8 @@ class Method:
 
 def _progressive(net: Network, lo=None, hi=None, *, domain: Domain | None = None,
                  threads: int | None = None, progress: bool = False, deterministic: bool = False,
-                 use_milp: bool = False, milp_time_limit: float = 10.0) -> Bounds:
+                 use_milp: bool = False, milp_time_limit: float = 10.0,
+                 milp_node_limit: int | None = None) -> Bounds:
     """Interval, then CROWN, then LP only for the neurons still unstable, then, with
     ``use_milp``, MILP only for those still unstable (see :func:`tighten`)."""
     where = {"lo": lo, "hi": hi, "domain": domain}
@@ -95,8 +96,8 @@ def _progressive(net: Network, lo=None, hi=None, *, domain: Domain | None = None
     b = lp(net, init=bc, threads=threads, progress=progress, **where)
     if use_milp:
         box = {"lo": bi.lo, "hi": bi.hi} if d is None else {"domain": d}
-        b = milp(net, init=b, time_limit=milp_time_limit, threads=threads, progress=progress,
-                 deterministic=deterministic, **box)
+        b = milp(net, init=b, time_limit=milp_time_limit, node_limit=milp_node_limit,
+                 threads=threads, progress=progress, deterministic=deterministic, **box)
     return Bounds(b.lower, b.upper, b.lo, b.hi, "progressive", b.settled, b.seconds, domain=d)
 
 
@@ -134,7 +135,8 @@ def get(name: str) -> Method:
 
 
 def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
-            use_milp: bool = False, milp_time_limit: float = 10.0, threads: int | None = None,
+            use_milp: bool = False, milp_time_limit: float = 10.0,
+            milp_node_limit: int | None = None, threads: int | None = None,
             progress: bool = False, time_limit: float | None = None,
             deterministic: bool = False,
             domain: Domain | None = None, A_ub=None, b_ub=None, A_eq=None, b_eq=None,
@@ -147,7 +149,16 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     ``progressive`` (interval, then CROWN, then LP only for the neurons still unstable,
     then, with ``use_milp``, MILP only for those still unstable). The result's
     ``settled_by`` names the stage that produced each neuron's bound and ``seconds`` the
-    time per stage. ``deterministic``: see :func:`milp`.
+    time per stage.
+
+    ``milp``/``exact`` (and ``progressive`` with ``use_milp``) stop each neuron's search at
+    ``milp_time_limit`` seconds (for ``milp``, ``time_limit`` when given) or
+    ``milp_node_limit`` nodes per neuron and side, with sound, looser bounds. Their result
+    is the same on every run with the same ``threads`` unless the time limit stopped a
+    search (the search table's ``unresolved``): a time limit depends on the machine and its
+    load, a node limit does not (``milp_time_limit=math.inf, milp_node_limit=N`` repeats
+    exactly). ``deterministic=True`` runs the searches on one thread, so the result does not
+    depend on ``threads`` either (see :func:`milp`).
 
     ``domain`` (or the keywords ``A_ub``, ``b_ub``, ``A_eq``, ``b_eq``, ``l1``, see
     :func:`interval`): the bounds hold on that :class:`Domain` (every method takes one)."""
@@ -158,7 +169,16 @@ def tighten(net: Network, lo=None, hi=None, method: str = "progressive", *,
     if not m.polytope and d is not None:  # (a method registered without domain support)
         raise NotImplementedError(f"tighten(method={method!r}): this method takes no domain "
                                   "with linear constraints or an l1 ball")
-    extra = {"use_milp": use_milp, "milp_time_limit": milp_time_limit} if m.name == "progressive" else {}
+    if milp_node_limit is not None:
+        milp_node_limit = _options.positive_int("milp_node_limit", milp_node_limit, " or None")
+    extra = {}
+    if m.name == "progressive":
+        extra = {"use_milp": use_milp, "milp_time_limit": milp_time_limit,
+                 "milp_node_limit": milp_node_limit}
+    elif m.name == "milp":
+        extra = {"node_limit": milp_node_limit}
+        # time_limit, when given, is the search's limit (it was silently dropped before)
+        time_limit = milp_time_limit if time_limit is None else time_limit
     return m.bounds(net, lo if d is None else None, hi if d is None else None, domain=d,
                     threads=threads, progress=progress, deterministic=deterministic,
-                    time_limit=milp_time_limit if m.name == "milp" else time_limit, **extra)
+                    time_limit=time_limit, **extra)

@@ -119,6 +119,28 @@ class Bounds:
             )
         return pd.DataFrame(rows).set_index("layer")
 
+    def report(self, net: Network, source: str, method: str | None = None,
+               domain: Domain | None = None) -> str:
+        """What ``emlpress bounds`` prints (lines, no final newline): the network read from
+        ``source`` (its file), the input box, ``domain`` (default the bounds' own), the
+        ``method`` asked for (default :attr:`method`) with each stage's time in ms and the
+        stable hidden units, the :meth:`summary` table and, for exact bounds, the
+        branch-and-bound's work per layer (``search``)."""
+        domain = self.domain if domain is None else domain
+        lines = [f"{source}: {net}", f"input box: lo={self.lo.tolist()} hi={self.hi.tolist()}"]
+        if domain is not None:
+            lines.append(f"input domain: {domain} (the box above is its tightened box; bounds "
+                         "hold on the domain only)")
+        stages = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in self.seconds.items())
+        lines.append(f"method: {method or self.method} ({stages}), stable hidden units: "
+                     f"{self.n_stable} of {net.n_neurons}")
+        lines.append(self.summary().to_string())
+        if self.search is not None:
+            lines.append("branch-and-bound per layer (unresolved: sides cut short by the limit, "
+                         "bounds sound):")
+            lines.append(self.search.to_string(float_format=lambda v: f"{v:.3f}"))
+        return "\n".join(lines)
+
     def check(self, net: Network, lo=None, hi=None, domain: Domain | None = None) -> None:
         """Raise ``ValueError`` if these bounds do not fit ``net``'s layer sizes or, given a
         box ``lo``/``hi`` (or a :class:`Domain`), were computed on a domain that does not

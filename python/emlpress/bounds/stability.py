@@ -173,6 +173,23 @@ class Stability:
                 for l, s in enumerate(self.status)]
         return pd.DataFrame(rows, columns=["layer", "units", *STATUSES]).set_index("layer")
 
+    def report(self, time_limit: float | None) -> str:
+        """What ``emlpress bounds --method stability`` prints after the bounds (lines, no
+        final newline): what left units unresolved (``time_limit``: the seconds the search
+        was given, None or inf: none), the :meth:`summary` table and the input boxes bounded."""
+        limited = time_limit is not None and math.isfinite(time_limit)
+        limit = (f"the time limit ({time_limit:g} s) or the search's own limits" if limited else
+                 "sub-boxes too narrow to split (1e-9 of the box; no time limit was set)"
+                 if self.split == "input" else "the search (no time limit was set)")
+        lines = [f"stability of every hidden unit ({self.split} search; unstable: two witness "
+                 f"inputs checked by a forward pass; unresolved: left open by {limit}):",
+                 self.summary().to_string()]
+        if self.boxes.get("boxes"):
+            stop = "stopped by the time limit" if limited else "stopped early"
+            lines.append(f"input boxes bounded: {self.boxes['boxes']}, depth "
+                         f"{self.boxes['depth']}, {'finished' if self.boxes['finished'] else stop}")
+        return "\n".join(lines)
+
     def check(self, net: Network) -> None:
         """Re-run every witness through ``net`` and raise ``BoundError`` if one does not give
         its sign, or if a unit called stable takes the other sign at a witness of any unit

@@ -120,6 +120,19 @@ class LosslessReport:
         )
         return head + "\n" + self.layers.to_string()
 
+    def report(self, net: Network, small: Network, b: Bounds, source: str, method: str,
+               output: str) -> str:
+        """What ``emlpress compress`` prints (lines, no final newline): the network ``net``
+        read from ``source``, the input box, the bound ``method`` asked for with the time in
+        ms of each stage (those of ``b``, the bounds ``net`` was compressed with, then this
+        report's), this report, and the compressed network ``small`` written to ``output``."""
+        stages = {**b.seconds, **{k: v for k, v in self.seconds.items() if k != "bounds"}}
+        return "\n".join([
+            f"{source}: {net}",
+            f"input box: lo={b.lo.tolist()} hi={b.hi.tolist()}",
+            f"bounds: {method}; " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in stages.items()),
+            str(self), f"wrote {output}: {small}"])
+
 
 def _resolve_bounds(net: Network, lo, hi, bounds, threads, d: Domain | None = None) -> Bounds:
     if isinstance(bounds, _bounds.Stability):  # its bounds: 0 on every proven side

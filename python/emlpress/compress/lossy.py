@@ -15,8 +15,8 @@ The modes (``MODES``: ``dynamic``, ``int8``, ``int8-fallback``, ``float16``, ``1
 
 from emlpress.keras.pruning import PruneResult, layer_sparsity, prune, pruning_schedule
 from emlpress.keras.quantization import (DESCRIPTIONS, MODES, NEEDS_DATA, predict_tflite, quantization_table,
-                                         quantize, regression_metrics)
+                                         quantize, quantize_report, regression_metrics, table_report)
 
 __all__ = ["MODES", "NEEDS_DATA", "DESCRIPTIONS", "prune", "PruneResult", "pruning_schedule",
            "quantize", "quantization_table", "layer_sparsity", "regression_metrics",
-           "predict_tflite"]
+           "predict_tflite", "quantize_report", "table_report"]

@@ -30,7 +30,7 @@ from emlpress.keras.models import _keras_model
 from emlpress.metrics import r2, rmse
 
 __all__ = ["MODES", "NEEDS_DATA", "DESCRIPTIONS", "quantize", "quantization_table",
-           "regression_metrics", "predict_tflite"]
+           "regression_metrics", "predict_tflite", "quantize_report", "table_report"]
 
 MODES = ("dynamic", "int8", "int8-fallback", "float16", "16x8", "16x8-fallback")
 #: modes that calibrate activation ranges on representative inputs
@@ -194,3 +194,34 @@ def quantization_table(model, X, Y, modes=MODES, representative=None, directory=
     df.insert(3, "size_vs_float32", df["bytes"] / base["bytes"])
     df.insert(5, "gzip_vs_float32", df["gzip_bytes"] / base["gzip_bytes"])
     return df
+
+
+def quantize_report(source: str, net, output: str, mode: str, n_bytes: int,
+                    calibration: str | None = None) -> str:
+    """What ``emlpress quantize -o`` prints (lines, no final newline): the network read from
+    ``source``, the file written, its mode and size in bytes, and where the calibration
+    inputs came from (``calibration``, shown for the modes of :data:`NEEDS_DATA`)."""
+    said = f"; calibration: {calibration}" if mode in NEEDS_DATA and calibration else ""
+    return (f"{source}: {net}\n"
+            f"wrote {output}: mode {mode} ({DESCRIPTIONS[mode]}), {n_bytes} bytes{said}")
+
+
+def table_report(df: pd.DataFrame, source: str, net, data: str) -> str:
+    """What ``emlpress quantize --table`` prints for :func:`quantization_table`'s ``df``
+    (lines, no final newline): the network read from ``source``, where the ``data`` came
+    from, and the table without its descriptions. ``RuntimeError`` naming the metrics and
+    modes when a metric is NaN (an interpreter returned NaN or infinite outputs): never a
+    NaN figure in a table that looks fine."""
+    metrics = [c for c in df.columns if c.split("_")[0] in ("rmse", "mae", "r2")] + [
+        "dequantized_max_diff"]
+    nan = df[metrics].isna().any()
+    if nan.any():
+        raise RuntimeError(f"quantization table: {', '.join(nan[nan].index)} came out NaN "
+                           f"(modes {', '.join(df.loc[df[metrics].isna().any(axis=1), 'mode'])}): "
+                           "an interpreter returned NaN or infinite outputs")
+    cols = [c for c in df.columns if c != "description"]
+    return "\n".join([
+        f"{source}: {net}; data: {data}",
+        "metrics in raw units on dequantized outputs (LiteRT's default interpreter); "
+        "dequantized_max_diff: largest |from_tflite(...).forward - interpreter|",
+        df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")])
