@@ -473,7 +473,9 @@ class Domain:
             ok &= False
         if self.center is not None:
             s = np.abs(X - self.center).sum(1)
-            ok &= s * (1 + g) + (self.n_in + 2) * 5e-324 <= self.eps
+            # s == 0 only at x == center exactly (a difference of floats is 0 only when they
+            # are equal): no underflow margin there, so the ball of radius 0 holds its centre
+            ok &= s * (1 + g) + np.where(s > 0, (self.n_in + 2) * 5e-324, 0.0) <= self.eps
         return ok
 
     def holds(self, X) -> np.ndarray:
@@ -811,7 +813,8 @@ def _exact_row(a: np.ndarray, X: np.ndarray, b: float) -> np.ndarray:
     ah, al = split(a)
     xh, xl = split(X)
     E = ((ah * xh - P) + ah * xl + al * xh) + al * xl
-    safe = np.all((P == 0) | (np.abs(P) >= 2.0**-960), axis=1) & np.all(np.abs(X) < 2.0**995, axis=1) \
+    # (a product that underflowed to 0 is not an exact 0: only a zero factor gives one)
+    safe = np.all((X == 0) | (np.abs(P) >= 2.0**-960), axis=1) & np.all(np.abs(X) < 2.0**995, axis=1) \
         & bool(np.all(np.abs(a) < 2.0**995))
     out = np.empty(len(X), dtype=bool)
     for r in range(len(X)):
