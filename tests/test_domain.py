@@ -363,3 +363,85 @@ def test_cli_bounds_and_compress_on_a_polytope(tmp_path, capsys):
         assert main(["bounds", str(model), *argv]) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, err
+
+
+def _exact_in(x, d):
+    """Membership of the float64 point x in d in rational arithmetic (independent of
+    Domain.holds): box, A_ub rows, A_eq rows, l1 ball."""
+    from fractions import Fraction as F
+
+    xf = [F(float(v)) for v in x]
+    if any(v < F(float(a)) or v > F(float(b)) for v, a, b in zip(xf, d.lo, d.hi)):
+        return False
+    dot = lambda a: sum((F(float(ai)) * v for ai, v in zip(a, xf)), F(0))  # noqa: E731
+    if d.A_ub is not None and any(dot(a) > F(float(b)) for a, b in zip(d.A_ub, d.b_ub)):
+        return False
+    if d.A_eq is not None and any(dot(a) != F(float(b)) for a, b in zip(d.A_eq, d.b_eq)):
+        return False
+    if d.center is not None:
+        return sum((abs(v - F(float(c))) for v, c in zip(xf, d.center)), F(0)) <= F(float(d.eps))
+    return True
+
+
+def test_stability_on_a_thin_slab_searches_the_phases():
+    """A slab 1e-9 wide between two nearly parallel rows in 3 inputs: the box search cannot
+    see the rows and split toward MIN_WIDTH until the limit (1 unit unresolved after 20 s);
+    "auto" takes the phase search on a thin domain (Domain.thin), which resolves every unit. Its unstable
+    units' witnesses lie in the slab in rational arithmetic, and no LP vertex of the slab
+    (scipy) contradicts a unit called stable."""
+    from emlpress.testing import trained_like
+
+    net = trained_like([3, 8, 8, 1], seed=0)
+    rng = np.random.default_rng(0)
+    x0, a = rng.uniform(-0.5, 0.5, 3), rng.normal(size=3)
+    a2 = a + 1e-7 * rng.normal(size=3)
+    A, b = np.vstack([a, -a2]), np.array([a @ x0 + 1e-9, -(a2 @ x0) + 1e-9])
+    d = Domain(-np.ones(3), np.ones(3), A_ub=A, b_ub=b)
+    s = B.stability(net, domain=d, time_limit=20)
+    assert s.split == "relu" and s.n_unresolved == 0
+    for l, st in enumerate(s.status):
+        for i in np.flatnonzero(st == 2):
+            for W, sign in ((s.positive[l][i], 1), (s.negative[l][i], -1)):
+                assert _exact_in(W, d) and sign * net.preactivations(W[None])[l][0, i] > 0
+    V = []
+    for c in rng.normal(size=(40, 3)):
+        r = scipy.optimize.linprog(c, A_ub=A, b_ub=b, bounds=[(-1, 1)] * 3)
+        if r.status == 0 and _exact_in(r.x, d):
+            V.append(r.x)
+    assert len(V) >= 5
+    for l, z in enumerate(net.preactivations(np.array(V))[:2]):
+        assert not (z[:, s.stably_active(l)] < 0).any() and not (z[:, s.stably_inactive(l)] > 0).any()
+    assert B.milp(net, domain=d, time_limit=10).upper[-1] >= net.forward(np.array(V)).max()
+    # a full-dimensional polytope keeps the box search, which wins there (bench_polytope's
+    # trained network: the phase search left 15 units open at 120 s, the box search none in
+    # 2.2 s); flat ones (equality rows, a ball of radius 0) are thin
+    half = Domain(-np.ones(3), np.ones(3), A_ub=[a], b_ub=[a @ x0])
+    assert d.thin() and not half.thin() and B.stability(net, domain=half, time_limit=10).split == "input"
+    assert Domain(-np.ones(3), np.ones(3), A_eq=[a], b_eq=[a @ x0]).thin()
+    assert Domain.l1_ball(x0, 0.0, -np.ones(3), np.ones(3)).thin()
+
+
+def test_a_point_domain_holds_its_point():
+    """An l1 ball of radius 0 is its centre: Domain.holds accepts it (it refused every point,
+    so sampling fell back to 1.5 s of hit-and-run and no witness could exist); stability
+    there gives each unit the sign of its value at the centre."""
+    from emlpress.testing import trained_like
+
+    net = trained_like([3, 8, 8, 1], seed=0)
+    c = np.array([0.1, -0.2, 0.3])
+    d = Domain.l1_ball(c, 0.0, -np.ones(3), np.ones(3))
+    assert d.holds(c[None])[0] and not d.holds(np.nextafter(c, 1)[None])[0]
+    np.testing.assert_array_equal(d.sample(10), np.repeat(c[None], 10, axis=0))
+    s = B.stability(net, domain=d, time_limit=10)
+    assert s.n_unresolved == 0
+    for l, z in enumerate(net.preactivations(c[None])[:2]):
+        np.testing.assert_array_equal(s.stably_active(l), z[0] > 0)
+        np.testing.assert_array_equal(s.stably_inactive(l), z[0] <= 0)
+
+
+def test_equality_membership_sees_products_that_underflow():
+    """1e-200 * 1e-200 underflows to 0 in float64, but the exact a.x is 0.5 + 1e-400 != 0.5:
+    the point is not on the row (Domain.holds accepted it)."""
+    d = Domain(np.zeros(2), np.ones(2), A_eq=[[1e-200, 1.0]], b_eq=[0.5])
+    X = np.array([[1e-200, 0.5], [0.0, 0.5]])
+    assert d.holds(X).tolist() == [False, True] == [_exact_in(x, d) for x in X]

@@ -131,6 +131,7 @@ class Domain:
         self._vertices = np.empty((0, n))
         self._lp = None
         self._inner = None  # a point deep inside (hit-and-run's start), computed on demand
+        self._radius = 0.0  # the Chebyshev radius found with it (0: none, or a flat domain)
         if self.center is not None:
             self._tighten_l1()
         if self.n_rows_linear:
@@ -473,7 +474,9 @@ class Domain:
             ok &= False
         if self.center is not None:
             s = np.abs(X - self.center).sum(1)
-            ok &= s * (1 + g) + (self.n_in + 2) * 5e-324 <= self.eps
+            # s == 0 only at x == center exactly (a difference of floats is 0 only when they
+            # are equal): no underflow margin there, so the ball of radius 0 holds its centre
+            ok &= s * (1 + g) + np.where(s > 0, (self.n_in + 2) * 5e-324, 0.0) <= self.eps
         return ok
 
     def holds(self, X) -> np.ndarray:
@@ -706,8 +709,21 @@ class Domain:
             x = np.asarray(h.getSolution().col_value)
             if x[nc] > 0:
                 self._inner = np.clip(x[:n], self.lo, self.hi)
+                self._radius = float(x[nc])
         self._inner.flags.writeable = False
         return self._inner
+
+    def thin(self, rel: float = 1e-6) -> bool:
+        """Whether the domain is flat or thin: equality rows, or no ball of radius ``rel``
+        times the box's widest side fits in it (:meth:`interior_point`'s Chebyshev LP;
+        a slab between nearly parallel rows). Searches that split the box cannot see such
+        a domain's rows and should branch on phases with the rows in every LP instead."""
+        if self.A_eq is not None:
+            return True
+        if not self.constrained:
+            return False
+        self.interior_point()
+        return self._radius <= rel * float(np.max(self.hi - self.lo, initial=0.0))
 
     def _hit_and_run(self, n: int, rng, burn: int = 50, thin: int = 5) -> np.ndarray:
         x0 = self.interior_point()
@@ -811,7 +827,8 @@ def _exact_row(a: np.ndarray, X: np.ndarray, b: float) -> np.ndarray:
     ah, al = split(a)
     xh, xl = split(X)
     E = ((ah * xh - P) + ah * xl + al * xh) + al * xl
-    safe = np.all((P == 0) | (np.abs(P) >= 2.0**-960), axis=1) & np.all(np.abs(X) < 2.0**995, axis=1) \
+    # (a product that underflowed to 0 is not an exact 0: only a zero factor gives one)
+    safe = np.all((X == 0) | (np.abs(P) >= 2.0**-960), axis=1) & np.all(np.abs(X) < 2.0**995, axis=1) \
         & bool(np.all(np.abs(a) < 2.0**995))
     out = np.empty(len(X), dtype=bool)
     for r in range(len(X)):
