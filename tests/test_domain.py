@@ -399,8 +399,8 @@ def test_stability_on_a_thin_slab_searches_the_phases():
     d = Domain(-np.ones(3), np.ones(3), A_ub=A, b_ub=b)
     s = B.stability(net, domain=d, time_limit=20)
     assert s.split == "relu" and s.n_unresolved == 0
-    for l, st in enumerate(s.status):
-        for i in np.flatnonzero(st == 2):
+    for l, status in enumerate(s.status):
+        for i in np.flatnonzero(status == 2):
             for W, sign in ((s.positive[l][i], 1), (s.negative[l][i], -1)):
                 assert _exact_in(W, d) and sign * net.preactivations(W[None])[l][0, i] > 0
     V = []
