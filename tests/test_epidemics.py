@@ -84,7 +84,7 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
 
     cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
                    out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False,
-                   bounding=["reachable", "chained+lossless"])
+                   bounding=["reachable", "chained+lossless"], loop=False)
     folder, s = E.run(cfg)
     assert len(s) == 14 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
@@ -176,7 +176,7 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
     from emlpress import train
 
     cfg = dict(topologies=["8"], epochs=1, prune_epochs=1, n_train=600, n_test=200, horizons=[1],
-               tree=False, bounding=["chained"], time_limit=30, progress=False)
+               tree=False, bounding=["chained"], time_limit=30, progress=False, loop=False)
     clean, s_clean = E.run(E.Config(out=tmp_path / "clean", **cfg))
     fit = train.fit_regressor
     calls = []

@@ -216,6 +216,9 @@ class Finetune:
         from emlpress.io.keras import tf_keras
 
         keras = tf_keras()
+        import tensorflow as tf  # after tf_keras(): TF_USE_LEGACY_KERAS is set before TF loads
+
+        tf.config.experimental.enable_op_determinism()  # a resumed run refits as the first did
 
         class _Mask(keras.constraints.Constraint):
             def __init__(self, mask):

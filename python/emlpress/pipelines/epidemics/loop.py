@@ -242,7 +242,9 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
         log = r.log
         best = r.best
         first = next((a for a in r.answers if a.measured), None)
-        row.update(status="PROVEN" if r.proven else "BUDGET" if "budget" in r.stop else "STOPPED",
+        status = ("OPEN_LOOP" if cfg.oracle_calls == 0 else "PROVEN" if r.proven
+                  else "BUDGET" if "budget" in r.stop else "STOPPED")
+        row.update(status=status,
                    message=r.stop, oracle_calls=r.oracle_calls,
                    calibration_simulations=out.calibration_simulations,
                    simulated_weeks=(r.oracle_calls + out.calibration_simulations) * hz,
@@ -256,13 +258,16 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
                        predicted_S=best.proposal.objective, simulated_S=best.objective,
                        label=best.label, calls_to_best=1 + sum(a.iteration < best.iteration
                                                                  for a in r.answers))
+        if best is None and r.answers and not r.answers[-1].measured:  # the open loop's plan
+            a = r.answers[-1]
+            row.update(schedule=" ".join(map(str, a.config)), predicted_S=a.proposal.objective,
+                       label=f"{a.label}: {a.reason}")
         if truth is not None:
             row.update(brute_force_schedules=truth.n_schedules,
                        brute_force_weeks=truth.n_simulated_weeks)
     if truth is not None:
         row.update(optimum_S=truth.best_s, optimum_by="brute force (every schedule)",
-                   gap_to_optimum=(truth.best_s - row["simulated_S"]) / truth.best_s
-                   if row["schedule"] else float("nan"))
+                   gap_to_optimum=(truth.best_s - row["simulated_S"]) / truth.best_s)
     return {"row": row, "predicted": predicted,
             "simulated": None if simulated is None else simulated.tolist(),
             "loop": [{k: v for k, v in e.items()} for e in log]}
