@@ -365,3 +365,21 @@ def _least_squares_net(X, Y):
 def test_loop_settings_are_checked(field, value, words):
     with pytest.raises(ValueError, match=words):
         E.check(E.Config(**{field: value}))
+
+
+@pytest.mark.slow
+def test_per_layer_pruning_reaches_each_layers_sparsity_and_keeps_small_layers_dense():
+    """TMOT with a schedule per layer (keras.pruning.prune via fit_regressor): the 4-input layer
+    stays dense, the others reach their final sparsity, counted in the stripped weights."""
+    pytest.importorskip("tensorflow_model_optimization")
+    from emlpress.pipelines.epidemics.surrogate import layer_sparsities, pruning_summary
+    from emlpress.train import fit_regressor
+
+    Xtr, Ytr, _, _ = sir.dataset(256, 10, seed=0)
+    fit = fit_regressor(Xtr, Ytr, [8, 8], epochs=1, batch_size=64)
+    pruned = fit_regressor(Xtr, Ytr, [8, 8], epochs=2, batch_size=64, init=fit,
+                           pruning=layer_sparsities([4, 8, 8, 3], 0.2, 0.9, keep=4))
+    got = pruning_summary(pruned.net)
+    assert got["layer_sparsity"] == "0.000 0.500 0.500"
+    assert got["sparsity"] == pytest.approx(pruned.sparsity) and got["sparsity"] == pytest.approx(44 / 120)
+    np.testing.assert_array_equal(pruned.net.weights[0] != 0, fit.net.weights[0] != 0)
