@@ -135,6 +135,21 @@ def test_margins_are_conformal_quantiles_of_the_held_out_answers():
     assert r.margins["q"] == res[math.ceil((len(res) + 1) * 0.8) - 1]
 
 
+def test_coverage_stages_go_on_after_a_proof_at_the_wider_margins():
+    """(0.9, 0.5): margins of 1000 at 90% prove at once that nothing is feasible; the loop goes
+    on at 50% (margin 0, the optimistic surrogate) to the enumerated optimum, and its proof is
+    the last stage's."""
+    toy = Toy([1, 2], [2.0, 1.0], 9.0, 2)
+    r = eml.run_loop(toy.problem, toy.oracle, model=[], refit=toy.refit, coverage=(0.9, 0.5),
+                     residuals=lambda m, cal: {"q": [0.0] * 5 + [1000.0] * 4})
+    assert r.log[0]["label"] == "no answer" and r.log[0]["coverage"] == 0.9 and r.log[0]["margin_q"] == 1000
+    assert all(row["coverage"] == 0.5 and row["margin_q"] == 0.0 for row in r.log[1:])
+    assert r.proven and r.stop.endswith("within the margins (50% coverage)")
+    assert r.best.objective == toy.optimum()
+    with pytest.raises(ValueError, match="coverage stages must decrease"):
+        eml.run_loop(toy.problem, toy.oracle, coverage=(0.5, 0.9))
+
+
 def test_an_oracle_that_raises_or_returns_nan_labels_the_answer_and_the_loop_goes_on():
     toy = Toy([1, 2], [2.0, 1.0], 9.0, 2)
     first = toy.problem(eml.Context(0, [], {}, [], None, "min", [])).config

@@ -166,10 +166,15 @@ def _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_se
     if isinstance(holdout, bool) or not isinstance(holdout, numbers.Integral) or holdout < 0 or holdout == 1:
         raise ValueError(f"holdout must be 0 (none) or an integer >= 2 (every holdout-th measured "
                          f"answer is held out for the margins), got {holdout!r}")
-    check_coverage(coverage)
+    if not coverage:
+        raise ValueError("coverage: give a coverage in (0, 1) or a decreasing sequence of them")
+    for c in coverage:
+        check_coverage(c)
+    if any(b >= a for a, b in zip(coverage, coverage[1:])):
+        raise ValueError(f"coverage stages must decrease, got {list(coverage)}")
 
 
-def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverage: float = 0.9,
+def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverage=0.9,
              sense: str = "min", max_calls: int | None = None, max_seconds: float | None = None,
              holdout: int = 0, on_iteration=None) -> LoopResult:
     """Solve, measure, learn, cut, improve until the MILP proves no better answer exists
@@ -188,8 +193,13 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     Margins: {name: the ``coverage`` split-conformal quantile of ``residuals(model,
     calibration)[name]``}: a configuration exchangeable with the calibration points violates
     that constraint by more than the surrogate's error with probability at most
-    ``1 - coverage``."""
-    _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_seconds, holdout)
+    ``1 - coverage``. ``coverage`` may be a decreasing sequence of stages, e.g. ``(0.9, 0.5)``:
+    when the MILP is infeasible at one stage's margins the loop goes on at the next (smaller
+    margins: answers the surrogate is less sure of, each measured), and the proof that stops
+    it is the last stage's; the log's ``coverage`` column says which stage an iteration ran."""
+    coverages = (coverage,) if isinstance(coverage, numbers.Real) else tuple(coverage)
+    _check(problem, oracle, refit, residuals, coverages, sense, max_calls, max_seconds, holdout)
+    stage = 0
     t0 = time.perf_counter()
     excluded, answers, log, observations = [], [], [], []
     best = None
@@ -201,7 +211,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
         if residuals is None:
             return {}
         return conformal_margins(residuals(model, [o for o in observations if o.role == "calibration"]),
-                                 coverage)
+                                 coverages[stage])
 
     margins = recompute(model)
     better = (lambda a, b: a < b) if sense == "min" else (lambda a, b: a > b)
@@ -221,7 +231,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
         cut = f"{len(excluded)} no-good" + ("" if bound is None else
                                              f"; improvement: objective {'<' if sense == 'min' else '>'} {bound:g}")
         row = {"iteration": it, "status": prop.status, "cuts": cut, "better_than": bound,
-               **{f"margin_{k}": v for k, v in margins.items()}}
+               "coverage": coverages[stage], **{f"margin_{k}": v for k, v in margins.items()}}
         if prop.config is None:
             row.update(oracle_calls=calls, seconds=time.perf_counter() - t0, label="no answer")
             log.append(row)
@@ -230,11 +240,15 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             unmeasured = sum(not a.measured for a in answers)
             left = (f" ({unmeasured} unmeasured configuration{'s' if unmeasured != 1 else ''} cut off "
                     "without a verdict)") if unmeasured else ""
+            if prop.status == "INFEASIBLE" and stage + 1 < len(coverages):
+                stage += 1  # the next stage: smaller margins
+                margins = recompute(model)
+                continue
             if prop.status == "INFEASIBLE":
                 proven = True
-                stop = ("proven: no answer better than the best measured one "
-                        f"({best.objective:g}) within the margins{left}" if best is not None else
-                        f"proven: no feasible answer within the margins{left}")
+                within = f"within the margins ({coverages[stage]:.0%} coverage){left}"
+                stop = (f"proven: no answer better than the best measured one ({best.objective:g}) "
+                        f"{within}" if best is not None else f"proven: no feasible answer {within}")
             else:
                 stop = f"no answer from the MILP ({prop.status})"
             break
