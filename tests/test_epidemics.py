@@ -383,3 +383,10 @@ def test_per_layer_pruning_reaches_each_layers_sparsity_and_keeps_small_layers_d
     assert got["layer_sparsity"] == "0.000 0.500 0.500"
     assert got["sparsity"] == pytest.approx(pruned.sparsity) and got["sparsity"] == pytest.approx(44 / 120)
     np.testing.assert_array_equal(pruned.net.weights[0] != 0, fit.net.weights[0] != 0)
+
+
+def test_cli_refuses_a_negative_oracle_budget_naming_the_option(capsys):
+    from emlpress import cli
+
+    assert cli.main(["epidemics", "run", "--oracle-calls", "-1"]) == 2
+    assert "--oracle-calls: must be an integer >= 0, got -1" in capsys.readouterr().err
