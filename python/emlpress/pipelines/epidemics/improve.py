@@ -184,7 +184,13 @@ def random_schedules(instance: sir.Instance, n: int, seed: int) -> np.ndarray:
 class Residuals:
     """The margin's data: the surrogate's error in S after the last week (simulated minus
     predicted), on ``n`` seeded random schedules within the budget (simulated once, here:
-    ``simulations`` counts them) and on the loop's held-out answers."""
+    ``simulations`` counts them; the current model's error), and on every plan the loop
+    simulated, as the model that proposed it predicted it (before it learnt that plan's
+    weeks: out of sample). The plans carry the optimizer's bias (it picks where the model
+    is most optimistic, and its error there differs), which random schedules alone miss: a 6-week linear model
+    underestimated its plans by 0.36-0.40 where the random schedules gave a margin of 0.28,
+    and the loop "proved" a plan 3.9% below the optimum. ``observations``: the loop's
+    measured answers (the :class:`Refit` keeps them current)."""
 
     def __init__(self, instance: sir.Instance, n: int = CALIBRATION, seed: int = 0,
                  reference: bool = True):
@@ -193,12 +199,15 @@ class Residuals:
         self.true_s = np.array([sir.simulate(instance, s, reference=reference)[-1, 0]
                                 for s in self.schedules])
         self.simulations = len(self.schedules)
+        self.observations = []
 
     def __call__(self, model, calibration) -> dict:
         r = self.true_s - chained_s(model, self.instance, self.schedules)
-        held = [o.measurement.objective - o.proposal.objective for o in calibration
-                if o.measurement.measured and o.proposal.objective is not None]
-        return {"S": np.concatenate([r, held])}
+        seen = {id(o) for o in self.observations}
+        plans = [o.measurement.objective - o.proposal.objective
+                 for o in [*self.observations, *(o for o in calibration if id(o) not in seen)]
+                 if o.measurement.measured and o.proposal.objective is not None]
+        return {"S": np.concatenate([r, plans])}
 
 
 class Finetune:
@@ -266,8 +275,11 @@ class Refit:
         self.epochs, self.seed = epochs, seed
         self.refits = 0
         self.finetune = Finetune(seed)
+        self.residuals = None  # a Residuals to tell of the loop's measured plans
 
     def __call__(self, model, train):
+        if self.residuals is not None:  # the plans' errors join the margin's data
+            self.residuals.observations = list(train)
         X, Y = loop_rows(self.instance, train)
         if not X.size or not isinstance(model, Network) and not hasattr(model, "tree_"):
             return model
@@ -307,7 +319,19 @@ def improve(instance: sir.Instance, model, Xtr, Ytr, *, bounding: str = "reachab
 
     t0 = time.perf_counter()
     res = Residuals(instance, calibration, seed)
-    fit = Refit(instance, Xtr, Ytr, refit_epochs, seed) if refit else None
+    fit = Refit(instance, Xtr, Ytr, refit_epochs, seed) if refit else _Keep()
+    fit.residuals = res
     out = run_loop(PlanProblem(instance, bounding, time_limit), SimulatorOracle(instance), model=model,
                    refit=fit, residuals=res, coverage=coverage, sense="max", max_calls=oracle_calls)
-    return Improved(out, res.simulations, fit.refits if fit else 0, time.perf_counter() - t0)
+    return Improved(out, res.simulations, fit.refits, time.perf_counter() - t0)
+
+
+class _Keep:
+    """No refit (``improve(refit=False)``): the model kept, the plans told to the margin."""
+
+    refits = 0
+    residuals = None
+
+    def __call__(self, model, train):
+        self.residuals.observations = list(train)
+        return model

@@ -216,7 +216,9 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
     (:func:`~.improve.improve`, the run's first bounding), its best simulated plan, the oracle
     calls it spent beside the brute force's simulations, and the loop's log."""
     model, train_s, path = entry
-    bounding = cfg.bounding[0] if isinstance(model, Network) else "chained"
+    # a network without hidden layer has no ReLU to bound: the reachable enumeration (minutes a
+    # plan at 6 weeks) would buy nothing
+    bounding = cfg.bounding[0] if isinstance(model, Network) and model.n_layers > 1 else "chained"
     row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
            "bounding": "loop", "loop_bounding": bounding, "weeks": hz, "budget": inst.budget,
            "train_s": train_s, "size_bytes": size[0], "param_bytes": size[1], "file": path.name,
