@@ -35,6 +35,10 @@ WRONG = 1e-4
 LOOP_WEIGHT = 200.0
 #: the improvement cut asks for a predicted S above (best simulated S - margin) + STEP
 STEP = 1e-7
+#: the loop's reachable bounding enumerates a week's inputs while at most this many (then
+#: boxes): each plan is a new model's MILP, and the run's 10 million took minutes a plan at
+#: 6 weeks
+LOOP_REACH_MAX = 200_000
 
 
 def step_of(model):
@@ -140,7 +144,8 @@ class PlanProblem:
         floor = None if ctx.better_than is None else ctx.better_than - max(margin, 0.0) + STEP
         p = plan(self.instance, ctx.model, time_limit=self.time_limit, simulate=False,
                  bounding=self.bounding, constraints=self.rows(ctx.excluded, floor),
-                 start=not ctx.excluded)  # the network's own optimum starts the first MILP only
+                 start=not ctx.excluded,  # the network's own optimum starts the first MILP only
+                 reach_max=LOOP_REACH_MAX)
         info = {"solve_s": p.solution.solve_s if p.solution else float("nan"),
                 "gap": p.solution.gap if p.solution else float("nan"),
                 "floor_S": float("nan") if floor is None else floor}
