@@ -280,6 +280,13 @@ def test_no_good_cut_on_a_box_edge_and_a_one_point_box():
     assert _highs_problem([1, 1], [1, 1], 0.0, 0.0, [(0, 0)], None) in {(1, 0), (0, 1)}
 
 
+def test_an_oracle_returning_something_else_is_unmeasured_with_what_it_returned():
+    m = eml.measure(lambda c: 0.5, (1,))
+    assert m.feasible is None and "returned float (0.5)" in m.reason
+    m = eml.measure(lambda c: {"q": 1.0}, (1,))
+    assert m.feasible is None and "without 'feasible'" in m.reason
+
+
 def test_table_oracle_never_lends_a_neighbours_verdict():
     o = eml.TableOracle({(1, 2): {"feasible": True, "q": 3.0}})
     assert o((1, 2)).feasible is True and o((1, 2)).values == {"q": 3.0}

@@ -57,11 +57,15 @@ def measure(oracle, config) -> Measurement:
     """Call ``oracle(config)``; an exception, a NaN/inf objective or value, or a return value of
     another type gives an unmeasured Measurement whose ``reason`` names what went wrong."""
     try:
-        m = _as_measurement(oracle(config))
+        r = oracle(config)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as e:  # the oracle's failure is the answer's label, not the loop's end
+    except Exception as e:  # noqa: BLE001  (any failure of the oracle is the answer's label)
         return Measurement(None, source="oracle", reason=f"the oracle raised {type(e).__name__}: {e}")
+    try:
+        m = _as_measurement(r)
+    except TypeError as e:
+        return Measurement(None, source="oracle", reason=str(e))
     if m.feasible is None:
         return Measurement(None, m.objective, dict(m.values), m.source,
                            m.reason or "the oracle gave no verdict")
