@@ -84,7 +84,7 @@ def test_a_tiny_run_writes_its_folder_and_measures_every_plan(tmp_path):
 
     cfg = E.Config(topologies=["linear", "8"], epochs=3, n_train=600, n_test=200, horizons=[1, 2],
                    out=tmp_path, time_limit=30, variants=["baseline", "int8"], ptq_table=False,
-                   bounding=["reachable", "chained+lossless"])
+                   bounding=["reachable", "chained+lossless"], loop=False)
     folder, s = E.run(cfg)
     assert len(s) == 14 and set(s["model"]) == {"linear", "linear+int8", "8", "8+int8", "tree"}
     assert (folder / "run.summary.csv").exists() and (folder / "solver_time.png").exists()
@@ -176,7 +176,7 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
     from emlpress import train
 
     cfg = dict(topologies=["8"], epochs=1, prune_epochs=1, n_train=600, n_test=200, horizons=[1],
-               tree=False, bounding=["chained"], time_limit=30, progress=False)
+               tree=False, bounding=["chained"], time_limit=30, progress=False, loop=False)
     clean, s_clean = E.run(E.Config(out=tmp_path / "clean", **cfg))
     fit = train.fit_regressor
     calls = []
@@ -224,3 +224,169 @@ def test_a_run_stopped_while_pruning_resumes_from_its_checkpoint_to_the_same_res
     stable = [c for c in ptq[0].columns if c == "mode" or c.split("_")[0] in ("rmse", "mae", "r2")
               or c == "dequantized_max_diff"]
     pd.testing.assert_frame_equal(ptq[0][stable], ptq[1][stable])
+
+
+# --- the planning loop (emlpress.eml) and the pruned-model flag (issue 38) ---------------------
+
+def _reference_optimum(instance):
+    """Every schedule within the budget simulated by the reference integrator (independent of
+    sir.brute_force and its shortcuts): (best S, its schedule, schedules simulated)."""
+    _, _, cost = sir.combinations(instance.npis, instance.beta0)
+    best, arg, n = -np.inf, None, 0
+    for sched in itertools.product(range(32), repeat=instance.weeks):
+        if cost[list(sched)].sum() <= instance.budget + 1e-9:
+            n += 1
+            s = sir.simulate(instance, sched, reference=True)[-1, 0]
+            if s > best:
+                best, arg = s, sched
+    return best, arg, n
+
+
+def test_the_oracle_simulates_a_plan_and_a_bad_schedule_is_labelled_unmeasured():
+    from emlpress.eml import measure
+    from emlpress.pipelines.epidemics import improve as I
+
+    inst = sir.Instance(weeks=2, budget=4.0)
+    oracle = I.SimulatorOracle(inst)
+    m = measure(oracle, (3, 2))  # both masks (cost 2), then outdoor masks (1)
+    traj = sir.simulate(inst, [3, 2], reference=True)
+    assert m.feasible and m.objective == traj[-1, 0] and m.values["cost"] == 3.0
+    np.testing.assert_array_equal(I.trajectory(inst, m.values), traj)
+    over = measure(oracle, (31, 31))  # 12 a week: measured, over the budget
+    assert over.measured and not over.feasible
+    for bad in [(1, 2, 3), (0, 32)]:
+        m = measure(oracle, bad)
+        assert not m.measured and "ValueError" in m.reason and "schedule" in m.reason
+    assert oracle.calls == 2
+
+
+def test_the_loop_measures_and_labels_every_plan_and_its_gap_is_against_the_brute_force():
+    """A 2-week instance through a poor surrogate (refit off): every answer is simulated and
+    labelled, the best is the best measured one, cut schedules never come back, and the row's
+    gap to the optimum is the one an independent enumeration gives."""
+    from emlpress.eml import FEASIBLE
+    from emlpress.pipelines.epidemics import improve as I
+
+    inst = sir.Instance(weeks=2, budget=3.0)
+    net = _surrogate_network(5)
+    out = I.improve(inst, net, None, None, bounding="chained", oracle_calls=6, refit=False,
+                    calibration=9, time_limit=30)
+    r = out.result
+    assert r.oracle_calls == len(r.answers) <= 6 and out.calibration_simulations == 9
+    configs = [a.config for a in r.answers]
+    assert len(set(configs)) == len(configs)  # no-good cuts: no schedule twice
+    _, beta, cost = sir.combinations()
+    for a in r.answers:
+        assert a.label == FEASIBLE and cost[list(a.config)].sum() <= inst.budget
+        assert a.objective == sir.simulate(inst, a.config, reference=True)[-1, 0]
+        # the MILP's objective is the surrogate chained along the schedule
+        assert a.proposal.objective == pytest.approx(_chain(net, inst, a.config)[0], abs=1e-6)
+    assert r.best.objective == max(a.objective for a in r.answers)
+    best, arg, n = _reference_optimum(inst)
+    assert r.best.objective <= best
+    cfg = E.Config(oracle_calls=6, calibration=9, time_limit=30, bounding=["chained"])
+    truth = sir.BruteForce(best, np.array(arg), n, n * inst.weeks, 0.0)  # the enumeration's
+    sk = pytest.importorskip("sklearn.tree")
+    Xtr, Ytr, _, _ = sir.dataset(500, 10, seed=0)
+    tree = sk.DecisionTreeRegressor(max_depth=4, random_state=0).fit(Xtr, Ytr)
+    rec = epi_loop._loop_row(cfg, inst, 2, "tree", (tree, 0.0, epi_loop.Path("tree.npz")), {},
+                             (1, 1), truth, Xtr, Ytr)
+    row = rec["row"]
+    assert row["oracle_calls"] >= 1 and row["brute_force_schedules"] == n
+    assert row["gap_to_optimum"] == pytest.approx((best - row["simulated_S"]) / best, abs=1e-9)
+    assert row["simulated_S"] == sir.simulate(inst, [int(v) for v in row["schedule"].split()],
+                                              reference=True)[-1, 0]
+    assert len(rec["loop"]) >= row["oracle_calls"]
+
+
+def test_the_loop_with_a_tree_learns_the_trajectories_and_finds_the_optimum():
+    """The tree is refit on the simulated weeks of its plans; on a 2-week instance the loop
+    ends at the enumerated optimum (proof or budget), and no plan is better than it."""
+    sk = pytest.importorskip("sklearn.tree")
+    from emlpress.pipelines.epidemics import improve as I
+
+    Xtr, Ytr, _, _ = sir.dataset(1_000, 10, seed=0)
+    tree = sk.DecisionTreeRegressor(max_depth=5, random_state=0).fit(Xtr, Ytr)
+    inst = sir.Instance(weeks=2, budget=6.0)
+    out = I.improve(inst, tree, Xtr, Ytr, oracle_calls=25, calibration=9, time_limit=30)
+    best = _reference_optimum(inst)[0]
+    assert out.refits >= 1  # the first plan's weeks were mispredicted and learnt
+    assert out.result.best.objective == best  # both by the reference integrator
+
+
+def test_layer_sparsities_keep_weights_in_small_layers():
+    from emlpress.pipelines.epidemics.surrogate import layer_sparsities
+
+    ini, fin = layer_sparsities([4, 8, 8, 3], 0.2, 0.9, keep=4)
+    assert fin == [0.0, 0.5, 0.5] and ini == [0.0, 0.2, 0.2]
+    _, fin = layer_sparsities([4, 64, 3], 0.2, 0.9, keep=4)
+    assert fin == [0.0, 0.9]  # 64 weights a unit: the study's 0.9 leaves 6.4
+
+
+def test_a_pruned_model_that_lost_r2_is_flagged_and_not_planned_with():
+    from emlpress.pipelines.epidemics import surrogate as S
+
+    Xtr, Ytr, Xte, Yte = sir.dataset(2_000, 400, seed=0)
+    base = _least_squares_net(Xtr, Ytr)
+    W = [w.copy() for w in base.weights]
+    W[0][:, 1:] = 0.0  # only S left: I's prediction is lost
+    bad = Network(W, base.biases)
+    cfg = E.Config(pruned_r2_margin=0.01)
+    models = {"8": (base, 0.0, epi_loop.Path("8.npz")), "8+pruned": (bad, 0.0, epi_loop.Path("8+pruned.npz"))}
+    metrics, sizes = S.evaluate(models, Xte, Yte, cfg)
+    m = metrics["8+pruned"]
+    assert m["sparsity"] == pytest.approx(np.mean(np.concatenate([w.ravel() for w in W]) == 0))
+    assert m["baseline_r2_I"] == metrics["8"]["r2_I"] and m["r2_loss"] > 0.01
+    assert "below the baseline's" in m["flag"] and "not planned with" in m["flag"]
+    assert metrics["8"].get("flag", "") == ""
+    inst = sir.Instance(weeks=1, budget=3.0)
+    for bounding in ("chained", "loop"):
+        row = (epi_loop._loop_row(cfg, inst, 1, "8+pruned", models["8+pruned"], m, sizes["8+pruned"],
+                                  None, Xtr, Ytr) if bounding == "loop" else
+               epi_loop._plan_row(cfg, inst, 1, "8+pruned", bounding, models["8+pruned"], m,
+                                  sizes["8+pruned"], None))["row"]
+        assert row["status"] == "NOT_PLANNED" and row["message"] == m["flag"] and row["schedule"] == ""
+    same = {"8": models["8"], "8+pruned": models["8"]}  # nothing lost: planned with
+    kept = S.evaluate(same, Xte, Yte, cfg)[0]["8+pruned"]
+    assert kept["flag"] == "" and kept["r2_loss"] == 0.0
+
+
+def _least_squares_net(X, Y):
+    """A linear one-week model (least squares), as a one-layer Network."""
+    A = np.column_stack([X, np.ones(len(X))])
+    coef, *_ = np.linalg.lstsq(A, Y, rcond=None)
+    return Network([coef[:-1].T], [coef[-1]])
+
+
+@pytest.mark.parametrize("field, value, words", [("oracle_calls", -1, "oracle_calls"),
+                                                 ("calibration", 5, "calibration = 5"),
+                                                 ("pruned_r2_margin", 2.0, "pruned_r2_margin"),
+                                                 ("coverage", 1.0, "coverage")])
+def test_loop_settings_are_checked(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        E.check(E.Config(**{field: value}))
+
+
+@pytest.mark.slow
+def test_per_layer_pruning_reaches_each_layers_sparsity_and_keeps_small_layers_dense():
+    """TMOT with a schedule per layer (keras.pruning.prune via fit_regressor): the 4-input layer
+    stays dense, the others reach their final sparsity, counted in the stripped weights."""
+    pytest.importorskip("tensorflow_model_optimization")
+    from emlpress.pipelines.epidemics.surrogate import layer_sparsities, pruning_summary
+    from emlpress.train import fit_regressor
+
+    Xtr, Ytr, _, _ = sir.dataset(256, 10, seed=0)
+    fit = fit_regressor(Xtr, Ytr, [8, 8], epochs=1, batch_size=64)
+    pruned = fit_regressor(Xtr, Ytr, [8, 8], epochs=2, batch_size=64, init=fit,
+                           pruning=layer_sparsities([4, 8, 8, 3], 0.2, 0.9, keep=4))
+    got = pruning_summary(pruned.net)
+    assert got["layer_sparsity"] == "0.000 0.500 0.500"
+    assert got["sparsity"] == pytest.approx(pruned.sparsity) and got["sparsity"] == pytest.approx(44 / 120)
+    np.testing.assert_array_equal(pruned.net.weights[0] != 0, fit.net.weights[0] != 0)
+
+
+def test_cli_refuses_a_negative_oracle_budget_naming_the_option(capsys):
+    from emlpress import cli
+
+    assert cli.main(["epidemics", "run", "--oracle-calls", "-1"]) == 2
+    assert "--oracle-calls: must be an integer >= 0, got -1" in capsys.readouterr().err

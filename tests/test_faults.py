@@ -199,7 +199,7 @@ def test_study_run_killed_at_a_seeded_point_resumes_to_the_same_summary(study_cl
 
 # the smallest run the CLI allows with a hidden layer (the 8-unit network) and every bounding
 EPI_ARGS = ["--topologies", "linear", "8", "--variants", "baseline", "--horizons", "3",
-            "--epochs", "1", "--no-ptq"]
+            "--epochs", "1", "--no-ptq", "--oracle-calls", "3"]
 EPI_VOLATILE = re.compile(r"_s$")  # train_s, solve_s: times
 
 

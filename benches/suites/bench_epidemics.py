@@ -119,3 +119,49 @@ def test_plan(benchmark, topology, weeks, bounding):
     if p.schedule is not None:  # the plan, measured
         sim = sir.simulate(inst, p.schedule, reference=True)[-1, 0]
         assert sim == pytest.approx(p.simulated_s, abs=1e-12)
+
+
+# --- the planning loop (issue 38): oracle calls, wall time and gap to the optimum per plan,
+# against the open loop (one MILP plan, simulated) and random search with as many simulations
+
+LOOP_CASES = [(t, w) for t in ("8", "8-8-8-8", "16-16") for w in (3, 6)]
+_TRUTH: dict = {}
+
+
+def _truth(weeks):
+    if weeks not in _TRUTH:
+        _TRUTH[weeks] = sir.brute_force(sir.Instance(weeks=weeks, budget=20 / 3 * weeks))
+    return _TRUTH[weeks]
+
+
+@pytest.mark.parametrize("topology, weeks", [pytest.param(*c, marks=[quick] if c == ("8", 3) else [])
+                                             for c in LOOP_CASES])
+def test_loop(benchmark, topology, weeks):
+    """The loop (emlpress.eml) from the trained network, at most 20 plan simulations; the open
+    loop's plan is its first answer; random search gets the loop's simulations (plans and
+    calibration), seeded."""
+    from emlpress.pipelines.epidemics import improve as I
+
+    label(benchmark, f"epidemics loop {topology} {weeks} weeks", "emlpress.eml loop")
+    net = sir_network(topology)
+    c = E.Config()
+    Xtr, Ytr, _, _ = sir.dataset(c.n_train, c.n_test, seed=c.seed)
+    inst = sir.Instance(weeks=weeks, budget=20 / 3 * weeks)
+    truth = _truth(weeks)
+    out = benchmark.pedantic(lambda: I.improve(inst, net, Xtr, Ytr, bounding="reachable",
+                                               oracle_calls=20, time_limit=TIME_LIMIT),
+                             rounds=1, iterations=1)
+    r = out.result
+    first = next(a for a in r.answers if a.measured)
+    sims = r.oracle_calls + out.calibration_simulations
+    rand = I.random_schedules(inst, sims, seed=1)
+    rand_s = max(sir.simulate(inst, s, reference=True)[-1, 0] for s in rand)
+    gap = lambda s: (truth.best_s - s) / truth.best_s  # noqa: E731
+    info = dict(oracle_calls=r.oracle_calls, calibration=out.calibration_simulations,
+                calls_to_best=1 + sum(a.iteration < r.best.iteration for a in r.answers),
+                refits=out.refits, stop=r.stop[:60], proven=r.proven, gap=gap(r.best.objective),
+                open_loop_gap=gap(first.objective), random_gap=gap(rand_s),
+                brute_force_weeks=truth.n_simulated_weeks, loop_weeks=sims * weeks)
+    benchmark.extra_info.update(info)
+    print(f"\n{topology} {weeks}w loop: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    assert r.best.objective <= truth.best_s + 1e-9  # no plan beats the brute force

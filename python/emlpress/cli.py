@@ -320,7 +320,8 @@ def _cmd_quantize(args) -> int:
 _EPIDEMICS_OPTIONS = {"topologies": "topologies", "variants": "variants", "horizons": "horizons",
                       "budget_per_week": "budget_per_week", "epochs": "epochs",
                       "time_limit": "time_limit", "no_tree": "tree", "seed": "seed",
-                      "bounding": "bounding", "no_ptq": "ptq_table"}
+                      "bounding": "bounding", "no_ptq": "ptq_table", "oracle_calls": "oracle_calls",
+                      "no_loop": "loop"}
 
 
 def _interrupted(pipeline, command: str, what: str, folder=None) -> int:
@@ -639,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--bounding", nargs="+", choices=epi.BOUNDING, default=None,
                     help="how each float network's weeks are bounded; the plots show the first "
                          f"(default: {' '.join(e.bounding)})")
+    er.add_argument("--oracle-calls", type=_integer(0), default=None,
+                    help="plan simulations each loop row may spend (0: the open loop, one plan "
+                         f"not simulated; default: {e.oracle_calls})")
+    er.add_argument("--no-loop", action="store_true",
+                    help="leave out the loop rows (the planning loop on emlpress.eml per model)")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")
     er.add_argument("--no-ptq", action="store_true", help="skip the six post-training quantizations' table")
     er.add_argument("--seed", type=_SEED, default=None, help=f"(default: {e.seed})")

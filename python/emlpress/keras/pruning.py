@@ -12,6 +12,17 @@ from emlpress.keras.models import _clean_copy, _keras_model, _tf_keras, keras_op
 __all__ = ["check_sparsities", "prune", "PruneResult", "pruning_schedule", "layer_sparsity"]
 
 
+def _per_layer(initial, final, n_layers: int) -> list[tuple[float, float]]:
+    """(initial, final) sparsity per Dense layer from numbers or sequences of ``n_layers``."""
+    pairs = []
+    for name, v in (("initial_sparsity", initial), ("final_sparsity", final)):
+        v = np.broadcast_to(np.asarray(v, float), (n_layers,)) if np.ndim(v) == 0 else np.asarray(v, float)
+        if v.shape != (n_layers,):
+            raise ValueError(f"{name}: {v.size} values for {n_layers} Dense layers; give one per layer")
+        pairs.append(v)
+    return [check_sparsities(a, b) for a, b in zip(*pairs)]
+
+
 def check_sparsities(initial, final) -> tuple[float, float]:
     """The pruning schedule's sparsities: 0 <= initial <= final < 1."""
     s0, s1 = float(initial), float(final)
@@ -70,22 +81,42 @@ def prune(model, initial_sparsity: float, final_sparsity: float, X, Y, *, epochs
     on ``X, Y`` for ``epochs``: polynomial sparsity from ``initial_sparsity`` to
     ``final_sparsity`` (see :func:`pruning_schedule`), then the wrappers are stripped. Returns a
     :class:`PruneResult` with the sparsity actually reached per layer (measured on the weights;
-    TMOT rounds per layer). ``optimizer``: a Keras optimizer name or instance."""
+    TMOT rounds per layer). ``optimizer``: a Keras optimizer name or instance.
+    ``initial_sparsity`` and ``final_sparsity`` may be sequences with one value per Dense layer
+    (a layer of final sparsity 0 is left dense): small layers then keep their weights."""
     keras = _tf_keras()
     import tensorflow_model_optimization as tfmot  # after _tf_keras(): TF_USE_LEGACY_KERAS first
 
     model = _keras_model(model)
+    per_layer = np.ndim(initial_sparsity) or np.ndim(final_sparsity)
     X = np.asarray(X, np.float32)
     Y = np.asarray(Y, np.float32)
     if Y.ndim == 1:
         Y = Y[:, None]
     if len(X) != len(Y):
         raise ValueError(f"X has {len(X)} rows and Y {len(Y)}")
-    schedule, end = pruning_schedule(initial_sparsity, final_sparsity, len(X), epochs, batch_size,
-                                     recovery)
+    if per_layer:  # a schedule per Dense layer; a final sparsity of 0 leaves the layer dense
+        dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+        pairs = _per_layer(initial_sparsity, final_sparsity, len(dense))
+        schedules, end = {}, 1
+        for layer, (s0, s1) in zip(dense, pairs):
+            if s1 > 0.0:
+                schedules[id(layer)], end = pruning_schedule(s0, s1, len(X), epochs, batch_size,
+                                                             recovery)
+
+        def wrap(layer):
+            if id(layer) in schedules:
+                return tfmot.sparsity.keras.prune_low_magnitude(layer,
+                                                                pruning_schedule=schedules[id(layer)])
+            return layer
+
+        wrapped = keras.models.clone_model(model, clone_function=wrap)
+    else:
+        schedule, end = pruning_schedule(initial_sparsity, final_sparsity, len(X), epochs,
+                                         batch_size, recovery)
+        wrapped = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     if isinstance(optimizer, str):
         optimizer = keras_optimizer(optimizer, learning_rate)
-    wrapped = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     wrapped.compile(optimizer=optimizer, loss=loss)
     hist = wrapped.fit(X, Y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
                        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], verbose=verbose,

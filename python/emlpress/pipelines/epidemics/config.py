@@ -34,15 +34,28 @@ class Config:
     n_test: int = 2_000
     horizons: list = field(default_factory=lambda: [3])
     variants: list = field(default_factory=lambda: ["baseline", "pruned", "int8"])
-    initial_sparsity: float = 0.2     # the study's pruning schedule
+    initial_sparsity: float = 0.2     # the study's pruning schedule, the most any layer gets
     final_sparsity: float = 0.9
     prune_epochs: int = 30
+    #: weights each unit keeps on average: a layer of fan-in n is pruned to at most
+    #: 1 - prune_keep / n (a layer of fan-in <= prune_keep stays dense); see layer_sparsities
+    prune_keep: int = 4
+    #: a pruned model whose held-out R2 (any of S, I, R) is below its baseline's by more than
+    #: this is flagged and not planned with (its plan rows say why)
+    pruned_r2_margin: float = 0.01
     ptq_table: bool = True            # the six post-training quantizations per network
     #: per float network; the plots show the first bounding's plan
     bounding: list = field(default_factory=lambda: ["reachable", "chained+lossless", "chained",
                                                     "single-box"])
     budget_per_week: float = 20.0 / 3.0  # the course instance: 20 over 3 weeks
     time_limit: float = 60.0
+    #: a "loop" row per model and horizon: the planning loop on emlpress.eml (each plan
+    #: simulated, learnt, cut; see improve.py) with the first bounding
+    loop: bool = True
+    oracle_calls: int = 20            # plan simulations per loop row (0: the open loop)
+    coverage: float = 0.9             # of the conformal margin on S after the last week
+    calibration: int = 19             # seeded random schedules simulated for that margin
+    refit_epochs: int = 5             # epochs of each warm-started refit of a network
     out: object = "runs"
     progress: bool = True
 
@@ -57,12 +70,26 @@ def check(cfg: Config) -> None:
     """Refuse settings that would fail or give NaN after training (a time limit <= 0, no
     epochs, a horizon beyond ``MAX_WEEKS``), naming the setting; nothing is written."""
     _options.seconds("time_limit", cfg.time_limit)
-    for name in ("epochs", "prune_epochs", "batch_size", "patience", "n_train", "n_test"):
+    for name in ("epochs", "prune_epochs", "batch_size", "patience", "n_train", "n_test",
+                 "prune_keep", "refit_epochs", "calibration"):
         _options.positive_int(name, getattr(cfg, name))
+    if isinstance(cfg.oracle_calls, bool) or not isinstance(cfg.oracle_calls, (int, np.integer)) \
+            or cfg.oracle_calls < 0:
+        raise ValueError(f"oracle_calls = {cfg.oracle_calls!r}: plan simulations per loop row, an "
+                         "integer >= 0 (0: the open loop)")
+    if not (isinstance(cfg.coverage, float) and 0.0 < cfg.coverage < 1.0):
+        raise ValueError(f"coverage = {cfg.coverage!r} must lie in (0, 1), e.g. 0.9")
+    if cfg.calibration < cfg.coverage / (1.0 - cfg.coverage) - 1e-9:
+        raise ValueError(f"calibration = {cfg.calibration}: a {cfg.coverage:.0%} margin needs at "
+                         f"least {int(np.ceil(cfg.coverage / (1.0 - cfg.coverage) - 1e-9))} "
+                         "calibration schedules")
     for hz in cfg.horizons:
         if isinstance(hz, bool) or not isinstance(hz, (int, np.integer)) or not 1 <= hz <= MAX_WEEKS:
             raise ValueError(f"horizons: {hz!r} weeks; give 1 to {MAX_WEEKS} (the MILP holds a "
                              "model copy per week)")
+    if not (isinstance(cfg.pruned_r2_margin, (int, float)) and 0.0 <= cfg.pruned_r2_margin < 1.0):
+        raise ValueError(f"pruned_r2_margin = {cfg.pruned_r2_margin!r} must lie in [0, 1) (R2 lost "
+                         "by pruning beyond which a pruned model is not planned with)")
     if not 0.0 < cfg.validation < 1.0:
         raise ValueError(f"validation = {cfg.validation!r} must lie in (0, 1)")
     from emlpress.train import check_sparsities  # the TensorFlow side: imported when used
@@ -126,9 +153,11 @@ def _model_names(cfg: Config) -> list[str]:
 
 def _jobs(cfg: Config, hz: int) -> list[tuple[str, str]]:
     """(model, bounding) of every plan row of a horizon, in the summary's order ("-": a model
-    that is not a float network)."""
+    that is not a float network; "loop": the planning loop, after the model's MILP rows, for
+    every model the loop can refit: not the int8 ones, whose exact MILP takes some 45 s a plan)."""
     return [(name, b) for name in _model_names(cfg)
-            for b in (cfg.bounding if name != "tree" and "+int8" not in name else ["-"])]
+            for b in [*(cfg.bounding if name != "tree" and "+int8" not in name else ["-"]),
+                      *(["loop"] if cfg.loop and "+int8" not in name else [])]]
 
 
 

@@ -23,6 +23,8 @@ from emlpress.pipelines.epidemics.config import (_FREE, CONFIG_FILE, Config, _co
                                                  load_config)
 from emlpress.pipelines.epidemics.folder import (_incomplete, _log_path, _mark, _model_path,
                                                  _records)
+from emlpress.network import Network
+from emlpress.pipelines.epidemics.improve import improve, trajectory as improve_trajectory
 from emlpress.pipelines.epidemics.model import NotApplicable, Plan, plan
 from emlpress.pipelines.epidemics.report import _finish, _summary_rows
 from emlpress.pipelines.epidemics.surrogate import evaluate, train_models
@@ -144,7 +146,7 @@ def _model_rows(cfg: Config, folder: Path, topology: str) -> dict:
     Xtr, Ytr, Xte, Yte = _SHARED[key]
     tree = topology == "tree"
     models = train_models(cfg, folder, Xtr, Ytr, Xte, Yte, [] if tree else [topology], tree)
-    metrics, sizes = evaluate(models, Xte, Yte)
+    metrics, sizes = evaluate(models, Xte, Yte, cfg)
     for hz in cfg.horizons:
         inst = sir.Instance(weeks=hz, budget=cfg.budget_per_week * hz)
         jobs = [(n, b) for n, b in _jobs(cfg, hz)
@@ -156,8 +158,12 @@ def _model_rows(cfg: Config, folder: Path, topology: str) -> dict:
             n = sir.count_schedules(inst, simulated=True)
             _SHARED[key] = sir.brute_force(inst) if n is not None and n <= BRUTE_FORCE_MAX else None
         for name, bounding in jobs:
-            record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
-                               sizes[name], _SHARED[key])
+            if bounding == "loop":
+                record = _loop_row(cfg, inst, hz, name, models[name], metrics[name], sizes[name],
+                                   _SHARED[key], Xtr, Ytr)
+            else:
+                record = _plan_row(cfg, inst, hz, name, bounding, models[name], metrics[name],
+                                   sizes[name], _SHARED[key])
             # the log is the row's record; the summary after it is rebuilt from the records
             write_json_atomic(_log_path(folder, name, bounding, hz), record, default=_json)
             write_csv_atomic(folder / "run.summary.csv",
@@ -172,8 +178,11 @@ def _plan_row(cfg: Config, inst, hz: int, name: str, bounding: str, entry, metri
     with ``bounding``, simulated, and compared with the brute force ``truth`` (or None)."""
     model, train_s, path = entry
     try:
-        p = plan(inst, model, time_limit=cfg.time_limit,
-                 bounding="chained" if bounding == "-" else bounding)
+        if metrics.get("flag"):  # a pruned model that lost too much R2: said, not planned with
+            p = Plan("NOT_PLANNED", None, None, None, None, None, None, message=metrics["flag"])
+        else:
+            p = plan(inst, model, time_limit=cfg.time_limit,
+                     bounding="chained" if bounding == "-" else bounding)
     except NotApplicable as e:  # single-box on a network whose outputs leave the box
         p = Plan("NOT_APPLICABLE", None, None, None, None, None, None, message=str(e))
     except MagnitudeError as e:  # HiGHS refused the rows: bounds beyond 1e15 (chained
@@ -199,6 +208,77 @@ def _plan_row(cfg: Config, inst, hz: int, name: str, bounding: str, entry, metri
                    if p.schedule is not None else float("nan"))
     return {"row": row, "predicted": None if p.predicted is None else p.predicted.tolist(),
             "simulated": None if p.simulated is None else p.simulated.tolist()}
+
+
+def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size: tuple, truth,
+              Xtr, Ytr) -> dict:
+    """The loop row's record: the model ``entry`` improved by the planning loop
+    (:func:`~.improve.improve`, the run's first bounding), its best simulated plan, the oracle
+    calls it spent beside the brute force's simulations, and the loop's log."""
+    model, train_s, path = entry
+    # a network without hidden layer has no ReLU to bound: the reachable enumeration (minutes a
+    # plan at 6 weeks) would buy nothing
+    bounding = cfg.bounding[0] if isinstance(model, Network) and model.n_layers > 1 else "chained"
+    row = {"model": name, "variant": name.split("+")[1] if "+" in name else "baseline",
+           "bounding": "loop", "loop_bounding": bounding, "weeks": hz, "budget": inst.budget,
+           "train_s": train_s, "size_bytes": size[0], "param_bytes": size[1], "file": path.name,
+           **metrics, "units_removed": "", "message": "", "schedule": "", "cost": None,
+           "predicted_S": float("nan"), "simulated_S": float("nan"),
+           "simulated_by": "reference SIR (DOP853, 1e-12)"}
+    log, predicted, simulated = [], None, None
+    try:
+        if metrics.get("flag"):
+            raise _Skip("NOT_PLANNED", metrics["flag"])
+        out = improve(inst, model, Xtr, Ytr, bounding=bounding, oracle_calls=cfg.oracle_calls,
+                      time_limit=cfg.time_limit, coverage=cfg.coverage, calibration=cfg.calibration,
+                      refit_epochs=cfg.refit_epochs, seed=cfg.seed,
+                      refit=isinstance(model, Network) or hasattr(model, "tree_"))
+    except _Skip as e:
+        row.update(status=e.status, message=e.message)
+    except NotApplicable as e:
+        row.update(status="NOT_APPLICABLE", message=str(e))
+    except MagnitudeError as e:
+        row.update(status="ENCODING_REFUSED", message=str(e))
+    else:
+        r = out.result
+        log = r.log
+        best = r.best
+        first = next((a for a in r.answers if a.measured), None)
+        status = ("OPEN_LOOP" if cfg.oracle_calls == 0 else "PROVEN" if r.proven
+                  else "BUDGET" if "budget" in r.stop else "STOPPED")
+        row.update(status=status,
+                   message=r.stop, oracle_calls=r.oracle_calls,
+                   calibration_simulations=out.calibration_simulations,
+                   simulated_weeks=(r.oracle_calls + out.calibration_simulations) * hz,
+                   refits=out.refits, loop_s=out.seconds, margin_S=r.margins.get("S", float("nan")),
+                   open_loop_S=first.objective if first is not None else float("nan"),
+                   unmeasured=sum(not a.measured for a in r.answers))
+        if best is not None:
+            sched = np.array(best.config)
+            simulated = improve_trajectory(inst, best.measurement.values)
+            row.update(schedule=" ".join(map(str, sched)), cost=best.measurement.values["cost"],
+                       predicted_S=best.proposal.objective, simulated_S=best.objective,
+                       label=best.label, calls_to_best=1 + sum(a.iteration < best.iteration
+                                                                 for a in r.answers))
+        if best is None and r.answers and not r.answers[-1].measured:  # the open loop's plan
+            a = r.answers[-1]
+            row.update(schedule=" ".join(map(str, a.config)), predicted_S=a.proposal.objective,
+                       label=f"{a.label}: {a.reason}")
+        if truth is not None:
+            row.update(brute_force_schedules=truth.n_schedules,
+                       brute_force_weeks=truth.n_simulated_weeks)
+    if truth is not None:
+        row.update(optimum_S=truth.best_s, optimum_by="brute force (every schedule)",
+                   gap_to_optimum=(truth.best_s - row["simulated_S"]) / truth.best_s)
+    return {"row": row, "predicted": predicted,
+            "simulated": None if simulated is None else simulated.tolist(),
+            "loop": [{k: v for k, v in e.items()} for e in log]}
+
+
+class _Skip(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 def _json(v):

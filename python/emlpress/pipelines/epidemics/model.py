@@ -117,7 +117,8 @@ class _Reach:
     spend of its states, propagated by CROWN one beta at a time. ``bounds()`` gives the
     week's bounds there (:func:`bounds.on_points`, :func:`bounds.on_boxes`)."""
 
-    def __init__(self, instance: sir.Instance, net):
+    def __init__(self, instance: sir.Instance, net, reach_max: int | None = None):
+        self.reach_max = REACH_MAX if reach_max is None else reach_max
         self.keep, self.beta, self.cost = sir.distinct_combinations(instance)
         self.budget = instance.budget
         self.net = net
@@ -128,7 +129,7 @@ class _Reach:
         self.X = None
         if self.states is not None:
             p, c = sir.affordable(self.spent, self.cost, self.budget)
-            if p.size <= REACH_MAX:
+            if p.size <= self.reach_max:
                 self.X = np.column_stack([self.states[p], self.beta[c]])
                 self._p, self._c = p, c
                 return
@@ -220,7 +221,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
         # bounds at points: a one-hot or budget row off by HiGHS' default tolerances (1e-6,
         # 1e-7) would move beta or the spend past the margins the points are widened by
         tighten_tolerances(h, 1e-9)
-        reach = cache.setdefault("reach", _Reach(cache["instance"], model))
+        reach = cache.setdefault("reach", _Reach(cache["instance"], model, cache.get("reach_max")))
         b = reach.bounds()
         if cache.setdefault("week", 0) < cache["instance"].weeks - 1:  # not after the last
             reach.advance(b)
@@ -237,17 +238,19 @@ def _add_week(h, model, inputs, name, bounding, cache):
 
 def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
          constraints=None, simulate: bool = True, bounding: str = "chained",
-         start: bool = True) -> Plan:
+         start: bool = True, reach_max: int | None = None) -> Plan:
     """Solve the planning MILP of ``instance`` with ``model`` (inputs S, I, R, beta; outputs
     the state a week later). ``constraints(h, weeks)``, if given, adds a user's rows
     (``weeks[w]`` holds the week's ``npis`` variables and ``state`` variables); an
     infeasible problem returns status ``INFEASIBLE`` and a message, never a plan.
     ``bounding``: one of ``BOUNDING`` (networks only). With ``start`` (networks only), HiGHS
     starts from the schedule of :func:`surrogate_search` (the network's own optimum where
-    that search is exhaustive), its variables set by forward passes."""
+    that search is exhaustive), its variables set by forward passes. ``reach_max``: the
+    reachable bounding enumerates a week's inputs while at most this many (default
+    ``REACH_MAX``), then covers them by boxes: fewer is faster, looser, as sound."""
     if bounding not in BOUNDING:
         raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
-    cache: dict = {"instance": instance}
+    cache: dict = {"instance": instance, "reach_max": reach_max}
     choices, beta, cost = sir.combinations(instance.npis, instance.beta0)
     n_c, n_npi = choices.shape
     h = _highs.highs()

@@ -26,7 +26,7 @@ def _first_plans(cfg: Config, records: dict) -> dict:
     for hz in cfg.horizons:
         for name, b in _jobs(cfg, hz):
             r = records.get((name, b, hz))
-            if r and r["row"]["schedule"] and (name, hz) not in plans:
+            if r and r["row"]["schedule"] and r["predicted"] is not None and (name, hz) not in plans:
                 plans[(name, hz)] = Plan(r["row"]["status"], None, None, np.array(r["predicted"]),
                                          np.array(r["simulated"]), None, None)
     return plans
@@ -100,9 +100,9 @@ def _plots(folder, summary, plans) -> None:
 def print_summary(folder: Path, summary: pd.DataFrame) -> None:
     """What ``emlpress epidemics run`` prints at the end: the summary's main columns (one row
     per model, bounding and horizon), what they mean, and the run folder."""
-    cols = ["model", "bounding", "weeks", "r2_S", "status", "solve_s", "gap", "binaries", "schedule",
-            "predicted_S", "simulated_S", "optimum_S", "gap_to_optimum", "best_known_S",
-            "gap_to_best_known"]
+    cols = ["model", "bounding", "weeks", "r2_S", "sparsity", "status", "solve_s", "gap", "binaries",
+            "schedule", "predicted_S", "simulated_S", "oracle_calls", "calls_to_best", "optimum_S",
+            "gap_to_optimum", "best_known_S", "gap_to_best_known"]
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.float_format", "{:.5g}".format):
         print(summary[[c for c in cols if c in summary]].to_string(index=False))
@@ -110,4 +110,12 @@ def print_summary(folder: Path, summary: pd.DataFrame) -> None:
           "simulated by the reference SIR integrator; optimum_S: brute force over every schedule "
           "within the budget (where it runs), else best_known_S: a local search with the true "
           "simulator from every plan")
+    if "oracle_calls" in summary:
+        print("loop rows: the planning loop (emlpress.eml: each plan simulated, learnt, cut; "
+              "status PROVEN: no schedule left whose predicted S plus the margin beats the best, "
+              "BUDGET: oracle calls spent); oracle_calls: plans simulated (calls_to_best: until "
+              "the best), beside the brute force's brute_force_weeks in run.summary.csv")
+    flagged = summary[summary["status"] == "NOT_PLANNED"] if "status" in summary else summary[:0]
+    for name in dict.fromkeys(flagged["model"]):
+        print(f"{name}: {flagged.loc[flagged['model'] == name, 'message'].iloc[0]}")
     print(f"run folder: {folder} (run.summary.csv, logs/, models/, plots, ptq_*.csv)")

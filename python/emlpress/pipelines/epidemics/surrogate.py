@@ -49,6 +49,24 @@ def _size(model) -> tuple[int, int]:
 
 
 
+def layer_sparsities(sizes, initial: float, final: float, keep: int) -> tuple[list, list]:
+    """The pruning schedule per Dense layer of a ``sizes`` network: (initial, final) sparsity
+    lists. A layer of fan-in ``n`` is pruned to ``min(final, 1 - keep / n)``, so that its units
+    keep ``keep`` weights each on average; a layer of fan-in ``<= keep`` stays dense (0, 0).
+    The study's one schedule (0.2 -> 0.9) on 8-unit layers leaves a unit under one weight
+    (held-out R2 about 0)."""
+    fins = [max(0.0, min(float(final), 1.0 - keep / n)) for n in sizes[:-1]]
+    return [min(float(initial), f) for f in fins], fins
+
+
+def pruning_summary(net: Network) -> dict:
+    """The sparsity a network actually has: the fraction of exactly-zero weights over all
+    its matrices (``sparsity``) and per layer (``layer_sparsity``, space-separated)."""
+    per = [float(np.mean(W == 0)) for W in net.weights]
+    total = sum(int((W == 0).sum()) for W in net.weights) / sum(W.size for W in net.weights)
+    return {"sparsity": float(total), "layer_sparsity": " ".join(f"{v:.3f}" for v in per)}
+
+
 def _savez(path, arrays) -> None:
     with open(path, "wb") as f:  # a file object: np.savez would add .npz to the name
         np.savez(f, **arrays)
@@ -105,8 +123,11 @@ def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte, topologies: list
             key = f"{name}+pruned"
             if not prune_path.exists():
                 t0 = time.perf_counter()
+                sizes = [Xtr.shape[1], *TOPOLOGIES[name], Ytr.shape[1]]
                 pruned = fit_regressor(Xtr, Ytr, TOPOLOGIES[name], epochs=cfg.prune_epochs, init=fit,
-                                       pruning=(cfg.initial_sparsity, cfg.final_sparsity), **common)
+                                       pruning=layer_sparsities(sizes, cfg.initial_sparsity,
+                                                                cfg.final_sparsity, cfg.prune_keep),
+                                       **common)
                 _save_model(folder, cfg, key, times[name] + time.perf_counter() - t0,
                             lambda p, pruned=pruned: write_atomic(p, pruned.net.save))
                 times = _train_times(folder)
@@ -150,9 +171,12 @@ def train_models(cfg: Config, folder: Path, Xtr, Ytr, Xte, Yte, topologies: list
     return models
 
 
-def evaluate(models: dict, Xte, Yte) -> tuple[dict, dict]:
+def evaluate(models: dict, Xte, Yte, cfg: Config | None = None) -> tuple[dict, dict]:
     """Each model's held-out metrics (by :func:`emlpress.compress.lossy.regression_metrics`)
-    and its sizes (:func:`_size`), by name."""
+    and its sizes (:func:`_size`), by name. A network's metrics hold the sparsity it reached
+    (:func:`pruning_summary`); a pruned one's (with ``cfg``) its schedule per layer, its
+    baseline's R2 beside its own and ``flag``: why it is not planned with (its R2 of S, I or
+    R below the baseline's by more than ``cfg.pruned_r2_margin``), else empty."""
     # each model's held-out metrics, once (the int8 ones by the reference interpreter)
     from emlpress.compress.lossy import regression_metrics  # the keras side, as above
 
@@ -160,5 +184,30 @@ def evaluate(models: dict, Xte, Yte) -> tuple[dict, dict]:
                                         else model.forward(Xte) if isinstance(model, Network)
                                         else model.predict(Xte), Yte, "SIR")
                for name, (model, _, _) in models.items()}
+    for name, (model, _, _) in models.items():
+        if isinstance(model, Network):
+            metrics[name].update(pruning_summary(model))
+        if cfg is not None and name.endswith("+pruned"):
+            metrics[name].update(_pruned_check(cfg, name, model, metrics))
     sizes = {name: _size(model) for name, (model, _, _) in models.items()}
     return metrics, sizes
+
+
+def _pruned_check(cfg: Config, name: str, model: Network, metrics: dict) -> dict:
+    """A pruned model's schedule, its baseline's held-out R2 and the flag (see evaluate)."""
+    base = name.split("+")[0]
+    _, fins = layer_sparsities(model.sizes, cfg.initial_sparsity, cfg.final_sparsity, cfg.prune_keep)
+    out = {"prune_schedule": " ".join(f"{f:.3f}" for f in fins), "flag": ""}
+    if base not in metrics:  # the baseline variant was not asked for: nothing to compare with
+        return out
+    own, ref = metrics[name], metrics[base]
+    loss = {t: ref[f"r2_{t}"] - own[f"r2_{t}"] for t in "SIR"}
+    out.update({f"baseline_r2_{t}": ref[f"r2_{t}"] for t in "SIR"})
+    out["r2_loss"] = max(loss.values())
+    worst = max(loss, key=loss.get)
+    if not out["r2_loss"] <= cfg.pruned_r2_margin:  # NaN R2 is flagged too
+        out["flag"] = (f"pruned model's held-out R2 of {worst} {own[f'r2_{worst}']:.4f} is below the "
+                       f"baseline's {ref[f'r2_{worst}']:.4f} by more than pruned_r2_margin = "
+                       f"{cfg.pruned_r2_margin:g} (sparsity reached {own['sparsity']:.3f}): not "
+                       "planned with")
+    return out
