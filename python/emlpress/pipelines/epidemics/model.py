@@ -24,6 +24,7 @@ from emlpress import bounds as _bounds
 from emlpress.compress import lossless
 from emlpress.data import sir
 from emlpress.milp import add_network, add_predictor, solve, tighten_tolerances
+from emlpress.milp.handle import col_bounds
 from emlpress.network import Network
 
 
@@ -199,6 +200,16 @@ def surrogate_search(instance: sir.Instance, net, width: int | None = None):
     return sched, s, exhaustive
 
 
+def _change_bounds(h, cols, lo, hi) -> None:
+    """Set the bounds of columns ``cols`` (any order, no repeats): HiGHS takes an increasing
+    set only, and answers another with an error status and no change."""
+    order = np.argsort(cols, kind="stable")
+    status = h.changeColsBounds(int(cols.size), np.asarray(cols, np.int32)[order],
+                                np.asarray(lo, float)[order], np.asarray(hi, float)[order])
+    if status != highspy.HighsStatus.kOk:
+        raise ValueError(f"columns {np.asarray(cols).tolist()[:8]}: HiGHS refused their bounds ({status})")
+
+
 def _add_week(h, model, inputs, name, bounding, cache):
     """One week's model; networks bounded as ``bounding`` says."""
     if not isinstance(model, Network) or bounding == "chained":
@@ -206,13 +217,13 @@ def _add_week(h, model, inputs, name, bounding, cache):
     if bounding == "single-box":
         lo, hi = TRAINING_BOX
         cols = np.array([v.index for v in inputs], np.int32)
-        _, _, _, clo, chi, _ = h.getCols(4, cols)
+        clo, chi = col_bounds(h, cols)
         nlo, nhi = np.maximum(clo, lo), np.minimum(chi, hi)
         if np.any(nlo > nhi):
             k = int(np.argmax(nlo > nhi))
             raise NotApplicable(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
                              f"training box [{lo[k]}, {hi[k]}]: single-box bounding cannot apply")
-        h.changeColsBounds(4, cols, nlo, nhi)
+        _change_bounds(h, cols, nlo, nhi)
         if "single" not in cache:
             cache["single"] = _bounds.crown(model, lo, hi)
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
@@ -226,11 +237,11 @@ def _add_week(h, model, inputs, name, bounding, cache):
         if cache.setdefault("week", 0) < cache["instance"].weeks - 1:  # not after the last
             reach.advance(b)
         cache["week"] += 1
-        _, _, _, clo, chi, _ = h.getCols(4, cols)
-        h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
+        clo, chi = col_bounds(h, cols)
+        _change_bounds(h, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
         cache.setdefault("removed", []).append(b.n_stable)
         return add_network(h, model, inputs, bounds=b, name=name)
-    _, _, _, clo, chi, _ = h.getCols(4, cols)
+    clo, chi = col_bounds(h, cols)
     small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
     cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
     return add_network(h, small, inputs, bounds=rep.bounds, name=name)
