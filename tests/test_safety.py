@@ -481,7 +481,9 @@ def test_readme_commands_run_their_default_paths_on_the_keras_install(tmp_path):
 #: imports of the package outside emlpress[keras], each where its own extra is documented
 _OTHER_EXTRAS = {"onnx": {"io/onnx.py"}, "torch": {"io/torch.py"},
                  "pytest": {"bench/suite.py"}, "pytest_benchmark": {"bench/suite.py"},
-                 "dask_jobqueue": {"pipelines/jobqueue.py"}}  # the [hpc] extra (--cluster)
+                 "dask_jobqueue": {"pipelines/jobqueue.py"},  # the [hpc] extra (--cluster)
+                 # the [peers] extra: emlpress.interop writes bounds onto the peers' models
+                 "gurobi_ml": {"interop/gurobi.py"}, "omlt": {"interop/omlt.py"}}
 
 
 def test_every_import_of_the_package_is_in_the_keras_install():
