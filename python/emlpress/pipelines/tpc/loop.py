@@ -58,7 +58,9 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
                                 info={"why": "every measured configuration was cut off"})
         if not first:
             first.append((sol, sur, handle, candidates))
-        info = {"solver_ms": sol.solve_s * 1e3, "encode_ms": sol.encode_s * 1e3}
+        info = {"solver_ms": sol.solve_s * 1e3, "encode_ms": sol.encode_s * 1e3,
+                # the table's configurations are enumerated with the surrogate, not solved by MILP
+                "method": "MILP" if candidates is None else f"enumeration of {len(candidates)} candidates"}
         if not sol.has_solution:
             return eml.Proposal(None, status=sol.status, info=info)
         bits, hw, pred, diff = _answer(sol, data, sur)
