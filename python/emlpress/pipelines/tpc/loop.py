@@ -126,6 +126,9 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
         row["verdict"] = _VERDICTS.get(row.get("label"), row.get("label"))
         if "source" in row:
             row["measured_source"] = row["source"]
+        for k in ("interpreter_predicted_error", "interpreter_predicted_time"):  # the library prefixes predicted_
+            if f"predicted_{k}" in row:
+                row[k] = row[f"predicted_{k}"]
         if on_iteration is not None and "bits" in row:
             on_iteration(row)
 
