@@ -258,6 +258,7 @@ def test_quantized_variants_answer_with_the_int8_model(tmp_path):
     ({"coverage": 1.0}, "coverage = 1.0 must lie in"), ({"max_iterations": -1}, "max_iterations must be"),
     ({"oracle": "psychic"}, "unknown oracle 'psychic'"), ({"improve_probes": 1.5}, "improve_probes must be"),
     ({"calibration_size": 0}, "calibration_size = 0"), ({"holdout": 1}, "holdout must be 0"), ({"coverage": 0.999}, "too few for a 100% margin"),
+    ({"refit_on": "sometimes"}, "refit_on must be one of"),
 ])
 def test_pipeline_rejects_a_bad_configuration_before_training(tmp_path, change, match):
     from emlpress.pipelines import tpc as pipe

@@ -193,6 +193,46 @@ def test_the_milp_optimum_and_its_cuts_match_enumeration(tmp_path):
         assert sol.status == "INFEASIBLE"
 
 
+def test_the_enumerated_candidates_answer_as_the_candidate_milp(tmp_path):
+    """The table's configurations enumerated with the surrogate (the default for a candidate
+    list) against the one-binary-per-candidate MILP: the same fewest total bits, an answer the
+    surrogate predicts within the error and time margins, the same proof when none is; with
+    two hardware, a time network and its margin, cuts and a bound on the total."""
+    from emlpress.pipelines import tpc as pipe
+
+    for hw in ("h1", "h2"):
+        frame = pd.DataFrame({"var_0": [4, 9], "var_1": [4, 9], "var_2": [4, 9], "error": [1e-2, 1e-9],
+                              "time": [1.0, 2.0], "memory_mean": [1.0] * 2, "memory_peak": [1.0] * 2})
+        frame.to_csv(tmp_path / f"Saxpy_{hw}.csv", index=False)
+    data = tpc.load(tmp_path, "Saxpy")
+    grid = np.array(list(itertools.product(range(4, 10), repeat=3)))
+    answered = proofs = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        err = Network([rng.normal(size=(8, 5)), rng.normal(size=(1, 8))], [rng.normal(size=8), np.array([2.5])])
+        res = Network([rng.normal(size=(6, 5)), rng.normal(size=(3, 6))],
+                      [rng.normal(size=6), np.array([50.0, 1.0, 1.0])])
+        sur = pipe.Surrogate(err, res, margin_error=0.2, margins={"time": 5.0})
+        cfg = pipe.Config(max_error=0.01, max_time=52.0, time_limit=30)
+        rows = grid[rng.choice(len(grid), 40, replace=False)]
+        cand = [(tuple(int(v) for v in r), data.hardware[rng.integers(2)]) for r in rows]
+        excluded = [(np.array(c[0]), c[1]) for c in cand[:3]]
+        max_total = int(rng.integers(18, 26))
+        a, _ = pipe.optimize(sur, data, cfg, excluded, cand, max_total=max_total)
+        b, _ = pipe.optimize(sur, data, cfg, excluded, cand, max_total=max_total, candidate_milp=True)
+        if b.status == "INFEASIBLE":
+            assert a.status == "INFEASIBLE" and not a.has_solution
+            proofs += 1
+            continue
+        assert a.status == "ENUMERATED" and a.objective == b.objective
+        x = a.inputs["error"]
+        bits, hw = tuple(int(v) for v in x[:3]), data.hardware[int(np.argmax(x[3:]))]
+        assert (bits, hw) in cand[3:] and sum(bits) <= max_total
+        assert err.forward(x[None])[0, 0] >= 2 + 0.2 and res.forward(x[None])[0, 0] + 5.0 <= 52.0
+        answered += 1
+    assert answered and proofs  # both outcomes compared
+
+
 def test_warm_started_refits_leave_their_start_alone_and_keep_pruned_zeros():
     from emlpress.train import fit_regressor
 

@@ -21,8 +21,11 @@ drawn like the data meets the limits with probability about ``coverage``. The op
 not draw like the data (it looks for the surrogate's most optimistic corner), so the answer is
 then measured: the *closed loop* (:func:`solve_loop`, on :func:`emlpress.eml.run_loop`)
 cuts off each measured configuration, adds its measurement to the training rows (weighted
-``refit_weight`` times), refits the surrogate warm-started from its weights, recompresses it,
-re-computes the margins, and solves again; after a measured-feasible answer it asks for fewer
+``refit_weight`` times), refits the surrogate warm-started from its weights on every row (no
+validation split: the refit does not stop early), recompresses it (``refit_on="miss"``: only a
+network that missed, whose measurement breaks a limit it predicted met or lies outside its
+two-sided ``coverage`` conformal band; cheaper per call, but measured 2-12 bits worse on
+Convolution, see benches/README.md), re-computes the margins, and solves again; after a measured-feasible answer it asks for fewer
 total bits than the best measured one (improvement cut). When the MILP with its margins is
 infeasible, the loop goes on with the margins of ``improve_coverage`` (if smaller), and stops
 when that MILP is infeasible too (``loop_proven``: no answer with fewer bits within the
@@ -33,9 +36,11 @@ brute force's kernel runs (``brute_force_evaluated``).
 
 Oracles (:mod:`emlpress.data.tpc_oracle`): a kernel re-run where the data folder's manifest
 says the data was measured by this kernel version on a host like this one, else the table (an
-answer not in the table is *unmeasured*, no verdict). ``measured_only`` restricts the MILP to
-configurations in the table (the default when the table is the oracle, so every answer gets a
-verdict).
+answer not in the table is *unmeasured*, no verdict). ``measured_only`` restricts the answers
+to configurations in the table (the default when the table is the oracle, so every answer gets a
+verdict); that finite problem is solved exactly by evaluating the surrogate on every candidate
+(:func:`~emlpress.pipelines.tpc.model.enumerate_candidates`, status ``ENUMERATED``), not by a
+MILP.
 
 The package: :mod:`~emlpress.pipelines.tpc.config` (settings, presets, variants, checks),
 :mod:`~emlpress.pipelines.tpc.surrogate` (surrogates, compression, quantization, conformal

@@ -50,6 +50,7 @@ def embedding(variant: str) -> str:
 def variants(cfg: "Config") -> tuple:
     """The variants a run answers for, in order."""
     return VARIANTS + (QUANTIZED_VARIANTS if cfg.quantized else ())
+REFIT_ON = ("miss", "every")  # after a measured answer: refit where the surrogate missed, or always
 RESOURCES = ("time", "memory_mean", "memory_peak")
 R2_ERROR_GOAL = 0.9
 
@@ -84,6 +85,7 @@ class Config:
     probe_time_limit: float = 5.0     # deprecated, unused
     refit_epochs: int = 20
     refit_weight: int = 50            # copies of each measured answer in the refit's rows
+    refit_on: str = "every"           # every: refit after every measured answer; miss: only a network that missed
     oracle: str = "auto"              # auto | kernel | data
     measured_only: bool | None = None  # default: when the table is the oracle
     truth_seconds: float = 20.0       # brute force per benchmark (kernel oracle only; 0: none)
@@ -134,6 +136,8 @@ def _check(cfg: Config) -> None:
     for name in ("epochs", "batch_size", "prune_epochs", "resource_epochs", "refit_epochs",
                  "refit_weight", "timing_repeats", "patience"):
         _options.positive_int(name, getattr(cfg, name))
+    if cfg.refit_on not in REFIT_ON:
+        raise ValueError(f"refit_on must be one of {REFIT_ON}, got {cfg.refit_on!r}")
     if cfg.timing_repeats < 3:
         raise ValueError(f"timing_repeats must be at least 3 (a median of repeated solves), "
                          f"got {cfg.timing_repeats}")

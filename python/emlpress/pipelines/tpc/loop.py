@@ -12,6 +12,7 @@ from emlpress import eml
 from emlpress import train as training
 from emlpress.data import tpc
 from emlpress.data.tpc_oracle import Oracle, brute_force
+from emlpress.eml import margins
 from emlpress.pipelines.tpc.config import RESOURCES, Config, _domain, _limits
 from emlpress.pipelines.tpc.model import _answer, _NoCandidates, optimize
 from emlpress.pipelines.tpc.surrogate import Surrogate, _Model, _residuals, _surrogate
@@ -40,6 +41,7 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     allowed = [cfg.hw] if cfg.hw else data.hardware
     candidates = _candidates(oracle, allowed, measured_only)
     first = []
+    refits = {"error": 0, "resources": 0, "skipped": 0}  # the networks refit, the refits skipped
     open_loop = cfg.max_iterations == 0
 
     def x_of(config) -> np.ndarray:
@@ -58,7 +60,9 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
                                 info={"why": "every measured configuration was cut off"})
         if not first:
             first.append((sol, sur, handle, candidates))
-        info = {"solver_ms": sol.solve_s * 1e3, "encode_ms": sol.encode_s * 1e3}
+        info = {"solver_ms": sol.solve_s * 1e3, "encode_ms": sol.encode_s * 1e3,
+                # the table's configurations are enumerated with the surrogate, not solved by MILP
+                "method": "MILP" if candidates is None else f"enumeration of {len(candidates)} candidates"}
         if not sol.has_solution:
             return eml.Proposal(None, status=sol.status, info=info)
         bits, hw, pred, diff = _answer(sol, data, sur)
@@ -78,14 +82,41 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
         xs = np.array([x_of(o.config) for o in observed])
         ys = np.array([[tpc.neg_log_error(o.measurement.values["error"])[()],
                         *(o.measurement.values[k] for k in RESOURCES)] for o in observed], float)
+        err_miss, res_miss = _missed(sur, xs[-1:], ys[-1])
+        if cfg.refit_on == "every":
+            err_miss, res_miss = True, bool(res_use)
+        refits["error"] += err_miss
+        refits["resources"] += res_miss
+        if not (err_miss or res_miss):  # the surrogate was right within its band: nothing to learn
+            refits["skipped"] += 1
+            return sur
         X = np.vstack([data.X(train), np.repeat(xs, cfg.refit_weight, axis=0)])
         Y = np.vstack([data.Y(train), np.repeat(ys, cfg.refit_weight, axis=0)])
+        # every row trains (validation=0): no early stopping here, so a held-out split only cost an evaluation per epoch
         common = dict(epochs=cfg.refit_epochs, batch_size=cfg.batch_size, seed=cfg.seed + len(observed),
-                      lo=lo, hi=hi, learning_rate=cfg.learning_rate, early_stopping=False)
-        m.err_fit = training.fit_regressor(X, Y[:, :1], hidden, init=m.err_fit, **common)
-        if res_use:
+                      lo=lo, hi=hi, learning_rate=cfg.learning_rate, early_stopping=False, validation=0.0)
+        if err_miss:
+            m.err_fit = training.fit_regressor(X, Y[:, :1], hidden, init=m.err_fit, **common)
+        if res_miss:
             m.res_fit = training.fit_regressor(X, Y[:, 1:], hidden, init=m.res_fit, **common)
         return _surrogate(m, data, split, cfg, res_use, fallback, lo, hi)
+
+    def _missed(sur: Surrogate, x, y) -> tuple[bool, bool]:
+        """Whether the error network, and the resource network, missed at the measured answer
+        ``x`` (1, n_in) with targets ``y`` (-log10 error, time, memory_mean, memory_peak): the
+        measurement breaks a limit the MILP's answer was predicted to meet, or the prediction
+        lies outside the surrogate's two-sided ``cfg.coverage`` conformal band (the quantile of
+        |predicted - measured| on the calibration rows)."""
+        band = margins({k: np.abs(v) for k, v in _residuals(sur, data, cal, res_use).items()}, cfg.coverage)
+        broke = {"error": y[0] < -np.log10(cfg.max_error)} | {
+            name: limits[name] is not None and y[1 + k] > limits[name] for k, name in enumerate(RESOURCES)}
+        err = bool(broke["error"] or abs(sur.error_prediction(x)[0] - y[0]) > band["error"])
+        res = False
+        if res_use:
+            P = sur.resource_prediction(x)[0]
+            res = any(broke[name] or abs(P[k] - y[1 + k]) > band[name]
+                      for k, name in enumerate(RESOURCES) if name in res_use)
+        return err, res
 
     def residuals(sur: Surrogate, held_out: list) -> dict:
         extra = [(x_of(o.config), o.measurement.values) for o in held_out]
@@ -95,6 +126,9 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
         row["verdict"] = _VERDICTS.get(row.get("label"), row.get("label"))
         if "source" in row:
             row["measured_source"] = row["source"]
+        for k in ("interpreter_predicted_error", "interpreter_predicted_time"):  # the library prefixes predicted_
+            if f"predicted_{k}" in row:
+                row[k] = row[f"predicted_{k}"]
         if on_iteration is not None and "bits" in row:
             on_iteration(row)
 
@@ -106,7 +140,8 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     stop = ("open loop (max_iterations=0): the answer is measured, not corrected" if open_loop
             else r.stop)
     out = {"loop_stop": stop, "loop_proven": r.proven, "iterations": len(r.log),
-           "oracle_calls": r.oracle_calls, "loop_s": r.seconds}
+           "oracle_calls": r.oracle_calls, "loop_s": r.seconds, "refits_error": refits["error"],
+           "refits_resources": refits["resources"], "refits_skipped": refits["skipped"]}
     answered = [row for row in r.log if "bits" in row]
     final = (answered[r.answers.index(r.best)] if r.best is not None
              else answered[-1] if answered else None)

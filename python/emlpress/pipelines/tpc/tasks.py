@@ -217,7 +217,8 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
         row.update(iterations=res["out"]["iterations"], oracle_calls=res["out"]["oracle_calls"],
                    oracle_calls_to_answer=(last or {}).get("oracle_calls_to_answer"),
                    loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"],
-                   loop_proven=res["out"]["loop_proven"])
+                   loop_proven=res["out"]["loop_proven"],
+                   **{k: res["out"][k] for k in ("refits_error", "refits_resources", "refits_skipped")})
         if truth is not None:
             _apply_truth(row, truth)
         feasible = row["measured_feasible"]
