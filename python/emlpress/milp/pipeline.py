@@ -514,7 +514,7 @@ def _bounds_of(h, B: Builder, c: int) -> tuple[float, float]:
     """The bounds of column ``c``: one of ``B``'s new columns or one of ``h``'s."""
     if c >= B.first:
         return B.lb[c - B.first], B.ub[c - B.first]
-    _, _, _, lo, hi, _ = h.getCols(1, np.array([c], np.int32))
+    lo, hi = col_bounds(h, [c])
     return float(lo[0]), float(hi[0])
 
 

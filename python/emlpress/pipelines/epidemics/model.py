@@ -200,16 +200,6 @@ def surrogate_search(instance: sir.Instance, net, width: int | None = None):
     return sched, s, exhaustive
 
 
-def _change_bounds(h, cols, lo, hi) -> None:
-    """Set the bounds of columns ``cols`` (any order, no repeats): HiGHS takes an increasing
-    set only, and answers another with an error status and no change."""
-    order = np.argsort(cols, kind="stable")
-    status = h.changeColsBounds(int(cols.size), np.asarray(cols, np.int32)[order],
-                                np.asarray(lo, float)[order], np.asarray(hi, float)[order])
-    if status != highspy.HighsStatus.kOk:
-        raise ValueError(f"columns {np.asarray(cols).tolist()[:8]}: HiGHS refused their bounds ({status})")
-
-
 def _add_week(h, model, inputs, name, bounding, cache):
     """One week's model; networks bounded as ``bounding`` says."""
     if not isinstance(model, Network) or bounding == "chained":
@@ -223,7 +213,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
             k = int(np.argmax(nlo > nhi))
             raise NotApplicable(f"{name}: input {k} ranges over [{clo[k]}, {chi[k]}], outside the "
                              f"training box [{lo[k]}, {hi[k]}]: single-box bounding cannot apply")
-        _change_bounds(h, cols, nlo, nhi)
+        h.changeColsBounds(4, cols, nlo, nhi)
         if "single" not in cache:
             cache["single"] = _bounds.crown(model, lo, hi)
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
@@ -238,7 +228,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
             reach.advance(b)
         cache["week"] += 1
         clo, chi = col_bounds(h, cols)
-        _change_bounds(h, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
+        h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
         cache.setdefault("removed", []).append(b.n_stable)
         return add_network(h, model, inputs, bounds=b, name=name)
     clo, chi = col_bounds(h, cols)
