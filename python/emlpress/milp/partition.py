@@ -60,12 +60,36 @@ def check_options(formulation, groups, split) -> int:
     return int(groups)
 
 
-def split_groups(w: np.ndarray, members: np.ndarray, n_groups: int, split: str) -> list:
+#: an input whose term w_j x_j ranges over less than TINY_TERM of the unit's whole range, or
+#: less than MIN_WIDTH, gets no group of its own (it joins the widest), and a unit whose
+#: pre-activation ranges over less than MIN_WIDTH keeps big-M's rows only: groups of width
+#: ~1e-12 (a nearly dead unit, weights ~1e-8), below HiGHS' feasibility tolerance (1e-7),
+#: made its presolve declare a feasible LP relaxation infeasible
+TINY_TERM, MIN_WIDTH = 1e-9, 1e-6
+
+
+def split_groups(w: np.ndarray, members: np.ndarray, n_groups: int, split: str,
+                 width: np.ndarray | None = None) -> list:
     """``members`` (indices into ``w``, shape ``(m,)``) split into ``min(n_groups, m)``
-    groups of equal size (within one), after sorting by ``w`` for ``split="sorted"``."""
+    groups of equal size (within one), after sorting by ``w`` for ``split="sorted"``.
+    ``width`` (shape of ``w``, optional): the range of each term ``w_j x_j``; members whose
+    term ranges over less than ``TINY_TERM`` of the sum of them, or ``MIN_WIDTH``, join the
+    widest group (all in one group when all are)."""
+    if not members.size:
+        return []
+    tiny = np.zeros(members.size, dtype=bool)
+    if width is not None:
+        tiny = width[members] <= max(TINY_TERM * float(width[members].sum()), MIN_WIDTH)
+        if tiny.all():
+            return [members]
+    rest, small = members[~tiny], members[tiny]
     if split == "sorted":
-        members = members[np.argsort(w[members], kind="stable")]
-    return np.array_split(members, min(n_groups, members.size)) if members.size else []
+        rest = rest[np.argsort(w[rest], kind="stable")]
+    groups = np.array_split(rest, min(n_groups, rest.size))
+    if small.size:
+        g = int(np.argmax([width[S].sum() for S in groups]))
+        groups[g] = np.concatenate([groups[g], small])
+    return groups
 
 
 def group_bounds(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, groups: list,
@@ -161,9 +185,11 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
         g_unit, g_rows, g_cols, g_vals, s_cols, p_cols = [], [], [], [], [], []
         has_col = prev_cols >= 0
         for i in np.flatnonzero(bins >= 0):
+            if b.upper[l][i] - b.lower[l][i] < MIN_WIDTH:
+                continue
             w = W[i]
             members = np.flatnonzero((w != 0.0) & has_col)
-            groups = split_groups(w, members, n_groups, split)
+            groups = split_groups(w, members, n_groups, split, np.abs(w) * (prev_hi - prev_lo))
             LB, UB = group_bounds(w, prev_lo, prev_hi, groups, l1 if l == 0 else None)
             if len(groups) == 1:  # one group is the whole sum: z's own bounds hold for it
                 LB[0] = max(LB[0], np.nextafter(b.lower[l][i] - bias[i], -np.inf))
@@ -217,6 +243,10 @@ def relaxation_objective(h) -> float:
     r.setOptionValue("output_flag", False)
     r.passModel(lp)
     r.run()
+    if r.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        r.setOptionValue("presolve", "off")  # HiGHS' presolve misjudges nearly fixed columns
+        r.clearSolver()
+        r.run()
     if r.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return float("nan")
     return float(r.getInfo().objective_function_value)
