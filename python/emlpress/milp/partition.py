@@ -30,8 +30,10 @@ import scipy.sparse as sp
 
 from emlpress import kernels
 from emlpress._highs import add_block
+from emlpress.bounds.domain import Domain
 from emlpress.bounds.rounding import gamma_slack, round_up
 from emlpress.milp.network import NetworkHandle
+from emlpress.network import Network
 
 __all__ = ["FORMULATIONS", "SPLITS", "PartitionHandle", "check_options", "split_groups",
            "group_bounds"]
@@ -116,6 +118,22 @@ def group_bounds(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, groups: list,
     return LB, UB
 
 
+def crown_group_bounds(net, b, l: int, G: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Sound bounds of ``G @ a_{l-1}`` (``G`` shape ``(n_groups, n_prev)``: each row a
+    group's weights scattered; ``a_{l-1}`` the ReLU outputs of layer ``l - 1 >= 0``) over
+    the box ``[lo, hi]``: CROWN's linear bounds of a network whose layer ``l`` is ``G``,
+    given ``b``'s bounds of the layers before (``kernels.crown_linear``), concretised over
+    the box and rounded outward as :func:`emlpress.bounds.crown` does on rows."""
+    part = Network(list(net.weights[:l]) + [G], list(net.biases[:l]) + [np.zeros(G.shape[0])])
+    L = kernels.crown_linear(part._core, lo, hi, (list(b.lower[:l]), list(b.upper[:l])), l,
+                             list(range(G.shape[0])))
+    box = Domain(lo, hi)
+    lower = np.nextafter(np.nextafter(L.cL + box.min_linear(L.AL), -np.inf) - L.slack, -np.inf)
+    upper = np.nextafter(np.nextafter(L.cU - box.min_linear(-L.AU), np.inf) + L.slack, np.inf)
+    return lower, upper
+
+
 @dataclass
 class PartitionHandle(NetworkHandle):
     """A network encoded by the partition formulation. Beside :class:`NetworkHandle`'s
@@ -182,8 +200,8 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
     for l in range(net.n_layers - 1):
         W, bias = net.weights[l], net.biases[l]
         bins, pres = np.asarray(enc.binary_cols[l]), np.asarray(enc.pre_cols[l])
-        g_unit, g_rows, g_cols, g_vals, s_cols, p_cols = [], [], [], [], [], []
         has_col = prev_cols >= 0
+        plan = []  # (unit, its groups, their bounds) of this layer's unstable units
         for i in np.flatnonzero(bins >= 0):
             if b.upper[l][i] - b.lower[l][i] < MIN_WIDTH:
                 continue
@@ -194,6 +212,24 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
             if len(groups) == 1:  # one group is the whole sum: z's own bounds hold for it
                 LB[0] = max(LB[0], np.nextafter(b.lower[l][i] - bias[i], -np.inf))
                 UB[0] = min(UB[0], np.nextafter(b.upper[l][i] - bias[i], np.inf))
+            plan.append((i, groups, LB, UB))
+        g_unit = [i for i, groups, _, _ in plan for _ in groups]
+        g_rows = [g for g, S in enumerate(S for _, groups, _, _ in plan for S in groups) for _ in S]
+        g_cols = [int(j) for _, groups, _, _ in plan for S in groups for j in S]
+        g_vals = [W[i, j] for i, groups, _, _ in plan for S in groups for j in S]
+        G = sp.csr_matrix((g_vals, (g_rows, g_cols)), shape=(len(g_unit), W.shape[1]))
+        if l > 0 and len(g_unit):  # CROWN over the layers before: tighter than the boxes
+            cl, cu = crown_group_bounds(net, b, l, G.toarray(), np.asarray(lo, float),
+                                        np.asarray(hi, float))
+            k = 0
+            for _, groups, LB, UB in plan:
+                m = len(groups)
+                LB[:] = np.maximum(LB, cl[k:k + m])
+                UB[:] = np.minimum(UB, cu[k:k + m])
+                k += m
+        s_cols, p_cols = [], []
+        for i, groups, LB, UB in plan:
+            w = W[i]
             a, d = int(enc.unit_cols[l][i]), int(bins[i])
             ps = []
             for S, lb, ub in zip(groups, LB, UB):
@@ -205,17 +241,11 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
                 row([p, d], [1.0, -lb], 0.0, np.inf)
                 row([s, p, d], [1.0, -1.0, lb], lb, np.inf)
                 row([s, p, d], [1.0, -1.0, ub], -np.inf, ub)
-                g = len(g_unit)
-                g_unit.append(i)
-                g_rows += [g] * S.size
-                g_cols += S.tolist()
-                g_vals += w[S].tolist()
                 s_cols.append(s)
                 p_cols.append(p)
-            if ps:
-                row([a, *ps, d], [1.0, *([-1.0] * len(ps)), -bias[i]], 0.0, 0.0)
+            row([a, *ps, d], [1.0, *([-1.0] * len(ps)), -bias[i]], 0.0, 0.0)
         units.append(np.asarray(g_unit, dtype=np.int64))
-        weights.append(sp.csr_matrix((g_vals, (g_rows, g_cols)), shape=(len(g_unit), W.shape[1])))
+        weights.append(G)
         sums.append(np.asarray(s_cols, dtype=np.int32))
         parts.append(np.asarray(p_cols, dtype=np.int32))
         # this layer's columns and their bounds: the next layer's inputs
