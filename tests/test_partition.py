@@ -1,7 +1,8 @@
-"""The partition-based encoding (``add_network(..., formulation="partition")``): its group
-bounds hold at every point, its optimum is big-M's and the brute-force one, its LP relaxation
-is never looser than big-M's, a forward pass satisfies every row it adds, bad options are
-refused."""
+"""The partition-based encoding (``add_network(..., formulation="partition")``) and
+Anderson et al.'s cuts (``milp.cuts``): group bounds hold at every point, the optimum (with
+cuts or without) is big-M's and the brute-force one, the LP relaxation is never looser than
+big-M's nor, with the cuts, tighter than the hull's, a forward pass satisfies every row the
+partition adds, bad options are refused."""
 
 import highspy
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from emlpress.milp import VERIFY_RTOL, add_network, solve
+from emlpress.milp.cuts import add_anderson_cuts
 from emlpress.milp.partition import group_bounds, relaxation_objective, split_groups
 from emlpress.milp.repair import model_arrays, violation
 from emlpress.testing import trained_like
@@ -18,7 +20,8 @@ from reference import true_extremes
 BUDGET = (np.array([[1.0, 2.0, -1.0]]), np.array([0.3]))
 
 
-def _model(net, formulation="bigm", groups=None, split="sorted", rows=None, sense="max"):
+def _model(net, formulation="bigm", groups=None, split="sorted", rows=None, sense="max",
+           cuts=False):
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     x = h.addVariables(net.n_in, lb=net.lo.tolist(), ub=net.hi.tolist())
@@ -28,6 +31,8 @@ def _model(net, formulation="bigm", groups=None, split="sorted", rows=None, sens
             h.addRow(-np.inf, float(bnd), net.n_in, np.arange(net.n_in, dtype=np.int32), a)
     sense = highspy.ObjSense.kMaximize if sense == "max" else highspy.ObjSense.kMinimize
     h.setObjective(nn.outputs[0], sense=sense)
+    if cuts:
+        add_anderson_cuts(h)
     return h, nn
 
 
@@ -64,15 +69,16 @@ def test_group_bounds_hold_at_sampled_points_and_corners(seed, n, n_groups, spli
             assert bottom @ w[S] - LB[g] <= tol + 1e-9 * abs(LB[g])
 
 
-@pytest.mark.parametrize("seed", [0, 7])
-@pytest.mark.parametrize("rows", [None, BUDGET], ids=["box", "budget"])
+@pytest.mark.parametrize("seed,rows", [(0, None), (7, BUDGET)], ids=["box", "budget"])
 def test_optimum_is_bigm_and_brute_force(seed, rows):
     net = trained_like([3, 4, 3, 1], seed=seed)
     lower, upper = true_extremes(net, net.lo, net.hi, net.n_layers - 1, rows=rows)
     for sense, want in (("max", upper[0]), ("min", lower[0])):
-        for formulation, groups in (("bigm", None), ("partition", 1), ("partition", 2),
-                                    ("partition", 4)):  # 4: every unit's fan-in, the convex hull
-            h, nn = _model(net, formulation, groups, rows=rows, sense=sense)
+        for formulation, groups, cuts in (("bigm", None, False), ("partition", 1, False),
+                                          ("partition", 2, False),
+                                          ("partition", 4, False),  # 4: fan-in, the hull
+                                          ("bigm", None, True)):
+            h, nn = _model(net, formulation, groups, rows=rows, sense=sense, cuts=cuts)
             sol = solve(h, mip_gap=0, mip_abs_gap=1e-9)
             assert nn.formulation == formulation
             assert sol.status == "OPTIMAL", (formulation, groups, sense, sol)
@@ -81,21 +87,40 @@ def test_optimum_is_bigm_and_brute_force(seed, rows):
             assert sol.verify_diff["nn"] <= VERIFY_RTOL * max(1.0, abs(sol.objective))
 
 
-@pytest.mark.parametrize("sizes,seed,rows", [([3, 12, 12, 1], 1, None), ([3, 12, 12, 1], 2, BUDGET),
-                                             ([3, 16, 8, 8, 1], 3, None)])
+@pytest.mark.parametrize("sizes,seed,rows", [([3, 12, 12, 1], 2, BUDGET), ([3, 16, 8, 8, 1], 3, None)])
 def test_relaxation_never_looser_than_bigm(sizes, seed, rows):
     net = trained_like(sizes, seed=seed)
     gained = 0.0
     for sense in ("max", "min"):
         sign = 1.0 if sense == "max" else -1.0
         ref = sign * relaxation_objective(_model(net, rows=rows, sense=sense)[0])
-        for groups, split in ((1, "sorted"), (2, "sorted"), (2, "equal"), (4, "sorted"), (16, "sorted")):
+        for groups, split in ((1, "sorted"), (2, "sorted"), (3, "equal"), (16, "sorted")):
             h, nn = _model(net, "partition", groups, split, rows=rows, sense=sense)
             v = sign * relaxation_objective(h)
             assert v <= ref + 1e-7 * (1 + abs(ref)), (sense, groups, split, v, ref)
             if groups == 16:  # one group per input: the hull of each unit, strictly tighter here
                 gained = max(gained, (ref - v) / (1 + abs(ref)))
     assert gained > 1e-3
+
+
+@pytest.mark.parametrize("sizes,seed,rows", [([3, 16, 16, 1], 3, None), ([3, 12, 12, 1], 2, BUDGET)])
+def test_anderson_cuts_between_bigm_and_the_hull(sizes, seed, rows):
+    """After the cuts, the LP bound lies between big-M's and the partition hull's (the cuts
+    are valid for each unit's hull over its inputs' box: never tighter than it), and moves
+    off big-M's on these networks."""
+    net = trained_like(sizes, seed=seed)
+    moved = 0.0
+    for sense in ("max", "min"):
+        sign = 1.0 if sense == "max" else -1.0
+        h, _ = _model(net, rows=rows, sense=sense)
+        bigm = sign * relaxation_objective(h)
+        rep = add_anderson_cuts(h, rounds=20, time_limit=None, min_gain=0.0)
+        cut = sign * relaxation_objective(h)
+        hull = sign * relaxation_objective(_model(net, "partition", 10**6, rows=rows, sense=sense)[0])
+        assert sign * rep["lp_before"] == pytest.approx(bigm, rel=1e-7, abs=1e-7)
+        assert hull - 1e-6 * (1 + abs(hull)) <= cut <= bigm + 1e-7 * (1 + abs(bigm)), (sense, hull, cut, bigm)
+        moved = max(moved, (bigm - cut) / (1 + abs(bigm)))
+    assert moved > 1e-3
 
 
 def test_forward_pass_satisfies_every_row():

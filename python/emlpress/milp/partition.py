@@ -264,13 +264,15 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
             "n_vars": len(new_lo), "n_constraints": len(rows_lo), "n_nonzeros": len(val)}
 
 
-def relaxation_objective(h) -> float:
+def relaxation_objective(h, time_limit: float = 120.0) -> float:
     """The optimum of ``h``'s LP relaxation (every integer column made continuous, on a
-    copy), for comparing the strength of encodings; ``nan`` when HiGHS finds none."""
+    copy), for comparing the strength of encodings; ``nan`` when HiGHS finds none within
+    ``time_limit`` seconds."""
     lp = h.getLp()
     lp.integrality_ = []
     r = highspy.Highs()
     r.setOptionValue("output_flag", False)
+    r.setOptionValue("time_limit", float(time_limit))
     r.passModel(lp)
     r.run()
     if r.getModelStatus() != highspy.HighsModelStatus.kOptimal:
