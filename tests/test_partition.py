@@ -51,10 +51,10 @@ def test_group_bounds_hold_at_sampled_points_and_corners(seed, n, n_groups, spli
         center = rng.uniform(lo, hi)
         l1 = (center, float(rng.uniform(0, 1) * scale))
     LB, UB = group_bounds(w, lo, hi, groups, l1)
-    X = rng.uniform(lo, hi, size=(200, n))
+    X = rng.uniform(lo, hi, size=(64, n))
     if ball:  # points of the ball (clipping into the box keeps them in it: the centre is in it)
-        d = rng.normal(size=(200, n)) * rng.random((200, n)) ** 4
-        d *= l1[1] * rng.random((200, 1)) / np.maximum(np.abs(d).sum(1, keepdims=True), 1e-300)
+        d = rng.normal(size=(64, n)) * rng.random((64, n)) ** 4
+        d *= l1[1] * rng.random((64, 1)) / np.maximum(np.abs(d).sum(1, keepdims=True), 1e-300)
         X = np.clip(l1[0] + d, lo, hi)
     for g, S in enumerate(groups):
         # the corners where the box bound is attained, then float64 sums of the sampled points
