@@ -95,7 +95,7 @@ class NetworkHandle(PredictorHandle):
         """One-paragraph summary of the encoding, like gurobi-ml's ``print_stats``."""
         s = self.stats()
         print(
-            f"Network {s['network']!r} {s['sizes']}: {s['variables']} variables "
+            f"Network {s['network']!r} {s['sizes']} ({s['formulation']}): {s['variables']} variables "
             f"({s['binaries']} binary), {s['constraints']} constraints, {s['nonzeros']} nonzeros; "
             f"{s['stable_units']} of {s['hidden_units']} hidden units stable ({s['bounds']} bounds); "
             f"largest big-M {s['max_bigm']:.3g} (outputs exact to {s['tolerance_error']:.2g} at "

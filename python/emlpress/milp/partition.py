@@ -150,6 +150,11 @@ class PartitionHandle(NetworkHandle):
     sum_cols: list = field(default_factory=list)
     part_cols: list = field(default_factory=list)
 
+    def stats(self) -> dict:
+        s = super().stats()
+        s.update(groups=self.groups, split=self.split)
+        return s
+
     def start_values(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Big-M's columns at input ``x`` (:meth:`NetworkHandle.start_values`) and every
         group's ``s`` and ``p`` from the same forward pass."""
