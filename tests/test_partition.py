@@ -15,6 +15,7 @@ from emlpress.milp.partition import group_bounds, relaxation_objective, split_gr
 from emlpress.milp.repair import model_arrays, violation
 from emlpress.testing import trained_like
 from reference import true_extremes
+from strategies import network_and_box
 
 #: a budget row through the box: x0 + 2 x1 - x2 <= 0.3 (a linear constraint of the user)
 BUDGET = (np.array([[1.0, 2.0, -1.0]]), np.array([0.3]))
@@ -156,3 +157,23 @@ def test_bad_options_raise_one_line(kwargs, word):
         add_network(h, net, x, **kwargs)
     assert "\n" not in str(e.value)
     assert h.getNumCol() == 2 and h.getNumRow() == 0  # nothing added
+
+
+@settings(max_examples=40)  # three MILPs per example
+@given(network_and_box(max_depth=2, max_width=6, max_in=3), st.integers(1, 4))
+def test_partition_optimum_is_bigm_on_drawn_networks(case, groups):
+    """On drawn networks (tiny and huge scales, exact zeros, degenerate boxes) the verified
+    maximum of output 0 of the partition encoding, and of big-M with the cuts, is big-M's."""
+    net, lo, hi, _ = case
+    net = net.with_domain(lo, hi)
+    found = {}
+    for key, formulation, g, cuts in (("bigm", "bigm", None, False),
+                                      ("partition", "partition", groups, False),
+                                      ("cuts", "bigm", None, True)):
+        h, nn = _model(net, formulation, g, cuts=cuts)
+        sol = solve(h, mip_gap=0, mip_abs_gap=1e-9)
+        assert sol.status in ("OPTIMAL", "FEASIBLE"), (key, sol)
+        found[key] = sol.objective
+    scale = max(1.0, abs(found["bigm"]))
+    for key in ("partition", "cuts"):
+        assert found[key] == pytest.approx(found["bigm"], rel=1e-6, abs=1e-6 * scale), key
