@@ -137,6 +137,9 @@ def _separate(hd: NetworkHandle, boxes: list, v: np.ndarray) -> list:
             slack = round_up(gamma_slack(prev.size + 2) * (float(np.abs(wl).sum())
                                                             + float(np.abs(wu[outside]).sum()) + abs(b[j])))
             cols = np.concatenate([[hd.layer_cols[l][units[j]]], prev[I], [bins[units[j]]]])
-            coefs = np.concatenate([[1.0], -W[j, I], [-c_d - slack]])
+            # HiGHS drops a coefficient of |v| <= 1e-9: keep d's off zero, more negative (looser)
+            coef_d = -c_d - slack
+            coef_d = -2e-9 if abs(coef_d) <= 2e-9 else coef_d  # d >= 0: a smaller coefficient loosens
+            coefs = np.concatenate([[1.0], -W[j, I], [coef_d]])
             out.append((cols.astype(np.int32), coefs, np.nextafter(-c_rhs + slack, np.inf)))
     return out

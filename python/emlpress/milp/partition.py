@@ -68,6 +68,9 @@ def check_options(formulation, groups, split) -> int:
 #: ~1e-12 (a nearly dead unit, weights ~1e-8), below HiGHS' feasibility tolerance (1e-7),
 #: made its presolve declare a feasible LP relaxation infeasible
 TINY_TERM, MIN_WIDTH = 1e-9, 1e-6
+#: the smallest coefficient HiGHS keeps is above 1e-9 (small_matrix_value): group bounds that
+#: become coefficients of the binary are at least this far from 0 (or exactly 0)
+HIGHS_SMALL = 2e-9
 
 
 def split_groups(w: np.ndarray, members: np.ndarray, n_groups: int, split: str,
@@ -238,6 +241,10 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
             a, d = int(enc.unit_cols[l][i]), int(bins[i])
             ps = []
             for S, lb, ub in zip(groups, LB, UB):
+                # HiGHS drops coefficients of |v| <= 1e-9 (then p <= ub d reads p <= 0):
+                # widen such bounds off zero, never tighten
+                lb = min(lb, -HIGHS_SMALL) if lb < 0 else lb
+                ub = max(ub, HIGHS_SMALL) if ub > 0 else ub
                 s = col(lb, ub)
                 p = col(min(0.0, lb), max(0.0, ub))
                 ps.append(p)
