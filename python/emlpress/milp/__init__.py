@@ -31,6 +31,7 @@ is :mod:`emlpress._highs`.
 from emlpress._highs import tighten_tolerances
 from emlpress.milp.classify import add_argmax, argmax_indicators
 from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, read_ensemble
+from emlpress.milp.incumbent import Incumbent, find_incumbent
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.network import MAX_COEFFICIENT, MAX_RANGE, NetworkHandle, add_network
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network
@@ -44,4 +45,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
            "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
-           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble"]
+           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble",
+           "find_incumbent", "Incumbent"]

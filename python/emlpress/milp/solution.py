@@ -13,6 +13,7 @@ import numpy as np
 
 from emlpress import _options
 from emlpress._highs import option_value, tighten_tolerances
+from emlpress.milp import incumbent as _incumbent
 from emlpress.milp import repair as _repair_mod
 from emlpress.milp.handle import registered_handles
 
@@ -60,6 +61,11 @@ class Solution:
     verify_diff: dict = field(default_factory=dict)
     repaired: str = ""
     mismatch: float = 0.0
+    #: the MIP start of :mod:`emlpress.milp.incumbent` ("" when none: how it was found), its
+    #: verified objective, and whether it was used (HiGHS' answer no worse, or the answer)
+    start: str = ""
+    start_objective: float = float("nan")
+    start_used: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -77,7 +83,8 @@ MIP_ABS_GAP = 1e-6
 
 def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
           threads: int | None = None, verbose: bool = False,
-          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP) -> Solution:
+          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP,
+          start: str | None = "auto") -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
@@ -100,7 +107,15 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
     constant networks (bounds of width ~1e-9 on outputs of ~1e3) infeasible although every
     forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
-    verdicts differ, the second one is returned with a warning."""
+    verdicts differ, the second one is returned with a warning.
+
+    ``start="auto"`` (default; None: off): before HiGHS runs, a verified point found from the
+    networks themselves (:mod:`emlpress.milp.incumbent`: the LP relaxation completed, attacks,
+    local search over activation regions), within a tenth of ``time_limit`` (1 to 10 s,
+    taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
+    point as good (a time limit with no incumbent), that point is the answer.
+    ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
+    used."""
     time_limit = _options.seconds("time_limit", time_limit)
     mip_gap = _options.gap("mip_gap", mip_gap)
     mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
@@ -115,6 +130,11 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     t0 = time.perf_counter()
+    # --- MIP start (issue 34: emlpress.milp.incumbent) ---
+    inc = _incumbent.mip_start(h, start, time_limit)
+    if inc is not None and time_limit is not None:
+        h.setOptionValue("time_limit", max(0.0, float(time_limit) - inc.seconds))
+    # ---
     h.run()
     ms = h.getModelStatus()
     status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
@@ -180,6 +200,17 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
                                                  mip_abs_gap)
             _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
                              f"{objective:.9g}, status {status}")
+    # --- MIP start (issue 34): the verified start where HiGHS ended without a point as good ---
+    if inc:
+        better = not has_solution or (inc.objective - objective) * (1 if sense_max else -1) > 0
+        if better:
+            if status in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
+                _repair_mod.warn(f"HiGHS reported {status} but the MIP start is a verified point")
+                status = "FEASIBLE"
+            col_values, objective, has_solution, checks = inc.values, inc.objective, True, {}
+            status, best, gap = _verified_status("FEASIBLE" if status == "NUMERICAL" else status,
+                                                 objective, best, sense_max, mip_gap, mip_abs_gap)
+    # ---
     solve_s = time.perf_counter() - t0
     sol = Solution(
         status=status,
@@ -194,6 +225,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
         repaired=repaired,
         mismatch=mismatch,
     )
+    if inc is not None:  # MIP start (issue 34)
+        sol.start, sol.start_objective = inc.how, inc.objective
+        sol.start_used = bool(inc) and (objective - inc.objective) * (1 if sense_max else -1) >= 0
     if col_values is not None:
         for hd in handles:
             if hd.name not in checks:
