@@ -356,11 +356,13 @@ class _Vertex:
 
 
 def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
-                   tol: float | None = None) -> Incumbent:
+                   tol: float | None = None, first_limit: float | None = None) -> Incumbent:
     """A verified point of the HiGHS model ``h`` (every column: the user's and every
     registered model's), found by the sources of the module docstring within ``time_limit``
     seconds (a limit each LP also gets: the search stops at it), the attacks seeded by
-    ``seed``. ``tol``: the relative row violation a point may have (default: ``h``'s
+    ``seed``; the first point (the completion of the LP relaxation) may take up to
+    ``first_limit`` seconds (default ``time_limit``) where that is longer: a model with a
+    point at hand is not left without one because the budget was small. ``tol``: the relative row violation a point may have (default: ``h``'s
     ``primal_feasibility_tolerance``, what :func:`~emlpress.milp.solve` verifies with).
 
     Returns an :class:`Incumbent`; when nothing is found its ``values`` are None and
@@ -372,7 +374,8 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
     nan = float("nan")
     given = h.getSolution()
     given = np.asarray(given.col_value, np.float64) if given.value_valid else None
-    s = _Search(h, deadline, tol)
+    first = max(deadline, t0 + float(first_limit if first_limit is not None else time_limit))
+    s = _Search(h, first, tol)
     if s.owned is None:
         return Incumbent(None, nan, reason="a registered model cannot be evaluated column by "
                          "column (no _exact_columns)", seconds=time.perf_counter() - t0)
@@ -398,6 +401,7 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
     else:
         c, why = s.complete(v, "completion of the LP relaxation")
         take(c, ("completion of the LP relaxation", why))
+        s.deadline = deadline  # past the first point, the budget
         left = s.left()
         if left > 0:
             for k, p in enumerate(s.attack(v, seed, time.perf_counter() + ATTACK_SHARE * left)):
@@ -405,6 +409,7 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
                     break
                 c, why = s.complete(p, "attack")
                 take(c, ("attack", why))
+    s.deadline = deadline
     if best is not None and s.left() > 0:
         s.fix(np.flatnonzero(s.fixable), best.values[s.fixable])  # the best region, its optimum
         if s._run(mip=True) is not None:
@@ -420,7 +425,7 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     """What :func:`~emlpress.milp.solve` runs before HiGHS: with ``start="auto"`` and a model
     holding registered models and integer columns, :func:`find_incumbent` within
     ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``, at most ``START_MAX_S``
-    seconds), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
+    seconds; the first point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
     False, or there is nothing to start (no registered model, no integer column)."""
     if start is None or start is False:
         return None
@@ -432,7 +437,8 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     if not any(int(t) != 0 for t in integ):
         return None
     budget = START_MAX_S if time_limit is None else START_SHARE * float(time_limit)
-    inc = find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)))
+    inc = find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)),
+                         first_limit=START_MAX_S)
     if inc:
         h.setSolution(int(inc.values.size), np.arange(inc.values.size, dtype=np.int32), inc.values)
     return inc
