@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emlpress.milp import add_network, find_incumbent, solve
+from emlpress.milp import add_network, find_incumbent, incumbent, solve
 from emlpress.testing import trained_like
 
 TOL = 1e-6
@@ -79,7 +79,8 @@ def _assert_feasible(h, nets, v):
 
 @pytest.mark.parametrize("kind", ["l1", "budget", "chained"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_the_incumbent_is_a_point_of_the_model_no_better_than_the_optimum(kind, seed):
+def test_the_incumbent_is_a_point_of_the_model_no_better_than_the_optimum(kind, seed, monkeypatch):
+    monkeypatch.setattr(incumbent, "SMALL_MODEL", 0)  # solve() starts these small models too
     h, nets = _model(kind, seed)
     inc = find_incumbent(h, time_limit=5.0, seed=seed)
     assert inc, inc.reason
@@ -138,6 +139,8 @@ def test_a_time_limit_of_about_zero_returns_the_verified_start():
 def test_solve_start_none_gives_no_start_and_a_bad_value_is_refused():
     h, _ = _model("budget", 2)
     assert solve(h, start=None).start == ""
+    # a small model with a time limit of a second or more: HiGHS alone, no start
+    assert solve(h, time_limit=5.0).start == "" and solve(h, time_limit=0.5).start
     with pytest.raises(ValueError, match="start"):
         solve(h, start="fast")
 

@@ -6,8 +6,9 @@ Branch and bound on big-M networks can run for minutes without a feasible point 
 adversary on Serra's MNIST 784-100-100-10 with an l1 ball of radius 5: none in 60 s although
 the image itself is feasible). The points come, cheapest first, from:
 
-(a) **completion**: a point that satisfies the LP relaxation (its optimum, or a start the user
-    gave with ``h.setSolution``) has every embedded model evaluated exactly at its inputs
+(a) **completion**: a point that satisfies the relaxation of the models' encodings (its
+    optimum, the user's own integer columns kept integer; or a start the user gave with
+    ``h.setSolution``) has every embedded model evaluated exactly at its inputs
     (:func:`emlpress.milp.repair.exact_point`), and the integer columns those models own (a
     network's binaries: its phases) are fixed there; the LP re-solved with them fixed is then
     a true point of the MILP, because with a network's phases fixed its big-M rows are exactly
@@ -45,11 +46,15 @@ from emlpress.bounds.witnesses import values_and_gradients
 from emlpress.milp import repair as R
 from emlpress.milp.handle import registered_handles
 
-__all__ = ["Incumbent", "find_incumbent", "mip_start", "START_SHARE", "START_MIN_S", "START_MAX_S"]
+__all__ = ["Incumbent", "find_incumbent", "mip_start", "START_SHARE", "START_MIN_S", "START_MAX_S",
+           "SMALL_MODEL"]
 
 #: :func:`mip_start`'s budget: this share of solve()'s time limit, at least START_MIN_S (a
 #: trivially feasible model gets its point even under a limit of ~0) and at most START_MAX_S
 START_SHARE, START_MIN_S, START_MAX_S = 0.1, 1.0, 10.0
+#: a model with at most this many integer columns gets no start unless its time limit is
+#: under START_MIN_S: HiGHS finds its own incumbent at once there, and solve() stays as fast
+SMALL_MODEL = 64
 #: attacks: seeded starts, conditional-gradient steps per start, and the step lengths tried
 ATTACK_STARTS, ATTACK_STEPS = 4, 15
 _STEPS = np.array([1.0, 0.5, 0.25, 0.1, 0.03])
@@ -70,7 +75,8 @@ class Incumbent:
     model's objective there (``c^T x + offset``), ``how`` the source that found it
     ("completion of the LP relaxation", "local search", "attack", "completion of the start
     given"), ``reason`` why none was found, ``seconds`` the time spent and ``tried`` each
-    source's verified objective (or its failure) in the order they ran."""
+    source's (name, verified objective or why it failed, seconds since the start) in the
+    order they ran."""
 
     values: np.ndarray | None
     objective: float
@@ -119,6 +125,7 @@ class _Search:
         finally:  # the copy is the repair's too
             lp.integrality_ = self.M.integrality
         self.fixed = np.zeros(n, bool)
+        self.last, self.status = None, ""  # the last run's (values, duals) when optimal
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -136,18 +143,23 @@ class _Search:
                                     np.full(self.user_int.size, highspy.HighsVarType.kInteger))
         # HiGHS' clock runs on across the runs of one instance: the limit is on its total
         g.setOptionValue("time_limit", g.getRunTime() + max(1e-3, self.left()))
+        self.last = None
         try:
             g.run()
             if g.getModelStatus().name == "kUnknown":  # a warm start gone wrong: once more
                 g.clearSolver()
                 g.run()
+            self.status = g.getModelStatus().name
+            if self.status == "kOptimal":  # read before the integrality is reset (kNotset)
+                sol = g.getSolution()
+                lp = not (mip and self.user_int.size)  # a MIP's duals mean nothing
+                self.last = (np.asarray(sol.col_value, np.float64),
+                             np.asarray(sol.col_dual, np.float64) if lp else None)
         finally:
             if mip and self.user_int.size:
                 g.changeColsIntegrality(self.user_int.size, self.user_int,
                                         np.full(self.user_int.size, highspy.HighsVarType.kContinuous))
-        if g.getModelStatus().name != "kOptimal":
-            return None
-        return np.asarray(g.getSolution().col_value, np.float64)
+        return None if self.last is None else self.last[0]
 
     def fix(self, cols, vals) -> None:
         """Fix ``cols`` at ``vals`` and free every other owned integer column."""
@@ -171,6 +183,14 @@ class _Search:
         e = R.exact_point(self.M, self.handles, v)
         if e is None:
             return None, "a model cannot be evaluated column by column"
+        # the point itself with every model evaluated exactly: a verified point already where
+        # no row of the user's binds the models' outputs (no LP needed)
+        c0 = R.verified(self.M, self.handles, e, self.tol, how)
+        c, why = self._fixed(e, how)
+        return R.better(c0, c, self.maximize), ("" if c0 is not None else why)
+
+    def _fixed(self, e, how):
+        """The LP with the owned integers fixed at their values in ``e``, verified."""
         fix = np.flatnonzero(self.fixable)
         self.fix(fix, e[fix])
         w = self._run(mip=True)
@@ -191,8 +211,12 @@ class _Search:
         return c, "" if c is not None else "the fixed LP's point failed verification"
 
     def relaxation(self) -> np.ndarray | None:
+        """The relaxation of the models' encodings only: the user's integers stay integer
+        (a one-hot choice feeding a network must pick one value, or no phase fits the point),
+        else, out of time for that, the LP relaxation."""
         self.fix([], [])
-        return self._run()
+        v = self._run(mip=True) if self.user_int.size else None
+        return v if v is not None else self._run()
 
     # --- (b) local search over activation regions ------------------------------------
     def local_search(self, cand: R.Candidate) -> R.Candidate:
@@ -211,11 +235,10 @@ class _Search:
         fix = np.flatnonzero(self.fixable)
         phase = np.rint(best.values[fix])
         pos = np.searchsorted(fix, bcols)
-        while self.left() > 0:
-            sol = self.lp.getSolution()
-            w, dual = np.asarray(sol.col_value), np.asarray(sol.col_dual)
-            if w.size != self.M.col_lo.size:
-                break
+        while self.left() > 0 and self.last is not None:
+            w, dual = self.last
+            if dual is None:  # the user's integers: no reduced costs, single flips in order
+                dual = np.zeros_like(w)
             z = w[pcols]
             tight = np.abs(z) <= TIGHT_RTOL * scale
             d = phase[pos]
@@ -383,7 +406,8 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
 
     def take(c, how_failed):
         nonlocal best
-        tried.append((c.how, c.objective) if c is not None else how_failed)
+        at = time.perf_counter() - t0
+        tried.append((c.how, c.objective, at) if c is not None else how_failed + (at,))
         if c is not None and (best is None or s.sign * (c.objective - best.objective) > 0):
             best = c
         return c
@@ -393,7 +417,7 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
         take(c, ("completion of the start given", why))
     v = s.relaxation()
     if v is None:
-        status = s.lp.getModelStatus().name
+        status = s.status
         why = ("the LP relaxation is infeasible: the model has no point" if status == "kInfeasible"
                else f"the LP relaxation ended {status.removeprefix('k')}")
         if best is None:
@@ -416,7 +440,7 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
             take(s.local_search(best), ("local search", "no point"))
     seconds = time.perf_counter() - t0
     if best is None:
-        reasons = "; ".join(f"{a}: {b}" for a, b in tried if isinstance(b, str))
+        reasons = "; ".join(f"{a}: {b}" for a, b, _ in tried if isinstance(b, str))
         return Incumbent(None, nan, reason=reasons or "out of time", seconds=seconds, tried=tried)
     return Incumbent(best.values, best.objective, best.how, "", seconds, tried)
 
@@ -426,15 +450,16 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     holding registered models and integer columns, :func:`find_incumbent` within
     ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``, at most ``START_MAX_S``
     seconds; the first point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
-    False, or there is nothing to start (no registered model, no integer column)."""
+    False, or there is nothing to start (no registered model, no integer column, or at most
+    ``SMALL_MODEL`` integer columns and a time limit of at least ``START_MIN_S``)."""
     if start is None or start is False:
         return None
     if start not in ("auto", True):
         raise ValueError(f"start must be 'auto' or None, got {start!r}")
     if not registered_handles(h):
         return None
-    integ = h.getLp().integrality_
-    if not any(int(t) != 0 for t in integ):
+    n_int = sum(int(t) != 0 for t in h.getLp().integrality_)
+    if n_int == 0 or (n_int <= SMALL_MODEL and (time_limit is None or time_limit >= START_MIN_S)):
         return None
     budget = START_MAX_S if time_limit is None else START_SHARE * float(time_limit)
     inc = find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)),

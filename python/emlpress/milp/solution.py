@@ -201,12 +201,10 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
             _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
                              f"{objective:.9g}, status {status}")
     # --- MIP start (issue 34): the verified start where HiGHS ended without a point as good ---
-    if inc:
+    # (never against INFEASIBLE: HiGHS then rejected the start at its own tolerances)
+    if inc and status not in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
         better = not has_solution or (inc.objective - objective) * (1 if sense_max else -1) > 0
         if better:
-            if status in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
-                _repair_mod.warn(f"HiGHS reported {status} but the MIP start is a verified point")
-                status = "FEASIBLE"
             col_values, objective, has_solution, checks = inc.values, inc.objective, True, {}
             status, best, gap = _verified_status("FEASIBLE" if status == "NUMERICAL" else status,
                                                  objective, best, sense_max, mip_gap, mip_abs_gap)
