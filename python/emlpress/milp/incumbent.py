@@ -6,6 +6,9 @@ Branch and bound on big-M networks can run for minutes without a feasible point 
 adversary on Serra's MNIST 784-100-100-10 with an l1 ball of radius 5: none in 60 s although
 the image itself is feasible). The points come, cheapest first, from:
 
+(0) the cheapest: a point of the rows that involve no model's columns (one feasibility LP
+    over them, or the middle of their box) with every model evaluated exactly there: a
+    verified point already where no row of the user's binds the models' outputs;
 (a) **completion**: a point that satisfies the relaxation of the models' encodings (its
     optimum, the user's own integer columns kept integer; or a start the user gave with
     ``h.setSolution``) has every embedded model evaluated exactly at its inputs
@@ -276,6 +279,36 @@ class _Search:
         return best
 
     # --- (c) attacks ---------------------------------------------------------------
+    def polytope(self):
+        """(F: the columns no model sets, the position of each column in F (-1: none), the
+        linear maximisation oracle over the rows on F alone (None: F's box only), F's box)."""
+        if getattr(self, "_poly", None) is None:
+            M, free = self.M, ~self.internal
+            F = np.flatnonzero(free)
+            where = np.full(free.size, -1)
+            where[F] = np.arange(F.size)
+            rows_in = np.flatnonzero(np.asarray((abs(M.A[:, ~free]) > 0).sum(1)).ravel() == 0)
+            A = M.A[rows_in][:, F]
+            lo, hi = M.col_lo[F], M.col_hi[F]
+            lmo = _Vertex(A, M.row_lo[rows_in], M.row_hi[rows_in], lo, hi) if A.nnz else None
+            self._poly = (F, where, lmo, lo, hi)
+        return self._poly
+
+    def quick_point(self) -> np.ndarray | None:
+        """A point of the rows on the columns no model sets (a feasibility LP over them, or
+        the middle of their box), the models' columns left to the exact evaluation."""
+        F, _, lmo, lo, hi = self.polytope()
+        if lmo is None:
+            p = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
+                         np.clip(0.0, lo, hi))
+        else:
+            p = lmo.argmax(np.zeros(F.size), self.deadline)
+            if p is None:
+                return None
+        v = np.zeros(self.M.col_lo.size)
+        v[F] = p
+        return v
+
     def attack(self, base: np.ndarray, seed: int, deadline: float) -> list[np.ndarray]:
         """Conditional-gradient ascent from seeded starts (module docstring, (c)); the best
         point of each start, as a full column vector (``base`` elsewhere)."""
@@ -283,17 +316,9 @@ class _Search:
         free = ~self.internal
         nets = [hd for hd in self.handles if hasattr(hd, "net") and free[hd.input_cols].all()
                 and np.any(M.cost[hd.output_cols] != 0)]
-        if not nets:
+        F, where, lmo, lo, hi = self.polytope()
+        if not nets or (lmo is None and not (np.isfinite(lo).all() and np.isfinite(hi).all())):
             return []
-        F = np.flatnonzero(free)
-        where = np.full(free.size, -1)
-        where[F] = np.arange(F.size)
-        rows_in = np.flatnonzero(np.asarray((abs(M.A[:, ~free]) > 0).sum(1)).ravel() == 0)
-        A = M.A[rows_in][:, F]
-        lo, hi = M.col_lo[F], M.col_hi[F]
-        if not (np.isfinite(lo).all() and np.isfinite(hi).all()) and A.nnz == 0:
-            return []
-        lmo = _Vertex(A, M.row_lo[rows_in], M.row_hi[rows_in], lo, hi) if A.nnz else None
         c_free = self.sign * M.cost[F]
 
         def value(X):  # (S, |F|) -> the objective the networks see, maximised
@@ -415,6 +440,12 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
     if given is not None and given.size == s.M.col_lo.size:
         c, why = s.complete(given, "completion of the start given")
         take(c, ("completion of the start given", why))
+    if best is None:  # the cheapest: any point of the rows the models do not enter
+        q = s.quick_point()
+        if q is not None:
+            c = s.verified(q, "exact evaluation at a point of the input rows")
+            take(c, ("exact evaluation at a point of the input rows",
+                     "a row binds the models' outputs there"))
     v = s.relaxation()
     if v is None:
         status = s.status
@@ -451,19 +482,26 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``, at most ``START_MAX_S``
     seconds; the first point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
     False, or there is nothing to start (no registered model, no integer column, or at most
-    ``SMALL_MODEL`` integer columns and a time limit of at least ``START_MIN_S``)."""
+    ``SMALL_MODEL`` integer columns and a time limit of at least ``START_MIN_S``, or every
+    model's inputs fixed)."""
     if start is None or start is False:
         return None
     if start not in ("auto", True):
         raise ValueError(f"start must be 'auto' or None, got {start!r}")
     if not registered_handles(h):
         return None
-    n_int = sum(int(t) != 0 for t in h.getLp().integrality_)
+    lp = h.getLp()
+    n_int = sum(int(t) != 0 for t in lp.integrality_)
     if n_int == 0 or (n_int <= SMALL_MODEL and (time_limit is None or time_limit >= START_MIN_S)):
         return None
+    ins = np.concatenate([hd.input_cols for hd in registered_handles(h)]).astype(np.int64)
+    if np.all(np.asarray(lp.col_lower_)[ins] == np.asarray(lp.col_upper_)[ins]):
+        return None  # every model's input fixed: HiGHS' own propagation gives the point
     budget = START_MAX_S if time_limit is None else START_SHARE * float(time_limit)
     inc = find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)),
                          first_limit=START_MAX_S)
     if inc:
-        h.setSolution(int(inc.values.size), np.arange(inc.values.size, dtype=np.int32), inc.values)
+        st = h.setSolution(int(inc.values.size), np.arange(inc.values.size, dtype=np.int32), inc.values)
+        if st != highspy.HighsStatus.kOk:  # still solve()'s answer if HiGHS ends without one
+            inc.reason = f"HiGHS did not take the start ({st.name})"
     return inc
