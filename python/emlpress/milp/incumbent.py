@@ -4,7 +4,10 @@ the networks themselves and passed to HiGHS as a MIP start (:func:`find_incumben
 
 Branch and bound on big-M networks can run for minutes without a feasible point (the optimal
 adversary on Serra's MNIST 784-100-100-10 with an l1 ball of radius 5: none in 60 s although
-the image itself is feasible). The points come, cheapest first, from:
+the image itself is feasible). The points come from these sources, run in the order (0),
+(c) from (0)'s point, (b) from the best point so far, then (a) on the relaxation's optimum
+and (b) again where that is better (the attacks need only LPs over the input rows, cheap
+next to one LP of the whole model):
 
 (0) the cheapest: a point of the rows that involve no model's columns (one feasibility LP
     over them, or the middle of their box) with every model evaluated exactly there: a
@@ -55,8 +58,9 @@ __all__ = ["Incumbent", "find_incumbent", "mip_start", "START_SHARE", "START_MIN
 #: :func:`mip_start`'s budget: this share of solve()'s time limit, at least START_MIN_S (a
 #: trivially feasible model gets its point even under a limit of ~0) and at most START_MAX_S
 START_SHARE, START_MIN_S, START_MAX_S = 0.1, 1.0, 10.0
-#: a model with at most this many integer columns gets no start unless its time limit is
-#: under START_MIN_S: HiGHS finds its own incumbent at once there, and solve() stays as fast
+#: a model whose embedded models have at most this many binaries (``n_binaries``: a
+#: network's unstable units) gets no start unless its time limit is under START_MIN_S: HiGHS
+#: finds its own incumbent at once there, and solve() stays as fast
 SMALL_MODEL = 64
 #: attacks: seeded starts, conditional-gradient steps per start, and the step lengths tried
 ATTACK_STARTS, ATTACK_STEPS = 4, 15
@@ -408,7 +412,7 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
     """A verified point of the HiGHS model ``h`` (every column: the user's and every
     registered model's), found by the sources of the module docstring within ``time_limit``
     seconds (a limit each LP also gets: the search stops at it), the attacks seeded by
-    ``seed``; the first point (the completion of the LP relaxation) may take up to
+    ``seed``; the first point may take up to
     ``first_limit`` seconds (default ``time_limit``) where that is longer: a model with a
     point at hand is not left without one because the budget was small. ``tol``: the relative row violation a point may have (default: ``h``'s
     ``primal_feasibility_tolerance``, what :func:`~emlpress.milp.solve` verifies with).
@@ -437,38 +441,53 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
             best = c
         return c
 
+    def climb():  # (b) from the best point: its region's optimum, then the neighbours'
+        if best is not None and s.left() > 0:
+            s.fix(np.flatnonzero(s.fixable), best.values[s.fixable])
+            if s._run(mip=True) is not None:
+                take(s.local_search(best), ("local search", "no point"))
+
     if given is not None and given.size == s.M.col_lo.size:
         c, why = s.complete(given, "completion of the start given")
         take(c, ("completion of the start given", why))
-    if best is None:  # the cheapest: any point of the rows the models do not enter
-        q = s.quick_point()
-        if q is not None:
-            c = s.verified(q, "exact evaluation at a point of the input rows")
-            take(c, ("exact evaluation at a point of the input rows",
-                     "a row binds the models' outputs there"))
-    v = s.relaxation()
-    if v is None:
-        status = s.status
-        why = ("the LP relaxation is infeasible: the model has no point" if status == "kInfeasible"
-               else f"the LP relaxation ended {status.removeprefix('k')}")
-        if best is None:
-            return Incumbent(None, nan, reason=why, seconds=time.perf_counter() - t0, tried=tried)
-    else:
-        c, why = s.complete(v, "completion of the LP relaxation")
-        take(c, ("completion of the LP relaxation", why))
+    # (0) the cheapest: a point of the rows the models do not enter, the models evaluated
+    q = s.quick_point()
+    if q is not None and best is None:
+        take(s.verified(q, "exact evaluation at a point of the input rows"),
+             ("exact evaluation at a point of the input rows", "a row binds the models' outputs"))
+    if best is not None:
         s.deadline = deadline  # past the first point, the budget
-        left = s.left()
-        if left > 0:
-            for k, p in enumerate(s.attack(v, seed, time.perf_counter() + ATTACK_SHARE * left)):
-                if s.left() <= 0:
-                    break
-                c, why = s.complete(p, "attack")
-                take(c, ("attack", why))
-    s.deadline = deadline
-    if best is not None and s.left() > 0:
-        s.fix(np.flatnonzero(s.fixable), best.values[s.fixable])  # the best region, its optimum
-        if s._run(mip=True) is not None:
-            take(s.local_search(best), ("local search", "no point"))
+    # (c) attacks from there (LPs over the input rows only: cheap), each completed as in (a)
+    if q is not None and s.left() > 0:
+        points = s.attack(q, seed, time.perf_counter() + ATTACK_SHARE * s.left())
+        for p in points:  # the points themselves, the models evaluated: no LP
+            take(s.verified(p, "attack"), ("attack", "a row binds the models' outputs"))
+        if best is not None:
+            s.deadline = deadline
+        for p in points:  # then each one's region optimum (one LP of the whole model each)
+            if s.left() <= 0:
+                break
+            c, why = s.complete(p, "attack, its region's optimum")
+            take(c, ("attack, its region's optimum", why))
+            if best is not None:
+                s.deadline = deadline
+    climb()
+    # (a) the relaxation completed: the source where the user's rows bind the models'
+    # outputs (chained weeks, a budget on outputs), and the reason when there is no point
+    if best is None or s.left() > 0:
+        v = s.relaxation()
+        if v is None:
+            status = s.status
+            why = ("the LP relaxation is infeasible: the model has no point" if status == "kInfeasible"
+                   else f"the LP relaxation ended {status.removeprefix('k') or 'out of time'}")
+            tried.append(("LP relaxation", why, time.perf_counter() - t0))
+        else:
+            before = best
+            c, why = s.complete(v, "completion of the LP relaxation")
+            take(c, ("completion of the LP relaxation", why))
+            s.deadline = deadline
+            if best is not before:
+                climb()
     seconds = time.perf_counter() - t0
     if best is None:
         reasons = "; ".join(f"{a}: {b}" for a, b, _ in tried if isinstance(b, str))
@@ -481,9 +500,9 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     holding registered models and integer columns, :func:`find_incumbent` within
     ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``, at most ``START_MAX_S``
     seconds; the first point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
-    False, or there is nothing to start (no registered model, no integer column, or at most
-    ``SMALL_MODEL`` integer columns and a time limit of at least ``START_MIN_S``, or every
-    model's inputs fixed)."""
+    False, or there is nothing to start (no registered model, no integer column, at most
+    ``SMALL_MODEL`` binaries in the models and a time limit of at least ``START_MIN_S``, or
+    every model's inputs fixed)."""
     if start is None or start is False:
         return None
     if start not in ("auto", True):
@@ -491,8 +510,11 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     if not registered_handles(h):
         return None
     lp = h.getLp()
-    n_int = sum(int(t) != 0 for t in lp.integrality_)
-    if n_int == 0 or (n_int <= SMALL_MODEL and (time_limit is None or time_limit >= START_MIN_S)):
+    if not any(int(t) != 0 for t in lp.integrality_):
+        return None
+    # the models' own binaries (a network's phases): what makes HiGHS slow to a first point
+    n_bin = sum(int(getattr(hd, "n_binaries", 0)) for hd in registered_handles(h))
+    if n_bin <= SMALL_MODEL and (time_limit is None or time_limit >= START_MIN_S):
         return None
     ins = np.concatenate([hd.input_cols for hd in registered_handles(h)]).astype(np.int64)
     if np.all(np.asarray(lp.col_lower_)[ins] == np.asarray(lp.col_upper_)[ins]):

@@ -113,7 +113,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     networks themselves (:mod:`emlpress.milp.incumbent`: the LP relaxation completed, attacks,
     local search over activation regions), within a tenth of ``time_limit`` (1 to 10 s,
     taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
-    point as good (a time limit with no incumbent), that point is the answer.
+    point as good (a time limit with no incumbent), that point is the answer. Models whose
+    embedded models have at most ``incumbent.SMALL_MODEL`` binaries get it only under a
+    time limit below a second (HiGHS finds their first point at once).
     ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
     used."""
     time_limit = _options.seconds("time_limit", time_limit)
@@ -206,6 +208,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
         better = not has_solution or (inc.objective - objective) * (1 if sense_max else -1) > 0
         if better:
             col_values, objective, has_solution, checks = inc.values, inc.objective, True, {}
+            repaired = f"MIP start ({inc.how})" if mismatch else repaired
             status, best, gap = _verified_status("FEASIBLE" if status == "NUMERICAL" else status,
                                                  objective, best, sense_max, mip_gap, mip_abs_gap)
     # ---
