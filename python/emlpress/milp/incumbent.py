@@ -275,11 +275,9 @@ class _Search:
                     break
                 if self.left() <= 0:
                     break
-            if not moved:
+            if not moved:  # a local optimum (or out of time)
                 break
-            self.fix(fix, phase)
-            if self._run(mip=True) is None:  # the instance back at the best region's optimum
-                break
+            # the instance now holds the move's region and self.last its optimum: go on
         return best
 
     # --- (c) attacks ---------------------------------------------------------------
