@@ -158,3 +158,35 @@ def test_property_incumbent_feasible_and_below_the_optimum(seed, width, budget):
     _assert_feasible(h, [(net, hd)], inc.values)
     ref = solve(h, mip_gap=0.0, mip_abs_gap=1e-9, start=None)
     assert inc.objective >= ref.objective - 1e-6 * max(1.0, abs(ref.objective))
+
+
+def test_a_one_hot_choice_feeding_two_chained_networks_gets_a_point_no_better_than_enumeration():
+    # the user's own integers (a one-hot choice of each week's second input, as epidemics'
+    # NPI combinations) stay integer in the completion; the optimum is the best of 4 x 4
+    # schedules through the two networks, by forward passes
+    vals = np.array([-0.9, -0.2, 0.4, 0.8])
+    n1, n2 = _net([2, 8, 8, 1], 7), _net([2, 8, 1], 8, lo=-50.0, hi=50.0)
+    h = highspy.Highs()
+    h.silent()
+    s0 = h.addVariable(lb=0.3, ub=0.3)
+    cols = []
+    for _ in range(2):
+        c = [h.addVariable(lb=0, ub=1, type=highspy.HighsVarType.kInteger) for _ in vals]
+        b = h.addVariable(lb=-1.0, ub=1.0)
+        h.addConstr(sum(c) == 1)
+        h.addConstr(b - sum(float(v) * ck for v, ck in zip(vals, c)) == 0)
+        cols.append(b)
+    a = add_network(h, n1, [s0, cols[0]], name="week0")
+    y0 = int(a.output_cols[0])
+    h.changeColBounds(y0, float(a.bounds.lower[-1][0]), float(a.bounds.upper[-1][0]))
+    b2 = add_network(h, n2, [y0, cols[1].index], name="week1")
+    h.changeColCost(int(b2.output_cols[0]), 1.0)
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    inc = find_incumbent(h, time_limit=5.0)
+    assert inc, inc.reason
+    _assert_feasible(h, [(n1, a), (n2, b2)], inc.values)
+    best = max(n2.forward(np.array([n1.forward(np.array([0.3, u]))[0], w]))[0]
+               for u in vals for w in vals)
+    assert inc.objective <= best + 1e-9
+    sol = solve(h, mip_gap=0.0, mip_abs_gap=1e-9, start=None)
+    assert sol.objective == pytest.approx(best, abs=1e-6)
