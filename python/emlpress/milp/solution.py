@@ -13,6 +13,7 @@ import numpy as np
 
 from emlpress import _options
 from emlpress._highs import option_value, tighten_tolerances
+from emlpress.milp import bnb as _bnb
 from emlpress.milp import repair as _repair_mod
 from emlpress.milp.handle import registered_handles
 
@@ -60,6 +61,9 @@ class Solution:
     verify_diff: dict = field(default_factory=dict)
     repaired: str = ""
     mismatch: float = 0.0
+    #: which solver answered: "highs", or "emlpress-bab" (emlpress' own certified
+    #: branch-and-bound, milp/bnb.py)
+    solver: str = "highs"
 
     def __repr__(self) -> str:
         return (
@@ -77,7 +81,8 @@ MIP_ABS_GAP = 1e-6
 
 def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
           threads: int | None = None, verbose: bool = False,
-          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP) -> Solution:
+          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP,
+          solver: str = "auto") -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
@@ -107,6 +112,11 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     if mip_gap is None or mip_abs_gap is None:
         raise ValueError("mip_gap and mip_abs_gap must be numbers >= 0 (HiGHS' defaults vary by release)")
     threads = _options.threads(threads)
+    # --- emlpress' own branch-and-bound (milp/bnb.py): models of its form, unless "highs" ---
+    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap)
+    if sol is not None:
+        return sol
+    # --- end of the branch-and-bound dispatch ---
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
