@@ -415,7 +415,7 @@ def solve(h, solver: str, time_limit, mip_gap: float, mip_abs_gap: float):
                         best_bound=-math.inf if maximize else math.inf, gap=math.inf, nodes=0,
                         encode_s=float(sum(x.encode_s for x in hd)),
                         solve_s=time.perf_counter() - t0, has_solution=False, col_values=None,
-                        solver="emlpress-bab")
+                        solver="emlpress-bab", certificate=why)
     if form is None:
         if solver == "bab":
             raise ValueError(f"solver='bab': the model is not of the form the branch-and-bound "

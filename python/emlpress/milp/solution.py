@@ -64,6 +64,9 @@ class Solution:
     #: which solver answered: "highs", or "emlpress-bab" (emlpress' own certified
     #: branch-and-bound, milp/bnb.py)
     solver: str = "highs"
+    #: an INFEASIBLE verdict's checked certificate where the branch-and-bound gives one (the
+    #: bounds.domain.EmptyDomainError: row multipliers and the violation bound they prove)
+    certificate: object = None
 
     def __repr__(self) -> str:
         return (
