@@ -171,6 +171,12 @@ def test_models_of_another_form_go_to_highs():
     assert s.solver == "highs" and s.status == "OPTIMAL" and s.objective <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="solver='bab'.*rows over the network's outputs"):
         solve(h, time_limit=10, solver="bab")
+    # a bound on the output column, set after add_network: a constraint too
+    h, nn = _model(net, lo, hi, MAX)
+    cap = float(nn.bounds.lower[-1][0] + nn.bounds.upper[-1][0]) / 2
+    h.changeColBounds(int(nn.output_cols[0]), -highspy.kHighsInf, cap)
+    s = solve(h, time_limit=10)
+    assert s.solver == "highs" and s.objective <= cap + 1e-6
     # an objective on an input, and two networks
     h, nn = _model(net, lo, hi, MAX)
     h.changeColCost(int(nn.input_cols[0]), 1.0)

@@ -59,6 +59,8 @@ SOLVERS = ("auto", "bab", "highs")
 ATTACK_STARTS = 8
 #: seeded samples of the domain for the first incumbent
 N_SAMPLES = 2048
+#: the phase search's branching rule (bab.RULES)
+RULE = "babsr"
 
 
 @dataclass
@@ -124,15 +126,20 @@ def recognise(h) -> tuple[Form | None, str]:
     inputs = np.asarray(hd.input_cols, np.int64)
     if np.unique(inputs).size != inputs.size:
         return None, "an input column used twice"
-    internal = np.concatenate([np.asarray(a, np.int64)[np.asarray(a) >= 0] for a in
-                               list(hd.layer_cols) + list(hd.binary_cols) + list(hd.pre_cols)])
+    internal = np.concatenate([np.zeros(0, np.int64)] + [
+        np.asarray(a, np.int64)[np.asarray(a) >= 0]
+        for a in list(hd.layer_cols) + list(hd.binary_cols) + list(hd.pre_cols)])
     kind = np.zeros(n, np.int8)  # 0 other, 1 input, 2 encoding
     kind[inputs], kind[internal] = 1, 2
     if np.any(M.integer & (kind != 2)):
         return None, "integer columns outside the network's binaries"
-    binaries = np.concatenate([np.asarray(a, np.int64)[np.asarray(a) >= 0] for a in hd.binary_cols])
+    binaries = np.concatenate([np.zeros(0, np.int64)] + [
+        np.asarray(a, np.int64)[np.asarray(a) >= 0] for a in hd.binary_cols])
     if np.any(M.col_lo[binaries] > 0) or np.any(M.col_hi[binaries] < 1):
         return None, "a binary of the network is fixed"
+    why = _encoding_bounds_changed(hd, M)
+    if why:
+        return None, why
     A = M.A.tocsr()
     Ac = A.tocsc()
     touches_int = np.asarray((abs(A[:, internal]) > 0).sum(1)).ravel() > 0 if internal.size else np.zeros(A.shape[0], bool)
@@ -199,6 +206,28 @@ def recognise(h) -> tuple[Form | None, str]:
     form = Form(hd, _fold(net, c), lo, hi, domain, maximize, float(M.offset), c, l1_cols,
                 free_cols, n)
     return form, ""
+
+
+def _encoding_bounds_changed(hd, M) -> str:
+    """What, if anything, bounds the encoding's columns tighter than :func:`add_network`
+    did (from the handle's bounds): a user's constraint on an output or a hidden unit, or a
+    tightening over the whole model, which the search would not see; "" when nothing."""
+    b, L = hd.bounds, len(hd.layer_cols)
+    for l in range(L):
+        lo_, hi_ = np.asarray(b.lower[l], float), np.asarray(b.upper[l], float)
+        a = np.asarray(hd.layer_cols[l])
+        m = a >= 0
+        want_lo = lo_ if l == L - 1 else np.maximum(lo_, 0.0)
+        if np.any(M.col_lo[a[m]] > want_lo[m]) or np.any(M.col_hi[a[m]] < hi_[m]):
+            return (f"bounds on the columns of layer {l} of network {hd.name!r} tighter than "
+                    "its encoding's (a constraint on its units)")
+        if l < L - 1:
+            z = np.asarray(hd.pre_cols[l])
+            m = z >= 0
+            if np.any(M.col_lo[z[m]] > lo_[m]) or np.any(M.col_hi[z[m]] < hi_[m]):
+                return (f"bounds on the pre-activation columns of layer {l} of network "
+                        f"{hd.name!r} tighter than its encoding's")
+    return ""
 
 
 def _l1_ball(A, M, user, inputs, tcols):
@@ -299,19 +328,18 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
     oupper = _lp_free_upper(orig, lo, hi, upper)
     slack = _fold_slack(orig, c, lo, hi, oupper)
 
-    best = {"v": -math.inf, "x": None}  # sg * objective of the incumbent
+    best = {"v": -math.inf, "x": None}  # sg * the folded output at the incumbent
 
-    def objective(X: np.ndarray) -> np.ndarray:
+    def objective(X: np.ndarray) -> np.ndarray:  # as solve() verifies it: c . y + offset
         return orig.forward(X) @ c + off
 
     def offer(X: np.ndarray) -> None:
-        X = np.atleast_2d(np.asarray(X, float))
         X = np.clip(X, form.lo, form.hi)
         if d is not None:
             X = d.admit(X)
         if not len(X):
             return
-        v = sg * objective(X)
+        v = sg * net.forward(X)[:, 0]
         j = int(np.argmax(v))
         if v[j] > best["v"]:
             best["v"], best["x"] = float(v[j]), X[j].copy()
@@ -327,22 +355,16 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
                        starts, domain=d)
         offer(Xa)
 
-    def tol(z: float) -> float:  # the gap, in the folded output's units
-        return max(0.0, max(mip_abs_gap, mip_gap * abs(z + off)) - slack)
+    def tol(z: float) -> float:  # the search stops within 0.9 of the gap: the rest for
+        return 0.9 * _tolerance(z + off, mip_gap, mip_abs_gap)  # the roundings after it
 
     stats = dict(nodes=0, lp_boxes=0, lp_failures=0, uncertified_infeasible=0, witness=0,
                  proved=0, exact=0, unresolved=0, limit=0)
 
-    def witness(x):
+    def witness_z(x):  # the search's witness: the best folded output (+-inf while none)
         if x is not None:
             offer(x[None, :])
-        return math.nan if best["x"] is None else float(net.forward(best["x"][None])[0, 0])
-
-    def witness_z(x):  # the search's witness value (+-inf while there is none)
-        v = witness(x)
-        if math.isnan(v):
-            return -math.inf if side == "max" else math.inf
-        return v
+        return sg * best["v"]
 
     if split == "auto":
         split = "input" if len(lo) <= _bab.INPUT_DIMS else "relu"
@@ -350,7 +372,7 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
     start = float(upper[L][0] if side == "max" else lower[L][0])
     if split == "relu":
         store = kernels.LpRelaxation(lo, hi, True)
-        w = _bab.PhaseSearch(net, lo, hi, store)
+        w = _bab.PhaseSearch(net, lo, hi, store, RULE)
         if d is not None:
             w.add_block(store.add_domain(**d.rows()))
         for k in range(1, L + 1):
@@ -367,9 +389,23 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
     if best["x"] is None:
         return Result("TIME_LIMIT", math.nan, bound, None, stats["nodes"], seconds)
     obj = float(objective(best["x"][None])[0])
-    gap_ok = abs(bound - obj) <= max(mip_abs_gap, mip_gap * abs(obj))
-    status = "OPTIMAL" if gap_ok else "TIME_LIMIT"
+    if abs(bound - obj) <= _tolerance(obj, mip_gap, mip_abs_gap):
+        status = "OPTIMAL"
+    elif time.perf_counter() >= deadline or (node_limit is not None and stats["nodes"] >= node_limit):
+        status = "TIME_LIMIT"
+    else:  # the search ended short of the gap (a node LP HiGHS failed on)
+        status = "FEASIBLE"
     return Result(status, obj, bound, best["x"], stats["nodes"], seconds)
+
+
+#: a certified bound carries the float64 rounding of the forward pass (bab.GAP_TOL): a gap
+#: asked for below this, relative to max(1, |objective|), is taken as this
+ROUNDING_GAP = _bab.GAP_TOL
+
+
+def _tolerance(obj: float, mip_gap: float, mip_abs_gap: float) -> float:
+    """How far the certified bound may be from the objective ``obj`` for OPTIMAL."""
+    return max(mip_abs_gap, mip_gap * abs(obj), ROUNDING_GAP * max(1.0, abs(obj)))
 
 
 def _lp_free_upper(orig: Network, lo, hi, upper_folded) -> list:
