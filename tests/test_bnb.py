@@ -177,6 +177,10 @@ def test_models_of_another_form_go_to_highs():
     h.changeColBounds(int(nn.output_cols[0]), -highspy.kHighsInf, cap)
     s = solve(h, time_limit=10)
     assert s.solver == "highs" and s.objective <= cap + 1e-6
+    # equality rows: a witness must meet them exactly, which the search's points seldom do
+    h, nn = _model(net, lo, hi, MAX, rows=[(np.array([1.0, 1.0, 0.0]), 0.3, 0.3)])
+    s = solve(h, time_limit=10)
+    assert s.solver == "highs" and s.status == "OPTIMAL"
     # an objective on an input, and two networks
     h, nn = _model(net, lo, hi, MAX)
     h.changeColCost(int(nn.input_cols[0]), 1.0)

@@ -8,6 +8,12 @@ synthetic function of the inputs (sum of sines and a product), converted by
 ``emlpress.io.from_sklearn``, cached in benches/.cache (not committed).
 
     python benches/tools/bnb_goal.py [--repeat 3] [--time-limit 120]
+    python benches/tools/bnb_goal.py --mnist 0,1,2 --eps 1,5,10 --time-limit 60
+
+``--mnist``: the optimal adversary on Serra et al.'s MNIST 784-100-100-10 network
+(``../shared/data/mnist``): maximise ``logit[target] - logit[true]`` over ``[0, 1]^784``
+within l1 distance ``eps`` of a test image, the ball written with auxiliary columns as users
+write it; what the search proves within the time limit.
 """
 
 from __future__ import annotations
@@ -86,13 +92,62 @@ def gurobi_solve(mlp, net: Network, sense: str, time_limit: float):
     return status, obj, float(m.ObjBound), fwd, dt, int(m.NodeCount)
 
 
+MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
+
+
+def adversary(image: int, eps: float, solver: str, time_limit: float):
+    """(status, objective, bound, forward-pass margin at the answer, seconds, nodes) of the
+    optimal adversary on image ``image`` at radius ``eps``."""
+    W = np.load(MNIST / "serra2021_mnist_784-100-100-10.npz")
+    net = Network([W[f"W{i}"] for i in range(3)], [W[f"b{i}"] for i in range(3)],
+                  lo=np.zeros(784), hi=np.ones(784))
+    D = np.load(MNIST / "mnist_test_images_20.npz")
+    c, (true, tgt) = D["images"][image], D["labels"][image]
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    t0 = time.perf_counter()
+    x = h.addVariables(784, lb=[0.0] * 784, ub=[1.0] * 784)
+    nn = milp.add_network(h, net, x)
+    n, tc = 784, h.getNumCol()
+    h.addCols(n, np.zeros(n), np.zeros(n), np.full(n, highspy.kHighsInf), 0, [], [], [])
+    starts = np.arange(0, 2 * n + 1, 2)
+    idx = np.column_stack([np.arange(tc, tc + n), nn.input_cols]).ravel().astype(np.int32)
+    inf = highspy.kHighsInf
+    h.addRows(n, -c, np.full(n, inf), 2 * n, starts[:-1].astype(np.int32), idx,
+              np.tile([1.0, -1.0], n))  # t - x >= -c
+    h.addRows(n, c, np.full(n, inf), 2 * n, starts[:-1].astype(np.int32), idx,
+              np.tile([1.0, 1.0], n))  # t + x >= c
+    h.addRow(-inf, eps, n, np.arange(tc, tc + n, dtype=np.int32), np.ones(n))
+    out = np.asarray(nn.output_cols, np.int32)
+    h.changeColsCost(2, out[[tgt, true]], np.array([1.0, -1.0]))
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    sol = milp.solve(h, time_limit=time_limit, solver=solver)
+    dt = time.perf_counter() - t0
+    fwd = float("nan")
+    if sol.has_solution:
+        y = net.forward(sol.inputs[nn.name])
+        fwd = float(y[tgt] - y[true])
+    return sol.status, sol.objective, sol.best_bound, fwd, dt, sol.nodes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--only", default="", help="substring of the network names to run")
     ap.add_argument("--solvers", default="bab,highs,gurobi")
+    ap.add_argument("--mnist", default="", help="image indices for the optimal adversary")
+    ap.add_argument("--eps", default="1,5,10")
     a = ap.parse_args()
+    if a.mnist:
+        print("image | eps | solver | status | objective | bound | forward pass | seconds | nodes")
+        for i in map(int, a.mnist.split(",")):
+            for eps in map(float, a.eps.split(",")):
+                for solver in a.solvers.split(","):
+                    st, obj, bd, fwd, dt, nodes = adversary(i, eps, solver, a.time_limit)
+                    print(f"{i} | {eps:g} | {solver} | {st} | {obj:.6g} | {bd:.6g} | {fwd:.6g} | "
+                          f"{dt:.1f} | {nodes}", flush=True)
+        return
     print("network | sense | solver | status | objective | bound | forward pass | nodes | "
           "median s (of the repeats) | gurobi s / this s")
     for name in NETS:

@@ -45,7 +45,9 @@ class Solution:
     ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
     check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
     always that of a verified point; ``repaired`` names the repair that found it ("" when
-    HiGHS' answer passed as it came)."""
+    HiGHS' answer passed as it came). ``solver`` says who answered: ``"highs"`` or
+    ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose ``best_bound`` is certified from its
+    own rigorous LPs and whose INFEASIBLE carries its checked ``certificate``)."""
 
     status: str
     objective: float
@@ -108,7 +110,18 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
     constant networks (bounds of width ~1e-9 on outputs of ~1e3) infeasible although every
     forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
-    verdicts differ, the second one is returned with a warning."""
+    verdicts differ, the second one is returned with a warning.
+
+    ``solver``: ``"auto"`` (default) answers a model of one network (:func:`add_network`),
+    linear rows over its inputs (an l1 ball with auxiliary columns included) and a linear
+    objective over its outputs by emlpress' own certified branch-and-bound
+    (:mod:`emlpress.milp.bnb`: on the small trained regressors of benches/README.md it was
+    faster than HiGHS on every problem), any other model by HiGHS; ``"bab"`` insists on the
+    branch-and-bound (``ValueError`` saying why a model is not of its form); ``"highs"``
+    HiGHS always. The branch-and-bound's answer is verified as HiGHS' is; its
+    ``best_bound`` is certified, OPTIMAL means within the gaps (at least 1e-9 relative: the
+    rounding a certified bound carries), TIME_LIMIT gives the verified incumbent and the
+    certified bound, and HiGHS options set on ``h`` do not apply to it."""
     time_limit = _options.seconds("time_limit", time_limit)
     mip_gap = _options.gap("mip_gap", mip_gap)
     mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
