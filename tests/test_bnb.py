@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from emlpress import Network
 from emlpress.milp import add_network, solve
 from emlpress.testing import trained_like
-from strategies import sample_box
+from strategies import network_and_box, sample_box
 
 MAX, MIN = highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize
 
@@ -130,6 +130,23 @@ def test_certified_bound_never_below_a_sampled_value(seed, sense, sizes):
     else:
         assert s.best_bound <= y.min() and s.best_bound <= s.objective
     assert s.gap <= 1e-4 or abs(s.best_bound - s.objective) <= 1e-6
+
+
+@settings(max_examples=8, deadline=None)
+@given(case=network_and_box(max_depth=3, max_width=8, max_in=4), sense=st.sampled_from([MAX, MIN]))
+def test_certified_bound_on_random_networks_scales_and_degenerate_boxes(case, sense):
+    """The strategies' networks: exact zeros, weights from 1e-6 to 1e5, boxes with lo == hi."""
+    net, lo, hi, seed = case
+    h, nn = _model(Network(net.weights, net.biases, lo, hi), lo, hi, sense)
+    s = solve(h, time_limit=20, solver="bab")
+    assert s.solver == "emlpress-bab" and s.has_solution and s.status in ("OPTIMAL", "TIME_LIMIT")
+    y = net.forward(sample_box(lo, hi, 3000, seed=seed))[:, 0]
+    x = s.inputs[nn.name]
+    assert float(net.forward(x[None])[0, 0]) == s.objective  # the incumbent, by a forward pass
+    if sense == MAX:
+        assert s.best_bound >= y.max() and s.best_bound >= s.objective
+    else:
+        assert s.best_bound <= y.min() and s.best_bound <= s.objective
 
 
 def test_empty_domain_is_infeasible_with_a_checked_certificate():
