@@ -189,8 +189,8 @@ class PhaseSearch:
         #: a sub-box of a constrained domain (InputSearch) may hold no point of it: a
         #: certified infeasible root is then an empty region (bound +inf), not a bug
         self.may_be_empty = False
-        #: (relative, absolute) gap at which a full search stops (gap_floor); milp.bnb
-        #: sets the MIP gaps a user asked for
+        #: the gap at which a full search stops (gap_floor: (relative, absolute), or a
+        #: callable of the target's value); milp.bnb sets the MIP gaps a user asked for
         self.gap = (GAP_TOL, GAP_TOL)
 
     # --- the relaxation -------------------------------------------------------------
