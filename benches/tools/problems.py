@@ -343,7 +343,7 @@ def judge(answers: dict, sense: str) -> dict:
       the reported one, is WRONG;
     - an OPTIMAL objective worse than another solver's verified point by more than the gap
       (``tol``) is WRONG, and so is any reported bound that such a point beats (a dual bound
-      that excludes a value the networks take)."""
+      that excludes a value the networks take), and an INFEASIBLE verdict beside such a point."""
     sign = 1.0 if sense == "max" else -1.0
     good = {s: a.verified for s, a in answers.items()
             if a.verified is not None and a.violation is not None and a.violation <= FEAS_TOL}
@@ -356,7 +356,10 @@ def judge(answers: dict, sense: str) -> dict:
             elif np.isfinite(a.objective) and abs(a.verified - a.objective) > tol(a.objective, a.verified):
                 said.append(f"WRONG: the forward pass at its point gives {a.verified:.8g}, it reports {a.objective:.8g}")
         others = {o: v for o, v in good.items() if o != s}
-        if others:
+        if others and a.status.startswith("INFEASIBLE"):
+            o = next(iter(others))
+            said.append(f"WRONG: {a.status}, but {o}'s point is feasible (forward pass, {others[o]:.8g})")
+        elif others:
             best_o = max(others, key=lambda o: sign * others[o])
             best = others[best_o]
             if a.status == "OPTIMAL" and np.isfinite(a.objective) and sign * (best - a.objective) > tol(best, a.objective):
