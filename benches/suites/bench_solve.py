@@ -10,7 +10,9 @@ here with scikit-learn, and the Goldstein-Price ``gp_2-128-128-64-1``); the opti
 (maximise logit[target] - logit[true] over an l1 ball) on Serra's MNIST 784-100-100-10 with
 the 20 shared images and their target classes at radius 1, 5 and 10, and on a 64-32-32-10
 ``load_digits`` classifier (20 test images, target (true + 1) mod 10) at the same radii; the
-epidemics planning MILP with the [16]*16 and [64]*8 one-week networks over 3, 6 and 10 weeks.
+epidemics planning MILP with the [16]*16 and [64]*8 one-week networks over 3, 6 and 10 weeks;
+the TPC bit-selection MILP of each benchmark with 12-15 error and time networks trained here
+on the shared data.
 
 Timed: building the model + solving, one round (three for the small networks outside
 ``--quick``), time limit TIME_LIMIT s per solve ($EMLPRESS_BENCH_SOLVE_TIME_LIMIT; --quick:
@@ -55,6 +57,8 @@ def _problems():
         for eps in EPS:
             for i in IMAGES:
                 yield f"{fam}:{i}:{eps:g}", eps == 5.0 and i < 3
+    for bench in ("Convolution", "Correlation", "Saxpy"):
+        yield f"tpc:{bench}:-", False
     for topo in ("16x16", "64x8"):
         for weeks in (3, 6, 10):
             yield f"epidemics:{topo}:{weeks}", weeks == 3
@@ -70,6 +74,9 @@ def problem(pid: str) -> P.Problem:
         return P.adversary("mnist", int(a), float(b))
     if kind == "digits":
         return P.adversary("digits", int(a), float(b))
+    if kind == "tpc":
+        shared("tpc")
+        return P.tpc_problem(a)
     return P.epidemics(a, int(b))
 
 

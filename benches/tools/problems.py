@@ -20,6 +20,10 @@ The families (issue 34, point 5):
   Tsay et al.'s repository, in the shared file). digits: a 64-32-32-10 MLPClassifier on
   scikit-learn's ``load_digits`` (pixels / 16), test images of a seeded split, target
   ``(true + 1) mod 10``.
+- ``tpc``: the transprecision bit-selection MILP of ``pipelines.tpc.model.optimize``
+  (integer bits per program variable, a one-hot hardware choice, an error network with
+  ``-log10 error >= 2`` and a time network with ``time <= 100``, minimise the total bits),
+  its two 12-15 surrogates trained here on the shared data (:func:`tpc_networks`).
 - ``epidemics``: the NPI planning MILP of ``emlpress.pipelines.epidemics.plan`` (one-hot
   choice of the week's NPI combination, the budget row, the trained one-week SIR network
   chained week after week, maximise the last week's S), written out here.
@@ -291,6 +295,66 @@ def epidemics(topology: str, weeks: int) -> Problem:
     B.row(spend, hi=float(inst.budget))
     return B.problem(f"epidemics {topology} {weeks} weeks", "epidemics", {int(state[0]): 1.0}, "max",
                      weeks=weeks, topology=topology)
+
+
+def _fold_scaling(net: Network, mean, std, y_mean, y_std, lo, hi) -> Network:
+    """``net`` trained on (x - mean) / std with targets (y - y_mean) / y_std, as a network of
+    the raw x and y: the scalings folded into the first and last layers (exact affine maps)."""
+    W, b = [np.array(w) for w in net.weights], [np.array(v) for v in net.biases]
+    b[0] = b[0] - W[0] @ (mean / std)
+    W[0] = W[0] / std
+    W[-1], b[-1] = W[-1] * y_std, b[-1] * y_std + y_mean
+    return Network(W, b, lo, hi)
+
+
+def tpc_networks(bench: str):
+    """(error network, time network, bit range (lo, hi), hardware names): MLPRegressors
+    (12, 15), seed 0, on 5,000 seeded rows of the shared data of ``bench`` (all hardware):
+    inputs the bits and the hardware one-hot, targets ``-log10 error`` (the data's
+    ``neg_log_error``) and ``time``; standardised for training, the scalings folded in. Cached."""
+    from emlpress.data import tpc
+
+    data = tpc.load(MNIST.parent / "tpc", bench)
+    lo_b, hi_b = data.bit_range()
+    nh = len(data.hardware)
+    lo, hi = np.concatenate([lo_b, np.zeros(nh)]), np.concatenate([hi_b, np.ones(nh)])
+    paths = [CACHE / f"solve_tpc_{bench}_{t}.npz" for t in ("error", "time")]
+    if all(p.exists() for p in paths):
+        return (*[Network.load(p) for p in paths], (lo_b, hi_b), list(data.hardware))
+    from sklearn.neural_network import MLPRegressor
+
+    f = data.frame
+    rows = np.random.default_rng(0).permutation(len(f))[:5000]
+    X = np.column_stack([f[data.var_cols].to_numpy(float), f[[f"hw_{h}" for h in data.hardware]].to_numpy(float)])[rows]
+    mean, std = X.mean(0), np.where(X.std(0) > 0, X.std(0), 1.0)
+    nets = []
+    for col, path in zip(("neg_log_error", "time"), paths):
+        y = f[col].to_numpy(float)[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = MLPRegressor(hidden_layer_sizes=(12, 15), max_iter=500, random_state=0).fit(
+                (X - mean) / std, (y - y.mean()) / y.std())
+        net = _fold_scaling(_mlp_network(m), mean, std, y.mean(), y.std(), lo, hi)
+        CACHE.mkdir(exist_ok=True)
+        net.save(path)
+        nets.append(net)
+    return (*nets, (lo_b, hi_b), list(data.hardware))
+
+
+def tpc_problem(bench: str) -> Problem:
+    """Fewest total bits with predicted -log10 error >= 2 (error <= 0.01) and predicted time
+    <= 100 ms, bits integer in the data's range, one hardware."""
+    err, tim, (lo_b, hi_b), hw = tpc_networks(bench)
+    B = _Builder()
+    bits = B.cols(lo_b, hi_b, integer=True)
+    onehot = B.cols(np.zeros(len(hw)), np.ones(len(hw)), integer=True)
+    B.row({int(j): 1.0 for j in onehot}, 1.0, 1.0)
+    x = np.concatenate([bits, onehot])
+    (e,) = B.network(err, x)
+    (t,) = B.network(tim, x)
+    B.row({int(e): 1.0}, lo=2.0)
+    B.row({int(t): 1.0}, hi=100.0)
+    return B.problem(f"tpc {bench}", "tpc", {int(j): 1.0 for j in bits}, "min", hardware=hw)
 
 
 # ---- the checks ---------------------------------------------------------------------------
