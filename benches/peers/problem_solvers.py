@@ -114,11 +114,18 @@ def emlpress(p: Problem, time_limit: float):
     enc = time.perf_counter() - t0
     sol = solve(h, time_limit=time_limit, mip_gap=GAP, mip_abs_gap=ABS_GAP)
     x = np.asarray(sol.col_values)[colmap] if sol.has_solution else None
-    extra = {k: getattr(sol, k) for k in ("solver", "start", "incumbent_s", "certified")
-             if isinstance(getattr(sol, k, None), (str, int, float, bool))}
+    # every scalar field of the Solution (the other parts of issue 34 add theirs: which search
+    # answered, the MIP start, ...), and named properties where present
+    scalar = (str, int, float, bool)
+    extra = {k: v for k, v in vars(sol).items() if isinstance(v, scalar) and k not in _SHOWN}
+    extra.update({k: getattr(sol, k) for k in ("solver", "start", "certified")
+                  if k not in extra and isinstance(getattr(sol, k, None), scalar)})
     return _result(sol.status, sol.objective if sol.has_solution else NAN, sol.best_bound, x, enc,
-                   sol.solve_s, nodes=int(sol.nodes), gap=float(sol.gap),
-                   verify=max(sol.verify_diff.values(), default=NAN), repaired=sol.repaired or "", **extra)
+                   sol.solve_s, verify=max(sol.verify_diff.values(), default=NAN), **extra)
+
+
+#: Solution fields that _result records under its own names
+_SHOWN = {"status", "objective", "best_bound", "encode_s", "solve_s", "has_solution"}
 
 
 # ---- plain HiGHS, interval big-M --------------------------------------------------------
