@@ -115,3 +115,30 @@ def test_chained_networks_are_evaluated_from_the_recomputed_state():
     pt[2] = n2.forward(pt[None, 1:2])[0, 0]       # consistent with the lie
     obj, _ = P.evaluate(p, pt)
     assert obj == pytest.approx(n2.forward(n1.forward(pt[None, :1]))[0, 0], abs=1e-12)
+
+
+def test_adversary_problem_is_the_l1_ball_and_the_logit_difference():
+    """The adversary's rows are the l1 ball: the image is feasible with the logit difference
+    as objective, a point 2 eps away is not; and the optimum solved by the plain big-M is
+    beaten by no sampled point of the ball (nor below the image's own value)."""
+    rng = np.random.default_rng(4)
+    net = _net(4, (6, 10, 10, 4))
+    x0 = rng.uniform(0.2, 0.8, 6)
+    eps, true, target = 0.5, 1, 3
+    p = P.adversary_problem(net, x0, true, target, eps, "tiny adversary")
+    logits = net.forward(x0[None])[0]
+    d0 = np.abs(x0 - x0)
+    obj, viol = P.evaluate(p, np.concatenate([x0, d0, [0.0]]))
+    assert viol == 0.0 and obj == pytest.approx(logits[target] - logits[true], abs=1e-12)
+    far = x0.copy()
+    far[:2] += [eps, eps]  # l1 distance 2 eps, d honest
+    assert P.evaluate(p, np.concatenate([far, np.abs(far - x0), [0.0]]))[1] > P.FEAS_TOL
+    r = highs_bigm(p, 30.0)
+    assert r["status"] == "OPTIMAL"
+    best, viol = P.evaluate(p, r["x"])
+    assert viol <= P.FEAS_TOL and best >= obj - P.tol(obj)
+    # random points of the ball (directions scaled to l1 radius eps, clipped to [0, 1])
+    u = rng.laplace(size=(20000, 6))
+    X = np.clip(x0 + u / np.abs(u).sum(1, keepdims=True) * eps * rng.uniform(0, 1, (20000, 1)), 0, 1)
+    L = net.forward(X)
+    assert (L[:, target] - L[:, true]).max() <= best + P.tol(best)

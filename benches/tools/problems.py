@@ -250,6 +250,13 @@ def adversary(family: str, image: int, eps: float) -> Problem:
         target = (true + 1) % 10
     else:
         raise KeyError(family)
+    return adversary_problem(net, x0, true, target, eps, f"{family} image {image} eps {eps:g}", family)
+
+
+def adversary_problem(net: Network, x0, true: int, target: int, eps: float, name: str,
+                      family: str = "adversary") -> Problem:
+    """max logit[target] - logit[true] of ``net`` over x in [0,1]^n, ||x - x0||_1 <= eps."""
+    x0 = np.asarray(x0, float)
     n = x0.size
     diff = _difference_network(net, true, target)
     B = _Builder()
@@ -261,8 +268,8 @@ def adversary(family: str, image: int, eps: float) -> Problem:
         B.row({int(d[i]): 1.0, int(x[i]): 1.0}, lo=x0[i])     # d >= x0 - x
     B.row({int(j): 1.0 for j in d}, hi=float(eps))
     (y,) = B.network(diff, x)
-    return B.problem(f"{family} image {image} eps {eps:g}", family, {int(y): 1.0}, "max",
-                     true=true, target=target, x0=x0, clean=float(diff.forward(x0[None])[0, 0]))
+    return B.problem(name, family, {int(y): 1.0}, "max", true=true, target=target, x0=x0,
+                     clean=float(diff.forward(x0[None])[0, 0]))
 
 
 def epidemics(topology: str, weeks: int) -> Problem:
