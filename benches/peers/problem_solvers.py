@@ -406,6 +406,29 @@ def omlt(p: Problem, time_limit: float):
                    NAN if bound is None or not np.isfinite(bound) else bound, x, enc, dt)
 
 
+def warm(solver: str) -> None:
+    """What the first run of ``solver`` in a process would pay outside its problem, paid
+    before timing: its modules imported, and Gurobi's first environment (its licence check
+    took 3.8 s here, against 0.05 s for later ones)."""
+    import sklearn.neural_network  # noqa: F401  (as_mlp)
+
+    if solver == "gurobi-ml+gurobi":
+        import gurobi_ml  # noqa: F401
+        import gurobipy as gp
+
+        gp.Env(params={"OutputFlag": 0}).dispose()
+    elif solver.startswith("pyscipopt-ml"):
+        import pyscipopt_ml  # noqa: F401
+    elif solver == "omlt+highs":
+        import omlt.neuralnet  # noqa: F401
+        import pyomo.contrib.appsi.solvers
+        import pyomo.environ  # noqa: F401
+    elif solver == "highs-ml+highs":
+        import highs_ml  # noqa: F401
+    else:
+        import emlpress.milp  # noqa: F401
+
+
 #: the suite's solvers: name -> (run(problem, time_limit), the peer module whose require()
 #: skips naming a missing package, or None)
 SOLVERS = {
