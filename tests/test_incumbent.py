@@ -86,10 +86,10 @@ def test_the_incumbent_is_a_point_of_the_model_no_better_than_the_optimum(kind, 
     assert inc, inc.reason
     obj = _assert_feasible(h, nets, inc.values)
     assert obj == pytest.approx(inc.objective, abs=1e-9)
-    ref = solve(h, mip_gap=0.0, mip_abs_gap=1e-9, start=None)  # HiGHS alone, verified
+    ref = solve(h, solver="highs", mip_gap=0.0, mip_abs_gap=1e-9, start=None)  # HiGHS alone, verified
     assert ref.status == "OPTIMAL"
     assert inc.objective <= ref.objective + 1e-6 * max(1.0, abs(ref.objective))
-    sol = solve(h, mip_gap=0.0, mip_abs_gap=1e-9)  # with the start: the same optimum
+    sol = solve(h, solver="highs", mip_gap=0.0, mip_abs_gap=1e-9)  # with the start: the same optimum
     assert sol.status == "OPTIMAL" and sol.start
     assert sol.objective == pytest.approx(ref.objective, abs=1e-6 * max(1.0, abs(ref.objective)))
     assert sol.start_used and sol.start_objective == pytest.approx(inc.objective, abs=1e-6)
@@ -100,7 +100,7 @@ def test_an_infeasible_model_has_no_incumbent_and_solve_says_infeasible():
     h.addConstr(sum(h.getVariables()[:4]) >= 3.9)  # with sum w x <= -1, w >= 0.5: no point
     inc = find_incumbent(h, time_limit=5.0)
     assert not inc and inc.values is None and "infeasible" in inc.reason
-    sol = solve(h)
+    sol = solve(h, solver="highs")
     assert sol.status == "INFEASIBLE" and not sol.has_solution
 
 
@@ -117,13 +117,13 @@ def test_a_model_only_the_relaxation_admits_gives_none_with_the_reason():
     h.changeColCost(int(hd.output_cols[0]), 1.0)
     inc = find_incumbent(h, time_limit=5.0)
     assert not inc and "relaxation" in inc.reason and "no feasible LP" in inc.reason
-    sol = solve(h, time_limit=0.5)  # with the (failed) start
+    sol = solve(h, solver="highs", time_limit=0.5)  # with the (failed) start
     assert sol.status == "INFEASIBLE" and not sol.has_solution and sol.start == ""
 
 
 def test_a_time_limit_of_about_zero_returns_the_verified_start():
     h, nets = _model("l1", 3)
-    sol = solve(h, time_limit=1e-6)
+    sol = solve(h, solver="highs", time_limit=1e-6)
     assert sol.has_solution and sol.start and sol.start_used
     assert sol.status in ("TIME_LIMIT", "OPTIMAL", "FEASIBLE")
     _assert_feasible(h, nets, sol.col_values)
@@ -134,11 +134,12 @@ def test_a_time_limit_of_about_zero_returns_the_verified_start():
 
 def test_solve_start_none_gives_no_start_and_a_bad_value_is_refused():
     h, _ = _model("budget", 2)
-    assert solve(h, start=None).start == ""
+    assert solve(h, solver="highs", start=None).start == ""
     # a small model with a time limit of a second or more: HiGHS alone, no start
-    assert solve(h, time_limit=5.0).start == "" and solve(h, time_limit=0.5).start
+    assert solve(h, solver="highs", time_limit=5.0).start == ""
+    assert solve(h, solver="highs", time_limit=0.5).start
     with pytest.raises(ValueError, match="start"):
-        solve(h, start="fast")
+        solve(h, start="fast")  # refused whichever solver would answer
 
 
 @settings(max_examples=6, deadline=None)
@@ -156,7 +157,7 @@ def test_property_incumbent_feasible_and_below_the_optimum(seed, width, budget):
     inc = find_incumbent(h, time_limit=2.0, seed=seed)
     assert inc, inc.reason  # the budget row meets the box: a point is at hand
     _assert_feasible(h, [(net, hd)], inc.values)
-    ref = solve(h, mip_gap=0.0, mip_abs_gap=1e-9, start=None)
+    ref = solve(h, solver="highs", mip_gap=0.0, mip_abs_gap=1e-9, start=None)
     assert inc.objective >= ref.objective - 1e-6 * max(1.0, abs(ref.objective))
 
 
@@ -188,5 +189,5 @@ def test_a_one_hot_choice_feeding_two_chained_networks_gets_a_point_no_better_th
     best = max(n2.forward(np.array([n1.forward(np.array([0.3, u]))[0], w]))[0]
                for u in vals for w in vals)
     assert inc.objective <= best + 1e-9
-    sol = solve(h, mip_gap=0.0, mip_abs_gap=1e-9, start=None)
+    sol = solve(h, solver="highs", mip_gap=0.0, mip_abs_gap=1e-9, start=None)
     assert sol.objective == pytest.approx(best, abs=1e-6)

@@ -23,12 +23,15 @@ LightGBM through ``boosters.py``, with sound output bounds), :func:`add_quantize
 (``quantized.py``: the int8 interpreter's exact integer function) and :func:`add_sklearn`
 (``pipeline.py``: scikit-learn linear models, MLPs, scalers, pipelines, classifiers by
 :func:`add_argmax` of ``classify.py``) are the typed entry points. Each returns a :class:`PredictorHandle`
-(``handle.py``); :func:`solve` (``solution.py``) verifies every answer against every
+(``handle.py``); :func:`solve` (``solution.py``) answers a model of one network, linear rows
+over its inputs and a linear objective over its outputs by emlpress' own certified
+branch-and-bound (``bnb.py``), any other by HiGHS, verifies every answer against every
 registered model and repairs it where it fails (``repair.py``). The HiGHS plumbing they share
 is :mod:`emlpress._highs`.
 """
 
 from emlpress._highs import tighten_tolerances
+from emlpress.milp.bnb import SOLVERS
 from emlpress.milp.classify import add_argmax, argmax_indicators
 from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, read_ensemble
 from emlpress.milp.incumbent import Incumbent, find_incumbent
@@ -45,5 +48,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
            "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
-           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble",
+           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble", "SOLVERS",
            "find_incumbent", "Incumbent"]

@@ -493,6 +493,16 @@ def find_incumbent(h, time_limit: float = START_MAX_S, seed: int = 0,
     return Incumbent(best.values, best.objective, best.how, "", seconds, tried)
 
 
+def check_start(start):
+    """``start`` as :func:`mip_start` takes it: "auto" (or True), or None (or False: off);
+    anything else a ValueError naming the option."""
+    if start is None or start is False:
+        return None
+    if start is True or (isinstance(start, str) and start == "auto"):
+        return "auto"
+    raise ValueError(f"start must be 'auto' or None, got {start!r}")
+
+
 def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | None:
     """What :func:`~emlpress.milp.solve` runs before HiGHS: with ``start="auto"`` and a model
     holding registered models and integer columns, :func:`find_incumbent` within
@@ -501,10 +511,8 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
     False, or there is nothing to start (no registered model, no integer column, at most
     ``SMALL_MODEL`` binaries in the models and a time limit of at least ``START_MIN_S``, or
     every model's inputs fixed)."""
-    if start is None or start is False:
+    if check_start(start) is None:
         return None
-    if start not in ("auto", True):
-        raise ValueError(f"start must be 'auto' or None, got {start!r}")
     if not registered_handles(h):
         return None
     lp = h.getLp()
