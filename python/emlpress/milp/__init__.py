@@ -25,14 +25,18 @@ LightGBM through ``boosters.py``, with sound output bounds), :func:`add_quantize
 :func:`add_argmax` of ``classify.py``) are the typed entry points; ``add_network(...,
 formulation="partition", groups=N)`` (``partition.py``) and :func:`add_anderson_cuts`
 (``cuts.py``) give stronger LP relaxations than big-M. Each returns a :class:`PredictorHandle`
-(``handle.py``); :func:`solve` (``solution.py``) verifies every answer against every
+(``handle.py``); :func:`solve` (``solution.py``) answers a model of one network, linear rows
+over its inputs and a linear objective over its outputs by emlpress' own certified
+branch-and-bound (``bnb.py``), any other by HiGHS, verifies every answer against every
 registered model and repairs it where it fails (``repair.py``). The HiGHS plumbing they share
 is :mod:`emlpress._highs`.
 """
 
 from emlpress._highs import tighten_tolerances
+from emlpress.milp.bnb import SOLVERS
 from emlpress.milp.classify import add_argmax, argmax_indicators
 from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, read_ensemble
+from emlpress.milp.incumbent import Incumbent, find_incumbent
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.network import MAX_COEFFICIENT, MAX_RANGE, NetworkHandle, add_network
 from emlpress.milp.partition import FORMULATIONS, PartitionHandle
@@ -48,5 +52,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
            "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
-           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble",
-           "PartitionHandle", "FORMULATIONS", "add_anderson_cuts"]
+           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble", "SOLVERS",
+           "find_incumbent", "Incumbent", "PartitionHandle", "FORMULATIONS", "add_anderson_cuts"]
