@@ -371,3 +371,33 @@ def test_the_local_search_has_its_own_budget_and_survives_a_failing_oracle():
     with pytest.raises(ValueError, match=r"local returned configuration \(10, 10, 'hw'\)"):
         eml.run_loop(_first_then_proof(start), lambda c: True,
                      local=lambda ctx: eml.Proposal(start, 1.0))
+
+
+def test_the_milp_phase_hands_over_to_the_local_search_after_the_first_feasible_answer():
+    """local_after=1: one MILP answer after the first measured-feasible one, then the local
+    search (no refit for a MILP that will not come); without local, the MILP phase goes on.
+    The oracle is not monotone at (9, 9): that infeasible answer must not prune the search."""
+    queue = [(9, 9, "hw"), (8, 9, "hw"), (7, 9, "hw"), (6, 9, "hw"), (5, 9, "hw")]
+    refits = []
+
+    def problem(ctx):
+        left = [c for c in queue if ctx.allowed(c) and ctx.improves(sum(c[:2]))]
+        return eml.Proposal(left[0], float(sum(left[0][:2]))) if left else eml.Proposal(None, status="INFEASIBLE")
+
+    def oracle(config):  # (9, 9) infeasible, then feasible from sum >= 10 on
+        return config != (9, 9, "hw") and sum(config[:2]) >= 10
+
+    def refit(model, train):
+        refits.append(len(train))
+        return model
+
+    r = eml.run_loop(problem, oracle, refit=refit, local=eml.CoordinateDescent(0, 9, 2), local_after=1)
+    milp = [row for row in r.log if row["phase"] == "milp"]
+    assert [row["config"] for row in milp] == [str(queue[0]), str(queue[1]), str(queue[2])]
+    assert r.stop.startswith("handed over to the local search 1 MILP answer after the first measured-feasible one")
+    assert refits == [1, 2]  # none after the MILP phase's last answer
+    assert r.best.objective == 10 and oracle(r.best.config)
+    r = eml.run_loop(problem, oracle, refit=refit, local_after=1)  # no local search: no hand-over
+    assert r.proven and len(r.answers) == len(queue)
+    with pytest.raises(ValueError, match="local_after"):
+        eml.run_loop(problem, oracle, local=eml.CoordinateDescent(0, 9, 2), local_after=-1)

@@ -334,8 +334,12 @@ def test_the_closed_loop_ends_in_measured_feasible_answers(tmp_path, loop_data):
                 best = it["total_bits"]
         assert row.loop_proven == row.loop_stop.startswith("proven") and (
             row.loop_proven or "budget" in row.loop_stop)
-        if row.loop_proven:
-            assert log["iterations"][-1]["status"] == "INFEASIBLE"
+        if row.loop_proven:  # the MILP phase's last row; the local search's rows follow it
+            milp = [it for it in log["iterations"] if it.get("phase") == "milp"]
+            assert milp[-1]["status"] == "INFEASIBLE"
+        # before and after the local search in one run: its calls, its best never worse
+        assert row.milp_oracle_calls + row.local_oracle_calls == row.oracle_calls
+        assert row.total_bits <= row.milp_best_bits
         # the final answer is what the kernel measures
         m = gen.run_kernel("Saxpy", [int(b) for b in row.bits.split()], error_only=True)["error"]
         assert m == row.measured_error and m <= 0.01

@@ -9,7 +9,8 @@ others fixed; when no variable can go lower alone, trades that lower the sum (``
 variable, ``+1`` on another). A configuration at or below a measured-infeasible one (the same
 fixed part, every variable at most its value) is presumed infeasible and not proposed: that is
 where monotonicity saves calls; it only decides what is *tried*, never a verdict (every answer
-the loop returns is measured).
+the loop returns is measured), and a measured-infeasible configuration at or above a
+measured-feasible one (monotonicity broken there, e.g. by noise) prunes nothing.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ class CoordinateDescent:
         tail = tuple(ctx.best[n:])
         seen = {tuple(c) for c in ctx.excluded}
         # measured-infeasible configurations with the same fixed part: what monotonicity prunes with
-        bad = np.array([o.config[:n] for o in ctx.observations
-                        if tuple(o.config[n:]) == tail and o.measurement.feasible is False], int).reshape(-1, n)
+        same = [o for o in ctx.observations if tuple(o.config[n:]) == tail and o.measurement.measured]
+        bad = np.array([o.config[:n] for o in same if not o.measurement.feasible], int).reshape(-1, n)
+        good = np.array([o.config[:n] for o in same if o.measurement.feasible], int).reshape(-1, n)
+        if len(bad) and len(good):  # an infeasible one above a feasible one: not monotone there, no pruning by it
+            bad = bad[~(good[None, :, :] <= bad[:, None, :]).all(axis=2).any(axis=1)]
 
         def presumed_bad(v) -> bool:
             return bool(len(bad)) and bool((np.asarray(v) <= bad).all(axis=1).any())

@@ -178,7 +178,7 @@ def _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_se
         raise ValueError(f"coverage stages must decrease, got {list(coverage)}")
 
 
-def _check_local(local, local_calls, local_seconds):
+def _check_local(local, local_calls, local_seconds, local_after):
     if local is not None and not callable(local):
         raise TypeError(f"local must be callable or None, got {type(local).__name__}")
     if local_calls is not None and (isinstance(local_calls, bool) or not isinstance(local_calls, numbers.Integral)
@@ -187,12 +187,15 @@ def _check_local(local, local_calls, local_seconds):
     if local_seconds is not None and (isinstance(local_seconds, bool) or not isinstance(local_seconds, numbers.Real)
                                       or not local_seconds >= 0):
         raise ValueError(f"local_seconds must be a number of seconds >= 0 or None, got {local_seconds!r}")
+    if local_after is not None and (isinstance(local_after, bool) or not isinstance(local_after, numbers.Integral)
+                                    or local_after < 0):
+        raise ValueError(f"local_after must be an integer >= 0 or None, got {local_after!r}")
 
 
 def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverage=0.9,
              sense: str = "min", max_calls: int | None = None, max_seconds: float | None = None,
              holdout: int = 0, on_iteration=None, local=None, local_calls: int | None = None,
-             local_seconds: float | None = None) -> LoopResult:
+             local_seconds: float | None = None, local_after: int | None = None) -> LoopResult:
     """Solve, measure, learn, cut, improve until the MILP proves no better answer exists
     within its margins, or a budget ends the loop (see the module's documentation).
 
@@ -222,10 +225,12 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     None, or after ``local_calls`` oracle calls (None: no limit) or ``local_seconds``; its
     calls count in ``oracle_calls`` (the MILP phase's ``max_calls`` does not bound them), the
     log's ``phase`` says ``local``, and ``stop`` says how it ended
-    (e.g. :class:`emlpress.eml.local.CoordinateDescent`)."""
+    (e.g. :class:`emlpress.eml.local.CoordinateDescent`). ``local_after``: the MILP phase hands
+    over to ``local`` this many oracle calls after its first measured-feasible answer (None:
+    at its proof or budget), sparing the refits whose MILPs the local search out-does."""
     coverages = (coverage,) if isinstance(coverage, numbers.Real) else tuple(coverage)
     _check(problem, oracle, refit, residuals, coverages, sense, max_calls, max_seconds, holdout)
-    _check_local(local, local_calls, local_seconds)
+    _check_local(local, local_calls, local_seconds, local_after)
     stage = 0
     t0 = time.perf_counter()
     excluded, answers, log, observations = [], [], [], []
@@ -233,6 +238,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     calls = 0
     n_measured = 0
     stop, proven = "", False
+    first_feasible = None  # oracle calls when the first measured-feasible answer came
 
     def recompute(model):
         if residuals is None:
@@ -249,6 +255,11 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             break
         if max_calls is not None and max_calls > 0 and calls >= max_calls:
             stop = f"oracle budget ({max_calls} calls) spent"
+            break
+        if local is not None and local_after is not None and first_feasible is not None \
+                and calls - first_feasible >= local_after:
+            stop = (f"handed over to the local search {local_after} MILP answer"
+                    f"{'s' if local_after != 1 else ''} after the first measured-feasible one")
             break
         bound = None if best is None else best.objective
         ctx = Context(it, model, dict(margins), list(excluded), bound, sense, list(observations))
@@ -313,7 +324,11 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             row["role"] = role
             if a.feasible and obj is not None and (best is None or better(obj, best.objective)):
                 best = a
-            if refit is not None and role == "train":
+                first_feasible = calls if first_feasible is None else first_feasible
+            # the MILP phase ends here when it hands over: no next MILP would use a refit
+            handing_over = (local is not None and local_after is not None and first_feasible is not None
+                            and calls - first_feasible >= local_after)
+            if refit is not None and role == "train" and not handing_over:
                 model = refit(model, [o for o in observations if o.role == "train"])
             margins = recompute(model)
         row.update(oracle_calls=calls, seconds=time.perf_counter() - t0)

@@ -159,7 +159,8 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
                      coverage=_stages(cfg),
                      max_calls=cfg.max_iterations + 1, max_seconds=cfg.loop_seconds,
                      holdout=cfg.holdout, on_iteration=on_row,
-                     local=None if open_loop or cfg.local_calls == 0 else local, local_calls=cfg.local_calls)
+                     local=None if open_loop or cfg.local_calls == 0 else local, local_calls=cfg.local_calls,
+                     local_after=cfg.local_after)
     stop = ("open loop (max_iterations=0): the answer is measured, not corrected" if open_loop
             else r.stop)
     out = {"loop_stop": stop, "loop_proven": r.proven, "iterations": len(r.log),
