@@ -86,13 +86,18 @@ def _run(benchmark, bench, tmp_path, **kw):
         above = s.loc[s["measured_feasible"], "bits_above_optimum"]
         info.update(optimum=opt, above_min=int(above.min()), above_median=float(above.median()),
                     above_max=int(above.max()))
+        if "milp_best_bits" in s:  # the same answers before the local search (the MILP phase's best)
+            before = (s.loc[s["measured_feasible"], "milp_best_bits"] - opt).dropna()
+            if len(before):
+                info.update(milp_above_median=float(before.median()), milp_above_max=int(before.max()),
+                            local_calls_median=float(s["local_oracle_calls"].median()))
     return s, info, opt
 
 
 def _show(bench, info, s, extra=()):
     cols = ["topology", "variant", "r2_error", "first_bits", "first_verdict", "oracle_calls",
             "oracle_calls_to_answer", "loop_s", "bits", "total_bits", "verdict", "loop_stop",
-            "bits_above_optimum", *extra]
+            "bits_above_optimum", "milp_best_bits", "milp_oracle_calls", "local_oracle_calls", *extra]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60,
                            "display.float_format", "{:.4g}".format):
         print(f"\n{bench}: {info}\n" + s[[c for c in cols if c in s]].to_string(index=False))

@@ -157,6 +157,14 @@ def print_summary(folder: Path, summary: pd.DataFrame, cfg: Config) -> None:
                   f"feasible {int(g['best_measured_bits'].iloc[0])}" + (
                       f"; answers above it by {int(above.min())}-{int(above.max())} (median {above.median():g})"
                       if len(above) else ""))
+        if "milp_best_bits" in g and g["milp_best_bits"].notna().any():  # the same answers, before and after
+            ok = g[g["measured_feasible"].astype(bool) & g["milp_best_bits"].notna()]
+            if len(ok):
+                print(f"  {bench}: total bits of the loop's MILP phase (median {ok['milp_best_bits'].median():g}, "
+                      f"range {int(ok['milp_best_bits'].min())}-{int(ok['milp_best_bits'].max())}), after the local "
+                      f"search (median {ok['total_bits'].median():g}, range {int(ok['total_bits'].min())}-"
+                      f"{int(ok['total_bits'].max())}) with {ok['local_oracle_calls'].median():g} more oracle calls "
+                      "(median)")
     if "loop_proven" in summary:
         proven = int(summary["loop_proven"].fillna(False).astype(bool).sum())
         print(f"loops that proved no answer with fewer bits exists within the margins: {proven} of "
