@@ -26,24 +26,27 @@ class CoordinateDescent:
     """``local(ctx) -> Proposal | None`` over the first ``n`` entries of a configuration tuple
     (integers in ``[lower, upper]``, per entry); the entries after ``n`` (e.g. the hardware) stay
     as the best answer's. ``pairs``: also try the sum-lowering trades ``-2``/``+1`` once no
-    single variable can go lower. ``score(configs) -> array``: optional, larger first among the
+    single variable can go lower, and ``triples`` then ``-1``/``-1``/``+1``. With no
+    measured-feasible answer yet (``ctx.best`` None) it repairs first: every variable of the
+    last measured answer raised by 1, 2, 4, ... until one is feasible. ``score(configs) -> array``: optional, larger first among the
     trades (e.g. the surrogate's predicted slack), so fewer of them are measured.
 
     Stateless between calls: everything it needs is in ``ctx`` (``ctx.best``, the measured
     ``ctx.observations`` and ``ctx.excluded``), so a resumed or re-weighted loop proposes alike."""
 
-    def __init__(self, lower, upper, n: int, pairs: bool = True, score=None):
+    def __init__(self, lower, upper, n: int, pairs: bool = True, score=None, triples: bool = True):
         self.n = int(n)
         self.lower = np.broadcast_to(np.asarray(lower, int), (self.n,)).copy()
         self.upper = np.broadcast_to(np.asarray(upper, int), (self.n,)).copy()
         if (self.lower > self.upper).any():
             raise ValueError(f"lower {self.lower.tolist()} above upper {self.upper.tolist()}")
         self.pairs = pairs
+        self.triples = triples
         self.score = score
 
     def __call__(self, ctx: Context) -> Proposal | None:
         if ctx.best is None:
-            return None
+            return self._repair(ctx)
         n = self.n
         best = np.asarray(ctx.best[:n], int)
         tail = tuple(ctx.best[n:])
@@ -91,9 +94,44 @@ class CoordinateDescent:
                     v[j] += 1
                     if (*map(int, v), *tail) not in seen and not presumed_bad(v):
                         moves.append((v, f"var_{i} -2, var_{j} +1"))
+        if not moves and self.triples:  # -1, -1, +1: what the trades miss (e.g. 5 6 8 5 -> 5 5 7 6)
+            for i in range(n):
+                for j in range(i + 1, n):
+                    for k in range(n):
+                        if k not in (i, j) and best[i] > self.lower[i] and best[j] > self.lower[j] \
+                                and best[k] < self.upper[k]:
+                            v = best.copy()
+                            v[i] -= 1
+                            v[j] -= 1
+                            v[k] += 1
+                            if (*map(int, v), *tail) not in seen and not presumed_bad(v):
+                                moves.append((v, f"var_{i} -1, var_{j} -1, var_{k} +1"))
         if not moves:
             return None
         if self.score is not None:
             s = np.asarray(self.score([(*map(int, v), *tail) for v, _ in moves]), float)
             moves = [moves[k] for k in np.argsort(-s, kind="stable")]
         return proposal(*moves[0])
+
+    def _repair(self, ctx: Context) -> Proposal | None:
+        """No measured-feasible answer yet: raise every variable of the last measured answer by
+        1, 2, 4, ... (at most ``upper``) until one is feasible, the descent's start. None when
+        nothing was measured or every such step is measured or presumed infeasible."""
+        last = [o for o in ctx.observations if o.measurement.measured]
+        if not last:
+            return None
+        n = self.n
+        base = np.asarray(last[-1].config[:n], int)
+        tail = tuple(last[-1].config[n:])
+        seen = {tuple(c) for c in ctx.excluded}
+        bad = np.array([o.config[:n] for o in last if tuple(o.config[n:]) == tail
+                        and not o.measurement.feasible], int).reshape(-1, n)
+        step = 1
+        while True:
+            v = np.minimum(base + step, self.upper)
+            config = (*map(int, v), *tail)
+            if config not in seen and not (len(bad) and (v <= bad).all(axis=1).any()):
+                return Proposal(config, float(v.sum()), "LOCAL", info={"move": f"repair: all +{step}"})
+            if (v == self.upper).all():
+                return None
+            step *= 2

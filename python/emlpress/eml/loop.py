@@ -217,10 +217,10 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     margins: answers the surrogate is less sure of, each measured), and the proof that stops
     it is the last stage's; the log's ``coverage`` column says which stage an iteration ran.
 
-    ``local(ctx) -> Proposal | None``: after the MILP phase ends (by its proof or a budget) with
-    a measured-feasible answer, a local search around the best one: each proposal (strictly
-    better than ``ctx.better_than``, not in ``ctx.excluded``; ``ctx.best`` is the best
-    configuration) is measured like the MILP's answers and becomes the best when measured
+    ``local(ctx) -> Proposal | None``: after the MILP phase ends (by its proof or a budget), a
+    local search around the best measured-feasible answer (``ctx.best``; None when there is
+    none yet: the search may then repair, from the measured answers): each proposal (strictly
+    better than ``ctx.better_than`` when there is a best, not in ``ctx.excluded``) is measured like the MILP's answers and becomes the best when measured
     feasible; no refit (measurements join ``observations``). It ends when ``local`` returns
     None, or after ``local_calls`` oracle calls (None: no limit) or ``local_seconds``; its
     calls count in ``oracle_calls`` (the MILP phase's ``max_calls`` does not bound them), the
@@ -335,8 +335,8 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
         log.append(row)
         if on_iteration is not None:
             on_iteration(row)
-    if local is not None and best is not None and max_calls != 0:
-        t_local, calls_local, start = time.perf_counter(), calls, best.objective
+    if local is not None and max_calls != 0:
+        t_local, calls_local, start = time.perf_counter(), calls, None if best is None else best.objective
         why = ""
         while True:
             if local_calls is not None and calls - calls_local >= local_calls:
@@ -345,11 +345,12 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             if local_seconds is not None and time.perf_counter() - t_local >= local_seconds:
                 why = f"its time budget ({local_seconds:g} s) spent"
                 break
-            ctx = Context(len(log), model, dict(margins), list(excluded), best.objective, sense,
-                          list(observations), best=best.config)
+            ctx = Context(len(log), model, dict(margins), list(excluded), None if best is None else best.objective,
+                          sense, list(observations), best=None if best is None else best.config)
             prop = local(ctx)
             if prop is None or prop.config is None:
-                why = "no neighbour of the best left to try"
+                why = ("no neighbour of the best left to try" if best is not None
+                       else "nothing left to try, none measured feasible")
                 break
             if not isinstance(prop, Proposal):
                 raise TypeError(f"local returned {type(prop).__name__}; expected emlpress.eml.Proposal or None")
@@ -359,10 +360,11 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
                                  "off before: it must honour ctx.excluded")
             if prop.objective is None or not ctx.improves(prop.objective):
                 raise ValueError(f"local returned configuration {config} with objective "
-                                 f"{prop.objective!r}, not better than the best ({best.objective:g})")
-            row = {"iteration": len(log), "phase": "local", "status": prop.status, "better_than": best.objective,
-                   "cuts": f"{len(excluded)} no-good; local: objective {'<' if sense == 'min' else '>'} "
-                           f"{best.objective:g}", "coverage": coverages[stage],
+                                 f"{prop.objective!r}, not better than the best ({ctx.better_than:g})")
+            row = {"iteration": len(log), "phase": "local", "status": prop.status, "better_than": ctx.better_than,
+                   "cuts": f"{len(excluded)} no-good" + ("" if best is None else
+                                                         f"; local: objective {'<' if sense == 'min' else '>'} "
+                                                         f"{best.objective:g}"), "coverage": coverages[stage],
                    **{f"margin_{k}": v for k, v in margins.items()}, "config": str(config),
                    "predicted_objective": prop.objective,
                    **{f"predicted_{k}": v for k, v in prop.predicted.items()}, **prop.info}
@@ -376,7 +378,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
                 a = Answer(len(log), config, obj, FEASIBLE if meas.feasible else INFEASIBLE, "", prop, meas)
                 observations.append(Observation(len(log), config, prop, meas, "train"))
                 row["role"] = "train"
-                if a.feasible and better(obj, best.objective):
+                if a.feasible and (best is None or better(obj, best.objective)):
                     best = a
             answers.append(a)
             row.update(label=a.label, reason=a.reason, source=meas.source, measured_objective=meas.objective,
@@ -386,8 +388,8 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             if on_iteration is not None:
                 on_iteration(row)
         stop += (f"; then a local search: {calls - calls_local} oracle call"
-                 f"{'s' if calls - calls_local != 1 else ''}, best {start:g} -> {best.objective:g}, "
-                 f"ended: {why}")
+                 f"{'s' if calls - calls_local != 1 else ''}, best {'none' if start is None else f'{start:g}'} -> "
+                 f"{'none' if best is None else f'{best.objective:g}'}, ended: {why}")
     return LoopResult(answers, best, log, stop, proven, calls, time.perf_counter() - t0, model,
                       margins, observations)
 

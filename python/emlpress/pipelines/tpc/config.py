@@ -80,7 +80,7 @@ class Config:
     resource_r2_min: float = 0.5      # below: the per-hardware fallback for that limit
     max_iterations: int = 10          # oracle calls per answer after the first (0: open loop)
     loop_seconds: float = 60.0        # per answer
-    local_calls: int = 100            # per answer: the local search after the MILP phase (0: none)
+    local_calls: int = 150            # per answer: the local search after the MILP phase (0: none)
     local_after: int | None = 2       # MILP answers after the first measured-feasible one, then the local search
     holdout: int = 0                  # every holdout-th measured answer calibrates the margins (0: none)
     improve_probes: int = 2           # deprecated, unused: the loop improves until its proof or budget

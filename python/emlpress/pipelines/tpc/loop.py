@@ -183,13 +183,18 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
 
 def _predicted(sur: Surrogate, x: np.ndarray, hw: str) -> dict:
     """The surrogate's predictions at one configuration ``x`` (1, n_in), as the MILP's
-    answers carry them (``error`` raw, resources in their units, fallbacks' maxima)."""
+    answers carry them (``error`` raw, resources in their units, fallbacks' maxima, the
+    deployed int8 interpreter's)."""
     pred = {"error": float(10 ** -sur.error_prediction(x)[0])}
     if sur.resource_net is not None:
         P = sur.resource_prediction(x)[0]
         pred.update({name: float(P[k]) for k, name in enumerate(RESOURCES)})
     for name, worst in sur.fallback.items():
         pred[name] = worst[hw]
+    if "error" in sur.deployed:  # what the deployed int8 model says there, as for the MILP's answers
+        pred["interpreter_predicted_error"] = float(10 ** -sur.deployed["error"].interpreter_float(x)[0, 0])
+        if "resources" in sur.deployed and sur.resource_net is not None:
+            pred["interpreter_predicted_time"] = float(sur.deployed["resources"].interpreter_float(x)[0, 0])
     return pred
 
 

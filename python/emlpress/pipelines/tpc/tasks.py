@@ -210,6 +210,9 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
                       "verdict", "milp_forward_diff"):
                 row[k] = last.get(k)
             row["status"] = last["status"]
+            # the MILP's outputs against the embedded model at its answers (a local-search answer has no MILP)
+            diffs = [it["milp_forward_diff"] for it in answered if it.get("phase") == "milp"]
+            row["milp_forward_diff"] = max(diffs) if diffs else float("nan")
         else:
             row["verdict"] = "no answer"
             row["status"] = log[-1]["status"] if log else "NO_CANDIDATES"
