@@ -77,7 +77,7 @@ class CoordinateDescent:
                     break
             if best[i] - 1 > floor:
                 gaps.append((best[i] - floor, i, floor))
-        for gap, i, floor in sorted(gaps, reverse=True):  # the widest interval first: most to gain
+        for _gap, i, floor in sorted(gaps, reverse=True):  # the widest interval first: most to gain
             v = best.copy()
             for x in ((floor + best[i]) // 2, best[i] - 1):  # the midpoint, or one below if it was tried
                 v[i] = max(x, floor + 1)
