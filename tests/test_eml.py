@@ -292,3 +292,116 @@ def test_table_oracle_never_lends_a_neighbours_verdict():
     assert o((1, 2)).feasible is True and o((1, 2)).values == {"q": 3.0}
     m = eml.measure(o, (1, 3))
     assert m.feasible is None and "not in the table" in m.reason
+
+
+def _first_then_proof(start):
+    """A MILP phase that answers ``start`` once, then proves nothing better (a pessimistic
+    surrogate): what is left to gain is the local search's."""
+    def problem(ctx):
+        if ctx.allowed(start):
+            return eml.Proposal(start, float(sum(start[:-1])))
+        return eml.Proposal(None, status="INFEASIBLE")
+    return problem
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 4), box=st.booleans(), low=st.booleans())
+def test_the_local_search_descends_to_a_minimal_measured_answer(seed, n, box, low):
+    """Monotone feasibility (more never hurts) over {lo..hi}^n with a fixed tail (the
+    hardware): from a feasible start (or an infeasible one, ``low``: repaired upwards first)
+    the descent ends where no single variable can go one lower (checked against the true
+    oracle); on a box threshold (feasible iff x >= t) that is the enumerated optimum. Every
+    answer is measured and labelled by the truth."""
+    rng = np.random.default_rng(seed)
+    lo, hi = 2, 12
+    w = rng.uniform(0.5, 3.0, n)
+    t = rng.integers(lo, hi + 1, n)
+    need = float(w @ t)
+
+    def truth(config):
+        x = np.asarray(config[:n])
+        return bool((x >= t).all()) if box else float(w @ x) >= need
+
+    calls = []
+
+    def oracle(config):
+        calls.append(config)
+        return truth(config)
+
+    start = (*[lo if low else hi] * n, "hw")
+    r = eml.run_loop(_first_then_proof(start), oracle, local=eml.CoordinateDescent(lo, hi, n))
+    if low and not truth(start):  # the MILP phase found nothing feasible: the repair's steps up
+        assert "best none ->" in r.stop and r.log[2]["move"] == "repair: all +1"
+    assert r.proven and "then a local search" in r.stop and "no neighbour of the best left" in r.stop
+    assert len(calls) == r.oracle_calls == len(r.answers) and len(set(calls)) == len(calls)
+    for a in r.answers:
+        assert a.measured and a.feasible == truth(a.config) and a.config[n:] == ("hw",)
+    best = np.asarray(r.best.config[:n])
+    assert truth(r.best.config) and r.best.objective == best.sum()
+    for i in range(n):  # one lower on any variable: truly infeasible (or out of the box)
+        below = best.copy()
+        below[i] -= 1
+        assert below[i] < lo or not truth((*below, "hw"))
+    opt = min(sum(p) for p in itertools.product(range(lo, hi + 1), repeat=n)
+              if truth((*p, "hw"))) if box or n <= 3 else None
+    if box:
+        assert r.best.objective == opt == t.sum()
+        # binary searches: far fewer calls than the box holds
+        assert r.oracle_calls <= 1 + 5 + n * (math.ceil(math.log2(hi - lo + 1)) + 1) + n * (n - 1) + n * n * n
+    rows = [row for row in r.log if row.get("phase") == "local"]
+    assert len(rows) == r.oracle_calls - 1 and all(
+        row["better_than"] is None or row["predicted_objective"] < row["better_than"] for row in rows)
+
+
+def test_the_local_search_has_its_own_budget_and_survives_a_failing_oracle():
+    start = (10, 10, "hw")
+    seen = []
+
+    def oracle(config):
+        seen.append(config)
+        if len(seen) == 2:
+            raise RuntimeError("kernel crashed")
+        return sum(config[:2]) >= 8
+
+    r = eml.run_loop(_first_then_proof(start), oracle, local=eml.CoordinateDescent(0, 10, 2), local_calls=3)
+    assert r.oracle_calls == 4 and "its budget (3 calls) spent" in r.stop
+    assert r.answers[1].label == "unmeasured" and "kernel crashed" in r.answers[1].reason
+    assert r.best.feasible and r.best.objective < 20
+    # the open loop never searches locally; a bad budget or a cut-off proposal is named
+    r = eml.run_loop(_first_then_proof(start), oracle, max_calls=0, local=eml.CoordinateDescent(0, 10, 2))
+    assert r.oracle_calls == 0 and "local" not in r.stop
+    with pytest.raises(ValueError, match="local_calls"):
+        eml.run_loop(_first_then_proof(start), oracle, local=eml.CoordinateDescent(0, 10, 2), local_calls=-1)
+    with pytest.raises(ValueError, match=r"local returned configuration \(10, 10, 'hw'\)"):
+        eml.run_loop(_first_then_proof(start), lambda c: True,
+                     local=lambda ctx: eml.Proposal(start, 1.0))
+
+
+def test_the_milp_phase_hands_over_to_the_local_search_after_the_first_feasible_answer():
+    """local_after=1: one MILP answer after the first measured-feasible one, then the local
+    search (no refit for a MILP that will not come); without local, the MILP phase goes on.
+    The oracle is not monotone at (9, 9): that infeasible answer must not prune the search."""
+    queue = [(9, 9, "hw"), (8, 9, "hw"), (7, 9, "hw"), (6, 9, "hw"), (5, 9, "hw")]
+    refits = []
+
+    def problem(ctx):
+        left = [c for c in queue if ctx.allowed(c) and ctx.improves(sum(c[:2]))]
+        return eml.Proposal(left[0], float(sum(left[0][:2]))) if left else eml.Proposal(None, status="INFEASIBLE")
+
+    def oracle(config):  # (9, 9) infeasible, then feasible from sum >= 10 on
+        return config != (9, 9, "hw") and sum(config[:2]) >= 10
+
+    def refit(model, train):
+        refits.append(len(train))
+        return model
+
+    r = eml.run_loop(problem, oracle, refit=refit, local=eml.CoordinateDescent(0, 9, 2), local_after=1)
+    milp = [row for row in r.log if row["phase"] == "milp"]
+    assert [row["config"] for row in milp] == [str(queue[0]), str(queue[1]), str(queue[2])]
+    assert r.stop.startswith("handed over to the local search 1 MILP answer after the first measured-feasible one")
+    assert refits == [1, 2]  # none after the MILP phase's last answer
+    assert r.best.objective == 10 and oracle(r.best.config)
+    r = eml.run_loop(problem, oracle, refit=refit, local_after=1)  # no local search: no hand-over
+    assert r.proven and len(r.answers) == len(queue)
+    with pytest.raises(ValueError, match="local_after"):
+        eml.run_loop(problem, oracle, local=eml.CoordinateDescent(0, 9, 2), local_after=-1)

@@ -203,8 +203,11 @@ def test_pipeline_end_to_end_on_a_tiny_battery(tmp_path):
     assert (solved["milp_forward_diff"] <= 1e-6 * 1e3).all()
     assert solved["measured_source"].eq("kernel re-run").all()
     assert (solved["measured_feasible"] == (solved["measured_error"] <= 1e-3)).all()
-    # per answer the loop's oracle calls (at most max_iterations + 1) beside the brute force's
-    assert summary["oracle_calls"].between(1, 2).all()
+    # per answer the loop's oracle calls (at most max_iterations + 1 in its MILP phase, then at most
+    # local_calls in its local search) beside the brute force's
+    assert summary["milp_oracle_calls"].between(1, 2).all()
+    assert summary["local_oracle_calls"].between(0, cfg.local_calls).all()
+    assert (summary["oracle_calls"] == summary["milp_oracle_calls"] + summary["local_oracle_calls"]).all()
     from emlpress.data import tpc
     from emlpress.data.tpc_oracle import _compositions
 

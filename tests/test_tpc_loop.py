@@ -333,9 +333,13 @@ def test_the_closed_loop_ends_in_measured_feasible_answers(tmp_path, loop_data):
             if it["verdict"] == "feasible":
                 best = it["total_bits"]
         assert row.loop_proven == row.loop_stop.startswith("proven") and (
-            row.loop_proven or "budget" in row.loop_stop)
-        if row.loop_proven:
-            assert log["iterations"][-1]["status"] == "INFEASIBLE"
+            row.loop_proven or "budget" in row.loop_stop or row.loop_stop.startswith("handed over to the local search"))
+        if row.loop_proven:  # the MILP phase's last row; the local search's rows follow it
+            milp = [it for it in log["iterations"] if it.get("phase") == "milp"]
+            assert milp[-1]["status"] == "INFEASIBLE"
+        # before and after the local search in one run: its calls, its best never worse
+        assert row.milp_oracle_calls + row.local_oracle_calls == row.oracle_calls
+        assert row.total_bits <= row.milp_best_bits
         # the final answer is what the kernel measures
         m = gen.run_kernel("Saxpy", [int(b) for b in row.bits.split()], error_only=True)["error"]
         assert m == row.measured_error and m <= 0.01
@@ -519,3 +523,42 @@ def test_the_battery_on_dask_answers_as_the_sequential_run(tmp_path, loop_data):
     assert again == folder
     again_cols = same + keys + ["optimum_bits", "first_bits", "bits", "verdict"]
     pd.testing.assert_frame_equal(s[again_cols], par[again_cols], check_dtype=False)
+
+
+def test_the_table_local_search_measures_only_table_rows_and_ends_with_none_left():
+    """Where answers are restricted to the table: the local search proposes only the table's
+    configurations with fewer bits than the best, never one at or below a measured-infeasible
+    one, and ends only when every such configuration is measured or so pruned."""
+    from emlpress import eml
+    from emlpress.pipelines.tpc.loop import _TableDescent
+
+    data = tpc.load(tpc_default_data(), "Saxpy")
+    o = Oracle(data, "data")
+    cand = o.measured_configurations()[:300]  # a part of the table: a short test
+    start = max(((*b, w) for b, w in cand), key=lambda c: sum(c[:-1]))  # the most bits
+    rng = np.random.default_rng(0)
+    scores = {(*b, w): s for (b, w), s in zip(cand, rng.random(len(cand)))}
+
+    def oracle(config):
+        m = o.measure(config[:-1], config[-1], LIMITS)
+        return eml.Measurement(m.feasible, values={"error": m.error}, source=m.source)
+
+    r = eml.run_loop(lambda ctx: eml.Proposal(start, float(sum(start[:-1]))) if ctx.allowed(start)
+                     else eml.Proposal(None, status="INFEASIBLE"), oracle,
+                     local=_TableDescent(cand, lambda cs: [scores[c] for c in cs]))
+    assert all(a.measured and a.measurement.source.startswith("data") for a in r.answers)
+    best = r.best.objective
+    assert o.measure(r.best.config[:-1], r.best.config[-1], LIMITS).feasible and best < sum(start[:-1])
+    bad = np.array([a.config[:-1] for a in r.answers if not a.feasible])
+    measured = {a.config for a in r.answers}
+    for b, w in cand:  # nothing with fewer bits left untried, but what an infeasible one prunes
+        if sum(b) < best and (*b, w) not in measured:
+            assert len(bad) and (np.asarray(b) <= bad).all(axis=1).any()
+    # the best the table holds, where its errors are monotone: the table's own best
+    assert best == min(sum(b) for b, w in cand if o.measure(b, w, LIMITS).feasible)
+
+
+def tpc_default_data():
+    from emlpress.pipelines.tpc.config import DEFAULT_DATA
+
+    return DEFAULT_DATA

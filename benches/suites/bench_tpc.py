@@ -86,13 +86,18 @@ def _run(benchmark, bench, tmp_path, **kw):
         above = s.loc[s["measured_feasible"], "bits_above_optimum"]
         info.update(optimum=opt, above_min=int(above.min()), above_median=float(above.median()),
                     above_max=int(above.max()))
+        if "milp_best_bits" in s:  # the same answers before the local search (the MILP phase's best)
+            before = (s.loc[s["measured_feasible"], "milp_best_bits"] - opt).dropna()
+            if len(before):
+                info.update(milp_above_median=float(before.median()), milp_above_max=int(before.max()),
+                            local_calls_median=float(s["local_oracle_calls"].median()))
     return s, info, opt
 
 
 def _show(bench, info, s, extra=()):
     cols = ["topology", "variant", "r2_error", "first_bits", "first_verdict", "oracle_calls",
             "oracle_calls_to_answer", "loop_s", "bits", "total_bits", "verdict", "loop_stop",
-            "bits_above_optimum", *extra]
+            "bits_above_optimum", "milp_best_bits", "milp_oracle_calls", "local_oracle_calls", *extra]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60,
                            "display.float_format", "{:.4g}".format):
         print(f"\n{bench}: {info}\n" + s[[c for c in cols if c in s]].to_string(index=False))
@@ -122,3 +127,38 @@ def test_open_loop(benchmark, bench, tmp_path):
     benchmark.extra_info.update(info)
     _show(bench, info, s)
     assert (s["oracle_calls"] <= 1).all()
+
+
+def descend(bench: str, start, max_calls: int = 1000) -> tuple[int, int]:
+    """:class:`emlpress.eml.CoordinateDescent` alone from ``start`` (a feasible configuration),
+    every proposal measured by the kernel's error (<= 0.01; the time limit never binds on
+    quiet cores: at most 21 ms in the embedded data): (final total bits, kernel runs)."""
+    from emlpress import eml
+    from emlpress.data import tpc_generate as gen
+
+    data = tpc.load(DATA, bench)
+    lo, hi = data.bit_range()
+    inputs = gen.make_inputs(bench, 0)
+    ref = gen.kernel_reference(bench, inputs)
+    r = eml.run_loop(lambda ctx: (eml.Proposal(start, float(sum(start[:-1]))) if ctx.allowed(start)
+                                  else eml.Proposal(None, status="INFEASIBLE")),
+                     lambda c: gen.run_kernel(bench, list(c[:-1]), inputs, ref, error_only=True)["error"] <= 0.01,
+                     local=eml.CoordinateDescent(lo, hi, data.n_vars), local_calls=max_calls)
+    return int(r.best.objective), r.oracle_calls - 1
+
+
+@pytest.mark.parametrize("bench", [pytest.param(b, marks=[quick] if b == "Saxpy" else [])
+                                   for b in tpc.BENCHMARKS])
+def test_local_descent(benchmark, bench):
+    """The local search alone from five of the table's error-feasible rows (seeded), the
+    figure beside the loop's: how far the oracle alone gets from a start and at what cost."""
+    label(benchmark, f"tpc local descent {bench}", "emlpress.eml.CoordinateDescent")
+    data = tpc.load(DATA, bench)
+    f = data.frame[data.frame["error"] <= 0.01]
+    starts = f.sample(5, random_state=1)
+    out = benchmark.pedantic(lambda: [descend(bench, (*map(int, r[data.var_cols]), r["hardware"]))
+                                      for _, r in starts.iterrows()], rounds=1, iterations=1)
+    benchmark.extra_info.update(starts=[int(v) for v in starts[data.var_cols].sum(axis=1)],
+                                final=[b for b, _ in out], kernel_runs=[c for _, c in out])
+    print(f"\n{bench}: from {benchmark.extra_info['starts']} bits to {benchmark.extra_info['final']} "
+          f"in {benchmark.extra_info['kernel_runs']} kernel runs")

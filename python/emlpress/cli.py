@@ -504,6 +504,7 @@ def _cmd_tpc_run(args) -> int:
         seed=args.seed, final_sparsity=args.final_sparsity, initial_sparsity=args.initial_sparsity,
         compression_bounds=args.compression_bounds, out=args.out, coverage=args.coverage,
         improve_coverage=args.improve_coverage, max_iterations=args.max_iterations, loop_seconds=args.loop_seconds, oracle=args.oracle,
+        local_calls=args.local_calls,
         measured_only=measured_only, truth_seconds=args.truth_seconds, quantized=args.quantized,
     )
     if args.verbose:
@@ -743,6 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"0: open loop (default: {d.max_iterations})")
     r.add_argument("--loop-seconds", type=_SECONDS, default=d.loop_seconds,
                    help=f"time budget of the loop per answer (default: {d.loop_seconds})")
+    r.add_argument("--local-calls", type=_integer(0), default=d.local_calls,
+                   help="oracle calls per answer of the local search around the loop's best measured answer "
+                        f"(one variable lower, or -2/+1 trades); 0: none (default: {d.local_calls})")
     r.add_argument("--oracle", choices=["auto", "kernel", "data"], default=d.oracle,
                    help="how answers are measured: kernel re-run where the data's manifest matches this host, "
                         "else the data table (auto, the default); kernel (required); data (the table only)")

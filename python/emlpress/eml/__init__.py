@@ -11,14 +11,16 @@ labelled measured feasible, measured infeasible or unmeasured (with the reason).
 - :mod:`emlpress.eml.loop`: :func:`run_loop`, :class:`Proposal`, :class:`Context`,
   :class:`Answer`, :class:`LoopResult`
 - :mod:`emlpress.eml.oracle`: :class:`Measurement`, :func:`measure`, :class:`TableOracle`
+- :mod:`emlpress.eml.local`: :class:`CoordinateDescent` (the loop's ``local`` search)
 - :mod:`emlpress.eml.conformal`: :func:`conformal_margin`, :func:`margins`
 """
 
 from emlpress.eml.conformal import conformal_margin, margins
 from emlpress.eml.loop import (FEASIBLE, INFEASIBLE, UNMEASURED, Answer, Context, LoopResult,
                                Observation, Proposal, run_loop)
+from emlpress.eml.local import CoordinateDescent
 from emlpress.eml.oracle import Measurement, TableOracle, measure
 
 __all__ = ["run_loop", "Proposal", "Context", "Observation", "Answer", "LoopResult",
            "Measurement", "TableOracle", "measure", "conformal_margin", "margins",
-           "FEASIBLE", "INFEASIBLE", "UNMEASURED"]
+           "FEASIBLE", "INFEASIBLE", "UNMEASURED", "CoordinateDescent"]

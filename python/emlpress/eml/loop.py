@@ -9,6 +9,9 @@ held-out data. The loop stops when the MILP with its margins and cuts is infeasi
 within the margins, that no better answer exists), or when a budget of oracle calls or
 seconds is spent. Every answer is labelled: ``measured feasible``, ``measured infeasible`` or
 ``unmeasured`` (with the reason: the oracle raised, returned NaN, or the budget was 0).
+An optional ``local`` search then tries neighbours of the best measured answer (each
+measured; :mod:`emlpress.eml.local`), where the surrogate's error keeps the MILP away from
+the optimum.
 
 The three callables (any pipeline or user code)::
 
@@ -79,6 +82,7 @@ class Context:
     better_than: float | None
     sense: str
     observations: list
+    best: tuple | None = None  # the best measured-feasible configuration (for ``local``)
 
     def improves(self, objective: float) -> bool:
         """Whether ``objective`` meets the improvement cut (True when there is none)."""
@@ -174,9 +178,24 @@ def _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_se
         raise ValueError(f"coverage stages must decrease, got {list(coverage)}")
 
 
+def _check_local(local, local_calls, local_seconds, local_after):
+    if local is not None and not callable(local):
+        raise TypeError(f"local must be callable or None, got {type(local).__name__}")
+    if local_calls is not None and (isinstance(local_calls, bool) or not isinstance(local_calls, numbers.Integral)
+                                    or local_calls < 0):
+        raise ValueError(f"local_calls must be an integer >= 0 or None, got {local_calls!r}")
+    if local_seconds is not None and (isinstance(local_seconds, bool) or not isinstance(local_seconds, numbers.Real)
+                                      or not local_seconds >= 0):
+        raise ValueError(f"local_seconds must be a number of seconds >= 0 or None, got {local_seconds!r}")
+    if local_after is not None and (isinstance(local_after, bool) or not isinstance(local_after, numbers.Integral)
+                                    or local_after < 0):
+        raise ValueError(f"local_after must be an integer >= 0 or None, got {local_after!r}")
+
+
 def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverage=0.9,
              sense: str = "min", max_calls: int | None = None, max_seconds: float | None = None,
-             holdout: int = 0, on_iteration=None) -> LoopResult:
+             holdout: int = 0, on_iteration=None, local=None, local_calls: int | None = None,
+             local_seconds: float | None = None, local_after: int | None = None) -> LoopResult:
     """Solve, measure, learn, cut, improve until the MILP proves no better answer exists
     within its margins, or a budget ends the loop (see the module's documentation).
 
@@ -196,9 +215,22 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     ``1 - coverage``. ``coverage`` may be a decreasing sequence of stages, e.g. ``(0.9, 0.5)``:
     when the MILP is infeasible at one stage's margins the loop goes on at the next (smaller
     margins: answers the surrogate is less sure of, each measured), and the proof that stops
-    it is the last stage's; the log's ``coverage`` column says which stage an iteration ran."""
+    it is the last stage's; the log's ``coverage`` column says which stage an iteration ran.
+
+    ``local(ctx) -> Proposal | None``: after the MILP phase ends (by its proof or a budget), a
+    local search around the best measured-feasible answer (``ctx.best``; None when there is
+    none yet: the search may then repair, from the measured answers): each proposal (strictly
+    better than ``ctx.better_than`` when there is a best, not in ``ctx.excluded``) is measured like the MILP's answers and becomes the best when measured
+    feasible; no refit (measurements join ``observations``). It ends when ``local`` returns
+    None, or after ``local_calls`` oracle calls (None: no limit) or ``local_seconds``; its
+    calls count in ``oracle_calls`` (the MILP phase's ``max_calls`` does not bound them), the
+    log's ``phase`` says ``local``, and ``stop`` says how it ended
+    (e.g. :class:`emlpress.eml.local.CoordinateDescent`). ``local_after``: the MILP phase hands
+    over to ``local`` this many oracle calls after its first measured-feasible answer (None:
+    at its proof or budget), sparing the refits whose MILPs the local search out-does."""
     coverages = (coverage,) if isinstance(coverage, numbers.Real) else tuple(coverage)
     _check(problem, oracle, refit, residuals, coverages, sense, max_calls, max_seconds, holdout)
+    _check_local(local, local_calls, local_seconds, local_after)
     stage = 0
     t0 = time.perf_counter()
     excluded, answers, log, observations = [], [], [], []
@@ -206,6 +238,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
     calls = 0
     n_measured = 0
     stop, proven = "", False
+    first_feasible = None  # oracle calls when the first measured-feasible answer came
 
     def recompute(model):
         if residuals is None:
@@ -223,6 +256,11 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
         if max_calls is not None and max_calls > 0 and calls >= max_calls:
             stop = f"oracle budget ({max_calls} calls) spent"
             break
+        if local is not None and local_after is not None and first_feasible is not None \
+                and calls - first_feasible >= local_after:
+            stop = (f"handed over to the local search {local_after} MILP answer"
+                    f"{'s' if local_after != 1 else ''} after the first measured-feasible one")
+            break
         bound = None if best is None else best.objective
         ctx = Context(it, model, dict(margins), list(excluded), bound, sense, list(observations))
         prop = problem(ctx)
@@ -230,7 +268,7 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             raise TypeError(f"problem returned {type(prop).__name__}; expected emlpress.eml.Proposal")
         cut = f"{len(excluded)} no-good" + ("" if bound is None else
                                              f"; improvement: objective {'<' if sense == 'min' else '>'} {bound:g}")
-        row = {"iteration": it, "status": prop.status, "cuts": cut, "better_than": bound,
+        row = {"iteration": it, "phase": "milp", "status": prop.status, "cuts": cut, "better_than": bound,
                "coverage": coverages[stage], **{f"margin_{k}": v for k, v in margins.items()}}
         if prop.config is None:
             row.update(oracle_calls=calls, seconds=time.perf_counter() - t0, label="no answer")
@@ -286,13 +324,72 @@ def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverag
             row["role"] = role
             if a.feasible and obj is not None and (best is None or better(obj, best.objective)):
                 best = a
-            if refit is not None and role == "train":
+                first_feasible = calls if first_feasible is None else first_feasible
+            # the MILP phase ends here when it hands over: no next MILP would use a refit
+            handing_over = (local is not None and local_after is not None and first_feasible is not None
+                            and calls - first_feasible >= local_after)
+            if refit is not None and role == "train" and not handing_over:
                 model = refit(model, [o for o in observations if o.role == "train"])
             margins = recompute(model)
         row.update(oracle_calls=calls, seconds=time.perf_counter() - t0)
         log.append(row)
         if on_iteration is not None:
             on_iteration(row)
+    if local is not None and max_calls != 0:
+        t_local, calls_local, start = time.perf_counter(), calls, None if best is None else best.objective
+        why = ""
+        while True:
+            if local_calls is not None and calls - calls_local >= local_calls:
+                why = f"its budget ({local_calls} calls) spent"
+                break
+            if local_seconds is not None and time.perf_counter() - t_local >= local_seconds:
+                why = f"its time budget ({local_seconds:g} s) spent"
+                break
+            ctx = Context(len(log), model, dict(margins), list(excluded), None if best is None else best.objective,
+                          sense, list(observations), best=None if best is None else best.config)
+            prop = local(ctx)
+            if prop is None or prop.config is None:
+                why = ("no neighbour of the best left to try" if best is not None
+                       else "nothing left to try, none measured feasible")
+                break
+            if not isinstance(prop, Proposal):
+                raise TypeError(f"local returned {type(prop).__name__}; expected emlpress.eml.Proposal or None")
+            config = _key(prop.config)
+            if config in set(excluded):
+                raise ValueError(f"local returned configuration {config}, which was measured or cut "
+                                 "off before: it must honour ctx.excluded")
+            if prop.objective is None or not ctx.improves(prop.objective):
+                raise ValueError(f"local returned configuration {config} with objective "
+                                 f"{prop.objective!r}, not better than the best ({ctx.better_than:g})")
+            row = {"iteration": len(log), "phase": "local", "status": prop.status, "better_than": ctx.better_than,
+                   "cuts": f"{len(excluded)} no-good" + ("" if best is None else
+                                                         f"; local: objective {'<' if sense == 'min' else '>'} "
+                                                         f"{best.objective:g}"), "coverage": coverages[stage],
+                   **{f"margin_{k}": v for k, v in margins.items()}, "config": str(config),
+                   "predicted_objective": prop.objective,
+                   **{f"predicted_{k}": v for k, v in prop.predicted.items()}, **prop.info}
+            meas = measure(oracle, config)
+            calls += 1
+            excluded.append(config)
+            obj = meas.objective if meas.objective is not None else prop.objective
+            if not meas.measured:
+                a = Answer(len(log), config, prop.objective, UNMEASURED, meas.reason, prop, meas)
+            else:
+                a = Answer(len(log), config, obj, FEASIBLE if meas.feasible else INFEASIBLE, "", prop, meas)
+                observations.append(Observation(len(log), config, prop, meas, "train"))
+                row["role"] = "train"
+                if a.feasible and (best is None or better(obj, best.objective)):
+                    best = a
+            answers.append(a)
+            row.update(label=a.label, reason=a.reason, source=meas.source, measured_objective=meas.objective,
+                       **{f"measured_{k}": v for k, v in meas.values.items()},
+                       oracle_calls=calls, seconds=time.perf_counter() - t0)
+            log.append(row)
+            if on_iteration is not None:
+                on_iteration(row)
+        stop += (f"; then a local search: {calls - calls_local} oracle call"
+                 f"{'s' if calls - calls_local != 1 else ''}, best {'none' if start is None else f'{start:g}'} -> "
+                 f"{'none' if best is None else f'{best.objective:g}'}, ended: {why}")
     return LoopResult(answers, best, log, stop, proven, calls, time.perf_counter() - t0, model,
                       margins, observations)
 

@@ -80,6 +80,8 @@ class Config:
     resource_r2_min: float = 0.5      # below: the per-hardware fallback for that limit
     max_iterations: int = 10          # oracle calls per answer after the first (0: open loop)
     loop_seconds: float = 60.0        # per answer
+    local_calls: int = 150            # per answer: the local search after the MILP phase (0: none)
+    local_after: int | None = 2       # MILP answers after the first measured-feasible one, then the local search
     holdout: int = 0                  # every holdout-th measured answer calibrates the margins (0: none)
     improve_probes: int = 2           # deprecated, unused: the loop improves until its proof or budget
     probe_time_limit: float = 5.0     # deprecated, unused
@@ -144,10 +146,14 @@ def _check(cfg: Config) -> None:
     if isinstance(cfg.holdout, bool) or not isinstance(cfg.holdout, numbers.Integral) or cfg.holdout < 0 \
             or cfg.holdout == 1:
         raise ValueError(f"holdout must be 0 (none) or an integer >= 2, got {cfg.holdout!r}")
-    for name in ("max_iterations", "improve_probes"):
+    for name in ("max_iterations", "improve_probes", "local_calls"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    if cfg.local_after is not None and (isinstance(cfg.local_after, bool)
+                                        or not isinstance(cfg.local_after, numbers.Integral) or cfg.local_after < 0):
+        raise ValueError(f"local_after must be an integer >= 0 or None (the MILP phase to its proof "
+                         f"or budget), got {cfg.local_after!r}")
     if not (isinstance(cfg.truth_seconds, numbers.Real) and cfg.truth_seconds >= 0):
         raise ValueError(f"truth_seconds must be >= 0 (0: no brute force), got {cfg.truth_seconds!r}")
     tpc.check_test_size(cfg.test_size)

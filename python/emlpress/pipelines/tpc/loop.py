@@ -42,6 +42,7 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
     candidates = _candidates(oracle, allowed, measured_only)
     first = []
     refits = {"error": 0, "resources": 0, "skipped": 0}  # the networks refit, the refits skipped
+    blo, bhi = data.bit_range()
     open_loop = cfg.max_iterations == 0
 
     def x_of(config) -> np.ndarray:
@@ -118,6 +119,27 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
                       for k, name in enumerate(RESOURCES) if name in res_use)
         return err, res
 
+    current = {}  # the surrogate of the local search's current call, for its ranking
+
+    def slack(configs) -> np.ndarray:
+        """The surrogate's predicted -log10(error) above the limit (no margin): larger first."""
+        X = np.array([x_of(c) for c in configs])
+        return current["sur"].error_prediction(X) + np.log10(cfg.max_error)
+
+    descent = (_TableDescent(candidates, slack) if candidates is not None
+               else eml.CoordinateDescent(blo, bhi, data.n_vars, score=slack))
+
+    def local(ctx: eml.Context) -> eml.Proposal | None:
+        current["sur"] = ctx.model
+        prop = descent(ctx)
+        if prop is None:
+            return None
+        bits, hw = np.asarray(prop.config[:-1]), prop.config[-1]
+        prop.predicted = _predicted(ctx.model, x_of(prop.config)[None, :], hw)
+        prop.info.update(bits=" ".join(map(str, bits)), total_bits=int(bits.sum()), chosen_hardware=hw,
+                         method="local search")
+        return prop
+
     def residuals(sur: Surrogate, held_out: list) -> dict:
         extra = [(x_of(o.config), o.measurement.values) for o in held_out]
         return _residuals(sur, data, cal, res_use, extra)
@@ -136,19 +158,70 @@ def solve_loop(m: _Model, data: tpc.TPCData, split, cfg: Config, oracle: Oracle,
                      refit=None if open_loop else refit, residuals=residuals,
                      coverage=_stages(cfg),
                      max_calls=cfg.max_iterations + 1, max_seconds=cfg.loop_seconds,
-                     holdout=cfg.holdout, on_iteration=on_row)
+                     holdout=cfg.holdout, on_iteration=on_row,
+                     local=None if open_loop or cfg.local_calls == 0 else local, local_calls=cfg.local_calls,
+                     local_after=cfg.local_after)
     stop = ("open loop (max_iterations=0): the answer is measured, not corrected" if open_loop
             else r.stop)
     out = {"loop_stop": stop, "loop_proven": r.proven, "iterations": len(r.log),
            "oracle_calls": r.oracle_calls, "loop_s": r.seconds, "refits_error": refits["error"],
            "refits_resources": refits["resources"], "refits_skipped": refits["skipped"]}
     answered = [row for row in r.log if "bits" in row]
+    # before and after the local search, in one run: the MILP phase's best and its calls
+    milp = [row for row in answered if row.get("phase") == "milp"]
+    milp_best = [row["total_bits"] for row in milp if row.get("label") == eml.FEASIBLE]
+    out.update(milp_best_bits=min(milp_best) if milp_best else None,
+               milp_oracle_calls=milp[-1]["oracle_calls"] if milp else 0,
+               local_oracle_calls=r.oracle_calls - (milp[-1]["oracle_calls"] if milp else 0))
     final = (answered[r.answers.index(r.best)] if r.best is not None
              else answered[-1] if answered else None)
     if final is not None:
         final["oracle_calls_to_answer"] = final["oracle_calls"]
     return {"out": out, "log": r.log, "first": first[0] if first else None, "final": final,
             "final_sur": r.model}
+
+
+def _predicted(sur: Surrogate, x: np.ndarray, hw: str) -> dict:
+    """The surrogate's predictions at one configuration ``x`` (1, n_in), as the MILP's
+    answers carry them (``error`` raw, resources in their units, fallbacks' maxima, the
+    deployed int8 interpreter's)."""
+    pred = {"error": float(10 ** -sur.error_prediction(x)[0])}
+    if sur.resource_net is not None:
+        P = sur.resource_prediction(x)[0]
+        pred.update({name: float(P[k]) for k, name in enumerate(RESOURCES)})
+    for name, worst in sur.fallback.items():
+        pred[name] = worst[hw]
+    if "error" in sur.deployed:  # what the deployed int8 model says there, as for the MILP's answers
+        pred["interpreter_predicted_error"] = float(10 ** -sur.deployed["error"].interpreter_float(x)[0, 0])
+        if "resources" in sur.deployed and sur.resource_net is not None:
+            pred["interpreter_predicted_time"] = float(sur.deployed["resources"].interpreter_float(x)[0, 0])
+    return pred
+
+
+class _TableDescent:
+    """The local search when answers are restricted to the table's configurations (a neighbour
+    one bit away is rarely in it): the table's configurations with fewer total bits than the
+    best, none at or below a measured-infeasible one (more bits never increase the error),
+    the surrogate's most confident first (``score``: predicted slack)."""
+
+    def __init__(self, candidates, score):
+        self.candidates = [(tuple(int(v) for v in b), w) for b, w in candidates]
+        self.score = score
+
+    def __call__(self, ctx: eml.Context) -> eml.Proposal | None:
+        total = sum(ctx.best[:-1])
+        seen = {tuple(c) for c in ctx.excluded}
+        bad = {}
+        for o in ctx.observations:
+            if o.measurement.feasible is False:
+                bad.setdefault(o.config[-1], []).append(o.config[:-1])
+        bad = {w: np.array(v) for w, v in bad.items()}
+        left = [(*b, w) for b, w in self.candidates if sum(b) < total and (*b, w) not in seen
+                and not (w in bad and (np.asarray(b) <= bad[w]).all(axis=1).any())]
+        if not left:
+            return None
+        pick = left[int(np.argmax(self.score(left)))]
+        return eml.Proposal(pick, float(sum(pick[:-1])), "LOCAL", info={"move": "table: fewer bits"})
 
 
 def _stages(cfg: Config) -> tuple:
@@ -183,6 +256,9 @@ def _apply_truth(row: dict, truth: dict) -> None:
     row["brute_force_evaluated"] = truth.get("evaluated")
     if row["measured_feasible"] and truth.get("proven") and truth.get("total_bits") is not None:
         row["bits_above_optimum"] = int(row["total_bits"]) - int(truth["total_bits"])
+        milp = row.get("milp_best_bits")  # the MILP phase's best, before the local search
+        if milp is not None and not (isinstance(milp, float) and np.isnan(milp)):
+            row["milp_bits_above_optimum"] = int(milp) - int(truth["total_bits"])
 
 
 def best_measured_bits(oracle: Oracle, allowed, limits: dict) -> int | None:

@@ -157,6 +157,19 @@ def print_summary(folder: Path, summary: pd.DataFrame, cfg: Config) -> None:
                   f"feasible {int(g['best_measured_bits'].iloc[0])}" + (
                       f"; answers above it by {int(above.min())}-{int(above.max())} (median {above.median():g})"
                       if len(above) else ""))
+        if "milp_best_bits" in g:  # the same answers, before and after the local search
+            ok = g[g["measured_feasible"].astype(bool)]
+            milp = g["milp_best_bits"].dropna()
+            none = len(g) - len(milp)
+            if len(ok):
+                before = (f"median {milp.median():g}, range {int(milp.min())}-{int(milp.max())}"
+                          if len(milp) else "none")
+                print(f"  {bench}: total bits of the loop's MILP phase ({before}"
+                      + (f"; {none} answer{'s' if none != 1 else ''} with none measured feasible, repaired by "
+                         "the local search" if none else "")
+                      + f"), after the local search (median {ok['total_bits'].median():g}, range "
+                      f"{int(ok['total_bits'].min())}-{int(ok['total_bits'].max())}) with "
+                      f"{ok['local_oracle_calls'].median():g} more oracle calls (median)")
     if "loop_proven" in summary:
         proven = int(summary["loop_proven"].fillna(False).astype(bool).sum())
         print(f"loops that proved no answer with fewer bits exists within the margins: {proven} of "

@@ -210,6 +210,9 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
                       "verdict", "milp_forward_diff"):
                 row[k] = last.get(k)
             row["status"] = last["status"]
+            # the MILP's outputs against the embedded model at its answers (a local-search answer has no MILP)
+            diffs = [it["milp_forward_diff"] for it in answered if it.get("phase") == "milp"]
+            row["milp_forward_diff"] = max(diffs) if diffs else float("nan")
         else:
             row["verdict"] = "no answer"
             row["status"] = log[-1]["status"] if log else "NO_CANDIDATES"
@@ -218,13 +221,16 @@ def _job(cfg: Config, folder: Path, bench: str, topo: str, data, oracle: Oracle,
                    oracle_calls_to_answer=(last or {}).get("oracle_calls_to_answer"),
                    loop_s=res["out"]["loop_s"], loop_stop=res["out"]["loop_stop"],
                    loop_proven=res["out"]["loop_proven"],
-                   **{k: res["out"][k] for k in ("refits_error", "refits_resources", "refits_skipped")})
+                   **{k: res["out"][k] for k in ("refits_error", "refits_resources", "refits_skipped",
+                                                 "milp_best_bits", "milp_oracle_calls", "local_oracle_calls")})
         if truth is not None:
             _apply_truth(row, truth)
         feasible = row["measured_feasible"]
         row["best_measured_bits"] = best_in_data
         if feasible and row["best_measured_bits"] is not None:
             row["bits_above_best_measured"] = int(row["total_bits"]) - row["best_measured_bits"]
+            if row.get("milp_best_bits") is not None and not pd.isna(row["milp_best_bits"]):
+                row["milp_bits_above_best_measured"] = int(row["milp_best_bits"]) - row["best_measured_bits"]
         rows.append(row)
         _log(folder, tag, {"row": row, "iterations": log, "oracle": oracle.reason,
                            "lossless": {k: str(v) for k, v in m.reports.items()}})
