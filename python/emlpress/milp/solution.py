@@ -130,7 +130,8 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     rounding a certified bound carries), TIME_LIMIT gives the verified incumbent and the
     certified bound, and HiGHS options set on ``h`` do not apply to it.
 
-    ``start="auto"`` (default; None: off): before HiGHS runs (not the branch-and-bound), a
+    ``start="auto"`` (default; None: off): before HiGHS runs (and before the
+    branch-and-bound, which takes it as its first incumbent), a
     verified point found from the networks themselves (:mod:`emlpress.milp.incumbent`: the
     LP relaxation completed, attacks, local search over activation regions), within a tenth
     of ``time_limit`` (1 to 10 s, taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
@@ -147,7 +148,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     threads = _options.threads(threads)
     _incumbent.check_start(start)  # MIP start (issue 34): a bad value refused whoever answers
     # --- emlpress' own branch-and-bound (milp/bnb.py): models of its form, unless "highs" ---
-    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap)
+    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap, start)  # seeded by the start
     if sol is not None:
         return sol
     # --- end of the branch-and-bound dispatch ---
