@@ -20,8 +20,11 @@ refused with its checked certificate: INFEASIBLE), the starting bounds of every 
 (``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or ``InputSearch`` over the
 input box for at most ``bab.INPUT_DIMS`` inputs, as ``split="auto"`` picks): best first,
 every node value certified from its duals, infeasible nodes dropped on a checked Farkas ray,
-incumbents from seeded samples of the domain, projected-gradient attacks and every node LP's
-optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
+incumbents from :func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks,
+the relaxation completed, local search over activation regions, verified on the model's own
+rows; skipped on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima
+the search's samples find at once), seeded samples of the domain, projected-gradient attacks
+and every node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
 within the MIP gaps asked for of the certified bound, or at the time limit with the best
 verified incumbent and the certified bound (status ``TIME_LIMIT``).
 

@@ -137,7 +137,8 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     of ``time_limit`` (1 to 10 s, taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
     point as good (a time limit with no incumbent), that point is the answer. Models whose
     embedded models have at most ``incumbent.SMALL_MODEL`` binaries get it only under a
-    time limit below a second (HiGHS finds their first point at once).
+    time limit below a second (HiGHS finds their first point at once; the branch-and-bound
+    takes it on every model with rows besides the box, where its own samples do worse).
     ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
     used."""
     time_limit = _options.seconds("time_limit", time_limit)
