@@ -37,6 +37,8 @@ EXPECTED_MINUTES = {
     "lossy": (3, 0.3), "milp": (35, 0.5), "tpc": (20, 5), "epidemics": (20, 0.1),
     "stability": (46, 5), "study": (3, 0), "verified": (60, 6), "predictors": (18, 0.5),
     "solve": (900, 10),
+    # measured 2026-12-06 at load ~18 (emlpress bench [--quick] --only incumbent): 407 s, 151 s
+    "incumbent": (7, 2.5),
 }
 
 quick = pytest.mark.quick  # part of `emlpress bench --quick`

@@ -207,3 +207,23 @@ def test_models_of_another_form_go_to_highs():
     assert solve(h, time_limit=10).solver == "highs"
     with pytest.raises(ValueError, match="solver must be one of"):
         solve(h, solver="gurobi")
+
+
+def test_a_limit_too_short_for_the_search_answers_with_the_start_point():
+    """solve(start="auto") seeds the branch-and-bound with incumbent.start_point's verified
+    point: under a limit the search cannot use, the answer is at least that point, a point
+    of the l1 ball whose forward pass is the objective; start=None runs no start."""
+    net = trained_like([16, 24, 24, 2], seed=5, lo=0.0, hi=1.0)
+    lo, hi, c, eps = np.zeros(16), np.ones(16), np.full(16, 0.5), 2.0
+    coef = np.array([1.0, -1.0])
+    h, nn = _model(net, lo, hi, MAX, coef=coef, l1=(c, eps))
+    s = solve(h, time_limit=0.05, solver="bab")
+    assert s.solver == "emlpress-bab" and s.status == "TIME_LIMIT" and s.has_solution
+    assert s.start and s.start_used and s.objective >= s.start_objective
+    x = s.inputs[nn.name]
+    assert np.abs(x - c).sum() <= eps * (1 + 1e-7) and np.all((x >= lo) & (x <= hi))
+    assert float(net.forward(x[None])[0] @ coef) == pytest.approx(s.objective, abs=1e-9)
+    assert s.best_bound >= s.objective
+    h, nn = _model(net, lo, hi, MAX, coef=coef, l1=(c, eps))
+    s = solve(h, time_limit=0.05, solver="bab", start=None)
+    assert s.start == "" and not s.start_used

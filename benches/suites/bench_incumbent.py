@@ -8,7 +8,7 @@ Run: emlpress bench --only incumbent (or python -m pytest benches/suites/bench_i
 budget (objective, and the time of its first verified point, in extra_info), then
 milp.solve(solver="highs") with a 60 s limit with the start (default) and without
 (start=None), side by side in one run (solver="auto" answers this model by emlpress' own
-branch-and-bound, milp.bnb, which takes no MIP start): the objective of the verified incumbent and HiGHS' bound.
+branch-and-bound, milp.bnb, seeded by the same start): the objective of the verified incumbent and HiGHS' bound.
 Skipped without ../shared/data/mnist.
 """
 

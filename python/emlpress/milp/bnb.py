@@ -20,8 +20,11 @@ refused with its checked certificate: INFEASIBLE), the starting bounds of every 
 (``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or ``InputSearch`` over the
 input box for at most ``bab.INPUT_DIMS`` inputs, as ``split="auto"`` picks): best first,
 every node value certified from its duals, infeasible nodes dropped on a checked Farkas ray,
-incumbents from seeded samples of the domain, projected-gradient attacks and every node LP's
-optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
+incumbents from :func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks,
+the relaxation completed, local search over activation regions, verified on the model's own
+rows; skipped on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima
+the search's samples find at once), seeded samples of the domain, projected-gradient attacks
+and every node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
 within the MIP gaps asked for of the certified bound, or at the time limit with the best
 verified incumbent and the certified bound (status ``TIME_LIMIT``).
 
@@ -321,8 +324,12 @@ class Result:
 
 
 def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
-           mip_abs_gap: float = 1e-6, split: str = "auto", node_limit: int | None = None) -> Result:
-    """Maximise or minimise the objective of ``form`` (module docstring); certified."""
+           mip_abs_gap: float = 1e-6, split: str = "auto", node_limit: int | None = None,
+           x0: np.ndarray | None = None) -> Result:
+    """Maximise or minimise the objective of ``form`` (module docstring); certified.
+    ``x0``: input points ``(k, n_in)`` offered as incumbents before anything else (the start
+    of :func:`emlpress.milp.incumbent.start_point`), admitted into the domain as every
+    witness is."""
     t0 = time.perf_counter()
     deadline = math.inf if time_limit is None else t0 + float(time_limit)
     net, d, lo, hi = form.net, form.domain, form.lo, form.hi
@@ -358,6 +365,8 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
         if v[j] > best["v"]:
             best["v"], best["x"] = float(v[j]), X[j].copy()
 
+    if x0 is not None:  # the start's point: the nodes below it are pruned from the first
+        offer(np.atleast_2d(np.asarray(x0, float)))
     # first incumbents: samples of the domain, then attacks from the best of them
     if d is None or len(lo) <= SAMPLE_DIMS:
         P = _bab._start_points(lo, hi, d, N_SAMPLES)
@@ -455,10 +464,16 @@ def columns(form: Form, x: np.ndarray) -> np.ndarray:
     return v
 
 
-def solve(h, solver: str, time_limit, mip_gap: float, mip_abs_gap: float):
+def solve(h, solver: str, time_limit, mip_gap: float, mip_abs_gap: float, start=None):
     """The :class:`~emlpress.milp.Solution` of ``h`` by :func:`search` when ``solver`` is
     "bab" or "auto" and ``h`` has the form (:func:`recognise`); ``None`` for HiGHS (with
-    ``solver="bab"`` on another form: a ``ValueError`` saying why)."""
+    ``solver="bab"`` on another form: a ``ValueError`` saying why).
+
+    ``start`` ("auto" or None, as :func:`~emlpress.milp.solve` takes it): the verified point
+    of :func:`emlpress.milp.incumbent.start_point` (its budget, a share of ``time_limit``,
+    comes out of the search's) seeds the search, and is the answer where the search ends
+    with no point as good; ``Solution.start``/``start_objective``/``start_used`` say so."""
+    from emlpress.milp import incumbent as _incumbent
     from emlpress.milp.solution import Solution
 
     if solver not in SOLVERS:
@@ -484,18 +499,33 @@ def solve(h, solver: str, time_limit, mip_gap: float, mip_abs_gap: float):
         # a witness counts only once it meets the rows exactly (Domain.holds): on equality
         # rows the search's points seldom do, and it would end without an incumbent
         return None
+    # a box: the search's own samples and attacks find small models' optima at once (and the
+    # start would cost them its second); rows: the start's LP completion finds better points
+    small = _incumbent.SMALL_MODEL if form.domain is None else -1
+    inc = _incumbent.start_point(h, start, time_limit, small_model=small)  # None: off, or small
+    x0 = form.handle.values_at(inc.values)[0] if inc else None
     left = None if time_limit is None else max(0.0, float(time_limit) - (time.perf_counter() - t0))
-    r = search(form, left, mip_gap, mip_abs_gap)
-    if r.x is None and r.status != "TIME_LIMIT":
+    r = search(form, left, mip_gap, mip_abs_gap, x0=x0)
+    sg = 1.0 if form.maximize else -1.0
+    values = None  # every column's value at the answer
+    if inc and (r.x is None or sg * (inc.objective - r.objective) > 0):
+        # the start (verified on the model's own rows) beats what the search kept: the answer
+        ok = abs(r.bound - inc.objective) <= _tolerance(inc.objective, mip_gap, mip_abs_gap)
+        r.status = "OPTIMAL" if ok else ("TIME_LIMIT" if r.status == "TIME_LIMIT" else "FEASIBLE")
+        r.objective, values = inc.objective, inc.values
+    elif r.x is None and r.status != "TIME_LIMIT":
         if solver == "auto":  # searched to the end without a verified point: HiGHS answers
             return None
         r.status = "NUMERICAL"
     sol = Solution(status=r.status, objective=r.objective, best_bound=r.bound,
                    gap=math.inf, nodes=r.nodes, encode_s=float(sum(x.encode_s for x in hd)),
-                   solve_s=0.0, has_solution=r.x is not None, col_values=None,
-                   solver="emlpress-bab")
-    if r.x is not None:
-        v = columns(form, r.x)
+                   solve_s=0.0, has_solution=values is not None or r.x is not None,
+                   col_values=None, solver="emlpress-bab")
+    if inc is not None:  # as solve() fills them for HiGHS
+        sol.start, sol.start_objective = inc.how, inc.objective
+        sol.start_used = bool(inc) and sg * (r.objective - inc.objective) >= 0
+    if sol.has_solution:
+        v = columns(form, r.x) if values is None else values
         sol.col_values = v
         hd0 = form.handle
         x, y = hd0.values_at(v)

@@ -52,7 +52,7 @@ from emlpress.bounds.witnesses import values_and_gradients
 from emlpress.milp import repair as R
 from emlpress.milp.handle import registered_handles
 
-__all__ = ["Incumbent", "find_incumbent", "mip_start", "START_SHARE", "START_MIN_S", "START_MAX_S",
+__all__ = ["Incumbent", "find_incumbent", "mip_start", "start_point", "START_SHARE", "START_MIN_S", "START_MAX_S",
            "SMALL_MODEL"]
 
 #: :func:`mip_start`'s budget: this share of solve()'s time limit, at least START_MIN_S (a
@@ -504,13 +504,26 @@ def check_start(start):
 
 
 def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | None:
-    """What :func:`~emlpress.milp.solve` runs before HiGHS: with ``start="auto"`` and a model
-    holding registered models and integer columns, :func:`find_incumbent` within
-    ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``, at most ``START_MAX_S``
-    seconds; the first point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``. None when ``start`` is None or
-    False, or there is nothing to start (no registered model, no integer column, at most
-    ``SMALL_MODEL`` binaries in the models and a time limit of at least ``START_MIN_S``, or
-    every model's inputs fixed)."""
+    """What :func:`~emlpress.milp.solve` runs before HiGHS: :func:`start_point` (the first
+    point up to ``START_MAX_S`` in any case), its point passed to HiGHS by ``h.setSolution``.
+    None where :func:`start_point` gives none."""
+    inc = start_point(h, start, time_limit, first_limit=START_MAX_S)
+    if inc:
+        st = h.setSolution(int(inc.values.size), np.arange(inc.values.size, dtype=np.int32), inc.values)
+        if st != highspy.HighsStatus.kOk:  # still solve()'s answer if HiGHS ends without one
+            inc.reason = f"HiGHS did not take the start ({st.name})"
+    return inc
+
+
+def start_point(h, start="auto", time_limit: float | None = None,
+                first_limit: float | None = None, small_model: int | None = None) -> Incumbent | None:
+    """With ``start="auto"`` and a model holding registered models and integer columns,
+    :func:`find_incumbent` within ``START_SHARE`` of ``time_limit`` (at least ``START_MIN_S``,
+    at most ``START_MAX_S`` seconds; the first point up to ``first_limit``, default that
+    budget); ``h`` is not changed (:mod:`emlpress.milp.bnb` seeds its search with the point).
+    None when ``start`` is None or False, or there is nothing to start (no registered model,
+    no integer column, at most ``small_model`` (default ``SMALL_MODEL``) binaries in the models and a time limit of at
+    least ``START_MIN_S``, or every model's inputs fixed)."""
     if check_start(start) is None:
         return None
     if not registered_handles(h):
@@ -520,16 +533,12 @@ def mip_start(h, start="auto", time_limit: float | None = None) -> Incumbent | N
         return None
     # the models' own binaries (a network's phases): what makes HiGHS slow to a first point
     n_bin = sum(int(getattr(hd, "n_binaries", 0)) for hd in registered_handles(h))
-    if n_bin <= SMALL_MODEL and (time_limit is None or time_limit >= START_MIN_S):
+    small_model = SMALL_MODEL if small_model is None else small_model  # read now: tests set it
+    if n_bin <= small_model and (time_limit is None or time_limit >= START_MIN_S):
         return None
     ins = np.concatenate([hd.input_cols for hd in registered_handles(h)]).astype(np.int64)
     if np.all(np.asarray(lp.col_lower_)[ins] == np.asarray(lp.col_upper_)[ins]):
         return None  # every model's input fixed: HiGHS' own propagation gives the point
     budget = START_MAX_S if time_limit is None else START_SHARE * float(time_limit)
-    inc = find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)),
-                         first_limit=START_MAX_S)
-    if inc:
-        st = h.setSolution(int(inc.values.size), np.arange(inc.values.size, dtype=np.int32), inc.values)
-        if st != highspy.HighsStatus.kOk:  # still solve()'s answer if HiGHS ends without one
-            inc.reason = f"HiGHS did not take the start ({st.name})"
-    return inc
+    return find_incumbent(h, time_limit=min(START_MAX_S, max(START_MIN_S, budget)),
+                          first_limit=first_limit)

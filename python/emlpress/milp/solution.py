@@ -130,13 +130,15 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     rounding a certified bound carries), TIME_LIMIT gives the verified incumbent and the
     certified bound, and HiGHS options set on ``h`` do not apply to it.
 
-    ``start="auto"`` (default; None: off): before HiGHS runs (not the branch-and-bound), a
+    ``start="auto"`` (default; None: off): before HiGHS runs (and before the
+    branch-and-bound, which takes it as its first incumbent), a
     verified point found from the networks themselves (:mod:`emlpress.milp.incumbent`: the
     LP relaxation completed, attacks, local search over activation regions), within a tenth
     of ``time_limit`` (1 to 10 s, taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
     point as good (a time limit with no incumbent), that point is the answer. Models whose
     embedded models have at most ``incumbent.SMALL_MODEL`` binaries get it only under a
-    time limit below a second (HiGHS finds their first point at once).
+    time limit below a second (HiGHS finds their first point at once; the branch-and-bound
+    takes it on every model with rows besides the box, where its own samples do worse).
     ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
     used."""
     time_limit = _options.seconds("time_limit", time_limit)
@@ -147,7 +149,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     threads = _options.threads(threads)
     _incumbent.check_start(start)  # MIP start (issue 34): a bad value refused whoever answers
     # --- emlpress' own branch-and-bound (milp/bnb.py): models of its form, unless "highs" ---
-    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap)
+    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap, start)  # seeded by the start
     if sol is not None:
         return sol
     # --- end of the branch-and-bound dispatch ---
