@@ -410,6 +410,7 @@ def _least_squares_net(X, Y):
 
 
 @pytest.mark.parametrize("field, value, words", [("oracle_calls", -1, "oracle_calls"),
+                                                 ("polish_calls", 2.5, "polish_calls"),
                                                  ("calibration", 5, "calibration = 5"),
                                                  ("pruned_r2_margin", 2.0, "pruned_r2_margin"),
                                                  ("coverage", 1.0, "coverage")])
