@@ -324,16 +324,19 @@ def test_the_loop_with_a_tree_learns_the_trajectories_and_finds_the_optimum():
 
 def test_neighbours_are_the_one_npi_changes_within_the_budget():
     """Against every 3-week schedule enumerated: the neighbours are exactly the schedules
-    within the budget whose NPIs differ from the start's in one NPI of one week, as their
-    cheapest combination of the same beta (each once, never the start)."""
+    within the budget whose NPIs differ from the start's in one NPI of one week, or in one
+    NPI moved between two weeks (its column of the NPI matrix: one 1 -> 0, one 0 -> 1), as
+    their cheapest combination of the same beta (each once, never the start)."""
     from emlpress.pipelines.epidemics import improve as I
 
     inst = sir.Instance(weeks=3, budget=9.0)
     choices, beta, cost = sir.combinations()
     every = np.array(list(itertools.product(range(32), repeat=3)))
     for start in [(0, 0, 0), (3, 4, 0), (4, 1, 2)]:  # none, masks + dad then dad, ...
-        changed = np.abs(choices[every] - choices[list(start)]).sum(axis=(1, 2))
-        near = every[(changed == 1) & (cost[every].sum(1) <= 9.0)]
+        diff = choices[every] - choices[list(start)]  # (schedules, weeks, NPIs)
+        changed = np.abs(diff).sum(axis=(1, 2))
+        moved = (changed == 2) & (np.abs(diff).sum(1).max(1) == 2) & (diff.sum(axis=(1, 2)) == 0)
+        near = every[((changed == 1) | moved) & (cost[every].sum(1) <= 9.0)]
         want = {I.canonical(inst, s) for s in near} - {I.canonical(inst, start)}
         got = I.neighbours(inst, start)
         assert len(got) == len(set(got)) and set(got) == want and want

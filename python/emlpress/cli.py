@@ -645,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"not simulated; default: {e.oracle_calls})")
     er.add_argument("--polish-calls", type=_integer(0), default=None,
                     help="then at most this many simulations of a local search from the loop's "
-                         f"best plan, one NPI changed in one week (0: none; default: {e.polish_calls})")
+                         f"best plan, one NPI changed in one week or moved to another (0: none; default: {e.polish_calls})")
     er.add_argument("--no-loop", action="store_true",
                     help="leave out the loop rows (the planning loop on emlpress.eml per model)")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")

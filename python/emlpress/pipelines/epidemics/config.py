@@ -54,7 +54,7 @@ class Config:
     loop: bool = True
     oracle_calls: int = 20            # plan simulations per loop row (0: the open loop)
     #: then at most this many more: a local search from the loop's best plan, one NPI
-    #: changed in one week, each neighbour simulated (improve.polish; 0: none)
+    #: changed in one week or moved to another, each neighbour simulated (improve.polish; 0: none)
     polish_calls: int = 30
     coverage: float = 0.9             # of the conformal margin on S after the last week
     calibration: int = 19             # seeded random schedules simulated for that margin

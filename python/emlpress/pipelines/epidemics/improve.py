@@ -303,23 +303,38 @@ class Refit:
 
 
 def neighbours(instance: sir.Instance, schedule) -> list[tuple]:
-    """The schedules within the budget that differ from ``schedule`` by one NPI switched on or
-    off in one week (each as :func:`canonical` gives it, each once, ``schedule`` itself not)."""
+    """The schedules within the budget one step from ``schedule``: one NPI switched on or off
+    in one week, or one NPI moved from one week to another (off in the one, on in the other:
+    the same spend, which a plan that spends the whole budget can only change that way); each
+    as :func:`canonical` gives it, each once, ``schedule`` itself not."""
     choices, _, cost = sir.combinations(instance.npis, instance.beta0)
     index = {tuple(row): k for k, row in enumerate(choices)}
+    rows = choices[[int(k) for k in schedule]]
     own = canonical(instance, schedule)
     out = {}
-    for w, k in enumerate(schedule):
+
+    def add(r):
+        s = [index[tuple(x)] for x in r]
+        if cost[s].sum() <= instance.budget + sir.BUDGET_SLACK:
+            c = canonical(instance, s)
+            if c != own:
+                out.setdefault(c, None)
+
+    for w in range(len(rows)):
         for j in range(choices.shape[1]):
-            row = choices[int(k)].copy()
-            row[j] ^= 1
-            s = list(schedule)
-            s[w] = index[tuple(row)]
-            if cost[s].sum() <= instance.budget + sir.BUDGET_SLACK:
-                c = canonical(instance, s)
-                if c != own:
-                    out.setdefault(c, None)
+            r = rows.copy()
+            r[w, j] ^= 1
+            add(r)
+            for v in range(len(rows)):  # NPI j moved from week w to week v
+                if rows[w, j] and not rows[v, j]:
+                    r = rows.copy()
+                    r[w, j], r[v, j] = 0, 1
+                    add(r)
     return list(out)
+
+
+LOCAL_OPTIMUM = ("local optimum: every neighbour (one NPI changed in one week or moved to another) "
+                 "simulated, none better")
 
 
 @dataclass
@@ -356,7 +371,7 @@ def polish(instance: sir.Instance, model, start, start_measurement, oracle, max_
     while True:
         cand = [c for c in neighbours(instance, cur) if c not in seen]
         if not cand:
-            stop = "local optimum: every neighbour (one NPI changed in one week) simulated, none better"
+            stop = LOCAL_OPTIMUM
             break
         order = np.argsort(-chained_s(model, instance, np.array(cand, np.int64)), kind="stable")
         moved = False
@@ -373,8 +388,7 @@ def polish(instance: sir.Instance, model, start, start_measurement, oracle, max_
                 moves += 1
                 break
         if not moved:
-            stop = (f"simulation budget ({max_calls} calls) spent" if calls >= max_calls else
-                    "local optimum: every neighbour (one NPI changed in one week) simulated, none better")
+            stop = f"simulation budget ({max_calls} calls) spent" if calls >= max_calls else LOCAL_OPTIMUM
             break
     return Polished((cur, cur_m), float(start_measurement.objective), calls, moves, stop, tried)
 
