@@ -293,6 +293,10 @@ def test_the_loop_measures_and_labels_every_plan_and_its_gap_is_against_the_brut
                              (1, 1), truth, Xtr, Ytr)
     row = rec["row"]
     assert row["oracle_calls"] >= 1 and row["brute_force_schedules"] == n
+    # the local search after the loop: its simulations are in the row's calls and its log
+    assert row["oracle_calls"] == row["loop_calls"] + row["polish_calls"] == len(rec["loop"]) - (
+        rec["loop"][-1].get("label") == "no answer") + len(rec["polish"])
+    assert row["simulated_S"] >= row["loop_S"] and 1 <= row["calls_to_best"] <= row["oracle_calls"]
     assert row["gap_to_optimum"] == pytest.approx((best - row["simulated_S"]) / best, abs=1e-9)
     assert row["simulated_S"] == sir.simulate(inst, [int(v) for v in row["schedule"].split()],
                                               reference=True)[-1, 0]
@@ -316,6 +320,52 @@ def test_the_loop_with_a_tree_learns_the_trajectories_and_finds_the_optimum():
     assert out.refits >= 1  # the first plan's weeks were mispredicted and learnt
     assert out.result.best.objective == best  # both by the reference integrator
     assert len(out.result.answers) < n and "proven" in out.result.stop
+
+
+def test_neighbours_are_the_one_npi_changes_within_the_budget():
+    """Against every 3-week schedule enumerated: the neighbours are exactly the schedules
+    within the budget whose NPIs differ from the start's in one NPI of one week, or in one
+    NPI moved between two weeks (its column of the NPI matrix: one 1 -> 0, one 0 -> 1), as
+    their cheapest combination of the same beta (each once, never the start)."""
+    from emlpress.pipelines.epidemics import improve as I
+
+    inst = sir.Instance(weeks=3, budget=9.0)
+    choices, beta, cost = sir.combinations()
+    every = np.array(list(itertools.product(range(32), repeat=3)))
+    for start in [(0, 0, 0), (3, 4, 0), (4, 1, 2)]:  # none, masks + dad then dad, ...
+        diff = choices[every] - choices[list(start)]  # (schedules, weeks, NPIs)
+        changed = np.abs(diff).sum(axis=(1, 2))
+        moved = (changed == 2) & (np.abs(diff).sum(1).max(1) == 2) & (diff.sum(axis=(1, 2)) == 0)
+        near = every[((changed == 1) | moved) & (cost[every].sum(1) <= 9.0)]
+        want = {I.canonical(inst, s) for s in near} - {I.canonical(inst, start)}
+        got = I.neighbours(inst, start)
+        assert len(got) == len(set(got)) and set(got) == want and want
+
+
+def test_polish_ends_at_a_local_optimum_of_the_simulator_and_counts_its_calls():
+    """The measured local search from a poor plan, ranked by a poor surrogate: it never gets
+    worse, every simulation is counted and recorded, and where it says local optimum every
+    neighbour's S (simulated here, independently) is at most its own; a budget of 3 calls
+    stops it after 3."""
+    from emlpress.eml import measure
+    from emlpress.pipelines.epidemics import improve as I
+
+    inst = sir.Instance(weeks=3, budget=9.0)
+    net = _surrogate_network(3)
+    start = (0, 0, 0)
+    oracle = I.SimulatorOracle(inst)
+    m0 = measure(oracle, start)
+    p = I.polish(inst, net, start, m0, oracle, max_calls=200)
+    sched, m = p.best
+    assert oracle.calls == 1 + p.calls == 1 + len(p.tried) and p.moves >= 1
+    assert m.objective == sir.simulate(inst, sched, reference=True)[-1, 0] > m0.objective
+    assert m.objective == max([m0.objective] + [t.objective for _, t in p.tried if t.feasible])
+    assert "local optimum" in p.stop
+    for c in I.neighbours(inst, sched):
+        assert sir.simulate(inst, c, reference=True)[-1, 0] <= m.objective
+    short = I.polish(inst, net, start, m0, I.SimulatorOracle(inst), max_calls=3)
+    assert short.calls == 3 and "budget" in short.stop
+    assert short.best[1].objective >= m0.objective
 
 
 def test_layer_sparsities_keep_weights_in_small_layers():
@@ -363,6 +413,7 @@ def _least_squares_net(X, Y):
 
 
 @pytest.mark.parametrize("field, value, words", [("oracle_calls", -1, "oracle_calls"),
+                                                 ("polish_calls", 2.5, "polish_calls"),
                                                  ("calibration", 5, "calibration = 5"),
                                                  ("pruned_r2_margin", 2.0, "pruned_r2_margin"),
                                                  ("coverage", 1.0, "coverage")])

@@ -137,8 +137,9 @@ def _truth(weeks):
 @pytest.mark.parametrize("topology, weeks", [pytest.param(*c, marks=[quick] if c == ("8", 3) else [])
                                              for c in LOOP_CASES])
 def test_loop(benchmark, topology, weeks):
-    """The loop (emlpress.eml) from the trained network, at most 20 plan simulations; the open
-    loop's plan is its first answer; random search gets the loop's simulations (plans and
+    """The loop (emlpress.eml) from the trained network, at most 20 plan simulations, then the
+    measured local search from its best plan (at most 30 more); the open loop's plan is its
+    first answer; random search gets as many simulations (plans, local search and
     calibration), seeded."""
     from emlpress.pipelines.epidemics import improve as I
 
@@ -149,19 +150,24 @@ def test_loop(benchmark, topology, weeks):
     inst = sir.Instance(weeks=weeks, budget=20 / 3 * weeks)
     truth = _truth(weeks)
     out = benchmark.pedantic(lambda: I.improve(inst, net, Xtr, Ytr, bounding="reachable",
-                                               oracle_calls=20, time_limit=TIME_LIMIT),
+                                               oracle_calls=c.oracle_calls, time_limit=TIME_LIMIT,
+                                               polish_calls=c.polish_calls),
                              rounds=1, iterations=1)
     r = out.result
     first = next(a for a in r.answers if a.measured)
-    sims = r.oracle_calls + out.calibration_simulations
+    sims = out.oracle_calls + out.calibration_simulations
     rand = I.random_schedules(inst, sims, seed=1)
     rand_s = max(sir.simulate(inst, s, reference=True)[-1, 0] for s in rand)
     gap = lambda s: (truth.best_s - s) / truth.best_s  # noqa: E731
-    info = dict(oracle_calls=r.oracle_calls, calibration=out.calibration_simulations,
-                calls_to_best=1 + sum(a.iteration < r.best.iteration for a in r.answers),
-                refits=out.refits, stop=r.stop[:60], proven=r.proven, gap=gap(r.best.objective),
-                open_loop_gap=gap(first.objective), random_gap=gap(rand_s),
-                brute_force_weeks=truth.n_simulated_weeks, loop_weeks=sims * weeks)
+    order = [a.config for a in r.answers] + [s for s, _ in out.polish.tried]
+    best, meas = out.best
+    info = dict(oracle_calls=out.oracle_calls, loop_calls=r.oracle_calls, polish_calls=out.polish.calls,
+                calibration=out.calibration_simulations, calls_to_best=1 + order.index(tuple(best)),
+                refits=out.refits, stop=r.stop[:60], polish_stop=out.polish.stop[:40], proven=r.proven,
+                gap=gap(meas.objective), loop_gap=gap(r.best.objective), open_loop_gap=gap(first.objective),
+                random_gap=gap(rand_s), seconds=out.seconds, brute_force_weeks=truth.n_simulated_weeks,
+                loop_weeks=sims * weeks)
     benchmark.extra_info.update(info)
     print(f"\n{topology} {weeks}w loop: " + ", ".join(f"{k} {v}" for k, v in info.items()))
-    assert r.best.objective <= truth.best_s + 1e-9  # no plan beats the brute force
+    assert meas.objective <= truth.best_s + 1e-9  # no plan beats the brute force
+    assert meas.objective == sir.simulate(inst, best, reference=True)[-1, 0]

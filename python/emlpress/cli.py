@@ -321,7 +321,7 @@ _EPIDEMICS_OPTIONS = {"topologies": "topologies", "variants": "variants", "horiz
                       "budget_per_week": "budget_per_week", "epochs": "epochs",
                       "time_limit": "time_limit", "no_tree": "tree", "seed": "seed",
                       "bounding": "bounding", "no_ptq": "ptq_table", "oracle_calls": "oracle_calls",
-                      "no_loop": "loop"}
+                      "polish_calls": "polish_calls", "no_loop": "loop"}
 
 
 def _interrupted(pipeline, command: str, what: str, folder=None) -> int:
@@ -644,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--oracle-calls", type=_integer(0), default=None,
                     help="plan simulations each loop row may spend (0: the open loop, one plan "
                          f"not simulated; default: {e.oracle_calls})")
+    er.add_argument("--polish-calls", type=_integer(0), default=None,
+                    help="then at most this many simulations of a local search from the loop's "
+                         f"best plan, one NPI changed in one week or moved to another (0: none; default: {e.polish_calls})")
     er.add_argument("--no-loop", action="store_true",
                     help="leave out the loop rows (the planning loop on emlpress.eml per model)")
     er.add_argument("--no-tree", action="store_true", help="leave out the decision tree")

@@ -53,6 +53,9 @@ class Config:
     #: simulated, learnt, cut; see improve.py) with the first bounding
     loop: bool = True
     oracle_calls: int = 20            # plan simulations per loop row (0: the open loop)
+    #: then at most this many more: a local search from the loop's best plan, one NPI
+    #: changed in one week or moved to another, each neighbour simulated (improve.polish; 0: none)
+    polish_calls: int = 30
     coverage: float = 0.9             # of the conformal margin on S after the last week
     calibration: int = 19             # seeded random schedules simulated for that margin
     refit_epochs: int = 5             # epochs of each warm-started refit of a network
@@ -77,6 +80,10 @@ def check(cfg: Config) -> None:
             or cfg.oracle_calls < 0:
         raise ValueError(f"oracle_calls = {cfg.oracle_calls!r}: plan simulations per loop row, an "
                          "integer >= 0 (0: the open loop)")
+    if isinstance(cfg.polish_calls, bool) or not isinstance(cfg.polish_calls, (int, np.integer)) \
+            or cfg.polish_calls < 0:
+        raise ValueError(f"polish_calls = {cfg.polish_calls!r}: simulations of the local search after "
+                         "each loop, an integer >= 0 (0: none)")
     if not (isinstance(cfg.coverage, float) and 0.0 < cfg.coverage < 1.0):
         raise ValueError(f"coverage = {cfg.coverage!r} must lie in (0, 1), e.g. 0.9")
     if cfg.calibration < cfg.coverage / (1.0 - cfg.coverage) - 1e-9:

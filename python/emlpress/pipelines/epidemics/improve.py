@@ -35,6 +35,8 @@ WRONG = 1e-4
 LOOP_WEIGHT = 200.0
 #: the improvement cut asks for a predicted S above (best simulated S - margin) + STEP
 STEP = 1e-7
+#: simulations the measured local search after the loop (:func:`polish`) may spend by default
+POLISH_CALLS = 30
 #: the loop's reachable bounding enumerates a week's inputs while at most this many (then
 #: boxes): each plan is a new model's MILP, and the run's 10 million took minutes a plan at
 #: 6 weeks
@@ -300,35 +302,150 @@ class Refit:
         return clone(model).fit(Xa, Ya, sample_weight=w)
 
 
+def neighbours(instance: sir.Instance, schedule) -> list[tuple]:
+    """The schedules within the budget one step from ``schedule``: one NPI switched on or off
+    in one week, or one NPI moved from one week to another (off in the one, on in the other:
+    the same spend, which a plan that spends the whole budget can only change that way); each
+    as :func:`canonical` gives it, each once, ``schedule`` itself not."""
+    choices, _, cost = sir.combinations(instance.npis, instance.beta0)
+    index = {tuple(row): k for k, row in enumerate(choices)}
+    rows = choices[[int(k) for k in schedule]]
+    own = canonical(instance, schedule)
+    out = {}
+
+    def add(r):
+        s = [index[tuple(x)] for x in r]
+        if cost[s].sum() <= instance.budget + sir.BUDGET_SLACK:
+            c = canonical(instance, s)
+            if c != own:
+                out.setdefault(c, None)
+
+    for w in range(len(rows)):
+        for j in range(choices.shape[1]):
+            r = rows.copy()
+            r[w, j] ^= 1
+            add(r)
+            for v in range(len(rows)):  # NPI j moved from week w to week v
+                if rows[w, j] and not rows[v, j]:
+                    r = rows.copy()
+                    r[w, j], r[v, j] = 0, 1
+                    add(r)
+    return list(out)
+
+
+LOCAL_OPTIMUM = ("local optimum: every neighbour (one NPI changed in one week or moved to another) "
+                 "simulated, none better")
+
+
+@dataclass
+class Polished:
+    """:func:`polish`'s result: ``best`` (schedule, its measurement) where it ended (the start
+    if nothing gained), ``start_s``, ``calls`` (simulations), ``moves`` (improving steps
+    taken), ``stop`` (why it ended), ``tried``: (schedule, measurement) in the order
+    simulated."""
+
+    best: tuple
+    start_s: float
+    calls: int
+    moves: int
+    stop: str
+    tried: list
+
+
+def polish(instance: sir.Instance, model, start, start_measurement, oracle, max_calls: int,
+           seen=()) -> Polished:
+    """A measured local search from ``start`` (a schedule the oracle measured feasible, as
+    ``start_measurement``): its :func:`neighbours` not in ``seen`` (already simulated), ranked
+    by ``model``'s predicted S (:func:`chained_s`: the surrogate orders, the simulator decides),
+    are simulated one by one until one beats the current S; the search moves there and goes
+    on, until no neighbour gains (a local optimum of the simulator, every neighbour simulated)
+    or ``max_calls`` simulations are spent. A neighbour the oracle cannot measure is skipped.
+    Where the surrogate's last percent is noise, its ranking still puts the few schedules
+    worth simulating first."""
+    from emlpress.eml import measure
+
+    seen = {tuple(s) for s in seen}
+    cur, cur_m = tuple(start), start_measurement
+    seen.add(cur)
+    calls, moves, tried = 0, 0, []
+    while True:
+        cand = [c for c in neighbours(instance, cur) if c not in seen]
+        if not cand:
+            stop = LOCAL_OPTIMUM
+            break
+        order = np.argsort(-chained_s(model, instance, np.array(cand, np.int64)), kind="stable")
+        moved = False
+        for k in order:
+            if calls >= max_calls:
+                break
+            c = cand[int(k)]
+            m = measure(oracle, c)
+            calls += 1
+            seen.add(c)
+            tried.append((c, m))
+            if m.measured and m.feasible and m.objective > cur_m.objective:
+                cur, cur_m, moved = c, m, True
+                moves += 1
+                break
+        if not moved:
+            stop = f"simulation budget ({max_calls} calls) spent" if calls >= max_calls else LOCAL_OPTIMUM
+            break
+    return Polished((cur, cur_m), float(start_measurement.objective), calls, moves, stop, tried)
+
+
 @dataclass
 class Improved:
     """:func:`improve`'s result: the loop's (``result``: an :class:`emlpress.eml.LoopResult`),
-    the calibration simulations spent on the margins, the refits, the wall time."""
+    the calibration simulations spent on the margins, the refits, the wall time, and the
+    measured local search from the loop's best plan (``polish``: a :class:`Polished`, None
+    when it did not run)."""
 
     result: object
     calibration_simulations: int
     refits: int
     seconds: float
+    polish: Polished | None = None
+
+    @property
+    def best(self):
+        """(schedule, measurement) of the best simulated plan within the budget (the loop's,
+        or the local search's where it gained), None if none."""
+        if self.polish is not None:
+            return self.polish.best
+        b = self.result.best
+        return None if b is None else (b.config, b.measurement)
+
+    @property
+    def oracle_calls(self) -> int:
+        """Plan simulations: the loop's and the local search's (not the calibration's)."""
+        return self.result.oracle_calls + (self.polish.calls if self.polish else 0)
 
 
 def improve(instance: sir.Instance, model, Xtr, Ytr, *, bounding: str = "reachable",
             oracle_calls: int = ORACLE_CALLS, time_limit: float | None = 60.0,
             coverage: float = COVERAGE, calibration: int = CALIBRATION, refit_epochs: int = 5,
-            seed: int = 0, refit: bool = True) -> Improved:
+            seed: int = 0, refit: bool = True, polish_calls: int = POLISH_CALLS) -> Improved:
     """The planning loop for ``model`` (a Network, an int8 model or a tree) on ``instance``:
     :func:`emlpress.eml.run_loop` with :class:`PlanProblem`, :class:`SimulatorOracle`,
     :class:`Refit` (on ``Xtr``, ``Ytr``; none with ``refit=False``) and :class:`Residuals`
     (``calibration`` schedules, ``coverage``), maximizing S, at most ``oracle_calls`` plan
-    simulations (0: the open loop, one plan, not simulated)."""
+    simulations (0: the open loop, one plan, not simulated); then :func:`polish` from the
+    loop's best plan, at most ``polish_calls`` more simulations (0: none), ranked by the
+    loop's last model."""
     from emlpress.eml import run_loop
 
     t0 = time.perf_counter()
     res = Residuals(instance, calibration, seed)
     fit = Refit(instance, Xtr, Ytr, refit_epochs, seed) if refit else _Keep()
     fit.residuals = res
-    out = run_loop(PlanProblem(instance, bounding, time_limit), SimulatorOracle(instance), model=model,
+    oracle = SimulatorOracle(instance)
+    out = run_loop(PlanProblem(instance, bounding, time_limit), oracle, model=model,
                    refit=fit, residuals=res, coverage=coverage, sense="max", max_calls=oracle_calls)
-    return Improved(out, res.simulations, fit.refits, time.perf_counter() - t0)
+    pol = None
+    if polish_calls and out.best is not None:
+        pol = polish(instance, out.model, out.best.config, out.best.measurement, oracle, polish_calls,
+                     seen=[a.config for a in out.answers])
+    return Improved(out, res.simulations, fit.refits, time.perf_counter() - t0, pol)
 
 
 class _Keep:

@@ -24,7 +24,7 @@ from emlpress.pipelines.epidemics.config import (_FREE, CONFIG_FILE, Config, _co
 from emlpress.pipelines.epidemics.folder import (_incomplete, _log_path, _mark, _model_path,
                                                  _records)
 from emlpress.network import Network
-from emlpress.pipelines.epidemics.improve import improve, trajectory as improve_trajectory
+from emlpress.pipelines.epidemics.improve import chained_s, improve, trajectory as improve_trajectory
 from emlpress.pipelines.epidemics.model import NotApplicable, Plan, plan
 from emlpress.pipelines.epidemics.report import _finish, _summary_rows
 from emlpress.pipelines.epidemics.surrogate import evaluate, train_models
@@ -225,14 +225,15 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
            **metrics, "units_removed": "", "message": "", "schedule": "", "cost": None,
            "predicted_S": float("nan"), "simulated_S": float("nan"),
            "simulated_by": "reference SIR (DOP853, 1e-12)"}
-    log, predicted, simulated = [], None, None
+    log, predicted, simulated, polish_log = [], None, None, []
     try:
         if metrics.get("flag"):
             raise _Skip("NOT_PLANNED", metrics["flag"])
         out = improve(inst, model, Xtr, Ytr, bounding=bounding, oracle_calls=cfg.oracle_calls,
                       time_limit=cfg.time_limit, coverage=cfg.coverage, calibration=cfg.calibration,
                       refit_epochs=cfg.refit_epochs, seed=cfg.seed,
-                      refit=isinstance(model, Network) or hasattr(model, "tree_"))
+                      refit=isinstance(model, Network) or hasattr(model, "tree_"),
+                      polish_calls=cfg.polish_calls)
     except _Skip as e:
         row.update(status=e.status, message=e.message)
     except NotApplicable as e:
@@ -242,25 +243,36 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
     else:
         r = out.result
         log = r.log
-        best = r.best
         first = next((a for a in r.answers if a.measured), None)
         status = ("OPEN_LOOP" if cfg.oracle_calls == 0 else "PROVEN" if r.proven
                   else "BUDGET" if "budget" in r.stop else "STOPPED")
+        pol = out.polish
+        polish_log = [{"schedule": " ".join(map(str, c)), "simulated_S": m.objective,
+                       "label": "measured feasible" if m.feasible else
+                       "measured infeasible" if m.measured else f"unmeasured: {m.reason}"}
+                      for c, m in (pol.tried if pol else [])]
         row.update(status=status,
-                   message=r.stop, oracle_calls=r.oracle_calls,
+                   message=r.stop + (f"; local search: {pol.stop}" if pol else ""),
+                   oracle_calls=out.oracle_calls, loop_calls=r.oracle_calls,
+                   polish_calls=pol.calls if pol else 0, polish_moves=pol.moves if pol else 0,
+                   loop_S=r.best.objective if r.best is not None else float("nan"),
                    calibration_simulations=out.calibration_simulations,
-                   simulated_weeks=(r.oracle_calls + out.calibration_simulations) * hz,
+                   simulated_weeks=(out.oracle_calls + out.calibration_simulations) * hz,
                    refits=out.refits, loop_s=out.seconds, margin_S=r.margins.get("S", float("nan")),
                    open_loop_S=first.objective if first is not None else float("nan"),
                    unmeasured=sum(not a.measured for a in r.answers))
-        if best is not None:
-            sched = np.array(best.config)
-            simulated = improve_trajectory(inst, best.measurement.values)
-            row.update(schedule=" ".join(map(str, sched)), cost=best.measurement.values["cost"],
-                       predicted_S=best.proposal.objective, simulated_S=best.objective,
-                       label=best.label, calls_to_best=1 + sum(a.iteration < best.iteration
-                                                                 for a in r.answers))
-        if best is None and r.answers and not r.answers[-1].measured:  # the open loop's plan
+        if out.best is not None:
+            config, meas = out.best
+            simulated = improve_trajectory(inst, meas.values)
+            # the simulations until the best: the loop's answers, then the local search's
+            sims = [a.config for a in r.answers] + ([c for c, _ in pol.tried] if pol else [])
+            row.update(schedule=" ".join(map(str, config)), cost=meas.values["cost"],
+                       predicted_S=float(chained_s(r.model, inst, np.array([config], np.int64))[0])
+                       if pol is not None and pol.moves else r.best.proposal.objective,
+                       simulated_S=meas.objective, label="measured feasible",
+                       found_by="local search" if pol is not None and pol.moves else "loop",
+                       calls_to_best=1 + sims.index(tuple(config)))
+        if out.best is None and r.answers and not r.answers[-1].measured:  # the open loop's plan
             a = r.answers[-1]
             row.update(schedule=" ".join(map(str, a.config)), predicted_S=a.proposal.objective,
                        label=f"{a.label}: {a.reason}")
@@ -272,7 +284,8 @@ def _loop_row(cfg: Config, inst, hz: int, name: str, entry, metrics: dict, size:
                    gap_to_optimum=(truth.best_s - row["simulated_S"]) / truth.best_s)
     return {"row": row, "predicted": predicted,
             "simulated": None if simulated is None else simulated.tolist(),
-            "loop": [{k: v for k, v in e.items()} for e in log]}
+            "loop": [{k: v for k, v in e.items()} for e in log],
+            "polish": polish_log}
 
 
 class _Skip(Exception):

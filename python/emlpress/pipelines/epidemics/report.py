@@ -113,8 +113,10 @@ def print_summary(folder: Path, summary: pd.DataFrame) -> None:
     if "oracle_calls" in summary:
         print("loop rows: the planning loop (emlpress.eml: each plan simulated, learnt, cut; "
               "status PROVEN: no schedule left whose predicted S plus the margin beats the best, "
-              "BUDGET: oracle calls spent); oracle_calls: plans simulated (calls_to_best: until "
-              "the best), beside the brute force's brute_force_weeks in run.summary.csv")
+              "BUDGET: oracle calls spent), then a local search from its best plan (one NPI "
+              "changed in one week or moved to another, each neighbour simulated); oracle_calls: plans simulated by "
+              "both (calls_to_best: until the best), beside the brute force's brute_force_weeks "
+              "in run.summary.csv")
     flagged = summary[summary["status"] == "NOT_PLANNED"] if "status" in summary else summary[:0]
     for name in dict.fromkeys(flagged["model"]):
         print(f"{name}: {flagged.loc[flagged['model'] == name, 'message'].iloc[0]}")
