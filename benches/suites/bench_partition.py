@@ -156,7 +156,7 @@ def test_mnist(benchmark, image, form):
     n = x0.size
 
     def build(h, formulation, groups):
-        x = h.addVariables(n, lb=np.maximum(0.0, x0 - EPS).tolist(), ub=np.minimum(1.0, x0 + EPS).tolist())
+        h.addVariables(n, lb=np.maximum(0.0, x0 - EPS).tolist(), ub=np.minimum(1.0, x0 + EPS).tolist())
         h.addVariables(n, lb=[0.0] * n, ub=[EPS] * n)  # d, columns n..2n-1
         # d - x >= -x0, d + x >= x0, sum d <= eps: one bulk add
         I = sp.identity(n, format="csr")

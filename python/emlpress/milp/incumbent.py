@@ -202,7 +202,7 @@ class _Search:
         self.fix(fix, e[fix])
         w = self._run(mip=True)
         if w is None:  # chained models: fix them one after another
-            for k, cols in enumerate(self.owned):
+            for k in range(len(self.owned)):
                 done = np.concatenate([np.zeros(0, np.int64)] + self.owned[:k + 1])
                 self.fix(done, e[done])
                 w = self._run(mip=True)

@@ -207,7 +207,7 @@ def add_groups(h, net, b, enc, base: int, input_cols: np.ndarray, lo: np.ndarray
     prev_lo, prev_hi = np.asarray(lo, float), np.asarray(hi, float)
     for l in range(net.n_layers - 1):
         W, bias = net.weights[l], net.biases[l]
-        bins, pres = np.asarray(enc.binary_cols[l]), np.asarray(enc.pre_cols[l])
+        bins = np.asarray(enc.binary_cols[l])
         has_col = prev_cols >= 0
         plan = []  # (unit, its groups, their bounds) of this layer's unstable units
         for i in np.flatnonzero(bins >= 0):
