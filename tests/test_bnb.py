@@ -207,6 +207,19 @@ def test_models_of_another_form_go_to_highs():
     assert solve(h, time_limit=10).solver == "highs"
     with pytest.raises(ValueError, match="solver must be one of"):
         solve(h, solver="gurobi")
+    # a partition encoding: its group columns are not big-M's, the search says so by name
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    x = h.addVariables(net.n_in, lb=list(lo), ub=list(hi))
+    nn = add_network(h, net, x, formulation="partition", groups=2)
+    h.changeColCost(int(nn.output_cols[0]), 1.0)
+    h.changeObjectiveSense(MAX)
+    g, _ = _model(net, lo, hi, MAX)
+    s, ref = solve(h, time_limit=10), solve(g, time_limit=10, mip_gap=0)
+    assert s.solver == "highs" and s.status == "OPTIMAL"
+    assert abs(s.objective - ref.objective) <= 1e-4 * max(1.0, abs(ref.objective))
+    with pytest.raises(ValueError, match="'partition' formulation"):
+        solve(h, time_limit=10, solver="bab")
 
 
 def test_a_limit_too_short_for_the_search_answers_with_the_start_point():

@@ -133,6 +133,8 @@ def recognise(h) -> tuple[Form | None, str]:
     if len(handles) != 1 or not isinstance(handles[0], NetworkHandle):
         return None, f"{len(handles)} embedded models (the search takes one network)"
     hd = handles[0]
+    if getattr(hd, "formulation", "bigm") != "bigm":
+        return None, f"the {hd.formulation!r} formulation (the search reads big-M encodings)"
     M = model_arrays(h)
     n = M.col_lo.size
     inputs = np.asarray(hd.input_cols, np.int64)
