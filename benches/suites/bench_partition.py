@@ -23,24 +23,21 @@ model's size; ``bigm+anderson`` rows: the cuts added, their rounds and seconds.
 """
 
 import time
-import warnings
 
 import highspy
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from conftest import CACHE, label, shared
+from conftest import label, shared
 from emlpress import Network
 from emlpress.milp import add_network, solve
 from emlpress.milp.cuts import add_anderson_cuts
 from emlpress.milp.partition import relaxation_objective
+from tools.problems import SMALL, small_network
+from tools.problems import difference_network as adversary_network
 
 TIME_LIMIT = 60.0
-#: (data, hidden layers) of the small regressors
-SMALL = {"friedman_10-16-16-1": ("friedman10", (16, 16)),
-         "friedman_5-12-12-12-1": ("friedman5", (12, 12, 12)),
-         "peaks_2-24-24-1": ("peaks", (24, 24))}
 #: formulation rows: (name, formulation, groups); "hull" gets one group per input;
 #: "bigm+anderson": big-M with Anderson et al.'s cuts separated at the root (milp/cuts.py)
 FORMS = [("bigm", "bigm", None), ("partition-2", "partition", 2), ("partition-4", "partition", 4),
@@ -48,37 +45,6 @@ FORMS = [("bigm", "bigm", None), ("partition-2", "partition", 2), ("partition-4"
          ("bigm+anderson", "bigm", None)]
 MNIST_FORMS = FORMS[:4] + FORMS[5:]
 IMAGES, EPS = (0, 1, 2), 5.0
-
-
-def small_network(name: str) -> Network:
-    """A seeded MLPRegressor (ReLU, Adam, 500 epochs at most) on 4,000 samples of its data,
-    as a Network on the data's box; cached."""
-    path = CACHE / f"partition_{name}.npz"
-    if path.exists():
-        return Network.load(path)
-    from sklearn.datasets import make_friedman1
-    from sklearn.neural_network import MLPRegressor
-
-    from emlpress.io import from_sklearn
-
-    data, hidden = SMALL[name]
-    if data == "peaks":
-        X = np.random.default_rng(2).uniform(-3, 3, (4000, 2))
-        a, b = X[:, 0], X[:, 1]
-        y = (3 * (1 - a) ** 2 * np.exp(-a ** 2 - (b + 1) ** 2) - 10 * (a / 5 - a ** 3 - b ** 5)
-             * np.exp(-a ** 2 - b ** 2) - np.exp(-(a + 1) ** 2 - b ** 2) / 3)
-        lo, hi = np.full(2, -3.0), np.full(2, 3.0)
-    else:
-        n = 10 if data == "friedman10" else 5
-        X, y = make_friedman1(4000, n_features=n, noise=0.5, random_state=0 if n == 10 else 1)
-        lo, hi = np.zeros(n), np.ones(n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: a trained-looking network is enough
-        model = MLPRegressor(hidden_layer_sizes=hidden, max_iter=500, random_state=0).fit(X, y)
-    net = from_sklearn(model).with_domain(lo, hi)
-    CACHE.mkdir(exist_ok=True)
-    net.save(path)
-    return net
 
 
 def _run(benchmark, build, formulation, groups, cuts=False, start=None):
@@ -132,14 +98,6 @@ def test_small(benchmark, name, sense, form):
         return nn
 
     _run(benchmark, build, formulation, groups, cuts=form.endswith("anderson"))
-
-
-def adversary_network(net: Network, true: int, target: int) -> Network:
-    """``net`` with its last layer replaced by logit[target] - logit[true] (one output)."""
-    W, b = list(net.weights), list(net.biases)
-    W[-1] = (W[-1][target] - W[-1][true])[None, :]
-    b[-1] = np.array([b[-1][target] - b[-1][true]])
-    return Network(W, b, net.lo, net.hi)
 
 
 @pytest.mark.parametrize("form", [f[0] for f in MNIST_FORMS])

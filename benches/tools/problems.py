@@ -227,7 +227,7 @@ def max_min(name: str, sense: str) -> Problem:
     return B.problem(f"{name} {sense}", "small", {int(y): 1.0}, sense, sizes=list(net.sizes))
 
 
-def _difference_network(net: Network, true: int, target: int) -> Network:
+def difference_network(net: Network, true: int, target: int) -> Network:
     """``net`` with its last layer replaced by logit[target] - logit[true] (one output)."""
     W, b = list(net.weights), list(net.biases)
     W[-1] = (W[-1][target] - W[-1][true])[None, :]
@@ -258,7 +258,7 @@ def adversary_problem(net: Network, x0, true: int, target: int, eps: float, name
     """max logit[target] - logit[true] of ``net`` over x in [0,1]^n, ||x - x0||_1 <= eps."""
     x0 = np.asarray(x0, float)
     n = x0.size
-    diff = _difference_network(net, true, target)
+    diff = difference_network(net, true, target)
     B = _Builder()
     # x within the box and the ball's own box, |x_i - x0_i| <= eps
     x = B.cols(np.maximum(0.0, x0 - eps), np.minimum(1.0, x0 + eps))
