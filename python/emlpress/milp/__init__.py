@@ -33,6 +33,7 @@ from emlpress.milp.classify import add_argmax, argmax_indicators
 from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, read_ensemble
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.network import MAX_COEFFICIENT, MAX_RANGE, NetworkHandle, add_network
+from emlpress.milp.obbt import TightenReport, tighten
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network
 from emlpress.milp.registry import add_predictor, register_predictor, registered_predictors
 from emlpress.milp.pipeline import SklearnHandle, add_sklearn
@@ -44,4 +45,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "add_predictor", "register_predictor", "registered_predictors", "PredictorHandle",
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
            "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
-           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble"]
+           "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble",
+           "tighten", "TightenReport"]
