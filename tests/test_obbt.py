@@ -67,7 +67,7 @@ def _columns(h, X):
     return np.array(V)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)  # ~0.5 s each; 80 examples passed when written
 @given(seed=st.integers(0, 10_000), chained=st.booleans())
 def test_tightened_bounds_hold_at_every_sampled_feasible_point_and_the_rows_keep_it(seed, chained):
     h, x, nets = _model(seed, chained)
@@ -121,7 +121,7 @@ def _optimum(h):
     return s.objective
 
 
-@pytest.mark.parametrize("seed,chained", [(0, False), (1, False), (2, True), (5, True)])
+@pytest.mark.parametrize("seed,chained", [(1, False), (2, True)])
 def test_the_optimum_is_unchanged_and_no_sampled_point_beats_it(seed, chained):
     h0, _, _ = _model(seed, chained)
     h1, _, _ = _model(seed, chained)
@@ -202,3 +202,38 @@ def test_bad_arguments_are_refused_naming_them():
     other, _, _ = _model(1, chained=False)
     with pytest.raises(ValueError, match="handles: 'A' is not a network added to this model"):
         tighten(h, handles=registered_handles(other))
+
+
+@pytest.mark.parametrize("bounding", ["obbt", "reachable+obbt"])
+def test_epidemics_obbt_bounding_keeps_the_enumerated_optimum(bounding):
+    """The planning MILP bounded week by week over the model so far (and tightened whole)
+    has the optimum of an enumeration of every schedule through the network."""
+    from test_epidemics import _chain, _enumerate, _surrogate_network
+
+    from emlpress.data import sir
+    from emlpress.pipelines.epidemics import plan
+
+    inst = sir.Instance(weeks=2, budget=6.0)
+    net = _surrogate_network(1)
+    p = plan(inst, net, mip_gap=0, simulate=False, bounding=bounding, start=False)
+    assert p.status == "OPTIMAL"
+    assert p.predicted_s == pytest.approx(_enumerate(net, inst), abs=1e-7)
+    np.testing.assert_allclose(p.predicted[-1], _chain(net, inst, p.schedule), atol=1e-7)
+    assert p.tightening and p.tightening[-1].status == "TIGHTENED" and p.tightening[-1].lps > 0
+    assert all(hd.bounds.method.endswith("+obbt") for hd in p.handles)
+
+
+def test_epidemics_rows_that_leave_no_schedule_give_infeasible_and_no_plan():
+    from emlpress.data import sir
+    from emlpress.pipelines.epidemics import plan
+    from test_epidemics import _surrogate_network
+
+    def over_budget(h, weeks):  # transport closed both weeks costs more than the budget
+        for wk in weeks:
+            h.addConstr(wk["npis"][0] >= 1)
+
+    inst = sir.Instance(weeks=2, budget=0.5)
+    p = plan(inst, _surrogate_network(0), simulate=False, bounding="obbt", constraints=over_budget)
+    assert p.status == "INFEASIBLE" and p.schedule is None and "INFEASIBLE" in p.message
+    rep = p.tightening[-1]
+    assert rep.status == "INFEASIBLE" and rep.farkas_bound > 0

@@ -89,10 +89,11 @@ def _add_model(h, model, inputs, name):
 #: within the budget can feed it: every input while they are at most ``REACH_MAX``, then
 #: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every
 #: week bounded once on the training box [0,1]^3 x [0, 0.4], the week's inputs restricted
-#: to it), "obbt" (each week's network bounded by CROWN on the box of its inputs that the LP
-#: relaxation of the model so far certifies, then tightened over that model: see
-#: :func:`plan`)
-BOUNDING = ("chained", "chained+lossless", "reachable", "single-box", "obbt")
+#: to it), "obbt" (each week's network bounded by LP on the box of its inputs that the LP
+#: relaxation of the model so far certifies, then the whole model tightened by
+#: :func:`emlpress.milp.tighten`: see :func:`plan`), "reachable+obbt" (the reachable bounds,
+#: then the whole model tightened)
+BOUNDING = ("chained", "chained+lossless", "reachable", "single-box", "obbt", "reachable+obbt")
 #: the "obbt" bounding's rounds of :func:`emlpress.milp.tighten` over the whole model, once
 #: every week is in (each week got one round over the weeks before it as it was added)
 OBBT_ROUNDS = 3
@@ -252,7 +253,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
         hd = add_network(h, model, inputs, bounds=_bounds.lp(model, clo, chi), name=name)
         cache.setdefault("handles", []).append(hd)
         return hd
-    if bounding == "reachable":  # the columns in the hull of what is reachable, bounds there
+    if bounding in ("reachable", "reachable+obbt"):  # the columns in the hull of what is reachable, bounds there
         # bounds at points: a one-hot or budget row off by HiGHS' default tolerances (1e-6,
         # 1e-7) would move beta or the spend past the margins the points are widened by
         tighten_tolerances(h, 1e-9)
@@ -298,7 +299,7 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
         raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
     t_start = time.perf_counter()
     time_limit = _options.seconds("time_limit", time_limit)
-    obbt = bounding == "obbt" and isinstance(model, Network)
+    obbt = bounding in ("obbt", "reachable+obbt") and isinstance(model, Network)
 
     def left(share: float = 1.0):
         """Seconds left of ``share`` of the time limit (None: no limit), at least 1 ms."""
