@@ -204,10 +204,11 @@ def test_bad_arguments_are_refused_naming_them():
         tighten(h, handles=registered_handles(other))
 
 
-@pytest.mark.parametrize("bounding", ["obbt", "reachable+obbt"])
-def test_epidemics_obbt_bounding_keeps_the_enumerated_optimum(bounding):
+@pytest.mark.parametrize("bounding,reach_max", [("obbt", None), ("reachable+obbt", 10)])
+def test_epidemics_obbt_bounding_keeps_the_enumerated_optimum(bounding, reach_max):
     """The planning MILP bounded week by week over the model so far (and tightened whole)
-    has the optimum of an enumeration of every schedule through the network."""
+    has the optimum of an enumeration of every schedule through the network (reach_max=10:
+    the second week's bounds are on boxes, tightened over the first week)."""
     from test_epidemics import _chain, _enumerate, _surrogate_network
 
     from emlpress.data import sir
@@ -215,11 +216,14 @@ def test_epidemics_obbt_bounding_keeps_the_enumerated_optimum(bounding):
 
     inst = sir.Instance(weeks=2, budget=6.0)
     net = _surrogate_network(1)
-    p = plan(inst, net, mip_gap=0, simulate=False, bounding=bounding, start=False)
+    p = plan(inst, net, mip_gap=0, simulate=False, bounding=bounding, start=False,
+             reach_max=reach_max)
     assert p.status == "OPTIMAL"
     assert p.predicted_s == pytest.approx(_enumerate(net, inst), abs=1e-7)
     np.testing.assert_allclose(p.predicted[-1], _chain(net, inst, p.schedule), atol=1e-7)
     assert p.tightening and p.tightening[-1].status == "TIGHTENED" and p.tightening[-1].lps > 0
+    # obbt: week 1's inputs bounded over week 0 (6 LPs); reachable+obbt: week 1's boxes
+    assert len(p.tightening) == 2
     assert all(hd.bounds.method.endswith("+obbt") for hd in p.handles)
 
 

@@ -244,13 +244,12 @@ def _add_week(h, model, inputs, name, bounding, cache):
     cols = np.array([v.index for v in inputs], np.int32)
     if bounding == "obbt":  # LP bounds on the box the model so far certifies
         if cache.get("handles"):  # the previous week's outputs (this week's inputs): 6 LPs
-            rep = tighten(h, time_limit=cache["left"](), rounds=1, handles=cache["handles"][-1:],
-                          layers=[-1])
-            cache.setdefault("tightened", []).append(rep)
-            if rep.status == "INFEASIBLE":
-                raise _Infeasible(rep)
+            _tighten_week(h, cache, cache["handles"][-1], layers=[-1])
         clo, chi = col_bounds(h, cols)
-        hd = add_network(h, model, inputs, bounds=_bounds.lp(model, clo, chi), name=name)
+        # LP bounds while the tightening's share of the time lasts, then CROWN
+        left = cache["left"]()
+        b = _bounds.lp(model, clo, chi) if left is None or left > 1e-2 else _bounds.crown(model, clo, chi)
+        hd = add_network(h, model, inputs, bounds=b, name=name)
         cache.setdefault("handles", []).append(hd)
         return hd
     if bounding in ("reachable", "reachable+obbt"):  # the columns in the hull of what is reachable, bounds there
@@ -265,11 +264,28 @@ def _add_week(h, model, inputs, name, bounding, cache):
         clo, chi = col_bounds(h, cols)
         h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
         cache.setdefault("removed", []).append(b.n_stable)
-        return add_network(h, model, inputs, bounds=b, name=name)
+        hd = add_network(h, model, inputs, bounds=b, name=name)
+        if bounding == "reachable+obbt" and b.parts is not None and np.any(b.parts[0] != b.parts[1]):
+            # bounds on boxes (CROWN): tightened over the weeks so far, layer by layer
+            _tighten_week(h, cache, hd)
+        return hd
     clo, chi = col_bounds(h, cols)
     small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
     cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
     return add_network(h, small, inputs, bounds=rep.bounds, name=name)
+
+
+def _tighten_week(h, cache, hd, layers=None) -> None:
+    """One round of :func:`emlpress.milp.tighten` of the network ``hd`` (its ``layers``)
+    over the model so far, within the tightening's share of the time limit (none once
+    it is spent)."""
+    left = cache["left"]()
+    if left is not None and left <= 1e-2:
+        return
+    rep = tighten(h, time_limit=left, rounds=1, handles=[hd], layers=layers)
+    cache.setdefault("tightened", []).append(rep)
+    if rep.status == "INFEASIBLE":
+        raise _Infeasible(rep)
 
 
 def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
@@ -343,7 +359,7 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
         constraints(h, weeks)
     h.setObjective(state[0], sense=highspy.ObjSense.kMaximize)
     reports = cache.setdefault("tightened", [])
-    if obbt:
+    if obbt and (time_limit is None or left(OBBT_SHARE) > 1e-2):
         reports.append(tighten(h, time_limit=left(OBBT_SHARE), rounds=OBBT_ROUNDS))
         cache["removed"] = [hd.bounds.n_stable for hd in handles]
     if reports and reports[-1].status == "INFEASIBLE":
