@@ -284,6 +284,8 @@ class _Unit:
 
 def _units(hd, l: int, slacks) -> list:
     hidden = l < len(hd.layer_cols) - 1
+    if hidden and getattr(hd, "bigm_rows", None) is None:
+        return []  # not a big-M encoding (add_network's formulation=): its outputs only
     if hidden:
         cols = hd.pre_cols[l]
         b = hd.bounds
@@ -327,6 +329,8 @@ def tighten(h, time_limit: float | None = 60.0, rounds: int = 3, handles=None, l
     with its new ``l``, ``u``, the bounds of its ``z`` and ``a`` columns; a unit proven
     stable gets its binary fixed (1 active, 0 inactive) and ``a`` fixed at 0 if inactive;
     outputs get their new column bounds (the next network's inputs, in a chained model).
+    A network encoded otherwise than by big-M rows (no ``bigm_rows`` on its handle) has its
+    outputs tightened only.
     Every handle's ``bounds`` (``method`` + ``"+obbt"``; they hold on the model's feasible
     points), ``max_bigm`` and ``tolerance_error`` follow. The model's feasible points, hence
     its optimum, are unchanged. Returns a :class:`TightenReport`; an infeasible relaxation
@@ -348,7 +352,6 @@ def tighten(h, time_limit: float | None = 60.0, rounds: int = 3, handles=None, l
         if not isinstance(hd, NetworkHandle) or not any(hd is r for r in regs):
             raise ValueError(f"handles: {getattr(hd, 'name', hd)!r} is not a network added to this "
                              "model by add_network")
-    # units encoded otherwise than by big-M rows (no row indices): column bounds only
     rep = TightenReport("TIGHTENED")
     rep.binaries = (sum(_free_binaries(hd) for hd in handles),) * 2
     rep.max_bigm = (max((_max_bigm(hd) for hd in handles), default=0.0),) * 2
@@ -431,7 +434,7 @@ def _apply(h, M: _Model, hd, l: int, units, lower, upper) -> int:
     LP copy ``M`` and the handle's ``bounds``; the number of units that became stable."""
     b = hd.bounds
     hidden = l < len(hd.layer_cols) - 1
-    rows = getattr(hd, "bigm_rows", None)
+    rows = hd.bigm_rows if hidden else None
     stable = 0
     for u in units:
         lo, hi = float(lower[u.i]), float(upper[u.i])
@@ -452,8 +455,6 @@ def _apply(h, M: _Model, hd, l: int, units, lower, upper) -> int:
             continue
         h.changeColBounds(a, 0.0, hi)
         M.col_bounds(a, 0.0, hi)
-        if rows is None:  # an encoding without recorded big-M rows: column bounds only
-            continue
         r2, r3 = (int(v) for v in rows[l][u.i])
         # a - z - L d <= -L and a - U d <= 0 with L <= l, U >= u: valid, and never a
         # coefficient HiGHS would drop (a dropped U would force a = 0)
