@@ -267,6 +267,7 @@ def _add_week(h, model, inputs, name, bounding, cache):
         hd = add_network(h, model, inputs, bounds=b, name=name)
         if bounding == "reachable+obbt" and b.parts is not None and np.any(b.parts[0] != b.parts[1]):
             # bounds on boxes (CROWN): tightened over the weeks so far, layer by layer
+            cache.setdefault("boxed", []).append(hd)
             _tighten_week(h, cache, hd)
         return hd
     clo, chi = col_bounds(h, cols)
@@ -308,6 +309,8 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     there) and tightened over that model (:func:`emlpress.milp.tighten`, one round), and the
     whole model, the user's rows included, is tightened once more (``OBBT_ROUNDS`` rounds)
     before the solve: no week is bounded on a box that earlier weeks' boxes compound.
+    "reachable+obbt" takes the reachable bounds and tightens the weeks bounded on boxes (not
+    on every reachable point, where they are exact) as they are added and at the end.
     ``time_limit`` then covers the tightening (at most ``OBBT_SHARE`` of it) and the solve;
     a relaxation the tightening finds infeasible (its Farkas certificate checked) gives
     status ``INFEASIBLE`` without a solve."""
@@ -359,8 +362,10 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
         constraints(h, weeks)
     h.setObjective(state[0], sense=highspy.ObjSense.kMaximize)
     reports = cache.setdefault("tightened", [])
-    if obbt and (time_limit is None or left(OBBT_SHARE) > 1e-2):
-        reports.append(tighten(h, time_limit=left(OBBT_SHARE), rounds=OBBT_ROUNDS))
+    # reachable+obbt: the weeks bounded on points are exact there; the boxed ones are tightened
+    todo = handles if bounding == "obbt" else cache.get("boxed", [])
+    if obbt and todo and (time_limit is None or left(OBBT_SHARE) > 1e-2):
+        reports.append(tighten(h, time_limit=left(OBBT_SHARE), rounds=OBBT_ROUNDS, handles=todo))
         cache["removed"] = [hd.bounds.n_stable for hd in handles]
     if reports and reports[-1].status == "INFEASIBLE":
         return _infeasible(handles, cache, reports[-1], t_start)
