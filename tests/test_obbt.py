@@ -242,3 +242,13 @@ def test_epidemics_rows_that_leave_no_schedule_give_infeasible_and_no_plan():
     assert p.status == "INFEASIBLE" and p.schedule is None and "INFEASIBLE" in p.message
     rep = p.tightening[-1]
     assert rep.status == "INFEASIBLE" and rep.farkas_bound > 0
+
+
+def test_rows_changed_behind_the_handles_back_are_refused():
+    h, x, nets = _model(0, chained=False)
+    hd = registered_handles(h)[0]
+    first = hd.row_block[0]
+    col = int(hd.row_block[2][0])
+    h.changeCoeff(first, col, 123.0)  # the first unit's row no longer the network's
+    with pytest.raises(ValueError, match="network 'A': its rows in the model are not those add_network wrote"):
+        tighten(h)

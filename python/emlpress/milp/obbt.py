@@ -155,8 +155,20 @@ def _as_written(A: sp.csr_matrix, networks) -> sp.csr_matrix:
             continue
         first, st, ix, v = hd.row_block
         nr = st.size - 1
-        keep &= ~((coo.row >= first) & (coo.row < first + nr))
-        rows.append(first + np.repeat(np.arange(nr), np.diff(st)))
+        mine = (coo.row >= first) & (coo.row < first + nr)
+        keep &= ~mine
+        r = first + np.repeat(np.arange(nr), np.diff(st))
+        # HiGHS' entries there must be the block's (less the ones it dropped): else the rows
+        # were changed or deleted since add_network, and the block is no longer the model
+        kb = r * A.shape[1] + ix
+        kh = coo.row[mine].astype(np.int64) * A.shape[1] + coo.col[mine]
+        order = np.argsort(kb)
+        pos = np.clip(np.searchsorted(kb[order], kh), 0, max(kb.size - 1, 0))
+        if first + nr > A.shape[0] or (kh.size and not (
+                np.array_equal(kb[order][pos], kh) and np.array_equal(v[order][pos], coo.data[mine]))):
+            raise ValueError(f"network {hd.name!r}: its rows in the model are not those add_network "
+                             "wrote (changed or deleted since?): tighten cannot certify over them")
+        rows.append(r)
         cols.append(ix)
         vals.append(v)
     out = sp.csr_matrix((np.concatenate([coo.data[keep], *vals]),
