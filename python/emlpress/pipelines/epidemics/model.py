@@ -311,7 +311,9 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     before the solve: no week is bounded on a box that earlier weeks' boxes compound.
     "reachable+obbt" takes the reachable bounds and tightens the weeks bounded on boxes (not
     on every reachable point, where they are exact) as they are added and at the end.
-    ``time_limit`` then covers the tightening (at most ``OBBT_SHARE`` of it) and the solve;
+    ``time_limit`` then covers the bounding, the tightening (which stops once ``OBBT_SHARE``
+    of it has passed) and the solve (at least ``1 - OBBT_SHARE`` of it, whatever the reachable
+    enumeration took);
     a relaxation the tightening finds infeasible (its Farkas certificate checked) gives
     status ``INFEASIBLE`` without a solve."""
     if bounding not in BOUNDING:
@@ -373,7 +375,9 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     if start and isinstance(model, Network):
         found = surrogate_search(instance, model)
         _set_start(h, weeks, handles, found[0], choices, beta, s0)
-    sol = solve(h, time_limit=left() if obbt else time_limit, mip_gap=mip_gap)
+    # the solve gets what is left of the limit, and never less than the tightening's complement
+    solve_limit = time_limit if not obbt or left() is None else max(left(), (1 - OBBT_SHARE) * time_limit)
+    sol = solve(h, time_limit=solve_limit, mip_gap=mip_gap)
     if not sol.has_solution:
         msg = {"INFEASIBLE": "no schedule satisfies the budget and the constraints given"}.get(
             sol.status, f"no plan found ({sol.status})")
