@@ -64,7 +64,8 @@ class TightenReport:
     networks' hidden units; ``stop``: why the rounds ended (``"converged"``, ``"rounds"``,
     ``"time_limit"``, ``"infeasible"``); ``certificate``: the row multipliers of an
     infeasible relaxation's Farkas proof (shape ``(n_rows,)``, checked) and ``farkas_bound``
-    its certified value (> 0); ``per_round``: per round, (unit sides tightened, units
+    its certified value (> 0), or ``crossed``: the unit whose certified min and max cross
+    (each from its own checked duals); ``per_round``: per round, (unit sides tightened, units
     stabilised, seconds)."""
 
     status: str
@@ -79,8 +80,12 @@ class TightenReport:
     certificate: np.ndarray | None = None
     farkas_bound: float = math.nan
     per_round: list = field(default_factory=list)
+    #: the proof of infeasibility when it is a unit's certified bounds crossing instead
+    crossed: str = ""
 
     def __str__(self) -> str:
+        if self.status == "INFEASIBLE" and self.crossed:
+            return f"INFEASIBLE: {self.crossed} (over the model's LP relaxation)"
         if self.status == "INFEASIBLE":
             return (f"INFEASIBLE: the model's LP relaxation has no point (Farkas certificate, "
                     f"certified bound {self.farkas_bound:.3g} > 0); nothing tightened after it")
@@ -389,6 +394,9 @@ def tighten(h, time_limit: float | None = 60.0, rounds: int = 3, handles=None, l
                 for u in units:
                     for sign in (1.0, -1.0):
                         v, farkas = M.minimise(u.col, sign, deadline)
+                        if deadline is not None and v is None and farkas is None \
+                                and time.perf_counter() >= deadline:
+                            break
                         rep.lps += 1
                         if farkas is not None:
                             rep.status, rep.stop = "INFEASIBLE", "infeasible"
@@ -396,25 +404,25 @@ def tighten(h, time_limit: float | None = 60.0, rounds: int = 3, handles=None, l
                             rep.seconds = time.perf_counter() - t0
                             return rep
                         if v is None:
-                            if deadline is not None and time.perf_counter() >= deadline:
-                                break
                             rep.uncertified += 1
                             continue
                         old_w = max(1.0, upper[u.i] - lower[u.i])
                         if sign > 0:
-                            new = v - u.slack
+                            new = math.nextafter(v - u.slack, -math.inf)  # outward
                             if new > lower[u.i]:
                                 improved |= new - lower[u.i] > min_improvement * old_w
                                 lower[u.i] = new
                                 moved += 1
                         else:
-                            new = -v + u.slack
+                            new = math.nextafter(-v + u.slack, math.inf)
                             if new < upper[u.i]:
                                 improved |= upper[u.i] - new > min_improvement * old_w
                                 upper[u.i] = new
                                 moved += 1
                     if lower[u.i] > upper[u.i]:  # both certified: no point of the model
                         rep.status, rep.stop = "INFEASIBLE", "infeasible"
+                        rep.crossed = (f"network {hd.name!r}, layer {l}, unit {u.i}: certified "
+                                       f"min {lower[u.i]!r} > certified max {upper[u.i]!r}")
                         rep.seconds = time.perf_counter() - t0
                         return rep
                 stabilised += _apply(h, M, hd, l, units, lower, upper)
