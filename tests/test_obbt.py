@@ -252,3 +252,22 @@ def test_rows_changed_behind_the_handles_back_are_refused():
     h.changeCoeff(first, col, 123.0)  # the first unit's row no longer the network's
     with pytest.raises(ValueError, match="network 'A': its rows in the model are not those add_network wrote"):
         tighten(h)
+
+
+def test_epidemics_obbt_bounding_beyond_what_highs_takes_is_not_applicable():
+    """A network whose I' is 30 I + 10 (beta - 0.205) - 0.3 (through two unstable units): its
+    range grows thirtyfold a week around 0, and by week 11 the big-Ms pass 1e15, which HiGHS
+    refuses; the obbt bounding says it cannot apply (the run records that), naming the week."""
+    import warnings
+
+    from emlpress.data import sir
+    from emlpress.pipelines.epidemics import NotApplicable, plan
+
+    c = 10.0
+    W0 = np.array([[0.0, 30.0, 0.0, c], [0.0, -30.0, 0.0, -c]])
+    b0 = np.array([-0.3 - c * 0.205, 0.3 + c * 0.205])
+    W1 = np.array([[0.0, 0.0], [1.0, -1.0], [0.0, 0.0]])
+    net = Network([W0, W1], [b0, np.array([0.99, 0.0, 0.0])])
+    with warnings.catch_warnings(), pytest.raises(NotApplicable, match=r"week\d+: bounds up to .*obbt"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # add_network's conditioning warnings
+        plan(sir.Instance(weeks=12, budget=80.0), net, simulate=False, bounding="obbt", start=False)

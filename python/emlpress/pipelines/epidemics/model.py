@@ -42,7 +42,8 @@ class _Infeasible(Exception):
 
 class NotApplicable(ValueError):
     """A bounding that cannot apply to this instance (single-box: a week's inputs leave the
-    training box); the run records it as such, and only it."""
+    training box; obbt: a week's bounds beyond what HiGHS takes); the run records it as such,
+    and only it."""
 
 
 @dataclass
@@ -249,7 +250,14 @@ def _add_week(h, model, inputs, name, bounding, cache):
         # LP bounds while the tightening's share of the time lasts, then CROWN
         left = cache["left"]()
         b = _bounds.lp(model, clo, chi) if left is None or left > 1e-2 else _bounds.crown(model, clo, chi)
-        hd = add_network(h, model, inputs, bounds=b, name=name)
+        try:
+            hd = add_network(h, model, inputs, bounds=b, name=name)
+        except _highs.MagnitudeError as e:  # LP relaxations compound over deep weeks
+            raise NotApplicable(
+                f"{name}: bounds up to {max(float(np.max(np.abs(x))) for x in (*b.lower, *b.upper)):.3g} "
+                f"on the inputs the LP relaxation of the weeks before it allows ({e}); the obbt "
+                "bounding cannot apply: bound the early weeks on what they reach "
+                "(reachable+obbt)") from None
         cache.setdefault("handles", []).append(hd)
         return hd
     if bounding in ("reachable", "reachable+obbt"):  # the columns in the hull of what is reachable, bounds there
