@@ -86,8 +86,10 @@ def test_tightened_bounds_hold_at_every_sampled_feasible_point_and_the_rows_keep
             # never looser than the bounds it started from
             assert np.all(b.lower[l] >= b0.lower[l]) and np.all(b.upper[l] <= b0.upper[l])
     M = model_arrays(h)
-    # every sampled point satisfies the rewritten rows and column bounds (fixed binaries too)
-    assert max(violation(M, v) for v in V) <= 1e-9
+    # every sampled point satisfies the rewritten rows and column bounds (fixed binaries too):
+    # the rows as written (HiGHS drops weights below 1e-9, which a forward pass does not)
+    M.A = obbt._as_written(M.A, registered_handles(h))
+    assert max(violation(M, v) for v in V) <= 1e-12
 
 
 def test_it_tightens_big_ms_and_fixes_stable_binaries_on_a_constrained_model():
