@@ -319,9 +319,9 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     before the solve: no week is bounded on a box that earlier weeks' boxes compound.
     "reachable+obbt" takes the reachable bounds and tightens the weeks bounded on boxes (not
     on every reachable point, where they are exact) as they are added and at the end.
-    ``time_limit`` then covers the bounding, the tightening (which stops once ``OBBT_SHARE``
-    of it has passed) and the solve (at least ``1 - OBBT_SHARE`` of it, whatever the reachable
-    enumeration took);
+    ``time_limit`` then covers the tightening (at most ``OBBT_SHARE`` of it, counted from
+    its first LP, after any reachable enumeration) and the solve (what is left of it, and at
+    least ``1 - OBBT_SHARE`` of it);
     a relaxation the tightening finds infeasible (its Farkas certificate checked) gives
     status ``INFEASIBLE`` without a solve."""
     if bounding not in BOUNDING:
@@ -330,13 +330,21 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     time_limit = _options.seconds("time_limit", time_limit)
     obbt = bounding in ("obbt", "reachable+obbt") and isinstance(model, Network)
 
-    def left(share: float = 1.0):
-        """Seconds left of ``share`` of the time limit (None: no limit), at least 1 ms."""
+    def left():
+        """Seconds left of the time limit (None: no limit), at least 1 ms."""
         if time_limit is None or not np.isfinite(time_limit):
             return None
-        return max(1e-3, share * time_limit - (time.perf_counter() - t_start))
+        return max(1e-3, time_limit - (time.perf_counter() - t_start))
 
-    cache: dict = {"instance": instance, "reach_max": reach_max, "left": lambda: left(OBBT_SHARE)}
+    def tightening_left():
+        """Seconds left of the tightening's share, its clock started at its first call (after
+        any enumeration of the reachable bounding), at least 1 ms; None: no limit."""
+        if time_limit is None or not np.isfinite(time_limit):
+            return None
+        end = cache.setdefault("tightening_end", time.perf_counter() + OBBT_SHARE * time_limit)
+        return max(1e-3, end - time.perf_counter())
+
+    cache: dict = {"instance": instance, "reach_max": reach_max, "left": tightening_left}
     choices, beta, cost = sir.combinations(instance.npis, instance.beta0)
     n_c, n_npi = choices.shape
     h = _highs.highs()
@@ -374,8 +382,8 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     reports = cache.setdefault("tightened", [])
     # reachable+obbt: the weeks bounded on points are exact there; the boxed ones are tightened
     todo = handles if bounding == "obbt" else cache.get("boxed", [])
-    if obbt and todo and (time_limit is None or left(OBBT_SHARE) > 1e-2):
-        reports.append(tighten(h, time_limit=left(OBBT_SHARE), rounds=OBBT_ROUNDS, handles=todo))
+    if obbt and todo and (time_limit is None or tightening_left() > 1e-2):
+        reports.append(tighten(h, time_limit=tightening_left(), rounds=OBBT_ROUNDS, handles=todo))
         cache["removed"] = [hd.bounds.n_stable for hd in handles]
     if reports and reports[-1].status == "INFEASIBLE":
         return _infeasible(handles, cache, reports[-1], t_start)
