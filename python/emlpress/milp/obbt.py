@@ -301,7 +301,8 @@ class _Unit:
 
 def _units(hd, l: int, slacks) -> list:
     hidden = l < len(hd.layer_cols) - 1
-    if hidden and getattr(hd, "bigm_rows", None) is None:
+    if hidden and (getattr(hd, "bigm_rows", None) is None
+                   or getattr(hd, "formulation", "bigm") != "bigm"):
         return []  # not a big-M encoding (add_network's formulation=): its outputs only
     if hidden:
         cols = hd.pre_cols[l]
