@@ -36,6 +36,7 @@ EXPECTED_MINUTES = {
     "bounds": (0.5, 0.3), "tighten": (3, 0.4), "exact": (6, 0.4), "lossless": (2, 0.8),
     "lossy": (3, 0.3), "milp": (35, 0.5), "tpc": (20, 5), "epidemics": (20, 0.1),
     "stability": (46, 5), "study": (3, 0), "verified": (60, 6), "predictors": (18, 0.5),
+    "solve": (900, 10),
 }
 
 quick = pytest.mark.quick  # part of `emlpress bench --quick`

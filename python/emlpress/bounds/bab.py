@@ -99,23 +99,30 @@ def check_search(split: str, rule: str) -> None:
         raise ValueError(f"unknown branching rule {rule!r}: expected one of {RULES}")
 
 
-def gap_floor(best: float, scale: float = 1.0) -> float:
+def gap_floor(best: float, scale: float = 1.0, gap=(GAP_TOL, GAP_TOL), value=None) -> float:
     """The value a full search's bound must reach to be exact: the best witness ``best``
     less GAP_TOL relative to max(1, |best scale|), in units where the value is best scale
-    (+inf while no witness is known: none on a domain no sample lies in exactly)."""
+    (+inf while no witness is known: none on a domain no sample lies in exactly).
+    ``gap`` = (relative, absolute): the tolerance is max(absolute, relative |best scale|)
+    (the default, (GAP_TOL, GAP_TOL), is GAP_TOL max(1, |best scale|)); or a callable of
+    the target's value (``value(best)``) giving the tolerance in the target's units (a MIP
+    gap on an objective the target is offset from: ``milp.bnb``)."""
     if best == math.inf:
         return math.inf
-    return best - GAP_TOL * max(1.0, abs(best * scale)) / scale
+    if callable(gap):
+        return best - gap(value(best)) / scale
+    return best - max(gap[1], gap[0] * abs(best * scale)) / scale
 
 
-def threshold(stop: bool, need: float, best: float, scale: float = 1.0) -> float:
+def threshold(stop: bool, need: float, best: float, scale: float = 1.0,
+              gap=(GAP_TOL, GAP_TOL), value=None) -> float:
     """The bound a search must reach: ``need`` (the sign) in a sign-only search; in a full
     one the gap floor of the best witness, raised to ``need`` while no witness is below it
     (a hidden unit's bound within the gap of 0 but on the wrong side of it would lose a
     stability the sign search proves; ``need`` is -inf where the sign does not matter)."""
     if stop:
         return need
-    floor = gap_floor(best, scale)
+    floor = gap_floor(best, scale, gap, value)
     return max(floor, need) if best >= need else floor
 
 
@@ -182,6 +189,9 @@ class PhaseSearch:
         #: a sub-box of a constrained domain (InputSearch) may hold no point of it: a
         #: certified infeasible root is then an empty region (bound +inf), not a bug
         self.may_be_empty = False
+        #: the gap at which a full search stops (gap_floor: (relative, absolute), or a
+        #: callable of the target's value); milp.bnb sets the MIP gaps a user asked for
+        self.gap = (GAP_TOL, GAP_TOL)
 
     # --- the relaxation -------------------------------------------------------------
     def add_block(self, blk: dict) -> None:
@@ -333,6 +343,9 @@ class PhaseSearch:
         def g_of(zv: float) -> float:  # a witness' value in g (a heuristic: no rounding care)
             return sgn * (zv - c0) / scale
 
+        def z_at(g: float) -> float:  # its inverse (the gap's tolerance on the target's value)
+            return sgn * g * scale + c0
+
         # the sign to prove: z >= 0 (min) or z <= 0 (max), i.e. g >= need
         margin = 1e-12 * (1.0 + abs(c0) + e + fs)
         need = (((-c0 if side == "min" else c0) + e + fs + margin) / scale) if hidden else -math.inf
@@ -372,7 +385,7 @@ class PhaseSearch:
         outcome, g = best_first(
             (lb, ((), self._branch_unit(x, y, set()), self.h.getBasis())), expand,
             lambda node: node[1] is None,
-            lambda: threshold(stop, need, best, scale),
+            lambda: threshold(stop, need, best, scale, self.gap, z_at),
             lambda: shown[0], stop, deadline, node_limit, stats)
         if g == math.inf and self.may_be_empty:
             stats["proved"] += 1
@@ -380,7 +393,7 @@ class PhaseSearch:
         if g == math.inf:
             raise BoundError(f"layer {self.k}, neuron {i}: every branch is certified "
                              "infeasible; the bounds of earlier layers exclude every point")
-        if outcome == "exact" and g < gap_floor(best, scale):
+        if outcome == "exact" and g < gap_floor(best, scale, self.gap, z_at):
             outcome = "unresolved"  # no witness within the gap (a node HiGHS failed on)
         stats[outcome] += 1
         v = z_of(g)
@@ -401,6 +414,7 @@ class InputSearch:
         self.domain = domain  # its rows join every sub-box's LPs; boxes outside it are dropped
         self.lower, self.upper = lower, upper  # the bounds so far (sound on every sub-box)
         self.k = 0
+        self.gap = (GAP_TOL, GAP_TOL)  # as PhaseSearch.gap
 
     def set_targets(self, k: int, slack: np.ndarray) -> None:
         self.k, self.slack = k, slack
@@ -415,6 +429,7 @@ class InputSearch:
         far), where splitting the box further would only approach a kink."""
         store = kernels.LpRelaxation(blo, bhi, True)
         ps = PhaseSearch(self.net, blo, bhi, store, self.rule)
+        ps.gap = self.gap
         if self.domain is not None:  # the rows first, then the layers
             ps.add_block(store.add_domain(**self.domain.rows()))
             ps.may_be_empty = True
@@ -509,12 +524,12 @@ class InputSearch:
 
         outcome, g = best_first(
             (lb, (self.lo, self.hi, info, slope)), expand, is_leaf,
-            lambda: threshold(stop, need, best),
+            lambda: threshold(stop, need, best, 1.0, self.gap, lambda b: sgn * b),
             lambda: settled, stop, deadline, node_limit, stats)
         if g == math.inf:
             raise BoundError(f"layer {k}, neuron {i}: every sub-box is certified to hold no "
                              "point of the domain: please report")
-        if outcome == "exact" and g < gap_floor(best):
+        if outcome == "exact" and g < gap_floor(best, 1.0, self.gap, lambda b: sgn * b):
             outcome = "unresolved"  # no witness within the gap (a box's LPs were cut short)
         stats[outcome] += 1
         v = g if side == "min" else -g

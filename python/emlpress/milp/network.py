@@ -60,6 +60,8 @@ class NetworkHandle(PredictorHandle):
     #: (first row, CSR starts, indices, values) of the network's rows as written, before
     #: HiGHS drops coefficients below its small_matrix_value (1e-9): what tighten certifies over
     row_block: tuple | None = field(default=None, repr=False)
+    #: the encoding of the unstable units: "bigm" or "partition" (milp/partition.py)
+    formulation: str = "bigm"
 
     def values_at(self, col_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, outputs) of this network in ``col_values``, the inputs clipped into the
@@ -89,6 +91,7 @@ class NetworkHandle(PredictorHandle):
             "stable_units": stable,
             "hidden_units": self.net.n_neurons,
             "bounds": self.bounds.method,
+            "formulation": self.formulation,
             "max_bigm": self.max_bigm,
             "tolerance_error": self.tolerance_error,
             "encode_ms": self.encode_s * 1e3,
@@ -98,7 +101,7 @@ class NetworkHandle(PredictorHandle):
         """One-paragraph summary of the encoding, like gurobi-ml's ``print_stats``."""
         s = self.stats()
         print(
-            f"Network {s['network']!r} {s['sizes']}: {s['variables']} variables "
+            f"Network {s['network']!r} {s['sizes']} ({s['formulation']}): {s['variables']} variables "
             f"({s['binaries']} binary), {s['constraints']} constraints, {s['nonzeros']} nonzeros; "
             f"{s['stable_units']} of {s['hidden_units']} hidden units stable ({s['bounds']} bounds); "
             f"largest big-M {s['max_bigm']:.3g} (outputs exact to {s['tolerance_error']:.2g} at "
@@ -142,7 +145,8 @@ class NetworkHandle(PredictorHandle):
 
 
 def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, name: str = "nn",
-                names: bool = True) -> NetworkHandle:
+                names: bool = True, formulation: str = "bigm", groups: int | None = None,
+                split: str = "sorted") -> NetworkHandle:
     """Add ``net`` to the ``highspy.Highs`` model ``h`` with ``inputs`` (highspy variables or
     column indices, continuous or integer, with finite bounds) as its inputs.
 
@@ -151,8 +155,16 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
     (default ``"crown"``); bounds of :func:`emlpress.bounds.on_points` where the inputs can
     take no values but those points (the input variables' box inside their hull). ``name`` prefixes the new columns' names (``names=False`` skips
     naming) and must be unique within the model. Returns a :class:`NetworkHandle`.
+
+    ``formulation``: ``"bigm"`` (default) or ``"partition"`` (Tsay et al. 2021: each unstable
+    unit's inputs in ``groups`` groups, default 2, ``split`` ``"sorted"`` by weight or
+    ``"equal"`` in input order; a :class:`~emlpress.milp.partition.PartitionHandle`;
+    ``milp/partition.py``). The handle records it as ``handle.formulation``.
     """
+    from emlpress.milp import partition as _partition  # it imports this module
+
     t0 = time.perf_counter()
+    n_groups = _partition.check_options(formulation, groups, split)
     registry, cols, lo, hi = _new_inputs(h, inputs, net.n_in, name)
     if bounds is None or isinstance(bounds, str):
         b = _bounds.tighten(net, lo, hi, method=bounds or "crown")
@@ -174,6 +186,12 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
     first, first_row = h.getNumCol(), h.getNumRow()
     enc = kernels.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
     add_block(h, enc)
+    # --- formulation="partition": its columns and rows on top of big-M's (milp/partition.py)
+    cls, extra = NetworkHandle, {"fields": {}, "n_vars": 0, "n_constraints": 0, "n_nonzeros": 0}
+    if formulation == "partition":
+        cls = _partition.PartitionHandle
+        extra = _partition.add_groups(h, net, b, enc, first, cols, lo, hi, n_groups, split)
+    # ---
     layer_cols, binary_cols, pre_cols = enc.unit_cols, enc.binary_cols, enc.pre_cols
     if names:
         for l, lc in enumerate(layer_cols):
@@ -185,11 +203,12 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
             for i in np.flatnonzero(bc >= 0):
                 h.passColName(int(bc[i]), f"{name}.d{l}_{i}")
                 h.passColName(int(pc[i]), f"{name}.z{l}_{i}")
-    handle = NetworkHandle(
+    handle = cls(
         name=name, net=net, bounds=b, input_cols=cols, layer_cols=layer_cols,
-        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc.col_lower),
-        n_binaries=len(enc.binary), n_constraints=len(enc.row_lower),
-        n_nonzeros=len(enc.values), encode_s=time.perf_counter() - t0, _h=h,
+        binary_cols=binary_cols, pre_cols=pre_cols, n_vars=len(enc.col_lower) + extra["n_vars"],
+        n_binaries=len(enc.binary), n_constraints=len(enc.row_lower) + extra["n_constraints"],
+        n_nonzeros=len(enc.values) + extra["n_nonzeros"], encode_s=time.perf_counter() - t0, _h=h,
+        formulation=formulation, **extra["fields"],
         bigm_rows=_bigm_rows(enc, first_row),
         row_block=(first_row, np.asarray(enc.starts, np.int64), np.asarray(enc.indices, np.int64),
                    np.array(enc.values, np.float64)),

@@ -13,6 +13,8 @@ import numpy as np
 
 from emlpress import _options
 from emlpress._highs import option_value, tighten_tolerances
+from emlpress.milp import bnb as _bnb
+from emlpress.milp import incumbent as _incumbent
 from emlpress.milp import repair as _repair_mod
 from emlpress.milp.handle import registered_handles
 
@@ -44,7 +46,9 @@ class Solution:
     ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
     check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
     always that of a verified point; ``repaired`` names the repair that found it ("" when
-    HiGHS' answer passed as it came)."""
+    HiGHS' answer passed as it came). ``solver`` says who answered: ``"highs"`` or
+    ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose ``best_bound`` is certified from its
+    own rigorous LPs and whose INFEASIBLE carries its checked ``certificate``)."""
 
     status: str
     objective: float
@@ -60,6 +64,17 @@ class Solution:
     verify_diff: dict = field(default_factory=dict)
     repaired: str = ""
     mismatch: float = 0.0
+    #: which solver answered: "highs", or "emlpress-bab" (emlpress' own certified
+    #: branch-and-bound, milp/bnb.py)
+    solver: str = "highs"
+    #: an INFEASIBLE verdict's checked certificate where the branch-and-bound gives one (the
+    #: bounds.domain.EmptyDomainError: row multipliers and the violation bound they prove)
+    certificate: object = None
+    #: the MIP start of :mod:`emlpress.milp.incumbent` ("" when none: how it was found), its
+    #: verified objective, and whether it was used (HiGHS' answer no worse, or the answer)
+    start: str = ""
+    start_objective: float = float("nan")
+    start_used: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -77,7 +92,9 @@ MIP_ABS_GAP = 1e-6
 
 def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
           threads: int | None = None, verbose: bool = False,
-          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP) -> Solution:
+          confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP,
+          solver: str = "auto",
+          start: str | None = "auto") -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
@@ -100,13 +117,40 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
     constant networks (bounds of width ~1e-9 on outputs of ~1e3) infeasible although every
     forward pass satisfies the encoding to 1e-11; the re-run found the optimum. If the
-    verdicts differ, the second one is returned with a warning."""
+    verdicts differ, the second one is returned with a warning.
+
+    ``solver``: ``"auto"`` (default) answers a model of one network (:func:`add_network`),
+    linear rows over its inputs (an l1 ball with auxiliary columns included) and a linear
+    objective over its outputs by emlpress' own certified branch-and-bound
+    (:mod:`emlpress.milp.bnb`: on the small trained regressors of benches/README.md it was
+    faster than HiGHS on every problem), any other model by HiGHS; ``"bab"`` insists on the
+    branch-and-bound (``ValueError`` saying why a model is not of its form); ``"highs"``
+    HiGHS always. The branch-and-bound's answer is verified as HiGHS' is; its
+    ``best_bound`` is certified, OPTIMAL means within the gaps (at least 1e-9 relative: the
+    rounding a certified bound carries), TIME_LIMIT gives the verified incumbent and the
+    certified bound, and HiGHS options set on ``h`` do not apply to it.
+
+    ``start="auto"`` (default; None: off): before HiGHS runs (not the branch-and-bound), a
+    verified point found from the networks themselves (:mod:`emlpress.milp.incumbent`: the
+    LP relaxation completed, attacks, local search over activation regions), within a tenth
+    of ``time_limit`` (1 to 10 s, taken from HiGHS' share), is given to HiGHS as a MIP start; where HiGHS ends without a
+    point as good (a time limit with no incumbent), that point is the answer. Models whose
+    embedded models have at most ``incumbent.SMALL_MODEL`` binaries get it only under a
+    time limit below a second (HiGHS finds their first point at once).
+    ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
+    used."""
     time_limit = _options.seconds("time_limit", time_limit)
     mip_gap = _options.gap("mip_gap", mip_gap)
     mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
     if mip_gap is None or mip_abs_gap is None:
         raise ValueError("mip_gap and mip_abs_gap must be numbers >= 0 (HiGHS' defaults vary by release)")
     threads = _options.threads(threads)
+    _incumbent.check_start(start)  # MIP start (issue 34): a bad value refused whoever answers
+    # --- emlpress' own branch-and-bound (milp/bnb.py): models of its form, unless "highs" ---
+    sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap)
+    if sol is not None:
+        return sol
+    # --- end of the branch-and-bound dispatch ---
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
@@ -115,6 +159,11 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     t0 = time.perf_counter()
+    # --- MIP start (issue 34: emlpress.milp.incumbent) ---
+    inc = _incumbent.mip_start(h, start, time_limit)
+    if inc is not None and time_limit is not None:
+        h.setOptionValue("time_limit", max(0.0, float(time_limit) - inc.seconds))
+    # ---
     h.run()
     ms = h.getModelStatus()
     status = _STATUS.get(ms.name, ms.name.removeprefix("k").upper())
@@ -180,6 +229,16 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
                                                  mip_abs_gap)
             _repair_mod.warn(f"{head}; repaired by {repaired}: verified objective "
                              f"{objective:.9g}, status {status}")
+    # --- MIP start (issue 34): the verified start where HiGHS ended without a point as good ---
+    # (never against INFEASIBLE: HiGHS then rejected the start at its own tolerances)
+    if inc and status not in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
+        better = not has_solution or (inc.objective - objective) * (1 if sense_max else -1) > 0
+        if better:
+            col_values, objective, has_solution, checks = inc.values, inc.objective, True, {}
+            repaired = f"MIP start ({inc.how})" if mismatch else repaired
+            status, best, gap = _verified_status("FEASIBLE" if status == "NUMERICAL" else status,
+                                                 objective, best, sense_max, mip_gap, mip_abs_gap)
+    # ---
     solve_s = time.perf_counter() - t0
     sol = Solution(
         status=status,
@@ -194,6 +253,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
         repaired=repaired,
         mismatch=mismatch,
     )
+    if inc is not None:  # MIP start (issue 34)
+        sol.start, sol.start_objective = inc.how, inc.objective
+        sol.start_used = bool(inc) and (objective - inc.objective) * (1 if sense_max else -1) >= 0
     if col_values is not None:
         for hd in handles:
             if hd.name not in checks:

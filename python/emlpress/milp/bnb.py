@@ -1,0 +1,508 @@
+"""emlpress' own certified branch-and-bound for HiGHS models of one form: one network
+(:func:`~emlpress.milp.add_network`), linear rows over its inputs and a linear objective over
+its outputs. :func:`~emlpress.milp.solve` calls :func:`solve` here first (``solver="bab"``, or
+``"auto"``); a model of any other form goes to HiGHS as before.
+
+**The form** (:func:`recognise`): every column of the model is an input of the network, a
+column of its encoding, an auxiliary column of an l1 ball written as
+``t_i >= x_i - c_i``, ``t_i >= c_i - x_i``, ``sum_i t_i <= eps`` (one ``t`` per input), or a
+column no row and no cost touches; the integer columns are the encoding's binaries; the rows
+outside the encoding touch inputs (and the ``t`` of the ball) only; the encoding's columns keep
+bounds that the network's own bounds over the domain imply (a user's bound on an output is a
+constraint this module does not take: HiGHS answers then); the objective is
+``c . outputs + offset``. Anything else: :func:`recognise` names what it is, and HiGHS solves.
+
+**The search** (:func:`search`): the objective is folded into the network as its only output
+(``c . (W_L h + b_L) = (c W_L) h + c b_L``), the rows become a
+:class:`~emlpress.bounds.domain.Domain` (box, ``A_ub``/``A_eq``, l1 ball; an empty one is
+refused with its checked certificate: INFEASIBLE), the starting bounds of every layer are
+:func:`emlpress.bounds.lp`'s over the domain, and only the objective's side is searched
+(``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or ``InputSearch`` over the
+input box for at most ``bab.INPUT_DIMS`` inputs, as ``split="auto"`` picks): best first,
+every node value certified from its duals, infeasible nodes dropped on a checked Farkas ray,
+incumbents from seeded samples of the domain, projected-gradient attacks and every node LP's
+optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
+within the MIP gaps asked for of the certified bound, or at the time limit with the best
+verified incumbent and the certified bound (status ``TIME_LIMIT``).
+
+**Soundness**: the certified bound covers the folded network's float64 forward pass (the
+search widens by ``forward_rounding``), and this module widens it further by the rounding of
+the fold and of ``c . y`` against the original network's forward pass, the value
+:func:`~emlpress.milp.solve` verifies. The incumbent is returned as values of every column
+(the network's columns by a forward pass, the ball's ``t`` as ``|x - c|``), verified against
+the network as HiGHS' answers are.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from emlpress import kernels
+from emlpress.bounds import bab as _bab
+from emlpress.bounds.domain import Domain, EmptyDomainError
+from emlpress.bounds.linear import crown as _crown
+from emlpress.bounds.relaxation import BoundError
+from emlpress.bounds.relaxation import lp as _lp
+from emlpress.bounds.rounding import _down, _up, forward_rounding, gamma_slack
+from emlpress.bounds.witnesses import attack
+from emlpress.milp.handle import registered_handles
+from emlpress.network import Network
+
+__all__ = ["Form", "recognise", "search", "solve", "SOLVERS", "ATTACK_STARTS"]
+
+#: solve()'s ``solver`` option: "auto" (this search where the model has its form, else
+#: HiGHS), "bab" (the same, said explicitly), "highs" (HiGHS always)
+SOLVERS = ("auto", "bab", "highs")
+#: attack starts on the objective before the search (the best samples of the domain)
+ATTACK_STARTS = 8
+#: seeded samples of the domain for the first incumbent (on a constrained domain in at
+#: most SAMPLE_DIMS inputs; beyond, the attacks start from the domain's own point)
+N_SAMPLES = 2048
+SAMPLE_DIMS = 64
+#: starting bounds of every layer: bounds.lp's where hidden units times inputs is at most
+#: this, else CROWN's. MNIST 784-100-100-10 on an l1 ball of radius 5, 60 s, loaded cores:
+#: the LP start took 38 s (bound 4.83 after 13 nodes, and past the limit when the load
+#: grew), the CROWN start 0.1 s (bound 10.39 after 141 nodes); incumbent -13.0 either way
+LP_INIT_WORK = 20_000
+#: the phase search's branching rule (bab.RULES)
+RULE = "babsr"
+
+
+@dataclass
+class Form:
+    """A model :func:`search` can solve: ``net`` the network with the objective folded in as
+    its one output (``objective = net(x) + offset`` up to ``slack``), ``domain`` its inputs'
+    domain (``None``: the box ``lo``/``hi``), ``maximize`` the sense."""
+
+    handle: object
+    net: Network
+    lo: np.ndarray
+    hi: np.ndarray
+    domain: Domain | None
+    maximize: bool
+    offset: float
+    coef: np.ndarray  # the objective's coefficients on the network's outputs, (n_out,)
+    l1_cols: np.ndarray | None  # the ball's t columns, by input (or None)
+    free_cols: np.ndarray  # columns nothing touches (set to a value of their bounds)
+    n_cols: int
+
+
+def _fold(net: Network, c: np.ndarray) -> Network:
+    """The network whose only output is ``c . net(x)`` (exact arithmetic); one output with
+    coefficient 1 is that output itself, exactly."""
+    W, b = net.weights[-1], net.biases[-1]
+    nz = np.flatnonzero(c)
+    if nz.size == 1 and c[nz[0]] == 1.0:
+        Wl, bl = W[nz], b[nz]
+    else:
+        Wl, bl = (c @ W)[None, :], np.array([c @ b])
+    return Network(list(net.weights[:-1]) + [Wl], list(net.biases[:-1]) + [bl])
+
+
+def _fold_slack(net: Network, c: np.ndarray, lo, hi, upper) -> float:
+    """How far ``c . y`` in float64 (``y`` the original network's float64 forward pass) can
+    be from the exact ``c . net(x)``: the original output layer's forward rounding weighted by
+    ``|c|``, plus the rounding of the fold (``c W`` and ``c b``, the folded net's own forward
+    rounding covering its evaluation) and of the dot product ``c . y``."""
+    nz = np.flatnonzero(c)
+    if nz.size == 1 and c[nz[0]] == 1.0:
+        return 0.0
+    fr = forward_rounding(net, lo, hi, upper)[-1]
+    ymag = np.maximum(np.abs(upper[-1]), 0.0)  # |y| <= max(|lower|, |upper|) below
+    W, b = net.weights[-1], net.biases[-1]
+    hmag = np.maximum(upper[-2], 0.0) if len(upper) > 1 else np.maximum(np.abs(lo), np.abs(hi))
+    ac = np.abs(c)
+    fold = gamma_slack(c.size) * (ac @ (np.abs(W) @ hmag + np.abs(b)))
+    dot = gamma_slack(c.size) * (ac @ ymag)
+    return float((ac @ fr + fold + dot) * (1.0 + 1e-6))
+
+
+def recognise(h) -> tuple[Form | None, str]:
+    """(the :class:`Form` of ``h``, "") when :func:`search` can solve it, else (None, why)."""
+    from emlpress.milp.network import NetworkHandle
+    from emlpress.milp.repair import model_arrays
+
+    handles = registered_handles(h)
+    if len(handles) != 1 or not isinstance(handles[0], NetworkHandle):
+        return None, f"{len(handles)} embedded models (the search takes one network)"
+    hd = handles[0]
+    M = model_arrays(h)
+    n = M.col_lo.size
+    inputs = np.asarray(hd.input_cols, np.int64)
+    if np.unique(inputs).size != inputs.size:
+        return None, "an input column used twice"
+    internal = np.concatenate([np.zeros(0, np.int64)] + [
+        np.asarray(a, np.int64)[np.asarray(a) >= 0]
+        for a in list(hd.layer_cols) + list(hd.binary_cols) + list(hd.pre_cols)])
+    kind = np.zeros(n, np.int8)  # 0 other, 1 input, 2 encoding
+    kind[inputs], kind[internal] = 1, 2
+    if np.any(M.integer & (kind != 2)):
+        return None, "integer columns outside the network's binaries"
+    binaries = np.concatenate([np.zeros(0, np.int64)] + [
+        np.asarray(a, np.int64)[np.asarray(a) >= 0] for a in hd.binary_cols])
+    if np.any(M.col_lo[binaries] > 0) or np.any(M.col_hi[binaries] < 1):
+        return None, "a binary of the network is fixed"
+    why = _encoding_bounds_changed(hd, M)
+    if why:
+        return None, why
+    A = M.A.tocsr()
+    Ac = A.tocsc()
+    touches_int = np.asarray((abs(A[:, internal]) > 0).sum(1)).ravel() > 0 if internal.size else np.zeros(A.shape[0], bool)
+    if int(touches_int.sum()) != hd.n_constraints:
+        return None, "rows over the network's outputs or hidden units besides its encoding"
+    user = np.flatnonzero(~touches_int)
+    other = np.flatnonzero(kind == 0)
+    cost = M.cost
+    if np.any(cost[(kind == 1) | ((kind == 2) & ~np.isin(np.arange(n), hd.output_cols))] != 0):
+        return None, "an objective on inputs or hidden units (only outputs are taken)"
+    if np.any(cost[other] != 0):
+        return None, "an objective on columns outside the network"
+    lo, hi = M.col_lo[inputs].copy(), M.col_hi[inputs].copy()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        return None, "an input without finite bounds"
+    # columns outside the network: the ball's t, or untouched ones
+    used = np.diff(Ac.indptr) > 0
+    free_cols = other[~used[other]]
+    tcols = other[used[other]]
+    l1, l1_cols, tie_rows = None, None, np.zeros(0, np.int64)
+    if tcols.size:
+        got = _l1_ball(A, M, user, inputs, tcols)
+        if isinstance(got, str):
+            return None, got
+        l1, l1_cols, tie_rows = got
+    lin = np.setdiff1d(user, tie_rows)
+    A_ub, b_ub, A_eq, b_eq = [], [], [], []
+    for r in lin:
+        row = A.getrow(r)
+        cols = row.indices
+        if np.any(kind[cols] != 1):
+            return None, f"row {r} involves columns outside the network's inputs"
+        a = np.zeros(inputs.size)
+        pos = {int(c): q for q, c in enumerate(inputs)}
+        for c, v in zip(cols, row.data):
+            a[pos[int(c)]] += v
+        rl, ru = M.row_lo[r], M.row_hi[r]
+        if rl == ru:
+            A_eq.append(a)
+            b_eq.append(rl)
+            continue
+        if np.isfinite(ru):
+            A_ub.append(a)
+            b_ub.append(ru)
+        if np.isfinite(rl):
+            A_ub.append(-a)
+            b_ub.append(-rl)
+    # the encoding's columns may carry bounds (bigm's own, or tighter ones of a whole-model
+    # tightening); they must hold for every value the network takes on the domain
+    kw = dict(A_ub=np.array(A_ub) if A_ub else None, b_ub=np.array(b_ub) if b_ub else None,
+              A_eq=np.array(A_eq) if A_eq else None, b_eq=np.array(b_eq) if b_eq else None,
+              l1=l1)
+    try:
+        domain = Domain(lo, hi, **kw) if any(v is not None for v in kw.values()) else None
+    except EmptyDomainError as e:
+        return None, e  # the caller answers INFEASIBLE with this certificate
+    net = hd.net
+    c = cost[np.asarray(hd.output_cols, np.int64)]
+    if np.any(np.asarray(hd.output_cols) < 0):
+        return None, "an output without a column"
+    if not np.any(c):
+        return None, "no objective on the outputs"
+    maximize = h.getObjectiveSense()[1].name == "kMaximize"
+    form = Form(hd, _fold(net, c), lo, hi, domain, maximize, float(M.offset), c, l1_cols,
+                free_cols, n)
+    return form, ""
+
+
+def _encoding_bounds_changed(hd, M) -> str:
+    """What, if anything, bounds the encoding's columns tighter than :func:`add_network`
+    did (from the handle's bounds): a user's constraint on an output or a hidden unit, or a
+    tightening over the whole model, which the search would not see; "" when nothing."""
+    b, L = hd.bounds, len(hd.layer_cols)
+    for l in range(L):
+        lo_, hi_ = np.asarray(b.lower[l], float), np.asarray(b.upper[l], float)
+        a = np.asarray(hd.layer_cols[l])
+        m = a >= 0
+        want_lo = lo_ if l == L - 1 else np.maximum(lo_, 0.0)
+        if np.any(M.col_lo[a[m]] > want_lo[m]) or np.any(M.col_hi[a[m]] < hi_[m]):
+            return (f"bounds on the columns of layer {l} of network {hd.name!r} tighter than "
+                    "its encoding's (a constraint on its units)")
+        if l < L - 1:
+            z = np.asarray(hd.pre_cols[l])
+            m = z >= 0
+            if np.any(M.col_lo[z[m]] > lo_[m]) or np.any(M.col_hi[z[m]] < hi_[m]):
+                return (f"bounds on the pre-activation columns of layer {l} of network "
+                        f"{hd.name!r} tighter than its encoding's")
+    return ""
+
+
+def _l1_ball(A, M, user, inputs, tcols):
+    """(l1=(center, eps), the t column of each input, the ball's rows) when the columns
+    ``tcols`` outside the network write an l1 ball over every input as
+    ``t_i >= +-(x_i - c_i)``, ``sum t <= eps``; else a string saying what they are."""
+    n_in = inputs.size
+    if tcols.size != n_in:
+        return f"{tcols.size} columns outside the network (not an l1 ball over the {n_in} inputs)"
+    tpos = {int(c): q for q, c in enumerate(tcols)}
+    xpos = {int(c): q for q, c in enumerate(inputs)}
+    t_of_x = np.full(n_in, -1)
+    center = np.full(n_in, np.nan)
+    seen_sign = np.zeros((n_in, 2), bool)
+    budget, rows = None, []
+    for r in user:
+        row = A.getrow(r)
+        cols, vals = row.indices, row.data
+        ts = [c for c in cols if int(c) in tpos]
+        if not ts:
+            continue
+        rl, ru = M.row_lo[r], M.row_hi[r]
+        if len(ts) == len(cols) and len(cols) == n_in:  # sum_i a t_i <= eps
+            if not (np.all(vals == vals[0]) and vals[0] > 0 and np.isfinite(ru) and rl <= 0):
+                return f"row {r} over the t columns is not sum t <= eps"
+            if budget is not None:
+                return "two budget rows over the t columns"
+            budget = ru / vals[0]
+            rows.append(r)
+            continue
+        if len(cols) != 2 or len(ts) != 1:
+            return f"row {r} mixes auxiliary columns otherwise than t_i >= |x_i - c_i|"
+        tc = int(ts[0])
+        xc = int(cols[0] if int(cols[1]) == tc else cols[1])
+        if xc not in xpos:
+            return f"row {r} ties an auxiliary column to a column that is not an input"
+        at = float(vals[list(cols).index(tc)])
+        ax = float(vals[list(cols).index(xc)])
+        # normalise to t + s x >= k (s = +-1)
+        if abs(abs(ax) - abs(at)) > 0:
+            return f"row {r}: t and x with coefficients of different size"
+        if at > 0 and np.isfinite(rl) and not np.isfinite(ru):
+            s, k = ax / at, rl / at
+        elif at < 0 and np.isfinite(ru) and not np.isfinite(rl):
+            s, k = ax / at, ru / at
+        else:
+            return f"row {r} is not of the form t >= +-(x - c)"
+        q, tq = xpos[xc], tpos[tc]
+        if t_of_x[q] not in (-1, tq):
+            return f"input {q} tied to two auxiliary columns"
+        t_of_x[q] = tq
+        ci = -k if s < 0 else k  # t - x >= -c, t + x >= c
+        if not np.isnan(center[q]) and center[q] != ci:
+            return f"input {q}: two different centres in its l1 rows"
+        center[q] = ci
+        seen_sign[q, int(s > 0)] = True
+        rows.append(r)
+    if budget is None or not seen_sign.all() or np.any(t_of_x < 0):
+        return "auxiliary columns that do not write a full l1 ball"
+    tc = tcols[t_of_x]
+    if np.any(M.col_lo[tc] > 0) or np.any(M.col_hi[tc] < budget):
+        return "the l1 ball's t columns carry bounds that cut the ball"
+    if np.any(M.cost[tc] != 0):
+        return "an objective on the l1 ball's t columns"
+    return (center, float(budget)), tc, np.asarray(rows, np.int64)
+
+
+@dataclass
+class Result:
+    """What :func:`search` found: ``status`` (OPTIMAL: within the gaps; TIME_LIMIT: a time
+    or node limit stopped it; FEASIBLE: it ended short of the gaps), ``objective`` of the
+    incumbent ``x`` (shape ``(n_in,)``; the original network's forward pass, ``c . y +
+    offset``; nan without one), ``bound`` the certified bound of the objective, ``nodes``,
+    ``seconds``."""
+
+    status: str
+    objective: float
+    bound: float
+    x: np.ndarray | None
+    nodes: int
+    seconds: float
+
+
+def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
+           mip_abs_gap: float = 1e-6, split: str = "auto", node_limit: int | None = None) -> Result:
+    """Maximise or minimise the objective of ``form`` (module docstring); certified."""
+    t0 = time.perf_counter()
+    deadline = math.inf if time_limit is None else t0 + float(time_limit)
+    net, d, lo, hi = form.net, form.domain, form.lo, form.hi
+    if d is not None:
+        lo, hi = np.asarray(d.box_lo, float), np.asarray(d.box_hi, float)
+    side = "max" if form.maximize else "min"
+    sg = 1.0 if form.maximize else -1.0
+    orig, c, off = form.handle.net, form.coef, form.offset
+    L = net.n_layers - 1
+
+    if net.n_neurons * net.n_in <= LP_INIT_WORK:
+        init = _lp(net, lo, hi) if d is None else _lp(net, domain=d)
+    else:
+        init = _crown(net, lo, hi) if d is None else _crown(net, domain=d)
+    lower = [np.array(a, float) for a in init.lower]
+    upper = [np.array(a, float) for a in init.upper]
+    oupper = _lp_free_upper(orig, lo, hi, upper)
+    slack = _fold_slack(orig, c, lo, hi, oupper)
+
+    best = {"v": -math.inf, "x": None}  # sg * the folded output at the incumbent
+
+    def objective(X: np.ndarray) -> np.ndarray:  # as solve() verifies it: c . y + offset
+        return orig.forward(X) @ c + off
+
+    def offer(X: np.ndarray) -> None:
+        X = np.clip(X, form.lo, form.hi)
+        if d is not None:
+            X = d.admit(X)
+        if not len(X):
+            return
+        v = sg * net.forward(X)[:, 0]
+        j = int(np.argmax(v))
+        if v[j] > best["v"]:
+            best["v"], best["x"] = float(v[j]), X[j].copy()
+
+    # first incumbents: samples of the domain, then attacks from the best of them
+    if d is None or len(lo) <= SAMPLE_DIMS:
+        P = _bab._start_points(lo, hi, d, N_SAMPLES)
+        P = np.clip(P, lo, hi) if d is None else d.admit(P)
+    else:  # hit-and-run in hundreds of dimensions costs seconds: the attacks do better
+        P = np.asarray(d.point, float)[None, :]
+    if len(P):
+        v = sg * net.forward(P)[:, 0]
+        starts = P[np.argsort(-v)[:ATTACK_STARTS]]
+        offer(P[np.argsort(-v)[:1]])
+        _, Xa = attack(net, lo, hi, L, np.zeros(len(starts), int), np.full(len(starts), sg),
+                       starts, domain=d)
+        offer(Xa)
+
+    def tol(z: float) -> float:  # the search stops within 0.9 of the gap: the rest for
+        return 0.9 * _tolerance(z + off, mip_gap, mip_abs_gap)  # the roundings after it
+
+    stats = dict(nodes=0, lp_boxes=0, lp_failures=0, uncertified_infeasible=0, witness=0,
+                 proved=0, exact=0, unresolved=0, limit=0)
+
+    def witness_z(x):  # the search's witness: the best folded output (+-inf while none)
+        if x is not None:
+            offer(x[None, :])
+        return sg * best["v"]
+
+    if split == "auto":
+        split = "input" if len(lo) <= _bab.INPUT_DIMS else "relu"
+    fwd = forward_rounding(net, lo, hi, upper)
+    start = float(upper[L][0] if side == "max" else lower[L][0])
+    if split == "relu":
+        store = kernels.LpRelaxation(lo, hi, True)
+        w = _bab.PhaseSearch(net, lo, hi, store, RULE)
+        if d is not None:
+            w.add_block(store.add_domain(**d.rows()))
+        for k in range(1, L + 1):
+            w.add_block(store.add_layer(net._core, k - 1, lower[k - 1], upper[k - 1]))
+        w.set_targets(L, store.pre_activation(net._core, L), fwd[L])
+    else:
+        w = _bab.InputSearch(net, lo, hi, lower, upper, domain=d)
+        w.set_targets(L, fwd[L])
+    w.gap = tol
+    v = w.side(0, side, start, False, witness_z, deadline, node_limit, stats, hidden=False)
+    # the certified bound of the objective as solve() verifies it: widened by the fold
+    bound = _up(_up(v + off) + slack) if side == "max" else _down(_down(v + off) - slack)
+    seconds = time.perf_counter() - t0
+    if best["x"] is None:  # no point of the domain met exactly (equality rows)
+        timed_out = time.perf_counter() >= deadline or (
+            node_limit is not None and stats["nodes"] >= node_limit)
+        return Result("TIME_LIMIT" if timed_out else "FEASIBLE", math.nan, bound, None,
+                      stats["nodes"], seconds)
+    obj = float(objective(best["x"][None])[0])
+    if sg * (obj - bound) > ROUNDING_GAP * max(1.0, abs(obj)):  # a bug of this module
+        raise BoundError(f"the certified bound {bound!r} excludes the objective {obj!r} the "
+                         f"network reaches at an input of the domain: please report")
+    if abs(bound - obj) <= _tolerance(obj, mip_gap, mip_abs_gap):
+        status = "OPTIMAL"
+    elif time.perf_counter() >= deadline or (node_limit is not None and stats["nodes"] >= node_limit):
+        status = "TIME_LIMIT"
+    else:  # the search ended short of the gap (a node LP HiGHS failed on)
+        status = "FEASIBLE"
+    return Result(status, obj, bound, best["x"], stats["nodes"], seconds)
+
+
+#: a certified bound carries the float64 rounding of the forward pass (bab.GAP_TOL): a gap
+#: asked for below this, relative to max(1, |objective|), is taken as this
+ROUNDING_GAP = _bab.GAP_TOL
+
+
+def _tolerance(obj: float, mip_gap: float, mip_abs_gap: float) -> float:
+    """How far the certified bound may be from the objective ``obj`` for OPTIMAL."""
+    return max(mip_abs_gap, mip_gap * abs(obj), ROUNDING_GAP * max(1.0, abs(obj)))
+
+
+def _lp_free_upper(orig: Network, lo, hi, upper_folded) -> list:
+    """Upper bounds of the original network's layers for the fold's rounding slack: the
+    hidden layers' from the search's LP bounds, the output layer's magnitude by CROWN."""
+    L, U = kernels.crown(orig._core, lo, hi)
+    hidden = [np.asarray(u, float) for u in upper_folded[:-1]]
+    mag = np.maximum(np.abs(np.asarray(L[-1], float)), np.abs(np.asarray(U[-1], float)))
+    return hidden + [mag]
+
+
+def columns(form: Form, x: np.ndarray) -> np.ndarray:
+    """Values of every column of the model at input ``x``: the network's encoding by a
+    forward pass (``NetworkHandle.start_values``), the l1 ball's ``t`` as ``|x - c|``, any
+    untouched column at the value of its bounds nearest 0."""
+    from emlpress.milp.repair import model_arrays
+
+    M = model_arrays(form.handle._h)
+    v = np.clip(np.zeros(form.n_cols), M.col_lo, M.col_hi)
+    cols, vals = form.handle.start_values(x)
+    v[cols] = vals
+    if form.l1_cols is not None:
+        v[form.l1_cols] = np.abs(x - form.domain.center)
+    return v
+
+
+def solve(h, solver: str, time_limit, mip_gap: float, mip_abs_gap: float):
+    """The :class:`~emlpress.milp.Solution` of ``h`` by :func:`search` when ``solver`` is
+    "bab" or "auto" and ``h`` has the form (:func:`recognise`); ``None`` for HiGHS (with
+    ``solver="bab"`` on another form: a ``ValueError`` saying why)."""
+    from emlpress.milp.solution import Solution
+
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if solver == "highs":
+        return None
+    t0 = time.perf_counter()
+    form, why = recognise(h)
+    hd = registered_handles(h)
+    maximize = h.getObjectiveSense()[1].name == "kMaximize"
+    if isinstance(why, EmptyDomainError):  # the rows admit no input: certified
+        return Solution(status="INFEASIBLE", objective=math.nan,
+                        best_bound=-math.inf if maximize else math.inf, gap=math.inf, nodes=0,
+                        encode_s=float(sum(x.encode_s for x in hd)),
+                        solve_s=time.perf_counter() - t0, has_solution=False, col_values=None,
+                        solver="emlpress-bab", certificate=why)
+    if form is None:
+        if solver == "bab":
+            raise ValueError(f"solver='bab': the model is not of the form the branch-and-bound "
+                             f"takes ({why}); use solver='auto' or 'highs'")
+        return None
+    if solver == "auto" and form.domain is not None and form.domain.A_eq is not None:
+        # a witness counts only once it meets the rows exactly (Domain.holds): on equality
+        # rows the search's points seldom do, and it would end without an incumbent
+        return None
+    left = None if time_limit is None else max(0.0, float(time_limit) - (time.perf_counter() - t0))
+    r = search(form, left, mip_gap, mip_abs_gap)
+    if r.x is None and r.status != "TIME_LIMIT":
+        if solver == "auto":  # searched to the end without a verified point: HiGHS answers
+            return None
+        r.status = "NUMERICAL"
+    sol = Solution(status=r.status, objective=r.objective, best_bound=r.bound,
+                   gap=math.inf, nodes=r.nodes, encode_s=float(sum(x.encode_s for x in hd)),
+                   solve_s=0.0, has_solution=r.x is not None, col_values=None,
+                   solver="emlpress-bab")
+    if r.x is not None:
+        v = columns(form, r.x)
+        sol.col_values = v
+        hd0 = form.handle
+        x, y = hd0.values_at(v)
+        diff, _ = hd0._check(x, y)
+        sol.inputs[hd0.name], sol.outputs[hd0.name], sol.verify_diff[hd0.name] = x, y, diff
+        from emlpress.milp.solution import _gap
+
+        sol.gap = _gap(r.objective, r.bound)
+    sol.solve_s = time.perf_counter() - t0
+    return sol
