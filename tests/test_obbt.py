@@ -273,3 +273,25 @@ def test_epidemics_obbt_bounding_beyond_what_highs_takes_is_not_applicable():
     with warnings.catch_warnings(), pytest.raises(NotApplicable, match=r"week\d+: bounds up to .*obbt"):
         warnings.simplefilter("ignore", RuntimeWarning)  # add_network's conditioning warnings
         plan(sir.Instance(weeks=12, budget=80.0), net, simulate=False, bounding="obbt", start=False)
+
+
+def test_a_partition_encoded_network_keeps_its_hidden_rows_and_its_optimum():
+    """tighten rewrites big-M rows only: a network of formulation="partition" has its outputs
+    tightened, its hidden units' bounds and rows left as they are, and the same optimum."""
+    def build():
+        h = _highs.highs()
+        x = h.addVariables(3, lb=[-1.0] * 3, ub=[1.0] * 3)
+        h.addConstr(x[0] + x[1] + x[2] <= 0.3)
+        nn = add_network(h, _net([3, 10, 10, 2], 8), x, name="P", formulation="partition")
+        h.setObjective(nn.outputs[1], sense=highspy.ObjSense.kMaximize)
+        return h, nn
+
+    h0, _ = build()
+    h1, nn = build()
+    b0 = nn.bounds
+    assert tighten(h1, time_limit=30).status == "TIGHTENED"
+    for l in range(2):
+        np.testing.assert_array_equal(nn.bounds.lower[l], b0.lower[l])
+        np.testing.assert_array_equal(nn.bounds.upper[l], b0.upper[l])
+    assert np.all(nn.bounds.upper[-1] <= b0.upper[-1]) and np.any(nn.bounds.upper[-1] < b0.upper[-1])
+    assert _optimum(h1) == pytest.approx(_optimum(h0), rel=1e-7, abs=1e-7)
