@@ -39,6 +39,7 @@ from emlpress.milp.ensemble import EnsembleHandle, add_ensemble, output_bounds, 
 from emlpress.milp.incumbent import Incumbent, find_incumbent
 from emlpress.milp.handle import VERIFY_RTOL, PredictorHandle, registered_handles
 from emlpress.milp.network import MAX_COEFFICIENT, MAX_RANGE, NetworkHandle, add_network
+from emlpress.milp.obbt import TightenReport, tighten
 from emlpress.milp.partition import FORMULATIONS, PartitionHandle
 from emlpress.milp.cuts import add_anderson_cuts
 from emlpress.milp.quantized import QuantizedHandle, add_quantized_network
@@ -53,4 +54,5 @@ __all__ = ["add_network", "add_quantized_network", "QuantizedHandle", "add_tree"
            "registered_handles", "tighten_tolerances", "MAX_COEFFICIENT", "MAX_RANGE",
            "add_sklearn", "SklearnHandle", "add_argmax", "argmax_indicators",
            "add_ensemble", "EnsembleHandle", "output_bounds", "read_ensemble", "SOLVERS",
-           "find_incumbent", "Incumbent", "PartitionHandle", "FORMULATIONS", "add_anderson_cuts"]
+           "find_incumbent", "Incumbent", "PartitionHandle", "FORMULATIONS", "add_anderson_cuts",
+           "tighten", "TightenReport"]

@@ -54,6 +54,12 @@ class NetworkHandle(PredictorHandle):
     #: encoding (:func:`emlpress.bounds.conditioning.integrality_error`), and its largest big-M
     tolerance_error: float = 0.0
     max_bigm: float = 0.0
+    #: per hidden layer, (units, 2) row indices of each unstable unit's big-M rows
+    #: ``a <= z - l (1 - d)`` and ``a <= u d`` (-1: none), which :func:`~emlpress.milp.tighten` rewrites
+    bigm_rows: list | None = None
+    #: (first row, CSR starts, indices, values) of the network's rows as written, before
+    #: HiGHS drops coefficients below its small_matrix_value (1e-9): what tighten certifies over
+    row_block: tuple | None = field(default=None, repr=False)
     #: the encoding of the unstable units: "bigm" or "partition" (milp/partition.py)
     formulation: str = "bigm"
 
@@ -119,7 +125,8 @@ class NetworkHandle(PredictorHandle):
                 bc, pc = self.binary_cols[l], self.pre_cols[l]
                 mb = bc >= 0
                 cols += [bc[mb], pc[mb]]
-                vals += [(z[mb] > 0).astype(np.float64), z[mb]]
+                # a unit tighten() proved active has its binary fixed at 1, even where z is 0
+                vals += [((z[mb] > 0) | (self.bounds.lower[l][mb] >= 0)).astype(np.float64), z[mb]]
         return np.concatenate(cols).astype(np.int32), np.concatenate(vals)
 
     def _exact_columns(self, x) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +183,7 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
         raise TypeError(f"bounds must be a Bounds, a method name or None, got {type(bounds).__name__}")
 
     _check_representable(net, b, name)
-    first = h.getNumCol()
+    first, first_row = h.getNumCol(), h.getNumRow()
     enc = kernels.bigm_network(net._core, list(b.lower), list(b.upper), cols.tolist(), first)
     add_block(h, enc)
     # --- formulation="partition": its columns and rows on top of big-M's (milp/partition.py)
@@ -202,6 +209,9 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
         n_binaries=len(enc.binary), n_constraints=len(enc.row_lower) + extra["n_constraints"],
         n_nonzeros=len(enc.values) + extra["n_nonzeros"], encode_s=time.perf_counter() - t0, _h=h,
         formulation=formulation, **extra["fields"],
+        bigm_rows=_bigm_rows(enc, first_row),
+        row_block=(first_row, np.asarray(enc.starts, np.int64), np.asarray(enc.indices, np.int64),
+                   np.array(enc.values, np.float64)),
     )
     e, layer, m = integrality_error(net, b, option_value(h, "mip_feasibility_tolerance"))
     handle.tolerance_error, handle.max_bigm = float(e.max(initial=0.0)), m
@@ -217,6 +227,28 @@ def add_network(h, net: Network, inputs, bounds: Bounds | str | None = None, nam
             RuntimeWarning, stacklevel=2)
     registry.append(handle)
     return handle
+
+
+def _bigm_rows(enc, first_row: int) -> list:
+    """Per hidden layer, the model rows (units, 2) of each binary's two big-M rows, in the
+    block's order (``a - z - l d <= -l`` first, then ``a - u d <= 0``; bigm.hpp); -1: none."""
+    starts = np.asarray(enc.starts, np.int64)
+    row_of = np.repeat(np.arange(starts.size - 1), np.diff(starts))
+    idx = np.asarray(enc.indices, np.int64)
+    out = []
+    for bc in enc.binary_cols:
+        rows = np.full((bc.size, 2), -1, np.int64)
+        has = np.flatnonzero(bc >= 0)
+        if has.size:
+            hit = np.isin(idx, bc[has])
+            col, row = idx[hit], row_of[hit]
+            order = np.lexsort((row, col))  # by binary, its two rows in block order
+            pos = {int(c): k for k, c in enumerate(bc[has])}
+            pairs = row[order].reshape(-1, 2)
+            for c, pr in zip(col[order][::2], pairs):
+                rows[has[pos[int(c)]]] = pr + first_row
+        out.append(rows)
+    return out
 
 
 #: coefficients and ranges HiGHS cannot take exactly (it drops coefficients <= 1e-9 relative

@@ -9,28 +9,41 @@ to the next state, whose output variables are the next week's inputs; the budget
 horizon; the objective: the largest S after the last week. How each week's network is
 bounded is ``BOUNDING``'s choice: on the previous week's output box (chained, optionally
 losslessly compressed there), on what the schedules can feed it (reachable: the default of
-the run), or on the training box (single-box, the naive way).
+the run), on the training box (single-box, the naive way), or on what the model built so far
+lets the week's inputs reach (obbt: :func:`emlpress.milp.tighten` over the LP relaxation of
+the previous weeks, the NPI rows and the budget spent so far, week by week, then over the
+whole model).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
-from emlpress import _highs
+from emlpress import _highs, _options
 from emlpress import bounds as _bounds
 from emlpress.compress import lossless
 from emlpress.data import sir
-from emlpress.milp import add_network, add_predictor, solve, tighten_tolerances
+from emlpress.milp import Solution, add_network, add_predictor, solve, tighten, tighten_tolerances
 from emlpress.milp.handle import col_bounds
 from emlpress.network import Network
 
 
+class _Infeasible(Exception):
+    """The LP relaxation of the model so far is infeasible (a checked Farkas certificate)."""
+
+    def __init__(self, report):
+        super().__init__(str(report))
+        self.report = report
+
+
 class NotApplicable(ValueError):
     """A bounding that cannot apply to this instance (single-box: a week's inputs leave the
-    training box); the run records it as such, and only it."""
+    training box; obbt: a week's bounds beyond what HiGHS takes); the run records it as such,
+    and only it."""
 
 
 @dataclass
@@ -54,6 +67,9 @@ class Plan:
     #: the start (networks): (schedule, the network's predicted S, whether the search was
     #: exhaustive, i.e. that S is the network's own optimum)
     search: tuple | None = None
+    #: the "obbt" bounding: each week's :class:`~emlpress.milp.TightenReport` as it was added,
+    #: then the whole model's
+    tightening: list = field(default_factory=list)
 
     @property
     def predicted_s(self) -> float:
@@ -74,8 +90,17 @@ def _add_model(h, model, inputs, name):
 #: within the budget can feed it: every input while they are at most ``REACH_MAX``, then
 #: ``REACH_BOXES`` small boxes that cover them; see :class:`_Reach`), "single-box" (every
 #: week bounded once on the training box [0,1]^3 x [0, 0.4], the week's inputs restricted
-#: to it)
-BOUNDING = ("chained", "chained+lossless", "reachable", "single-box")
+#: to it), "obbt" (each week's network bounded by LP on the box of its inputs that the LP
+#: relaxation of the model so far certifies, then the whole model tightened by
+#: :func:`emlpress.milp.tighten`: see :func:`plan`), "reachable+obbt" (the reachable bounds,
+#: then the whole model tightened)
+BOUNDING = ("chained", "chained+lossless", "reachable", "single-box", "obbt", "reachable+obbt")
+#: the "obbt" bounding's rounds of :func:`emlpress.milp.tighten` over the whole model, once
+#: every week is in (each week got one round over the weeks before it as it was added)
+OBBT_ROUNDS = 3
+#: the "obbt" bounding's time limit covers the tightening and the solve: the tightening stops
+#: after this share of it (sound wherever it stops), the solve gets the rest
+OBBT_SHARE = 0.5
 TRAINING_BOX = (np.zeros(4), np.array([1.0, 1.0, 1.0, 0.4]))
 #: the "reachable" bounding enumerates a week's inputs while they are at most this many
 #: (the 10-week instance, budget 66.7: 5 weeks, 24^5 = 8.0 million inputs in the fifth)
@@ -218,7 +243,24 @@ def _add_week(h, model, inputs, name, bounding, cache):
             cache["single"] = _bounds.crown(model, lo, hi)
         return add_network(h, model, inputs, bounds=cache["single"], name=name)
     cols = np.array([v.index for v in inputs], np.int32)
-    if bounding == "reachable":  # the columns in the hull of what is reachable, bounds there
+    if bounding == "obbt":  # LP bounds on the box the model so far certifies
+        if cache.get("handles"):  # the previous week's outputs (this week's inputs): 6 LPs
+            _tighten_week(h, cache, cache["handles"][-1], layers=[-1])
+        clo, chi = col_bounds(h, cols)
+        # LP bounds while the tightening's share of the time lasts, then CROWN
+        left = cache["left"]()
+        b = _bounds.lp(model, clo, chi) if left is None or left > 1e-2 else _bounds.crown(model, clo, chi)
+        try:
+            hd = add_network(h, model, inputs, bounds=b, name=name)
+        except _highs.MagnitudeError as e:  # LP relaxations compound over deep weeks
+            raise NotApplicable(
+                f"{name}: bounds up to {max(float(np.max(np.abs(x))) for x in (*b.lower, *b.upper)):.3g} "
+                f"on the inputs the LP relaxation of the weeks before it allows ({e}); the obbt "
+                "bounding cannot apply: bound the early weeks on what they reach "
+                "(reachable+obbt)") from None
+        cache.setdefault("handles", []).append(hd)
+        return hd
+    if bounding in ("reachable", "reachable+obbt"):  # the columns in the hull of what is reachable, bounds there
         # bounds at points: a one-hot or budget row off by HiGHS' default tolerances (1e-6,
         # 1e-7) would move beta or the spend past the margins the points are widened by
         tighten_tolerances(h, 1e-9)
@@ -230,11 +272,29 @@ def _add_week(h, model, inputs, name, bounding, cache):
         clo, chi = col_bounds(h, cols)
         h.changeColsBounds(4, cols, np.maximum(clo, b.lo), np.minimum(chi, b.hi))
         cache.setdefault("removed", []).append(b.n_stable)
-        return add_network(h, model, inputs, bounds=b, name=name)
+        hd = add_network(h, model, inputs, bounds=b, name=name)
+        if bounding == "reachable+obbt" and b.parts is not None and np.any(b.parts[0] != b.parts[1]):
+            # bounds on boxes (CROWN): tightened over the weeks so far, layer by layer
+            cache.setdefault("boxed", []).append(hd)
+            _tighten_week(h, cache, hd)
+        return hd
     clo, chi = col_bounds(h, cols)
     small, rep = lossless(model, np.asarray(clo, float), np.asarray(chi, float), bounds="lp")
     cache.setdefault("removed", []).append(model.n_neurons - small.n_neurons)
     return add_network(h, small, inputs, bounds=rep.bounds, name=name)
+
+
+def _tighten_week(h, cache, hd, layers=None) -> None:
+    """One round of :func:`emlpress.milp.tighten` of the network ``hd`` (its ``layers``)
+    over the model so far, within the tightening's share of the time limit (none once
+    it is spent)."""
+    left = cache["left"]()
+    if left is not None and left <= 1e-2:
+        return
+    rep = tighten(h, time_limit=left, rounds=1, handles=[hd], layers=layers)
+    cache.setdefault("tightened", []).append(rep)
+    if rep.status == "INFEASIBLE":
+        raise _Infeasible(rep)
 
 
 def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap: float = 1e-4,
@@ -248,10 +308,43 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     starts from the schedule of :func:`surrogate_search` (the network's own optimum where
     that search is exhaustive), its variables set by forward passes. ``reach_max``: the
     reachable bounding enumerates a week's inputs while at most this many (default
-    ``REACH_MAX``), then covers them by boxes: fewer is faster, looser, as sound."""
+    ``REACH_MAX``), then covers them by boxes: fewer is faster, looser, as sound.
+
+    The "obbt" bounding (networks) builds the model week by week: a row keeps the spend so
+    far within the budget (implied by the budget row, as costs are >= 0; it lets the LP
+    see it), each week's network is added with CROWN bounds on the box of its inputs that
+    the LP relaxation of the model so far certifies (the previous week's outputs, tightened
+    there) and tightened over that model (:func:`emlpress.milp.tighten`, one round), and the
+    whole model, the user's rows included, is tightened once more (``OBBT_ROUNDS`` rounds)
+    before the solve: no week is bounded on a box that earlier weeks' boxes compound.
+    "reachable+obbt" takes the reachable bounds and tightens the weeks bounded on boxes (not
+    on every reachable point, where they are exact) as they are added and at the end.
+    ``time_limit`` then covers the tightening (at most ``OBBT_SHARE`` of it, counted from
+    its first LP, after any reachable enumeration) and the solve (what is left of it, and at
+    least ``1 - OBBT_SHARE`` of it);
+    a relaxation the tightening finds infeasible (its Farkas certificate checked) gives
+    status ``INFEASIBLE`` without a solve."""
     if bounding not in BOUNDING:
         raise ValueError(f"unknown bounding {bounding!r}: one of {BOUNDING}")
-    cache: dict = {"instance": instance, "reach_max": reach_max}
+    t_start = time.perf_counter()
+    time_limit = _options.seconds("time_limit", time_limit)
+    obbt = bounding in ("obbt", "reachable+obbt") and isinstance(model, Network)
+
+    def left():
+        """Seconds left of the time limit (None: no limit), at least 1 ms."""
+        if time_limit is None or not np.isfinite(time_limit):
+            return None
+        return max(1e-3, time_limit - (time.perf_counter() - t_start))
+
+    def tightening_left():
+        """Seconds left of the tightening's share, its clock started at its first call (after
+        any enumeration of the reachable bounding), at least 1 ms; None: no limit."""
+        if time_limit is None or not np.isfinite(time_limit):
+            return None
+        end = cache.setdefault("tightening_end", time.perf_counter() + OBBT_SHARE * time_limit)
+        return max(1e-3, end - time.perf_counter())
+
+    cache: dict = {"instance": instance, "reach_max": reach_max, "left": tightening_left}
     choices, beta, cost = sir.combinations(instance.npis, instance.beta0)
     n_c, n_npi = choices.shape
     h = _highs.highs()
@@ -268,8 +361,14 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
         for j in range(n_npi):
             h.addConstr(a[j] - sum(c[k] for k in range(n_c) if choices[k, j]) == 0)
         h.addConstr(b - sum(float(beta[k]) * c[k] for k in range(n_c)) == 0)
+        if obbt:  # the spend so far within the budget: the LP of the weeks so far sees it
+            h.addConstr(sum(float(npi_cost[j]) * x[j] for x in [wk["npis"] for wk in weeks] + [a]
+                            for j in range(n_npi)) <= float(instance.budget))
         inputs = [state[0], state[1], state[2], b]
-        hd = _add_week(h, model, inputs, f"week{w}", bounding, cache)
+        try:
+            hd = _add_week(h, model, inputs, f"week{w}", bounding, cache)
+        except _Infeasible as e:
+            return _infeasible(handles, cache, e.report, t_start)
         handles.append(hd)
         weeks.append({"npis": a, "combination": c, "beta": b, "state_in": inputs[:3]})
         spend.append(sum(float(npi_cost[j]) * a[j] for j in range(n_npi)))
@@ -280,23 +379,44 @@ def plan(instance: sir.Instance, model, time_limit: float | None = 60.0, mip_gap
     if constraints is not None:
         constraints(h, weeks)
     h.setObjective(state[0], sense=highspy.ObjSense.kMaximize)
+    reports = cache.setdefault("tightened", [])
+    # reachable+obbt: the weeks bounded on points are exact there; the boxed ones are tightened
+    todo = handles if bounding == "obbt" else cache.get("boxed", [])
+    if obbt and todo and (time_limit is None or tightening_left() > 1e-2):
+        reports.append(tighten(h, time_limit=tightening_left(), rounds=OBBT_ROUNDS, handles=todo))
+        cache["removed"] = [hd.bounds.n_stable for hd in handles]
+    if reports and reports[-1].status == "INFEASIBLE":
+        return _infeasible(handles, cache, reports[-1], t_start)
     found = None
     if start and isinstance(model, Network):
         found = surrogate_search(instance, model)
         _set_start(h, weeks, handles, found[0], choices, beta, s0)
-    sol = solve(h, time_limit=time_limit, mip_gap=mip_gap)
+    # the solve gets what is left of the limit, and never less than the tightening's complement
+    solve_limit = time_limit if not obbt or left() is None else max(left(), (1 - OBBT_SHARE) * time_limit)
+    sol = solve(h, time_limit=solve_limit, mip_gap=mip_gap)
     if not sol.has_solution:
         msg = {"INFEASIBLE": "no schedule satisfies the budget and the constraints given"}.get(
             sol.status, f"no plan found ({sol.status})")
         return Plan(sol.status, None, None, None, None, None, sol, handles, msg,
-                    removed=cache.get("removed", []), search=found)
+                    removed=cache.get("removed", []), search=found, tightening=reports)
     x = np.asarray(sol.col_values)
     sched = np.array([int(np.argmax([x[v.index] for v in wk["combination"]])) for wk in weeks])
     npis = choices[sched]
     pred = [s0] + [np.array([x[v.index] for v in wk["state"]]) for wk in weeks]
     sim = sir.simulate(instance, sched, reference=True) if simulate else None
     return Plan(sol.status, sched, npis, np.array(pred), sim, float(cost[sched].sum()), sol, handles,
-                removed=cache.get("removed", []), search=found)
+                removed=cache.get("removed", []), search=found, tightening=reports)
+
+
+def _infeasible(handles, cache, report, t_start) -> Plan:
+    """The plan of a model whose LP relaxation :func:`emlpress.milp.tighten` proved
+    infeasible (``report``, its certificate checked): no solve, no plan."""
+    sol = Solution("INFEASIBLE", float("nan"), -np.inf, float("inf"), 0,
+                   sum(hd.encode_s for hd in handles), time.perf_counter() - t_start, False, None)
+    return Plan("INFEASIBLE", None, None, None, None, None, sol, handles,
+                "no schedule satisfies the budget and the constraints given (the LP relaxation "
+                f"is infeasible: {report})", removed=cache.get("removed", []),
+                tightening=cache.get("tightened", []))
 
 
 def _set_start(h, weeks, handles, schedule, choices, beta, s0) -> None:
