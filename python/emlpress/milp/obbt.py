@@ -252,7 +252,7 @@ class _Model:
             h.changeColCost(self._cost_col, 0.0)
         h.changeColCost(int(col), float(sign))
         self._cost_col = int(col)
-        for attempt in range(2):
+        for _attempt in range(2):
             if deadline is not None:
                 left = deadline - time.perf_counter()
                 if left <= 0:
@@ -381,7 +381,7 @@ def tighten(h, time_limit: float | None = 60.0, rounds: int = 3, handles=None, l
     slacks = {id(hd): forward_rounding(hd.net, hd.bounds.lo, hd.bounds.hi) for hd in handles}
     mip_tol = option_value(h, "mip_feasibility_tolerance")
     stop = "rounds"
-    for r in range(int(rounds)):
+    for _ in range(int(rounds)):
         tr = time.perf_counter()
         moved = stabilised = 0
         improved = False
