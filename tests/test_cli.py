@@ -236,6 +236,21 @@ def test_submodules_are_attributes_and_import_lazily():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_help_loads_neither_numba_nor_tensorflow():
+    """`emlpress --help` (and a subcommand's) must start fast: numba (the TPC kernels, ~0.4 s,
+    reached through the host fingerprint and the tpc pipeline), TensorFlow, torch and Dask
+    load only in the commands that run them."""
+    heavy = ("numba", "tensorflow", "tf_keras", "torch", "dask", "distributed")
+    code = ("import sys\nfrom emlpress.cli import main\n"
+            "for argv in (['--help'], ['tpc', 'run', '--help'], ['bench', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            f"print('loaded:', *[m for m in {heavy!r} if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "usage: emlpress [-h]" in r.stdout and "usage: emlpress tpc run" in r.stdout
+    assert r.stdout.strip().splitlines()[-1] == "loaded:"
+
+
 def test_tensorflow_starts_quietly():
     code = "from emlpress.io.keras import tf_keras; tf_keras(); print('ok')"
     env = {k: v for k, v in __import__("os").environ.items()

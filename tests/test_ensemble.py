@@ -497,6 +497,36 @@ def test_unsupported_boosters_are_refused_naming_them():
              match="zero as missing")
 
 
+def test_an_xgboost_model_changed_after_it_was_added_is_named_when_evaluated():
+    """The encoding keeps a copy of the booster for its evaluations: a refit of the user's
+    model (or an in-place update of a Booster) would be verified against the old trees, so the
+    evaluation refuses it; an attribute set on the booster changes no tree and passes."""
+    xgb = pytest.importorskip("xgboost")
+    X, y = _synthetic(7)
+    for kind in ("wrapper", "booster"):
+        if kind == "wrapper":
+            model = xgb.XGBClassifier(n_estimators=3, max_depth=2).fit(X, y > 0)
+        else:
+            dtrain = xgb.DMatrix(X, label=y)
+            model = xgb.train({"max_depth": 2, "nthread": 1}, dtrain, num_boost_round=3)
+        h = highs()
+        x = h.addVariables(3, lb=[-4.0] * 3, ub=[4.0] * 3)
+        hd = milp.add_predictor(h, model, x, **({"output": "class"} if kind == "wrapper" else {}))
+        h.setObjective(hd.outputs[0], sense=MAX)
+        sol = milp.solve(h, mip_gap=0)
+        assert hd.get_error(sol)[0] <= 1e-3
+        (model if kind == "booster" else model.get_booster()).set_attr(note="seen")
+        assert hd.get_error(sol)[0] <= 1e-3  # an attribute is no refit
+        if kind == "wrapper":
+            model.fit(X, y < 0)  # the same shape, other trees
+        else:
+            model.update(dtrain, 3)  # a fourth round, in place
+        name = "XGBClassifier" if kind == "wrapper" else "Booster"
+        with pytest.raises(ValueError, match=f"this {name} changed after it was added") as e:
+            hd.get_error(sol)
+        assert "\n" not in str(e.value)
+
+
 _FITTED = {}
 
 

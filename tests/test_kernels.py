@@ -269,6 +269,23 @@ def test_linear_bounds_hold_at_sampled_inputs():
     assert np.all(Z <= X @ L.AU.T + L.cU + L.slack) and np.all(Z >= X @ L.AL.T + L.cL - L.slack)
 
 
+def test_a_tiny_row_parallel_to_a_large_one_is_folded_into_it_not_the_reverse():
+    """Rows taken in index order kept the 1e-35 row and made the 1e-7 one its multiple by
+    3e27: the folded output cancelled terms of 1e20 and lost all its digits (hypothesis found
+    it at 10x examples); largest first, the tiny row is the dependent one and the fold is exact
+    to rounding."""
+    W = np.array([[3e-35, 0.0, 0.0], [1e-7, 0.0, 0.0]])
+    b = np.array([0.02, 5e-5])  # both stably active on [-1, 1]^3
+    V, c = np.array([[1.0, -1e-3]]), np.zeros(1)
+    lower, upper = b - np.abs(W).sum(1), b + np.abs(W).sum(1)
+    f = kernels.fold_layer(W, b, V, c, lower, upper, np.ones(3), 1e-12)
+    np.testing.assert_array_equal(f.kept, [1])
+    X = np.random.default_rng(0).uniform(-1, 1, (1000, 3))
+    full = np.maximum(X @ W.T + b, 0) @ V.T + c
+    folded = np.maximum(X @ f.W.T + f.b, 0) @ f.V.T + f.c
+    assert np.abs(full - folded).max() <= f.resid[0] <= 1e-13 * np.abs(full).max()
+
+
 def test_layer_fold_reproduces_the_next_layer_within_its_residual():
     rng = np.random.default_rng(3)
     W = rng.normal(size=(6, 3))
@@ -281,7 +298,9 @@ def test_layer_fold_reproduces_the_next_layer_within_its_residual():
     assert np.all(lower[[0, 1, 2, 4]] > 0) and upper[3] < 0
     f = kernels.fold_layer(W, b, V, c, lower, upper, np.ones(3), 1e-9)
     assert (f.n_inactive, f.n_zero, f.n_dependent) == (1, 1, 1)
-    np.testing.assert_array_equal(f.kept, [0, 1, 2])
+    # rows 0, 1 and 4 span two dimensions: the largest two are kept (largest rows first)
+    big = sorted([0, 1, 4], key=lambda i: -np.linalg.norm(W[i]))[:2]
+    np.testing.assert_array_equal(f.kept, sorted(big + [2]))
     assert f.W.shape == (3, 3) and f.V.shape == (2, 3) and f.resid.shape == (2,)
     assert _readonly_view_of(f.V, f) and _readonly_view_of(f.kept, f)
     X = rng.uniform(-1, 1, (1000, 3))

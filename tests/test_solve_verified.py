@@ -131,11 +131,13 @@ def folding_network(seed, width=24):
     second linearly dependent on the first two, which are nearly parallel: folding writes
     combination coefficients of ~1e3 into the next layer (as the study-shape networks'
     folding did, issue 39). A third of the first layer is unstable; the deeper layers are
-    trained-looking (tiny weights beside O(1) ones)."""
+    trained-looking (tiny weights beside O(1) ones). The dependent rows are half as large as
+    the first two, so the rank test (largest rows first) keeps those two."""
     rng = np.random.default_rng(seed)
     base, d = rng.normal(size=2), rng.normal(size=2)
     t = np.concatenate([[0.0, 1e-3], rng.uniform(-1, 1, width - 2)])
     W0 = (base + t[:, None] * d) * 0.2
+    W0[2:] *= 0.5
     b0 = np.full(width, 3.0)  # active on [-1, 1]^2
     n_u = width // 3
     W0[-n_u:] = rng.normal(size=(n_u, 2))

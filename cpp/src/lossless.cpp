@@ -24,7 +24,16 @@ DependentRows dependent_rows(const CRef& W, const std::vector<Eigen::Index>& can
     DependentRows out;
     std::vector<Vec> coeff;  // projections s = Q w of the dependent rows
     Vec r(n), s, s2;
-    for (Eigen::Index i : candidates) {
+    // Largest rows first (pivoting by norm): a row is then expressed through rows at least as
+    // large, so its coefficients stay small. In index order a 1e-35 row kept first made a
+    // parallel 1e-7 row its multiple by -3e27, and folding it cancelled terms of 1e24.
+    // blueNorm: scaled, so rows of 1e-170 or 1e170 are ordered without under- or overflow.
+    Vec norms(W.rows());
+    for (Eigen::Index i : candidates) norms[i] = W.row(i).blueNorm();
+    std::vector<Eigen::Index> order(candidates);
+    std::stable_sort(order.begin(), order.end(),
+                     [&norms](Eigen::Index a, Eigen::Index b) { return norms[a] > norms[b]; });
+    for (Eigen::Index i : order) {
         r = W.row(i).transpose();
         // Relative to the row's own norm: the projection's rounding noise is, and a row far
         // smaller than the others (weights 1e-30 beside 1e-7) is no closer to their span.

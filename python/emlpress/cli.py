@@ -26,7 +26,6 @@ from emlpress._atomic import WriteError, check_writable, write_atomic, write_byt
 from emlpress.bounds.relaxation import MagnitudeError
 from emlpress.compress import lossless, lossy
 from emlpress.data import tpc as tpc_data
-from emlpress.data.tpc_generate import generate
 from emlpress.io import load_model
 from emlpress.io.keras import save_keras, tf_keras
 from emlpress.pipelines import epidemics as epi
@@ -459,6 +458,8 @@ def _hpc_cluster(args) -> bool:
 
 
 def _cmd_tpc_generate(args) -> int:
+    from emlpress.data.tpc_generate import generate  # numba: loaded by this command only
+
     paths = generate(args.out, args.benchmarks, n_rows=args.rows, hw=args.hw, seed=args.seed,
                      repeats=args.repeats)
     for p in paths:

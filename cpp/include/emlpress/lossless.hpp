@@ -23,13 +23,15 @@ using CRef = Eigen::Ref<const RowMat>;
 using VRef = Eigen::Ref<const Vec>;
 
 // Rank test by incremental Gram-Schmidt with one re-orthogonalisation ("twice is
-// enough"). Rows `candidates` of W are taken in order; a row is dependent when the norm
-// of its residual against the rows kept so far is at most rel_tol times its own Euclidean
-// norm (a row far smaller than the others is not folded away as if it were zero). For a dependent row, alpha holds
+// enough"). Rows `candidates` of W are taken largest Euclidean norm first (ties in the
+// given order), so a dependent row's coefficients are over rows at least as large; a row
+// is dependent when the norm of its residual against the rows kept so far is at most
+// rel_tol times its own Euclidean norm (a row far smaller than the others is not folded
+// away as if it were zero). For a dependent row, alpha holds
 // its coefficients over the kept rows (W_i ~= alpha_i . W_kept). rel_tol < 0 folds nothing
 // (every candidate kept: lossless's max_coefficient keeps a layer that way).
 struct DependentRows {
-    std::vector<Eigen::Index> kept;       // indices into W, in candidate order
+    std::vector<Eigen::Index> kept;       // indices into W, in the order taken
     std::vector<Eigen::Index> dependent;  // indices into W
     RowMat alpha;                         // dependent.size() x kept.size()
 };

@@ -26,6 +26,11 @@ number of iterations); tree ``i`` scores class ``i % num_tree_per_iteration``. R
 ``linear_tree`` models, categorical splits (``==``), ``missing_type`` Zero
 (``zero_as_missing``: a 0.0 input takes the default branch, not the threshold's).
 
+A model refit or updated after it was added (``fit`` again, ``Booster.update``) is noticed when
+the handle evaluates it (``verify``, ``get_error``, ``solve``'s check): its trees differ from the
+encoded ones, and the evaluation is refused in one line naming the model (XGBoost; the check
+compares a hash of its serialization, then of the encoded parts of it).
+
 Missing values: MILP inputs are never NaN, so the default (missing) directions are never
 taken; a NaN input is outside what the MILP represents.
 """
@@ -33,6 +38,7 @@ taken; a NaN input is outside what the MILP represents.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 
 import numpy as np
@@ -89,16 +95,11 @@ def read_xgboost(model) -> Ensemble:
         if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
             raise ValueError(f"model: {kind} has missing={missing!r}: inputs equal to it take "
                              "the default branch, which the MILP does not model (use missing=nan)")
-    raw = json.loads(bytes(booster.save_raw("json")).decode())
+    raw_bytes = bytes(booster.save_raw("json"))
+    raw = json.loads(raw_bytes.decode())
     gbm = raw["learner"]["gradient_booster"]["model"]
-    n_iter = booster.num_boosted_rounds()
-    if wrapper is not None:
-        try:
-            n_iter = int(wrapper.best_iteration) + 1  # what the wrapper's predict uses
-        except AttributeError:
-            pass
-    indptr = np.asarray(gbm.get("iteration_indptr", []), np.int64)
-    n_trees = int(indptr[n_iter]) if indptr.size > n_iter else len(gbm["trees"])
+    n_iter = _xgb_iterations(booster, wrapper)
+    n_trees = _xgb_tree_count(gbm, n_iter)
     trees = [_xgb_tree(gbm["trees"][t], t, kind) for t in range(n_trees)]
     info = np.asarray(gbm["tree_info"][:n_trees], np.int64)
     mp = cfg["learner_model_param"]
@@ -112,8 +113,10 @@ def read_xgboost(model) -> Ensemble:
     # on a busy machine (solve evaluates the model once per answer)
     b1 = booster.copy()
     b1.set_param({"nthread": 1})
+    watch = _XGBWatch(model, kind, raw_bytes, _xgb_encoded(raw, n_iter))
 
     def scores(X):
+        watch.check()  # b1 is a copy: a refit of the user's model would go unnoticed
         return np.asarray(b1.inplace_predict(np.asarray(X, np.float64), predict_type="margin",
                                              iteration_range=(0, n_iter)),
                           float).reshape(len(X), n_scores)
@@ -125,9 +128,66 @@ def read_xgboost(model) -> Ensemble:
     if wrapper is not None and hasattr(wrapper, "classes_"):
         w1 = copy.deepcopy(wrapper)  # its own booster: n_jobs=1 leaves the user's model alone
         w1.set_params(n_jobs=1)
-        ens.classes, ens.labels = np.asarray(wrapper.classes_), w1.predict
+
+        def labels(X):
+            watch.check()
+            return w1.predict(X)
+
+        ens.classes, ens.labels = np.asarray(wrapper.classes_), labels
         ens.class_rule = ">0" if n_scores == 1 else "argmax"
     return ens
+
+
+def _xgb_iterations(booster, wrapper) -> int:
+    """The boosting rounds the model predicts with: a wrapper's ``best_iteration`` + 1 (early
+    stopping, as its ``predict`` uses), else every round."""
+    if wrapper is not None:
+        try:
+            return int(wrapper.best_iteration) + 1
+        except AttributeError:
+            pass
+    return int(booster.num_boosted_rounds())
+
+
+def _xgb_tree_count(gbm: dict, n_iter: int) -> int:
+    indptr = np.asarray(gbm.get("iteration_indptr", []), np.int64)
+    return int(indptr[n_iter]) if indptr.size > n_iter else len(gbm["trees"])
+
+
+def _xgb_encoded(raw: dict, n_iter: int) -> bytes:
+    """A hash of what the MILP encodes of a booster's saved JSON ``raw``: the trees of the
+    first ``n_iter`` rounds, their classes, the objective and the model parameters
+    (``base_score``, classes); its attributes and training parameters are left out."""
+    learner = raw["learner"]
+    gbm = learner["gradient_booster"]["model"]
+    n = _xgb_tree_count(gbm, n_iter)
+    part = [gbm["trees"][:n], gbm["tree_info"][:n], learner["learner_model_param"],
+            learner.get("objective", {}).get("name"), learner["gradient_booster"].get("name"),
+            n_iter]
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).digest()
+
+
+class _XGBWatch:
+    """Whether the user's XGBoost model still holds the trees read from it: its serialization's
+    hash first (cheap), then, when that changed, the hash of the encoded parts only (setting an
+    attribute or a training parameter changes the first, not what the MILP encodes)."""
+
+    def __init__(self, model, kind: str, raw: bytes, encoded: bytes):
+        self.model, self.kind, self.encoded = model, kind, encoded
+        self.raw = hashlib.sha256(raw).digest()
+
+    def check(self) -> None:
+        booster, wrapper = _xgb_booster(self.model)
+        raw = bytes(booster.save_raw("json"))
+        h = hashlib.sha256(raw).digest()
+        if h == self.raw:
+            return
+        if _xgb_encoded(json.loads(raw.decode()), _xgb_iterations(booster, wrapper)) != self.encoded:
+            raise ValueError(
+                f"model: this {self.kind} changed after it was added to the MILP (fit again or "
+                "updated): its trees are not the ones encoded; add it to a new model to solve "
+                "with it, or refit a copy (copy.deepcopy) to keep this one")
+        self.raw = h
 
 
 def _xgb_offset(ens: Ensemble, base_score: str, kind: str) -> np.ndarray:
