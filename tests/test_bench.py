@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 # the emlpress this process imported (site-packages in CI, python/ with PYTHONPATH in-tree),
 # first on the path of the `python -m emlpress` subprocesses
 IMPORTED = Path(emlpress.__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(IMPORTED)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+# without pytest-xdist's worker variables: pytest-benchmark disables itself where it sees them
+ENV = dict({k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}, PYTHONPATH=os.pathsep.join([str(IMPORTED)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
 def entry(name, median, lo=None, hi=None, group="g", impl=None, role="emlpress", **info):
