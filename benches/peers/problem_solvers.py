@@ -179,6 +179,21 @@ def bigm_rows(net, lo, hi, in_cols, out_cols, first: int):
             (np.array(indptr, np.int32), np.array(ind, np.int32), np.array(val)), np.array(rlo), np.array(rhi))
 
 
+def _run_highs(h, p: Problem, time_limit: float, t0: float) -> dict:
+    """The objective, the gaps and the limit set on a built highspy model ``h`` (its columns
+    those of ``p``, built since ``t0``), HiGHS run, its answer read: the plain big-M's and
+    highs-ml's common end."""
+    _highs_objective(h, p)
+    for k, v in {"mip_rel_gap": GAP, "mip_abs_gap": ABS_GAP, "time_limit": float(time_limit)}.items():
+        h.setOptionValue(k, v)
+    enc = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    h.run()
+    dt = time.perf_counter() - t1
+    status, obj, bound, x, nodes = _highs_answer(h, p.n)
+    return _result(status, obj, bound, x, enc, dt, nodes=nodes)
+
+
 def highs_bigm(p: Problem, time_limit: float):
     """Plain highspy: the problem's columns and rows, each network by :func:`bigm_rows`
     (interval bounds over its input columns' box), HiGHS' MIP."""
@@ -201,15 +216,7 @@ def highs_bigm(p: Problem, time_limit: float):
         if len(bins):
             h.changeColsIntegrality(len(bins), bins, np.ones(len(bins), np.uint8))
         h.addRows(len(rlo), rlo, rhi, len(ind), ptr[:-1], ind, val)
-    _highs_objective(h, p)
-    for k, v in {"mip_rel_gap": GAP, "mip_abs_gap": ABS_GAP, "time_limit": float(time_limit)}.items():
-        h.setOptionValue(k, v)
-    enc = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    h.run()
-    dt = time.perf_counter() - t1
-    status, obj, bound, x, nodes = _highs_answer(h, p.n)
-    return _result(status, obj, bound, x, enc, dt, nodes=nodes)
+    return _run_highs(h, p, time_limit, t0)
 
 
 # ---- highs-ml ---------------------------------------------------------------------------
@@ -232,15 +239,7 @@ def highs_ml(p: Problem, time_limit: float):
             return _result(f"refused: highs-ml embeds single-output MLPs only ({len(blk.outputs)} outputs)")
         add_predictor_constr(h, as_mlp(blk.net), [xs[int(j)] for j in blk.inputs],
                              output_var=xs[int(blk.outputs[0])])
-    _highs_objective(h, p)
-    for k, v in {"mip_rel_gap": GAP, "mip_abs_gap": ABS_GAP, "time_limit": float(time_limit)}.items():
-        h.setOptionValue(k, v)
-    enc = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    h.run()
-    dt = time.perf_counter() - t1
-    status, obj, bound, x, nodes = _highs_answer(h, p.n)
-    return _result(status, obj, bound, x, enc, dt, nodes=nodes)
+    return _run_highs(h, p, time_limit, t0)
 
 
 # ---- gurobi-ml + Gurobi -----------------------------------------------------------------
