@@ -297,16 +297,12 @@ def gurobi_ml(p: Problem, time_limit: float):
 def scip_ml(p: Problem, time_limit: float, formulation: str = "sos"):
     """PySCIPOpt-ML's add_predictor_constr on SCIP with ReLU ``formulation`` "sos" (its
     default, SOS1) or "bigm"."""
-    from pyscipopt import Model, quicksum
+    from pyscipopt import quicksum
     from pyscipopt_ml import add_predictor_constr
+    from peers.scip_ml_peer import scip_model
 
     t0 = time.perf_counter()
-    m = Model()
-    m.hideOutput()
-    m.setParam("limits/gap", GAP)
-    m.setParam("limits/absgap", ABS_GAP)
-    m.setParam("limits/time", float(time_limit))
-    m.setParam("parallel/maxnthreads", 1)
+    m = scip_model(GAP, ABS_GAP, time_limit)
     x = np.array([m.addVar(lb=float(a) if np.isfinite(a) else None, ub=float(b) if np.isfinite(b) else None,
                            vtype="I" if i else "C") for a, b, i in zip(p.lb, p.ub, p.integer)], dtype=object)
     A = p.A.tocsr()

@@ -16,19 +16,27 @@ def require() -> None:
         pytest.skip(f"PySCIPOpt-ML is not usable here ({type(e).__name__}: {e}; the [peers] extra)")
 
 
-def build(model, lo, hi, gap=1e-4, abs_gap=1e-6, time_limit=120.0):
-    """A SCIP model with inputs on the box and ``model`` added by PySCIPOpt-ML; returns
-    (Model, input variables (1, n), output variables (1, 1), predictor constraint, seconds)."""
+def scip_model(gap: float, abs_gap: float, time_limit: float):
+    """An empty, quiet SCIP model with the gaps and time limit every peer run gets, on one
+    thread (as Gurobi is run)."""
     from pyscipopt import Model
-    from pyscipopt_ml import add_predictor_constr
 
-    t0 = time.perf_counter()
     m = Model()
     m.hideOutput()
     m.setParam("limits/gap", gap)
     m.setParam("limits/absgap", abs_gap)
     m.setParam("limits/time", float(time_limit))
     m.setParam("parallel/maxnthreads", 1)
+    return m
+
+
+def build(model, lo, hi, gap=1e-4, abs_gap=1e-6, time_limit=120.0):
+    """A SCIP model with inputs on the box and ``model`` added by PySCIPOpt-ML; returns
+    (Model, input variables (1, n), output variables (1, 1), predictor constraint, seconds)."""
+    from pyscipopt_ml import add_predictor_constr
+
+    t0 = time.perf_counter()
+    m = scip_model(gap, abs_gap, time_limit)
     x = np.array([[m.addVar(lb=float(a), ub=float(b)) for a, b in zip(lo, hi)]], dtype=object)
     y = np.array([[m.addVar(lb=None, ub=None)]], dtype=object)
     pc = add_predictor_constr(m, model, x, y)
