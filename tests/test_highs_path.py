@@ -79,8 +79,8 @@ def test_the_two_networks_answer_right_on_highs(case, formulation):
     assert true == float(net.forward(breakpoints(net)[:, None]).max())
     h, _ = _model([net], formulation)
     tighten_tolerances(h, 1e-9)
-    with pytest.warns(RuntimeWarning, match=r"network 'n0': a row reaches .* mip_feasibility_tolerance "
-                                            r"1e-09 raised to"):
+    with pytest.warns(RuntimeWarning,
+                      match=r"network 'n0': a row reaches .* mip_feasibility_tolerance 1e-09 raised to"):
         s = solve(h, mip_gap=0, mip_abs_gap=1e-9, solver="highs", start=None)
     assert s.solver == "highs" and s.status == "OPTIMAL", s
     assert s.objective == pytest.approx(true, rel=1e-12) and s.best_bound >= true
@@ -96,15 +96,16 @@ def test_a_bound_a_verified_point_beats_is_never_reported(monkeypatch):
     net = _fails_net(0)
     true = float(net.forward(net.hi[None, :])[0, 0])
     h, _ = _model([net])
-    with pytest.warns(RuntimeWarning, match=r"models 'n0': the verified objective 4\.83069108e\+10 "
-                                            r"beats HiGHS' bound 2\.75414\d+e\+09, so HiGHS' OPTIMAL is wrong"):
+    with pytest.warns(RuntimeWarning, match=r"models 'n0': the verified objective 4\.83069108e\+10 beats "
+                                            r"HiGHS' bound 2\.75414\d+e\+09, so HiGHS' OPTIMAL is wrong"):
         s = solve(h, mip_gap=0, mip_abs_gap=1e-9, solver="highs", start=None)
     assert s.objective == pytest.approx(true, rel=1e-12)
     assert s.best_bound >= true and s.best_bound < np.inf
     assert s.status != "OPTIMAL" or s.best_bound - s.objective <= 1e-9 * abs(s.objective)
 
 
-@pytest.mark.parametrize("what", ["partition", "two networks, one input", "two networks, two inputs"])
+@pytest.mark.parametrize("what", ["partition", "two networks, one input",
+                                  "two networks, two inputs"])
 def test_models_that_take_the_highs_path(what):
     """What users run on HiGHS by default (solver="auto": a partition model, several
     networks): the maximum of the sum, checked against every breakpoint of both networks."""
@@ -134,7 +135,8 @@ def test_a_model_beyond_any_tolerance_is_refused_in_one_line():
     net = Network([np.array([[1e6], [-1e6]]), np.array([[1e3, 1e3]])], [np.zeros(2), np.zeros(1)],
                   np.array([-1e5]), np.array([1e5]))
     h, _ = _model([net])
-    with pytest.raises(MagnitudeError, match=r"network 'n0': a row reaches .*coefficient .*'n0\.") as e:
+    with pytest.raises(MagnitudeError,
+                       match=r"network 'n0': a row reaches .*coefficient .*'n0\.") as e:
         solve(h, solver="highs", start=None)
     assert "\n" not in str(e.value)
     assert option_value(h, "mip_feasibility_tolerance") == 1e-6

@@ -16,20 +16,22 @@ their own evaluation (``forward``, ``predict``, the int8 interpreter) by more th
    x_j|)`` and every column within its bounds;
 2. **LP with the integers fixed**: else every integer column is fixed at that point's value
    (the activation pattern the exact evaluation chose) and the LP is solved with
-   feasibility tolerances of ``REPAIR_TOL``; with the binaries exact, the big-M rows are
-   exact, and the LP's answer is evaluated and checked as in 1;
+   feasibility tolerances of ``REPAIR_TOL`` (never below :func:`rounding_floor`); with the
+   binaries exact, the big-M rows are exact, and the LP's answer is evaluated and checked as
+   in 1;
 3. **re-solve with tight tolerances**: when the verified point found so far is not within the
    requested gap of HiGHS' bound (or none was found), the MILP is solved again, within what
    is left of the time limit, with HiGHS' MIP and primal feasibility tolerances at
-   ``REPAIR_TOL`` and the verified point (if any) as a MIP start, and its answer goes through
-   1 and 2 again.
+   ``REPAIR_TOL`` (never below :func:`rounding_floor`) and the verified point (if any) as a
+   MIP start, and its answer goes through 1 and 2 again.
 
 The objective :func:`solve` reports is always that of a verified point (``c^T x + offset``
 computed at the repaired point). When no point passes, the status is ``NUMERICAL``, the
 objective is ``nan`` and ``Solution.mismatch`` holds the measured difference. HiGHS' bound
 stays the reported bound (the tighter of the runs'); if a verified point contradicts it, it is
 replaced by a sound one (:func:`certified_bound`, the LP relaxation certified from its duals,
-else the trivial ``+inf`` for a maximisation) and the status is ``FEASIBLE``.
+else the trivial ``+inf`` for a maximisation) and the status is ``FEASIBLE`` (``OPTIMAL`` only
+within the gaps of the certified bound).
 
 **HiGHS' tolerances and the model's scale** (issue 34). HiGHS checks a point's rows against
 ``mip_feasibility_tolerance`` *absolutely* (1e-6 by default), in the user's units. A row whose
@@ -40,8 +42,8 @@ point's value as its bound (17x below the true maximum on a drawn [1, 2, 1] netw
 SOLVEERROR, or INFEASIBLE. :func:`rounding_floor` gives the tolerance below which this
 happens (``ROUNDING_RTOL`` times the largest magnitude a row can reach in the columns'
 bounds); :func:`emlpress.milp.solve` never runs HiGHS below it. A looser tolerance only
-enlarges the feasible set HiGHS searches (its bound stays above the true optimum) and every
-answer is verified as above, at the tolerance the user set (relative). What is left is
+enlarges the set of points HiGHS accepts (it cuts nothing off for the tolerance's sake), and
+every answer is verified as above, at HiGHS' primal tolerance relative to each row. What is left is
 detected: :func:`probe` looks for verified points near HiGHS' answer (the LP with its
 integers fixed, each model input moved to its bounds) that beat HiGHS' bound.
 """
@@ -248,7 +250,8 @@ def probe(M: ModelArrays, handles, start: Candidate | None, raw: np.ndarray | No
     and its upper bound (where there are at most ``PROBE_COLS``: ``2 n`` forward passes), then
     the LP with the integers fixed at the best of those points' activation patterns."""
     best = start
-    base = start.values if start is not None else (None if raw is None else exact_point(M, handles, raw))
+    base = start.values if start is not None else \
+        (None if raw is None else exact_point(M, handles, raw))
     if base is None:
         return best
     cols = np.unique(np.concatenate([np.asarray(hd.input_cols, np.int64) for hd in handles])) \
@@ -269,8 +272,10 @@ def probe(M: ModelArrays, handles, start: Candidate | None, raw: np.ndarray | No
     if at is not None and (left is None or left > 0):  # None: a model not rebuilt by columns
         w = fixed_lp_point(M, at, left, lp_tol)
         if w is not None:
-            how = "LP with the integers fixed" + (f" after {best.how}" if best is not None and best is not start else "")
-            best = better(best, verified(M, handles, exact_point(M, handles, w), tol, how), maximize)
+            moved = best is not None and best is not start
+            how = "LP with the integers fixed" + (f" after {best.how}" if moved else "")
+            c = verified(M, handles, exact_point(M, handles, w), tol, how)
+            best = better(best, c, maximize)
     return best
 
 

@@ -46,7 +46,8 @@ class Solution:
     ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
     check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
     always that of a verified point; ``repaired`` names the repair that found it ("" when
-    HiGHS' answer passed as it came). ``solver`` says who answered: ``"highs"`` or
+    HiGHS' answer passed as it came; a point of the probe of HiGHS' bound when that one was
+    better by more than ``VERIFY_RTOL``). ``solver`` says who answered: ``"highs"`` or
     ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose ``best_bound`` is certified from its
     own rigorous LPs and whose INFEASIBLE carries its checked ``certificate``)."""
 
@@ -112,6 +113,20 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     the verified objective is within the gaps of HiGHS' bound, else ``FEASIBLE`` (or the time
     limit's status); when no point can be verified it is ``NUMERICAL`` with no solution and a
     ``nan`` objective. ``threads`` sets HiGHS' process-wide scheduler: give it once per process.
+
+    HiGHS and the model's scale (issue 34): HiGHS checks rows absolutely, so where rows reach
+    ~1e11 float64 rounding alone exceeds its ``mip_feasibility_tolerance`` at the true
+    optimum, and HiGHS 1.16 cut it off and called a worse point OPTIMAL. HiGHS is therefore
+    never run below :func:`emlpress.milp.repair.rounding_floor` (the option is raised for
+    the run, with a warning naming the network, and put back); a model that would need more
+    than ``repair.MAX_TOLERANCE`` is refused (``MagnitudeError``, one line naming the
+    network and the coefficient). After HiGHS, verified points near its answer
+    (:func:`emlpress.milp.repair.probe`) check its bound: one that beats the bound (beyond
+    ``VERIFY_RTOL``) proves HiGHS' OPTIMAL wrong, and the answer then carries that point, a
+    warning naming the models and both numbers, and the LP relaxation's bound certified from
+    its duals (:func:`emlpress.milp.repair.certified_bound`; OPTIMAL only within its gaps) or
+    none (``+inf`` for a maximisation). After a HiGHS failure (``SOLVEERROR``, ...) the
+    bound reported is that certified one, never HiGHS' 0.
 
     With ``confirm_infeasible`` (default), an ``INFEASIBLE`` verdict is re-checked by a
     second run without presolve: HiGHS 1.15's MIP presolve was seen declaring nearly
@@ -317,7 +332,9 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
             R.warn(f"{head}; repaired by {repaired}: verified objective "
                    f"{objective:.9g}, status {status}")
     # --- MIP start (issue 34): the verified start where HiGHS ended without a point as good ---
-    # (never against INFEASIBLE: HiGHS then rejected the start at its own tolerances)
+    # (never against INFEASIBLE: HiGHS then rejected the start at its own tolerances, and a
+    # point verified relative to its rows' magnitude is no proof against them: tree
+    # encodings at 1e-9 exclude such points on purpose, tests/test_ensemble.py)
     if inc and status not in ("INFEASIBLE", "INFEASIBLE_OR_UNBOUNDED"):
         better = not has_solution or (inc.objective - objective) * (1 if sense_max else -1) > 0
         if better:
@@ -332,7 +349,8 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
         if raw is not None and raw.size != M.cost.size:
             raw = None
         cur = R.Candidate(col_values, objective, repaired) if has_solution else None
-        deadline = None if time_limit is None else max(t0 + float(time_limit), time.perf_counter() + 1.0)
+        deadline = None if time_limit is None else \
+            max(t0 + float(time_limit), time.perf_counter() + 1.0)
         found = R.probe(M, handles, cur, raw, verify_tol, deadline, sense_max, lp_tol)
         # taken where HiGHS had no point, or it is better by more than HiGHS' precision
         # (_verified_status' rule): the probe checks HiGHS' bound, it does not polish
@@ -431,8 +449,8 @@ def _verified_status(status: str, objective: float, best: float, sense_max: bool
         _repair_mod.warn(
             f"models {names}: the verified objective {objective:.9g} beats HiGHS' bound "
             f"{best:.9g}, so {said} is wrong (HiGHS cut the optimum off): "
-            + (f"the bound reported is the certified LP relaxation's {cert:.9g}" if np.isfinite(cert)
-               else "the bound is dropped"))
+            + (f"the bound reported is the certified LP relaxation's {cert:.9g}"
+               if np.isfinite(cert) else "the bound is dropped"))
         gap = _gap(objective, cert) if np.isfinite(cert) else float("inf")
         if np.isfinite(cert) and _within(objective, cert, sense_max, mip_gap, mip_abs_gap):
             return ("OPTIMAL" if status in ("OPTIMAL", "FEASIBLE") else status), cert, gap
