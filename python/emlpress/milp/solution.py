@@ -46,8 +46,8 @@ class Solution:
     ``has_solution``), ``INFEASIBLE_OR_UNBOUNDED``, ``NUMERICAL`` (HiGHS' answer failed its
     check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
     always that of a verified point; ``repaired`` names the repair that found it ("" when
-    HiGHS' answer passed as it came; a point of the probe of HiGHS' bound when that one was
-    better by more than ``VERIFY_RTOL``). ``solver`` says who answered: ``"highs"`` or
+    HiGHS' answer passed as it came); ``probed`` names the probe of HiGHS' bound that
+    replaced the answer by a better verified point ("" when none). ``solver`` says who answered: ``"highs"`` or
     ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose ``best_bound`` is certified from its
     own rigorous LPs and whose INFEASIBLE carries its checked ``certificate``)."""
 
@@ -76,6 +76,9 @@ class Solution:
     start: str = ""
     start_objective: float = float("nan")
     start_used: bool = False
+    #: the probe of HiGHS' bound (issue 34, :func:`emlpress.milp.repair.probe`): how the
+    #: verified point that replaced HiGHS' answer was found ("" when none did)
+    probed: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -194,6 +197,9 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
             h.setOptionValue(o, val)
 
 
+#: a probe's point replaces HiGHS' answer when better by more than this, relative to
+#: max(1, |objective|): float64 noise, not an improvement
+PROBE_NOISE = 1e-12
 #: HiGHS statuses after which its dual bound means nothing (it reports 0)
 _NO_BOUND = ("SOLVEERROR", "MODELERROR", "PRESOLVEERROR", "POSTSOLVEERROR", "LOADERROR",
              "NOTSET", "UNKNOWN", "MODEL_EMPTY", "MEMORY_LIMIT")
@@ -299,7 +305,7 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
         best = trivial
     objective = float(info.objective_function_value) if has_solution else float("nan")
     gap = float(info.mip_gap) if mip and has_solution else (0.0 if has_solution else float("inf"))
-    repaired, mismatch = "", 0.0
+    repaired, mismatch, probed = "", 0.0, ""
     names = ", ".join(repr(hd.name) for hd in handles) or "(no embedded model)"
     sound = _SoundBound(M, handles, sense_max, time_limit, t0)
     # (inputs, outputs, (max |difference|, scale)) of every model: one evaluation each
@@ -352,15 +358,17 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
         deadline = None if time_limit is None else \
             max(t0 + float(time_limit), time.perf_counter() + 1.0)
         found = R.probe(M, handles, cur, raw, verify_tol, deadline, sense_max, lp_tol)
-        # taken where HiGHS had no point, or it is better by more than HiGHS' precision
-        # (_verified_status' rule): the probe checks HiGHS' bound, it does not polish
+        # taken where HiGHS had no point, or better beyond float64 noise: the answer is then
+        # that point, and HiGHS' bound is never left below it (_verified_status)
         gain = float("inf") if cur is None or found is None else \
             (found.objective - objective) * (1 if sense_max else -1)
-        if found is not None and gain > max(mip_abs_gap, VERIFY_RTOL * max(1.0, abs(objective))):
+        if found is not None and gain > PROBE_NOISE * max(1.0, abs(objective)):
             if not has_solution and status in _NO_BOUND:
                 status = "FEASIBLE"
+            if cur is None:  # a repair of HiGHS' failed answer
+                repaired = found.how
             col_values, objective, has_solution, checks = found.values, found.objective, True, {}
-            repaired = found.how
+            probed = found.how
             status, best, gap = _verified_status(status, objective, best, sense_max, mip_gap,
                                                  mip_abs_gap, names, sound)
     if status in _NO_BOUND or (status == "FEASIBLE" and not np.isfinite(best)):
@@ -381,6 +389,7 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
         col_values=col_values,
         repaired=repaired,
         mismatch=mismatch,
+        probed=probed,
     )
     if inc is not None:  # MIP start (issue 34)
         sol.start, sol.start_objective = inc.how, inc.objective
