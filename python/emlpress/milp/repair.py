@@ -43,8 +43,8 @@ SOLVEERROR, or INFEASIBLE. :func:`rounding_floor` gives the tolerance below whic
 happens (``ROUNDING_RTOL`` times the largest magnitude a row can reach in the columns'
 bounds); :func:`emlpress.milp.solve` never runs HiGHS below it. A looser tolerance only
 enlarges the set of points HiGHS accepts (it cuts nothing off for the tolerance's sake), and
-every answer is verified as above, at HiGHS' primal tolerance relative to each row. What is left is
-detected: :func:`probe` looks for verified points near HiGHS' answer (the LP with its
+every answer is verified as above, at HiGHS' primal tolerance relative to each row. What is
+left is detected: :func:`probe` looks for verified points near HiGHS' answer (the LP with its
 integers fixed, each model input moved to its bounds) that beat HiGHS' bound.
 """
 
@@ -68,9 +68,9 @@ __all__ = ["REPAIR_TOL", "Candidate", "model_arrays", "exact_point", "verified",
 #: :func:`rounding_floor`)
 REPAIR_TOL = 1e-9
 #: the float64 rounding of a row's activity at an exactly computed point, relative to the
-#: largest magnitude the row's terms can reach: 4 ulps (measured: the two drawn networks of
-#: tests/test_highs_path.py need 0.08 and 0.27 ulp of it, the rest is HiGHS' presolve and
-#: postsolve arithmetic)
+#: largest magnitude the row's terms can reach: 4 eps (measured: HiGHS answers the two
+#: networks of tests/test_partition.py's _HIGHS_FAILS right from 0.08 and 0.27 eps times that
+#: magnitude; the rest is room for HiGHS' presolve and postsolve arithmetic)
 ROUNDING_RTOL = 2.0 ** -50
 #: the largest feasibility tolerance :func:`emlpress.milp.solve` gives HiGHS (a model whose
 #: rounding needs more is refused): a binary within 0.1 of 0 or 1 still says a unit's phase,
@@ -315,7 +315,7 @@ def certified_bound(M: ModelArrays, handles, maximize: bool, deadline: float | N
         return trivial
     idx = np.flatnonzero(M.cost)
     low = safe_lower_bound(A, abs(A), M.row_lo, M.row_hi, M.col_lo, M.col_hi, idx,
-                                sign * M.cost[idx], y)
+                           sign * M.cost[idx], y)
     if not np.isfinite(low):
         return trivial
     xm = np.maximum(np.abs(M.col_lo[idx]), np.abs(M.col_hi[idx]))

@@ -47,9 +47,10 @@ class Solution:
     check and no verified point was found: ``mismatch`` says by how much). ``objective`` is
     always that of a verified point; ``repaired`` names the repair that found it ("" when
     HiGHS' answer passed as it came); ``probed`` names the probe of HiGHS' bound that
-    replaced the answer by a better verified point ("" when none). ``solver`` says who answered: ``"highs"`` or
-    ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose ``best_bound`` is certified from its
-    own rigorous LPs and whose INFEASIBLE carries its checked ``certificate``)."""
+    replaced the answer by a better verified point ("" when none). ``solver`` says who
+    answered: ``"highs"`` or ``"emlpress-bab"`` (:mod:`emlpress.milp.bnb`, whose
+    ``best_bound`` is certified from its own rigorous LPs and whose INFEASIBLE carries its
+    checked ``certificate``)."""
 
     status: str
     objective: float
@@ -246,8 +247,9 @@ def _scale_tolerances(h, M, handles) -> tuple[float, dict]:
     if floor > R.MAX_TOLERANCE:
         raise MagnitudeError(
             f"{where}: a row reaches {mag:.3g} in magnitude ({term}); float64 rounds it by up "
-            f"to {floor:.2g}, above any feasibility tolerance HiGHS' MIP can use "
-            f"({R.MAX_TOLERANCE:g}): scale the inputs or outputs, or tighten the bounds")
+            f"to {floor:.2g}, above the largest feasibility tolerance HiGHS' MIP is given "
+            f"({R.MAX_TOLERANCE:g}: beyond it a binary no longer says a unit's phase): scale "
+            "the inputs or outputs, or tighten the bounds")
     saved = {}
     for opt in _SCALED:
         old = option_value(h, opt)
