@@ -161,7 +161,7 @@ def _level_set_case(net, lo, hi, seed, maximize, q):
     y = Z[-1][:, 0]
     value = float(np.quantile(y, q if maximize else 1 - q))
     L, U, lps = bnb.level_set_bounds(net, lo, hi, b.lower, b.upper, None, maximize, value,
-                                     layers=99)
+                                     layers=99, violated=False)
     # points past value by more than a forward pass' rounding: in the exact level set
     slack = 2 * forward_rounding(net, lo, hi, b.upper)[-1][0]
     inside = y >= value + slack if maximize else y <= value - slack

@@ -80,6 +80,9 @@ RULE = "babsr"
 #: benches/README.md)
 LEVEL_SET_ROUNDS = 2
 LEVEL_SET_LAYERS = 1
+#: level_set_bounds bounds only the units whose relaxation is slack at the optimum of the
+#: objective over it (half the LPs, the same node counts on the regressors and digits)
+LEVEL_SET_VIOLATED = True
 
 
 @dataclass
@@ -455,7 +458,7 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
 
 def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, maximize: bool,
                      value: float, rounds: int | None = None, layers: int | None = None,
-                     deadline: float = math.inf):
+                     violated: bool | None = None, deadline: float = math.inf):
     """Bounds of the unstable hidden units of the one-output ``net`` over its level set
     ``{x in the domain: out(x) >= value}`` (``maximize``; ``<= value`` otherwise), ``out`` the
     exact (real arithmetic) output: per unit two LPs (min and max of its pre-activation) over
@@ -464,7 +467,10 @@ def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, 
     (:func:`_certified`) and widened by a float64 forward pass' rounding. ``layers``: the
     last so many hidden layers are tightened (default ``LEVEL_SET_LAYERS``); ``rounds``
     (default ``LEVEL_SET_ROUNDS``): a round is rebuilt on the last one's bounds while one
-    moved a bound by more than ``MIN_LEVEL_GAIN`` of its unit's width. Returns (lower, upper,
+    shrank the units' total width by more than ``MIN_LEVEL_GAIN``; with ``violated`` (default
+    ``LEVEL_SET_VIOLATED``) only the units whose triangle is slack at the relaxation's optimum
+    of the objective are bounded (``a > max(z, 0)`` there: the rest do not hold the bound
+    up). Returns (lower, upper,
     LPs solved): the given bounds intersected with the new ones, the output layer as given.
 
     Why: once an incumbent is known only points at least as good matter, and over them the
@@ -473,6 +479,7 @@ def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, 
     outside it is worse than ``value`` (the caller's bound is the larger of the two)."""
     rounds = LEVEL_SET_ROUNDS if rounds is None else rounds
     layers = LEVEL_SET_LAYERS if layers is None else layers
+    violated = LEVEL_SET_VIOLATED if violated is None else violated
     L = net.n_layers - 1
     lower = [np.array(a, float) for a in lower]
     upper = [np.array(a, float) for a in upper]
@@ -514,7 +521,17 @@ def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, 
             row = (-math.inf, _up(_up(value - c0) + e))
         h.addRow(row[0], row[1], ref.size, ref, w)
         level = (ref, w, row, mag[ref])
-        gain = 0.0
+        if violated:  # the units whose triangle is slack at the objective's optimum
+            h.changeColsCost(ref.size, ref, -w if maximize else w)
+            h.run()
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                x = np.asarray(h.getSolution().col_value)
+                units = [(k, i, z) for k, i, z in units
+                         if x[z - 1] - max(x[z], 0.0) > 1e-6 * (upper[k][i] - lower[k][i])]
+            h.changeColsCost(ref.size, ref, np.zeros(ref.size))
+            if not units:
+                break
+        before = sum(upper[k][i] - lower[k][i] for k, i, _ in units)
         for k, i, z in units:
             if time.perf_counter() > deadline:
                 break
@@ -529,15 +546,15 @@ def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, 
                 if h.getModelStatus() != highspy.HighsModelStatus.kOptimal or not sol.dual_valid:
                     continue  # the bound stays as it was
                 b = _certified(store, z, sgn, np.asarray(sol.row_dual, float), level)
-                width = max(1.0, upper[k][i] - lower[k][i])
-                if sgn > 0 and math.isfinite(b) and _down(b - fwd[k][i]) > lower[k][i]:
-                    v = _down(b - fwd[k][i])
-                    gain, lower[k][i] = max(gain, (v - lower[k][i]) / width), v
-                elif sgn < 0 and math.isfinite(b) and _up(-b + fwd[k][i]) < upper[k][i]:
-                    v = _up(-b + fwd[k][i])
-                    gain, upper[k][i] = max(gain, (upper[k][i] - v) / width), v
+                if not math.isfinite(b):
+                    continue
+                if sgn > 0:
+                    lower[k][i] = max(lower[k][i], _down(b - fwd[k][i]))
+                else:
+                    upper[k][i] = min(upper[k][i], _up(-b + fwd[k][i]))
             h.changeColCost(z, 0.0)
-        if gain <= MIN_LEVEL_GAIN or time.perf_counter() > deadline:
+        after = sum(upper[k][i] - lower[k][i] for k, i, _ in units)
+        if after > (1.0 - MIN_LEVEL_GAIN) * before or time.perf_counter() > deadline:
             break
     return lower, upper, lps
 
@@ -568,9 +585,10 @@ def _certified(store, z: int, sgn: float, y: np.ndarray, level) -> float:
     return best
 
 
-#: a round of level_set_bounds is followed by another when it moved some bound by more
-#: than this, relative to max(1, the unit's width)
-MIN_LEVEL_GAIN = 1e-2
+#: a round of level_set_bounds is followed by another when it shrank the total width of the
+#: units it bounds by more than this fraction (10-16-16-1: 2%, no fewer nodes for its LPs;
+#: 5-12-12-12-1: 17-44%, 1.6x fewer nodes with the second round)
+MIN_LEVEL_GAIN = 0.05
 
 
 #: a certified bound carries the float64 rounding of the forward pass (bab.GAP_TOL): a gap
