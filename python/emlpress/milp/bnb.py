@@ -16,24 +16,27 @@ constraint this module does not take: HiGHS answers then); the objective is
 (``c . (W_L h + b_L) = (c W_L) h + c b_L``), the rows become a
 :class:`~emlpress.bounds.domain.Domain` (box, ``A_ub``/``A_eq``, l1 ball; an empty one is
 refused with its checked certificate: INFEASIBLE), the starting bounds of every layer are
-:func:`emlpress.bounds.lp`'s over the domain, and only the objective's side is searched
-(``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or ``InputSearch`` over the
-input box for at most ``bab.INPUT_DIMS`` inputs, as ``split="auto"`` picks): best first,
-every node value certified from its duals, infeasible nodes dropped on a checked Farkas ray,
-incumbents from :func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks,
-the relaxation completed, local search over activation regions, verified on the model's own
-rows; skipped on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima
-the search's samples find at once), seeded samples of the domain, projected-gradient attacks
-and every node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
-within the MIP gaps asked for of the certified bound, or at the time limit with the best
-verified incumbent and the certified bound (status ``TIME_LIMIT``).
+:func:`emlpress.bounds.lp`'s over the domain, those of the last hidden layer tightened
+within the first incumbent's level set (:func:`level_set_bounds`), and only the objective's
+side is searched (``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or
+``InputSearch`` over the input box for at most ``bab.INPUT_DIMS`` inputs, as
+``split="auto"`` picks): best first, every node value certified from its duals, infeasible
+nodes dropped on a checked Farkas ray, incumbents from
+:func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks, the relaxation
+completed, local search over activation regions, verified on the model's own rows; skipped
+on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima the search's
+samples find at once), seeded samples of the domain, projected-gradient attacks and every
+node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the
+incumbent is within the MIP gaps asked for of the certified bound, or at the time limit with
+the best verified incumbent and the certified bound (status ``TIME_LIMIT``).
 
 **Soundness**: the certified bound covers the folded network's float64 forward pass (the
-search widens by ``forward_rounding``), and this module widens it further by the rounding of
-the fold and of ``c . y`` against the original network's forward pass, the value
-:func:`~emlpress.milp.solve` verifies. The incumbent is returned as values of every column
-(the network's columns by a forward pass, the ball's ``t`` as ``|x - c|``), verified against
-the network as HiGHS' answers are.
+search widens by ``forward_rounding``; on level-set bounds it is at least the incumbent's
+value, which every point outside the level set is below), and this module widens it further
+by the rounding of the fold and of ``c . y`` against the original network's forward pass,
+the value :func:`~emlpress.milp.solve` verifies. The incumbent is returned as values of every
+column (the network's columns by a forward pass, the ball's ``t`` as ``|x - c|``), verified
+against the network as HiGHS' answers are.
 """
 
 from __future__ import annotations
