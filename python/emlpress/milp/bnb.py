@@ -473,8 +473,8 @@ def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, 
     shrank the units' total width by more than ``MIN_LEVEL_GAIN``; with ``violated`` (default
     ``LEVEL_SET_VIOLATED``) only the units whose triangle is slack at the relaxation's optimum
     of the objective are bounded (``a > max(z, 0)`` there: the rest do not hold the bound
-    up). Returns (lower, upper,
-    LPs solved): the given bounds intersected with the new ones, the output layer as given.
+    up). Returns (lower, upper, LPs solved): the given bounds intersected with the new ones,
+    the output layer as given.
 
     Why: once an incumbent is known only points at least as good matter, and over them the
     units' bounds (the big-Ms of every node LP) are tighter, some units stable. The bounds
