@@ -10,7 +10,8 @@ import scipy.optimize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emlpress import Network
+from emlpress import Network, bounds
+from emlpress.bounds.rounding import forward_rounding
 from emlpress.milp import add_network, bnb, solve
 from emlpress.testing import trained_like
 from strategies import network_and_box, sample_box
@@ -147,6 +148,47 @@ def test_certified_bound_on_random_networks_scales_and_degenerate_boxes(case, se
         assert s.best_bound >= y.max() and s.best_bound >= s.objective
     else:
         assert s.best_bound <= y.min() and s.best_bound <= s.objective
+
+
+def _level_set_case(net, lo, hi, seed, maximize, q):
+    """bnb.level_set_bounds over {out >= value} (<= minimising), value the q-quantile of
+    the sampled outputs: every hidden unit's bounds hold at each sampled point of the box
+    (its corners included) past value, and are never looser than given; returns the LPs."""
+    net = bnb._fold(Network(net.weights, net.biases, lo, hi), np.eye(net.sizes[-1])[0])
+    b = bounds.lp(net, lo, hi)
+    X = sample_box(lo, hi, 3000, seed=seed)
+    Z = net.preactivations(X)
+    y = Z[-1][:, 0]
+    value = float(np.quantile(y, q if maximize else 1 - q))
+    L, U, lps = bnb.level_set_bounds(net, lo, hi, b.lower, b.upper, None, maximize, value,
+                                     layers=99, violated=False)
+    # points past value by more than a forward pass' rounding: in the exact level set
+    slack = 2 * forward_rounding(net, lo, hi, b.upper)[-1][0]
+    inside = y >= value + slack if maximize else y <= value - slack
+    for k in range(net.n_layers - 1):
+        assert np.all(L[k] >= b.lower[k]) and np.all(U[k] <= b.upper[k])
+        assert np.all(Z[k][inside] >= L[k]) and np.all(Z[k][inside] <= U[k])
+    assert np.array_equal(L[-1], b.lower[-1]) and np.array_equal(U[-1], b.upper[-1])
+    return lps
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), maximize=st.booleans(), q=st.sampled_from([0.5, 0.9, 0.99]),
+       sizes=st.sampled_from([[3, 8, 8, 1], [4, 6, 6, 6, 1], [5, 10, 1]]))
+def test_level_set_bounds_hold_at_every_sampled_point_of_the_level_set(seed, maximize, q, sizes):
+    """The search's bounds once an incumbent is known, on trained-looking networks."""
+    net = trained_like(sizes, seed=seed, lo=-1.0, hi=1.0)
+    lo, hi = -np.ones(sizes[0]), np.ones(sizes[0])
+    assert _level_set_case(net, lo, hi, seed, maximize, q) > 0  # units were bounded by LPs
+
+
+@settings(max_examples=10, deadline=None)
+@given(case=network_and_box(max_depth=3, max_width=8, max_in=4), maximize=st.booleans(),
+       q=st.sampled_from([0.5, 0.9, 0.99]))
+def test_level_set_bounds_on_random_networks_scales_and_degenerate_boxes(case, maximize, q):
+    """The same on the strategies' networks: exact zeros, weights from 1e-6 to 1e5, lo == hi."""
+    net, lo, hi, seed = case
+    _level_set_case(net, lo, hi, seed, maximize, q)
 
 
 def test_empty_domain_is_infeasible_with_a_checked_certificate():

@@ -1,13 +1,16 @@
 """The solve-time goal of issue 34 (point 3): maximise and minimise the output of three small
 trained regressors over their box with emlpress' own branch-and-bound (``milp.solve``,
 ``solver="bab"``), HiGHS on the same model (``solver="highs"``) and gurobi-ml + Gurobi, side by
-side in one run, every optimum checked by a forward pass and against the others.
+side in one run, every optimum checked by a forward pass and against the others. ``bab0``: the
+same search without the bounds within the incumbent's level set (``bnb.LEVEL_SET_ROUNDS``) and
+with every node LP warm-started from its parent's basis (``bab.SIBLING_WARM_START``), as
+before issue 34's second speed session, for before/after ratios within one run.
 
 The regressors: scikit-learn ``MLPRegressor`` (seeded, Adam, 400 iterations) on a smooth
 synthetic function of the inputs (sum of sines and a product), converted by
 ``emlpress.io.from_sklearn``, cached in benches/.cache (not committed).
 
-    python benches/tools/bnb_goal.py [--repeat 3] [--time-limit 120]
+    python benches/tools/bnb_goal.py [--repeat 3] [--time-limit 120] [--solvers bab0,bab,gurobi]
     python benches/tools/bnb_goal.py --mnist 0,1,2 --eps 1,5,10 --time-limit 60
 
 ``--mnist``: the optimal adversary on Serra et al.'s MNIST 784-100-100-10 network
@@ -65,6 +68,26 @@ def regressor(name: str):
     return mlp, Network(net.weights, net.biases, lo=-2 * np.ones(n), hi=2 * np.ones(n))
 
 
+def as_before(solve):
+    """``solve(..., solver, ...)`` taking ``solver="bab0"``: "bab" without the bounds within
+    the incumbent's level set and with every node LP warm-started from its parent's basis."""
+    from emlpress.bounds import bab
+    from emlpress.milp import bnb
+
+    def run(*args):
+        args = list(args)
+        if args[2] != "bab0":
+            return solve(*args)
+        saved = bnb.LEVEL_SET_ROUNDS, bab.SIBLING_WARM_START
+        bnb.LEVEL_SET_ROUNDS, bab.SIBLING_WARM_START = 0, False
+        try:
+            return solve(*args[:2], "bab", *args[3:])
+        finally:
+            bnb.LEVEL_SET_ROUNDS, bab.SIBLING_WARM_START = saved
+    return run
+
+
+@as_before
 def emlpress_solve(net: Network, sense: str, solver: str, time_limit: float):
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -95,6 +118,7 @@ def gurobi_solve(mlp, net: Network, sense: str, time_limit: float):
 MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
 
 
+@as_before
 def adversary(image: int, eps: float, solver: str, time_limit: float):
     """(status, objective, bound, forward-pass margin at the answer, seconds, nodes) of the
     optimal adversary on image ``image`` at radius ``eps``."""
@@ -155,15 +179,15 @@ def main() -> None:
             continue
         mlp, net = regressor(name)
         for sense in ("max", "min"):
-            rows = {}
-            for solver in a.solvers.split(","):
-                runs = []
-                for _ in range(a.repeat):
+            solvers = a.solvers.split(",")
+            runs = {solver: [] for solver in solvers}
+            for _ in range(a.repeat):  # the solvers in turn: a change of load hits them alike
+                for solver in solvers:
                     if solver == "gurobi":
-                        runs.append(gurobi_solve(mlp, net, sense, a.time_limit))
+                        runs[solver].append(gurobi_solve(mlp, net, sense, a.time_limit))
                     else:
-                        runs.append(emlpress_solve(net, sense, solver, a.time_limit))
-                rows[solver] = (runs[-1], float(np.median([r[4] for r in runs])))
+                        runs[solver].append(emlpress_solve(net, sense, solver, a.time_limit))
+            rows = {s: (r[-1], float(np.median([x[4] for x in r]))) for s, r in runs.items()}
             ref = rows.get("gurobi", (None, np.nan))[1]
             for solver, (r, t) in rows.items():
                 st, obj, bd, fwd, _, nodes = r

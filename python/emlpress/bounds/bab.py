@@ -5,8 +5,9 @@ For one neuron and one side (min or max of its pre-activation over the box), the
 splits on the phases of earlier unstable units. Every node is the LP relaxation of the
 big-M encoding (rows from ``kernels.LpRelaxation(integer=True)``, binaries left continuous)
 with the fixed phases as column bounds (active: ``d = 1``, ``z >= 0``; inactive: ``d = 0``,
-``z <= 0``, ``a = 0``), solved by HiGHS warm-started from its parent's basis, and its value
-is made rigorous from the row duals over emlpress' own rows (``LpRelaxation.safe_bound``
+``z <= 0``, ``a = 0``), solved by HiGHS warm-started (the first child from its parent's
+basis, the second from its sibling's where the LP is small: ``SIBLING_WARM_START``), and
+its value is made rigorous from the row duals over emlpress' own rows (``LpRelaxation.safe_bound``
 with the node's column bounds); a node HiGHS calls infeasible is dropped only when its dual
 ray is a Farkas certificate checked the same way. The bound returned is the smallest
 rigorous value over all leaves (open, pruned or exhausted), so a time or node limit gives a
@@ -73,6 +74,13 @@ SPLITS = ("relu", "input", "auto")
 #: [4,24,24,1] input 31 s, relu 3.8 s (benches/README.md)
 SPLIT = "auto"
 INPUT_DIMS = 2
+#: a node's second child starts from its first child's optimal basis (the two LPs differ in
+#: the split unit's column bounds only), not its parent's, on relaxations of at most
+#: SIBLING_MAX_COLS columns: setBasis discards HiGHS' factorization, which on small LPs costs
+#: more than the iterations the sibling's basis adds (benches/README.md); larger LPs (MNIST
+#: over an l1 ball: 2,000+ columns) restart from the parent's
+SIBLING_WARM_START = True
+SIBLING_MAX_COLS = 1000
 #: HiGHS tolerances of the node LPs. The values are certified from the duals whatever
 #: they are; tighter ones only bring the certified values closer to the LP optima.
 LP_TOL = 1e-9
@@ -371,12 +379,15 @@ class PhaseSearch:
                              "infeasible; the bounds of earlier layers exclude every point")
         shown[0] = see(x)
 
+        sibling = SIBLING_WARM_START and len(self.base_lo) <= SIBLING_MAX_COLS
+
         def expand(lb, node):
             fix, unit, basis = node
             fixed = {j for j, _ in fix} | {unit}
             for phase in (True, False):
                 child = fix + ((unit, phase),)
-                self.h.setBasis(basis)
+                if phase or not sibling:
+                    self.h.setBasis(basis)
                 clb, cx, cy = self._evaluate(child, lb, cvec, stats)
                 shown[0] |= see(cx)
                 if clb < math.inf:  # else certified infeasible: no point of the net is there

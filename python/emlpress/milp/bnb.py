@@ -16,24 +16,27 @@ constraint this module does not take: HiGHS answers then); the objective is
 (``c . (W_L h + b_L) = (c W_L) h + c b_L``), the rows become a
 :class:`~emlpress.bounds.domain.Domain` (box, ``A_ub``/``A_eq``, l1 ball; an empty one is
 refused with its checked certificate: INFEASIBLE), the starting bounds of every layer are
-:func:`emlpress.bounds.lp`'s over the domain, and only the objective's side is searched
-(``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or ``InputSearch`` over the
-input box for at most ``bab.INPUT_DIMS`` inputs, as ``split="auto"`` picks): best first,
-every node value certified from its duals, infeasible nodes dropped on a checked Farkas ray,
-incumbents from :func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks,
-the relaxation completed, local search over activation regions, verified on the model's own
-rows; skipped on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima
-the search's samples find at once), seeded samples of the domain, projected-gradient attacks
-and every node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the incumbent is
-within the MIP gaps asked for of the certified bound, or at the time limit with the best
-verified incumbent and the certified bound (status ``TIME_LIMIT``).
+:func:`emlpress.bounds.lp`'s over the domain, those of the last hidden layer tightened
+within the first incumbent's level set (:func:`level_set_bounds`), and only the objective's
+side is searched (``bounds.bab``'s ``PhaseSearch`` over ReLU phases on rigorous LPs, or
+``InputSearch`` over the input box for at most ``bab.INPUT_DIMS`` inputs, as
+``split="auto"`` picks): best first, every node value certified from its duals, infeasible
+nodes dropped on a checked Farkas ray, incumbents from
+:func:`emlpress.milp.incumbent.start_point` (``solve(start="auto")``: attacks, the relaxation
+completed, local search over activation regions, verified on the model's own rows; skipped
+on a box for models of at most ``incumbent.SMALL_MODEL`` binaries, whose optima the search's
+samples find at once), seeded samples of the domain, projected-gradient attacks and every
+node LP's optimum, each a float64 forward pass at a point of the domain. It stops when the
+incumbent is within the MIP gaps asked for of the certified bound, or at the time limit with
+the best verified incumbent and the certified bound (status ``TIME_LIMIT``).
 
 **Soundness**: the certified bound covers the folded network's float64 forward pass (the
-search widens by ``forward_rounding``), and this module widens it further by the rounding of
-the fold and of ``c . y`` against the original network's forward pass, the value
-:func:`~emlpress.milp.solve` verifies. The incumbent is returned as values of every column
-(the network's columns by a forward pass, the ball's ``t`` as ``|x - c|``), verified against
-the network as HiGHS' answers are.
+search widens by ``forward_rounding``; on level-set bounds it is at least the incumbent's
+value, which every point outside the level set is below), and this module widens it further
+by the rounding of the fold and of ``c . y`` against the original network's forward pass,
+the value :func:`~emlpress.milp.solve` verifies. The incumbent is returned as values of every
+column (the network's columns by a forward pass, the ball's ``t`` as ``|x - c|``), verified
+against the network as HiGHS' answers are.
 """
 
 from __future__ import annotations
@@ -42,9 +45,10 @@ import math
 import time
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 
-from emlpress import kernels
+from emlpress import _highs, kernels
 from emlpress.bounds import bab as _bab
 from emlpress.bounds.domain import Domain, EmptyDomainError
 from emlpress.bounds.linear import crown as _crown
@@ -73,6 +77,15 @@ SAMPLE_DIMS = 64
 LP_INIT_WORK = 20_000
 #: the phase search's branching rule (bab.RULES)
 RULE = "babsr"
+#: rounds of bound tightening within the incumbent's level set before the phase search
+#: (:func:`level_set_bounds`; 0: none), only where the LP start runs (LP_INIT_WORK), of the
+#: last LEVEL_SET_LAYERS hidden layers (the layers before gained little for twice the LPs:
+#: benches/README.md)
+LEVEL_SET_ROUNDS = 2
+LEVEL_SET_LAYERS = 1
+#: level_set_bounds bounds only the units whose relaxation is slack at the optimum of the
+#: objective over it (half the LPs, the same node counts on the regressors and digits)
+LEVEL_SET_VIOLATED = True
 
 
 @dataclass
@@ -342,7 +355,8 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
     orig, c, off = form.handle.net, form.coef, form.offset
     L = net.n_layers - 1
 
-    if net.n_neurons * net.n_in <= LP_INIT_WORK:
+    lp_start = net.n_neurons * net.n_in <= LP_INIT_WORK
+    if lp_start:
         init = _lp(net, lo, hi) if d is None else _lp(net, domain=d)
     else:
         init = _crown(net, lo, hi) if d is None else _crown(net, domain=d)
@@ -396,8 +410,19 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
 
     if split == "auto":
         split = "input" if len(lo) <= _bab.INPUT_DIMS else "relu"
-    fwd = forward_rounding(net, lo, hi, upper)
+    fwd = forward_rounding(net, lo, hi, upper)  # over the whole domain
     start = float(upper[L][0] if side == "max" else lower[L][0])
+    cut = None  # the incumbent's folded output where the level set was taken
+    if split == "relu" and lp_start and LEVEL_SET_ROUNDS and best["x"] is not None and L > 0:
+        cut = sg * best["v"]
+        # out >= value (max) holds at every point whose float64 output is >= cut: a point
+        # outside the level set has its exact output below value and its float64 output
+        # (within fwd of it) below cut, so max(cut, the search's bound) bounds them all.
+        # The incumbent lies in the level set: its relaxation is never empty.
+        value = _down(cut - fwd[L][0]) if form.maximize else _up(cut + fwd[L][0])
+        lower, upper, lps = level_set_bounds(net, lo, hi, lower, upper, d, form.maximize,
+                                             value, deadline=deadline)
+        stats["level_set_lps"] = lps
     if split == "relu":
         store = kernels.LpRelaxation(lo, hi, True)
         w = _bab.PhaseSearch(net, lo, hi, store, RULE)
@@ -411,6 +436,8 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
         w.set_targets(L, fwd[L])
     w.gap = tol
     v = w.side(0, side, start, False, witness_z, deadline, node_limit, stats, hidden=False)
+    if cut is not None:  # the level set's outside is below cut (above it, minimising)
+        v = max(v, cut) if form.maximize else min(v, cut)
     # the certified bound of the objective as solve() verifies it: widened by the fold
     bound = _up(_up(v + off) + slack) if side == "max" else _down(_down(v + off) - slack)
     seconds = time.perf_counter() - t0
@@ -430,6 +457,141 @@ def search(form: Form, time_limit: float | None = None, mip_gap: float = 1e-4,
     else:  # the search ended short of the gap (a node LP HiGHS failed on)
         status = "FEASIBLE"
     return Result(status, obj, bound, best["x"], stats["nodes"], seconds)
+
+
+def level_set_bounds(net: Network, lo, hi, lower, upper, domain: Domain | None, maximize: bool,
+                     value: float, rounds: int | None = None, layers: int | None = None,
+                     violated: bool | None = None, deadline: float = math.inf):
+    """Bounds of the unstable hidden units of the one-output ``net`` over its level set
+    ``{x in the domain: out(x) >= value}`` (``maximize``; ``<= value`` otherwise), ``out`` the
+    exact (real arithmetic) output: per unit two LPs (min and max of its pre-activation) over
+    the triangle relaxation built on ``lower``/``upper`` (lists per layer, ``lo``/``hi`` the
+    domain's box) with the row ``out >= value`` added, each value certified from its duals
+    (:func:`_certified`) and widened by a float64 forward pass' rounding. ``layers``: the
+    last so many hidden layers are tightened (default ``LEVEL_SET_LAYERS``); ``rounds``
+    (default ``LEVEL_SET_ROUNDS``): a round is rebuilt on the last one's bounds while one
+    shrank the units' total width by more than ``MIN_LEVEL_GAIN``; with ``violated`` (default
+    ``LEVEL_SET_VIOLATED``) only the units whose triangle is slack at the relaxation's optimum
+    of the objective are bounded (``a > max(z, 0)`` there: the rest do not hold the bound
+    up). Returns (lower, upper, LPs solved): the given bounds intersected with the new ones,
+    the output layer as given.
+
+    Why: once an incumbent is known only points at least as good matter, and over them the
+    units' bounds (the big-Ms of every node LP) are tighter, some units stable. The bounds
+    hold on the level set only: a search on them bounds the objective there, and every point
+    outside it is worse than ``value`` (the caller's bound is the larger of the two)."""
+    rounds = LEVEL_SET_ROUNDS if rounds is None else rounds
+    layers = LEVEL_SET_LAYERS if layers is None else layers
+    violated = LEVEL_SET_VIOLATED if violated is None else violated
+    L = net.n_layers - 1
+    lower = [np.array(a, float) for a in lower]
+    upper = [np.array(a, float) for a in upper]
+    fwd = forward_rounding(net, lo, hi, upper)
+    lps = 0
+    for _ in range(rounds):
+        store = kernels.LpRelaxation(lo, hi, False)
+        h = _highs.highs()
+        h.setOptionValue("presolve", "off")  # the per-unit LPs are warm-started in turn
+        h.setOptionValue("primal_feasibility_tolerance", _bab.LP_TOL)
+        h.setOptionValue("dual_feasibility_tolerance", _bab.LP_TOL)
+        n = len(lo)
+        h.addCols(n, np.zeros(n), lo, hi, 0, _highs.EMPTY_I, _highs.EMPTY_I, _highs.EMPTY_F)
+        blocks = [store.add_domain(**domain.rows())] if domain is not None else []
+        units = []
+        for k in range(L):
+            blocks.append(store.add_layer(net._core, k, lower[k], upper[k]))
+            blk = blocks[-1]
+            if k >= L - layers:  # an unstable unit's columns: a (its output), z (its input)
+                cols = np.asarray(blk.cols)
+                units += [(k, int(i), int(cols[i]) + 1)
+                          for i in np.flatnonzero((lower[k] < 0) & (upper[k] > 0))]
+        if not units:
+            break
+        for blk in blocks:
+            _highs.add_block(h, blk, integral=False)
+        # every column's magnitude bound (for the rounding of the level row's fold)
+        mag = np.concatenate([np.maximum(np.abs(lo), np.abs(hi))] + [
+            np.maximum(np.abs(b.col_lower), np.abs(b.col_upper)) for b in blocks])
+        aff = store.pre_activation(net._core, L)
+        w = np.asarray(aff.A, float)[0]
+        nz = np.flatnonzero(w)
+        ref, w = np.asarray(aff.ref, np.int32)[nz], w[nz]
+        c0, e = float(aff.c[0]), float(aff.err[0])
+        # exact out is within e of w.v + c0: out >= value implies w.v >= value - c0 - e
+        if maximize:
+            row = (_down(_down(value - c0) - e), math.inf)
+        else:
+            row = (-math.inf, _up(_up(value - c0) + e))
+        h.addRow(row[0], row[1], ref.size, ref, w)
+        level = (ref, w, row, mag[ref])
+        if violated:  # the units whose triangle is slack at the objective's optimum
+            h.changeColsCost(ref.size, ref, -w if maximize else w)
+            h.run()
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                x = np.asarray(h.getSolution().col_value)
+                units = [(k, i, z) for k, i, z in units
+                         if x[z - 1] - max(x[z], 0.0) > 1e-6 * (upper[k][i] - lower[k][i])]
+            h.changeColsCost(ref.size, ref, np.zeros(ref.size))
+            if not units:
+                break
+        before = sum(upper[k][i] - lower[k][i] for k, i, _ in units)
+        for k, i, z in units:
+            if time.perf_counter() > deadline:
+                break
+            for sgn in (1.0, -1.0):  # min z, then min -z
+                h.changeColCost(z, sgn)
+                h.run()
+                if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                    h.clearSolver()  # a warm start can come back Unknown: solve from scratch
+                    h.run()
+                sol = h.getSolution()
+                lps += 1
+                if h.getModelStatus() != highspy.HighsModelStatus.kOptimal or not sol.dual_valid:
+                    continue  # the bound stays as it was
+                b = _certified(store, z, sgn, np.asarray(sol.row_dual, float), level)
+                if not math.isfinite(b):
+                    continue
+                if sgn > 0:
+                    lower[k][i] = max(lower[k][i], _down(b - fwd[k][i]))
+                else:
+                    upper[k][i] = min(upper[k][i], _up(-b + fwd[k][i]))
+            h.changeColCost(z, 0.0)
+        after = sum(upper[k][i] - lower[k][i] for k, i, _ in units)
+        if after > (1.0 - MIN_LEVEL_GAIN) * before or time.perf_counter() > deadline:
+            break
+    return lower, upper, lps
+
+
+def _certified(store, z: int, sgn: float, y: np.ndarray, level) -> float:
+    """A rigorous lower bound of ``min sgn v_z`` over ``store``'s rows plus the level row
+    ``row[0] <= w . v[ref] <= row[1]`` (the last of ``y``, HiGHS' row duals): the row's
+    multiplier t (taken of the sign its finite side allows, in either sign convention)
+    moves into the cost, sgn e_z - t w, whose bound over the store's rows
+    (``safe_bound``) plus t times the row's side bounds sgn v_z, less the rounding of
+    t w (one product per entry, times the columns' magnitudes ``level[3]``)."""
+    ref, w, row, mag = level
+    m = store.n_rows
+    best = -math.inf
+    if np.any(ref == z):  # (a pre-activation column is never an input of the output layer)
+        return best
+    for s in (1.0, -1.0):
+        t = s * float(y[m])
+        t = max(t, 0.0) if math.isfinite(row[0]) else min(t, 0.0)
+        idx = np.concatenate([[z], ref]).astype(np.int32)
+        val = np.concatenate([[sgn], -t * w])
+        b = store.safe_bound(idx, val, s * y[:m])
+        if not math.isfinite(b):
+            continue
+        side = row[0] if t > 0 else (row[1] if t < 0 else 0.0)
+        err = gamma_slack(2) * abs(t) * float(np.abs(w) @ mag)
+        best = max(best, _down(_down(b + _down(t * side)) - _up(err * (1.0 + 1e-6))))
+    return best
+
+
+#: a round of level_set_bounds is followed by another when it shrank the total width of the
+#: units it bounds by more than this fraction (10-16-16-1: 2%, no fewer nodes for its LPs;
+#: 5-12-12-12-1: 17-44%, 1.6x fewer nodes with the second round)
+MIN_LEVEL_GAIN = 0.05
 
 
 #: a certified bound carries the float64 rounding of the forward pass (bab.GAP_TOL): a gap
