@@ -195,6 +195,42 @@ def test_an_infeasible_model_is_reported_with_a_checked_certificate_and_left_as_
     assert solve(h).status == "INFEASIBLE"
 
 
+def test_solve_with_tighten_keeps_the_optimum_and_reports_the_tightening():
+    """solve(tighten=True) on a chained model (HiGHS' path): the optimum of the untightened
+    model and of a sampled brute force, with the report; an infeasible model: INFEASIBLE
+    from the relaxation's checked certificate, HiGHS not run."""
+    h0, _, _ = _model(2, chained=True)
+    h1, _, _ = _model(2, chained=True)
+    s0 = solve(h0, mip_gap=0, mip_abs_gap=1e-9)
+    s1 = solve(h1, mip_gap=0, mip_abs_gap=1e-9, tighten=True)
+    assert s0.tighten_report is None and s1.solver == "highs"
+    assert s1.tighten_report.status == "TIGHTENED" and s1.tighten_report.lps > 0
+    assert s1.status == "OPTIMAL" and s1.objective == pytest.approx(s0.objective, rel=1e-7, abs=1e-7)
+    ys = _feasible_points(2, n=4000)
+    for hd in registered_handles(h1):
+        ys = hd.net.forward(ys)
+    sense_max = h1.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+    assert (s1.objective >= ys.max() - 1e-7) if sense_max else (s1.objective <= ys.min() + 1e-7)
+    h, x, _ = _model(6, chained=True)  # two networks: HiGHS' path
+    h.addConstr(x[0] + x[1] >= 2.5)
+    s = solve(h, tighten=True)
+    assert s.status == "INFEASIBLE" and not s.has_solution and s.nodes == 0
+    assert s.certificate is s.tighten_report and s.certificate.farkas_bound > 0
+
+
+def test_get_error_reads_solves_answer_whoever_found_it():
+    """After emlpress' own search answered (HiGHS never ran: it has no solution), get_error()
+    without an argument measures that answer against the forward pass."""
+    h, x, _ = _model(1, chained=False)
+    s = solve(h, mip_gap=0, mip_abs_gap=1e-9)
+    assert s.solver == "emlpress-bab" and s.has_solution
+    assert h.getInfo().primal_solution_status != 2  # HiGHS' own solution is not there
+    hd = registered_handles(h)[0]
+    err = hd.get_error()
+    np.testing.assert_array_equal(err, hd.get_error(s))
+    assert err.shape == (2,) and err.max() <= 1e-9 * max(1.0, np.abs(s.outputs["A"]).max())
+
+
 def test_bad_arguments_are_refused_naming_them():
     h, x, nets = _model(0, chained=False)
     with pytest.raises(ValueError, match="rounds"):

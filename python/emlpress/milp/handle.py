@@ -86,8 +86,12 @@ class PredictorHandle:
     def get_error(self, solution=None) -> np.ndarray:
         """Per output (shape ``(n_out,)``), |the MILP's value - the model's own evaluation|
         at the MILP's inputs, in output units: of ``solution`` (a
-        :class:`~emlpress.milp.Solution`) or, by default, of HiGHS' current solution (as
-        gurobi-ml's ``get_error``). Raises ValueError when there is no solution."""
+        :class:`~emlpress.milp.Solution`) or, by default, of the last answer of
+        :func:`~emlpress.milp.solve` on this model (the verified answer, whoever found it),
+        else HiGHS' current solution (as gurobi-ml's ``get_error``; after ``solve``, a
+        ``h.run()`` of your own is not read). Raises ValueError when there is no solution."""
+        if solution is None:
+            solution = self._h.__dict__.get("_emlpress_last_solution")
         if solution is None:
             if self._h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible
                 raise ValueError(f"model {self.name!r}: HiGHS has no feasible solution to compare")

@@ -15,6 +15,7 @@ from emlpress import _options
 from emlpress._highs import MagnitudeError, col_name, option_value, tighten_tolerances
 from emlpress.milp import bnb as _bnb
 from emlpress.milp import incumbent as _incumbent
+from emlpress.milp import obbt as _obbt
 from emlpress.milp import repair as _repair_mod
 from emlpress.milp.handle import VERIFY_RTOL, registered_handles
 
@@ -80,6 +81,8 @@ class Solution:
     #: the probe of HiGHS' bound (issue 34, :func:`emlpress.milp.repair.probe`): how the
     #: verified point that replaced HiGHS' answer was found ("" when none did)
     probed: str = ""
+    #: ``solve(tighten=True)``'s :class:`~emlpress.milp.obbt.TightenReport` (None: not run)
+    tighten_report: object = None
 
     def __repr__(self) -> str:
         return (
@@ -99,7 +102,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
           threads: int | None = None, verbose: bool = False,
           confirm_infeasible: bool = True, mip_abs_gap: float = MIP_ABS_GAP,
           solver: str = "auto",
-          start: str | None = "auto") -> Solution:
+          start: str | None = "auto", tighten: bool = False) -> Solution:
     """Run HiGHS on ``h`` and return a :class:`Solution` with the values of every network's
     inputs and outputs. The answer is optimal within the relative ``mip_gap`` (default
     ``MIP_GAP`` = 1e-4) or the absolute ``mip_abs_gap`` (default 1e-6), both always passed
@@ -159,7 +162,20 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     time limit below a second (HiGHS finds their first point at once; the branch-and-bound
     takes it on every model with rows besides the box, where its own samples do worse).
     ``Solution.start``/``start_objective``/``start_used`` say what it was and whether it was
-    used."""
+    used.
+
+    ``tighten=True``: before HiGHS runs (not before the branch-and-bound, which bounds its own
+    nodes), :func:`emlpress.milp.tighten` bounds every unstable unit over the LP relaxation
+    of the whole model, certified from its duals, and rewrites the big-M rows, within a
+    quarter of ``time_limit`` (the rest for HiGHS); ``Solution.tighten_report`` is its
+    :class:`~emlpress.milp.obbt.TightenReport`. A relaxation it proves infeasible gives
+    ``INFEASIBLE`` with the checked Farkas ``certificate``, without running HiGHS. Off by
+    default: on the chained epidemics weeks of benches/README.md it cost LPs without closing
+    more of the gap.
+
+    The answer is also kept on ``h``: :meth:`NetworkHandle.get_error` without an argument
+    reads it (HiGHS' own solution is not the answer after the branch-and-bound or a
+    repair)."""
     time_limit = _options.seconds("time_limit", time_limit)
     mip_gap = _options.gap("mip_gap", mip_gap)
     mip_abs_gap = _options.gap("mip_abs_gap", mip_abs_gap)
@@ -170,7 +186,7 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     # --- emlpress' own branch-and-bound (milp/bnb.py): models of its form, unless "highs" ---
     sol = _bnb.solve(h, solver, time_limit, mip_gap, mip_abs_gap, start)  # seeded by the start
     if sol is not None:
-        return sol
+        return _remember(h, sol)
     # --- end of the branch-and-bound dispatch ---
     h.setOptionValue("output_flag", bool(verbose))
     if time_limit is not None:
@@ -180,10 +196,23 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     if threads is not None:
         h.setOptionValue("threads", int(threads))
     t0 = time.perf_counter()
+    report, spent = None, 0.0
+    if tighten:  # whole-model bound tightening (issue 34: emlpress.milp.obbt)
+        report = _obbt.tighten(h, time_limit=None if time_limit is None else time_limit / 4)
+        spent = time.perf_counter() - t0
+        if report.status == "INFEASIBLE":
+            maximize = h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+            sol = Solution(status="INFEASIBLE", objective=float("nan"),
+                           best_bound=-np.inf if maximize else np.inf, gap=float("inf"), nodes=0,
+                           encode_s=float(sum(hd.encode_s for hd in registered_handles(h))),
+                           solve_s=spent, has_solution=False, col_values=None,
+                           certificate=report, tighten_report=report)
+            return _remember(h, sol)
+    left = None if time_limit is None else max(0.0, float(time_limit) - spent)
     # --- MIP start (issue 34: emlpress.milp.incumbent) ---
-    inc = _incumbent.mip_start(h, start, time_limit)
-    if inc is not None and time_limit is not None:
-        h.setOptionValue("time_limit", max(0.0, float(time_limit) - inc.seconds))
+    inc = _incumbent.mip_start(h, start, left)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(0.0, left - (inc.seconds if inc is not None else 0.0)))
     # ---
     handles = registered_handles(h)
     M = _repair_mod.model_arrays(h)
@@ -191,8 +220,10 @@ def solve(h, time_limit: float | None = None, mip_gap: float = MIP_GAP,
     verify_tol = option_value(h, "primal_feasibility_tolerance")
     floor, saved = _scale_tolerances(h, M, handles)
     try:
-        return _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap,
-                          confirm_infeasible, verify_tol, floor)
+        sol = _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap,
+                         confirm_infeasible, verify_tol, floor)
+        sol.tighten_report = report
+        return _remember(h, sol)
     finally:  # the user's tolerances back on h
         for o, val in saved.items():
             h.setOptionValue(o, val)
@@ -424,6 +455,16 @@ class _SoundBound:
         if (objective - self._value if sense_max else self._value - objective) > 0:
             return np.inf if sense_max else -np.inf
         return self._value
+
+
+#: where solve() keeps its last answer on the Highs object (NetworkHandle.get_error reads it)
+LAST_SOLUTION_ATTR = "_emlpress_last_solution"
+
+
+def _remember(h, sol: Solution) -> Solution:
+    """``sol``, kept on ``h`` as its last answer."""
+    h.__dict__[LAST_SOLUTION_ATTR] = sol
+    return sol
 
 
 def _gap(objective: float, bound: float) -> float:
