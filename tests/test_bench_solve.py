@@ -142,3 +142,49 @@ def test_adversary_problem_is_the_l1_ball_and_the_logit_difference():
     X = np.clip(x0 + u / np.abs(u).sum(1, keepdims=True) * eps * rng.uniform(0, 1, (20000, 1)), 0, 1)
     L = net.forward(X)
     assert (L[:, target] - L[:, true]).max() <= best + P.tol(best)
+
+
+def _goal_record(image, solver, status, seconds, check="ok", eps=5.0, family="digits"):
+    return dict(family=family, eps=eps, image=image, solver=solver, status=status, seconds=seconds, check=check)
+
+
+def test_adversary_goal_table_counts_what_each_solver_proved():
+    """solve_goals' adversary table from adversary_goal.py's records: proofs by each solver and
+    by one only, incumbents (a "no solution" row has none), WRONG answers, medians of the
+    proven instances' times, and an instance with one solver's answer only left out."""
+    from tools.solve_goals import GUROBI, adversary_goal
+
+    recs = [_goal_record(0, "emlpress", "OPTIMAL", 2.0), _goal_record(0, GUROBI, "TIME_LIMIT", 60.0, "no solution"),
+            _goal_record(1, "emlpress", "OPTIMAL", 4.0), _goal_record(1, GUROBI, "OPTIMAL", 2.0),
+            _goal_record(2, "emlpress", "TIME_LIMIT", 60.0), _goal_record(2, GUROBI, "OPTIMAL", 6.0),
+            _goal_record(3, "emlpress", "TIME_LIMIT", 60.0, "WRONG bound 1: ..."),
+            _goal_record(4, "emlpress", "OPTIMAL", 1.0)]  # Gurobi's answer missing: not counted
+    rows = [r.split(" | ") for r in adversary_goal(recs).splitlines()[2:]]
+    assert len(rows) == 2  # digits eps 5, digits in all
+    # instances, emlpress OPTIMAL, Gurobi OPTIMAL, emlpress only, Gurobi only, incumbents
+    # (emlpress, Gurobi), over the licence, WRONG, median times, Gurobi / emlpress on both
+    assert rows[0][1:] == ["5", "3", "2", "2", "1", "1", "3", "2", "0", "0", "3 s", "4 s", "0.50x (n=1) |"], rows[0]
+    recs[7:8] = [_goal_record(3, GUROBI, "OPTIMAL", 3.0)]
+    rows = [r.split(" | ") for r in adversary_goal(recs).splitlines()[2:]]
+    assert rows[0][2:5] == ["4", "2", "3"] and rows[0][10] == "1", rows[0]
+
+
+def test_adversary_goal_driver_runs_both_solvers_verified_and_resumes(tmp_path, capsys):
+    """adversary_goal.py on one digits instance: one verified, judged line per solver, both
+    at the same optimum; a rerun skips it; a malformed spec is one line naming it."""
+    from peers.gurobi_ml_peer import require
+    from tools import adversary_goal as G
+
+    require()
+    out = tmp_path / "adv.jsonl"
+    assert G.main(["digits:1:0", "-o", str(out), "--time-limit", "30"]) == 0
+    import json
+
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["solver"] for r in recs] == list(G.PAIR)
+    assert all(r["status"] == "OPTIMAL" and r["check"] == "ok" and r["violation"] <= P.FEAS_TOL for r in recs), recs
+    assert recs[0]["verified"] == pytest.approx(recs[1]["verified"], abs=P.tol(recs[1]["verified"]))
+    assert recs[0]["verified"] >= recs[0]["clean"]  # the image itself is in the ball
+    assert G.main(["digits:1:0", "-o", str(out)]) == 0 and len(out.read_text().splitlines()) == 2
+    with pytest.raises(SystemExit, match="instance spec 'digits:1' is not family:eps"):
+        G.main(["digits:1", "-o", str(out)])

@@ -2,6 +2,10 @@
 markdown table for benches/README.md.
 
 Run: python benches/tools/solve_goals.py benches/results/vm-solve-quick.json
+     python benches/tools/solve_goals.py benches/results/vm-adversary-60s.jsonl
+
+A ``.jsonl`` file is the adversary goal's own run (``tools/adversary_goal.py``: emlpress and
+gurobi-ml + Gurobi back to back, one line per answer): its table is per family and eps.
 
 - max/min of the small networks: per problem, Gurobi's time over emlpress' (the goal: >= 1,
   emlpress at least as fast) and whether any emlpress answer was WRONG;
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from collections import defaultdict
 
@@ -83,7 +88,50 @@ def goals(result: dict) -> str:
     return "\n".join(out)
 
 
+def _median(xs) -> str:
+    return f"{statistics.median(xs):.3g} s" if xs else "-"
+
+
+def adversary_goal(records: list) -> str:
+    """The optimal-adversary goal from ``adversary_goal.py``'s records (one dict per answer):
+    per family and eps (and in all), instances with both answers, proven OPTIMAL by each
+    solver, proven by one only, with a verified incumbent (``check`` not "no solution"), over
+    the licence, WRONG answers, and the median time to proof of each over the instances it
+    proved and, on those both proved, the median of Gurobi's time over emlpress'."""
+    by: dict = defaultdict(dict)
+    for r in records:
+        by[(r["family"], r["eps"], r["image"])][r["solver"]] = r
+    groups: dict = defaultdict(list)
+    for (fam, eps, _), rows in by.items():
+        if "emlpress" in rows and GUROBI in rows:
+            groups[(fam, eps)].append(rows)
+            groups[(fam, "all")].append(rows)
+    out = ["| family | eps | instances | emlpress OPTIMAL | Gurobi OPTIMAL | emlpress only | Gurobi only "
+           "| emlpress incumbent | Gurobi incumbent | Gurobi over the licence | WRONG "
+           "| emlpress median time to proof | Gurobi median time to proof | Gurobi / emlpress time, both proven |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    order = lambda k: (k[0] != "digits", k[0], k[1] == "all", 0 if k[1] == "all" else k[1])  # noqa: E731
+    for (fam, eps), insts in sorted(groups.items(), key=lambda kv: order(kv[0])):
+        opt = {s: [i[s]["status"] == "OPTIMAL" for i in insts] for s in ("emlpress", GUROBI)}
+        inc = {s: sum(i[s]["check"] not in ("no solution", "over the licence") for i in insts)
+               for s in ("emlpress", GUROBI)}
+        t = {s: [i[s]["seconds"] for i, o in zip(insts, opt[s]) if o] for s in ("emlpress", GUROBI)}
+        both = [i[GUROBI]["seconds"] / i["emlpress"]["seconds"] for i, a, b in
+                zip(insts, opt["emlpress"], opt[GUROBI]) if a and b]
+        wrong = sum(str(i[s]["check"]).startswith("WRONG") for i in insts for s in ("emlpress", GUROBI))
+        out.append(f"| {fam} | {eps if eps == 'all' else f'{eps:g}'} | {len(insts)} | {sum(opt['emlpress'])} | "
+                   f"{sum(opt[GUROBI])} | {sum(a and not b for a, b in zip(opt['emlpress'], opt[GUROBI]))} | "
+                   f"{sum(b and not a for a, b in zip(opt['emlpress'], opt[GUROBI]))} | {inc['emlpress']} | "
+                   f"{inc[GUROBI]} | {sum(i[GUROBI]['status'] == 'over the licence' for i in insts)} | {wrong} | "
+                   f"{_median(t['emlpress'])} | {_median(t[GUROBI])} | "
+                   + (f"{statistics.median(both):.2f}x (n={len(both)})" if both else "-") + " |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     for path in sys.argv[1:] or ["benches/results/vm-solve-quick.json"]:
         with open(path) as f:
-            print(goals(json.load(f)))
+            if path.endswith(".jsonl"):
+                print(adversary_goal([json.loads(line) for line in f if line.strip()]))
+            else:
+                print(goals(json.load(f)))
