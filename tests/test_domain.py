@@ -445,3 +445,24 @@ def test_equality_membership_sees_products_that_underflow():
     d = Domain(np.zeros(2), np.ones(2), A_eq=[[1e-200, 1.0]], b_eq=[0.5])
     X = np.array([[1e-200, 0.5], [0.0, 0.5]])
     assert d.holds(X).tolist() == [False, True] == [_exact_in(x, d) for x in X]
+
+
+def test_pull_keeps_points_that_round_just_outside_the_l1_sphere():
+    """A point on the l1 sphere whose direct sum rounds to eps + 2e-15 (an LP vertex or a
+    search's optimum on the ball's boundary) is pulled to a witness next to it, not back to
+    the interior point: the segment's reach from the cumulative sums and from the direct
+    sum disagreed, and the reach was 0 (issue 34: the digits adversary lost its optimum)."""
+    rng = np.random.default_rng(0)
+    n, eps, seen = 64, 10.0, 0
+    center = rng.uniform(0.3, 0.7, n)
+    dom = Domain.l1_ball(center, eps, np.full(n, -eps), np.full(n, 1.0 + eps))  # the ball inside
+    for _ in range(300):
+        v = rng.uniform(-1, 1, n) * (rng.random(n) < 0.3)
+        x = center + v * (eps / np.abs(v).sum())  # on the sphere, up to rounding
+        if dom.holds(x[None])[0]:
+            continue
+        seen += 1
+        y, ok = dom.pull(x[None])
+        assert ok[0] and dom.holds(y)[0]
+        assert np.abs(y[0] - x).sum() <= 1e-6 * eps, np.abs(y[0] - x).sum()
+    assert seen > 20  # the rounding case is common: the test sees it

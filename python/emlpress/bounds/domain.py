@@ -805,7 +805,19 @@ def _l1_reach(R: np.ndarray, D: np.ndarray, eps: float) -> np.ndarray:
     f0 = C + (w * np.abs(t0[:, None] - B)).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(slope > 0, np.maximum(eps - f0, 0.0) / slope, 0.0)
-    return np.where(f0 <= eps, t0 + step, 0.0)
+    out = np.where(f0 <= eps, t0 + step, 0.0)
+    # the cumulative sums put t0 inside and its direct sum rounds just outside (a point on the
+    # sphere, 10 + 2e-15): bisect [0, t0] on direct sums rather than answer 0 (which sent an
+    # optimal point of the digits adversary back to the interior point)
+    fix = np.flatnonzero((f0 > eps) & (t0 > 0) & (np.abs(R).sum(1) <= eps))
+    if len(fix):
+        Rf, Df, lo, hi = R[fix], D[fix], np.zeros(len(fix)), t0[fix].copy()
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            inside = np.abs(Rf + mid[:, None] * Df).sum(1) <= eps
+            lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
+        out[fix] = lo
+    return out
 
 
 def _exact_row(a: np.ndarray, X: np.ndarray, b: float) -> np.ndarray:
