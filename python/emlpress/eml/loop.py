@@ -161,12 +161,8 @@ def _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_se
             raise TypeError(f"{name} must be callable or None, got {type(f).__name__}")
     if sense not in ("min", "max"):
         raise ValueError(f"sense must be 'min' or 'max', got {sense!r}")
-    if max_calls is not None and (isinstance(max_calls, bool) or not isinstance(max_calls, numbers.Integral)
-                                  or max_calls < 0):
-        raise ValueError(f"max_calls must be an integer >= 0 or None, got {max_calls!r}")
-    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real)
-                                    or not max_seconds >= 0):
-        raise ValueError(f"max_seconds must be a number of seconds >= 0 or None, got {max_seconds!r}")
+    _check_count("max_calls", max_calls)
+    _check_seconds("max_seconds", max_seconds)
     if isinstance(holdout, bool) or not isinstance(holdout, numbers.Integral) or holdout < 0 or holdout == 1:
         raise ValueError(f"holdout must be 0 (none) or an integer >= 2 (every holdout-th measured "
                          f"answer is held out for the margins), got {holdout!r}")
@@ -181,15 +177,22 @@ def _check(problem, oracle, refit, residuals, coverage, sense, max_calls, max_se
 def _check_local(local, local_calls, local_seconds, local_after):
     if local is not None and not callable(local):
         raise TypeError(f"local must be callable or None, got {type(local).__name__}")
-    if local_calls is not None and (isinstance(local_calls, bool) or not isinstance(local_calls, numbers.Integral)
-                                    or local_calls < 0):
-        raise ValueError(f"local_calls must be an integer >= 0 or None, got {local_calls!r}")
-    if local_seconds is not None and (isinstance(local_seconds, bool) or not isinstance(local_seconds, numbers.Real)
-                                      or not local_seconds >= 0):
-        raise ValueError(f"local_seconds must be a number of seconds >= 0 or None, got {local_seconds!r}")
-    if local_after is not None and (isinstance(local_after, bool) or not isinstance(local_after, numbers.Integral)
-                                    or local_after < 0):
-        raise ValueError(f"local_after must be an integer >= 0 or None, got {local_after!r}")
+    _check_count("local_calls", local_calls)
+    _check_seconds("local_seconds", local_seconds)
+    _check_count("local_after", local_after)
+
+
+def _check_count(name: str, value) -> None:
+    """``value``: None or an integer >= 0 (a bool is not one)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"{name} must be an integer >= 0 or None, got {value!r}")
+
+
+def _check_seconds(name: str, value) -> None:
+    """``value``: None or a number of seconds >= 0 (a bool is not one; NaN is refused)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not value >= 0):
+        raise ValueError(f"{name} must be a number of seconds >= 0 or None, got {value!r}")
 
 
 def run_loop(problem, oracle, *, model=None, refit=None, residuals=None, coverage=0.9,
