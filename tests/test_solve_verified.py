@@ -73,9 +73,11 @@ def test_without_time_for_a_resolve_the_status_says_the_bound_is_not_proven(monk
     net, h, nn = steep_unit_model()
     real = M._repair
 
-    def no_resolve(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, tl, t0):
+    def no_resolve(h, arrays, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap,
+                   tl, t0, tol, lp_tol):
         # the whole time limit already spent when the repair starts
-        return real(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, 0.0, t0)
+        return real(h, arrays, handles, raw, status, best, nodes, sense_max, mip_gap,
+                    mip_abs_gap, 0.0, t0, tol, lp_tol)
 
     monkeypatch.setattr(M, "_repair", no_resolve)
     with pytest.warns(RuntimeWarning, match="status FEASIBLE"):

@@ -270,7 +270,7 @@ def _scale_tolerances(h, M, handles) -> tuple[float, dict]:
     if row < 0:
         return floor, {}
     where = _owner(h, handles, row, col)
-    mag = float(R.row_magnitudes(M)[row])
+    mag = floor / R.ROUNDING_RTOL  # exact: a power of two
     j = M.A.indices[M.A.indptr[row]:M.A.indptr[row + 1]] == col
     coef = float(M.A.data[M.A.indptr[row]:M.A.indptr[row + 1]][j][0]) if col >= 0 else 0.0
     term = (f"coefficient {coef:.3g} on {col_name(h, col)} bounded by "
@@ -351,8 +351,8 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
               if next(hd for hd in handles if hd.name == n)._mismatch(*c[2]) is not None}
     if failed:
         mismatch = max(d / s for d, s in failed.values())
-        cand, best, nodes = _repair(h, handles, col_values, status, best, nodes, sense_max,
-                                    mip_gap, mip_abs_gap, time_limit, t0)
+        cand, best, nodes = _repair(h, M, handles, col_values, status, best, nodes, sense_max,
+                                    mip_gap, mip_abs_gap, time_limit, t0, verify_tol, lp_tol)
         names_d = ", ".join(f"network {n!r} by {d:.3g} (relative {d / s:.3g})"
                             for n, (d, s) in failed.items())
         head = (f"{names_d}: the MILP's outputs differ from the model's own evaluation at the "
@@ -388,9 +388,8 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
         if raw is not None and raw.size != M.cost.size:
             raw = None
         cur = R.Candidate(col_values, objective, repaired) if has_solution else None
-        deadline = None if time_limit is None else \
-            max(t0 + float(time_limit), time.perf_counter() + 1.0)
-        found = R.probe(M, handles, cur, raw, verify_tol, deadline, sense_max, lp_tol)
+        found = R.probe(M, handles, cur, raw, verify_tol, _grace(time_limit, t0), sense_max,
+                        lp_tol)
         # taken where HiGHS had no point, or better beyond float64 noise: the answer is then
         # that point, and HiGHS' bound is never left below it (_verified_status)
         gain = float("inf") if cur is None or found is None else \
@@ -437,13 +436,18 @@ def _run_highs(h, M, handles, inc, t0, time_limit, mip_gap, mip_abs_gap, confirm
     return sol
 
 
+def _grace(time_limit, t0) -> float | None:
+    """The deadline of the checks after HiGHS (the probe, the certified bound): the time
+    limit's end, but at least a second from now (each is about one LP)."""
+    return None if time_limit is None else max(t0 + float(time_limit), time.perf_counter() + 1.0)
+
+
 class _SoundBound:
     """:func:`~emlpress.milp.repair.certified_bound` of the model, computed once, when asked."""
 
     def __init__(self, M, handles, sense_max, time_limit, t0):
         self.args = (M, handles, sense_max)
-        self.deadline = None if time_limit is None else max(t0 + float(time_limit),
-                                                            time.perf_counter() + 1.0)
+        self.deadline = _grace(time_limit, t0)
         self._value = None
 
     def value(self, objective: float = float("nan")) -> float:
@@ -514,15 +518,14 @@ def _verified_status(status: str, objective: float, best: float, sense_max: bool
     return ("FEASIBLE" if status == "OPTIMAL" else status), best, gap
 
 
-def _repair(h, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, time_limit, t0):
+def _repair(h, M, handles, raw, status, best, nodes, sense_max, mip_gap, mip_abs_gap, time_limit,
+            t0, tol, lp_tol):
     """(the best verified point or None, HiGHS' bound, nodes) after the steps of
-    :mod:`emlpress.milp.repair`; no HiGHS run below the model's
-    :func:`~emlpress.milp.repair.rounding_floor`."""
+    :mod:`emlpress.milp.repair` on the model's arrays ``M``: points verified at ``tol``
+    (HiGHS' primal tolerance), LPs and re-solves at ``lp_tol`` (``REPAIR_TOL``, never below the
+    model's :func:`~emlpress.milp.repair.rounding_floor`)."""
     R = _repair_mod
     deadline = None if time_limit is None else t0 + float(time_limit)
-    M = R.model_arrays(h)
-    tol = option_value(h, "primal_feasibility_tolerance")
-    lp_tol = max(R.REPAIR_TOL, R.rounding_floor(M)[0])
     cand = R.repair(M, handles, raw, tol, deadline, lp_tol)
     good = cand is not None and _within(cand.objective, best, sense_max, mip_gap, mip_abs_gap)
     left = None if deadline is None else deadline - time.perf_counter()
