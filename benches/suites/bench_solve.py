@@ -114,11 +114,10 @@ def test_solve(benchmark, request, pid, solver):
     label(benchmark, f"problem {p.name}", solver, peer=solver != "emlpress")
     warm(solver)  # imports and Gurobi's first licence check: not the problem's time
     r = benchmark.pedantic(run, args=(p, limit), rounds=rounds, iterations=1)
-    verified, violation = P.evaluate(p, r["x"]) if r["x"] is not None else (None, None)
-    ans = P.Answer(r["status"], r["objective"], r["bound"], verified, violation)
+    ans = P.checked(p, r)
     info = {k: v for k, v in r.items() if k != "x"}
-    info.update(verified=float("nan") if verified is None else verified,
-                violation=float("nan") if violation is None else violation, time_limit=limit,
+    info.update(verified=float("nan") if ans.verified is None else ans.verified,
+                violation=float("nan") if ans.violation is None else ans.violation, time_limit=limit,
                 columns=p.n, rows=p.A.shape[0])
     benchmark.extra_info.update(info)
     ANSWERS.setdefault(pid, {})[solver] = (ans, benchmark.extra_info)

@@ -71,13 +71,13 @@ def run_instance(fam: str, image: int, eps: float, limit: float, solvers=PAIR) -
         t0 = time.perf_counter()
         r = run(p, limit)
         secs = time.perf_counter() - t0
-        verified, violation = P.evaluate(p, r["x"]) if r["x"] is not None else (None, None)
-        answers[s] = P.Answer(r["status"], r["objective"], r["bound"], verified, violation)
+        answers[s] = P.checked(p, r)
         rec = {k: _clean(v) for k, v in r.items() if k != "x"}
         if "solver" in rec:  # emlpress' Solution says which search answered: kept as "search"
             rec["search"] = rec.pop("solver")
         rec.update(problem=p.name, family=fam, image=image, eps=eps, solver=s, seconds=secs,
-                   time_limit=limit, verified=_clean(verified), violation=_clean(violation),
+                   time_limit=limit, verified=_clean(answers[s].verified),
+                   violation=_clean(answers[s].violation),
                    clean=p.meta["clean"], columns=p.n, rows=p.A.shape[0])
         recs.append(rec)
     verdicts = P.judge(answers, p.sense)

@@ -407,6 +407,13 @@ class Answer:
     violation: float | None = None
 
 
+def checked(p: Problem, r: dict) -> Answer:
+    """A solver's result ``r`` (status, objective, bound, x: as ``problem_solvers`` returns
+    it) on ``p`` as an :class:`Answer`, its point (if any) recomputed by :func:`evaluate`."""
+    verified, violation = evaluate(p, r["x"]) if r["x"] is not None else (None, None)
+    return Answer(r["status"], r["objective"], r["bound"], verified, violation)
+
+
 def judge(answers: dict, sense: str) -> dict:
     """solver -> verdict ("ok", "no solution", "over the licence", ..., or "WRONG: ..."), from
     the solvers' ``answers`` (solver -> :class:`Answer`) of one problem:
